@@ -1,0 +1,1 @@
+//! twofoldd: sessions, factors, storage and authorization.

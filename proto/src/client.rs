@@ -1,0 +1,268 @@
+use crate::{read_message, write_message, FrameError, Request, Response, PROTO_VERSION};
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Why talking to the daemon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The socket is missing, refuses connections, or the path is unusable.
+    #[error("cannot reach twofoldd at {path}: {source}")]
+    Unreachable {
+        /// The socket path.
+        path: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The daemon did not answer within the timeout.
+    #[error("twofoldd did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A frame could not be read or written.
+    #[error("{0}")]
+    Frame(FrameError),
+    /// The daemon answered something the protocol does not allow here.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// A blocking connection to `twofoldd`, used by the PAM module and the CLI.
+///
+/// Every read and write waits at most `timeout`; connecting and the
+/// `Hello`/`Welcome` handshake together also fit in one `timeout`.
+#[derive(Debug)]
+pub struct Client {
+    stream: UnixStream,
+    timeout: Duration,
+}
+
+impl Client {
+    /// Connects to `path` and performs the version handshake, all within `timeout`.
+    pub fn connect(path: &Path, timeout: Duration, client: &str) -> Result<Client, ClientError> {
+        let deadline = Instant::now() + timeout;
+        let stream = connect_within(path, timeout).map_err(|source| {
+            if source.kind() == io::ErrorKind::TimedOut {
+                ClientError::Timeout(timeout)
+            } else {
+                ClientError::Unreachable {
+                    path: path.display().to_string(),
+                    source,
+                }
+            }
+        })?;
+        let mut c = Client { stream, timeout };
+        c.send_until(
+            &Request::Hello {
+                proto_min: PROTO_VERSION,
+                proto_max: PROTO_VERSION,
+                client: client.to_owned(),
+            },
+            deadline,
+        )?;
+        match c.recv_until(deadline)? {
+            Response::Welcome { proto } if proto == PROTO_VERSION => Ok(c),
+            Response::Welcome { proto } => Err(ClientError::Protocol(format!(
+                "daemon chose unsupported protocol version {proto}"
+            ))),
+            Response::Failed { message, .. } => Err(ClientError::Protocol(message)),
+            other => Err(ClientError::Protocol(format!(
+                "unexpected reply to hello: {}",
+                response_name(&other)
+            ))),
+        }
+    }
+
+    /// Sends one request, waiting at most the timeout.
+    pub fn send(&mut self, req: &Request) -> Result<(), ClientError> {
+        self.send_until(req, Instant::now() + self.timeout)
+    }
+
+    /// Receives one response, waiting at most the timeout.
+    pub fn recv(&mut self) -> Result<Response, ClientError> {
+        self.recv_until(Instant::now() + self.timeout)
+    }
+
+    /// Sends a request and returns the daemon's reply.
+    pub fn call(&mut self, req: &Request) -> Result<Response, ClientError> {
+        self.send(req)?;
+        self.recv()
+    }
+
+    fn send_until(&mut self, req: &Request, deadline: Instant) -> Result<(), ClientError> {
+        let left = self.left(deadline)?;
+        self.stream
+            .set_write_timeout(Some(left))
+            .map_err(|e| ClientError::Frame(e.into()))?;
+        write_message(&mut self.stream, req).map_err(|e| self.map_frame(e))
+    }
+
+    fn recv_until(&mut self, deadline: Instant) -> Result<Response, ClientError> {
+        let left = self.left(deadline)?;
+        self.stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| ClientError::Frame(e.into()))?;
+        read_message(&mut self.stream).map_err(|e| self.map_frame(e))
+    }
+
+    fn left(&self, deadline: Instant) -> Result<Duration, ClientError> {
+        match deadline.checked_duration_since(Instant::now()) {
+            Some(d) if !d.is_zero() => Ok(d),
+            _ => Err(ClientError::Timeout(self.timeout)),
+        }
+    }
+
+    fn map_frame(&self, e: FrameError) -> ClientError {
+        match e {
+            FrameError::Timeout => ClientError::Timeout(self.timeout),
+            other => ClientError::Frame(other),
+        }
+    }
+}
+
+/// Name of a response type, safe to log (never its content).
+pub fn response_name(r: &Response) -> &'static str {
+    match r {
+        Response::Welcome { .. } => "welcome",
+        Response::Prompt { .. } => "prompt",
+        Response::Info { .. } => "info",
+        Response::Error { .. } => "error",
+        Response::Wait { .. } => "wait",
+        Response::Success => "success",
+        Response::Denied { .. } => "denied",
+        Response::Ignore => "ignore",
+        Response::Unavailable => "unavailable",
+        Response::Unsupported { .. } => "unsupported",
+        Response::Failed { .. } => "failed",
+        Response::TotpPending(_) => "totp_pending",
+        Response::BackupCodes { .. } => "backup_codes",
+        Response::Status(_) => "status",
+        Response::Users { .. } => "users",
+        Response::Done { .. } => "done",
+    }
+}
+
+/// Connects a Unix stream socket without blocking past `timeout`.
+///
+/// A plain `connect(2)` on a Unix stream socket blocks while the listener's
+/// backlog is full, which a hung daemon causes; so connect non-blocking and
+/// poll for completion.
+fn connect_within(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "socket path is empty, too long or contains NUL",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain syscall; the result is checked.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, owned descriptor.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
+    let rc = unsafe { libc::connect(fd, std::ptr::addr_of!(addr).cast(), len) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => wait_connected(fd, timeout)?,
+            _ => return Err(err),
+        }
+    }
+    let stream = UnixStream::from(owned);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+fn wait_connected(fd: libc::c_int, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if rc == 0 {
+            continue;
+        }
+        // A Unix socket whose listener's backlog was full reports writable
+        // once a slot frees; retry the connect to learn the outcome.
+        let mut soerr: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: soerr and len are valid for writes of their sizes.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                std::ptr::addr_of_mut!(soerr).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if soerr != 0 {
+            return Err(io::Error::from_raw_os_error(soerr));
+        }
+        return Ok(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+
+    #[test]
+    fn missing_socket_is_unreachable() {
+        let dir = std::env::temp_dir().join(format!("tf-proto-{}", std::process::id()));
+        let err = Client::connect(&dir.join("nope.sock"), Duration::from_secs(1), "t").unwrap_err();
+        assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn silent_daemon_times_out() {
+        let dir = std::env::temp_dir().join(format!("tf-proto-silent-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let _listener = UnixListener::bind(&path).unwrap();
+        let start = Instant::now();
+        let err = Client::connect(&path, Duration::from_millis(300), "t").unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,31 @@
+//! The wire protocol between `pam_twofold.so`, the `twofold` CLI and `twofoldd`.
+//!
+//! A stream Unix socket carries frames: a `u32` big-endian length followed by
+//! that many bytes of JSON. Frames over [`MAX_FRAME`] are refused before any
+//! buffer is allocated. Every connection starts with [`Request::Hello`] and
+//! [`Response::Welcome`].
+//!
+//! **Invariant:** only this crate derives `Serialize`/`Deserialize` for wire
+//! types; secret-bearing fields are [`Secret`], zeroized on drop and redacted
+//! in `Debug`.
+
+mod client;
+mod frame;
+mod messages;
+mod secret;
+
+pub use client::{response_name, Client, ClientError};
+pub use frame::{read_frame, read_message, write_frame, write_message, FrameError};
+pub use messages::{
+    Algorithm, DecodeError, ErrorKind, FactorStatus, Request, Response, TotpEnrollment, UserStatus,
+};
+pub use secret::Secret;
+
+/// The protocol version this build speaks.
+pub const PROTO_VERSION: u32 = 1;
+
+/// The largest frame body, in bytes, either side accepts.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// Where the daemon listens unless configured otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/twofold/twofold.sock";
