@@ -1,1 +1,343 @@
-//! Parsing and validation of /etc/twofold/twofold.toml.
+//! Parsing and validation of `/etc/twofold/twofold.toml`.
+//!
+//! Every option has a compiled-in default, documented on its field. Unknown
+//! keys are refused, and every error names the file, the line and the key, so
+//! a typo never silently falls back to a default.
+
+mod duration;
+
+pub use duration::{format_duration, parse_duration, Seconds};
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use twofold_proto::Algorithm;
+
+/// Where the configuration lives unless `--config` says otherwise.
+pub const DEFAULT_CONFIG: &str = "/etc/twofold/twofold.toml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the daemon listens and keeps its state.
+    pub daemon: DaemonConfig,
+    /// TOTP parameters for new enrollments and for verification.
+    pub totp: TotpConfig,
+    /// Backup codes.
+    pub backup_codes: BackupCodesConfig,
+    /// The login conversation.
+    pub login: LoginConfig,
+}
+
+/// `[daemon]`: paths, access and limits of `twofoldd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Unix socket path. Default `/run/twofold/twofold.sock`.
+    pub socket: PathBuf,
+    /// SQLite database. Default `/var/lib/twofold/twofold.db`.
+    pub database: PathBuf,
+    /// 32-byte master key file, created 0600 if absent. Default `/etc/twofold/master.key`.
+    pub master_key: PathBuf,
+    /// Members of this group may make admin requests. Default: none (only root
+    /// and the daemon's own user).
+    pub admin_group: Option<String>,
+    /// Connections served at once; more wait in the listen queue. Default 64.
+    pub max_connections: u32,
+    /// How long the daemon waits for a client's next frame. Default `5m`
+    /// (a person typing a code).
+    pub client_timeout: Seconds,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            socket: PathBuf::from(twofold_proto::DEFAULT_SOCKET),
+            database: PathBuf::from("/var/lib/twofold/twofold.db"),
+            master_key: PathBuf::from("/etc/twofold/master.key"),
+            admin_group: None,
+            max_connections: 64,
+            client_timeout: Seconds(300),
+        }
+    }
+}
+
+/// `[totp]`: RFC 6238 parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpConfig {
+    /// Issuer shown by authenticator apps. Default `twofold`.
+    pub issuer: String,
+    /// HMAC for new enrollments: `SHA1` (default), `SHA256` or `SHA512`.
+    pub algorithm: Algorithm,
+    /// Code length for new enrollments, 6 to 8. Default 6.
+    pub digits: u32,
+    /// Time step for new enrollments. Default `30s`.
+    pub period: Seconds,
+    /// Steps accepted either side of now, 0 to 10. Default 1.
+    pub skew: u32,
+    /// A started enrollment not confirmed within this time lapses. Default `15m`.
+    pub enroll_timeout: Seconds,
+}
+
+impl Default for TotpConfig {
+    fn default() -> Self {
+        TotpConfig {
+            issuer: "twofold".into(),
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: Seconds(30),
+            skew: 1,
+            enroll_timeout: Seconds(15 * 60),
+        }
+    }
+}
+
+/// `[backup_codes]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupCodesConfig {
+    /// Codes made at enrollment and on regeneration, 1 to 100. Default 10.
+    pub count: u32,
+}
+
+impl Default for BackupCodesConfig {
+    fn default() -> Self {
+        BackupCodesConfig { count: 10 }
+    }
+}
+
+/// `[login]`: the conversation run for each login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Wrong codes allowed in one login before it is denied, 1 to 10. Default 3.
+    pub max_tries: u32,
+    /// The prompt. Default `Verification code: `.
+    pub prompt: String,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_tries: 3,
+            prompt: "Verification code: ".into(),
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or names an unknown key or a bad value.
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line of the offending key or value (0 when unknown).
+        line: usize,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// A value is well-formed but out of range.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line of the key (0 when the key is not in the file).
+        line: usize,
+        /// Dotted key, e.g. `totp.digits`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+            message: e.message().trim().to_owned(),
+        })?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    /// The configuration as TOML, every option spelled out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let checks: [(&str, &str, bool, &str); 7] = [
+            (
+                "totp",
+                "digits",
+                (6..=8).contains(&self.totp.digits),
+                "must be 6, 7 or 8",
+            ),
+            (
+                "totp",
+                "period",
+                (15..=120).contains(&self.totp.period.0),
+                "must be between 15s and 2m",
+            ),
+            ("totp", "skew", self.totp.skew <= 10, "must be 0 to 10"),
+            (
+                "backup_codes",
+                "count",
+                (1..=100).contains(&self.backup_codes.count),
+                "must be 1 to 100",
+            ),
+            (
+                "login",
+                "max_tries",
+                (1..=10).contains(&self.login.max_tries),
+                "must be 1 to 10",
+            ),
+            (
+                "daemon",
+                "max_connections",
+                (1..=4096).contains(&self.daemon.max_connections),
+                "must be 1 to 4096",
+            ),
+            (
+                "daemon",
+                "client_timeout",
+                self.daemon.client_timeout.0 >= 1,
+                "must be at least 1s",
+            ),
+        ];
+        for (table, key, ok, message) in checks {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    path: origin.to_owned(),
+                    line: key_line(text, table, key),
+                    key: format!("{table}.{key}"),
+                    message: message.to_owned(),
+                });
+            }
+        }
+        if self.totp.issuer.is_empty() || self.totp.issuer.contains(':') {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                line: key_line(text, "totp", "issuer"),
+                key: "totp.issuer".into(),
+                message: "must be non-empty and contain no ':'".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Line of `key` inside `[table]`, or 0 when it is not written in the file.
+fn key_line(text: &str, table: &str, key: &str) -> usize {
+    let mut current = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_owned();
+            continue;
+        }
+        if current == table {
+            if let Some((k, _)) = line.split_once('=') {
+                if k.trim() == key {
+                    return i + 1;
+                }
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.totp.digits, 6);
+        assert_eq!(c.login.max_tries, 3);
+    }
+
+    #[test]
+    fn durations_and_values_parse() {
+        let c = Config::parse(
+            "[totp]\nperiod = \"60s\"\nenroll_timeout = \"1h\"\nalgorithm = \"SHA256\"\n[daemon]\nclient_timeout = \"15m\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.totp.period, Seconds(60));
+        assert_eq!(c.totp.enroll_timeout, Seconds(3600));
+        assert_eq!(c.totp.algorithm, Algorithm::Sha256);
+        assert_eq!(c.daemon.client_timeout, Seconds(900));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_file_line_and_key() {
+        let err = Config::parse("[totp]\ndigits = 6\ndigitz = 7\n", "/etc/t.toml").unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("/etc/t.toml:3:"), "{shown}");
+        assert!(shown.contains("digitz"), "{shown}");
+    }
+
+    #[test]
+    fn unknown_table_is_refused() {
+        let err = Config::parse("[totpp]\n", "t.toml").unwrap_err();
+        assert!(err.to_string().contains("totpp"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_key_and_line() {
+        let err = Config::parse("\n[totp]\ndigits = 9\n", "t.toml").unwrap_err();
+        assert_eq!(err.to_string(), "t.toml:3: totp.digits: must be 6, 7 or 8");
+    }
+
+    #[test]
+    fn bad_duration_is_refused() {
+        for bad in ["\"-5m\"", "\"5 fortnights\"", "\"\"", "-3"] {
+            let text = format!("[totp]\nenroll_timeout = {bad}\n");
+            let err = Config::parse(&text, "t.toml").unwrap_err();
+            let shown = err.to_string();
+            assert!(shown.starts_with("t.toml:2:"), "{bad}: {shown}");
+        }
+    }
+
+    #[test]
+    fn bad_algorithm_is_refused() {
+        let err = Config::parse("[totp]\nalgorithm = \"MD5\"\n", "t.toml").unwrap_err();
+        assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn rendering_round_trips() {
+        let c = Config::default();
+        let again = Config::parse(&c.to_toml(), "rendered").unwrap();
+        assert_eq!(c, again);
+    }
+}
