@@ -90,6 +90,11 @@ impl Client {
         self.recv()
     }
 
+    /// The underlying stream, for tests that write raw frames after the handshake.
+    pub fn stream_mut(&mut self) -> &mut UnixStream {
+        &mut self.stream
+    }
+
     fn send_until(&mut self, req: &Request, deadline: Instant) -> Result<(), ClientError> {
         let left = self.left(deadline)?;
         self.stream
