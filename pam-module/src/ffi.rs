@@ -1,0 +1,360 @@
+//! The few libpam functions the module needs, declared by hand, and safe
+//! wrappers over them: items, the conversation and syslog.
+
+use crate::login::{ConvError, Conversation, Level, Log, Notice};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use twofold_proto::Secret;
+
+/// Successful function return.
+pub const PAM_SUCCESS: c_int = 0;
+/// Error in service module (bad options).
+pub const PAM_SERVICE_ERR: c_int = 3;
+/// Authentication failure.
+pub const PAM_AUTH_ERR: c_int = 7;
+/// The authentication service (the daemon) is unreachable.
+pub const PAM_AUTHINFO_UNAVAIL: c_int = 9;
+/// The user is not known.
+pub const PAM_USER_UNKNOWN: c_int = 10;
+/// Conversation error.
+pub const PAM_CONV_ERR: c_int = 19;
+/// This module has no say.
+pub const PAM_IGNORE: c_int = 25;
+
+/// Flag: the module should show no informational messages.
+pub const PAM_SILENT: c_int = 0x8000;
+
+const PAM_SERVICE: c_int = 1;
+const PAM_TTY: c_int = 3;
+const PAM_RHOST: c_int = 4;
+const PAM_CONV: c_int = 5;
+const PAM_RUSER: c_int = 8;
+
+const PAM_PROMPT_ECHO_OFF: c_int = 1;
+const PAM_PROMPT_ECHO_ON: c_int = 2;
+const PAM_ERROR_MSG: c_int = 3;
+const PAM_TEXT_INFO: c_int = 4;
+
+/// libpam's opaque handle.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PamHandle {
+    _opaque: [u8; 0],
+}
+
+#[repr(C)]
+struct PamMessage {
+    msg_style: c_int,
+    msg: *const c_char,
+}
+
+#[repr(C)]
+struct PamResponse {
+    resp: *mut c_char,
+    resp_retcode: c_int,
+}
+
+type ConvFn = unsafe extern "C" fn(
+    num_msg: c_int,
+    msg: *mut *const PamMessage,
+    resp: *mut *mut PamResponse,
+    appdata_ptr: *mut c_void,
+) -> c_int;
+
+#[repr(C)]
+struct PamConv {
+    conv: Option<ConvFn>,
+    appdata_ptr: *mut c_void,
+}
+
+#[link(name = "pam")]
+extern "C" {
+    fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
+        -> c_int;
+    fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
+    fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+}
+
+/// A borrowed libpam handle, valid for the duration of one `pam_sm_*` call.
+#[derive(Debug, Clone, Copy)]
+pub struct Pam {
+    h: *mut PamHandle,
+}
+
+/// Why a PAM item could not be read; carries the PAM code to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemError {
+    /// The PAM code the entry point returns.
+    pub code: c_int,
+    /// What went wrong, for the log.
+    pub msg: &'static str,
+}
+
+impl Pam {
+    /// Wraps the handle libpam passed to an entry point.
+    ///
+    /// # Safety
+    /// `h` must be the live handle of the current `pam_sm_*` call, and the
+    /// `Pam` must not outlive that call.
+    pub unsafe fn new(h: *mut PamHandle) -> Pam {
+        Pam { h }
+    }
+
+    /// PAM_USER, asking the application (pam_get_user) when it is not set yet.
+    pub fn user(&self) -> Result<String, ItemError> {
+        let mut p: *const c_char = std::ptr::null();
+        // SAFETY: h is live (see `new`); p is a valid out-pointer; a null prompt
+        // asks libpam for its default.
+        let rc = unsafe { pam_get_user(self.h, &mut p, std::ptr::null()) };
+        if rc != PAM_SUCCESS {
+            return Err(ItemError {
+                code: rc,
+                msg: "pam_get_user failed",
+            });
+        }
+        // SAFETY: on success p is null or a NUL-terminated string owned by libpam.
+        match unsafe { owned_str(p) } {
+            Ok(Some(u)) if !u.is_empty() => Ok(u),
+            Ok(_) => Err(ItemError {
+                code: PAM_USER_UNKNOWN,
+                msg: "PAM_USER is empty",
+            }),
+            Err(()) => Err(ItemError {
+                code: PAM_USER_UNKNOWN,
+                msg: "PAM_USER is not valid UTF-8",
+            }),
+        }
+    }
+
+    /// PAM_SERVICE, which libpam always sets.
+    pub fn service(&self) -> Result<String, ItemError> {
+        match self.string_item(PAM_SERVICE) {
+            Ok(Some(s)) if !s.is_empty() => Ok(s),
+            _ => Err(ItemError {
+                code: PAM_SERVICE_ERR,
+                msg: "PAM_SERVICE is missing or not valid UTF-8",
+            }),
+        }
+    }
+
+    /// PAM_RHOST, PAM_TTY or PAM_RUSER: `None` when unset or empty.
+    fn optional(&self, item: c_int, msg: &'static str) -> Result<Option<String>, ItemError> {
+        match self.string_item(item) {
+            Ok(v) => Ok(v.filter(|s| !s.is_empty())),
+            Err(()) => Err(ItemError {
+                code: PAM_AUTH_ERR,
+                msg,
+            }),
+        }
+    }
+
+    /// PAM_RHOST, when the application set it.
+    pub fn rhost(&self) -> Result<Option<String>, ItemError> {
+        self.optional(PAM_RHOST, "PAM_RHOST is not valid UTF-8")
+    }
+
+    /// PAM_TTY, when the application set it.
+    pub fn tty(&self) -> Result<Option<String>, ItemError> {
+        self.optional(PAM_TTY, "PAM_TTY is not valid UTF-8")
+    }
+
+    /// PAM_RUSER, when the application set it.
+    pub fn ruser(&self) -> Result<Option<String>, ItemError> {
+        self.optional(PAM_RUSER, "PAM_RUSER is not valid UTF-8")
+    }
+
+    fn string_item(&self, item: c_int) -> Result<Option<String>, ()> {
+        let mut p: *const c_void = std::ptr::null();
+        // SAFETY: h is live; p is a valid out-pointer.
+        let rc = unsafe { pam_get_item(self.h, item, &mut p) };
+        if rc != PAM_SUCCESS {
+            return Ok(None);
+        }
+        // SAFETY: string items are null or NUL-terminated strings owned by libpam.
+        unsafe { owned_str(p.cast()) }
+    }
+
+    /// The application's conversation.
+    pub fn conversation(&self) -> PamConversation {
+        let mut p: *const c_void = std::ptr::null();
+        // SAFETY: h is live; p is a valid out-pointer.
+        let rc = unsafe { pam_get_item(self.h, PAM_CONV, &mut p) };
+        PamConversation {
+            conv: if rc == PAM_SUCCESS {
+                p.cast()
+            } else {
+                std::ptr::null()
+            },
+        }
+    }
+
+    /// A logger writing to syslog (authpriv) through this handle.
+    pub fn logger(&self) -> PamLog {
+        PamLog { h: self.h }
+    }
+}
+
+/// Copies a C string owned by libpam. `Err` when it is not UTF-8.
+///
+/// # Safety
+/// `p` must be null or point to a NUL-terminated string.
+unsafe fn owned_str(p: *const c_char) -> Result<Option<String>, ()> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: guaranteed by the caller.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map(|s| Some(s.to_owned())).map_err(|_| ())
+}
+
+/// The application's PAM conversation (PAM_CONV), one message per call.
+#[derive(Debug)]
+pub struct PamConversation {
+    conv: *const PamConv,
+}
+
+impl PamConversation {
+    /// Sends one message; returns the application's reply array (may be null).
+    fn converse(&self, style: c_int, text: &str) -> Result<*mut PamResponse, ConvError> {
+        // SAFETY: conv is null or the PAM_CONV item, valid during this call.
+        let Some(conv) = (unsafe { self.conv.as_ref() }) else {
+            return Err(ConvError("the application set no conversation"));
+        };
+        let Some(func) = conv.conv else {
+            return Err(ConvError("the conversation has no function"));
+        };
+        let text = CString::new(text).map_err(|_| ConvError("text contains a NUL byte"))?;
+        let msg = PamMessage {
+            msg_style: style,
+            msg: text.as_ptr(),
+        };
+        let mut msgs: [*const PamMessage; 1] = [&msg];
+        let mut resp: *mut PamResponse = std::ptr::null_mut();
+        // SAFETY: one valid message that outlives the call; resp is a valid
+        // out-pointer; appdata_ptr is the application's own.
+        let rc = unsafe { func(1, msgs.as_mut_ptr(), &mut resp, conv.appdata_ptr) };
+        if rc != PAM_SUCCESS {
+            // SAFETY: resp is null or an array of one malloc'd response.
+            unsafe { free_reply(resp) };
+            return Err(ConvError("the conversation returned an error"));
+        }
+        Ok(resp)
+    }
+}
+
+impl Conversation for PamConversation {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
+        let style = if echo {
+            PAM_PROMPT_ECHO_ON
+        } else {
+            PAM_PROMPT_ECHO_OFF
+        };
+        let resp = self.converse(style, text)?;
+        // SAFETY: resp is null or an array of one malloc'd response.
+        unsafe { take_reply(resp) }
+    }
+
+    fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError> {
+        let style = match kind {
+            Notice::Info => PAM_TEXT_INFO,
+            Notice::Error => PAM_ERROR_MSG,
+        };
+        let resp = self.converse(style, text)?;
+        // SAFETY: as above; whatever came back is not needed.
+        unsafe { free_reply(resp) };
+        Ok(())
+    }
+}
+
+/// Copies the answer out of a reply array into a [`Secret`], then wipes and
+/// frees the application's buffers.
+///
+/// # Safety
+/// `resp` must be null or a malloc'd array of one response whose `resp` is
+/// null or a malloc'd NUL-terminated string.
+unsafe fn take_reply(resp: *mut PamResponse) -> Result<Secret, ConvError> {
+    if resp.is_null() {
+        return Err(ConvError("the conversation returned no reply"));
+    }
+    // SAFETY: guaranteed by the caller.
+    let text = unsafe { (*resp).resp };
+    if text.is_null() {
+        // SAFETY: resp is the caller's malloc'd array.
+        unsafe { libc::free(resp.cast()) };
+        return Err(ConvError("the conversation returned no answer"));
+    }
+    // SAFETY: text is NUL-terminated (caller); the slice excludes the NUL.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(text.cast::<u8>(), libc::strlen(text)) };
+    let answer = String::from_utf8(bytes.to_vec()).map_err(|e| {
+        wipe(&mut e.into_bytes());
+        ConvError("the answer is not valid UTF-8")
+    });
+    wipe(bytes);
+    // SAFETY: both came from the application's malloc.
+    unsafe {
+        libc::free(text.cast());
+        libc::free(resp.cast());
+    }
+    answer.map(Secret::new)
+}
+
+/// Frees a reply that carries nothing we need (after an info or error line,
+/// or after a failed conversation), wiping any text in it.
+///
+/// # Safety
+/// As for [`take_reply`].
+unsafe fn free_reply(resp: *mut PamResponse) {
+    if resp.is_null() {
+        return;
+    }
+    // SAFETY: guaranteed by the caller.
+    let text = unsafe { (*resp).resp };
+    if !text.is_null() {
+        // SAFETY: NUL-terminated, malloc'd by the application.
+        unsafe {
+            wipe(std::slice::from_raw_parts_mut(
+                text.cast::<u8>(),
+                libc::strlen(text),
+            ));
+            libc::free(text.cast());
+        }
+    }
+    // SAFETY: malloc'd by the application.
+    unsafe { libc::free(resp.cast()) };
+}
+
+/// Overwrites memory that held an answer; volatile so it is not optimized away.
+fn wipe(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        // SAFETY: b is a valid, exclusive reference.
+        unsafe { std::ptr::write_volatile(b, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Writes log lines with `pam_syslog` on facility authpriv.
+#[derive(Debug)]
+pub struct PamLog {
+    h: *mut PamHandle,
+}
+
+impl Log for PamLog {
+    fn log(&self, level: Level, msg: &str) {
+        let prio = match level {
+            Level::Error => libc::LOG_ERR,
+            Level::Notice => libc::LOG_NOTICE,
+            Level::Debug => libc::LOG_DEBUG,
+        };
+        // A NUL would end the line early; nothing else needs escaping since
+        // the message is passed as an argument to "%s", never as the format.
+        let line = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+        // SAFETY: h is live; the format takes exactly one string argument.
+        unsafe {
+            pam_syslog(
+                self.h,
+                libc::LOG_AUTHPRIV | prio,
+                c"%s".as_ptr(),
+                line.as_ptr(),
+            )
+        };
+    }
+}

@@ -1,0 +1,332 @@
+use super::*;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use twofold_proto::{ErrorKind, FrameError};
+
+/// A daemon that plays queued results and records what it was sent.
+#[derive(Default)]
+struct Scripted {
+    replies: VecDeque<Result<Response, ClientError>>,
+    sent: Vec<Request>,
+}
+
+impl Scripted {
+    fn new(replies: Vec<Response>) -> Self {
+        Scripted {
+            replies: replies.into_iter().map(Ok).collect(),
+            sent: Vec::new(),
+        }
+    }
+}
+
+impl Daemon for Scripted {
+    fn send(&mut self, req: &Request) -> Result<(), ClientError> {
+        self.sent.push(req.clone());
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<Response, ClientError> {
+        self.replies
+            .pop_front()
+            .unwrap_or(Err(ClientError::Frame(FrameError::Closed)))
+    }
+}
+
+/// A conversation with queued answers that records what it was shown.
+#[derive(Default)]
+struct Person {
+    answers: VecDeque<Result<Secret, ConvError>>,
+    refuse_notices: bool,
+    seen: Vec<String>,
+}
+
+impl Conversation for Person {
+    fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
+        self.seen.push(format!("prompt(echo={echo}): {text}"));
+        self.answers
+            .pop_front()
+            .unwrap_or(Err(ConvError("no answer queued")))
+    }
+
+    fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError> {
+        self.seen.push(format!("{kind:?}: {text}"));
+        if self.refuse_notices {
+            Err(ConvError("refused"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default)]
+struct Lines(RefCell<Vec<(Level, String)>>);
+
+impl Log for Lines {
+    fn log(&self, level: Level, msg: &str) {
+        self.0.borrow_mut().push((level, msg.to_owned()));
+    }
+}
+
+impl Lines {
+    fn all(&self) -> String {
+        self.0
+            .borrow()
+            .iter()
+            .map(|(l, m)| format!("{l:?} {m}\n"))
+            .collect()
+    }
+}
+
+fn items() -> LoginItems {
+    LoginItems {
+        user: "alice".into(),
+        service: "sshd".into(),
+        rhost: Some("192.0.2.7".into()),
+        tty: None,
+        ruser: None,
+    }
+}
+
+fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, Lines) {
+    let log = Lines::default();
+    let out = relay(opts, false, &items(), daemon, person, &log);
+    (out, log)
+}
+
+fn prompt(text: &str) -> Response {
+    Response::Prompt {
+        text: text.into(),
+        echo: false,
+    }
+}
+
+#[test]
+fn begin_carries_the_login_items() {
+    let mut d = Scripted::new(vec![Response::Success]);
+    let (out, _) = run(&mut d, &mut Person::default(), &Options::default());
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(
+        d.sent,
+        vec![Request::Begin {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.7".into()),
+            tty: None,
+            ruser: None,
+        }]
+    );
+}
+
+#[test]
+fn final_answers_map_to_outcomes() {
+    let cases = [
+        (Response::Success, Outcome::Success, 0),
+        (Response::Denied { reason: "x".into() }, Outcome::Denied, 7),
+        (Response::Ignore, Outcome::Ignore, 25),
+        (Response::Unavailable, Outcome::Unavailable, 9),
+    ];
+    for (resp, want, code) in cases {
+        let mut d = Scripted::new(vec![resp]);
+        let (out, _) = run(&mut d, &mut Person::default(), &Options::default());
+        assert_eq!(out, want);
+        assert_eq!(out.pam_code(), code);
+    }
+}
+
+#[test]
+fn prompt_answer_reaches_the_daemon() {
+    let mut d = Scripted::new(vec![prompt("Code: "), Response::Success]);
+    let mut p = Person::default();
+    p.answers.push_back(Ok(Secret::from("123456")));
+    let (out, log) = run(&mut d, &mut p, &Options::default());
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(p.seen, vec!["prompt(echo=false): Code: "]);
+    assert_eq!(
+        d.sent[1],
+        Request::Answer {
+            text: Secret::from("123456")
+        }
+    );
+    assert!(!log.all().contains("123456"));
+}
+
+#[test]
+fn notices_are_shown_and_acknowledged() {
+    let mut d = Scripted::new(vec![
+        Response::Info { text: "i".into() },
+        Response::Error { text: "e".into() },
+        Response::Wait { text: "w".into() },
+        Response::Success,
+    ]);
+    let mut p = Person::default();
+    let (out, _) = run(&mut d, &mut p, &Options::default());
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(p.seen, vec!["Info: i", "Error: e", "Info: w"]);
+    assert_eq!(&d.sent[1..], &[Request::Ack, Request::Ack, Request::Ack]);
+}
+
+#[test]
+fn refused_notices_do_not_stop_the_login() {
+    let mut d = Scripted::new(vec![Response::Info { text: "i".into() }, Response::Success]);
+    let mut p = Person {
+        refuse_notices: true,
+        ..Person::default()
+    };
+    let (out, _) = run(&mut d, &mut p, &Options::default());
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(d.sent[1], Request::Ack);
+}
+
+#[test]
+fn silent_hides_notices_but_not_prompts_or_waits() {
+    let mut d = Scripted::new(vec![
+        Response::Info { text: "i".into() },
+        Response::Error { text: "e".into() },
+        Response::Wait { text: "w".into() },
+        prompt("Code: "),
+        Response::Success,
+    ]);
+    let mut p = Person::default();
+    p.answers.push_back(Ok(Secret::from("1")));
+    let log = Lines::default();
+    let out = relay(&Options::default(), true, &items(), &mut d, &mut p, &log);
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(p.seen, vec!["Info: w", "prompt(echo=false): Code: "]);
+    assert_eq!(d.sent.len(), 5, "{:?}", d.sent);
+}
+
+#[test]
+fn conversation_failure_on_a_prompt_is_conv_err() {
+    let mut d = Scripted::new(vec![prompt("Code: "), Response::Success]);
+    let (out, _) = run(&mut d, &mut Person::default(), &Options::default());
+    assert_eq!(out, Outcome::ConvError);
+    assert_eq!(out.pam_code(), 19);
+    // No answer was invented and sent.
+    assert_eq!(d.sent.len(), 1);
+}
+
+#[test]
+fn unexpected_responses_fail_closed_and_are_logged() {
+    for resp in [
+        Response::Welcome { proto: 1 },
+        Response::Done {
+            message: "ok".into(),
+        },
+        Response::Failed {
+            kind: ErrorKind::Internal,
+            message: "boom".into(),
+        },
+        Response::Unsupported {
+            request: "begin".into(),
+        },
+    ] {
+        let mut d = Scripted::new(vec![resp.clone(), Response::Success]);
+        let (out, log) = run(&mut d, &mut Person::default(), &Options::default());
+        assert!(matches!(out, Outcome::Failed(_)), "{resp:?}: {out:?}");
+        assert_eq!(out.pam_code(), 7);
+        assert!(log.all().starts_with("Error "), "{}", log.all());
+    }
+}
+
+#[test]
+fn text_with_nul_fails_closed() {
+    let mut d = Scripted::new(vec![
+        Response::Info {
+            text: "a\0b".into(),
+        },
+        Response::Success,
+    ]);
+    let (out, log) = run(&mut d, &mut Person::default(), &Options::default());
+    assert!(matches!(out, Outcome::Failed(_)), "{out:?}");
+    assert!(log.all().contains("NUL"), "{}", log.all());
+}
+
+#[test]
+fn sixty_four_messages_is_the_limit() {
+    let info = Response::Info { text: "i".into() };
+    let mut ok = vec![info.clone(); MAX_MESSAGES - 1];
+    ok.push(Response::Success);
+    let mut d = Scripted::new(ok);
+    assert_eq!(
+        run(&mut d, &mut Person::default(), &Options::default()).0,
+        Outcome::Success
+    );
+
+    let mut too_many = vec![info; MAX_MESSAGES];
+    too_many.push(Response::Success);
+    let mut d = Scripted::new(too_many);
+    let (out, log) = run(&mut d, &mut Person::default(), &Options::default());
+    assert!(matches!(out, Outcome::Failed(_)), "{out:?}");
+    assert!(log.all().contains("more than 64"), "{}", log.all());
+}
+
+#[test]
+fn link_errors_map_silence_to_unavailable_and_garbage_to_failure() {
+    let cases: Vec<(ClientError, Outcome)> = vec![
+        (
+            ClientError::Timeout(Duration::from_secs(1)),
+            Outcome::Unavailable,
+        ),
+        (
+            ClientError::Frame(FrameError::Truncated),
+            Outcome::Failed(String::new()),
+        ),
+        (
+            ClientError::Frame(FrameError::Closed),
+            Outcome::Failed(String::new()),
+        ),
+        (
+            ClientError::Frame(FrameError::TooLarge {
+                len: 1 << 20,
+                max: 65536,
+            }),
+            Outcome::Failed(String::new()),
+        ),
+        (
+            ClientError::Frame(FrameError::Malformed("x".into())),
+            Outcome::Failed(String::new()),
+        ),
+    ];
+    for (err, want) in cases {
+        let shown = err.to_string();
+        let mut d = Scripted {
+            replies: VecDeque::from([Err(err)]),
+            sent: Vec::new(),
+        };
+        let (out, log) = run(&mut d, &mut Person::default(), &Options::default());
+        match want {
+            Outcome::Failed(_) => assert!(matches!(out, Outcome::Failed(_)), "{shown}: {out:?}"),
+            w => assert_eq!(out, w, "{shown}"),
+        }
+        assert!(!log.all().is_empty(), "{shown}: nothing logged");
+    }
+}
+
+#[test]
+fn debug_lines_only_with_debug_and_never_the_answer() {
+    let script = || Scripted::new(vec![prompt("Code: "), Response::Success]);
+    let person = || {
+        let mut p = Person::default();
+        p.answers.push_back(Ok(Secret::from("424242")));
+        p
+    };
+    let (_, quiet) = run(&mut script(), &mut person(), &Options::default());
+    assert_eq!(quiet.all(), "");
+    let opts = Options {
+        debug: true,
+        ..Options::default()
+    };
+    let (_, loud) = run(&mut script(), &mut person(), &opts);
+    let text = loud.all();
+    assert!(text.contains("begin login: user=\"alice\""), "{text}");
+    assert!(text.contains("daemon sent prompt"), "{text}");
+    assert!(!text.contains("424242"), "{text}");
+}
+
+#[test]
+fn client_name_carries_the_version() {
+    assert_eq!(
+        CLIENT_NAME,
+        format!("pam_twofold/{}", env!("CARGO_PKG_VERSION"))
+    );
+}

@@ -1,0 +1,293 @@
+//! Options given on the PAM line, e.g.
+//! `auth required pam_twofold.so socket=/run/twofold/twofold.sock timeout=5`.
+//!
+//! Every option is one row of [`SPECS`]: adding an option means adding a
+//! field with its default to [`Options`] and one row here. An unknown,
+//! repeated or malformed option is refused, never silently defaulted.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Longest accepted `timeout=`, in seconds; beyond it sshd's own login grace
+/// time would end the login first.
+pub const MAX_TIMEOUT_SECS: u64 = 300;
+
+/// The module's settings, with compiled-in defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `socket=PATH`: the daemon's socket, an absolute path.
+    pub socket: PathBuf,
+    /// `timeout=N` or `timeout=Ns`: how long to wait for each daemon reply.
+    pub timeout: Duration,
+    /// `debug`: extra syslog lines (never a code or secret).
+    pub debug: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            socket: PathBuf::from(twofold_proto::DEFAULT_SOCKET),
+            timeout: Duration::from_secs(5),
+            debug: false,
+        }
+    }
+}
+
+/// Why the PAM line's options were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptionError {
+    /// An option this module does not know.
+    Unknown(String),
+    /// The same option given twice.
+    Duplicate(&'static str),
+    /// An option that needs `=value` was given without one.
+    MissingValue(&'static str),
+    /// A flag option was given a value.
+    UnexpectedValue(&'static str),
+    /// The value could not be used.
+    Malformed {
+        /// The option's name.
+        name: &'static str,
+        /// The value as given (shortened).
+        value: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
+    /// An argument was not valid UTF-8.
+    NotUtf8,
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionError::Unknown(arg) => write!(f, "unknown option {arg:?}"),
+            OptionError::Duplicate(name) => write!(f, "option {name} given twice"),
+            OptionError::MissingValue(name) => {
+                write!(f, "option {name} needs a value ({name}=...)")
+            }
+            OptionError::UnexpectedValue(name) => write!(f, "option {name} takes no value"),
+            OptionError::Malformed {
+                name,
+                value,
+                reason,
+            } => write!(f, "bad value {value:?} for option {name}: {reason}"),
+            OptionError::NotUtf8 => write!(f, "an option is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+/// Whether an option is a bare flag or `name=value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Flag,
+    Value,
+}
+
+/// One known option: its name, shape and how it changes [`Options`].
+struct Spec {
+    name: &'static str,
+    kind: Kind,
+    /// Applies the value (`""` for flags); the error is the reason it was refused.
+    apply: fn(&mut Options, &str) -> Result<(), &'static str>,
+}
+
+/// Every option the module accepts.
+const SPECS: &[Spec] = &[
+    Spec {
+        name: "socket",
+        kind: Kind::Value,
+        apply: |o, v| {
+            if !v.starts_with('/') {
+                return Err("must be an absolute path");
+            }
+            // sun_path holds 108 bytes including the terminating NUL.
+            if v.len() > 107 {
+                return Err("longer than a Unix socket path may be");
+            }
+            o.socket = PathBuf::from(v);
+            Ok(())
+        },
+    },
+    Spec {
+        name: "timeout",
+        kind: Kind::Value,
+        apply: |o, v| {
+            let digits = v.strip_suffix('s').unwrap_or(v);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("must be a whole number of seconds, e.g. 5 or 5s");
+            }
+            match digits.parse::<u64>() {
+                Ok(n) if (1..=MAX_TIMEOUT_SECS).contains(&n) => {
+                    o.timeout = Duration::from_secs(n);
+                    Ok(())
+                }
+                _ => Err("must be between 1 and 300 seconds"),
+            }
+        },
+    },
+    Spec {
+        name: "debug",
+        kind: Kind::Flag,
+        apply: |o, _| {
+            o.debug = true;
+            Ok(())
+        },
+    },
+];
+
+impl Options {
+    /// Parses the PAM line's arguments, starting from the defaults.
+    pub fn parse<'a>(args: impl IntoIterator<Item = &'a str>) -> Result<Options, OptionError> {
+        let mut opts = Options::default();
+        let mut seen = [false; SPECS.len()];
+        for arg in args {
+            let (name, value) = match arg.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (arg, None),
+            };
+            let Some(i) = SPECS.iter().position(|s| s.name == name) else {
+                return Err(OptionError::Unknown(shorten(arg)));
+            };
+            let spec = &SPECS[i];
+            if seen[i] {
+                return Err(OptionError::Duplicate(spec.name));
+            }
+            seen[i] = true;
+            let value = match (spec.kind, value) {
+                (Kind::Flag, None) => "",
+                (Kind::Flag, Some(_)) => return Err(OptionError::UnexpectedValue(spec.name)),
+                (Kind::Value, None) => return Err(OptionError::MissingValue(spec.name)),
+                (Kind::Value, Some(v)) => v,
+            };
+            (spec.apply)(&mut opts, value).map_err(|reason| OptionError::Malformed {
+                name: spec.name,
+                value: shorten(value),
+                reason,
+            })?;
+        }
+        Ok(opts)
+    }
+}
+
+/// Keeps a refused argument short enough for one log line.
+fn shorten(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Options, OptionError> {
+        Options::parse(args.iter().copied())
+    }
+
+    #[test]
+    fn no_arguments_give_the_defaults() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.socket, PathBuf::from("/run/twofold/twofold.sock"));
+        assert_eq!(o.timeout, Duration::from_secs(5));
+        assert!(!o.debug);
+    }
+
+    #[test]
+    fn every_option_is_applied() {
+        let o = parse(&["socket=/tmp/x.sock", "timeout=7", "debug"]).unwrap();
+        assert_eq!(o.socket, PathBuf::from("/tmp/x.sock"));
+        assert_eq!(o.timeout, Duration::from_secs(7));
+        assert!(o.debug);
+    }
+
+    #[test]
+    fn timeout_accepts_a_seconds_suffix() {
+        assert_eq!(
+            parse(&["timeout=5s"]).unwrap().timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            parse(&["timeout=300"]).unwrap().timeout,
+            Duration::from_secs(300)
+        );
+    }
+
+    #[test]
+    fn bad_timeouts_are_refused() {
+        for bad in [
+            "timeout=abc",
+            "timeout=",
+            "timeout=0",
+            "timeout=301",
+            "timeout=-1",
+            "timeout=1.5",
+            "timeout=5m",
+            "timeout=s",
+            "timeout= 5",
+            "timeout=99999999999999999999999",
+        ] {
+            match parse(&[bad]) {
+                Err(OptionError::Malformed { name, .. }) => assert_eq!(name, "timeout", "{bad}"),
+                other => panic!("{bad}: expected Malformed, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_options_are_refused_not_ignored() {
+        assert_eq!(
+            parse(&["frobnicate=1"]),
+            Err(OptionError::Unknown("frobnicate=1".into()))
+        );
+        // A misspelling of a real option is just as unknown.
+        assert_eq!(
+            parse(&["sockett=/x"]),
+            Err(OptionError::Unknown("sockett=/x".into()))
+        );
+        assert_eq!(parse(&[""]), Err(OptionError::Unknown(String::new())));
+    }
+
+    #[test]
+    fn option_shape_is_checked() {
+        assert_eq!(
+            parse(&["debug=1"]),
+            Err(OptionError::UnexpectedValue("debug"))
+        );
+        assert_eq!(parse(&["socket"]), Err(OptionError::MissingValue("socket")));
+        assert_eq!(
+            parse(&["timeout=1", "timeout=2"]),
+            Err(OptionError::Duplicate("timeout"))
+        );
+    }
+
+    #[test]
+    fn socket_must_be_an_absolute_usable_path() {
+        for bad in ["socket=", "socket=run/twofold.sock"] {
+            assert!(
+                matches!(
+                    parse(&[bad]),
+                    Err(OptionError::Malformed { name: "socket", .. })
+                ),
+                "{bad}"
+            );
+        }
+        let long = format!("socket=/{}", "a".repeat(107));
+        assert!(matches!(
+            parse(&[&long]),
+            Err(OptionError::Malformed { name: "socket", .. })
+        ));
+    }
+
+    #[test]
+    fn errors_read_well_and_stay_short() {
+        let long = format!("x{}", "y".repeat(500));
+        let msg = parse(&[&long]).unwrap_err().to_string();
+        assert!(msg.len() < 100, "{msg}");
+        let msg = parse(&["timeout=abc"]).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "bad value \"abc\" for option timeout: must be a whole number of seconds, e.g. 5 or 5s"
+        );
+    }
+}
