@@ -1,1 +1,180 @@
-//! The twofold command line.
+//! The `twofold` command line: enrollment, status and administration.
+//!
+//! The binary only parses arguments and calls [`main`]; everything else lives
+//! here so tests can call it. The CLI talks to `twofoldd` only through
+//! `twofold_proto`, one connection per request.
+//!
+//! **Invariant:** the CLI never prints a code it was given, and errors name
+//! the problem, never the input that caused it.
+
+mod account;
+mod args;
+mod daemon;
+mod enroll;
+mod error;
+mod format;
+mod input;
+mod qr;
+
+pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
+pub use args::{
+    parse_user, Admin, BackupCodes, Cli, CodeArg, Command, ConfigCmd, Enroll, JsonArg, Remove,
+    UserArg,
+};
+pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
+pub use enroll::{TotpOptions, CODE_PROMPT, CONFIRM_TRIES};
+pub use error::{CliError, Exit, EXIT_CODES_HELP};
+pub use format::{group4, utc};
+pub use input::{auth_code, totp_code, CodeSource, Terminal};
+pub use qr::{render as render_qr, QrError, QUIET_ZONE};
+
+use clap::Parser;
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+use twofold_config::{Config, DEFAULT_CONFIG};
+use twofold_proto::Secret;
+
+/// Where a command writes and reads.
+pub struct Io<'a> {
+    /// Results: text or JSON.
+    pub out: &'a mut dyn Write,
+    /// Warnings, hints and (with `--json`) what is meant for eyes only.
+    pub err: &'a mut dyn Write,
+    /// Codes typed by the person.
+    pub codes: &'a mut dyn CodeSource,
+}
+
+impl fmt::Debug for Io<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Io { .. }")
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
+    let daemon = || -> Result<Daemon, CliError> {
+        Ok(Daemon {
+            socket: resolve_socket(
+                cli.socket.as_deref(),
+                cli.config.as_deref(),
+                Path::new(DEFAULT_CONFIG),
+                &mut std::io::stderr(),
+            )?,
+            timeout: Duration::from_secs(cli.timeout),
+        })
+    };
+    match &cli.command {
+        Command::Enroll(Enroll::Totp {
+            user,
+            algorithm,
+            digits,
+            no_qr,
+            no_confirm,
+            json,
+        }) => {
+            let opts = TotpOptions {
+                user: user.user.clone(),
+                algorithm: *algorithm,
+                digits: *digits,
+                qr: !no_qr,
+                confirm: !no_confirm,
+                json: json.json,
+            };
+            enroll::totp(&daemon()?, &opts, io)
+        }
+        Command::Enroll(Enroll::Confirm { user, code, json }) => enroll::confirm(
+            &daemon()?,
+            user.user.as_deref(),
+            code.code.as_deref(),
+            json.json,
+            io,
+        ),
+        Command::Status { user, json } => {
+            account::status(&daemon()?, user.user.as_deref(), json.json, io)
+        }
+        Command::BackupCodes(BackupCodes::Regenerate { user, code, json }) => account::regenerate(
+            &daemon()?,
+            user.user.as_deref(),
+            code.code.as_deref(),
+            json.json,
+            io,
+        ),
+        Command::Remove(Remove::Totp { user, code }) => {
+            account::remove_totp(&daemon()?, user.user.as_deref(), code.code.as_deref(), io)
+        }
+        Command::Admin(Admin::Disable { user }) => account::disable(&daemon()?, user, io),
+        Command::Admin(Admin::List { json }) => account::list(&daemon()?, json.json, io),
+        Command::Config(ConfigCmd::Check { file, print }) => {
+            let path = file
+                .as_deref()
+                .or(cli.config.as_deref())
+                .unwrap_or(Path::new(DEFAULT_CONFIG));
+            config_check(path, *print, io)
+        }
+    }
+}
+
+/// `twofold config check`: prints `OK: FILE`, after the effective
+/// configuration when `print` is set.
+pub fn config_check(path: &Path, print: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+    let config = Config::load(path)?;
+    let mut text = String::new();
+    if print {
+        text.push_str(&config.to_toml());
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("OK: {}\n", path.display()));
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// The code given with `--code`, else one read from the person.
+fn read_code(given: Option<&str>, prompt: &str, io: &mut Io<'_>) -> Result<Secret, CliError> {
+    if let Some(c) = given {
+        return Ok(Secret::from(c));
+    }
+    io.codes.read_code(prompt)?.ok_or_else(|| {
+        CliError::Usage("no code given: the input ended before a code was entered".into())
+    })
+}
+
+/// The whole program: parses `std::env::args`, runs, reports errors on stderr
+/// as `twofold: <message>`, and returns the documented exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version on stdout (exit 0) and usage
+            // errors on stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                0
+            });
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    let mut codes = Terminal::default();
+    let mut io = Io {
+        out: &mut out,
+        err: &mut err,
+        codes: &mut codes,
+    };
+    let result = run(&cli, &mut io);
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twofold: {e}");
+            ExitCode::from(e.exit().code())
+        }
+    }
+}

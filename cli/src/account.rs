@@ -1,0 +1,306 @@
+//! Account commands: status, admin list and disable, backup codes, removal.
+
+use crate::daemon::{is_self, Daemon};
+use crate::enroll::print_backup_codes;
+use crate::error::CliError;
+use crate::format::utc;
+use crate::input::auth_code;
+use crate::{read_code, Io};
+use serde_json::{json, Value};
+use twofold_proto::{Request, Response, Secret, UserStatus};
+
+/// What `backup-codes regenerate` and `remove totp` ask for.
+pub const AUTH_PROMPT: &str = "Enter a code from your authenticator app to authorize this: ";
+
+/// `twofold status`.
+pub fn status(
+    daemon: &Daemon,
+    user: Option<&str>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::Status {
+        user: user.map(str::to_owned),
+    };
+    let st = match daemon.call(&req)? {
+        Response::Status(st) => st,
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    let text = if json {
+        pretty(&status_json(&st))
+    } else {
+        status_text(&st)
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// `twofold admin list`.
+pub fn list(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+    let users = match daemon.call(&Request::AdminList)? {
+        Response::Users { users } => users,
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    let text = if json {
+        pretty(&Value::Array(users.iter().map(status_json).collect()))
+    } else {
+        list_text(&users)
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// `twofold admin disable --user NAME`.
+pub fn disable(daemon: &Daemon, user: &str, io: &mut Io<'_>) -> Result<(), CliError> {
+    let req = Request::AdminDisable {
+        user: user.to_owned(),
+    };
+    done(daemon.call(&req)?, io)
+}
+
+/// `twofold backup-codes regenerate`.
+pub fn regenerate(
+    daemon: &Daemon,
+    user: Option<&str>,
+    code: Option<&str>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::RegenerateBackupCodes {
+        user: user.map(str::to_owned),
+        code: authorization(user, code, io)?,
+    };
+    match daemon.call(&req)? {
+        Response::BackupCodes { codes } => {
+            print_backup_codes(&codes, json, io)?;
+            if !json {
+                writeln!(io.out, "The previous backup codes no longer work.")
+                    .map_err(CliError::io("writing output"))?;
+            }
+            Ok(())
+        }
+        other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+}
+
+/// `twofold remove totp`.
+pub fn remove_totp(
+    daemon: &Daemon,
+    user: Option<&str>,
+    code: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::RemoveTotp {
+        user: user.map(str::to_owned),
+        code: authorization(user, code, io)?,
+    };
+    done(daemon.call(&req)?, io)
+}
+
+/// The code that authorizes a change: always in self-service, where the
+/// daemon demands one; for an admin acting on another account only if given.
+fn authorization(
+    user: Option<&str>,
+    code: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<Option<Secret>, CliError> {
+    if code.is_none() && !is_self(user) {
+        return Ok(None);
+    }
+    let raw = read_code(code, AUTH_PROMPT, io)?;
+    auth_code(&raw).map(Some)
+}
+
+fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
+    match resp {
+        Response::Done { message } => {
+            writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
+        }
+        other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    s
+}
+
+/// The JSON shape of one account, times as Unix seconds.
+pub fn status_json(st: &UserStatus) -> Value {
+    json!({
+        "user": st.user,
+        "methods": st.factors.iter().map(|f| json!({
+            "method": f.method,
+            "enrolled_at": f.enrolled_at,
+            "last_used": f.last_used,
+        })).collect::<Vec<_>>(),
+        "backup_codes_left": st.backup_codes_left,
+        "pending_enrollment": st.pending_enrollment,
+    })
+}
+
+/// One account for people, times in UTC.
+pub fn status_text(st: &UserStatus) -> String {
+    let mut s = format!("User:               {}\n", st.user);
+    if st.factors.is_empty() {
+        s.push_str("Methods:            none\n");
+    }
+    for (i, f) in st.factors.iter().enumerate() {
+        let label = if i == 0 { "Methods:" } else { "" };
+        let last = f
+            .last_used
+            .map(|t| format!("{} UTC", utc(t)))
+            .unwrap_or_else(|| "never".into());
+        s.push_str(&format!(
+            "{label:<20}{} (enrolled {} UTC, last used {last})\n",
+            f.method,
+            utc(f.enrolled_at)
+        ));
+    }
+    s.push_str(&format!(
+        "Backup codes left:  {}\nPending enrollment: {}\n",
+        st.backup_codes_left,
+        if st.pending_enrollment {
+            "yes (confirm with `twofold enroll confirm`)"
+        } else {
+            "no"
+        }
+    ));
+    s
+}
+
+/// Every account as a table, times in UTC.
+pub fn list_text(users: &[UserStatus]) -> String {
+    if users.is_empty() {
+        return "No accounts.\n".into();
+    }
+    let rows: Vec<[String; 6]> = users
+        .iter()
+        .map(|u| {
+            let methods: Vec<&str> = u.factors.iter().map(|f| f.method.as_str()).collect();
+            let enrolled = u.factors.iter().map(|f| f.enrolled_at).min();
+            let last = u.factors.iter().filter_map(|f| f.last_used).max();
+            [
+                u.user.clone(),
+                if methods.is_empty() {
+                    "-".into()
+                } else {
+                    methods.join(",")
+                },
+                enrolled.map(utc).unwrap_or_else(|| "-".into()),
+                last.map(utc).unwrap_or_else(|| "never".into()),
+                u.backup_codes_left.to_string(),
+                if u.pending_enrollment { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    let head = [
+        "USER",
+        "METHODS",
+        "ENROLLED (UTC)",
+        "LAST USED (UTC)",
+        "BACKUP",
+        "PENDING",
+    ];
+    let mut widths = head.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut s = String::new();
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        s.push_str(l.trim_end());
+        s.push('\n');
+    };
+    line(&head);
+    for r in &rows {
+        line(&r.each_ref().map(String::as_str));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twofold_proto::FactorStatus;
+
+    fn alice() -> UserStatus {
+        UserStatus {
+            user: "alice".into(),
+            factors: vec![FactorStatus {
+                method: "totp".into(),
+                enrolled_at: 1_700_000_000,
+                last_used: Some(1_709_251_200),
+            }],
+            backup_codes_left: 7,
+            pending_enrollment: false,
+        }
+    }
+
+    #[test]
+    fn status_text_shows_utc_times_and_counts() {
+        let t = status_text(&alice());
+        assert!(t.contains("User:               alice\n"), "{t}");
+        assert!(
+            t.contains(
+                "totp (enrolled 2023-11-14 22:13:20 UTC, last used 2024-03-01 00:00:00 UTC)"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("Backup codes left:  7\n"), "{t}");
+        assert!(t.contains("Pending enrollment: no\n"), "{t}");
+    }
+
+    #[test]
+    fn status_text_without_factors() {
+        let st = UserStatus {
+            user: "bob".into(),
+            factors: vec![],
+            backup_codes_left: 0,
+            pending_enrollment: true,
+        };
+        let t = status_text(&st);
+        assert!(t.contains("Methods:            none\n"), "{t}");
+        assert!(t.contains("Pending enrollment: yes"), "{t}");
+    }
+
+    #[test]
+    fn status_json_uses_unix_seconds() {
+        let v = status_json(&alice());
+        assert_eq!(v["user"], "alice");
+        assert_eq!(v["methods"][0]["method"], "totp");
+        assert_eq!(v["methods"][0]["enrolled_at"], 1_700_000_000u64);
+        assert_eq!(v["methods"][0]["last_used"], 1_709_251_200u64);
+        assert_eq!(v["backup_codes_left"], 7);
+        assert_eq!(v["pending_enrollment"], false);
+    }
+
+    #[test]
+    fn list_text_aligns_columns() {
+        let mut bob = alice();
+        bob.user = "bob-the-longer-name".into();
+        bob.factors[0].last_used = None;
+        let t = list_text(&[alice(), bob]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines[0].starts_with("USER                 METHODS"), "{t}");
+        assert!(
+            lines[1].starts_with("alice                totp     2023-11-14 22:13:20"),
+            "{t}"
+        );
+        assert!(lines[2].contains("never"), "{t}");
+        assert_eq!(list_text(&[]), "No accounts.\n");
+    }
+}

@@ -1,0 +1,278 @@
+//! The command line, defined once with clap; `--help` is generated from it.
+
+use crate::error::EXIT_CODES_HELP;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use twofold_proto::Algorithm;
+
+/// Second-factor enrollment and administration for twofold.
+#[derive(Debug, Parser)]
+#[command(
+    name = "twofold",
+    version,
+    about = "Second-factor (TOTP) enrollment and administration for twofold",
+    long_about = "Second-factor (TOTP) enrollment and administration for twofold.\n\n\
+        Talks to the twofoldd daemon over its Unix socket. Users enroll and manage \
+        their own account; members of the admin group (and root) may act on any account.",
+    after_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock].
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub socket: Option<PathBuf>,
+
+    /// Configuration file to take the socket path from [default: /etc/twofold/twofold.toml].
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Global options"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Seconds to wait for the daemon to connect and to answer each request.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 10, help_heading = "Global options",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll a second factor.
+    #[command(subcommand)]
+    Enroll(Enroll),
+    /// Show what is enrolled for an account.
+    Status {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Manage backup codes.
+    #[command(subcommand, name = "backup-codes")]
+    BackupCodes(BackupCodes),
+    /// Remove a second factor.
+    #[command(subcommand)]
+    Remove(Remove),
+    /// Administer accounts (root or the admin group only).
+    #[command(subcommand)]
+    Admin(Admin),
+    /// Work with the configuration file.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+/// `twofold enroll ...`.
+#[derive(Debug, Subcommand)]
+pub enum Enroll {
+    /// Enroll an authenticator app (TOTP): shows a QR code, then asks for a code to confirm.
+    #[command(
+        after_help = "The enrollment counts only once it is confirmed with a code from the app. \
+        The backup codes printed on success are shown only once."
+    )]
+    Totp {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// HMAC algorithm: SHA1 (works with every app), SHA256 or SHA512 [default: as configured, normally SHA1].
+        #[arg(long, value_name = "ALG", value_parser = parse_algorithm)]
+        algorithm: Option<Algorithm>,
+        /// Code length, 6 to 8 digits [default: as configured, normally 6].
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(6..=8))]
+        digits: Option<u32>,
+        /// Do not draw the QR code (print only the URI and the secret).
+        #[arg(long)]
+        no_qr: bool,
+        /// Only start the enrollment and print it; confirm later with `twofold enroll confirm`.
+        #[arg(long)]
+        no_confirm: bool,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Confirm a pending TOTP enrollment with a code from the app.
+    Confirm {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// `twofold backup-codes ...`.
+#[derive(Debug, Subcommand)]
+pub enum BackupCodes {
+    /// Replace all backup codes with a fresh set (the old ones stop working).
+    Regenerate {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// `twofold remove ...`.
+#[derive(Debug, Subcommand)]
+pub enum Remove {
+    /// Remove the TOTP authenticator and the backup codes tied to it.
+    Totp {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+    },
+}
+
+/// `twofold admin ...`.
+#[derive(Debug, Subcommand)]
+pub enum Admin {
+    /// Remove every factor of an account.
+    Disable {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+    },
+    /// List every account twofoldd knows.
+    List {
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// `twofold config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check a configuration file; prints `OK: FILE` or the error (file:line: key) and exits 2.
+    Check {
+        /// The file to check [default: --config, else /etc/twofold/twofold.toml].
+        #[arg(long, value_name = "F")]
+        file: Option<PathBuf>,
+        /// Print the effective configuration, every option spelled out, before `OK`.
+        #[arg(long)]
+        print: bool,
+    },
+}
+
+/// `--user NAME`, shared by the self-service commands.
+#[derive(Debug, Clone, Args)]
+pub struct UserArg {
+    /// Act on this account instead of your own (admins only).
+    #[arg(long, value_name = "NAME", value_parser = parse_user)]
+    pub user: Option<String>,
+}
+
+/// `--json`, shared by the commands that can print JSON.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct JsonArg {
+    /// Print JSON for scripts (times as Unix seconds).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--code CODE`, shared by the commands that need a code.
+#[derive(Debug, Clone, Args)]
+pub struct CodeArg {
+    /// The code; without it, it is read from the terminal with echo off, or as
+    /// one line from stdin when stdin is not a terminal. A code on the command
+    /// line is visible to other users in the process list: prefer stdin.
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+}
+
+fn parse_algorithm(s: &str) -> Result<Algorithm, String> {
+    Algorithm::parse(s)
+        .ok_or_else(|| format!("unknown algorithm {s:?}: use SHA1, SHA256 or SHA512"))
+}
+
+/// Checks the shape of an account name; whether it exists is the daemon's call.
+pub fn parse_user(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the user name is empty".into());
+    }
+    if s.len() > 256 {
+        return Err("the user name is longer than 256 bytes".into());
+    }
+    if s.chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == ':' || c == '/')
+    {
+        return Err(format!(
+            "{s:?} is not a valid user name (no spaces, control characters, ':' or '/')"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bad_user_names_are_refused() {
+        for bad in ["", "a b", "a\nb", "root:x", "../etc", &"x".repeat(257)] {
+            assert!(parse_user(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_user("alice.smith-2").unwrap(), "alice.smith-2");
+    }
+
+    #[test]
+    fn algorithm_any_case_and_bad_value_named() {
+        let cli =
+            Cli::try_parse_from(["twofold", "enroll", "totp", "--algorithm", "sha256"]).unwrap();
+        match cli.command {
+            Command::Enroll(Enroll::Totp { algorithm, .. }) => {
+                assert_eq!(algorithm, Some(Algorithm::Sha256))
+            }
+            other => panic!("{other:?}"),
+        }
+        let err =
+            Cli::try_parse_from(["twofold", "enroll", "totp", "--algorithm", "MD5"]).unwrap_err();
+        assert!(err.to_string().contains("MD5"), "{err}");
+    }
+
+    #[test]
+    fn digits_out_of_range_is_a_usage_error() {
+        let err = Cli::try_parse_from(["twofold", "enroll", "totp", "--digits", "9"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["twofold", "status", "--socket", "/tmp/s", "--timeout", "3"])
+                .unwrap();
+        assert_eq!(cli.socket.as_deref(), Some(std::path::Path::new("/tmp/s")));
+        assert_eq!(cli.timeout, 3);
+    }
+}

@@ -1,0 +1,237 @@
+//! `twofold enroll totp` and `twofold enroll confirm`.
+
+use crate::daemon::Daemon;
+use crate::error::CliError;
+use crate::input::totp_code;
+use crate::{format, qr, read_code, Io};
+use std::fmt::Write as _;
+use std::io::Write;
+use twofold_proto::{ErrorKind, Request, Response, Secret, TotpEnrollment};
+use zeroize::Zeroize;
+
+/// What `enroll totp` asks for after showing the QR code.
+pub const CODE_PROMPT: &str = "Enter a code from your authenticator app: ";
+
+/// Wrong codes allowed while confirming an enrollment interactively.
+pub const CONFIRM_TRIES: u32 = 3;
+
+/// Options of `twofold enroll totp`.
+#[derive(Debug, Clone)]
+pub struct TotpOptions {
+    /// Whose account; `None` for the caller's own.
+    pub user: Option<String>,
+    /// HMAC algorithm; `None` for the daemon's default.
+    pub algorithm: Option<twofold_proto::Algorithm>,
+    /// Code length; `None` for the daemon's default.
+    pub digits: Option<u32>,
+    /// Draw the QR code.
+    pub qr: bool,
+    /// Ask for a code and confirm right away.
+    pub confirm: bool,
+    /// Print JSON on stdout.
+    pub json: bool,
+}
+
+/// Starts a TOTP enrollment, shows it, and (unless told not to) confirms it.
+pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), CliError> {
+    let req = Request::TotpEnrollStart {
+        user: opts.user.clone(),
+        algorithm: opts.algorithm,
+        digits: opts.digits,
+    };
+    let pending = match daemon.call(&req)? {
+        Response::TotpPending(p) => p,
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    if !opts.confirm {
+        if opts.json {
+            // The wire type's own field names: user, secret, uri, algorithm,
+            // digits, period, issuer.
+            serde_json::to_writer_pretty(&mut *io.out, &pending).map_err(|e| CliError::Io {
+                context: "writing JSON",
+                source: e.into(),
+            })?;
+            writeln!(io.out).map_err(CliError::io("writing output"))?;
+        } else {
+            show(&pending, opts.qr, io.out)?;
+        }
+        writeln!(
+            io.err,
+            "The enrollment is not active yet. Confirm it with: twofold enroll confirm{}",
+            user_flag(opts.user.as_deref())
+        )
+        .map_err(CliError::io("writing output"))?;
+        return Ok(());
+    }
+    // With --json, stdout carries only the JSON result; the enrollment is for
+    // the person's eyes, so it goes to stderr.
+    if opts.json {
+        show(&pending, opts.qr, io.err)?;
+    } else {
+        show(&pending, opts.qr, io.out)?;
+        io.out.flush().map_err(CliError::io("writing output"))?;
+    }
+    let mut last = None;
+    for attempt in 1..=CONFIRM_TRIES {
+        let failure = match try_confirm(daemon, opts.user.as_deref(), io)? {
+            Ok(resp) => return print_confirmed(&pending.user, resp, opts.json, io),
+            Err(failure) => failure,
+        };
+        if attempt < CONFIRM_TRIES {
+            let left = CONFIRM_TRIES - attempt;
+            writeln!(
+                io.err,
+                "twofold: {failure}; try again ({left} {} left)",
+                if left == 1 { "try" } else { "tries" }
+            )
+            .map_err(CliError::io("writing output"))?;
+        }
+        last = Some(failure);
+    }
+    Err(CliError::Failed {
+        kind: ErrorKind::InvalidCode,
+        message: format!(
+            "{}; gave up after {CONFIRM_TRIES} tries: run `twofold enroll totp` to start again",
+            last.unwrap_or_default()
+        ),
+    })
+}
+
+/// One confirmation attempt. The outer error ends the command; the inner one
+/// is a wrong or malformed code the person may retry.
+fn try_confirm(
+    daemon: &Daemon,
+    user: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<Result<Response, String>, CliError> {
+    let Some(raw) = io.codes.read_code(CODE_PROMPT)? else {
+        return Err(CliError::Usage(format!(
+            "no code entered; the enrollment is pending: confirm it with `twofold enroll confirm{}`",
+            user_flag(user)
+        )));
+    };
+    let code = match totp_code(&raw) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let req = Request::TotpEnrollConfirm {
+        user: user.map(str::to_owned),
+        code,
+    };
+    match daemon.call(&req) {
+        Ok(resp) => Ok(Ok(resp)),
+        Err(CliError::Failed {
+            kind: ErrorKind::InvalidCode,
+            message,
+        }) => Ok(Err(message)),
+        Err(e) => Err(e),
+    }
+}
+
+/// `twofold enroll confirm`: confirms the pending enrollment with one code.
+pub fn confirm(
+    daemon: &Daemon,
+    user: Option<&str>,
+    code: Option<&str>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let raw = read_code(code, CODE_PROMPT, io)?;
+    let req = Request::TotpEnrollConfirm {
+        user: user.map(str::to_owned),
+        code: totp_code(&raw)?,
+    };
+    let resp = daemon.call(&req)?;
+    let who = user
+        .map(str::to_owned)
+        .or_else(crate::daemon::own_user_name);
+    print_confirmed(who.as_deref().unwrap_or("your account"), resp, json, io)
+}
+
+fn print_confirmed(
+    user: &str,
+    resp: Response,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    match resp {
+        Response::BackupCodes { codes } => {
+            if !json {
+                writeln!(io.out, "TOTP is now enrolled for {user}.\n")
+                    .map_err(CliError::io("writing output"))?;
+            }
+            print_backup_codes(&codes, json, io)
+        }
+        // A daemon that keeps existing backup codes on re-enrollment has none to show.
+        Response::Done { .. } if json => {
+            writeln!(io.out, "[]").map_err(CliError::io("writing output"))
+        }
+        Response::Done { message } => {
+            writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
+        }
+        other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+}
+
+/// Prints fresh backup codes: a JSON array, or a list with the once-only warning.
+pub fn print_backup_codes(codes: &[Secret], json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+    let w = CliError::io("writing output");
+    if json {
+        serde_json::to_writer_pretty(&mut *io.out, codes).map_err(|e| CliError::Io {
+            context: "writing JSON",
+            source: e.into(),
+        })?;
+        return writeln!(io.out).map_err(w);
+    }
+    let mut text =
+        String::from("Backup codes (each works once, in place of a code from the app):\n");
+    for c in codes {
+        text.push_str("  ");
+        text.push_str(c.expose());
+        text.push('\n');
+    }
+    text.push_str("These codes are shown only once: store them somewhere safe now.\n");
+    let res = io.out.write_all(text.as_bytes()).map_err(w);
+    text.zeroize();
+    res
+}
+
+/// Shows a pending enrollment: QR code, manual-entry secret and URI.
+fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliError> {
+    let mut text = String::new();
+    if with_qr {
+        let mut drawn = qr::render(p.uri.expose()).map_err(|e| CliError::Usage(e.to_string()))?;
+        text.push_str("Scan this QR code with your authenticator app:\n\n");
+        text.push_str(&drawn);
+        text.push('\n');
+        drawn.zeroize();
+        text.push_str("Or enter the key by hand:\n");
+    } else {
+        text.push_str("Add this key to your authenticator app:\n");
+    }
+    let mut grouped = format::group4(p.secret.expose());
+    // Written straight into `text`, which is wiped, so no stray copy of the
+    // key is left in a temporary.
+    let _ = write!(
+        text,
+        "  Account: {} (issuer {})\n  Key:     {}\n  Type:    time-based, {}, {} digits, every {} seconds\n\nURI: {}\n\n",
+        p.user,
+        p.issuer,
+        grouped,
+        p.algorithm.as_str(),
+        p.digits,
+        p.period,
+        p.uri.expose()
+    );
+    grouped.zeroize();
+    let res = w
+        .write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(CliError::io("writing output"));
+    text.zeroize();
+    res
+}
+
+fn user_flag(user: Option<&str>) -> String {
+    user.map(|u| format!(" --user {u}")).unwrap_or_default()
+}
