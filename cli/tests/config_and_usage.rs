@@ -1,0 +1,100 @@
+//! `twofold config check` and command-line usage errors, no daemon needed.
+
+mod support;
+
+use support::{twofold, TempDir};
+
+#[test]
+fn config_check_valid_file_prints_ok() {
+    let dir = TempDir::new("cfg-ok");
+    let file = dir.0.join("twofold.toml");
+    std::fs::write(&file, "[totp]\ndigits = 8\n").unwrap();
+    let path = file.to_str().unwrap();
+    let run = twofold(&["config", "check", "--file", path], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, format!("OK: {path}\n"));
+    let run = twofold(&["config", "check", "--print", "--file", path], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("[totp]"), "{}", run.stdout);
+    assert!(run.stdout.contains("digits = 8"), "{}", run.stdout);
+    assert!(
+        run.stdout.ends_with(&format!("\nOK: {path}\n")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn config_check_unknown_key_exits_2_naming_line_and_key() {
+    let dir = TempDir::new("cfg-unknown");
+    let file = dir.0.join("twofold.toml");
+    std::fs::write(&file, "[totp]\ndigits = 6\ndigitz = 7\n").unwrap();
+    let path = file.to_str().unwrap();
+    let run = twofold(&["config", "check", "--file", path], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!("twofold: {path}:3:")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("digitz"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn config_check_out_of_range_value_exits_2() {
+    let dir = TempDir::new("cfg-range");
+    let file = dir.0.join("twofold.toml");
+    std::fs::write(&file, "\n[totp]\ndigits = 9\n").unwrap();
+    let path = file.to_str().unwrap();
+    let run = twofold(&["config", "check", "--file", path], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!("twofold: {path}:3: totp.digits: must be 6, 7 or 8\n")
+    );
+}
+
+#[test]
+fn config_check_uses_global_config_flag_and_reports_missing_file() {
+    let dir = TempDir::new("cfg-missing");
+    let file = dir.0.join("absent.toml");
+    let path = file.to_str().unwrap();
+    let run = twofold(&["--config", path, "config", "check"], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!("twofold: {path}: ")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unknown_subcommand_exits_2() {
+    let run = twofold(&["frobnicate"], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("frobnicate"), "{}", run.stderr);
+}
+
+#[test]
+fn bad_flag_values_exit_2() {
+    for args in [
+        &["enroll", "totp", "--digits", "5"][..],
+        &["enroll", "totp", "--algorithm", "MD5"][..],
+        &["status", "--user", "bad user"][..],
+        &["status", "--timeout", "0"][..],
+        &["admin", "disable"][..],
+    ] {
+        let run = twofold(args, "");
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let run = twofold(&["--help"], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Exit codes:"), "{}", run.stdout);
+    assert!(run.stdout.contains("5  invalid code"), "{}", run.stdout);
+    assert!(run.stdout.contains("7  conflict"), "{}", run.stdout);
+}
