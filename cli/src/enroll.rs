@@ -55,8 +55,10 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
         } else {
             show(&pending, opts.qr, io.out)?;
         }
+        // With --json the hint must not spoil stdout for scripts.
+        let hint: &mut dyn Write = if opts.json { io.err } else { io.out };
         writeln!(
-            io.err,
+            hint,
             "The enrollment is not active yet. Confirm it with: twofold enroll confirm{}",
             user_flag(opts.user.as_deref())
         )

@@ -95,7 +95,7 @@ pub enum CliError {
         message: String,
     },
     /// The daemon could not be reached or the exchange broke.
-    #[error(transparent)]
+    #[error("{0}{hint}", hint = client_hint(.0))]
     Client(#[from] ClientError),
     /// The person's input or the command line was unusable.
     #[error("{0}")]
@@ -139,6 +139,14 @@ impl CliError {
     /// Wraps an I/O error with what was being done.
     pub fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> CliError {
         move |source| CliError::Io { context, source }
+    }
+}
+
+/// What to check when the daemon cannot be reached.
+fn client_hint(err: &ClientError) -> &'static str {
+    match err {
+        ClientError::Unreachable { .. } => "; is twofoldd running?",
+        _ => "",
     }
 }
 

@@ -149,15 +149,22 @@ fn read_code(given: Option<&str>, prompt: &str, io: &mut Io<'_>) -> Result<Secre
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help and version on stdout (exit 0) and usage
-            // errors on stderr (exit 2).
+        // Help and version go to stdout and succeed.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            });
+            return ExitCode::SUCCESS;
+        }
+        // A bare `twofold` or `twofold admin` shows the help, as a usage error.
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(Exit::Usage.code());
+        }
+        Err(e) => {
+            // Same `twofold: ` prefix as every other error, for scripts
+            // that grep stderr.
+            let text = e.to_string();
+            eprint!("twofold: {}", text.strip_prefix("error: ").unwrap_or(&text));
+            return ExitCode::from(Exit::Usage.code());
         }
     };
     let mut out = std::io::stdout().lock();

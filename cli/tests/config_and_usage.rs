@@ -73,7 +73,21 @@ fn config_check_uses_global_config_flag_and_reports_missing_file() {
 fn unknown_subcommand_exits_2() {
     let run = twofold(&["frobnicate"], "");
     assert_eq!(run.code, 2, "{run:?}");
-    assert!(run.stderr.contains("frobnicate"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("twofold: unrecognized subcommand 'frobnicate'"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn missing_subcommand_shows_usage_and_exits_2() {
+    for args in [&[][..], &["admin"][..]] {
+        let run = twofold(args, "");
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("Usage: twofold"), "{}", run.stderr);
+    }
 }
 
 #[test]

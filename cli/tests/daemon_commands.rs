@@ -188,9 +188,9 @@ fn enroll_no_confirm_text_shows_qr_uri_and_grouped_secret() {
     );
     assert!(run.stdout.contains(URI), "{}", run.stdout);
     assert!(
-        run.stderr.contains("twofold enroll confirm --user alice"),
+        run.stdout.contains("twofold enroll confirm --user alice"),
         "{}",
-        run.stderr
+        run.stdout
     );
     let no_qr = d.run(&["enroll", "totp", "--no-confirm", "--no-qr"], "");
     assert_eq!(no_qr.code, 0, "{no_qr:?}");
