@@ -1,1 +1,30 @@
 //! twofoldd: sessions, factors, storage and authorization.
+//!
+//! The binary only parses flags and calls [`run`]; tests start a [`Daemon`]
+//! in a thread on a temporary socket with a [`ManualClock`].
+//!
+//! **Invariants:** identity comes from `SO_PEERCRED` only; time is a
+//! parameter ([`Clock`]); no code, secret or key reaches the log; no async
+//! runtime.
+
+mod backup;
+mod clock;
+mod conn;
+mod engine;
+mod keys;
+mod log;
+mod login;
+mod peer;
+mod selfservice;
+mod server;
+mod store;
+mod totp;
+mod validate;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::Stats;
+pub use keys::KeyError;
+pub use log::{LogSink, Logger, MemoryLog, StderrLog};
+pub use login::INVALID_CODE;
+pub use server::{bind, run, Daemon, DaemonError, Shutdown};
+pub use store::{StoreError, SCHEMA_VERSION};

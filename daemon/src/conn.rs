@@ -1,0 +1,190 @@
+//! One client connection: the handshake, then requests until it closes.
+
+use crate::engine::Engine;
+use crate::login;
+use crate::peer::Peer;
+use std::os::unix::net::UnixStream;
+use twofold_proto::{
+    read_frame, write_message, DecodeError, ErrorKind, FrameError, Request, Response, PROTO_VERSION,
+};
+use zeroize::Zeroize;
+
+/// What the next frame turned out to be.
+pub(crate) enum Incoming {
+    /// A request this daemon understands.
+    Request(Request),
+    /// A well-formed request of an unknown type (its name, truncated).
+    Unknown(String),
+    /// The connection is over (closed, broken, timed out or sent garbage);
+    /// already logged.
+    End,
+}
+
+/// A connection with its peer, logging every way it can fail.
+pub(crate) struct Conn<'a> {
+    pub engine: &'a Engine,
+    pub peer: &'a Peer,
+    stream: UnixStream,
+}
+
+impl<'a> Conn<'a> {
+    pub fn new(engine: &'a Engine, peer: &'a Peer, stream: UnixStream) -> Conn<'a> {
+        Conn {
+            engine,
+            peer,
+            stream,
+        }
+    }
+
+    /// Logs a connection-level problem.
+    pub fn log_error(&self, error: &str) {
+        self.engine.log.event(
+            "connection",
+            &[
+                ("peer_uid", &self.peer.cred.uid.to_string()),
+                ("peer_pid", &self.peer.cred.pid.to_string()),
+                ("error", error),
+            ],
+        );
+    }
+
+    /// Reads the next request. Garbage, oversized or truncated frames and
+    /// timeouts end the connection (after a `Failed` where the peer can still
+    /// read it); they never affect other connections.
+    pub fn recv(&mut self) -> Incoming {
+        let mut body = match read_frame(&mut self.stream) {
+            Ok(b) => b,
+            Err(FrameError::Closed) => return Incoming::End,
+            Err(e @ FrameError::TooLarge { .. }) => {
+                self.log_error(&e.to_string());
+                self.send_failed(ErrorKind::BadRequest, &e.to_string());
+                return Incoming::End;
+            }
+            Err(e) => {
+                self.log_error(&e.to_string());
+                return Incoming::End;
+            }
+        };
+        let decoded = Request::decode(&body);
+        // The body may hold a code; wipe it before anything else happens.
+        body.zeroize();
+        match decoded {
+            Ok(r) => Incoming::Request(r),
+            Err(DecodeError::Unknown(kind)) => Incoming::Unknown(kind),
+            Err(DecodeError::Malformed(why)) => {
+                // serde's message can quote the input; log only that it was malformed.
+                let _ = why;
+                self.log_error("malformed request");
+                self.send_failed(ErrorKind::BadRequest, "malformed request");
+                Incoming::End
+            }
+        }
+    }
+
+    /// Sends a response; `false` (already logged) when the peer is gone.
+    pub fn send(&mut self, resp: &Response) -> bool {
+        match write_message(&mut self.stream, resp) {
+            Ok(()) => true,
+            Err(e) => {
+                self.log_error(&format!(
+                    "cannot send {}: {e}",
+                    twofold_proto::response_name(resp)
+                ));
+                false
+            }
+        }
+    }
+
+    /// Sends `Failed`, ignoring a peer that is already gone.
+    pub fn send_failed(&mut self, kind: ErrorKind, message: &str) -> bool {
+        self.send(&Response::Failed {
+            kind,
+            message: message.to_owned(),
+        })
+    }
+}
+
+/// Serves one connection to its end.
+pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: UnixStream) {
+    let mut conn = Conn::new(engine, peer, stream);
+    if !handshake(&mut conn) {
+        return;
+    }
+    loop {
+        match conn.recv() {
+            Incoming::End => return,
+            Incoming::Unknown(kind) => {
+                conn.log_error(&format!("unsupported request type {kind}"));
+                if !conn.send(&Response::Unsupported { request: kind }) {
+                    return;
+                }
+            }
+            Incoming::Request(Request::Begin {
+                user,
+                service,
+                rhost,
+                tty,
+                ruser,
+            }) => {
+                let begin = login::Begin {
+                    user,
+                    service,
+                    rhost,
+                    tty,
+                    ruser,
+                };
+                login::run(&mut conn, &begin);
+                // One connection is one login.
+                return;
+            }
+            Incoming::Request(
+                req @ (Request::Hello { .. } | Request::Answer { .. } | Request::Ack),
+            ) => {
+                let what = req.kind();
+                conn.log_error(&format!("unexpected {what}"));
+                conn.send_failed(
+                    ErrorKind::BadRequest,
+                    &format!("unexpected {what}: no conversation in progress"),
+                );
+                return;
+            }
+            Incoming::Request(req) => {
+                let resp = engine.self_service(peer, req);
+                if !conn.send(&resp) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn handshake(conn: &mut Conn<'_>) -> bool {
+    match conn.recv() {
+        Incoming::End => false,
+        Incoming::Request(Request::Hello {
+            proto_min,
+            proto_max,
+            ..
+        }) => {
+            if proto_min <= PROTO_VERSION && PROTO_VERSION <= proto_max {
+                conn.send(&Response::Welcome {
+                    proto: PROTO_VERSION,
+                })
+            } else {
+                conn.log_error(&format!(
+                    "no common protocol version: client speaks {proto_min}..={proto_max}, daemon {PROTO_VERSION}"
+                ));
+                conn.send_failed(
+                    ErrorKind::VersionMismatch,
+                    &format!("twofoldd speaks protocol version {PROTO_VERSION} only"),
+                );
+                false
+            }
+        }
+        Incoming::Request(_) | Incoming::Unknown(_) => {
+            conn.log_error("first request was not hello");
+            conn.send_failed(ErrorKind::BadRequest, "the first request must be hello");
+            false
+        }
+    }
+}

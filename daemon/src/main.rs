@@ -1,0 +1,137 @@
+//! `twofoldd [--config FILE]`: parses flags, loads the configuration, binds
+//! the socket and hands over to the library.
+
+use anyhow::Context;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use twofold_config::{Config, DEFAULT_CONFIG};
+use twofold_daemon::{bind, Daemon, Shutdown, SystemClock};
+
+const USAGE: &str = "usage: twofoldd [--config FILE]\n\
+\n\
+  -c, --config FILE   configuration file (default /etc/twofold/twofold.toml;\n\
+                      if that file is absent, built-in defaults are used)\n\
+  -h, --help          show this help\n\
+  -V, --version       show the version\n";
+
+/// Exit code for a bad command line or configuration.
+const EXIT_USAGE: u8 = 2;
+
+enum Args {
+    Run(Option<PathBuf>),
+    Help,
+    Version,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut config = None;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "-h" | "--help" => return Ok(Args::Help),
+            "-V" | "--version" => return Ok(Args::Version),
+            "-c" | "--config" => {
+                let v = args.next().ok_or_else(|| format!("{a} needs a file"))?;
+                config = Some(PathBuf::from(v));
+            }
+            other => match other.strip_prefix("--config=") {
+                Some(v) => config = Some(PathBuf::from(v)),
+                None => return Err(format!("unknown argument {other:?}")),
+            },
+        }
+    }
+    Ok(Args::Run(config))
+}
+
+fn load_config(explicit: Option<PathBuf>) -> Result<Config, String> {
+    match explicit {
+        Some(path) => Config::load(&path).map_err(|e| e.to_string()),
+        None => {
+            let path = std::path::Path::new(DEFAULT_CONFIG);
+            if path.exists() {
+                Config::load(path).map_err(|e| e.to_string())
+            } else {
+                eprintln!("twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults");
+                Ok(Config::default())
+            }
+        }
+    }
+}
+
+/// Blocks SIGTERM and SIGINT in every thread and turns them into a
+/// shutdown from one dedicated thread; must run before any other thread starts.
+fn handle_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+    // SAFETY: sigset_t is plain old data, initialized by sigemptyset before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t; these calls only fail for invalid signals.
+    let rc = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        anyhow::bail!(
+            "cannot block signals: {}",
+            std::io::Error::from_raw_os_error(rc)
+        );
+    }
+    std::thread::Builder::new()
+        .name("twofoldd-signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: set and sig are valid for the call.
+            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+                eprintln!("twofoldd: signal {sig} received; shutting down");
+                shutdown.trigger();
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    handle_signals(shutdown.clone())?;
+    let socket = config.daemon.socket.clone();
+    let daemon = Daemon::open(config, Arc::new(SystemClock))?;
+    let listener =
+        bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    eprintln!("twofoldd: listening on {}", socket.display());
+    let result = daemon.serve(listener, shutdown);
+    let _ = std::fs::remove_file(&socket);
+    result?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let explicit = match parse_args(std::env::args().skip(1)) {
+        Ok(Args::Run(c)) => c,
+        Ok(Args::Help) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Args::Version) => {
+            println!("twofoldd {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("twofoldd: {e}\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = match load_config(explicit) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("twofoldd: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twofoldd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

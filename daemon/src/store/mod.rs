@@ -1,0 +1,405 @@
+//! All persistent state, behind one API (a PostgreSQL implementation will
+//! later sit behind the same operations).
+//!
+//! **Invariant:** every write a login's answer depends on (an accepted time
+//! step, a used backup code) is a single committed statement or transaction
+//! under `synchronous=FULL`, so it is durable before the answer is sent, and
+//! each is conditional in SQL so two concurrent logins cannot both win.
+
+mod schema;
+
+pub use schema::SCHEMA_VERSION;
+
+use crate::totp::TotpParams;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::Duration;
+use twofold_proto::Algorithm;
+
+/// Why storage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file or its directory could not be created.
+    #[error("database {path}: {source}")]
+    Create {
+        /// The database file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// SQLite reported an error.
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The file was written by a newer twofoldd.
+    #[error("database schema version {found} is newer than this twofoldd supports ({supported})")]
+    TooNew {
+        /// The version in the file.
+        found: u32,
+        /// The newest version this build knows.
+        supported: u32,
+    },
+    /// A row holds a value this build cannot interpret.
+    #[error("database: corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// A TOTP credential row (pending when `confirmed_at` is `None`).
+#[derive(Debug, Clone)]
+pub struct TotpRecord {
+    /// Row identity, bound into the ciphertext's associated data.
+    pub id: i64,
+    /// The account.
+    pub user: String,
+    /// The encrypted secret.
+    pub ciphertext: Vec<u8>,
+    /// The nonce it was encrypted with.
+    pub nonce: Vec<u8>,
+    /// Algorithm, digits and period.
+    pub params: TotpParams,
+    /// When the enrollment started.
+    pub created_at: u64,
+    /// When it was confirmed; `None` while pending.
+    pub confirmed_at: Option<u64>,
+    /// When it last opened a login.
+    pub last_used: Option<u64>,
+}
+
+/// A TOTP credential to insert as pending.
+#[derive(Debug)]
+pub struct NewTotp {
+    /// Row identity, chosen by the caller (it is sealed into the ciphertext).
+    pub id: i64,
+    /// The encrypted secret.
+    pub ciphertext: Vec<u8>,
+    /// The nonce it was encrypted with.
+    pub nonce: Vec<u8>,
+    /// Algorithm, digits and period.
+    pub params: TotpParams,
+}
+
+/// A backup code to insert.
+#[derive(Debug)]
+pub struct NewBackupCode {
+    /// Keyed lookup of the normalized code.
+    pub lookup: [u8; 32],
+    /// argon2id PHC string of the normalized code.
+    pub hash: String,
+}
+
+/// A backup code row found by its lookup.
+#[derive(Debug, Clone)]
+pub struct BackupRecord {
+    /// Row identity.
+    pub id: i64,
+    /// argon2id PHC string.
+    pub hash: String,
+    /// When it was used; `None` while unused.
+    pub used_at: Option<u64>,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+fn to_db(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn from_db(t: i64) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating 0600, directory 0700, if absent) and migrates the database.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let create = |source| StoreError::Create {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(create)?;
+            }
+        }
+        // Create the file ourselves first: SQLite would use the umask, and its
+        // -wal and -shm files copy the main file's mode.
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(create)?;
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Corrupt(format!(
+                "journal_mode is {mode}, WAL could not be enabled"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Store { conn })
+    }
+
+    /// The user's TOTP credential, pending or confirmed.
+    pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT id, user, ciphertext, nonce, algorithm, digits, period, created_at,
+                        confirmed_at, last_used
+                 FROM totp WHERE user = ?1",
+                [user],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                        r.get::<_, Vec<u8>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, u32>(5)?,
+                        r.get::<_, i64>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((id, user, ciphertext, nonce, alg, digits, period, created, confirmed, used)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let algorithm = Algorithm::parse(&alg)
+            .ok_or_else(|| StoreError::Corrupt(format!("totp {id}: algorithm {alg:?}")))?;
+        Ok(Some(TotpRecord {
+            id,
+            user,
+            ciphertext,
+            nonce,
+            params: TotpParams {
+                algorithm,
+                digits,
+                period: from_db(period).max(1),
+            },
+            created_at: from_db(created),
+            confirmed_at: confirmed.map(from_db),
+            last_used: used.map(from_db),
+        }))
+    }
+
+    /// Stores `new` as the user's pending credential, replacing an older
+    /// pending one. Returns `false` (and changes nothing) when a confirmed
+    /// credential exists.
+    pub fn start_pending(
+        &mut self,
+        user: &str,
+        new: &NewTotp,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let confirmed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM totp WHERE user = ?1 AND confirmed_at IS NOT NULL)",
+            [user],
+            |r| r.get(0),
+        )?;
+        if confirmed {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO users (name, created_at) VALUES (?1, ?2)",
+            params![user, to_db(now)],
+        )?;
+        tx.execute("DELETE FROM totp WHERE user = ?1", [user])?;
+        tx.execute(
+            "INSERT INTO totp (id, user, ciphertext, nonce, algorithm, digits, period, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                new.id,
+                user,
+                new.ciphertext,
+                new.nonce,
+                new.params.algorithm.as_str(),
+                new.params.digits,
+                to_db(new.params.period),
+                to_db(now)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Deletes a pending credential (e.g. one whose enrollment lapsed).
+    pub fn delete_pending(&self, id: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM totp WHERE id = ?1 AND confirmed_at IS NULL",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Confirms pending credential `id` with the accepted `step` and stores
+    /// a fresh set of backup codes, in one transaction. Returns `false` when
+    /// it is no longer pending.
+    pub fn confirm_totp(
+        &mut self,
+        id: i64,
+        step: u64,
+        now: u64,
+        codes: &[NewBackupCode],
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let user: Option<String> = tx
+            .query_row(
+                "UPDATE totp SET confirmed_at = ?2, last_step = ?3
+                 WHERE id = ?1 AND confirmed_at IS NULL RETURNING user",
+                params![id, to_db(now), to_db(step)],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(user) = user else {
+            return Ok(false);
+        };
+        insert_codes(&tx, &user, codes, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Accepts time `step` for confirmed credential `id` unless that step or
+    /// a later one was already accepted. `used_at` records a login.
+    pub fn consume_step(
+        &self,
+        id: i64,
+        step: u64,
+        used_at: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE totp SET last_step = ?2, last_used = COALESCE(?3, last_used)
+             WHERE id = ?1 AND confirmed_at IS NOT NULL
+               AND (last_step IS NULL OR last_step < ?2)",
+            params![id, to_db(step), used_at.map(to_db)],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// The user's backup code with this lookup, used or not.
+    pub fn backup_by_lookup(
+        &self,
+        user: &str,
+        lookup: &[u8; 32],
+    ) -> Result<Option<BackupRecord>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, hash, used_at FROM backup_codes WHERE user = ?1 AND lookup = ?2",
+                params![user, &lookup[..]],
+                |r| {
+                    Ok(BackupRecord {
+                        id: r.get(0)?,
+                        hash: r.get(1)?,
+                        used_at: r.get::<_, Option<i64>>(2)?.map(from_db),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks backup code `id` used; `false` if it already was.
+    pub fn use_backup(&self, id: i64, now: u64) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE backup_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
+            params![id, to_db(now)],
+        )?;
+        Ok(changed == 1)
+    }
+
+    /// How many unused backup codes the user has.
+    pub fn unused_backup_codes(&self, user: &str) -> Result<u32, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
+            [user],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Replaces all of the user's backup codes; `false` (nothing changed) when
+    /// the user has no confirmed TOTP credential.
+    pub fn replace_backup_codes(
+        &mut self,
+        user: &str,
+        codes: &[NewBackupCode],
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let confirmed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM totp WHERE user = ?1 AND confirmed_at IS NOT NULL)",
+            [user],
+            |r| r.get(0),
+        )?;
+        if !confirmed {
+            return Ok(false);
+        }
+        insert_codes(&tx, user, codes, now)?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Removes the user's TOTP credential (pending or confirmed) and backup
+    /// codes; `false` when there was nothing to remove.
+    pub fn remove_factors(&mut self, user: &str) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let totp = tx.execute("DELETE FROM totp WHERE user = ?1", [user])?;
+        let codes = tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+        tx.commit()?;
+        Ok(totp + codes > 0)
+    }
+
+    /// Whether the daemon has ever stored anything for the user.
+    pub fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
+            [user],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Every known account, sorted by name.
+    pub fn users(&self) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT name FROM users ORDER BY name")?;
+        let names = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(names)
+    }
+}
+
+fn insert_codes(
+    tx: &rusqlite::Transaction<'_>,
+    user: &str,
+    codes: &[NewBackupCode],
+    now: u64,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM backup_codes WHERE user = ?1", [user])?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO backup_codes (user, lookup, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for c in codes {
+        stmt.execute(params![user, &c.lookup[..], c.hash, to_db(now)])?;
+    }
+    Ok(())
+}

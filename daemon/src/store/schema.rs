@@ -1,0 +1,59 @@
+//! Embedded, versioned schema migrations (tracked in `PRAGMA user_version`).
+
+use super::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a
+/// released entry: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users, one TOTP credential per user (pending or confirmed), backup codes.
+    "CREATE TABLE users (
+        name        TEXT PRIMARY KEY NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE totp (
+        id            INTEGER PRIMARY KEY NOT NULL,
+        user          TEXT NOT NULL UNIQUE REFERENCES users(name) ON DELETE CASCADE,
+        ciphertext    BLOB NOT NULL,
+        nonce         BLOB NOT NULL,
+        algorithm     TEXT NOT NULL CHECK (algorithm IN ('SHA1', 'SHA256', 'SHA512')),
+        digits        INTEGER NOT NULL CHECK (digits BETWEEN 6 AND 8),
+        period        INTEGER NOT NULL CHECK (period > 0),
+        created_at    INTEGER NOT NULL,
+        confirmed_at  INTEGER,
+        last_step     INTEGER,
+        last_used     INTEGER
+    ) STRICT;
+    CREATE TABLE backup_codes (
+        id          INTEGER PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        lookup      BLOB NOT NULL UNIQUE,
+        hash        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        used_at     INTEGER
+    ) STRICT;
+    CREATE INDEX backup_codes_user ON backup_codes(user);",
+];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Brings the database up to [`SCHEMA_VERSION`]; a no-op when it is there.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    // IMMEDIATE takes the write lock first, so two daemons starting at once
+    // cannot both apply the same migration.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as u32 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
