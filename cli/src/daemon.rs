@@ -114,12 +114,30 @@ pub fn is_self(user: Option<&str>) -> bool {
 mod tests {
     use super::*;
 
-    fn temp(name: &str, text: &str) -> PathBuf {
+    /// A config file in its own temp dir, removed on drop.
+    struct TempConfig(PathBuf);
+
+    impl std::ops::Deref for TempConfig {
+        type Target = PathBuf;
+        fn deref(&self) -> &PathBuf {
+            &self.0
+        }
+    }
+
+    impl Drop for TempConfig {
+        fn drop(&mut self) {
+            if let Some(dir) = self.0.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+
+    fn temp(name: &str, text: &str) -> TempConfig {
         let dir = std::env::temp_dir().join(format!("tf-cli-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("twofold.toml");
         std::fs::write(&path, text).unwrap();
-        path
+        TempConfig(path)
     }
 
     #[test]

@@ -35,16 +35,19 @@ impl CodeSource for Terminal {
             eprintln!();
             return Ok((n > 0).then(|| take_line(line)));
         }
-        if self.tty.is_none() {
-            let tty = OpenOptions::new()
+        let mut tty = match self.tty.take() {
+            Some(t) => t,
+            None => OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open("/dev/tty")
-                .map_err(CliError::io("opening /dev/tty"))?;
-            self.tty = Some(tty);
-        }
-        let tty = self.tty.as_mut().expect("just set");
-        read_hidden(tty, prompt).map_err(CliError::io("reading the code from the terminal"))
+                .map_err(CliError::io("opening /dev/tty"))?,
+        };
+        let read = read_hidden(&mut tty, prompt)
+            .map_err(CliError::io("reading the code from the terminal"));
+        // Kept open: the signal handler restores settings on this descriptor.
+        self.tty = Some(tty);
+        read
     }
 }
 
