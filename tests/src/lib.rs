@@ -1,1 +1,19 @@
-//! Test harness: real libpam through pam_start_confdir, daemons in temp dirs.
+//! Test harness: the real libpam through `pam_start_confdir`, the built
+//! `pam_twofold.so`, and a scripted fake daemon; nothing in /etc is touched.
+//!
+//! ```no_run
+//! use twofold_tests::{fake_daemon::{FakeDaemon, Script}, pam::*, PamConfig};
+//! let daemon = FakeDaemon::start(Script::login().prompt("Code: ", false).success()).unwrap();
+//! let pam = PamConfig::new().unwrap();
+//! pam.twofold("tf-test", &[&format!("socket={}", daemon.socket().display())]).unwrap();
+//! let (code, transcript) = PamLogin::new(pam.dir(), "tf-test", "alice").unwrap()
+//!     .authenticate(Conversation::new().answer("123456")).unwrap();
+//! assert_eq!(code, PAM_SUCCESS);
+//! ```
+
+mod conv;
+pub mod fake_daemon;
+mod module;
+pub mod pam;
+
+pub use module::{module_line, module_path, write_service, PamConfig};
