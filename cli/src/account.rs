@@ -4,7 +4,7 @@ use crate::daemon::{is_self, Daemon};
 use crate::enroll::print_backup_codes;
 use crate::error::CliError;
 use crate::format::utc;
-use crate::input::auth_code;
+use crate::input::totp_code;
 use crate::{read_code, Io};
 use serde_json::{json, Value};
 use twofold_proto::{Request, Response, Secret, UserStatus};
@@ -99,7 +99,7 @@ pub fn remove_totp(
     done(daemon.call(&req)?, io)
 }
 
-/// The code that authorizes a change: always in self-service, where the
+/// The TOTP code that authorizes a change: always in self-service, where the
 /// daemon demands one; for an admin acting on another account only if given.
 fn authorization(
     user: Option<&str>,
@@ -110,7 +110,7 @@ fn authorization(
         return Ok(None);
     }
     let raw = read_code(code, AUTH_PROMPT, io)?;
-    auth_code(&raw).map(Some)
+    totp_code(&raw).map(Some)
 }
 
 fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {

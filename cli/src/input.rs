@@ -161,30 +161,6 @@ pub fn totp_code(raw: &Secret) -> Result<Secret, CliError> {
     Ok(code)
 }
 
-/// A code that authorizes a change: a TOTP code or a backup code
-/// (`xxxxx-xxxxx`). Only its shape is checked here; the daemon verifies it.
-pub fn auth_code(raw: &Secret) -> Result<Secret, CliError> {
-    let code: String = raw
-        .expose()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let code = Secret::new(code);
-    let shape_ok = !code.is_empty()
-        && code.len() <= 64
-        && code
-            .expose()
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
-    if !shape_ok {
-        return Err(CliError::Usage(
-            "that is not a code: give the digits from your authenticator app or a backup code"
-                .into(),
-        ));
-    }
-    Ok(code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,18 +189,6 @@ mod tests {
             if !bad.is_empty() {
                 assert!(!err.to_string().contains(bad), "{bad:?} echoed");
             }
-        }
-    }
-
-    #[test]
-    fn auth_code_accepts_totp_and_backup_shapes() {
-        assert_eq!(auth_code(&"123456".into()).unwrap().expose(), "123456");
-        assert_eq!(
-            auth_code(&"abcde-12345".into()).unwrap().expose(),
-            "abcde-12345"
-        );
-        for bad in ["", "   ", "abc;rm", "ä1234", &"1".repeat(65)] {
-            assert!(auth_code(&bad.into()).is_err(), "{bad:?}");
         }
     }
 

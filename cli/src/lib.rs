@@ -25,7 +25,7 @@ pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
 pub use enroll::{TotpOptions, CODE_PROMPT, CONFIRM_TRIES};
 pub use error::{CliError, Exit, EXIT_CODES_HELP};
 pub use format::{group4, utc};
-pub use input::{auth_code, totp_code, CodeSource, Terminal};
+pub use input::{totp_code, CodeSource, Terminal};
 pub use qr::{render as render_qr, QrError, QUIET_ZONE};
 
 use clap::Parser;

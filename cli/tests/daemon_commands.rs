@@ -356,6 +356,16 @@ fn regenerate_self_service_sends_the_code_from_stdin() {
 }
 
 #[test]
+fn regenerate_with_a_malformed_code_is_a_usage_error_and_not_sent() {
+    let d = FakeDaemon::start("regen-malformed", |_| backup_codes());
+    let run = d.run(&["backup-codes", "regenerate", "--code", "abcde-fghij"], "");
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("6 to 8 digits"), "{}", run.stderr);
+    assert_no_code_shown(&run, &["abcde-fghij"]);
+    assert!(d.requests().is_empty());
+}
+
+#[test]
 fn regenerate_without_any_code_is_a_usage_error() {
     let d = FakeDaemon::start("regen-nocode", |_| backup_codes());
     let run = d.run(&["backup-codes", "regenerate", "--json"], "");
