@@ -93,8 +93,9 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
     Err(CliError::Failed {
         kind: ErrorKind::InvalidCode,
         message: format!(
-            "{}; gave up after {CONFIRM_TRIES} tries: run `twofold enroll totp` to start again",
-            last.unwrap_or_default()
+            "{}; gave up after {CONFIRM_TRIES} tries: run `twofold enroll totp{}` to start again",
+            last.unwrap_or_default(),
+            user_flag(opts.user.as_deref())
         ),
     })
 }
