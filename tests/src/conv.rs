@@ -98,6 +98,8 @@ impl Transcript {
 pub enum Reply {
     /// Answers with this text (`""` is the empty answer).
     Answer(String),
+    /// Answers with raw bytes, e.g. ones that are not UTF-8.
+    RawAnswer(Vec<u8>),
     /// Returns PAM_CONV_ERR (the person pressed Ctrl-D, the client went away).
     ConvErr,
     /// Returns PAM_SUCCESS but no reply array.
@@ -230,6 +232,10 @@ unsafe fn converse_inner(
             all_notices_unanswered = false;
             match conv.replies.pop_front() {
                 Some(Reply::Answer(a)) => match CString::new(a) {
+                    Ok(c) => answers.push(Some(c)),
+                    Err(_) => failed = true,
+                },
+                Some(Reply::RawAnswer(a)) => match CString::new(a) {
                     Ok(c) => answers.push(Some(c)),
                     Err(_) => failed = true,
                 },

@@ -159,7 +159,7 @@ pub struct PamLogin {
     confdir: CString,
     service: CString,
     user: Option<CString>,
-    items: Vec<(Item, String)>,
+    items: Vec<(Item, Vec<u8>)>,
     flags: c_int,
 }
 
@@ -198,8 +198,13 @@ impl PamLogin {
     }
 
     /// Sets any item after `pam_start` (a NUL byte is refused by [`PamLogin::start`]).
-    pub fn item(mut self, item: Item, v: &str) -> Self {
-        self.items.push((item, v.to_owned()));
+    pub fn item(self, item: Item, v: &str) -> Self {
+        self.item_bytes(item, v.as_bytes())
+    }
+
+    /// Sets an item to raw bytes, e.g. ones that are not UTF-8.
+    pub fn item_bytes(mut self, item: Item, v: &[u8]) -> Self {
+        self.items.push((item, v.to_vec()));
         self
     }
 
@@ -279,9 +284,9 @@ impl PamSession {
         self.last
     }
 
-    /// Sets a string item.
-    pub fn set_item(&mut self, item: Item, value: &str) -> Result<(), PamError> {
-        let value = CString::new(value).map_err(|_| PamError::Nul("an item"))?;
+    /// Sets a string item (any bytes but NUL).
+    pub fn set_item(&mut self, item: Item, value: impl AsRef<[u8]>) -> Result<(), PamError> {
+        let value = CString::new(value.as_ref()).map_err(|_| PamError::Nul("an item"))?;
         // SAFETY: libpam copies string items.
         let rc = unsafe { pam_set_item(self.handle, item.raw(), value.as_ptr().cast()) };
         if rc != 0 {

@@ -454,3 +454,44 @@ fn pam_code_names_read_well() {
     );
     assert_eq!(PamCode(99).name(), "PAM_99");
 }
+
+#[test]
+fn items_that_are_not_utf8_fail_closed_without_asking_the_daemon() {
+    let daemon = FakeDaemon::start(Script::login().success()).unwrap();
+    let pam = config_for(&daemon, &[]);
+    let cases = [
+        (Item::Rhost, PAM_AUTH_ERR),
+        (Item::Tty, PAM_AUTH_ERR),
+        (Item::Ruser, PAM_AUTH_ERR),
+        (Item::User, PAM_USER_UNKNOWN),
+    ];
+    for (item, want) in cases {
+        let (code, _) = PamLogin::new(pam.dir(), SERVICE, "alice")
+            .unwrap()
+            .item_bytes(item, b"10.0.0.1\xff")
+            .authenticate(Conversation::new())
+            .unwrap();
+        assert_eq!(code, want, "{item:?}");
+    }
+    assert!(daemon.next_session(Duration::from_millis(200)).is_none());
+}
+
+#[test]
+fn an_answer_that_is_not_utf8_is_a_conversation_error() {
+    let (code, _, daemon) = run(
+        Script::login().prompt("Code: ", false).success(),
+        Conversation::new().reply(Reply::RawAnswer(b"12\xff456".to_vec())),
+    );
+    assert_eq!(code, PAM_CONV_ERR);
+    assert!(daemon.session().answers().is_empty());
+}
+
+#[test]
+fn daemon_text_with_a_nul_byte_fails_closed() {
+    let (code, t, _) = run(
+        Script::login().info("Touch\0 your key").success(),
+        Conversation::new(),
+    );
+    assert_eq!(code, PAM_AUTH_ERR);
+    assert!(t.messages.is_empty(), "{t:?}");
+}
