@@ -1,0 +1,260 @@
+//! Login conversations through a real socket with a ManualClock.
+
+mod common;
+
+use common::*;
+use twofold_daemon::INVALID_CODE;
+use twofold_proto::{ErrorKind, Request, Response, Secret};
+
+#[test]
+fn enroll_start_confirm_then_login_succeeds() {
+    let d = TestDaemon::start();
+    let (e, codes) = d.enroll("alice");
+    assert_eq!(e.user, "alice");
+    assert_eq!(e.digits, 6);
+    assert_eq!(e.period, 30);
+    assert!(e
+        .uri
+        .expose()
+        .starts_with("otpauth://totp/twofold:alice?secret="));
+    assert_eq!(codes.len(), 10);
+    d.clock.advance(30);
+    let code = oathtool(&e, d.now(), 0);
+    let seen = d.login("alice", &[&code]);
+    assert!(
+        matches!(seen[0], Response::Prompt { echo: false, .. }),
+        "{seen:?}"
+    );
+    assert_eq!(last(&seen), &Response::Success, "{seen:?}");
+    assert!(
+        d.log_text()
+            .contains("login user=alice service=sudo rhost=- tty=pts/0 ruser=root peer_uid=0 result=success method=totp"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn three_wrong_codes_are_denied() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(60);
+    let good = oathtool(&e, d.now(), 0);
+    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let seen = d.login("alice", &[wrong, wrong, wrong, &good]);
+    let prompts = seen
+        .iter()
+        .filter(|r| matches!(r, Response::Prompt { .. }))
+        .count();
+    let errors = seen
+        .iter()
+        .filter(|r| matches!(r, Response::Error { text } if text == INVALID_CODE))
+        .count();
+    assert_eq!(prompts, 3, "{seen:?}");
+    assert_eq!(errors, 3, "{seen:?}");
+    assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
+}
+
+#[test]
+fn wrong_then_right_code_succeeds_within_max_tries() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(60);
+    let good = oathtool(&e, d.now(), 0);
+    let seen = d.login("alice", &["12345", &good]);
+    assert_eq!(last(&seen), &Response::Success, "{seen:?}");
+}
+
+#[test]
+fn same_code_twice_second_is_refused() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(90);
+    let code = oathtool(&e, d.now(), 0);
+    assert_eq!(last(&d.login("alice", &[&code])), &Response::Success);
+    let again = d.login("alice", &[&code, &code, &code]);
+    assert!(matches!(last(&again), Response::Denied { .. }), "{again:?}");
+    assert!(
+        d.log_text().contains("reason=\"code already used\""),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn confirmation_code_cannot_open_a_login() {
+    let d = TestDaemon::start();
+    let e = d.enroll_start("alice");
+    let code = oathtool(&e, d.now(), 0);
+    let mut c = d.client();
+    let r = c
+        .call(&Request::TotpEnrollConfirm {
+            user: Some("alice".into()),
+            code: Secret::from(code.as_str()),
+        })
+        .unwrap();
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    let seen = d.login("alice", &[&code]);
+    assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+}
+
+#[test]
+fn previous_and_next_step_accepted_two_steps_off_refused() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(30 * 10);
+    let now = d.now();
+    for off in [-2, 2] {
+        let seen = d.login("alice", &[&oathtool(&e, now, off)]);
+        assert!(
+            matches!(seen[1], Response::Error { .. }),
+            "offset {off}: {seen:?}"
+        );
+    }
+    for off in [-1, 0, 1] {
+        let seen = d.login("alice", &[&oathtool(&e, now, off)]);
+        assert_eq!(last(&seen), &Response::Success, "offset {off}: {seen:?}");
+    }
+}
+
+#[test]
+fn unenrolled_user_is_ignored() {
+    let d = TestDaemon::start();
+    assert_eq!(d.login("nobody-here", &[]), vec![Response::Ignore]);
+}
+
+#[test]
+fn pending_only_user_is_ignored() {
+    let d = TestDaemon::start();
+    let e = d.enroll_start("alice");
+    let _ = e;
+    assert_eq!(d.login("alice", &[]), vec![Response::Ignore]);
+}
+
+#[test]
+fn backup_code_works_once_with_one_argon2_verification_per_attempt() {
+    let d = TestDaemon::start();
+    let (_, codes) = d.enroll("alice");
+    assert_eq!(d.stats.argon2_verifications(), 0);
+
+    // A well-formed code that was never issued: no row, no argon2 at all.
+    let seen = d.login("alice", &["zzzzz-zzzzz"]);
+    assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+    assert_eq!(d.stats.argon2_verifications(), 0);
+
+    // A real one, typed in upper case without the dash: exactly one argon2 run.
+    let typed = codes[3].expose().replace('-', "").to_uppercase();
+    assert_eq!(last(&d.login("alice", &[&typed])), &Response::Success);
+    assert_eq!(d.stats.argon2_verifications(), 1);
+    assert!(
+        d.log_text().contains("method=backup_code"),
+        "{}",
+        d.log_text()
+    );
+
+    // Used up: refused, and no argon2 run to find that out.
+    let seen = d.login("alice", &[codes[3].expose()]);
+    assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+    assert_eq!(d.stats.argon2_verifications(), 1);
+
+    let mut c = d.client();
+    match c
+        .call(&Request::Status {
+            user: Some("alice".into()),
+        })
+        .unwrap()
+    {
+        Response::Status(s) => assert_eq!(s.backup_codes_left, 9),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn ten_thousand_character_code_is_refused_and_next_client_served() {
+    let d = TestDaemon::start();
+    let (_, _) = d.enroll("alice");
+    let long = "1".repeat(10_000);
+    let seen = d.login("alice", &[&long]);
+    assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+    assert_eq!(d.stats.argon2_verifications(), 0);
+    d.assert_serves_new_client();
+}
+
+#[test]
+fn user_names_with_nul_or_newline_are_bad_requests() {
+    let d = TestDaemon::start();
+    for bad in ["al\0ice", "al\nice"] {
+        let seen = d.login(bad, &[]);
+        assert!(
+            matches!(
+                &seen[..],
+                [Response::Failed {
+                    kind: ErrorKind::BadRequest,
+                    ..
+                }]
+            ),
+            "{bad:?}: {seen:?}"
+        );
+        d.assert_serves_new_client();
+    }
+    // The log shows the attempt escaped on one line.
+    assert!(
+        d.log_text().contains(r#"user="al\nice""#),
+        "{}",
+        d.log_text()
+    );
+    assert!(d.log_text().lines().all(|l| l.starts_with("twofoldd: ")));
+}
+
+#[test]
+fn concurrent_logins_with_one_code_exactly_one_wins() {
+    // Two daemons on one database: the race is decided by SQL, not by a lock
+    // inside one process.
+    let a = TestDaemon::start();
+    let (e, _) = a.enroll("alice");
+    let dir2 = common::TempDir::new("d2");
+    let mut config2 = a.config.clone();
+    config2.daemon.socket = dir2.0.join("second.sock");
+    let b = TestDaemon::start_on(dir2, config2, a.clock.clone());
+    a.clock.advance(30);
+    let code = oathtool(&e, a.now(), 0);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let results: Vec<Response> = std::thread::scope(|s| {
+        let hs: Vec<_> = [&a, &b]
+            .into_iter()
+            .map(|d| {
+                let barrier = barrier.clone();
+                let code = code.clone();
+                s.spawn(move || {
+                    let mut c = d.client();
+                    let r = c
+                        .call(&Request::Begin {
+                            user: "alice".into(),
+                            service: "sshd".into(),
+                            rhost: None,
+                            tty: None,
+                            ruser: None,
+                        })
+                        .unwrap();
+                    assert!(matches!(r, Response::Prompt { .. }), "{r:?}");
+                    barrier.wait();
+                    c.call(&Request::Answer {
+                        text: Secret::from(code.as_str()),
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wins = results.iter().filter(|r| **r == Response::Success).count();
+    let losses = results
+        .iter()
+        .filter(|r| matches!(r, Response::Error { .. }))
+        .count();
+    assert_eq!((wins, losses), (1, 1), "{results:?}");
+    for d in [&a, &b] {
+        let seen = d.login("alice", &[&code]);
+        assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+    }
+}
