@@ -5,7 +5,9 @@ use crate::pam::{PamMessage, PamResponse};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CStr, CString};
+use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 
 const PAM_SUCCESS: c_int = 0;
 const PAM_CONV_ERR: c_int = 19;
@@ -119,12 +121,27 @@ pub enum Notices {
     NoReply,
 }
 
-/// A scripted conversation: one queued [`Reply`] per prompt, in order.
-/// A prompt with nothing queued gets PAM_CONV_ERR.
-#[derive(Debug, Clone)]
+/// Decides the reply to a prompt from everything shown so far (the prompt
+/// itself is the transcript's last message).
+pub type Responder = dyn FnMut(&Transcript) -> Reply;
+
+/// A scripted conversation: one queued [`Reply`] per prompt, in order; when
+/// the queue is empty, the responder (if any) decides, else PAM_CONV_ERR.
+#[derive(Clone)]
 pub struct Conversation {
     replies: VecDeque<Reply>,
     notices: Notices,
+    responder: Option<Rc<RefCell<Responder>>>,
+}
+
+impl fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Conversation")
+            .field("replies", &self.replies)
+            .field("notices", &self.notices)
+            .field("responder", &self.responder.is_some())
+            .finish()
+    }
 }
 
 impl Default for Conversation {
@@ -139,7 +156,16 @@ impl Conversation {
         Conversation {
             replies: VecDeque::new(),
             notices: Notices::Shown,
+            responder: None,
         }
+    }
+
+    /// Answers prompts not covered by queued replies with `f`, which sees
+    /// the transcript so far: e.g. a code computed from a secret shown
+    /// earlier in the login, or at the moment the prompt appears.
+    pub fn respond_with(mut self, f: impl FnMut(&Transcript) -> Reply + 'static) -> Self {
+        self.responder = Some(Rc::new(RefCell::new(f)));
+        self
     }
 
     /// Queues an answer for the next prompt.
@@ -230,7 +256,12 @@ unsafe fn converse_inner(
         transcript.messages.push(Message { style, text });
         if style.is_prompt() {
             all_notices_unanswered = false;
-            match conv.replies.pop_front() {
+            let next = conv.replies.pop_front().or_else(|| {
+                conv.responder
+                    .as_ref()
+                    .map(|f| (f.borrow_mut())(transcript))
+            });
+            match next {
                 Some(Reply::Answer(a)) => match CString::new(a) {
                     Ok(c) => answers.push(Some(c)),
                     Err(_) => failed = true,

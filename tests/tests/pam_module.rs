@@ -495,3 +495,30 @@ fn daemon_text_with_a_nul_byte_fails_closed() {
     assert_eq!(code, PAM_AUTH_ERR);
     assert!(t.messages.is_empty(), "{t:?}");
 }
+
+#[test]
+fn a_responder_answers_from_what_was_shown_earlier() {
+    let (code, t, daemon) = run(
+        Script::login()
+            .info("Your new secret: JBSWY3DP")
+            .prompt("Confirmation code: ", false)
+            .success(),
+        Conversation::new().respond_with(|t| {
+            let secret = t.infos()[0].rsplit(' ').next().unwrap_or_default();
+            Reply::Answer(format!("code-for-{secret}"))
+        }),
+    );
+    assert_eq!(code, PAM_SUCCESS);
+    assert_eq!(t.prompts(), ["Confirmation code: "]);
+    assert_eq!(daemon.session().answers(), ["code-for-JBSWY3DP"]);
+}
+
+#[test]
+fn an_answer_over_the_frame_limit_fails_closed() {
+    let (code, _, daemon) = run(
+        Script::login().prompt("Code: ", false).success(),
+        Conversation::new().answer(&"7".repeat(70 * 1024)),
+    );
+    assert_eq!(code, PAM_AUTH_ERR);
+    assert!(daemon.session().answers().is_empty());
+}
