@@ -1,0 +1,111 @@
+//! The `twofoldd` binary: flags, configuration errors, signals.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use twofold_proto::{Client, Request, Response};
+
+const BIN: &str = env!("CARGO_BIN_EXE_twofoldd");
+
+#[test]
+fn missing_explicit_config_exits_2_naming_the_file() {
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/twofold.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/twofold.toml"), "{err}");
+}
+
+#[test]
+fn invalid_config_exits_2_naming_line_and_key() {
+    let dir = TempDir::new("badcfg");
+    let path = dir.0.join("twofold.toml");
+    std::fs::write(&path, "[totp]\ndigits = 6\ndigitz = 7\n").unwrap();
+    let out = Command::new(BIN)
+        .arg(format!("--config={}", path.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":3:") && err.contains("digitz"), "{err}");
+}
+
+#[test]
+fn unknown_flag_exits_2() {
+    let out = Command::new(BIN).arg("--frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
+}
+
+#[test]
+fn unsafe_master_key_exits_nonzero_with_a_clear_message() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("binkey");
+    let config = config_in(&dir.0);
+    let key = &config.daemon.master_key;
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(key, "cd".repeat(32)).unwrap();
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let path = dir.0.join("twofold.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&key.display().to_string()) && err.contains("0640"),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_with_exit_0() {
+    let dir = TempDir::new("bin");
+    let config = config_in(&dir.0);
+    let path = dir.0.join("twofold.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let socket = &config.daemon.socket;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut client = loop {
+        if let Ok(c) = Client::connect(socket, Duration::from_secs(5), "bin-test") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "twofoldd did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let r = client.call(&Request::Status { user: None }).unwrap();
+    assert!(matches!(r, Response::Status(_)), "{r:?}");
+    drop(client);
+    // SAFETY: plain syscall on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "twofoldd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains("listening on"), "{err}");
+    assert!(
+        err.contains("twofoldd: request type=status peer_uid="),
+        "{err}"
+    );
+    assert!(!socket.exists(), "socket file should be removed on exit");
+}

@@ -1,0 +1,66 @@
+//! Graceful shutdown: in-flight conversations finish, waiting is bounded.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::time::{Duration, Instant};
+use twofold_proto::{Request, Response, Secret};
+
+#[test]
+fn in_flight_login_finishes_after_shutdown_is_triggered() {
+    let mut d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(30);
+    let mut c = d.client();
+    let r = c
+        .call(&Request::Begin {
+            user: "alice".into(),
+            service: "login".into(),
+            rhost: None,
+            tty: Some("tty1".into()),
+            ruser: None,
+        })
+        .unwrap();
+    assert!(matches!(r, Response::Prompt { .. }), "{r:?}");
+    d.shutdown.trigger();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = c
+        .call(&Request::Answer {
+            text: Secret::from(oathtool(&e, d.now(), 0).as_str()),
+        })
+        .unwrap();
+    assert_eq!(r, Response::Success);
+    drop(c);
+    let start = Instant::now();
+    d.stop();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(
+        d.log_text().contains("twofoldd: stopped"),
+        "{}",
+        d.log_text()
+    );
+}
+
+#[test]
+fn idle_connection_does_not_hold_shutdown_forever() {
+    let mut d = TestDaemon::start();
+    let mut idle = d.client();
+    let start = Instant::now();
+    d.stop();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    let mut buf = [0u8; 1];
+    idle.stream_mut()
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(
+        idle.stream_mut().read(&mut buf).unwrap(),
+        0,
+        "closed by the daemon"
+    );
+}

@@ -1,0 +1,146 @@
+//! The database and master key on disk: modes, migrations, tampering.
+
+mod common;
+
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use twofold_daemon::{Daemon, DaemonError, KeyError, ManualClock, StoreError, SCHEMA_VERSION};
+use twofold_proto::Response;
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn database_key_and_their_directories_are_private() {
+    let d = TestDaemon::start();
+    d.enroll("alice");
+    let db = &d.config.daemon.database;
+    assert_eq!(mode(db), 0o600);
+    let wal = db.with_extension("db-wal");
+    assert!(wal.exists(), "WAL mode should leave a -wal file while open");
+    assert_eq!(mode(&wal), 0o600);
+    assert_eq!(mode(&db.with_extension("db-shm")), 0o600);
+    assert_eq!(mode(db.parent().unwrap()), 0o700);
+    assert_eq!(mode(&d.config.daemon.master_key), 0o600);
+    assert_eq!(mode(d.config.daemon.master_key.parent().unwrap()), 0o700);
+    assert_eq!(mode(d.socket()), 0o666);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let journal: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+}
+
+#[test]
+fn group_readable_master_key_refuses_to_start() {
+    let dir = TempDir::new("key");
+    let config = config_in(&dir.0);
+    let key = &config.daemon.master_key;
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(key, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DaemonError::Key(KeyError::Permissions { mode: 0o644, .. })
+        ),
+        "{err:?}"
+    );
+    let shown = err.to_string();
+    assert!(
+        shown.contains(&key.display().to_string()) && shown.contains("0644"),
+        "{shown}"
+    );
+    // Refusing to start created no database.
+    assert!(!config.daemon.database.exists());
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    Daemon::open(config, Arc::new(ManualClock::new(T0))).unwrap();
+}
+
+#[test]
+fn reopening_keeps_data_and_migrations_are_idempotent() {
+    let mut d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.stop();
+    let dir = std::mem::replace(&mut d.dir, TempDir::new("unused"));
+    let config = d.config.clone();
+    let clock = d.clock.clone();
+    drop(d);
+    for _ in 0..2 {
+        let db = rusqlite::Connection::open(&config.daemon.database).unwrap();
+        let v: u32 = db
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        Daemon::open(config.clone(), clock.clone()).unwrap();
+    }
+    let d = TestDaemon::start_on(dir, config, clock);
+    d.clock.advance(30);
+    assert_eq!(
+        last(&d.login("alice", &[&oathtool(&e, d.now(), 0)])),
+        &Response::Success
+    );
+}
+
+#[test]
+fn database_from_a_newer_daemon_is_refused() {
+    let dir = TempDir::new("newer");
+    let config = config_in(&dir.0);
+    Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
+    let db = rusqlite::Connection::open(&config.daemon.database).unwrap();
+    db.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(db);
+    let err = Daemon::open(config, Arc::new(ManualClock::new(T0))).unwrap_err();
+    assert!(
+        matches!(err, DaemonError::Store(StoreError::TooNew { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn ciphertext_moved_to_another_users_row_fails_closed() {
+    let d = TestDaemon::start();
+    let (alice, _) = d.enroll("alice");
+    d.enroll("bob");
+    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    let changed = db
+        .execute(
+            "UPDATE totp SET ciphertext = (SELECT ciphertext FROM totp WHERE user = 'alice'),
+                             nonce = (SELECT nonce FROM totp WHERE user = 'alice')
+             WHERE user = 'bob'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(db);
+    d.clock.advance(30);
+    let seen = d.login("bob", &[&oathtool(&alice, d.now(), 0)]);
+    assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
+    assert!(
+        d.log_text().contains("user=bob") && d.log_text().contains("cannot be decrypted"),
+        "{}",
+        d.log_text()
+    );
+    // alice is unaffected.
+    assert_eq!(
+        last(&d.login("alice", &[&oathtool(&alice, d.now(), 0)])),
+        &Response::Success
+    );
+}
+
+#[test]
+fn swapping_row_identity_also_fails() {
+    let d = TestDaemon::start();
+    let (alice, _) = d.enroll("alice");
+    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    db.execute("UPDATE totp SET id = id + 1 WHERE user = 'alice'", [])
+        .unwrap();
+    drop(db);
+    d.clock.advance(30);
+    let seen = d.login("alice", &[&oathtool(&alice, d.now(), 0)]);
+    assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
+}
