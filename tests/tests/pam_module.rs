@@ -522,3 +522,110 @@ fn an_answer_over_the_frame_limit_fails_closed() {
     assert_eq!(code, PAM_AUTH_ERR);
     assert!(daemon.session().answers().is_empty());
 }
+
+/// Log lines libpam's `pam_syslog` wrote in this process: (priority, text).
+static SYSLOG: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Stands in for glibc's `__syslog_chk` (exported by build.rs), which
+/// libpam's `pam_vsyslog` calls as `syslog(pri, "%s %s", prefix, message)`.
+/// Declared with fixed arguments: on x86_64 the variadic ones arrive in the
+/// same registers.
+///
+/// # Safety
+/// Called by libpam with the format and two C strings.
+#[no_mangle]
+pub unsafe extern "C" fn __syslog_chk(
+    pri: std::ffi::c_int,
+    _flag: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    a: *const std::ffi::c_char,
+    b: *const std::ffi::c_char,
+) {
+    let _ = std::panic::catch_unwind(|| {
+        use std::ffi::CStr;
+        // SAFETY: fmt is a C string (caller).
+        if fmt.is_null() || unsafe { CStr::from_ptr(fmt) } != c"%s %s" || a.is_null() || b.is_null()
+        {
+            return;
+        }
+        // SAFETY: both are C strings, as the format says.
+        let line = unsafe {
+            format!(
+                "{} {}",
+                CStr::from_ptr(a).to_string_lossy(),
+                CStr::from_ptr(b).to_string_lossy()
+            )
+        };
+        SYSLOG
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((pri, line));
+    });
+}
+
+/// The lines logged for `service` so far.
+fn logged(service: &str) -> Vec<(i32, String)> {
+    let tag = format!("({service}:");
+    SYSLOG
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter(|(_, l)| l.contains(&tag))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn failures_are_logged_on_authpriv_and_debug_never_logs_the_code() {
+    let daemon = FakeDaemon::start(Script::login().prompt("Code: ", false).garbage()).unwrap();
+    let pam = PamConfig::new().unwrap();
+    let socket = format!("socket={}", daemon.socket().display());
+    let service = "tf-syslog";
+    pam.twofold(service, &[&socket, "debug"]).unwrap();
+    let (code, _) = PamLogin::new(pam.dir(), service, "alice")
+        .unwrap()
+        .authenticate(Conversation::new().answer("918273"))
+        .unwrap();
+    assert_eq!(code, PAM_AUTH_ERR);
+    assert_eq!(daemon.session().answers(), ["918273"]);
+    let lines = logged(service);
+    assert!(
+        lines.iter().all(|(pri, _)| pri & !7 == libc::LOG_AUTHPRIV),
+        "{lines:?}"
+    );
+    let err = lines
+        .iter()
+        .find(|(pri, _)| pri & 7 == libc::LOG_ERR)
+        .unwrap_or_else(|| panic!("no error line: {lines:?}"));
+    assert!(err.1.contains("malformed"), "{err:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|(pri, l)| pri & 7 == libc::LOG_DEBUG && l.contains("daemon sent prompt")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().all(|(_, l)| !l.contains("918273")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn bad_options_are_logged_and_percent_signs_are_not_formats() {
+    let pam = PamConfig::new().unwrap();
+    let service = "tf-syslog-opts";
+    pam.twofold(service, &["frobnicate=%s%n%x"]).unwrap();
+    let (code, _) = PamLogin::new(pam.dir(), service, "alice")
+        .unwrap()
+        .authenticate(Conversation::new())
+        .unwrap();
+    assert_eq!(code, PAM_SERVICE_ERR);
+    let lines = logged(service);
+    assert!(
+        lines
+            .iter()
+            .any(|(pri, l)| *pri == libc::LOG_AUTHPRIV | libc::LOG_ERR
+                && l.ends_with("refusing to run: unknown option \"frobnicate=%s%n%x\"")),
+        "{lines:?}"
+    );
+}
