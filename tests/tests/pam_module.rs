@@ -357,20 +357,43 @@ fn more_than_64_messages_fail_closed() {
 #[test]
 fn unknown_and_malformed_options_are_service_errors() {
     let daemon = FakeDaemon::start(Script::login().success()).unwrap();
-    for bad in [
-        "frobnicate=1",
-        "timeout=abc",
-        "timeout=0",
-        "debug=yes",
-        "socket=relative.sock",
-    ] {
-        let (code, t, _) = {
-            let pam = config_for(&daemon, &[bad]);
-            let (c, t) = login(&pam, Conversation::new());
-            (c, t, ())
+    let socket = format!("socket={}", daemon.socket().display());
+    let cases: [(&[u8], &str); 7] = [
+        (b"frobnicate=1", "unknown option \"frobnicate=1\""),
+        (b"timeout=abc", "bad value \"abc\" for option timeout"),
+        (b"timeout=0", "bad value \"0\" for option timeout"),
+        (b"debug=yes", "option debug takes no value"),
+        (b"socket=relative.sock", "must be an absolute path"),
+        (b"timeout=1 timeout=2", "option timeout given twice"),
+        (b"timeout=\xff", "not valid UTF-8"),
+    ];
+    for (i, (bad, why)) in cases.into_iter().enumerate() {
+        let pam = PamConfig::new().unwrap();
+        let service = format!("tf-opt-{i}");
+        let base: &[&str] = if bad.starts_with(b"socket=") {
+            &[]
+        } else {
+            &[&socket]
         };
-        assert_eq!(code, PAM_SERVICE_ERR, "{bad}");
-        assert!(t.messages.is_empty(), "{bad}: {t:?}");
+        let mut line = module_line("required", base).into_bytes();
+        line.push(b' ');
+        line.extend_from_slice(bad);
+        line.push(b'\n');
+        std::fs::write(pam.dir().join(&service), line).unwrap();
+        let (code, t) = PamLogin::new(pam.dir(), &service, "alice")
+            .unwrap()
+            .authenticate(Conversation::new())
+            .unwrap();
+        let shown = String::from_utf8_lossy(bad);
+        assert_eq!(code, PAM_SERVICE_ERR, "{shown}");
+        assert!(t.messages.is_empty(), "{shown}: {t:?}");
+        let lines = logged(&service);
+        assert!(
+            lines
+                .iter()
+                .any(|(_, l)| l.contains("refusing to run") && l.contains(why)),
+            "{shown}: {lines:?}"
+        );
     }
     // The daemon was never contacted.
     assert!(daemon.next_session(Duration::from_millis(200)).is_none());
