@@ -73,6 +73,12 @@ pub(crate) struct Engine {
     pub stats: Arc<Stats>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Engine")
+    }
+}
+
 impl Engine {
     pub fn new(
         config: Config,

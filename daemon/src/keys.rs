@@ -54,6 +54,9 @@ pub enum KeyError {
     /// The system random number generator failed.
     #[error("random number generator failed: {0}")]
     Random(String),
+    /// A secret could not be encrypted (only possible for absurd lengths).
+    #[error("TOTP secret cannot be encrypted")]
+    Encrypt,
 }
 
 /// A secret could not be encrypted or decrypted (wrong key, tampered or moved row).
@@ -116,7 +119,7 @@ impl Keys {
                     aad: &aad,
                 },
             )
-            .map_err(|_| KeyError::Random("encryption failed".into()))?;
+            .map_err(|_| KeyError::Encrypt)?;
         Ok((ct, nonce))
     }
 
@@ -233,7 +236,9 @@ fn hex_val(c: u8) -> u8 {
     match c {
         b'0'..=b'9' => c - b'0',
         b'a'..=b'f' => c - b'a' + 10,
-        _ => c.to_ascii_lowercase() - b'a' + 10,
+        b'A'..=b'F' => c - b'A' + 10,
+        // Callers check is_ascii_hexdigit first.
+        _ => 0,
     }
 }
 

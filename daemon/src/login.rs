@@ -29,11 +29,11 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
             ("service", b.service.as_str()),
             ("rhost", b.rhost.as_deref().unwrap_or("")),
             ("tty", b.tty.as_deref().unwrap_or("")),
-            ("ruser", b.ruser.as_deref().unwrap_or("")),
-            ("peer_uid", uid.as_str()),
             ("result", result),
         ];
         fields.extend_from_slice(extra);
+        fields.push(("ruser", b.ruser.as_deref().unwrap_or("")));
+        fields.push(("peer_uid", uid.as_str()));
         conn.engine.log.event("login", &fields);
     };
     let valid = validate::user(&b.user)

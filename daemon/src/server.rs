@@ -67,12 +67,6 @@ pub struct Daemon {
     engine: Arc<Engine>,
 }
 
-impl std::fmt::Debug for Engine {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Engine")
-    }
-}
-
 impl Daemon {
     /// Opens or creates the database (running migrations) and the master
     /// key; logs to standard error. No socket yet.
@@ -88,6 +82,7 @@ impl Daemon {
     ) -> Result<Daemon, DaemonError> {
         let keys = Keys::load_or_create(&config.daemon.master_key)?;
         let store = Store::open(&config.daemon.database)?;
+        warn_if_shared(&log, "database", &config.daemon.database);
         Ok(Daemon {
             engine: Arc::new(Engine::new(config, clock, keys, store, log)),
         })
@@ -171,6 +166,25 @@ impl Daemon {
         }
         engine.log.event("stopped", &[]);
         Ok(())
+    }
+}
+
+/// An existing database may have been created looser than we create it;
+/// it holds no plaintext secret, so warn rather than refuse.
+fn warn_if_shared(log: &Logger, what: &str, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            log.event(
+                "warning",
+                &[
+                    (what, &path.display().to_string()),
+                    ("mode", &format!("{mode:04o}")),
+                    ("advice", "chmod 600: group and others should not access it"),
+                ],
+            );
+        }
     }
 }
 

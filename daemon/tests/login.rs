@@ -28,7 +28,7 @@ fn enroll_start_confirm_then_login_succeeds() {
     assert_eq!(last(&seen), &Response::Success, "{seen:?}");
     assert!(
         d.log_text()
-            .contains("login user=alice service=sudo rhost=- tty=pts/0 ruser=root peer_uid=0 result=success method=totp"),
+            .contains("login user=alice service=sudo rhost=- tty=pts/0 result=success method=totp ruser=root peer_uid=0"),
         "{}",
         d.log_text()
     );

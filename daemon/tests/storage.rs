@@ -144,3 +144,27 @@ fn swapping_row_identity_also_fails() {
     let seen = d.login("alice", &[&oathtool(&alice, d.now(), 0)]);
     assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
 }
+
+#[test]
+fn loose_database_mode_is_warned_about() {
+    let dir = TempDir::new("loose");
+    let config = config_in(&dir.0);
+    Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
+    std::fs::set_permissions(
+        &config.daemon.database,
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let log = Arc::new(twofold_daemon::MemoryLog::new());
+    Daemon::open_with_log(
+        config.clone(),
+        Arc::new(ManualClock::new(T0)),
+        twofold_daemon::Logger::new(log.clone()),
+    )
+    .unwrap();
+    let text = log.lines().join("\n");
+    assert!(
+        text.contains("twofoldd: warning database=") && text.contains("mode=0644"),
+        "{text}"
+    );
+}

@@ -403,3 +403,6 @@ fn insert_codes(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
