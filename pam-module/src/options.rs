@@ -1,7 +1,7 @@
 //! Options given on the PAM line, e.g.
 //! `auth required pam_twofold.so socket=/run/twofold/twofold.sock timeout=5`.
 //!
-//! Every option is one row of [`SPECS`]: adding an option means adding a
+//! Every option is one row of `SPECS`: adding an option means adding a
 //! field with its default to [`Options`] and one row here. An unknown,
 //! repeated or malformed option is refused, never silently defaulted.
 

@@ -16,4 +16,4 @@ pub mod fake_daemon;
 mod module;
 pub mod pam;
 
-pub use module::{module_line, module_path, write_service, PamConfig};
+pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
