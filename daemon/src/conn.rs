@@ -71,9 +71,8 @@ impl<'a> Conn<'a> {
         match decoded {
             Ok(r) => Incoming::Request(r),
             Err(DecodeError::Unknown(kind)) => Incoming::Unknown(kind),
-            Err(DecodeError::Malformed(why)) => {
-                // serde's message can quote the input; log only that it was malformed.
-                let _ = why;
+            Err(DecodeError::Malformed(_)) => {
+                // serde's message can quote the input (a code); log only that it was malformed.
                 self.log_error("malformed request");
                 self.send_failed(ErrorKind::BadRequest, "malformed request");
                 Incoming::End

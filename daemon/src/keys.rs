@@ -251,8 +251,11 @@ fn create_master(path: &Path) -> std::io::Result<Zeroizing<[u8; KEY_LEN]>> {
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     getrandom::fill(&mut key[..]).map_err(|e| std::io::Error::other(e.to_string()))?;
     let mut text = Zeroizing::new(String::with_capacity(2 * KEY_LEN + 1));
+    // No format!: its temporaries would leave key fragments in freed memory.
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in key.iter() {
-        text.push_str(&format!("{b:02x}"));
+        text.push(char::from(HEX[usize::from(b >> 4)]));
+        text.push(char::from(HEX[usize::from(b & 0x0f)]));
     }
     text.push('\n');
     // create_new: never truncate a key another process just wrote.
