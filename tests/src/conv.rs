@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CStr, CString};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 const PAM_SUCCESS: c_int = 0;
 const PAM_CONV_ERR: c_int = 19;
@@ -123,15 +123,15 @@ pub enum Notices {
 
 /// Decides the reply to a prompt from everything shown so far (the prompt
 /// itself is the transcript's last message).
-pub type Responder = dyn FnMut(&Transcript) -> Reply;
+pub type Responder = dyn FnMut(&Transcript) -> Reply + Send;
 
-/// A scripted conversation: one queued [`Reply`] per prompt, in order; when
+/// A scripted conversation (`Send`, so logins can run in threads): one queued [`Reply`] per prompt, in order; when
 /// the queue is empty, the responder (if any) decides, else PAM_CONV_ERR.
 #[derive(Clone)]
 pub struct Conversation {
     replies: VecDeque<Reply>,
     notices: Notices,
-    responder: Option<Rc<RefCell<Responder>>>,
+    responder: Option<Arc<Mutex<Responder>>>,
 }
 
 impl fmt::Debug for Conversation {
@@ -163,8 +163,8 @@ impl Conversation {
     /// Answers prompts not covered by queued replies with `f`, which sees
     /// the transcript so far: e.g. a code computed from a secret shown
     /// earlier in the login, or at the moment the prompt appears.
-    pub fn respond_with(mut self, f: impl FnMut(&Transcript) -> Reply + 'static) -> Self {
-        self.responder = Some(Rc::new(RefCell::new(f)));
+    pub fn respond_with(mut self, f: impl FnMut(&Transcript) -> Reply + Send + 'static) -> Self {
+        self.responder = Some(Arc::new(Mutex::new(f)));
         self
     }
 
@@ -259,7 +259,7 @@ unsafe fn converse_inner(
             let next = conv.replies.pop_front().or_else(|| {
                 conv.responder
                     .as_ref()
-                    .map(|f| (f.borrow_mut())(transcript))
+                    .map(|f| (f.lock().unwrap_or_else(|e| e.into_inner()))(transcript))
             });
             match next {
                 Some(Reply::Answer(a)) => match CString::new(a) {

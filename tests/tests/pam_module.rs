@@ -652,3 +652,23 @@ fn bad_options_are_logged_and_percent_signs_are_not_formats() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn logins_run_concurrently_in_threads() {
+    let daemon = FakeDaemon::start(Script::login().prompt("Code: ", false).success()).unwrap();
+    let pam = config_for(&daemon, &[]);
+    let login = PamLogin::new(pam.dir(), SERVICE, "alice").unwrap();
+    let conv = Conversation::new().answer("1");
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (login, conv) = (login.clone(), conv.clone());
+            std::thread::spawn(move || login.authenticate(conv).unwrap().0)
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), PAM_SUCCESS);
+    }
+    for _ in 0..4 {
+        assert_eq!(daemon.session().answers(), ["1"]);
+    }
+}
