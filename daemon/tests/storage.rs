@@ -168,3 +168,38 @@ fn loose_database_mode_is_warned_about() {
         "{text}"
     );
 }
+
+#[test]
+fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
+    let d = TestDaemon::start();
+    d.enroll("alice");
+    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    db.execute_batch("DROP TABLE backup_codes").unwrap();
+    drop(db);
+    // The TOTP row is readable, so the login starts; checking a backup code fails.
+    let seen = d.login("alice", &["abcde-fghij"]);
+    assert!(matches!(seen[0], Response::Prompt { .. }), "{seen:?}");
+    assert_eq!(last(&seen), &Response::Unavailable, "{seen:?}");
+    assert_eq!(d.login("bob", &[]), vec![Response::Unavailable]);
+    assert!(
+        d.log_text().contains("result=unavailable"),
+        "{}",
+        d.log_text()
+    );
+    let r = d
+        .client()
+        .call(&twofold_proto::Request::Status {
+            user: Some("alice".into()),
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Failed {
+                kind: twofold_proto::ErrorKind::Internal,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
