@@ -1,0 +1,326 @@
+//! Real daemons for end-to-end tests: in-process on a temp socket with a
+//! [`ManualClock`] (so TOTP windows are tested without sleeping), or the
+//! built `twofoldd` binary as a child process (for crash and restart tests).
+
+use crate::otp::oathtool;
+use crate::PamConfig;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use twofold_config::Config;
+use twofold_daemon::{bind, Daemon, DaemonError, Logger, ManualClock, MemoryLog, Shutdown};
+use twofold_proto::{Client, Request, Response, Secret};
+
+/// A fixed instant for tests: 2027-01-15T08:00:00Z, the start of a 30 s step.
+pub const T0: u64 = 1_800_000_000;
+
+/// A TOTP credential enrolled by a test, with its one-time backup codes.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The account.
+    pub user: String,
+    /// Base32 secret, as the daemon showed it.
+    pub secret: String,
+    /// Backup codes in display form.
+    pub backup_codes: Vec<String>,
+}
+
+/// Writes a configuration whose every path lies in `dir`.
+pub fn config_in(dir: &Path) -> Config {
+    let mut c = Config::default();
+    c.daemon.socket = dir.join("twofold.sock");
+    c.daemon.database = dir.join("state/twofold.db");
+    c.daemon.master_key = dir.join("keys/master.key");
+    c
+}
+
+/// A temp directory that other users can enter (tests run peers as `nobody`).
+pub fn open_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("twofold-e2e-")
+        .tempdir()
+        .expect("temp dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod temp dir");
+    dir
+}
+
+/// `twofoldd` served from a thread of the test process, with a manual clock
+/// and a captured log.
+#[derive(Debug)]
+pub struct TestDaemon {
+    dir: tempfile::TempDir,
+    config: Config,
+    /// The clock every decision of this daemon reads; starts at [`T0`].
+    pub clock: Arc<ManualClock>,
+    /// Everything the daemon logged.
+    pub log: Arc<MemoryLog>,
+    shutdown: Shutdown,
+    thread: Option<JoinHandle<Result<(), DaemonError>>>,
+}
+
+impl TestDaemon {
+    /// Starts a daemon on defaults (paths in a temp dir).
+    pub fn start() -> TestDaemon {
+        TestDaemon::start_with(|_| {})
+    }
+
+    /// Starts a daemon after `edit` adjusts the configuration.
+    pub fn start_with(edit: impl FnOnce(&mut Config)) -> TestDaemon {
+        let dir = open_tempdir();
+        let mut config = config_in(dir.path());
+        edit(&mut config);
+        let clock = Arc::new(ManualClock::new(T0));
+        let log = Arc::new(MemoryLog::new());
+        let mut d = TestDaemon {
+            dir,
+            config,
+            clock,
+            log,
+            shutdown: Shutdown::new(),
+            thread: None,
+        };
+        d.restart();
+        d
+    }
+
+    /// (Re)starts serving on the same database, key, clock and socket.
+    pub fn restart(&mut self) {
+        self.stop();
+        let listener = bind(&self.config.daemon.socket).expect("bind daemon socket");
+        let daemon = Daemon::open_with_log(
+            self.config.clone(),
+            self.clock.clone(),
+            Logger::new(self.log.clone()),
+        )
+        .expect("open daemon");
+        self.shutdown = Shutdown::new();
+        let shutdown = self.shutdown.clone();
+        self.thread = Some(std::thread::spawn(move || daemon.serve(listener, shutdown)));
+    }
+
+    /// Stops serving and waits for the daemon to finish; the socket goes away.
+    pub fn stop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shutdown.trigger();
+            t.join()
+                .expect("daemon thread panicked")
+                .expect("daemon failed");
+            let _ = std::fs::remove_file(&self.config.daemon.socket);
+        }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The temp directory holding socket, database and key.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The daemon's socket.
+    pub fn socket(&self) -> &Path {
+        &self.config.daemon.socket
+    }
+
+    /// One request on a fresh connection, as the test process's user.
+    pub fn call(&self, req: &Request) -> Response {
+        let mut c = Client::connect(self.socket(), Duration::from_secs(5), "e2e").expect("connect");
+        c.call(req).expect("call")
+    }
+
+    /// Enrolls `user` with TOTP (SHA1, 6 digits) confirmed by an `oathtool`
+    /// code two minutes before the clock's now, so every code from now on is
+    /// fresh.
+    pub fn enroll(&self, user: &str) -> Enrolled {
+        let pending = match self.call(&Request::TotpEnrollStart {
+            user: Some(user.into()),
+            algorithm: None,
+            digits: None,
+        }) {
+            Response::TotpPending(p) => p,
+            other => panic!("enroll start for {user}: {other:?}"),
+        };
+        let secret = pending.secret.expose().to_owned();
+        let now = self.clock_now();
+        self.clock.set(now - 120);
+        let code = oathtool(&secret, now - 120);
+        let reply = self.call(&Request::TotpEnrollConfirm {
+            user: Some(user.into()),
+            code: Secret::from(code.as_str()),
+        });
+        self.clock.set(now);
+        let backup_codes = match reply {
+            Response::BackupCodes { codes } => {
+                codes.iter().map(|c| c.expose().to_owned()).collect()
+            }
+            other => panic!("enroll confirm for {user}: {other:?}"),
+        };
+        Enrolled {
+            user: user.into(),
+            secret,
+            backup_codes,
+        }
+    }
+
+    /// The manual clock's now.
+    pub fn clock_now(&self) -> u64 {
+        use twofold_daemon::Clock;
+        self.clock.now()
+    }
+
+    /// `oathtool`'s code for `secret` at now + `steps` × 30 s.
+    pub fn code(&self, secret: &str, steps: i64) -> String {
+        let t = self.clock_now() as i64 + steps * 30;
+        oathtool(secret, t as u64)
+    }
+
+    /// A PAM config dir with service `tf` = `auth required pam_twofold.so socket=… timeout=2`.
+    pub fn pam(&self) -> PamConfig {
+        let pam = PamConfig::new().expect("pam config dir");
+        pam.twofold(
+            "tf",
+            &[&format!("socket={}", self.socket().display()), "timeout=2"],
+        )
+        .expect("write service");
+        pam
+    }
+
+    /// Everything logged so far, one event a line.
+    pub fn log_text(&self) -> String {
+        self.log.lines().join("\n")
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.shutdown.trigger();
+            let _ = t.join();
+        }
+    }
+}
+
+/// A built binary of this workspace (`twofoldd`, `twofold`, `tf-client`).
+pub fn bin_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut dir = exe.parent().expect("exe dir").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
+        p.display()
+    );
+    p
+}
+
+/// The built `twofoldd` running as a child process, stderr captured to a file.
+#[derive(Debug)]
+pub struct DaemonProcess {
+    child: Child,
+    /// Its configuration file.
+    pub config_file: PathBuf,
+    /// Where its stderr goes.
+    pub log_file: PathBuf,
+    socket: PathBuf,
+}
+
+impl DaemonProcess {
+    /// Writes `config` to `dir/twofold.toml` and starts `twofoldd --config` on it,
+    /// returning once the socket answers.
+    pub fn start(dir: &Path, config: &Config) -> DaemonProcess {
+        let config_file = dir.join("twofold.toml");
+        std::fs::write(&config_file, config.to_toml()).expect("write config");
+        let log_file = dir.join(format!("twofoldd-{}.log", unique()));
+        let child = Command::new(bin_path("twofoldd"))
+            .arg("--config")
+            .arg(&config_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_file).expect("log file"))
+            .spawn()
+            .expect("spawn twofoldd");
+        let mut p = DaemonProcess {
+            child,
+            config_file,
+            log_file,
+            socket: config.daemon.socket.clone(),
+        };
+        p.wait_ready();
+        p
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if Client::connect(&self.socket, Duration::from_secs(1), "e2e").is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("twofoldd exited with {status}: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("twofoldd did not start listening: {}", self.log());
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// One request on a fresh connection.
+    pub fn call(&self, req: &Request) -> Response {
+        let mut c = Client::connect(&self.socket, Duration::from_secs(5), "e2e").expect("connect");
+        c.call(req).expect("call")
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM; returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait twofoldd")
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// True when the tests run as root (uid switching, mount namespaces).
+pub fn is_root() -> bool {
+    // SAFETY: getuid cannot fail.
+    unsafe { libc::getuid() == 0 }
+}
