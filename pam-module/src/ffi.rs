@@ -66,7 +66,9 @@ struct PamConv {
     appdata_ptr: *mut c_void,
 }
 
-#[link(name = "pam")]
+// Linked by soname, so building needs only the runtime libpam0g that every
+// Debian system has, not the libpam0g-dev symlink.
+#[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
 extern "C" {
     fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
         -> c_int;

@@ -365,7 +365,9 @@ pub(crate) struct PamConv {
     appdata_ptr: *mut c_void,
 }
 
-#[link(name = "pam")]
+// Linked by soname, so building needs only the runtime libpam0g that every
+// Debian system has, not the libpam0g-dev symlink.
+#[link(name = "libpam.so.0", kind = "dylib", modifiers = "+verbatim")]
 extern "C" {
     fn pam_start_confdir(
         service: *const c_char,
