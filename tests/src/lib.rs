@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod fake_daemon;
 mod module;
 pub mod otp;
+pub mod system;
 pub mod pam;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};

@@ -1,0 +1,1 @@
+//! Real system programs in private mount namespaces: sshd, sudo, su.
