@@ -1,7 +1,7 @@
 //! The few libpam functions the module needs, declared by hand, and safe
 //! wrappers over them: items, the conversation and syslog.
 
-use crate::login::{ConvError, Conversation, Level, Log, Notice};
+use crate::login::{Authtok, ConvError, Conversation, Level, Log, Notice};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use twofold_proto::Secret;
 
@@ -27,6 +27,7 @@ const PAM_SERVICE: c_int = 1;
 const PAM_TTY: c_int = 3;
 const PAM_RHOST: c_int = 4;
 const PAM_CONV: c_int = 5;
+const PAM_AUTHTOK: c_int = 6;
 const PAM_RUSER: c_int = 8;
 
 const PAM_PROMPT_ECHO_OFF: c_int = 1;
@@ -73,6 +74,7 @@ extern "C" {
     fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
         -> c_int;
     fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
+    fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
 }
 
@@ -187,6 +189,11 @@ impl Pam {
                 std::ptr::null()
             },
         }
+    }
+
+    /// PAM_AUTHTOK of this transaction.
+    pub fn authtok(&self) -> PamAuthtok {
+        PamAuthtok { h: self.h }
     }
 
     /// A logger writing to syslog (authpriv) through this handle.
@@ -331,6 +338,39 @@ fn wipe(bytes: &mut [u8]) {
         unsafe { std::ptr::write_volatile(b, 0) };
     }
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// PAM_AUTHTOK through libpam, for single-prompt mode.
+#[derive(Debug)]
+pub struct PamAuthtok {
+    h: *mut PamHandle,
+}
+
+impl Authtok for PamAuthtok {
+    fn is_set(&self) -> bool {
+        let mut p: *const c_void = std::ptr::null();
+        // SAFETY: h is live (see `Pam::new`); p is a valid out-pointer.
+        let rc = unsafe { pam_get_item(self.h, PAM_AUTHTOK, &mut p) };
+        rc == PAM_SUCCESS && !p.is_null()
+    }
+
+    fn set(&mut self, password: &Secret) -> Result<(), &'static str> {
+        let mut bytes = password.expose().as_bytes().to_vec();
+        if bytes.contains(&0) {
+            wipe(&mut bytes);
+            return Err("the password contains a NUL byte");
+        }
+        bytes.push(0);
+        // SAFETY: h is live; bytes is NUL-terminated and libpam copies it
+        // (and wipes its copy at pam_end).
+        let rc = unsafe { pam_set_item(self.h, PAM_AUTHTOK, bytes.as_ptr().cast()) };
+        wipe(&mut bytes);
+        if rc == PAM_SUCCESS {
+            Ok(())
+        } else {
+            Err("pam_set_item refused it")
+        }
+    }
 }
 
 /// Writes log lines with `pam_syslog` on facility authpriv.

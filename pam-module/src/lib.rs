@@ -15,11 +15,13 @@
 )]
 
 pub mod ffi;
+pub mod link;
 pub mod login;
 pub mod options;
+pub mod split;
 
 pub use login::{authenticate, relay, LoginItems, Outcome, CLIENT_NAME, MAX_MESSAGES};
-pub use options::{OptionError, Options};
+pub use options::{FailMode, Inline, OptionError, Options};
 
 use ffi::{Pam, PamHandle, PAM_AUTH_ERR, PAM_SERVICE_ERR, PAM_SILENT, PAM_SUCCESS};
 use login::{Level, Log};
@@ -90,8 +92,10 @@ unsafe fn authenticate_call(
         }
     };
     let mut conv = pam.conversation();
+    let mut authtok = pam.authtok();
     let silent = flags & PAM_SILENT != 0;
-    authenticate(&opts, silent, &items, &mut conv, &log).pam_code()
+    authenticate(&opts, silent, &items, &mut conv, &mut authtok, &log)
+        .pam_code_for(&opts, &items, &log)
 }
 
 fn login_items(pam: &Pam) -> Result<LoginItems, ffi::ItemError> {

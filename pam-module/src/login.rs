@@ -2,8 +2,9 @@
 //! returns the person's answers. Written against small traits so that it is
 //! tested without libpam or a socket.
 
-use crate::options::Options;
-use std::time::Duration;
+use crate::link::Link;
+use crate::options::{FailMode, Options};
+use crate::split::{split, SINGLE_PROMPT};
 use twofold_proto::{response_name, Client, ClientError, Request, Response, Secret};
 
 /// Daemon messages accepted in one login; a daemon that sends more is
@@ -22,8 +23,12 @@ pub enum Outcome {
     Denied,
     /// The daemon said `Ignore`: twofold has no say in this login.
     Ignore,
-    /// The daemon could not be reached, did not answer in time, or said `Unavailable`.
+    /// The daemon said `Unavailable`, or went silent after the conversation
+    /// had started. `failmode` does not apply.
     Unavailable,
+    /// The daemon could not be reached (down, socket missing) or stayed
+    /// silent before sending anything after `Begin`. `failmode` applies.
+    Unreachable,
     /// The application's conversation could not answer a prompt.
     ConvError,
     /// Anything broken or unexpected; fails closed. The text is for the log.
@@ -31,7 +36,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The PAM return code for this outcome.
+    /// The PAM return code for this outcome under `failmode=secure`.
     pub fn pam_code(&self) -> i32 {
         use crate::ffi::{
             PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_CONV_ERR, PAM_IGNORE, PAM_SUCCESS,
@@ -40,8 +45,28 @@ impl Outcome {
             Outcome::Success => PAM_SUCCESS,
             Outcome::Denied | Outcome::Failed(_) => PAM_AUTH_ERR,
             Outcome::Ignore => PAM_IGNORE,
-            Outcome::Unavailable => PAM_AUTHINFO_UNAVAIL,
+            Outcome::Unavailable | Outcome::Unreachable => PAM_AUTHINFO_UNAVAIL,
             Outcome::ConvError => PAM_CONV_ERR,
+        }
+    }
+
+    /// The PAM return code under `opts.failmode`: with `failmode=safe` an
+    /// unreachable or silent daemon lets the login through, and says so on
+    /// authpriv. Garbage, truncation and the daemon's own `Unavailable` stay
+    /// failures whatever the mode.
+    pub fn pam_code_for(&self, opts: &Options, items: &LoginItems, log: &impl Log) -> i32 {
+        match (self, opts.failmode) {
+            (Outcome::Unreachable, FailMode::Safe) => {
+                log.log(
+                    Level::Error,
+                    &format!(
+                        "failmode=safe: letting user {:?} into service {:?} without a second factor because twofoldd is unreachable",
+                        items.user, items.service
+                    ),
+                );
+                crate::ffi::PAM_SUCCESS
+            }
+            _ => self.pam_code(),
         }
     }
 }
@@ -92,6 +117,15 @@ pub enum Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvError(pub &'static str);
 
+/// PAM_AUTHTOK, through which single-prompt mode hands the password on to
+/// the next module (e.g. `pam_unix.so use_first_pass`).
+pub trait Authtok {
+    /// Whether an earlier module already set PAM_AUTHTOK.
+    fn is_set(&self) -> bool;
+    /// Sets PAM_AUTHTOK; the error is the reason, for the log.
+    fn set(&mut self, password: &Secret) -> Result<(), &'static str>;
+}
+
 /// The application's side of the login: the PAM conversation.
 pub trait Conversation {
     /// Asks the person one question; `echo` says whether typing may be shown.
@@ -118,118 +152,286 @@ pub trait Log {
     fn log(&self, level: Level, msg: &str);
 }
 
-/// Connects to the daemon named by `opts` and relays one login.
+/// Connects to the daemon named by `opts` and relays one login; the whole
+/// login waits on the daemon for at most `opts.timeout` (see [`Link`]).
 pub fn authenticate(
     opts: &Options,
     silent: bool,
     items: &LoginItems,
     conv: &mut impl Conversation,
+    authtok: &mut impl Authtok,
     log: &impl Log,
 ) -> Outcome {
-    let mut client = match Client::connect(&opts.socket, opts.timeout, CLIENT_NAME) {
+    let mut link = match Link::connect(&opts.socket, opts.timeout) {
         Ok(c) => c,
         Err(e @ (ClientError::Unreachable { .. } | ClientError::Timeout(_))) => {
             log.log(Level::Error, &format!("daemon unavailable: {e}"));
-            return Outcome::Unavailable;
+            return Outcome::Unreachable;
         }
         Err(e) => return failed(log, format!("handshake with twofoldd failed: {e}")),
     };
-    relay(opts, silent, items, &mut client, conv, log)
+    relay(opts, silent, items, &mut link, conv, authtok, log)
 }
 
 /// Runs one login conversation on an established connection.
 ///
 /// `silent` is PAM_SILENT: information and error lines are not shown (but
 /// still acknowledged); prompts and waits are, since the person must act.
+///
+/// When [`Options::inline_for`] the service, information and error lines are
+/// held back and shown at the start of the next prompt's text, one per line,
+/// so that sshd's keyboard-interactive puts them on the ssh user's screen
+/// with the question (OpenSSH bug 2876); lines left over when the login ends
+/// are shown as one message then.
 pub fn relay(
     opts: &Options,
     silent: bool,
     items: &LoginItems,
     daemon: &mut impl Daemon,
     conv: &mut impl Conversation,
+    authtok: &mut impl Authtok,
     log: &impl Log,
 ) -> Outcome {
-    let debug = |msg: &str| {
-        if opts.debug {
-            log.log(Level::Debug, msg);
-        }
-    };
-    debug(&format!(
-        "begin login: user={:?} service={:?} rhost={:?} tty={:?} ruser={:?}",
-        items.user, items.service, items.rhost, items.tty, items.ruser
-    ));
-    let begin = Request::Begin {
-        user: items.user.clone(),
-        service: items.service.clone(),
-        rhost: items.rhost.clone(),
-        tty: items.tty.clone(),
-        ruser: items.ruser.clone(),
-    };
-    if let Err(e) = daemon.send(&begin) {
-        return link_error(log, opts.timeout, e);
-    }
-    for _ in 0..MAX_MESSAGES {
-        let resp = match daemon.recv() {
-            Ok(r) => r,
-            Err(e) => return link_error(log, opts.timeout, e),
-        };
-        debug(&format!("daemon sent {}", response_name(&resp)));
-        if shown_text(&resp).is_some_and(|t| t.contains('\0')) {
-            // A C string would cut the text short at the NUL.
-            return failed(
-                log,
-                format!(
-                    "daemon sent a {} containing a NUL byte",
-                    response_name(&resp)
-                ),
-            );
-        }
-        let reply = match resp {
-            Response::Prompt { text, echo } => match conv.prompt(&text, echo) {
-                Ok(answer) => Request::Answer { text: answer },
-                Err(ConvError(why)) => {
-                    log.log(
-                        Level::Notice,
-                        &format!("conversation failed on a prompt: {why}"),
-                    );
-                    return Outcome::ConvError;
-                }
-            },
-            Response::Info { text } if !silent => show(conv, Notice::Info, &text, &debug),
-            Response::Wait { text } => show(conv, Notice::Info, &text, &debug),
-            Response::Error { text } if !silent => show(conv, Notice::Error, &text, &debug),
-            Response::Info { .. } | Response::Error { .. } => Request::Ack,
-            Response::Success => return Outcome::Success,
-            Response::Denied { reason } => {
-                debug(&format!("denied: {reason}"));
-                return Outcome::Denied;
-            }
-            Response::Ignore => return Outcome::Ignore,
-            Response::Unavailable => {
-                log.log(Level::Notice, "twofoldd says it is unavailable");
-                return Outcome::Unavailable;
-            }
-            Response::Failed { kind, message } => {
-                return failed(log, format!("daemon failed the login: {kind:?}: {message}"))
-            }
-            other => {
-                return failed(
-                    log,
-                    format!("unexpected {} in a login", response_name(&other)),
-                )
-            }
-        };
-        let sent = daemon.send(&reply);
-        // The answer's Secret is wiped here, before anything else happens.
-        drop(reply);
-        if let Err(e) = sent {
-            return link_error(log, opts.timeout, e);
-        }
-    }
-    failed(
+    let mut r = Relay {
+        opts,
+        silent,
+        inline: opts.inline_for(&items.service),
+        held: Vec::new(),
+        started: false,
+        asked_single: false,
         log,
-        format!("daemon sent more than {MAX_MESSAGES} messages in one login"),
-    )
+    };
+    let out = r.run(items, daemon, conv, authtok);
+    r.flush(conv);
+    out
+}
+
+/// The state of one relayed login.
+struct Relay<'a, L: Log> {
+    opts: &'a Options,
+    silent: bool,
+    /// Carry lines inside the next prompt.
+    inline: bool,
+    /// Lines held back for the next prompt.
+    held: Vec<(Notice, String)>,
+    /// The daemon has sent something after `Begin`: from then on silence is
+    /// `Unavailable`, to which `failmode` does not apply.
+    started: bool,
+    /// Single-prompt mode has asked its one combined question.
+    asked_single: bool,
+    log: &'a L,
+}
+
+impl<L: Log> Relay<'_, L> {
+    fn debug(&self, msg: &str) {
+        if self.opts.debug {
+            self.log.log(Level::Debug, msg);
+        }
+    }
+
+    fn run(
+        &mut self,
+        items: &LoginItems,
+        daemon: &mut impl Daemon,
+        conv: &mut impl Conversation,
+        authtok: &mut impl Authtok,
+    ) -> Outcome {
+        self.debug(&format!(
+            "begin login: user={:?} service={:?} rhost={:?} tty={:?} ruser={:?}",
+            items.user, items.service, items.rhost, items.tty, items.ruser
+        ));
+        let begin = Request::Begin {
+            user: items.user.clone(),
+            service: items.service.clone(),
+            rhost: items.rhost.clone(),
+            tty: items.tty.clone(),
+            ruser: items.ruser.clone(),
+        };
+        if let Err(e) = daemon.send(&begin) {
+            return self.link_error(e);
+        }
+        for _ in 0..MAX_MESSAGES {
+            let resp = match daemon.recv() {
+                Ok(r) => r,
+                Err(e) => return self.link_error(e),
+            };
+            self.started = true;
+            self.debug(&format!("daemon sent {}", response_name(&resp)));
+            if shown_text(&resp).is_some_and(|t| t.contains('\0')) {
+                // A C string would cut the text short at the NUL.
+                return failed(
+                    self.log,
+                    format!(
+                        "daemon sent a {} containing a NUL byte",
+                        response_name(&resp)
+                    ),
+                );
+            }
+            let reply = match resp {
+                Response::Prompt { text, echo } => match self.ask(&text, echo, conv, authtok) {
+                    Ok(answer) => Request::Answer { text: answer },
+                    Err(out) => return out,
+                },
+                Response::Info { text } | Response::Error { text } if self.silent => {
+                    drop(text);
+                    Request::Ack
+                }
+                Response::Info { text } if self.inline => self.hold(Notice::Info, text),
+                Response::Error { text } if self.inline => self.hold(Notice::Error, text),
+                Response::Info { text } => show(conv, Notice::Info, &text, &|m| self.debug(m)),
+                Response::Error { text } => show(conv, Notice::Error, &text, &|m| self.debug(m)),
+                Response::Wait { text } => {
+                    // The person must see this now, before the daemon waits.
+                    self.flush(conv);
+                    show(conv, Notice::Info, &text, &|m| self.debug(m))
+                }
+                Response::Success => return Outcome::Success,
+                Response::Denied { reason } => {
+                    self.debug(&format!("denied: {reason}"));
+                    return Outcome::Denied;
+                }
+                Response::Ignore => return Outcome::Ignore,
+                Response::Unavailable => {
+                    self.log
+                        .log(Level::Notice, "twofoldd says it is unavailable");
+                    return Outcome::Unavailable;
+                }
+                Response::Failed { kind, message } => {
+                    return failed(
+                        self.log,
+                        format!("daemon failed the login: {kind:?}: {message}"),
+                    )
+                }
+                other => {
+                    return failed(
+                        self.log,
+                        format!("unexpected {} in a login", response_name(&other)),
+                    )
+                }
+            };
+            let sent = daemon.send(&reply);
+            // The answer's Secret is wiped here, before anything else happens.
+            drop(reply);
+            if let Err(e) = sent {
+                return self.link_error(e);
+            }
+        }
+        failed(
+            self.log,
+            format!("daemon sent more than {MAX_MESSAGES} messages in one login"),
+        )
+    }
+
+    /// Holds a line back for the next prompt.
+    fn hold(&mut self, kind: Notice, text: String) -> Request {
+        self.held.push((kind, text));
+        Request::Ack
+    }
+
+    /// Shows the lines held back, as one message, and forgets them.
+    fn flush(&mut self, conv: &mut impl Conversation) {
+        if self.held.is_empty() {
+            return;
+        }
+        let kind = if self.held.iter().any(|(k, _)| *k == Notice::Error) {
+            Notice::Error
+        } else {
+            Notice::Info
+        };
+        let text = self.take_held();
+        show(conv, kind, text.trim_end_matches('\n'), &|m| self.debug(m));
+    }
+
+    /// The lines held back, each ending in a newline.
+    fn take_held(&mut self) -> String {
+        let mut text = String::new();
+        for (_, line) in self.held.drain(..) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    }
+
+    /// Asks the daemon's question, with any held lines in front of it; in
+    /// single-prompt mode the first hidden question asks for the password
+    /// too and hands it on as PAM_AUTHTOK.
+    fn ask(
+        &mut self,
+        text: &str,
+        echo: bool,
+        conv: &mut impl Conversation,
+        authtok: &mut impl Authtok,
+    ) -> Result<Secret, Outcome> {
+        let single = self.opts.single_prompt && !self.asked_single && !echo;
+        if single && authtok.is_set() {
+            self.debug("single_prompt: PAM_AUTHTOK is already set; asking for the code only");
+        }
+        let single = single && !authtok.is_set();
+        let mut question = self.take_held();
+        question.push_str(if single { SINGLE_PROMPT } else { text });
+        let answer = self.prompt(conv, &question, echo)?;
+        if !single {
+            return Ok(answer);
+        }
+        self.asked_single = true;
+        let parts = split(answer.expose(), self.opts.digits);
+        drop(answer);
+        if let Err(why) = authtok.set(&parts.password) {
+            return Err(failed(
+                self.log,
+                format!("single_prompt: cannot set PAM_AUTHTOK: {why}"),
+            ));
+        }
+        match parts.code {
+            Some(code) => Ok(code),
+            None => {
+                self.debug("single_prompt: the answer ends in no code; asking for it");
+                self.prompt(conv, text, echo)
+            }
+        }
+    }
+
+    fn prompt(
+        &self,
+        conv: &mut impl Conversation,
+        text: &str,
+        echo: bool,
+    ) -> Result<Secret, Outcome> {
+        conv.prompt(text, echo).map_err(|ConvError(why)| {
+            self.log.log(
+                Level::Notice,
+                &format!("conversation failed on a prompt: {why}"),
+            );
+            Outcome::ConvError
+        })
+    }
+
+    /// Maps a broken link to the daemon: silence or absence is
+    /// `Unreachable` before the daemon said anything after `Begin` and
+    /// `Unavailable` after; anything else (garbage, truncation, oversized
+    /// frames) fails closed.
+    fn link_error(&self, e: ClientError) -> Outcome {
+        let timeout = self.opts.timeout;
+        let quiet = match e {
+            ClientError::Timeout(_) => {
+                self.log.log(
+                    Level::Error,
+                    &format!("twofoldd did not answer within {}s", timeout.as_secs()),
+                );
+                true
+            }
+            ClientError::Unreachable { .. } => {
+                self.log
+                    .log(Level::Error, &format!("daemon unavailable: {e}"));
+                true
+            }
+            other => return failed(self.log, format!("talking to twofoldd failed: {other}")),
+        };
+        match (quiet, self.started) {
+            (true, false) => Outcome::Unreachable,
+            _ => Outcome::Unavailable,
+        }
+    }
 }
 
 /// Shows a line; a conversation that refuses or ignores it is tolerated
@@ -251,25 +453,6 @@ fn shown_text(r: &Response) -> Option<&str> {
         | Response::Error { text }
         | Response::Wait { text } => Some(text),
         _ => None,
-    }
-}
-
-/// Maps a broken link to the daemon: silence is "unavailable", anything
-/// else (garbage, truncation, oversized frames) fails closed.
-fn link_error(log: &impl Log, timeout: Duration, e: ClientError) -> Outcome {
-    match e {
-        ClientError::Timeout(_) => {
-            log.log(
-                Level::Error,
-                &format!("twofoldd did not answer within {}s", timeout.as_secs()),
-            );
-            Outcome::Unavailable
-        }
-        ClientError::Unreachable { .. } => {
-            log.log(Level::Error, &format!("daemon unavailable: {e}"));
-            Outcome::Unavailable
-        }
-        other => failed(log, format!("talking to twofoldd failed: {other}")),
     }
 }
 

@@ -1,6 +1,7 @@
 use super::*;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::time::Duration;
 use twofold_proto::{ErrorKind, FrameError};
 
 /// A daemon that plays queued results and records what it was sent.
@@ -16,6 +17,18 @@ impl Scripted {
             replies: replies.into_iter().map(Ok).collect(),
             sent: Vec::new(),
         }
+    }
+}
+
+impl Scripted {
+    fn answers(&self) -> Vec<&str> {
+        self.sent
+            .iter()
+            .filter_map(|r| match r {
+                Request::Answer { text } => Some(text.expose()),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -58,6 +71,24 @@ impl Conversation for Person {
     }
 }
 
+/// PAM_AUTHTOK as a plain field.
+#[derive(Default)]
+struct Token {
+    preset: bool,
+    set: Option<String>,
+}
+
+impl Authtok for Token {
+    fn is_set(&self) -> bool {
+        self.preset || self.set.is_some()
+    }
+
+    fn set(&mut self, password: &Secret) -> Result<(), &'static str> {
+        self.set = Some(password.expose().to_owned());
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct Lines(RefCell<Vec<(Level, String)>>);
 
@@ -89,8 +120,23 @@ fn items() -> LoginItems {
 
 fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, Lines) {
     let log = Lines::default();
-    let out = relay(opts, false, &items(), daemon, person, &log);
+    let out = relay(
+        opts,
+        false,
+        &items_for("login"),
+        daemon,
+        person,
+        &mut Token::default(),
+        &log,
+    );
     (out, log)
+}
+
+fn items_for(service: &str) -> LoginItems {
+    LoginItems {
+        service: service.into(),
+        ..items()
+    }
 }
 
 fn prompt(text: &str) -> Response {
@@ -109,7 +155,7 @@ fn begin_carries_the_login_items() {
         d.sent,
         vec![Request::Begin {
             user: "alice".into(),
-            service: "sshd".into(),
+            service: "login".into(),
             rhost: Some("192.0.2.7".into()),
             tty: None,
             ruser: None,
@@ -189,7 +235,15 @@ fn silent_hides_notices_but_not_prompts_or_waits() {
     let mut p = Person::default();
     p.answers.push_back(Ok(Secret::from("1")));
     let log = Lines::default();
-    let out = relay(&Options::default(), true, &items(), &mut d, &mut p, &log);
+    let out = relay(
+        &Options::default(),
+        true,
+        &items(),
+        &mut d,
+        &mut p,
+        &mut Token::default(),
+        &log,
+    );
     assert_eq!(out, Outcome::Success);
     assert_eq!(p.seen, vec!["Info: w", "prompt(echo=false): Code: "]);
     assert_eq!(d.sent.len(), 5, "{:?}", d.sent);
@@ -265,7 +319,7 @@ fn link_errors_map_silence_to_unavailable_and_garbage_to_failure() {
     let cases: Vec<(ClientError, Outcome)> = vec![
         (
             ClientError::Timeout(Duration::from_secs(1)),
-            Outcome::Unavailable,
+            Outcome::Unreachable,
         ),
         (
             ClientError::Frame(FrameError::Truncated),
@@ -330,3 +384,7 @@ fn client_name_carries_the_version() {
         format!("pam_twofold/{}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// Inline messages, fail modes and single-prompt mode.
+#[path = "login_modes_tests.rs"]
+mod modes;

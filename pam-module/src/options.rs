@@ -22,6 +22,49 @@ pub struct Options {
     pub timeout: Duration,
     /// `debug`: extra syslog lines (never a code or secret).
     pub debug: bool,
+    /// `failmode=secure|safe`: what to return when the daemon cannot be
+    /// reached or stays silent before the conversation starts.
+    pub failmode: FailMode,
+    /// `single_prompt`: ask for password and code in one answer and hand the
+    /// password on to the next module as PAM_AUTHTOK (see [`crate::split`]).
+    pub single_prompt: bool,
+    /// `digits=N`: length of a TOTP code, used only to split a single-prompt
+    /// answer; must match the daemon's `[totp].digits`.
+    pub digits: usize,
+    /// `inline_messages=auto|yes|no`: carry information and error lines
+    /// inside the next prompt (OpenSSH bug 2876).
+    pub inline_messages: Inline,
+}
+
+/// What the module returns when the daemon is unreachable or silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// Deny: `PAM_AUTHINFO_UNAVAIL` (the default).
+    Secure,
+    /// Allow: `PAM_SUCCESS`, logged on authpriv.
+    Safe,
+}
+
+/// When information and error lines are carried inside the next prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inline {
+    /// For services whose name starts with `sshd` (the default).
+    Auto,
+    /// Always.
+    Yes,
+    /// Never: every line is its own conversation message.
+    No,
+}
+
+impl Options {
+    /// Whether lines are carried inside the next prompt for `service`.
+    pub fn inline_for(&self, service: &str) -> bool {
+        match self.inline_messages {
+            Inline::Auto => service.starts_with("sshd"),
+            Inline::Yes => true,
+            Inline::No => false,
+        }
+    }
 }
 
 impl Default for Options {
@@ -30,6 +73,10 @@ impl Default for Options {
             socket: PathBuf::from(twofold_proto::DEFAULT_SOCKET),
             timeout: Duration::from_secs(5),
             debug: false,
+            failmode: FailMode::Secure,
+            single_prompt: false,
+            digits: 6,
+            inline_messages: Inline::Auto,
         }
     }
 }
@@ -136,6 +183,52 @@ const SPECS: &[Spec] = &[
             Ok(())
         },
     },
+    Spec {
+        name: "failmode",
+        kind: Kind::Value,
+        apply: |o, v| {
+            o.failmode = match v {
+                "secure" => FailMode::Secure,
+                "safe" => FailMode::Safe,
+                _ => return Err("must be secure or safe"),
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        name: "single_prompt",
+        kind: Kind::Flag,
+        apply: |o, _| {
+            o.single_prompt = true;
+            Ok(())
+        },
+    },
+    Spec {
+        name: "digits",
+        kind: Kind::Value,
+        apply: |o, v| {
+            o.digits = match v {
+                "6" => 6,
+                "7" => 7,
+                "8" => 8,
+                _ => return Err("must be 6, 7 or 8"),
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        name: "inline_messages",
+        kind: Kind::Value,
+        apply: |o, v| {
+            o.inline_messages = match v {
+                "auto" => Inline::Auto,
+                "yes" => Inline::Yes,
+                "no" => Inline::No,
+                _ => return Err("must be auto, yes or no"),
+            };
+            Ok(())
+        },
+    },
 ];
 
 impl Options {
@@ -191,14 +284,76 @@ mod tests {
         assert_eq!(o.socket, PathBuf::from("/run/twofold/twofold.sock"));
         assert_eq!(o.timeout, Duration::from_secs(5));
         assert!(!o.debug);
+        assert_eq!(o.failmode, FailMode::Secure);
+        assert!(!o.single_prompt);
+        assert_eq!(o.digits, 6);
+        assert_eq!(o.inline_messages, Inline::Auto);
     }
 
     #[test]
     fn every_option_is_applied() {
-        let o = parse(&["socket=/tmp/x.sock", "timeout=7", "debug"]).unwrap();
+        let o = parse(&[
+            "socket=/tmp/x.sock",
+            "timeout=7",
+            "debug",
+            "failmode=safe",
+            "single_prompt",
+            "digits=8",
+            "inline_messages=no",
+        ])
+        .unwrap();
         assert_eq!(o.socket, PathBuf::from("/tmp/x.sock"));
         assert_eq!(o.timeout, Duration::from_secs(7));
         assert!(o.debug);
+        assert_eq!(o.failmode, FailMode::Safe);
+        assert!(o.single_prompt);
+        assert_eq!(o.digits, 8);
+        assert_eq!(o.inline_messages, Inline::No);
+        assert_eq!(
+            parse(&["failmode=secure"]).unwrap().failmode,
+            FailMode::Secure
+        );
+    }
+
+    #[test]
+    fn bad_enumerated_values_are_refused() {
+        for (bad, name) in [
+            ("failmode=", "failmode"),
+            ("failmode=Safe", "failmode"),
+            ("failmode=open", "failmode"),
+            ("failmode=safe ", "failmode"),
+            ("digits=5", "digits"),
+            ("digits=9", "digits"),
+            ("digits=06", "digits"),
+            ("inline_messages=1", "inline_messages"),
+            ("inline_messages=", "inline_messages"),
+        ] {
+            match parse(&[bad]) {
+                Err(OptionError::Malformed { name: n, .. }) => assert_eq!(n, name, "{bad}"),
+                other => panic!("{bad}: expected Malformed, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            parse(&["single_prompt=yes"]),
+            Err(OptionError::UnexpectedValue("single_prompt"))
+        );
+        assert_eq!(
+            parse(&["failmode"]),
+            Err(OptionError::MissingValue("failmode"))
+        );
+    }
+
+    #[test]
+    fn inline_messages_auto_means_services_named_sshd() {
+        let o = Options::default();
+        assert!(o.inline_for("sshd"));
+        assert!(o.inline_for("sshd-twofold"));
+        assert!(!o.inline_for("sudo"));
+        assert!(!o.inline_for("gdm-password"));
+        let yes = parse(&["inline_messages=yes"]).unwrap();
+        assert!(yes.inline_for("sudo"));
+        let no = parse(&["inline_messages=no"]).unwrap();
+        assert!(!no.inline_for("sshd"));
     }
 
     #[test]
