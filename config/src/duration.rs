@@ -19,6 +19,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
+    if s.starts_with('-') {
+        return Err(format!("invalid duration {s:?}: must not be negative"));
+    }
     if num.is_empty() {
         return Err(format!(
             "invalid duration {s:?}: expected a number and a unit (s, m, h, d), e.g. \"15m\""

@@ -4,9 +4,19 @@
 //! keys are refused, and every error names the file, the line and the key, so
 //! a typo never silently falls back to a default.
 
+mod check;
 mod duration;
+pub mod groups;
+mod locate;
+mod net;
+pub mod policy;
+mod tables;
 
 pub use duration::{format_duration, parse_duration, Seconds};
+pub use locate::{line_of_path, Seg};
+pub use net::Cidr;
+pub use policy::{Decision, Effective, Method, PolicyConfig, Subject, Unenrolled};
+pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -27,6 +37,12 @@ pub struct Config {
     pub backup_codes: BackupCodesConfig,
     /// The login conversation.
     pub login: LoginConfig,
+    /// Who must use MFA, where, with which methods (see [`policy`] for the precedence).
+    pub policy: PolicyConfig,
+    /// Failure counting and lockout.
+    pub rate_limit: RateLimitConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.
@@ -179,6 +195,7 @@ impl Config {
             message: e.message().trim().to_owned(),
         })?;
         config.validate(text, origin)?;
+        check::check(&config, text, origin)?;
         Ok(config)
     }
 
@@ -250,7 +267,7 @@ impl Config {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+    locate::line_at(text, offset)
 }
 
 /// Line of `key` inside `[table]`, or 0 when it is not written in the file.
