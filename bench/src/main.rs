@@ -1,0 +1,169 @@
+//! `twofold-bench`: logins through the real libpam against twofold and the
+//! anchors, in one run on one machine. `bench/run` builds and runs it;
+//! BENCHMARKS.md shows a run and how to read it.
+//!
+//! ```text
+//! twofold-bench [--smoke] [--users N] [--small-users N] [--logins N]
+//!               [--backup-logins N] [--seconds S] [--concurrency 1,4,16,64]
+//!               [--twofoldd PATH] [--module PATH] [--out FILE] [--workdir DIR]
+//! twofold-bench worker ...   (internal: one process of logins in flight)
+//! ```
+
+mod anchors;
+mod cell;
+mod items;
+mod machine;
+mod plan;
+mod report;
+mod twofold;
+mod worker;
+
+use anyhow::{bail, Context};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+const USAGE: &str = "usage: twofold-bench [options]\n\
+\n\
+  --smoke              a small, fast run that checks the harness works (CI)\n\
+  --users N            users enrolled in the large phase (default 100000)\n\
+  --small-users N      users enrolled in the small phase (default 100)\n\
+  --logins N           logins per cell at most, success and wrong code (default 1000)\n\
+  --backup-logins N    backup-code logins per cell at most (default 200)\n\
+  --seconds S          a cell stops starting logins after S seconds (default 5)\n\
+  --concurrency LIST   logins in flight, comma-separated (default 1,4,16,64)\n\
+  --twofoldd PATH      the twofoldd to run (default: next to this binary)\n\
+  --module PATH        the pam_twofold.so to load (default: next to this binary)\n\
+  --workdir DIR        where databases, secrets and users files go (default: a\n\
+                       fresh directory under /var/tmp, removed at the end)\n\
+  --out FILE           also write the Markdown report to FILE\n";
+
+/// Options of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Users in the large phase.
+    pub users: usize,
+    /// Users in the small phase.
+    pub small_users: usize,
+    /// Cap on logins per success or wrong-code cell.
+    pub logins: usize,
+    /// Cap on logins per backup-code cell.
+    pub backup_logins: usize,
+    /// Time cap per cell.
+    pub seconds: Duration,
+    /// Logins in flight.
+    pub concurrency: Vec<usize>,
+    /// twofoldd binary.
+    pub twofoldd: PathBuf,
+    /// pam_twofold.so.
+    pub module: PathBuf,
+    /// Work directory (created); `None` = a temp dir.
+    pub workdir: Option<PathBuf>,
+    /// Report file.
+    pub out: Option<PathBuf>,
+    /// Whether this is the CI smoke run.
+    pub smoke: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> anyhow::Result<Options> {
+        let here = std::env::current_exe()?
+            .parent()
+            .context("exe dir")?
+            .to_path_buf();
+        let mut o = Options {
+            users: 100_000,
+            small_users: 100,
+            logins: 1000,
+            backup_logins: 200,
+            seconds: Duration::from_secs(5),
+            concurrency: vec![1, 4, 16, 64],
+            twofoldd: here.join("twofoldd"),
+            module: here.join("libpam_twofold.so"),
+            workdir: None,
+            out: None,
+            smoke: false,
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .with_context(|| format!("{name} needs a value"))
+            };
+            let num = |v: String, name: &str| -> anyhow::Result<usize> {
+                match v.parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => bail!("{name} must be a positive integer, not {v:?}"),
+                }
+            };
+            match a.as_str() {
+                "--smoke" => {
+                    o.smoke = true;
+                    o.users = 400;
+                    o.small_users = 20;
+                    o.logins = 40;
+                    o.backup_logins = 20;
+                    o.seconds = Duration::from_secs(3);
+                    o.concurrency = vec![1, 4];
+                }
+                "--users" => o.users = num(value(a)?, a)?,
+                "--small-users" => o.small_users = num(value(a)?, a)?,
+                "--logins" => o.logins = num(value(a)?, a)?,
+                "--backup-logins" => o.backup_logins = num(value(a)?, a)?,
+                "--seconds" => o.seconds = Duration::from_secs(num(value(a)?, a)? as u64),
+                "--concurrency" => {
+                    o.concurrency = value(a)?
+                        .split(',')
+                        .map(|s| num(s.trim().to_owned(), a))
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                "--twofoldd" => o.twofoldd = value(a)?.into(),
+                "--module" => o.module = value(a)?.into(),
+                "--workdir" => o.workdir = Some(value(a)?.into()),
+                "--out" => o.out = Some(value(a)?.into()),
+                other => bail!("unknown argument {other:?}"),
+            }
+        }
+        let needed = o.small_users + o.logins * o.concurrency.len();
+        if o.users < needed {
+            bail!(
+                "--users must be at least --small-users + --logins × levels of --concurrency ({needed}): \
+                 each successful login uses a fresh user"
+            );
+        }
+        for p in [&o.twofoldd, &o.module] {
+            if !p.is_file() {
+                bail!("{} is not built (bench/run builds it)", p.display());
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Seconds since the epoch, from the system clock (what every product reads).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("worker") => worker::WorkerArgs::parse(&args[1..]).and_then(|a| worker::run(&a)),
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => Options::parse(&args).and_then(|o| plan::run(&o)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twofold-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
