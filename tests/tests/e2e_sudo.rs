@@ -1,0 +1,164 @@
+//! The real `sudo` with pam_twofold.so in its PAM stack, run by a test user
+//! who exists only inside a private mount namespace (copies of passwd,
+//! shadow, group and sudoers mounted over the real ones). `sudo -S` reads
+//! the password and then the code from a pipe, as from a script. Codes come
+//! from `oathtool`. Needs root.
+
+use std::time::Duration;
+use twofold_tests::daemon::{Enrolled, TestDaemon};
+use twofold_tests::module_line;
+use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
+
+const OK: &str = "SUDO-OK";
+
+struct Setup {
+    d: TestDaemon,
+    sys: System,
+    user: TestUser,
+    enrolled: Enrolled,
+    host: HostFiles,
+}
+
+fn setup(failmode: &str) -> Option<Setup> {
+    if !can_run(&["unshare", "setpriv", "sudo", "oathtool"]) {
+        return None;
+    }
+    let host = HostFiles::snapshot();
+    let d = TestDaemon::start_with(|c| c.login.max_tries = 1);
+    let sys = System::new().unwrap();
+    let user = sys.add_user("tfuser", "s3cret pw").unwrap();
+    sys.sudoers("tfuser ALL=(ALL:ALL) ALL").unwrap();
+    let socket = format!("socket={}", d.socket().display());
+    sys.pam_service(
+        "sudo",
+        &[
+            "auth requisite pam_unix.so nodelay".into(),
+            module_line("required", &[&socket, "timeout=5", failmode]),
+            "account required pam_unix.so".into(),
+            "session required pam_permit.so".into(),
+        ],
+    )
+    .unwrap();
+    let enrolled = d.enroll("tfuser");
+    Some(Setup {
+        d,
+        sys,
+        user,
+        enrolled,
+        host,
+    })
+}
+
+/// `sudo -S -k sh -c 'echo SUDO-OK; id -u'` as the test user, `input` on
+/// stdin. No `-p`: a custom prompt makes sudo show it in place of every
+/// hidden PAM prompt, the code's included (see the admin guide).
+fn sudo(s: &Setup, input: &str) -> Run {
+    let (uid, gid) = (s.user.uid.to_string(), s.user.gid.to_string());
+    let mut cmd = s.sys.command(&[
+        "setpriv",
+        "--reuid",
+        &uid,
+        "--regid",
+        &gid,
+        "--init-groups",
+        "sudo",
+        "-S",
+        "-k",
+        "sh",
+        "-c",
+        "echo SUDO-OK; id -u",
+    ]);
+    run_bounded(&mut cmd, input, Duration::from_secs(20)).unwrap()
+}
+
+fn assert_ran_as_root(run: &Run) {
+    assert!(run.ok(), "sudo failed ({:?}):\n{}", run.code(), run.text);
+    assert!(run.text.contains(&format!("{OK}\n0\n")), "{}", run.text);
+}
+
+fn assert_refused(run: &Run) {
+    assert_eq!(run.code(), Some(1), "{}", run.text);
+    assert!(!run.text.contains(OK), "{}", run.text);
+}
+
+#[test]
+fn sudo_s_from_a_script_takes_password_then_code() {
+    let Some(s) = setup("failmode=secure") else {
+        return;
+    };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let run = sudo(&s, &format!("{}\n{code}\n", s.user.password));
+    assert_ran_as_root(&run);
+    assert!(
+        run.text.contains("[sudo] password for tfuser: "),
+        "{}",
+        run.text
+    );
+    assert!(run.text.contains("Verification code: "), "{}", run.text);
+    s.host.assert_unchanged();
+}
+
+#[test]
+fn sudo_refuses_a_wrong_code_and_a_replayed_one() {
+    let Some(s) = setup("failmode=secure") else {
+        return;
+    };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let run = sudo(&s, &format!("{}\n{wrong}\n", s.user.password));
+    assert_refused(&run);
+    // sudo calls pam_authenticate with PAM_SILENT, which the module
+    // honours: the daemon's lines are not shown, only sudo's own.
+    assert!(
+        !run.text.contains("Invalid verification code."),
+        "{}",
+        run.text
+    );
+    assert!(
+        run.text.contains("incorrect password attempt"),
+        "{}",
+        run.text
+    );
+
+    assert_ran_as_root(&sudo(&s, &format!("{}\n{code}\n", s.user.password)));
+    assert_refused(&sudo(&s, &format!("{}\n{code}\n", s.user.password)));
+    s.host.assert_unchanged();
+}
+
+/// With the password module `requisite` before twofold, a wrong password
+/// ends the attempt before the daemon hears of it.
+#[test]
+fn sudo_wrong_password_never_reaches_the_daemon() {
+    let Some(s) = setup("failmode=secure") else {
+        return;
+    };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let run = sudo(&s, &format!("wrong password\n{code}\n"));
+    assert_refused(&run);
+    assert!(!run.text.contains("Verification code"), "{}", run.text);
+    assert!(
+        !s.d.log_text().contains("login user=tfuser"),
+        "{}",
+        s.d.log_text()
+    );
+    // The code was not spent: it still works.
+    assert_ran_as_root(&sudo(&s, &format!("{}\n{code}\n", s.user.password)));
+}
+
+#[test]
+fn sudo_with_the_daemon_stopped_follows_the_failmode() {
+    for (mode, allowed) in [("failmode=secure", false), ("failmode=safe", true)] {
+        let Some(mut s) = setup(mode) else {
+            return;
+        };
+        s.d.stop();
+        let run = sudo(&s, &format!("{}\n", s.user.password));
+        if allowed {
+            assert_ran_as_root(&run);
+        } else {
+            assert_refused(&run);
+        }
+        assert!(!run.text.contains("Verification code"), "{}", run.text);
+        s.host.assert_unchanged();
+    }
+}
