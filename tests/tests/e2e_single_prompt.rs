@@ -1,0 +1,141 @@
+//! Single-prompt mode with the real pam_unix after pam_twofold: the stock
+//! `pamtester` in a private mount namespace, where a test user with a known
+//! password exists in a copy of /etc/shadow. One answer carries the
+//! password and the code; the module keeps the code and hands the password
+//! on as PAM_AUTHTOK to `pam_unix.so try_first_pass`. Needs root.
+
+use std::time::Duration;
+use twofold_tests::daemon::{Enrolled, TestDaemon};
+use twofold_tests::module_line;
+use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
+
+const SINGLE: &str = "Password & verification code: ";
+
+struct Setup {
+    d: TestDaemon,
+    sys: System,
+    user: TestUser,
+    enrolled: Enrolled,
+}
+
+fn setup() -> Option<Setup> {
+    if !can_run(&["unshare", "pamtester", "oathtool"]) {
+        return None;
+    }
+    let d = TestDaemon::start_with(|c| c.login.max_tries = 1);
+    let sys = System::new().unwrap();
+    let user = sys.add_user("tfuser", "pass word 12").unwrap();
+    sys.add_user("plain", "plain pw").unwrap();
+    let socket = format!("socket={}", d.socket().display());
+    sys.pam_service(
+        "tf-single",
+        &[
+            module_line("requisite", &[&socket, "timeout=5", "single_prompt"]),
+            "auth required pam_unix.so try_first_pass nodelay".into(),
+            "account required pam_unix.so".into(),
+        ],
+    )
+    .unwrap();
+    let enrolled = d.enroll("tfuser");
+    Some(Setup {
+        d,
+        sys,
+        user,
+        enrolled,
+    })
+}
+
+/// `pamtester tf-single USER authenticate`, one stdin line per prompt.
+fn pamtester(s: &Setup, user: &str, lines: &[&str]) -> Run {
+    let mut input = lines.join("\n");
+    input.push('\n');
+    let mut cmd = s
+        .sys
+        .command(&["pamtester", "-v", "tf-single", user, "authenticate"]);
+    run_bounded(&mut cmd, &input, Duration::from_secs(15)).unwrap()
+}
+
+fn assert_ok(run: &Run) {
+    assert!(run.ok(), "{}", run.text);
+    assert!(
+        run.text.contains("successfully authenticated"),
+        "{}",
+        run.text
+    );
+}
+
+fn assert_refused(run: &Run) {
+    assert!(!run.ok(), "{}", run.text);
+    assert!(run.text.contains("Authentication failure"), "{}", run.text);
+}
+
+#[test]
+fn one_answer_carries_password_and_code() {
+    let Some(s) = setup() else { return };
+    let host = HostFiles::snapshot();
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let run = pamtester(&s, "tfuser", &[&format!("{}{code}", s.user.password)]);
+    assert_ok(&run);
+    // Asked once: no separate password or code prompt.
+    assert_eq!(run.text.matches(SINGLE).count(), 1, "{}", run.text);
+    assert!(!run.text.contains("Password: "), "{}", run.text);
+    assert!(!run.text.contains("Verification code"), "{}", run.text);
+    host.assert_unchanged();
+}
+
+#[test]
+fn a_wrong_password_or_a_wrong_code_is_refused() {
+    let Some(s) = setup() else { return };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    // Right code, wrong password: pam_unix refuses what it was handed.
+    assert_refused(&pamtester(&s, "tfuser", &[&format!("pass word 13{code}")]));
+    // Right password, wrong code: twofold refuses (requisite: pam_unix is
+    // not even asked).
+    s.d.clock.advance(30);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let run = pamtester(&s, "tfuser", &[&format!("{}{wrong}", s.user.password)]);
+    assert_refused(&run);
+    assert!(
+        run.text.contains("Invalid verification code."),
+        "{}",
+        run.text
+    );
+}
+
+#[test]
+fn a_backup_code_can_end_the_answer() {
+    let Some(s) = setup() else { return };
+    let backup = &s.enrolled.backup_codes[1];
+    assert_ok(&pamtester(
+        &s,
+        "tfuser",
+        &[&format!("{}{backup}", s.user.password)],
+    ));
+}
+
+/// An answer that ends in no code is all password; the daemon's own prompt
+/// then asks for the code.
+#[test]
+fn a_password_alone_is_followed_by_the_code_prompt() {
+    let Some(s) = setup() else { return };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    // The password ends in "12": not six digits, so no code is split off.
+    let run = pamtester(&s, "tfuser", &[&s.user.password, &code]);
+    assert_ok(&run);
+    assert!(
+        run.text.contains(SINGLE) && run.text.contains("Verification code: "),
+        "{}",
+        run.text
+    );
+}
+
+/// A user with nothing enrolled: twofold has no say and asks nothing, so
+/// pam_unix (`try_first_pass`) asks for the password itself.
+#[test]
+fn an_unenrolled_user_gets_the_ordinary_password_prompt() {
+    let Some(s) = setup() else { return };
+    let run = pamtester(&s, "plain", &["plain pw"]);
+    assert_ok(&run);
+    assert!(!run.text.contains(SINGLE), "{}", run.text);
+    assert!(run.text.contains("Password: "), "{}", run.text);
+}
