@@ -2,7 +2,8 @@
 //! who exists only inside a private mount namespace (copies of passwd,
 //! shadow, group and sudoers mounted over the real ones). `sudo -S` reads
 //! the password and then the code from a pipe, as from a script. Codes come
-//! from `oathtool`. Needs root.
+//! from `oathtool`. The PAM stack is Debian 12's, plus the admin guide's
+//! twofold line. Needs root.
 
 use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
@@ -28,17 +29,7 @@ fn setup(failmode: &str) -> Option<Setup> {
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "s3cret pw").unwrap();
     sys.sudoers("tfuser ALL=(ALL:ALL) ALL").unwrap();
-    let socket = format!("socket={}", d.socket().display());
-    sys.pam_service(
-        "sudo",
-        &[
-            "auth requisite pam_unix.so nodelay".into(),
-            module_line("required", &[&socket, "timeout=5", failmode]),
-            "account required pam_unix.so".into(),
-            "session required pam_permit.so".into(),
-        ],
-    )
-    .unwrap();
+    debian_stack(&sys, &d, failmode);
     let enrolled = d.enroll("tfuser");
     Some(Setup {
         d,
@@ -47,6 +38,55 @@ fn setup(failmode: &str) -> Option<Setup> {
         enrolled,
         host,
     })
+}
+
+/// Debian 12's own files, as shipped, with the one twofold line the admin
+/// guide adds to /etc/pam.d/sudo after `@include common-auth`. Its
+/// common-auth ends a wrong password at `requisite pam_deny.so`, before
+/// twofold is asked.
+fn debian_stack(sys: &System, d: &TestDaemon, failmode: &str) {
+    let socket = format!("socket={}", d.socket().display());
+    let files: [(&str, Vec<String>); 4] = [
+        (
+            "common-auth",
+            vec![
+                "auth [success=1 default=ignore] pam_unix.so nullok".into(),
+                "auth requisite pam_deny.so".into(),
+                "auth required pam_permit.so".into(),
+                "auth optional pam_cap.so".into(),
+            ],
+        ),
+        (
+            "common-account",
+            vec![
+                "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so".into(),
+                "account requisite pam_deny.so".into(),
+                "account required pam_permit.so".into(),
+            ],
+        ),
+        (
+            "common-session-noninteractive",
+            vec![
+                "session [default=1] pam_permit.so".into(),
+                "session requisite pam_deny.so".into(),
+                "session required pam_permit.so".into(),
+                "session required pam_unix.so".into(),
+            ],
+        ),
+        (
+            "sudo",
+            vec![
+                "session required pam_limits.so".into(),
+                "@include common-auth".into(),
+                module_line("required", &[&socket, "timeout=5", failmode]),
+                "@include common-account".into(),
+                "@include common-session-noninteractive".into(),
+            ],
+        ),
+    ];
+    for (name, lines) in files {
+        sys.pam_service(name, &lines).unwrap();
+    }
 }
 
 /// `sudo -S -k sh -c 'echo SUDO-OK; id -u'` as the test user, `input` on
