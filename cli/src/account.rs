@@ -246,6 +246,8 @@ mod tests {
             }],
             backup_codes_left: 7,
             pending_enrollment: false,
+            grace_deadline: None,
+            locked_until: None,
         }
     }
 
@@ -270,6 +272,8 @@ mod tests {
             factors: vec![],
             backup_codes_left: 0,
             pending_enrollment: true,
+            grace_deadline: None,
+            locked_until: None,
         };
         let t = status_text(&st);
         assert!(t.contains("Methods:            none\n"), "{t}");

@@ -23,6 +23,8 @@ fn alice() -> UserStatus {
         }],
         backup_codes_left: 7,
         pending_enrollment: false,
+        grace_deadline: None,
+        locked_until: None,
     }
 }
 

@@ -199,6 +199,21 @@ impl Config {
         Ok(config)
     }
 
+    /// Where syslog lines should go according to `text`, read leniently:
+    /// used to report a configuration that was *refused* to the syslog its
+    /// author chose. Falls back to the default socket.
+    pub fn syslog_socket_of(text: &str) -> PathBuf {
+        text.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| {
+                t.get("audit")?
+                    .get("syslog_socket")?
+                    .as_str()
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| AuditConfig::default().syslog_socket)
+    }
+
     /// The configuration as TOML, every option spelled out.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))

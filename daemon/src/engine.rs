@@ -1,15 +1,20 @@
 //! The daemon's state shared by all connections, and code verification.
 
+use crate::audit::{self, event, AuditEvent};
 use crate::backup;
 use crate::clock::Clock;
-use crate::keys::{Keys, SealError};
+use crate::keys::{random_bytes, Keys, SealError, NONCE_LEN};
 use crate::log::Logger;
 use crate::store::{Store, StoreError, TotpRecord};
-use crate::totp;
+use crate::syslog::Syslog;
+use crate::totp::{self, TotpParams};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use twofold_config::Config;
-use twofold_proto::Secret;
+use twofold_config::{Config, Method as AllowedMethod};
+use twofold_proto::{AuditRecord, Secret};
+
+/// How often retention runs (checked on each audit write).
+const PRUNE_EVERY: u64 = 3600;
 
 /// Counters the daemon keeps while it runs.
 #[derive(Debug, Default)]
@@ -71,6 +76,12 @@ pub(crate) struct Engine {
     store: Mutex<Store>,
     pub log: Logger,
     pub stats: Arc<Stats>,
+    syslog: Syslog,
+    next_prune: AtomicU64,
+    /// A sealed random secret under a name no user can have: an unenrolled
+    /// user in `deny` mode is checked against it, so the work (and time) of a
+    /// refusal does not tell whether the user exists.
+    dummy: TotpRecord,
 }
 
 impl std::fmt::Debug for Engine {
@@ -87,6 +98,8 @@ impl Engine {
         store: Store,
         log: Logger,
     ) -> Engine {
+        let syslog = Syslog::new(config.audit.syslog_socket.clone());
+        let dummy = dummy_credential(&keys);
         Engine {
             config,
             clock,
@@ -94,7 +107,97 @@ impl Engine {
             store: Mutex::new(store),
             log,
             stats: Arc::new(Stats::default()),
+            syslog,
+            next_prune: AtomicU64::new(0),
+            dummy,
         }
+    }
+
+    /// Appends events to the audit chain (one transaction) and sends their
+    /// syslog lines; runs retention when it is due.
+    pub fn audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        let now = self.now();
+        let recs = self.store().append_audit(now, events)?;
+        self.syslog_records(&recs);
+        self.prune_if_due(now);
+        Ok(())
+    }
+
+    /// Like [`Engine::audit`] where the caller cannot act on a failure
+    /// (the request already succeeded): the failure goes to the log.
+    pub fn audit_or_log(&self, events: &[AuditEvent]) {
+        if let Err(e) = self.audit(events) {
+            self.log.event(
+                "audit",
+                &[
+                    ("event", events.first().map(|e| e.event).unwrap_or("")),
+                    ("error", &e.to_string()),
+                ],
+            );
+        }
+    }
+
+    /// Sends the syslog lines of rows already in the table.
+    pub fn syslog_records(&self, recs: &[AuditRecord]) {
+        for r in recs {
+            if let Err(Some(w)) =
+                self.syslog
+                    .send(audit::severity(&r.event), r.at, &audit::syslog_text(r))
+            {
+                self.log.event("warning", &[("error", &w)]);
+            }
+        }
+    }
+
+    /// Retention: drops audit rows older than `[audit] retain` (keeping the
+    /// chain verifiable from an anchor) and failures too old to count.
+    pub fn prune_if_due(&self, now: u64) {
+        let due = self.next_prune.load(Ordering::SeqCst);
+        if now < due
+            || self
+                .next_prune
+                .compare_exchange(
+                    due,
+                    now.saturating_add(PRUNE_EVERY),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let cutoff = now.saturating_sub(self.config.audit.retain.0);
+        let rl = &self.config.rate_limit;
+        let oldest_counted = now.saturating_sub(rl.source_window.0.max(rl.user_window.0));
+        let pruned = AuditEvent::new(event::AUDIT_PRUNED, "", "twofoldd")
+            .with("retain", &self.config.audit.retain.to_string());
+        let result = {
+            let mut store = self.store();
+            store
+                .prune_failures(oldest_counted)
+                .and_then(|()| store.prune_audit(cutoff, now, pruned))
+        };
+        match result {
+            Ok((_, recs)) => self.syslog_records(&recs),
+            Err(e) => self.log.event("audit", &[("prune_error", &e.to_string())]),
+        }
+    }
+
+    /// Does the work of checking a wrong TOTP code (decrypt, HMACs over the
+    /// skew window) against a secret no one has; never accepts.
+    pub fn dummy_verify(&self, answer: &Secret) {
+        let d = &self.dummy;
+        if let Ok(secret) = self.keys.open_totp(&d.user, d.id, &d.nonce, &d.ciphertext) {
+            let _ = totp::matching_step(
+                &d.params,
+                &secret,
+                self.now(),
+                self.config.totp.skew,
+                answer.expose().trim(),
+            );
+        }
+        // The same read a real check makes.
+        let _ = self.store().totp(&d.user);
     }
 
     /// The store. A panic in another connection cannot leave a transaction
@@ -110,14 +213,31 @@ impl Engine {
     /// Whether the user has anything a login can check: a confirmed TOTP
     /// credential or an unused backup code.
     pub fn has_login_factor(&self, user: &str) -> Result<bool, StoreError> {
-        let store = self.store();
-        let confirmed = store.totp(user)?.is_some_and(|t| t.confirmed_at.is_some());
-        Ok(confirmed || store.unused_backup_codes(user)? > 0)
+        Ok(!self.login_factors(user)?.is_empty())
     }
 
-    /// Checks a login answer: a TOTP code or a backup code. At most one
-    /// argon2 verification runs, and only for a code with a matching lookup.
-    pub fn verify_login(&self, user: &str, answer: &Secret) -> Result<Verdict, VerifyError> {
+    /// The methods the user can answer a login with now.
+    pub fn login_factors(&self, user: &str) -> Result<Vec<AllowedMethod>, StoreError> {
+        let store = self.store();
+        let mut m = Vec::new();
+        if store.totp(user)?.is_some_and(|t| t.confirmed_at.is_some()) {
+            m.push(AllowedMethod::Totp);
+        }
+        if store.unused_backup_codes(user)? > 0 {
+            m.push(AllowedMethod::BackupCode);
+        }
+        Ok(m)
+    }
+
+    /// Checks a login answer: a TOTP code or a backup code, among the
+    /// `allowed` methods only. At most one argon2 verification runs, and only
+    /// for a code with a matching lookup.
+    pub fn verify_login(
+        &self,
+        user: &str,
+        answer: &Secret,
+        allowed: &[AllowedMethod],
+    ) -> Result<Verdict, VerifyError> {
         if answer.len() > backup::MAX_ANSWER {
             return Ok(Verdict::Rejected("answer too long"));
         }
@@ -125,12 +245,15 @@ impl Engine {
         let cred = self
             .store()
             .totp(user)?
-            .filter(|t| t.confirmed_at.is_some());
+            .filter(|t| t.confirmed_at.is_some() && allowed.contains(&AllowedMethod::Totp));
         if let Some(cred) = cred
             .as_ref()
             .filter(|c| totp::looks_like_code(&c.params, typed))
         {
             return self.verify_totp(cred, typed, Some(self.now()));
+        }
+        if !allowed.contains(&AllowedMethod::BackupCode) {
+            return Ok(Verdict::Rejected("not an allowed code"));
         }
         let Some(normalized) = backup::normalize(typed) else {
             return Ok(Verdict::Rejected("not a code"));
@@ -184,5 +307,30 @@ impl Engine {
         } else {
             Ok(Verdict::Rejected("code already used"))
         }
+    }
+}
+
+/// Seals a random secret for [`Engine::dummy_verify`]; the row id and user
+/// name can match no real row (ids are positive, names cannot hold NUL).
+fn dummy_credential(keys: &Keys) -> TotpRecord {
+    let mut secret = zeroize::Zeroizing::new([0u8; 20]);
+    let _ = random_bytes(&mut secret[..]);
+    let user = "\0dummy".to_owned();
+    let (ciphertext, nonce) = keys
+        .seal_totp(&user, 0, &secret[..])
+        .unwrap_or_else(|_| (Vec::new(), [0u8; NONCE_LEN]));
+    TotpRecord {
+        id: 0,
+        user,
+        ciphertext,
+        nonce: nonce.to_vec(),
+        params: TotpParams {
+            algorithm: twofold_proto::Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        },
+        created_at: 0,
+        confirmed_at: Some(0),
+        last_used: None,
     }
 }

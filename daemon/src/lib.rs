@@ -7,6 +7,8 @@
 //! parameter ([`Clock`]); no code, secret or key reaches the log; no async
 //! runtime.
 
+mod admin;
+pub mod audit;
 mod backup;
 mod clock;
 mod conn;
@@ -14,10 +16,16 @@ mod engine;
 mod keys;
 mod log;
 mod login;
+mod login_enroll;
 mod peer;
+mod policy;
+// The CLI's renderer, compiled here too: one drawing of QR codes for both.
+#[path = "../../cli/src/qr.rs"]
+mod qr;
 mod selfservice;
 mod server;
 mod store;
+mod syslog;
 mod totp;
 mod validate;
 
@@ -25,6 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::Stats;
 pub use keys::KeyError;
 pub use log::{LogSink, Logger, MemoryLog, StderrLog};
-pub use login::INVALID_CODE;
+pub use login::{locked_message, INVALID_CODE};
+pub use login_enroll::{deadline_passed_message, CONFIRM_PROMPT};
 pub use server::{bind, run, Daemon, DaemonError, Shutdown};
 pub use store::{StoreError, SCHEMA_VERSION};

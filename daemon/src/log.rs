@@ -92,7 +92,7 @@ impl Logger {
 }
 
 /// Renders a value so that it stays one token on one line.
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     if value.is_empty() {
         return "-".to_owned();
     }

@@ -1,12 +1,24 @@
 //! The login conversation driven for the PAM module.
 //!
-//! **Invariant:** the daemon decides everything (prompt, retries, outcome);
-//! the module only shows what it is sent and relays the answer.
+//! **Invariant:** the daemon decides everything (policy, prompt, retries,
+//! lockout, enrollment at login, outcome); the module only shows what it is
+//! sent and relays the answer.
+//!
+//! Order of decisions: the request is validated and authorized; the policy
+//! may exempt the login (`Ignore`); a lock refuses it before any code is
+//! checked; an unenrolled user is let through, refused or offered enrollment
+//! as the policy says; otherwise the person is prompted. A user the passwd
+//! database does not know gets what an unenrolled user in `deny` mode gets:
+//! the same prompt, the same message and a dummy check of the same cost.
 
+use crate::audit::{event, AuditEvent};
 use crate::conn::{Conn, Incoming};
-use crate::engine::{Verdict, VerifyError};
+use crate::engine::{Engine, Verdict, VerifyError};
+use crate::policy;
+use crate::store::Locked;
 use crate::validate;
-use twofold_proto::{ErrorKind, Request, Response};
+use twofold_config::{Decision, Method, Unenrolled};
+use twofold_proto::{ErrorKind, Request, Response, Secret};
 
 /// Text shown after a wrong code.
 pub const INVALID_CODE: &str = "Invalid verification code.";
@@ -20,21 +32,313 @@ pub(crate) struct Begin {
     pub ruser: Option<String>,
 }
 
-/// Runs one login conversation to its end.
-pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
-    let uid = conn.peer.cred.uid.to_string();
-    let log = |result: &str, extra: &[(&str, &str)]| {
+/// One login in progress: its items, its audit template and its connection.
+pub(crate) struct Login<'c, 'a> {
+    pub conn: &'c mut Conn<'a>,
+    pub engine: &'a Engine,
+    pub b: &'c Begin,
+    /// Every audit row of this login starts from this.
+    pub base: AuditEvent,
+    /// PAM_RHOST, `""` for local logins: the rate-limit source.
+    pub source: String,
+}
+
+/// What the prompts are checked against.
+enum Check {
+    /// The user's factors, among these methods.
+    Factors(Vec<Method>),
+    /// Nothing can succeed (`deny` for an unenrolled or unknown user); the
+    /// reason is for the audit trail only.
+    Nothing(&'static str),
+}
+
+/// `"wrong code"` → `"wrong_code"`: reasons as single tokens in audit details.
+pub(crate) fn token(reason: &str) -> String {
+    reason.replace(' ', "_")
+}
+
+/// "Too many failed attempts; try again in N minutes".
+pub fn locked_message(until: u64, now: u64) -> String {
+    let minutes = until.saturating_sub(now).div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!("Too many failed attempts; try again in {minutes} {unit}.")
+}
+
+impl Login<'_, '_> {
+    /// Writes the daemon's log line for this login.
+    pub fn log(&self, result: &str, extra: &[(&str, &str)]) {
+        let uid = self.conn.peer.cred.uid.to_string();
         let mut fields = vec![
-            ("user", b.user.as_str()),
-            ("service", b.service.as_str()),
-            ("rhost", b.rhost.as_deref().unwrap_or("")),
-            ("tty", b.tty.as_deref().unwrap_or("")),
+            ("user", self.b.user.as_str()),
+            ("service", self.b.service.as_str()),
+            ("rhost", self.b.rhost.as_deref().unwrap_or("")),
+            ("tty", self.b.tty.as_deref().unwrap_or("")),
             ("result", result),
         ];
         fields.extend_from_slice(extra);
-        fields.push(("ruser", b.ruser.as_deref().unwrap_or("")));
+        fields.push(("ruser", self.b.ruser.as_deref().unwrap_or("")));
         fields.push(("peer_uid", uid.as_str()));
-        conn.engine.log.event("login", &fields);
+        self.engine.log.event("login", &fields);
+    }
+
+    /// Audits `events`; on a storage failure the login ends `Unavailable`
+    /// (no login without its record) and `false` is returned.
+    pub fn audit(&mut self, events: &[AuditEvent]) -> bool {
+        match self.engine.audit(events) {
+            Ok(()) => true,
+            Err(e) => {
+                self.log("unavailable", &[("error", &format!("audit: {e}"))]);
+                self.conn.send(&Response::Unavailable);
+                false
+            }
+        }
+    }
+
+    /// Sends a line (`Info` or `Error`) and waits for its `Ack`.
+    pub fn tell(&mut self, resp: Response) -> bool {
+        if !self.conn.send(&resp) {
+            return false;
+        }
+        match self.conn.recv() {
+            Incoming::Request(Request::Ack) => true,
+            Incoming::End => false,
+            _ => {
+                self.conn.log_error("expected ack");
+                self.conn
+                    .send_failed(ErrorKind::BadRequest, "expected an ack");
+                false
+            }
+        }
+    }
+
+    /// Prompts and returns the answer; `None` when the login is over (logged).
+    pub fn ask(&mut self, text: &str) -> Option<Secret> {
+        let prompt = Response::Prompt {
+            text: text.to_owned(),
+            echo: false,
+        };
+        if !self.conn.send(&prompt) {
+            self.log("abandoned", &[]);
+            return None;
+        }
+        let got = match self.conn.recv() {
+            Incoming::Request(Request::Answer { text }) => return Some(text),
+            Incoming::End => {
+                self.log("abandoned", &[]);
+                return None;
+            }
+            Incoming::Request(other) => other.kind().to_owned(),
+            Incoming::Unknown(kind) => kind,
+        };
+        self.log(
+            "bad_request",
+            &[("error", &format!("expected answer, got {got}"))],
+        );
+        self.conn
+            .send_failed(ErrorKind::BadRequest, "expected an answer to the prompt");
+        None
+    }
+
+    /// Ends the login `Unavailable` after a storage failure.
+    pub fn unavailable(&mut self, e: &dyn std::fmt::Display) {
+        self.log("unavailable", &[("error", &e.to_string())]);
+        self.conn.send(&Response::Unavailable);
+    }
+
+    /// Ends the login `Denied`, showing `shown` first when given.
+    pub fn deny(&mut self, reason: &str, shown: Option<&str>, audit: AuditEvent) {
+        self.log("denied", &[("reason", reason)]);
+        if !self.audit(&[audit.with("reason", &token(reason))]) {
+            return;
+        }
+        if let Some(text) = shown {
+            if !self.tell(Response::Error { text: text.into() }) {
+                return;
+            }
+        }
+        self.conn.send(&Response::Denied {
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Refuses a locked login: audited, told when to retry, no verification.
+    fn refuse_locked(&mut self, l: Locked) {
+        let now = self.engine.now();
+        let msg = locked_message(l.until, now);
+        let scope = if l.user_wide { "user" } else { "source" };
+        self.log("locked", &[("scope", scope)]);
+        let ev = self
+            .base
+            .renamed(event::LOGIN_LOCKED)
+            .with("scope", scope)
+            .with("until", &l.until.to_string());
+        if !self.audit(&[ev]) || !self.tell(Response::Error { text: msg.clone() }) {
+            return;
+        }
+        self.conn.send(&Response::Denied { reason: msg });
+    }
+
+    /// The lock in force now, or `Err(())` when the login already ended.
+    fn lock_now(&mut self) -> Result<Option<Locked>, ()> {
+        let now = self.engine.now();
+        let found = self
+            .engine
+            .store()
+            .active_lock(&self.b.user, &self.source, now);
+        found.map_err(|e| self.unavailable(&e))
+    }
+
+    /// Prompts up to `max_tries` times; each wrong answer is a durable,
+    /// audited failure that may lock the user out.
+    fn prompts(&mut self, check: Check) {
+        let max = self.engine.config.login.max_tries;
+        for attempt in 1..=max {
+            let prompt = self.engine.config.login.prompt.clone();
+            let Some(answer) = self.ask(&prompt) else {
+                return;
+            };
+            // A lock made meanwhile (by another login) stops this one before
+            // the answer is looked at.
+            match self.lock_now() {
+                Err(()) => return,
+                Ok(Some(l)) => return self.refuse_locked(l),
+                Ok(None) => {}
+            }
+            let verdict = match &check {
+                Check::Factors(methods) => self.engine.verify_login(&self.b.user, &answer, methods),
+                Check::Nothing(why) => {
+                    self.engine.dummy_verify(&answer);
+                    Ok(Verdict::Rejected(why))
+                }
+            };
+            drop(answer);
+            match verdict {
+                Ok(Verdict::Accepted(method)) => return self.succeed(method.as_str()),
+                Ok(Verdict::Rejected(why)) => {
+                    if !self.fail(attempt, why) {
+                        return;
+                    }
+                }
+                Err(VerifyError::Storage(e)) => return self.unavailable(&e),
+                Err(VerifyError::Decrypt(e)) => {
+                    self.log("denied", &[("error", &e.to_string())]);
+                    let ev = self
+                        .base
+                        .renamed(event::LOGIN_DENIED)
+                        .with("reason", "credential_cannot_be_decrypted");
+                    if self.audit(&[ev]) {
+                        self.conn.send(&Response::Denied {
+                            reason: "the stored credential cannot be decrypted".into(),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+        let ev = self.base.renamed(event::LOGIN_DENIED);
+        self.deny("too many invalid codes", None, ev);
+    }
+
+    /// Records a wrong answer; `false` when the login is over.
+    fn fail(&mut self, attempt: u32, why: &str) -> bool {
+        let now = self.engine.now();
+        let failure = self
+            .base
+            .renamed(event::LOGIN_FAILURE)
+            .with("reason", &token(why))
+            .with("try", &attempt.to_string());
+        let recorded = self.engine.store().record_failure(
+            &self.b.user,
+            &self.source,
+            now,
+            &self.engine.config.rate_limit,
+            failure,
+        );
+        let (locked, recs) = match recorded {
+            Ok(r) => r,
+            Err(e) => {
+                self.unavailable(&e);
+                return false;
+            }
+        };
+        self.engine.syslog_records(&recs);
+        self.log(
+            "invalid_code",
+            &[("try", &attempt.to_string()), ("reason", why)],
+        );
+        if !self.tell(Response::Error {
+            text: INVALID_CODE.into(),
+        }) {
+            return false;
+        }
+        if let Some(l) = locked {
+            let msg = locked_message(l.until, now);
+            self.log("denied", &[("reason", "locked out")]);
+            if self.tell(Response::Error { text: msg.clone() }) {
+                self.conn.send(&Response::Denied { reason: msg });
+            }
+            return false;
+        }
+        true
+    }
+
+    /// A login that passed: audited (with the backup code spent, if one
+    /// was), its source's failures forgotten.
+    pub fn succeed(&mut self, method: &str) {
+        let mut events = vec![self.base.renamed(event::LOGIN_SUCCESS).method(method)];
+        if method == Method::BackupCode.as_str() {
+            let left = self.engine.store().unused_backup_codes(&self.b.user);
+            let left = left.map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+            events.push(
+                self.base
+                    .renamed(event::BACKUP_CODE_USED)
+                    .method(method)
+                    .with("left", &left),
+            );
+        }
+        let cleared = self
+            .engine
+            .store()
+            .clear_source_failures(&self.b.user, &self.source);
+        if let Err(e) = cleared {
+            return self.unavailable(&e);
+        }
+        if !self.audit(&events) {
+            return;
+        }
+        self.log("success", &[("method", method)]);
+        self.conn.send(&Response::Success);
+    }
+
+    /// Lets the login through without MFA (`Ignore`), audited.
+    pub fn skip(&mut self, reason: &str) {
+        self.log("ignore", &[("reason", reason)]);
+        let ev = self
+            .base
+            .renamed(event::LOGIN_SKIPPED)
+            .with("reason", &token(reason));
+        if self.audit(&[ev]) {
+            self.conn.send(&Response::Ignore);
+        }
+    }
+}
+
+/// Runs one login conversation to its end.
+pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
+    let engine = conn.engine;
+    let mut base = AuditEvent::new("", &b.user, &conn.peer.actor());
+    base.service = b.service.clone();
+    base.rhost = b.rhost.clone().unwrap_or_default();
+    base.tty = b.tty.clone().unwrap_or_default();
+    if let Some(r) = b.ruser.as_deref() {
+        base = base.with("ruser", r);
+    }
+    let mut l = Login {
+        conn,
+        engine,
+        b,
+        base,
+        source: b.rhost.clone().unwrap_or_default(),
     };
     let valid = validate::user(&b.user)
         .and_then(|()| validate::service(&b.service))
@@ -42,106 +346,65 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         .and_then(|()| validate::item("tty", b.tty.as_deref()))
         .and_then(|()| validate::item("ruser", b.ruser.as_deref()));
     if let Err(e) = valid {
-        log("bad_request", &[("error", &e.to_string())]);
-        conn.send_failed(ErrorKind::BadRequest, &e.to_string());
+        l.log("bad_request", &[("error", &e.to_string())]);
+        l.conn.send_failed(ErrorKind::BadRequest, &e.to_string());
         return;
     }
-    if !conn.peer.is_root() && !conn.peer.is_self(&b.user) {
-        log("permission_denied", &[]);
-        conn.send_failed(
+    if !l.conn.peer.is_root() && !l.conn.peer.is_self(&b.user) {
+        l.log("permission_denied", &[]);
+        l.conn.send_failed(
             ErrorKind::PermissionDenied,
             "only root may run a login for another user",
         );
         return;
     }
-    match conn.engine.has_login_factor(&b.user) {
-        Ok(true) => {}
-        Ok(false) => {
-            log("ignore", &[("reason", "not enrolled")]);
-            conn.send(&Response::Ignore);
-            return;
-        }
-        Err(e) => {
-            log("unavailable", &[("error", &e.to_string())]);
-            conn.send(&Response::Unavailable);
-            return;
-        }
+    let account = match policy::account(&b.user) {
+        Ok(a) => a,
+        Err(e) => return l.unavailable(&format!("passwd/group lookup: {e}")),
+    };
+    let effective = match engine.decide(&b.user, &account, &b.service, b.rhost.as_deref()) {
+        Decision::Exempt { why } => return l.skip(&why),
+        Decision::Mfa(e) => e,
+    };
+    match l.lock_now() {
+        Err(()) => return,
+        Ok(Some(lock)) => return l.refuse_locked(lock),
+        Ok(None) => {}
     }
-    let max = conn.engine.config.login.max_tries;
-    for attempt in 1..=max {
-        let prompt = Response::Prompt {
-            text: conn.engine.config.login.prompt.clone(),
-            echo: false,
-        };
-        if !conn.send(&prompt) {
-            log("abandoned", &[]);
-            return;
+    let factors = match engine.login_factors(&b.user) {
+        Ok(f) => f,
+        Err(e) => return l.unavailable(&e),
+    };
+    if factors.is_empty() {
+        let mut action = effective.unenrolled;
+        if !account.known && action == Unenrolled::Enroll {
+            // Nobody can enroll an account that does not exist.
+            action = Unenrolled::Deny;
         }
-        let answer = match conn.recv() {
-            Incoming::Request(Request::Answer { text }) => text,
-            Incoming::End => {
-                log("abandoned", &[]);
-                return;
-            }
-            Incoming::Request(other) => {
-                log(
-                    "bad_request",
-                    &[("error", &format!("expected answer, got {}", other.kind()))],
-                );
-                conn.send_failed(ErrorKind::BadRequest, "expected an answer to the prompt");
-                return;
-            }
-            Incoming::Unknown(kind) => {
-                log(
-                    "bad_request",
-                    &[("error", &format!("expected answer, got {kind}"))],
-                );
-                conn.send_failed(ErrorKind::BadRequest, "expected an answer to the prompt");
-                return;
-            }
+        return match action {
+            Unenrolled::Allow => l.skip("not enrolled"),
+            Unenrolled::Deny if account.known => l.prompts(Check::Nothing("not enrolled")),
+            Unenrolled::Deny => l.prompts(Check::Nothing("unknown user")),
+            Unenrolled::Enroll => crate::login_enroll::run(&mut l),
         };
-        let verdict = conn.engine.verify_login(&b.user, &answer);
-        drop(answer);
-        match verdict {
-            Ok(Verdict::Accepted(method)) => {
-                log("success", &[("method", method.as_str())]);
-                conn.send(&Response::Success);
-                return;
-            }
-            Ok(Verdict::Rejected(why)) => {
-                let shown = attempt.to_string();
-                log("invalid_code", &[("try", &shown), ("reason", why)]);
-                if !conn.send(&Response::Error {
-                    text: INVALID_CODE.into(),
-                }) {
-                    return;
-                }
-                match conn.recv() {
-                    Incoming::Request(Request::Ack) => {}
-                    Incoming::End => return,
-                    _ => {
-                        conn.log_error("expected ack");
-                        conn.send_failed(ErrorKind::BadRequest, "expected an ack");
-                        return;
-                    }
-                }
-            }
-            Err(VerifyError::Storage(e)) => {
-                log("unavailable", &[("error", &e.to_string())]);
-                conn.send(&Response::Unavailable);
-                return;
-            }
-            Err(VerifyError::Decrypt(e)) => {
-                log("denied", &[("error", &e.to_string())]);
-                conn.send(&Response::Denied {
-                    reason: "the stored credential cannot be decrypted".into(),
-                });
-                return;
-            }
-        }
     }
-    log("denied", &[("reason", "too many invalid codes")]);
-    conn.send(&Response::Denied {
-        reason: format!("{max} invalid verification codes"),
-    });
+    let usable: Vec<Method> = effective
+        .methods
+        .iter()
+        .copied()
+        .filter(|m| factors.contains(m))
+        .collect();
+    if usable.is_empty() {
+        let allowed: Vec<&str> = effective.methods.iter().map(|m| m.as_str()).collect();
+        let shown = format!(
+            "No verification method allowed for {} is set up for this account.",
+            b.service
+        );
+        let ev = l
+            .base
+            .renamed(event::LOGIN_DENIED)
+            .with("allowed", &allowed.join(","));
+        return l.deny("no allowed method enrolled", Some(&shown), ev);
+    }
+    l.prompts(Check::Factors(usable));
 }

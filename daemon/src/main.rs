@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use twofold_config::{Config, DEFAULT_CONFIG};
-use twofold_daemon::{bind, Daemon, Shutdown, SystemClock};
+use twofold_daemon::{bind, Daemon, Logger, Shutdown, SystemClock};
 
 const USAGE: &str = "usage: twofoldd [--config FILE]\n\
 \n\
@@ -43,17 +43,32 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args::Run(config))
 }
 
-fn load_config(explicit: Option<PathBuf>) -> Result<Config, String> {
-    match explicit {
-        Some(path) => Config::load(&path).map_err(|e| e.to_string()),
+/// The configuration and where it came from.
+fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), String> {
+    let path = match explicit {
+        Some(path) => path,
         None => {
-            let path = std::path::Path::new(DEFAULT_CONFIG);
-            if path.exists() {
-                Config::load(path).map_err(|e| e.to_string())
-            } else {
+            let path = PathBuf::from(DEFAULT_CONFIG);
+            if !path.exists() {
                 eprintln!("twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults");
-                Ok(Config::default())
+                return Ok((Config::default(), "built-in defaults".into()));
             }
+            path
+        }
+    };
+    let origin = path.display().to_string();
+    match Config::load(&path) {
+        Ok(c) => Ok((c, origin)),
+        Err(e) => {
+            let text = std::fs::read_to_string(&path).ok();
+            let now = twofold_daemon::Clock::now(&SystemClock);
+            twofold_daemon::audit::syslog_config_rejected(
+                &origin,
+                text.as_deref(),
+                &e.to_string(),
+                now,
+            );
+            Err(e.to_string())
         }
     }
 }
@@ -90,11 +105,11 @@ fn handle_signals(shutdown: Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, origin: &str) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
     handle_signals(shutdown.clone())?;
     let socket = config.daemon.socket.clone();
-    let daemon = Daemon::open(config, Arc::new(SystemClock))?;
+    let daemon = Daemon::open_with_origin(config, Arc::new(SystemClock), Logger::stderr(), origin)?;
     let listener =
         bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
     eprintln!("twofoldd: listening on {}", socket.display());
@@ -120,14 +135,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let config = match load_config(explicit) {
+    let (config, origin) = match load_config(explicit) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("twofoldd: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match serve(config) {
+    match serve(config, &origin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("twofoldd: {e:#}");

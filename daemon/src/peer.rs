@@ -191,6 +191,14 @@ impl Peer {
     pub fn is_self(&self, user: &str) -> bool {
         self.name.as_deref() == Some(user)
     }
+
+    /// Who acted, for the audit trail: `name(uid)`, or `uid(N)` without a name.
+    pub fn actor(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{n}({})", self.cred.uid),
+            None => format!("uid({})", self.cred.uid),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Changing or removing a factor in self-service needs a fresh TOTP code in
 //! the same request; an admin acting on another account needs none.
 
+use crate::audit::{event, AuditEvent};
 use crate::backup;
 use crate::engine::{Engine, Verdict, VerifyError};
 use crate::keys::{random_bytes, KeyError};
@@ -16,13 +17,13 @@ use twofold_proto::{
 use zeroize::Zeroizing;
 
 /// A refused request: what the client is told, plus a detail for the log only.
-struct Failure {
-    kind: ErrorKind,
-    message: String,
-    detail: Option<String>,
+pub(crate) struct Failure {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub detail: Option<String>,
 }
 
-fn fail(kind: ErrorKind, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(kind: ErrorKind, message: impl Into<String>) -> Failure {
     Failure {
         kind,
         message: message.into(),
@@ -142,7 +143,7 @@ impl Engine {
             }
             Request::TotpEnrollConfirm { user, code } => {
                 let t = self.target(peer, user)?;
-                self.enroll_confirm(&t, &code)
+                self.enroll_confirm(peer, &t, &code)
             }
             Request::Status { user } => {
                 let t = self.target(peer, user)?;
@@ -150,23 +151,46 @@ impl Engine {
             }
             Request::RegenerateBackupCodes { user, code } => {
                 let t = self.target(peer, user)?;
-                self.regenerate(&t, code.as_ref())
+                let resp = self.regenerate(&t, code.as_ref())?;
+                self.audit_or_log(&[AuditEvent::new(
+                    event::CODES_REGENERATED,
+                    &t.user,
+                    &peer.actor(),
+                )
+                .method("backup_code")]);
+                Ok(resp)
             }
             Request::RemoveTotp { user, code } => {
                 let t = self.target(peer, user)?;
-                self.remove_totp(&t, code.as_ref())
+                let resp = self.remove_totp(&t, code.as_ref())?;
+                self.audit_or_log(&[AuditEvent::new(
+                    event::FACTOR_REMOVED,
+                    &t.user,
+                    &peer.actor(),
+                )
+                .method("totp")]);
+                Ok(resp)
             }
             Request::AdminDisable { user } => {
                 require_admin(peer)?;
                 validate::user(&user).map_err(|e| fail(ErrorKind::BadRequest, e.to_string()))?;
                 let exists = self.store().user_exists(&user)?;
-                self.store().remove_factors(&user)?;
+                let removed = self.store().remove_factors(&user)?;
                 if !exists {
                     return Err(fail(
                         ErrorKind::NotFound,
                         format!("no twofold account {user:?}"),
                     ));
                 }
+                let mut events =
+                    vec![AuditEvent::new(event::ADMIN, &user, &peer.actor())
+                        .with("action", "disable")];
+                if removed {
+                    events.push(
+                        AuditEvent::new(event::FACTOR_REMOVED, &user, &peer.actor()).method("totp"),
+                    );
+                }
+                self.audit_or_log(&events);
                 Ok(Response::Done {
                     message: format!("all factors of {user} removed"),
                 })
@@ -180,10 +204,7 @@ impl Engine {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Response::Users { users })
             }
-            other => Err(fail(
-                ErrorKind::BadRequest,
-                format!("{} is not valid here", other.kind()),
-            )),
+            other => self.admin(peer, other),
         }
     }
 
@@ -222,6 +243,17 @@ impl Engine {
         algorithm: Option<twofold_proto::Algorithm>,
         digits: Option<u32>,
     ) -> Result<Response, Failure> {
+        self.new_pending(&t.user, algorithm, digits)
+            .map(Response::TotpPending)
+    }
+
+    /// Starts (or restarts) a pending TOTP enrollment of `user`.
+    pub(crate) fn new_pending(
+        &self,
+        user: &str,
+        algorithm: Option<twofold_proto::Algorithm>,
+        digits: Option<u32>,
+    ) -> Result<TotpEnrollment, Failure> {
         let cfg = &self.config.totp;
         let params = TotpParams {
             algorithm: algorithm.unwrap_or(cfg.algorithm),
@@ -234,38 +266,49 @@ impl Engine {
         let mut secret = Zeroizing::new(vec![0u8; totp::secret_len(params.algorithm)]);
         random_bytes(&mut secret)?;
         let id = random_row_id()?;
-        let (ciphertext, nonce) = self.keys.seal_totp(&t.user, id, &secret)?;
+        let (ciphertext, nonce) = self.keys.seal_totp(user, id, &secret)?;
         let new = NewTotp {
             id,
             ciphertext,
             nonce: nonce.to_vec(),
             params,
         };
-        if !self.store().start_pending(&t.user, &new, self.now())? {
+        if !self.store().start_pending(user, &new, self.now())? {
             return Err(fail(
                 ErrorKind::Conflict,
-                format!(
-                    "{} already has a confirmed TOTP credential; remove it first",
-                    t.user
-                ),
+                format!("{user} already has a confirmed TOTP credential; remove it first"),
             ));
         }
         let b32 = totp::base32_encode(&secret);
-        let uri = totp::otpauth_uri(&cfg.issuer, &t.user, &b32, &params);
-        Ok(Response::TotpPending(TotpEnrollment {
-            user: t.user.clone(),
+        let uri = totp::otpauth_uri(&cfg.issuer, user, &b32, &params);
+        Ok(TotpEnrollment {
+            user: user.to_owned(),
             secret: Secret::new(b32.to_string()),
             uri: Secret::new(uri.to_string()),
             algorithm: params.algorithm,
             digits: params.digits,
             period: u32::try_from(params.period).unwrap_or(u32::MAX),
             issuer: cfg.issuer.clone(),
-        }))
+        })
     }
 
-    fn enroll_confirm(&self, t: &Target, code: &Secret) -> Result<Response, Failure> {
+    fn enroll_confirm(&self, peer: &Peer, t: &Target, code: &Secret) -> Result<Response, Failure> {
+        let codes = self.confirm_pending(&t.user, code)?;
+        self.audit_or_log(&[AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
+            .method("totp")
+            .with("via", "cli")]);
+        Ok(Response::BackupCodes { codes })
+    }
+
+    /// Confirms the pending enrollment of `user` with `code`; returns the
+    /// fresh backup codes.
+    pub(crate) fn confirm_pending(
+        &self,
+        user: &str,
+        code: &Secret,
+    ) -> Result<Vec<Secret>, Failure> {
         let now = self.now();
-        let cred = self.store().totp(&t.user)?;
+        let cred = self.store().totp(user)?;
         let Some(cred) = cred else {
             return Err(fail(
                 ErrorKind::NotFound,
@@ -291,7 +334,7 @@ impl Engine {
         }
         let secret = self
             .keys
-            .open_totp(&t.user, cred.id, &cred.nonce, &cred.ciphertext)
+            .open_totp(user, cred.id, &cred.nonce, &cred.ciphertext)
             .map_err(VerifyError::from)?;
         let step = totp::matching_step(
             &cred.params,
@@ -303,14 +346,14 @@ impl Engine {
         let Some(step) = step else {
             return Err(fail(ErrorKind::InvalidCode, "invalid verification code"));
         };
-        let (codes, rows) = self.make_backup_codes(&t.user)?;
+        let (codes, rows) = self.make_backup_codes(user)?;
         if !self.store().confirm_totp(cred.id, step, now, &rows)? {
             return Err(fail(
                 ErrorKind::NotFound,
                 "no pending TOTP enrollment; start one first",
             ));
         }
-        Ok(Response::BackupCodes { codes })
+        Ok(codes)
     }
 
     fn regenerate(&self, t: &Target, code: Option<&Secret>) -> Result<Response, Failure> {
@@ -334,6 +377,27 @@ impl Engine {
     fn remove_totp(&self, t: &Target, code: Option<&Secret>) -> Result<Response, Failure> {
         if !t.admin_other {
             let cred = self.confirmed(&t.user)?;
+            // TOTP is the factor the backup codes hang on: removing it removes the last one.
+            match self.required_somewhere(&t.user) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    return Err(fail(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "{why}; you cannot remove your last factor yourself (an admin can)"
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(Failure {
+                        kind: ErrorKind::Internal,
+                        message:
+                            "cannot check the policy (group lookup failed); nothing was changed"
+                                .into(),
+                        detail: Some(e.to_string()),
+                    })
+                }
+            }
             self.authorize_with_code(&cred, code)?;
         }
         if !self.store().remove_factors(&t.user)? {
@@ -412,16 +476,20 @@ impl Engine {
                 }
             }
         }
+        let grace_deadline = store.grace_deadline(user)?;
+        let locked_until = store.user_lock(user, now)?;
         Ok(UserStatus {
             user: user.to_owned(),
             factors,
             backup_codes_left: left,
             pending_enrollment: pending,
+            grace_deadline,
+            locked_until,
         })
     }
 }
 
-fn require_admin(peer: &Peer) -> Result<(), Failure> {
+pub(crate) fn require_admin(peer: &Peer) -> Result<(), Failure> {
     if peer.admin {
         Ok(())
     } else {

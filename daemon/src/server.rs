@@ -1,6 +1,7 @@
 //! The accept loop: bounded concurrency, one thread per connection, and a
 //! graceful shutdown that lets in-flight conversations finish (bounded).
 
+use crate::audit::{event, AuditEvent};
 use crate::clock::Clock;
 use crate::conn;
 use crate::engine::{Engine, Stats};
@@ -80,11 +81,28 @@ impl Daemon {
         clock: Arc<dyn Clock>,
         log: Logger,
     ) -> Result<Daemon, DaemonError> {
+        Daemon::open_with_origin(config, clock, log, "built-in defaults or caller")
+    }
+
+    /// Like [`Daemon::open_with_log`]; `origin` (the configuration file)
+    /// is named in the `config_loaded` audit row, which records the SHA-256
+    /// of the effective configuration. Runs audit retention once.
+    pub fn open_with_origin(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        log: Logger,
+        origin: &str,
+    ) -> Result<Daemon, DaemonError> {
         let keys = Keys::load_or_create(&config.daemon.master_key)?;
         let store = Store::open(&config.daemon.database)?;
         warn_if_shared(&log, "database", &config.daemon.database);
+        let digest = crate::audit::config_digest(&config.to_toml());
+        let engine = Engine::new(config, clock, keys, store, log);
+        engine.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
+            .with("source", origin)
+            .with("sha256", &digest)])?;
         Ok(Daemon {
-            engine: Arc::new(Engine::new(config, clock, keys, store, log)),
+            engine: Arc::new(engine),
         })
     }
 

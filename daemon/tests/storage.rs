@@ -174,12 +174,14 @@ fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
     let d = TestDaemon::start();
     d.enroll("alice");
     let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
-    db.execute_batch("DROP TABLE backup_codes").unwrap();
-    drop(db);
-    // The TOTP row is readable, so the login starts; checking a backup code fails.
+    db.execute_batch("DROP TABLE failures").unwrap();
+    // The login starts; the wrong code cannot be counted, so no answer is given.
     let seen = d.login("alice", &["abcde-fghij"]);
     assert!(matches!(seen[0], Response::Prompt { .. }), "{seen:?}");
     assert_eq!(last(&seen), &Response::Unavailable, "{seen:?}");
+    // Without the lock table no login can start.
+    db.execute_batch("DROP TABLE locks").unwrap();
+    drop(db);
     assert_eq!(d.login("bob", &[]), vec![Response::Unavailable]);
     assert!(
         d.log_text().contains("result=unavailable"),

@@ -145,6 +145,10 @@ pub fn response_name(r: &Response) -> &'static str {
         Response::Status(_) => "status",
         Response::Users { .. } => "users",
         Response::Done { .. } => "done",
+        Response::Locks { .. } => "locks",
+        Response::AuditRecords { .. } => "audit_records",
+        Response::AuditVerified(_) => "audit_verified",
+        Response::StatsReport(_) => "stats_report",
     }
 }
 

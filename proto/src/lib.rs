@@ -17,7 +17,9 @@ mod secret;
 pub use client::{response_name, Client, ClientError};
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError};
 pub use messages::{
-    Algorithm, DecodeError, ErrorKind, FactorStatus, Request, Response, TotpEnrollment, UserStatus,
+    Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
+    FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TimeRef,
+    TotpEnrollment, UserStatus,
 };
 pub use secret::Secret;
 

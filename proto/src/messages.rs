@@ -92,6 +92,65 @@ pub enum Request {
     },
     /// Admin: every account the daemon knows.
     AdminList,
+    /// Admin: clears every lock and failure count of an account.
+    AdminUnlock {
+        /// The account.
+        user: String,
+    },
+    /// Admin: the locks in force now.
+    AdminLocks,
+    /// Admin: changes an account's enrollment grace deadline (`enroll` mode).
+    AdminGrace {
+        /// The account.
+        user: String,
+        /// Moves the deadline this many seconds past the later of now and
+        /// the current deadline (a missing deadline starts from now).
+        #[serde(default)]
+        extend: Option<u64>,
+        /// Forgets the deadline: the next login starts a fresh grace period.
+        #[serde(default)]
+        reset: bool,
+    },
+    /// Audit rows matching every given filter, oldest first. Admins see
+    /// every account; others only their own.
+    AuditQuery {
+        /// Only rows about this account.
+        #[serde(default)]
+        user: Option<String>,
+        /// Only rows of this event (e.g. `login_failure`).
+        #[serde(default)]
+        event: Option<String>,
+        /// Only rows of this PAM service.
+        #[serde(default)]
+        service: Option<String>,
+        /// Only rows at or after this time.
+        #[serde(default)]
+        since: Option<TimeRef>,
+        /// Only rows at or before this time.
+        #[serde(default)]
+        until: Option<TimeRef>,
+        /// Only rows with a larger id (paging, `--follow`).
+        #[serde(default)]
+        after_id: Option<u64>,
+        /// At most this many rows (the daemon also caps a page by size).
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Admin: checks the audit chain.
+    AuditVerify,
+    /// Admin: enrollment, policy and login figures.
+    Stats,
+}
+
+/// A point in time given to the daemon, which reads its own clock for
+/// relative ones (so `--since 1h` means an hour before the daemon's now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeRef {
+    /// This many seconds before now.
+    Ago(u64),
+    /// This Unix time.
+    At(u64),
 }
 
 impl Request {
@@ -109,6 +168,12 @@ impl Request {
             Request::RemoveTotp { .. } => "remove_totp",
             Request::AdminDisable { .. } => "admin_disable",
             Request::AdminList => "admin_list",
+            Request::AdminUnlock { .. } => "admin_unlock",
+            Request::AdminLocks => "admin_locks",
+            Request::AdminGrace { .. } => "admin_grace",
+            Request::AuditQuery { .. } => "audit_query",
+            Request::AuditVerify => "audit_verify",
+            Request::Stats => "stats",
         }
     }
 
@@ -215,6 +280,135 @@ pub enum Response {
         /// What was done, for the person.
         message: String,
     },
+    /// Locks in force.
+    Locks {
+        /// The locks, by account then source.
+        locks: Vec<LockInfo>,
+    },
+    /// One page of audit rows, oldest first.
+    AuditRecords {
+        /// The rows.
+        records: Vec<AuditRecord>,
+        /// Whether more rows match after the last one (ask again with `after_id`).
+        more: bool,
+    },
+    /// The result of checking the audit chain.
+    AuditVerified(AuditReport),
+    /// Enrollment, policy and login figures.
+    StatsReport(StatsReport),
+}
+
+/// A lock on logins of an account, from one source or from every source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// The account.
+    pub user: String,
+    /// The source (PAM_RHOST; `""` for local logins); `None` locks every source.
+    pub source: Option<String>,
+    /// When the lock was made (Unix seconds).
+    pub since: u64,
+    /// When it ends (Unix seconds).
+    pub until: u64,
+    /// Failures that made it.
+    pub failures: u32,
+}
+
+/// One row of the audit trail. Empty strings are fields that do not apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1, without gaps.
+    pub id: u64,
+    /// When (Unix seconds, daemon clock).
+    pub at: u64,
+    /// What happened, e.g. `login_success`, `lockout`, `enroll`.
+    pub event: String,
+    /// The account concerned.
+    pub user: String,
+    /// PAM service.
+    pub service: String,
+    /// PAM_RHOST.
+    pub rhost: String,
+    /// PAM_TTY.
+    pub tty: String,
+    /// Method (`totp`, `backup_code`).
+    pub method: String,
+    /// Who caused it: `uid=N` of the peer, or `twofoldd`.
+    pub actor: String,
+    /// Further `key=value` details (never a code or secret).
+    pub detail: String,
+}
+
+/// The outcome of `twofold audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// Rows checked.
+    pub rows: u64,
+    /// Id of the first row checked, if any.
+    pub first_id: Option<u64>,
+    /// Id of the last row checked, if any.
+    pub last_id: Option<u64>,
+    /// Rows up to this id were pruned by retention (0: none).
+    pub pruned_through: u64,
+    /// The first place the chain breaks; `None` when it is intact.
+    pub broken: Option<ChainBreak>,
+}
+
+/// Where and why the audit chain breaks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreak {
+    /// The first row (id) that does not verify.
+    pub id: u64,
+    /// What is wrong with it: edited, deleted before it, reordered, truncated.
+    pub reason: String,
+}
+
+/// Enrollment, policy and login figures (`twofold stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsReport {
+    /// The daemon's now (Unix seconds).
+    pub now: u64,
+    /// Users with a usable factor, per method.
+    pub enrolled: Vec<MethodCount>,
+    /// Users required to use MFA but not enrolled (seen at a login, or in a
+    /// required group), with their grace deadline when one is stored.
+    pub required_unenrolled: Vec<GraceInfo>,
+    /// Successful logins in the last 24 h.
+    pub logins_ok_24h: u64,
+    /// Refused logins in the last 24 h (denied or locked).
+    pub logins_failed_24h: u64,
+    /// Wrong codes in the last 24 h.
+    pub codes_rejected_24h: u64,
+    /// Locks made in the last 24 h.
+    pub lockouts_24h: u64,
+    /// Enrolled users with fewer than 3 unused backup codes.
+    pub low_backup_codes: Vec<BackupLow>,
+}
+
+/// How many users have a method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodCount {
+    /// `totp` or `backup_code`.
+    pub method: String,
+    /// Users.
+    pub users: u64,
+}
+
+/// A required user without a factor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceInfo {
+    /// The account.
+    pub user: String,
+    /// Grace deadline (Unix seconds); `None` when not seen at a login yet.
+    pub deadline: Option<u64>,
+}
+
+/// An enrolled user running out of backup codes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupLow {
+    /// The account.
+    pub user: String,
+    /// Unused backup codes.
+    pub left: u32,
 }
 
 /// Category of a [`Response::Failed`].
@@ -314,6 +508,12 @@ pub struct UserStatus {
     /// Whether a TOTP enrollment awaits confirmation.
     #[serde(default)]
     pub pending_enrollment: bool,
+    /// Grace deadline for enrolling (`enroll` mode), when one is stored.
+    #[serde(default)]
+    pub grace_deadline: Option<u64>,
+    /// Until when logins are locked from every source, if they are.
+    #[serde(default)]
+    pub locked_until: Option<u64>,
 }
 
 #[cfg(test)]
@@ -354,6 +554,49 @@ mod tests {
                 ruser: None
             }
         );
+    }
+
+    #[test]
+    fn new_requests_round_trip_and_old_status_still_parses() {
+        for r in [
+            Request::AdminUnlock { user: "a".into() },
+            Request::AdminLocks,
+            Request::AdminGrace {
+                user: "a".into(),
+                extend: Some(86_400),
+                reset: false,
+            },
+            Request::AuditQuery {
+                user: None,
+                event: Some("lockout".into()),
+                service: None,
+                since: Some(TimeRef::Ago(3600)),
+                until: Some(TimeRef::At(5)),
+                after_id: Some(9),
+                limit: None,
+            },
+            Request::AuditVerify,
+            Request::Stats,
+        ] {
+            let json = serde_json::to_vec(&r).unwrap();
+            assert_eq!(Request::decode(&json).unwrap(), r, "{}", r.kind());
+        }
+        let q = Request::decode(br#"{"type":"audit_query","since":{"ago":60}}"#).unwrap();
+        assert!(matches!(
+            q,
+            Request::AuditQuery {
+                since: Some(TimeRef::Ago(60)),
+                user: None,
+                ..
+            }
+        ));
+        // A status from a daemon before grace and locks existed.
+        let old: UserStatus = serde_json::from_str(
+            r#"{"user":"a","factors":[],"backup_codes_left":0,"pending_enrollment":false}"#,
+        )
+        .unwrap();
+        assert_eq!(old.grace_deadline, None);
+        assert_eq!(old.locked_until, None);
     }
 
     #[test]

@@ -6,8 +6,13 @@
 //! under `synchronous=FULL`, so it is durable before the answer is sent, and
 //! each is conditional in SQL so two concurrent logins cannot both win.
 
+mod audit;
+mod grace;
+mod limits;
 mod schema;
 
+pub use audit::AuditFilter;
+pub use limits::Locked;
 pub use schema::SCHEMA_VERSION;
 
 use crate::totp::TotpParams;

@@ -33,6 +33,61 @@ const MIGRATIONS: &[&str] = &[
         used_at     INTEGER
     ) STRICT;
     CREATE INDEX backup_codes_user ON backup_codes(user);",
+    // 2: rate limits, enrollment grace deadlines, the audit chain.
+    "CREATE TABLE failures (
+        id      INTEGER PRIMARY KEY NOT NULL,
+        user    TEXT NOT NULL,
+        source  TEXT NOT NULL,
+        at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX failures_user_at ON failures(user, at);
+    CREATE TABLE locks (
+        id          INTEGER PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL,
+        source      TEXT,
+        created_at  INTEGER NOT NULL,
+        until       INTEGER NOT NULL,
+        failures    INTEGER NOT NULL,
+        cleared_at  INTEGER
+    ) STRICT;
+    CREATE INDEX locks_user ON locks(user, until);
+    CREATE TABLE grace (
+        user        TEXT PRIMARY KEY NOT NULL,
+        first_seen  INTEGER NOT NULL,
+        deadline    INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY NOT NULL,
+        at         INTEGER NOT NULL,
+        event      TEXT NOT NULL,
+        user       TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        rhost      TEXT NOT NULL,
+        tty        TEXT NOT NULL,
+        method     TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        prev_hash  BLOB NOT NULL,
+        hash       BLOB NOT NULL
+    ) STRICT;
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_user ON audit(user, id);
+    CREATE TABLE audit_head (
+        one      INTEGER PRIMARY KEY NOT NULL CHECK (one = 1),
+        last_id  INTEGER NOT NULL,
+        hash     BLOB NOT NULL
+    ) STRICT;
+    CREATE TABLE audit_anchor (
+        one        INTEGER PRIMARY KEY NOT NULL CHECK (one = 1),
+        last_id    INTEGER NOT NULL,
+        hash       BLOB NOT NULL,
+        pruned_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TRIGGER audit_append_only BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+    CREATE TRIGGER audit_prune_only BEFORE DELETE ON audit
+    WHEN OLD.id > COALESCE((SELECT last_id FROM audit_anchor WHERE one = 1), 0)
+    BEGIN SELECT RAISE(ABORT, 'audit rows are removed only by retention'); END;",
 ];
 
 /// The schema version this build creates and understands.

@@ -1,0 +1,190 @@
+//! Failure counts and locks (see `[rate_limit]` in the configuration).
+//!
+//! A failure is recorded, counted, possibly turned into a lock, and audited
+//! in one IMMEDIATE transaction committed before the login hears about it,
+//! so a crash cannot forget a failure that was reported, and two daemons on
+//! one database count each other's failures.
+
+use super::audit::append;
+use super::{from_db, to_db, Store, StoreError};
+use crate::audit::{event, AuditEvent};
+use rusqlite::{params, TransactionBehavior};
+use twofold_config::RateLimitConfig;
+use twofold_proto::{AuditRecord, LockInfo};
+
+/// A lock in force on a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Locked {
+    /// When it ends.
+    pub until: u64,
+    /// Whether it locks every source (else only this one).
+    pub user_wide: bool,
+}
+
+impl Store {
+    /// The lock that refuses a login of `user` from `source` now, if any
+    /// (the one ending last when several apply).
+    pub fn active_lock(
+        &self,
+        user: &str,
+        source: &str,
+        now: u64,
+    ) -> Result<Option<Locked>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT until, source IS NULL FROM locks
+             WHERE user = ?1 AND (source IS NULL OR source = ?2)
+               AND cleared_at IS NULL AND until > ?3
+             ORDER BY until DESC LIMIT 1",
+        )?;
+        let mut rows = stmt.query(params![user, source, to_db(now)])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(Locked {
+                until: from_db(r.get(0)?),
+                user_wide: r.get(1)?,
+            }),
+            None => None,
+        })
+    }
+
+    /// When the user-wide lock of `user` in force now ends, if there is one.
+    pub fn user_lock(&self, user: &str, now: u64) -> Result<Option<u64>, StoreError> {
+        let until: Option<i64> = self.conn.query_row(
+            "SELECT MAX(until) FROM locks
+             WHERE user = ?1 AND source IS NULL AND cleared_at IS NULL AND until > ?2",
+            params![user, to_db(now)],
+            |r| r.get(0),
+        )?;
+        Ok(until.map(from_db))
+    }
+
+    /// Records one failure of `user` from `source`, makes the locks its
+    /// counts call for, and appends `failure` (plus a `lockout` row per lock
+    /// made) to the audit chain, in one transaction.
+    pub fn record_failure(
+        &mut self,
+        user: &str,
+        source: &str,
+        now: u64,
+        limits: &RateLimitConfig,
+        failure: AuditEvent,
+    ) -> Result<(Option<Locked>, Vec<AuditRecord>), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO failures (user, source, at) VALUES (?1, ?2, ?3)",
+            params![user, source, to_db(now)],
+        )?;
+        // Failures count from the end of the window or from the last lock
+        // they caused, whichever is later: a lock spends the failures that made it.
+        let count = |source: Option<&str>, window: u64| -> rusqlite::Result<u32> {
+            tx.query_row(
+                "SELECT COUNT(*) FROM failures
+                 WHERE user = ?1 AND (?2 IS NULL OR source = ?2) AND at > ?3
+                   AND at > COALESCE((SELECT MAX(created_at) FROM locks
+                                      WHERE user = ?1 AND source IS ?2), -1)",
+                params![user, source, to_db(now.saturating_sub(window))],
+                |r| r.get(0),
+            )
+        };
+        let pair = count(Some(source), limits.source_window.0)?;
+        let all = count(None, limits.user_window.0)?;
+        let mut events = vec![failure.clone().with("source_failures", &pair.to_string())];
+        let mut locked: Option<Locked> = None;
+        let mut lock = |scope: Option<&str>, failures: u32, secs: u64| -> rusqlite::Result<()> {
+            let until = now.saturating_add(secs);
+            tx.execute(
+                "INSERT INTO locks (user, source, created_at, until, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![user, scope, to_db(now), to_db(until), failures],
+            )?;
+            events.push(
+                failure
+                    .renamed(event::LOCKOUT)
+                    .with("scope", if scope.is_some() { "source" } else { "user" })
+                    .with("failures", &failures.to_string())
+                    .with("until", &until.to_string()),
+            );
+            let l = Locked {
+                until,
+                user_wide: scope.is_none(),
+            };
+            if locked.is_none_or(|p| p.until < until) {
+                locked = Some(l);
+            }
+            Ok(())
+        };
+        if pair >= limits.source_failures {
+            lock(Some(source), pair, limits.source_lockout.0)?;
+        }
+        if all >= limits.user_failures {
+            lock(None, all, limits.user_lockout.0)?;
+        }
+        let recs = append(&tx, now, &events)?;
+        tx.commit()?;
+        Ok((locked, recs))
+    }
+
+    /// Forgets the failures of `user` from `source` (after a successful login there).
+    pub fn clear_source_failures(&self, user: &str, source: &str) -> Result<(), StoreError> {
+        self.conn.execute(
+            "DELETE FROM failures WHERE user = ?1 AND source = ?2",
+            params![user, source],
+        )?;
+        Ok(())
+    }
+
+    /// Clears every lock and failure of `user` and audits `unlock`; returns
+    /// how many locks were in force.
+    pub fn unlock(
+        &mut self,
+        user: &str,
+        now: u64,
+        unlock: AuditEvent,
+    ) -> Result<(u32, Vec<AuditRecord>), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE locks SET cleared_at = ?2 WHERE user = ?1 AND cleared_at IS NULL AND until > ?2",
+            params![user, to_db(now)],
+        )?;
+        let f = tx.execute("DELETE FROM failures WHERE user = ?1", [user])?;
+        let recs = append(
+            &tx,
+            now,
+            &[unlock
+                .with("locks", &n.to_string())
+                .with("failures", &f.to_string())],
+        )?;
+        tx.commit()?;
+        Ok((u32::try_from(n).unwrap_or(u32::MAX), recs))
+    }
+
+    /// Locks in force now, by user then source (user-wide first).
+    pub fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT user, source, created_at, until, failures FROM locks
+             WHERE cleared_at IS NULL AND until > ?1
+             ORDER BY user, source IS NOT NULL, source, until DESC LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![to_db(now), i64::from(limit)], |r| {
+                Ok(LockInfo {
+                    user: r.get(0)?,
+                    source: r.get(1)?,
+                    since: from_db(r.get(2)?),
+                    until: from_db(r.get(3)?),
+                    failures: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Drops failures older than `before` (they can no longer count).
+    pub fn prune_failures(&self, before: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM failures WHERE at < ?1", [to_db(before)])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,141 @@
+//! Syslog lines on facility authpriv, sent as datagrams to a local socket
+//! (`[audit] syslog_socket`, `/dev/log` by default) in the classic BSD format
+//! `<PRI>Mmm dd hh:mm:ss twofoldd[PID]: MESSAGE`.
+//!
+//! The timestamp comes from the daemon's clock (UTC), so tests with a manual
+//! clock see the instant they chose. A missing or refusing socket never
+//! blocks or fails an event: the table is the record of truth, and the first
+//! failure is reported once on the daemon's log.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+/// LOG_AUTHPRIV.
+pub const FACILITY_AUTHPRIV: u8 = 10;
+
+/// A syslog destination.
+#[derive(Debug)]
+pub struct Syslog {
+    path: Option<PathBuf>,
+    socket: Mutex<Option<UnixDatagram>>,
+    warned: AtomicBool,
+}
+
+impl Syslog {
+    /// Sends to `path`; an empty path sends nothing.
+    pub fn new(path: PathBuf) -> Syslog {
+        Syslog {
+            path: (!path.as_os_str().is_empty()).then_some(path),
+            socket: Mutex::new(None),
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends one line; `Err` (reported once per daemon) when it could not be delivered.
+    pub fn send(&self, severity: u8, now: u64, msg: &str) -> Result<(), Option<String>> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let line = format_line(FACILITY_AUTHPRIV, severity, now, std::process::id(), msg);
+        let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
+        let sock = match guard.as_ref() {
+            Some(s) => s,
+            None => match UnixDatagram::unbound() {
+                Ok(s) => {
+                    // A full syslog queue must not stall a login.
+                    let _ = s.set_nonblocking(true);
+                    guard.insert(s)
+                }
+                Err(e) => return Err(self.first_warning(format!("syslog socket: {e}"))),
+            },
+        };
+        match sock.send_to(line.as_bytes(), path) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.first_warning(format!("syslog {}: {e}", path.display()))),
+        }
+    }
+
+    fn first_warning(&self, text: String) -> Option<String> {
+        (!self.warned.swap(true, Ordering::SeqCst)).then_some(text)
+    }
+}
+
+/// `<PRI>Mmm dd hh:mm:ss twofoldd[PID]: MSG`, the day space-padded as RFC 3164 has it.
+pub fn format_line(facility: u8, severity: u8, now: u64, pid: u32, msg: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (_, m, d) = civil_from_days(now / 86_400);
+    let secs = now % 86_400;
+    format!(
+        "<{}>{} {d:>2} {:02}:{:02}:{:02} twofoldd[{pid}]: {msg}",
+        u32::from(facility) * 8 + u32::from(severity),
+        MONTHS[(m - 1) as usize % 12],
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Year, month (1-12), day of the day `days` after 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + u64::from(m <= 2), m, d)
+}
+
+/// `YYYY-MM-DD HH:MM UTC`, for messages shown to people.
+pub fn utc_minutes(t: u64) -> String {
+    let (y, m, d) = civil_from_days(t / 86_400);
+    let s = t % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        s / 3600,
+        s / 60 % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bsd_format_with_authpriv_priority() {
+        // 2027-01-15T08:00:00Z
+        let line = format_line(FACILITY_AUTHPRIV, 6, 1_800_000_000, 42, "hello");
+        assert_eq!(line, "<86>Jan 15 08:00:00 twofoldd[42]: hello");
+        let line = format_line(FACILITY_AUTHPRIV, 5, 1_799_971_200 - 86_400 * 10, 1, "x");
+        assert_eq!(line, "<85>Jan  5 00:00:00 twofoldd[1]: x");
+        assert_eq!(utc_minutes(1_800_000_000), "2027-01-15 08:00 UTC");
+    }
+
+    #[test]
+    fn lines_arrive_on_a_datagram_socket_and_a_missing_one_warns_once() {
+        let dir = std::env::temp_dir().join(format!("tf-syslog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("log");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let s = Syslog::new(path.clone());
+        s.send(6, 1_800_000_000, "audit id=1").unwrap();
+        let mut buf = [0u8; 512];
+        let n = rx.recv(&mut buf).unwrap();
+        let got = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(got.starts_with("<86>Jan 15 08:00:00 twofoldd["), "{got}");
+        assert!(got.ends_with("]: audit id=1"), "{got}");
+        drop(rx);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(s.send(6, 0, "x"), Err(Some(_))));
+        assert_eq!(s.send(6, 0, "x"), Err(None), "warned once only");
+        assert_eq!(Syslog::new(PathBuf::new()).send(6, 0, "x"), Ok(()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
