@@ -60,6 +60,8 @@ pub struct TestDaemon {
     pub clock: Arc<ManualClock>,
     /// Everything the daemon logged.
     pub log: Arc<MemoryLog>,
+    /// The syslog socket the daemon sends its audit lines to.
+    pub syslog: SyslogSink,
     shutdown: Shutdown,
     thread: Option<JoinHandle<Result<(), DaemonError>>>,
 }
@@ -74,6 +76,8 @@ impl TestDaemon {
     pub fn start_with(edit: impl FnOnce(&mut Config)) -> TestDaemon {
         let dir = open_tempdir();
         let mut config = config_in(dir.path());
+        let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
+        config.audit.syslog_socket = syslog.path.clone();
         edit(&mut config);
         let clock = Arc::new(ManualClock::new(T0));
         let log = Arc::new(MemoryLog::new());
@@ -82,6 +86,7 @@ impl TestDaemon {
             config,
             clock,
             log,
+            syslog,
             shutdown: Shutdown::new(),
             thread: None,
         };
@@ -196,6 +201,74 @@ impl TestDaemon {
     /// Everything logged so far, one event a line.
     pub fn log_text(&self) -> String {
         self.log.lines().join("\n")
+    }
+
+    /// The database file.
+    pub fn database(&self) -> &Path {
+        &self.config.daemon.database
+    }
+
+    /// Runs the stock `sqlite3` CLI on the database; returns its stdout,
+    /// panicking (with stderr) when it fails.
+    pub fn sqlite3(&self, sql: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(self.database())
+            .arg(sql)
+            .output()
+            .expect("sqlite3 is needed for these tests (scripts/deps installs it)");
+        assert!(
+            out.status.success(),
+            "sqlite3 {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the built `twofold` CLI against this daemon (`--socket` added).
+    pub fn twofold(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin_path("twofold"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run twofold")
+    }
+}
+
+/// A datagram socket standing in for `/dev/log`: the daemon's syslog lines
+/// arrive here.
+#[derive(Debug)]
+pub struct SyslogSink {
+    /// Where it is bound.
+    pub path: PathBuf,
+    socket: std::os::unix::net::UnixDatagram,
+}
+
+impl SyslogSink {
+    /// Binds a datagram socket at `path`.
+    pub fn bind(path: &Path) -> SyslogSink {
+        let socket = std::os::unix::net::UnixDatagram::bind(path).expect("bind syslog sink");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        SyslogSink {
+            path: path.to_owned(),
+            socket,
+        }
+    }
+
+    /// Every line received so far (waits up to 200 ms for the first one).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            // Later lines are already queued; do not wait for more.
+            let _ = self.socket.set_nonblocking(true);
+        }
+        let _ = self.socket.set_nonblocking(false);
+        out
     }
 }
 
