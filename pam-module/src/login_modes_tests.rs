@@ -163,7 +163,8 @@ fn failmode_safe_lets_only_an_unreachable_daemon_through_and_logs_it() {
 
 #[test]
 fn single_prompt_splits_the_answer_and_hands_the_password_on() {
-    let opts = Options::parse(["single_prompt"]).unwrap();
+    // With debug on, so the check below covers every log line there is.
+    let opts = Options::parse(["single_prompt", "debug"]).unwrap();
     let mut token = Token::default();
     let script = vec![prompt("Verification code: "), Response::Success];
     let (out, d, p, log) = relay_as("login", &opts, script, &["hunter2123456"], &mut token);
@@ -179,7 +180,9 @@ fn single_prompt_splits_the_answer_and_hands_the_password_on() {
             text: Secret::from("123456")
         }
     );
-    assert!(!log.all().contains("hunter2"));
+    assert!(!log.all().is_empty());
+    assert!(!log.all().contains("hunter2"), "{}", log.all());
+    assert!(!log.all().contains("123456"), "{}", log.all());
 }
 
 #[test]

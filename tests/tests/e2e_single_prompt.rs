@@ -28,6 +28,15 @@ fn setup() -> Option<Setup> {
     sys.add_user("plain", "plain pw").unwrap();
     let socket = format!("socket={}", d.socket().display());
     sys.pam_service(
+        "tf-two",
+        &[
+            "auth requisite pam_unix.so nodelay".into(),
+            module_line("required", &[&socket, "timeout=5"]),
+            "account required pam_unix.so".into(),
+        ],
+    )
+    .unwrap();
+    sys.pam_service(
         "tf-single",
         &[
             module_line("requisite", &[&socket, "timeout=5", "single_prompt"]),
@@ -47,12 +56,38 @@ fn setup() -> Option<Setup> {
 
 /// `pamtester tf-single USER authenticate`, one stdin line per prompt.
 fn pamtester(s: &Setup, user: &str, lines: &[&str]) -> Run {
+    pamtester_on(s, "tf-single", user, lines)
+}
+
+fn pamtester_on(s: &Setup, service: &str, user: &str, lines: &[&str]) -> Run {
     let mut input = lines.join("\n");
     input.push('\n');
     let mut cmd = s
         .sys
-        .command(&["pamtester", "-v", "tf-single", user, "authenticate"]);
+        .command(&["pamtester", "-v", service, user, "authenticate"]);
     run_bounded(&mut cmd, &input, Duration::from_secs(15)).unwrap()
+}
+
+/// For contrast, the ordinary two-question stack (`tf-two`): pamtester is
+/// asked the password by pam_unix, then the code by twofold.
+#[test]
+fn pamtester_asks_password_then_code_without_single_prompt() {
+    let Some(s) = setup() else { return };
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let run = pamtester_on(&s, "tf-two", "tfuser", &[&s.user.password, &code]);
+    assert_ok(&run);
+    let (pw, vc) = (
+        run.text.find("Password: "),
+        run.text.find("Verification code: "),
+    );
+    assert!(pw.is_some() && pw < vc, "{}", run.text);
+    assert!(!run.text.contains(SINGLE), "{}", run.text);
+    // A wrong code after the right password is refused.
+    s.d.clock.advance(30);
+    let next = s.d.code(&s.enrolled.secret, 0);
+    let wrong = if next == "000000" { "111111" } else { "000000" };
+    let run = pamtester_on(&s, "tf-two", "tfuser", &[&s.user.password, wrong]);
+    assert_refused(&run);
 }
 
 fn assert_ok(run: &Run) {

@@ -163,11 +163,13 @@ fn ssh_keyboard_interactive_alone_asks_password_then_code() {
 
     // Right password, wrong code: refused.
     s.d.clock.advance(30);
+    let next = s.d.code(&s.enrolled.secret, 0);
+    let wrong = if next == "000000" { "111111" } else { "000000" };
     let no = sshd
         .ssh(
             "tfuser",
             SHELL_OK,
-            &[("Password:", &s.user.password), (PROMPT, "000000")],
+            &[("Password:", &s.user.password), (PROMPT, wrong)],
         )
         .unwrap();
     assert_refused(&no, &sshd);
