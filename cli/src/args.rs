@@ -73,6 +73,73 @@ pub enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Read the audit trail (admins: every account; others: their own), or verify it.
+    #[command(args_conflicts_with_subcommands = true)]
+    Audit {
+        /// `verify` checks the chain instead of listing rows.
+        #[command(subcommand)]
+        verify: Option<AuditCmd>,
+        /// Which rows.
+        #[command(flatten)]
+        filter: AuditFilterArgs,
+    },
+    /// Enrollment, policy and login figures (admins only).
+    Stats {
+        /// Output format.
+        #[command(flatten)]
+        format: StatsFormat,
+    },
+}
+
+/// `twofold audit verify`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCmd {
+    /// Check the hash chain; names the first row where it breaks (exit 8).
+    Verify {
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// Filters of `twofold audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditFilterArgs {
+    /// Only rows about this account.
+    #[arg(long, value_name = "NAME", value_parser = parse_user)]
+    pub user: Option<String>,
+    /// Only this event (login_success, login_failure, login_denied, login_locked,
+    /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
+    /// codes_regenerated, grace_started, admin, config_loaded, audit_pruned).
+    #[arg(long, value_name = "EVENT")]
+    pub event: Option<String>,
+    /// Only rows of this PAM service.
+    #[arg(long, value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// From: a duration ago (`1h`, `7d`), `@UNIXTIME`, or UTC `YYYY-MM-DD[THH:MM[:SS]]`.
+    #[arg(long, value_name = "WHEN", value_parser = crate::audit::parse_time)]
+    pub since: Option<twofold_proto::TimeRef>,
+    /// Up to (same forms as --since).
+    #[arg(long, value_name = "WHEN", value_parser = crate::audit::parse_time)]
+    pub until: Option<twofold_proto::TimeRef>,
+    /// Print one JSON object per line (times as Unix seconds).
+    #[arg(long)]
+    pub json: bool,
+    /// Keep printing new rows as they are written (Ctrl-C stops).
+    #[arg(long)]
+    pub follow: bool,
+}
+
+/// `--json` or `--prometheus`.
+#[derive(Debug, Clone, Copy, Args)]
+#[group(multiple = false)]
+pub struct StatsFormat {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the Prometheus text exposition format.
+    #[arg(long)]
+    pub prometheus: bool,
 }
 
 /// `twofold enroll ...`.
@@ -163,6 +230,31 @@ pub enum Admin {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Clear every lock and failure count of an account.
+    Unlock {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+    },
+    /// List the locks in force (too many failed codes).
+    Locks {
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Extend or reset an account's enrollment grace deadline (`unenrolled = "enroll"`).
+    #[command(group = clap::ArgGroup::new("change").required(true).args(["extend", "reset"]))]
+    Grace {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// Move the deadline this long past the later of now and the current deadline (e.g. `7d`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        extend: Option<u64>,
+        /// Forget the deadline: the next login starts a fresh grace period.
+        #[arg(long)]
+        reset: bool,
+    },
 }
 
 /// `twofold config ...`.
@@ -176,6 +268,16 @@ pub enum ConfigCmd {
         /// Print the effective configuration, every option spelled out, before `OK`.
         #[arg(long)]
         print: bool,
+        /// Show the effective policy for this user (with --service): groups
+        /// from the group database, and the rule that decided each setting.
+        #[arg(long, value_name = "NAME", value_parser = parse_user, requires = "service")]
+        user: Option<String>,
+        /// The PAM service of that login (e.g. sshd, sudo).
+        #[arg(long, value_name = "SERVICE", requires = "user")]
+        service: Option<String>,
+        /// The remote host (PAM_RHOST) of that login, for trusted networks.
+        #[arg(long, value_name = "IP", requires = "user")]
+        rhost: Option<String>,
     },
 }
 
@@ -203,6 +305,13 @@ pub struct CodeArg {
     /// line is visible to other users in the process list: prefer stdin.
     #[arg(long, value_name = "CODE")]
     pub code: Option<String>,
+}
+
+fn parse_duration_arg(s: &str) -> Result<u64, String> {
+    match twofold_config::parse_duration(s)? {
+        0 => Err("the duration must be more than 0".into()),
+        n => Ok(n),
+    }
 }
 
 fn parse_algorithm(s: &str) -> Result<Algorithm, String> {

@@ -24,6 +24,8 @@ pub enum Exit {
     NotFound,
     /// 7: the factor already exists.
     Conflict,
+    /// 8: `twofold audit verify` found the chain broken.
+    AuditBroken,
 }
 
 impl Exit {
@@ -38,6 +40,7 @@ impl Exit {
             Exit::InvalidCode => 5,
             Exit::NotFound => 6,
             Exit::Conflict => 7,
+            Exit::AuditBroken => 8,
         }
     }
 
@@ -81,7 +84,8 @@ Exit codes:
   4  permission denied
   5  invalid code
   6  account or factor not found
-  7  conflict (already enrolled)";
+  7  conflict (already enrolled)
+  8  audit chain broken (`twofold audit verify`)";
 
 /// Why a `twofold` command failed. Messages never contain a code or secret.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,14 @@ pub enum CliError {
     /// The daemon answered with a message that does not fit the request.
     #[error("unexpected reply from twofoldd: {0}")]
     Unexpected(&'static str),
+    /// `twofold audit verify` found a row that does not verify.
+    #[error("audit chain broken at row {id}: {reason}")]
+    AuditBroken {
+        /// The first row that does not verify.
+        id: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Writing output or reading the terminal failed.
     #[error("{context}: {source}")]
     Io {
@@ -133,6 +145,7 @@ impl CliError {
                 Exit::Internal
             }
             CliError::Io { .. } => Exit::Internal,
+            CliError::AuditBroken { .. } => Exit::AuditBroken,
         }
     }
 
@@ -210,7 +223,7 @@ mod tests {
 
     #[test]
     fn help_lists_every_exit_code() {
-        for code in 0..=7 {
+        for code in 0..=8 {
             assert!(
                 EXIT_CODES_HELP.contains(&format!("\n  {code}  ")),
                 "code {code} missing from help"

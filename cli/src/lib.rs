@@ -8,25 +8,33 @@
 //! the problem, never the input that caused it.
 
 mod account;
+mod admin;
 mod args;
+mod audit;
 mod daemon;
 mod enroll;
 mod error;
 mod format;
 mod input;
+mod policy;
 mod qr;
+mod stats;
 
 pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
+pub use admin::locks_text;
 pub use args::{
-    parse_user, Admin, BackupCodes, Cli, CodeArg, Command, ConfigCmd, Enroll, JsonArg, Remove,
-    UserArg,
+    parse_user, Admin, AuditCmd, AuditFilterArgs, BackupCodes, Cli, CodeArg, Command, ConfigCmd,
+    Enroll, JsonArg, Remove, StatsFormat, UserArg,
 };
+pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
 pub use enroll::{TotpOptions, CODE_PROMPT, CONFIRM_TRIES};
 pub use error::{CliError, Exit, EXIT_CODES_HELP};
 pub use format::{group4, utc};
 pub use input::{totp_code, CodeSource, Terminal};
+pub use policy::explain as explain_policy;
 pub use qr::{render as render_qr, QrError, QUIET_ZONE};
+pub use stats::{prometheus, stats_json, stats_text, StatsOutput};
 
 use clap::Parser;
 use std::fmt;
@@ -107,19 +115,60 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         }
         Command::Admin(Admin::Disable { user }) => account::disable(&daemon()?, user, io),
         Command::Admin(Admin::List { json }) => account::list(&daemon()?, json.json, io),
-        Command::Config(ConfigCmd::Check { file, print }) => {
+        Command::Admin(Admin::Unlock { user }) => admin::unlock(&daemon()?, user, io),
+        Command::Admin(Admin::Locks { json }) => admin::locks(&daemon()?, json.json, io),
+        Command::Admin(Admin::Grace {
+            user,
+            extend,
+            reset,
+        }) => admin::grace(&daemon()?, user, *extend, *reset, io),
+        Command::Audit {
+            verify: Some(AuditCmd::Verify { json }),
+            ..
+        } => audit::verify(&daemon()?, json.json, io),
+        Command::Audit {
+            verify: None,
+            filter,
+        } => audit::list(&daemon()?, filter, io),
+        Command::Stats { format } => {
+            let out = if format.json {
+                StatsOutput::Json
+            } else if format.prometheus {
+                StatsOutput::Prometheus
+            } else {
+                StatsOutput::Text
+            };
+            stats::stats(&daemon()?, out, io)
+        }
+        Command::Config(ConfigCmd::Check {
+            file,
+            print,
+            user,
+            service,
+            rhost,
+        }) => {
             let path = file
                 .as_deref()
                 .or(cli.config.as_deref())
                 .unwrap_or(Path::new(DEFAULT_CONFIG));
-            config_check(path, *print, io)
+            let login = match (user, service) {
+                (Some(u), Some(s)) => Some((u.as_str(), s.as_str(), rhost.as_deref())),
+                _ => None,
+            };
+            config_check(path, *print, login, io)
         }
     }
 }
 
 /// `twofold config check`: prints `OK: FILE`, after the effective
-/// configuration when `print` is set.
-pub fn config_check(path: &Path, print: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+/// configuration when `print` is set, and after the effective policy of one
+/// login (user, service, rhost) when one is given.
+pub fn config_check(
+    path: &Path,
+    print: bool,
+    login: Option<(&str, &str, Option<&str>)>,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
     let config = Config::load(path)?;
     let mut text = String::new();
     if print {
@@ -127,6 +176,9 @@ pub fn config_check(path: &Path, print: bool, io: &mut Io<'_>) -> Result<(), Cli
         if !text.ends_with('\n') {
             text.push('\n');
         }
+    }
+    if let Some((user, service, rhost)) = login {
+        text.push_str(&policy::explain(&config, user, service, rhost)?);
     }
     text.push_str(&format!("OK: {}\n", path.display()));
     io.out

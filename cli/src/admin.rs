@@ -1,0 +1,141 @@
+//! Admin commands about locks and grace deadlines.
+
+use crate::daemon::Daemon;
+use crate::error::CliError;
+use crate::format::utc;
+use crate::Io;
+use serde_json::json;
+use twofold_proto::{LockInfo, Request, Response};
+
+fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
+    match resp {
+        Response::Done { message } => {
+            writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
+        }
+        other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+}
+
+/// `twofold admin unlock --user NAME`.
+pub fn unlock(daemon: &Daemon, user: &str, io: &mut Io<'_>) -> Result<(), CliError> {
+    done(
+        daemon.call(&Request::AdminUnlock {
+            user: user.to_owned(),
+        })?,
+        io,
+    )
+}
+
+/// `twofold admin grace --user NAME (--extend D | --reset)`.
+pub fn grace(
+    daemon: &Daemon,
+    user: &str,
+    extend: Option<u64>,
+    reset: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    done(
+        daemon.call(&Request::AdminGrace {
+            user: user.to_owned(),
+            extend,
+            reset,
+        })?,
+        io,
+    )
+}
+
+/// `twofold admin locks`.
+pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+    let locks = match daemon.call(&Request::AdminLocks)? {
+        Response::Locks { locks } => locks,
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    let text = if json {
+        let v: Vec<_> = locks
+            .iter()
+            .map(|l| {
+                json!({
+                    "user": l.user,
+                    "source": l.source,
+                    "since": l.since,
+                    "until": l.until,
+                    "failures": l.failures,
+                })
+            })
+            .collect();
+        format!("{}\n", serde_json::Value::Array(v))
+    } else {
+        locks_text(&locks)
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// The locks as a table, times in UTC.
+pub fn locks_text(locks: &[LockInfo]) -> String {
+    if locks.is_empty() {
+        return "No locks.\n".into();
+    }
+    let source = |l: &LockInfo| match l.source.as_deref() {
+        None => "(every source)".to_owned(),
+        Some("") => "(local)".to_owned(),
+        Some(s) => s.to_owned(),
+    };
+    let w_user = locks.iter().map(|l| l.user.len()).max().unwrap_or(0).max(4);
+    let w_src = locks
+        .iter()
+        .map(|l| source(l).len())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let mut s = format!(
+        "{:<w_user$}  {:<w_src$}  {:<19}  FAILURES\n",
+        "USER", "SOURCE", "UNTIL (UTC)"
+    );
+    for l in locks {
+        s.push_str(&format!(
+            "{:<w_user$}  {:<w_src$}  {}  {}\n",
+            l.user,
+            source(l),
+            utc(l.until),
+            l.failures
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locks_table_names_the_scope() {
+        let t = locks_text(&[
+            LockInfo {
+                user: "alice".into(),
+                source: None,
+                since: 1,
+                until: 1_800_000_900,
+                failures: 20,
+            },
+            LockInfo {
+                user: "alice".into(),
+                source: Some("192.0.2.1".into()),
+                since: 1,
+                until: 1_800_000_900,
+                failures: 5,
+            },
+        ]);
+        assert!(t.starts_with("USER   SOURCE"), "{t}");
+        assert!(
+            t.contains("alice  (every source)  2027-01-15 08:15:00  20"),
+            "{t}"
+        );
+        assert!(
+            t.contains("alice  192.0.2.1       2027-01-15 08:15:00  5"),
+            "{t}"
+        );
+        assert_eq!(locks_text(&[]), "No locks.\n");
+    }
+}
