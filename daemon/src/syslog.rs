@@ -4,8 +4,8 @@
 //!
 //! The timestamp comes from the daemon's clock (UTC), so tests with a manual
 //! clock see the instant they chose. A missing or refusing socket never
-//! blocks or fails an event: the table is the record of truth, and the first
-//! failure is reported once on the daemon's log.
+//! fails an event and a full one delays it at most 250 ms: the table is the
+//! record of truth, and the first failure is reported once on the daemon's log.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -14,6 +14,9 @@ use std::sync::Mutex;
 
 /// LOG_AUTHPRIV.
 pub const FACILITY_AUTHPRIV: u8 = 10;
+
+/// The longest one line may wait for room in the syslog socket's queue.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A syslog destination.
 #[derive(Debug)]
@@ -44,8 +47,9 @@ impl Syslog {
             Some(s) => s,
             None => match UnixDatagram::unbound() {
                 Ok(s) => {
-                    // A full syslog queue must not stall a login.
-                    let _ = s.set_nonblocking(true);
+                    // A stalled syslog daemon may hold a login up this long
+                    // per line, never longer (glibc's syslog() would block).
+                    let _ = s.set_write_timeout(Some(SEND_TIMEOUT));
                     guard.insert(s)
                 }
                 Err(e) => return Err(self.first_warning(format!("syslog socket: {e}"))),

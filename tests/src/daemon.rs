@@ -237,38 +237,69 @@ impl TestDaemon {
 }
 
 /// A datagram socket standing in for `/dev/log`: the daemon's syslog lines
-/// arrive here.
+/// arrive here. A thread drains it as a syslog daemon would (a Unix datagram
+/// queue holds only a few messages).
 #[derive(Debug)]
 pub struct SyslogSink {
     /// Where it is bound.
     pub path: PathBuf,
-    socket: std::os::unix::net::UnixDatagram,
+    received: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SyslogSink {
-    /// Binds a datagram socket at `path`.
+    /// Binds a datagram socket at `path` and starts draining it.
     pub fn bind(path: &Path) -> SyslogSink {
         let socket = std::os::unix::net::UnixDatagram::bind(path).expect("bind syslog sink");
         socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
+            .set_read_timeout(Some(Duration::from_millis(50)))
             .expect("timeout");
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (r, st) = (received.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 8192];
+            while !st.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    r.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            }
+        });
         SyslogSink {
             path: path.to_owned(),
-            socket,
+            received,
+            stop,
         }
     }
 
-    /// Every line received so far (waits up to 200 ms for the first one).
+    /// Every line received so far, once none has arrived for 100 ms.
     pub fn lines(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut buf = vec![0u8; 8192];
-        while let Ok(n) = self.socket.recv(&mut buf) {
-            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-            // Later lines are already queued; do not wait for more.
-            let _ = self.socket.set_nonblocking(true);
+        let count = || {
+            self.received
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len()
+        };
+        let mut seen = count();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = count();
+            if now == seen {
+                break;
+            }
+            seen = now;
         }
-        let _ = self.socket.set_nonblocking(false);
-        out
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for SyslogSink {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
