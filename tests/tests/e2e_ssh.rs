@@ -51,11 +51,15 @@ struct Setup {
 }
 
 fn setup(max_tries: u32) -> Option<Setup> {
+    setup_with(|c| c.login.max_tries = max_tries)
+}
+
+fn setup_with(edit: impl FnOnce(&mut twofold_config::Config)) -> Option<Setup> {
     if !can_run(&["unshare", SSHD, "ssh", "ssh-keygen", "expect", "oathtool"]) {
         return None;
     }
     let host = HostFiles::snapshot();
-    let d = TestDaemon::start_with(|c| c.login.max_tries = max_tries);
+    let d = TestDaemon::start_with(edit);
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "correct horse 7").unwrap();
     let enrolled = d.enroll("tfuser");
@@ -248,4 +252,36 @@ fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
     let shown = run.text.find("Invalid verification code.");
     let denied = run.text.find("Permission denied");
     assert!(shown.is_some() && shown < denied, "{:?}", run.text);
+}
+
+/// The rate limit's lockout message (issue 4) reaches the ssh user's
+/// terminal: after two wrong codes from 127.0.0.1 the third login is told
+/// why and when to retry, without being asked for a code.
+#[test]
+fn ssh_client_screen_shows_the_lockout_message() {
+    let Some(s) = setup_with(|c| {
+        c.login.max_tries = 1;
+        c.rate_limit.source_failures = 2;
+    }) else {
+        return;
+    };
+    s.sys
+        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
+        .unwrap();
+    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let code = s.d.code(&s.enrolled.secret, 0);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..2 {
+        let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, wrong)]).unwrap();
+        assert_refused(&no, &sshd);
+    }
+    let locked = sshd.ssh("tfuser", SHELL_OK, &[]).unwrap();
+    assert_refused(&locked, &sshd);
+    assert!(!locked.text.contains(PROMPT), "{}", locked.text);
+    let shown = locked
+        .text
+        .find("Too many failed attempts; try again in 15 minutes.");
+    let denied = locked.text.find("Permission denied");
+    assert!(shown.is_some() && shown < denied, "{:?}", locked.text);
+    s.host.assert_unchanged();
 }
