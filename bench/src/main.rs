@@ -10,10 +10,12 @@
 //! ```
 
 mod anchors;
+mod argon2check;
 mod cell;
 mod items;
 mod machine;
 mod plan;
+mod profile;
 mod report;
 mod twofold;
 mod worker;
@@ -36,7 +38,9 @@ const USAGE: &str = "usage: twofold-bench [options]\n\
   --module PATH        the pam_twofold.so to load (default: next to this binary)\n\
   --workdir DIR        where databases, secrets and users files go (default: a\n\
                        fresh directory under /var/tmp, removed at the end)\n\
-  --out FILE           also write the Markdown report to FILE\n";
+  --out FILE           also write the Markdown report to FILE\n\
+  --profile DIR        afterwards, re-run twofold cells under perf (record, trace -s)\n\
+                       on fresh users and write the profiles to DIR\n";
 
 /// Options of a run.
 #[derive(Debug, Clone)]
@@ -61,6 +65,8 @@ pub struct Options {
     pub workdir: Option<PathBuf>,
     /// Report file.
     pub out: Option<PathBuf>,
+    /// Where perf profiles go; `None` = no profiling.
+    pub profile: Option<PathBuf>,
     /// Whether this is the CI smoke run.
     pub smoke: bool,
 }
@@ -82,6 +88,7 @@ impl Options {
             module: here.join("libpam_twofold.so"),
             workdir: None,
             out: None,
+            profile: None,
             smoke: false,
         };
         let mut it = args.iter();
@@ -122,10 +129,12 @@ impl Options {
                 "--module" => o.module = value(a)?.into(),
                 "--workdir" => o.workdir = Some(value(a)?.into()),
                 "--out" => o.out = Some(value(a)?.into()),
+                "--profile" => o.profile = Some(value(a)?.into()),
                 other => bail!("unknown argument {other:?}"),
             }
         }
-        let needed = o.small_users + o.logins * o.concurrency.len();
+        let extra = if o.profile.is_some() { 3 } else { 0 };
+        let needed = o.small_users + o.logins * (o.concurrency.len() + extra);
         if o.users < needed {
             bail!(
                 "--users must be at least --small-users + --logins × levels of --concurrency ({needed}): \

@@ -4,9 +4,10 @@
 use crate::anchors::{self, GaUser, Services, GOOGLE, OATH, PERMIT, TWOFOLD};
 use crate::cell::{self, CellResult, CellSpec};
 use crate::items::{Answer, Item};
+use crate::profile::{self, Kind};
 use crate::report::{Report, Row};
 use crate::twofold::{self, Daemon, TfUser};
-use crate::{machine, Options};
+use crate::{argon2check, machine, Options};
 use anyhow::{bail, Context};
 use std::path::Path;
 use std::time::Instant;
@@ -90,6 +91,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     run.small_phase()?;
     run.large_phase()?;
     run.daemon.stop()?;
+    run.report.argon2_count = Some(argon2check::run(&dir.join("argon2-count"), &o.module)?);
     run.report.total = started.elapsed();
     let text = run.report.markdown();
     println!("{text}");
@@ -210,6 +212,41 @@ impl Run<'_> {
             used += o.backup_logins;
         }
         self.report.rss_backup = self.daemon.rss_kib();
+        if let Some(dir) = &o.profile {
+            self.profiles(dir, &label, next, used)?;
+        }
+        Ok(())
+    }
+
+    /// Re-runs twofold cells under perf, on fresh users and codes, after
+    /// every measured cell.
+    fn profiles(
+        &mut self,
+        dir: &Path,
+        label: &str,
+        next: usize,
+        used: usize,
+    ) -> anyhow::Result<()> {
+        let o = self.o;
+        let runs = [
+            (Route::Success, 1, next, Kind::Syscalls),
+            (Route::Success, 16, next + o.logins, Kind::Cpu),
+            (Route::Wrong, 1, next + 2 * o.logins, Kind::Cpu),
+            (Route::Backup, 1, used, Kind::Cpu),
+        ];
+        for (route, c, first, kind) in runs {
+            let count = if route == Route::Backup {
+                o.backup_logins
+            } else {
+                o.logins
+            };
+            let items = self.items(TWOFOLD, route, first, count);
+            let name = format!("twofold-{}-{c}", route.name().replace(' ', "-"));
+            let p = profile::start(kind, self.daemon.pid(), dir, &name)?;
+            let r = self.cell(TWOFOLD, route, c, items, &format!("profile-{label}"))?;
+            let file = p.finish()?;
+            self.report.profiles.push((name, file, r));
+        }
         Ok(())
     }
 

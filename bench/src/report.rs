@@ -62,6 +62,10 @@ pub struct Report {
     pub rss_backup: (u64, u64),
     /// The cells.
     pub rows: Vec<Row>,
+    /// Exact count of argon2 verifications for backup-code attempts.
+    pub argon2_count: Option<crate::argon2check::Argon2Count>,
+    /// Profiled re-runs: name, profile file, what the cell measured.
+    pub profiles: Vec<(String, std::path::PathBuf, CellResult)>,
     /// Wall time of the whole run.
     pub total: Duration,
 }
@@ -158,6 +162,19 @@ impl Report {
         self.table(&mut s);
         self.memory(&mut s);
         self.targets(&mut s);
+        if !self.profiles.is_empty() {
+            let _ = writeln!(s, "## Profiles (re-runs under perf, after the table)\n");
+            for (name, file, r) in &self.profiles {
+                let _ = writeln!(
+                    s,
+                    "- {name}: {} logins, p50 {} ms under the profiler: `{}`",
+                    r.n,
+                    ms(r.quantile(0.5)),
+                    file.display()
+                );
+            }
+            s.push('\n');
+        }
         s
     }
 
@@ -335,11 +352,25 @@ impl Report {
                 Some(*bytes < 1024 * 1024),
             );
         }
+        if let Some(n) = self.argon2_count {
+            line(
+                "at most one argon2 verification per backup-code attempt (daemon's counter)",
+                format!(
+                    "{} verifications for {} attempts: {} valid codes, {} wrong, {} reused",
+                    n.verifications,
+                    n.valid + n.wrong + n.reused,
+                    n.valid,
+                    n.wrong,
+                    n.reused
+                ),
+                Some(n.verifications <= n.valid as u64),
+            );
+        }
         if let Some(r) = self.find(big, TWOFOLD, Route::Backup, 1) {
             let per = r.daemon_cpu_ns as f64 / r.n.max(1) as f64;
             let argon2 = self.argon2_ns.max(1) as f64;
             line(
-                "at most one argon2 verification per backup-code attempt",
+                "the same, from twofoldd's CPU per backup-code login",
                 format!(
                     "daemon CPU {:.2} ms per attempt = {:.2}× one argon2id verification ({:.2} ms)",
                     per / 1e6,
