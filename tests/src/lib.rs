@@ -17,8 +17,8 @@ pub mod drip;
 pub mod fake_daemon;
 mod module;
 pub mod otp;
-pub mod system;
 pub mod pam;
 pub mod sshd;
+pub mod system;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
