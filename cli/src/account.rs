@@ -139,6 +139,8 @@ pub fn status_json(st: &UserStatus) -> Value {
         })).collect::<Vec<_>>(),
         "backup_codes_left": st.backup_codes_left,
         "pending_enrollment": st.pending_enrollment,
+        "grace_deadline": st.grace_deadline,
+        "locked_until": st.locked_until,
     })
 }
 
@@ -158,6 +160,15 @@ pub fn status_text(st: &UserStatus) -> String {
             "{label:<20}{} (enrolled {} UTC, last used {last})\n",
             f.method,
             utc(f.enrolled_at)
+        ));
+    }
+    if let Some(d) = st.grace_deadline {
+        s.push_str(&format!("Enroll by:          {} UTC\n", utc(d)));
+    }
+    if let Some(u) = st.locked_until {
+        s.push_str(&format!(
+            "Locked until:       {} UTC (too many failed codes; `twofold admin unlock`)\n",
+            utc(u)
         ));
     }
     s.push_str(&format!(
@@ -277,6 +288,20 @@ mod tests {
         };
         let t = status_text(&st);
         assert!(t.contains("Methods:            none\n"), "{t}");
+        assert!(!t.contains("Enroll by") && !t.contains("Locked"), "{t}");
+        let t = status_text(&UserStatus {
+            grace_deadline: Some(1_700_000_000),
+            locked_until: Some(1_700_000_900),
+            ..st.clone()
+        });
+        assert!(
+            t.contains("Enroll by:          2023-11-14 22:13:20 UTC\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("Locked until:       2023-11-14 22:28:20 UTC"),
+            "{t}"
+        );
         assert!(t.contains("Pending enrollment: yes"), "{t}");
     }
 

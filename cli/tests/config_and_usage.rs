@@ -112,3 +112,105 @@ fn help_documents_the_exit_codes() {
     assert!(run.stdout.contains("5  invalid code"), "{}", run.stdout);
     assert!(run.stdout.contains("7  conflict"), "{}", run.stdout);
 }
+
+#[test]
+fn config_check_explains_the_effective_policy_of_one_login() {
+    let dir = TempDir::new("cfg-policy");
+    let file = dir.0.join("twofold.toml");
+    std::fs::write(
+        &file,
+        "[policy]\nrequired_groups = [\"mail\"]\n\n[[policy.service]]\nservices = [\"sshd\"]\nunenrolled = \"deny\"\nmethods = [\"totp\"]\n\n[[policy.trusted_network]]\nnetworks = [\"192.0.2.0/24\"]\nservices = [\"sshd\"]\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let run = twofold(
+        &[
+            "config",
+            "check",
+            "--file",
+            path,
+            "--user",
+            "news",
+            "--service",
+            "sshd",
+            "--rhost",
+            "192.0.2.5",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("user:        news (groups: news)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "MFA:         exempt (rhost 192.0.2.5 is in trusted network 192.0.2.0/24 for sshd)"
+        ),
+        "{}",
+        run.stdout
+    );
+    let run = twofold(
+        &[
+            "config",
+            "check",
+            "--file",
+            path,
+            "--user",
+            "mail",
+            "--service",
+            "sshd",
+            "--rhost",
+            "192.0.2.5",
+        ],
+        "",
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("MFA:         required (group mail is in policy.required_groups)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("methods:     totp   (decided by [[policy.service]] sshd)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("unenrolled:  deny   (decided by [[policy.service]] sshd)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.ends_with(&format!("OK: {path}\n")),
+        "{}",
+        run.stdout
+    );
+    let run = twofold(
+        &[
+            "config",
+            "check",
+            "--file",
+            path,
+            "--user",
+            "mail",
+            "--service",
+            "login",
+        ],
+        "",
+    );
+    assert!(
+        run.stdout.contains(
+            "unenrolled:  enroll (grace 7d)   (decided by group mail is in policy.required_groups)"
+        ),
+        "{}",
+        run.stdout
+    );
+    // --user needs --service.
+    let run = twofold(&["config", "check", "--file", path, "--user", "mail"], "");
+    assert_eq!(run.code, 2, "{run:?}");
+}

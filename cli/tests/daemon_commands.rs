@@ -124,6 +124,8 @@ fn status_json_shape() {
             "methods": [{"method": "totp", "enrolled_at": 1_700_000_000u64, "last_used": 1_709_251_200u64}],
             "backup_codes_left": 7,
             "pending_enrollment": false,
+            "grace_deadline": null,
+            "locked_until": null,
         })
     );
     assert_eq!(

@@ -19,6 +19,7 @@ use crate::store::Locked;
 use crate::validate;
 use twofold_config::{Decision, Method, Unenrolled};
 use twofold_proto::{ErrorKind, Request, Response, Secret};
+use zeroize::Zeroize;
 
 /// Text shown after a wrong code.
 pub const INVALID_CODE: &str = "Invalid verification code.";
@@ -94,9 +95,24 @@ impl Login<'_, '_> {
         }
     }
 
+    /// Sends an `Info` line holding a secret (the enrollment's URI, secret
+    /// or backup codes) and wipes the text once sent.
+    pub fn tell_secret(&mut self, text: String) -> bool {
+        let mut resp = Response::Info { text };
+        let shown = self.tell_ref(&resp);
+        if let Response::Info { text } = &mut resp {
+            text.zeroize();
+        }
+        shown
+    }
+
     /// Sends a line (`Info` or `Error`) and waits for its `Ack`.
     pub fn tell(&mut self, resp: Response) -> bool {
-        if !self.conn.send(&resp) {
+        self.tell_ref(&resp)
+    }
+
+    fn tell_ref(&mut self, resp: &Response) -> bool {
+        if !self.conn.send(resp) {
             return false;
         }
         match self.conn.recv() {

@@ -90,7 +90,7 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
     ];
     drop(pending);
     for text in lines {
-        if !l.tell(Response::Info { text }) {
+        if !l.tell_secret(text) {
             return;
         }
     }
@@ -119,7 +119,7 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
                     text.push_str("\n  ");
                     text.push_str(c.expose());
                 }
-                if !l.tell(Response::Info { text }) {
+                if !l.tell_secret(text) {
                     return;
                 }
                 return l.succeed("totp");

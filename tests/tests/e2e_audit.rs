@@ -376,6 +376,11 @@ fn a_user_reads_only_their_own_rows_and_stats_are_admin_only() {
     assert_eq!(as_nobody(&["audit", "verify"]).0, 4);
     assert_eq!(as_nobody(&["stats"]).0, 4);
     assert_eq!(as_nobody(&["admin", "locks"]).0, 4);
+    assert_eq!(as_nobody(&["admin", "unlock", "--user", "alice"]).0, 4);
+    assert_eq!(
+        as_nobody(&["admin", "grace", "--user", "alice", "--reset"]).0,
+        4
+    );
 }
 
 #[test]

@@ -348,3 +348,56 @@ fn a_required_user_cannot_remove_their_last_factor() {
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
 }
+
+#[test]
+fn bad_policy_is_refused_by_config_check_and_by_the_daemon_naming_the_line() {
+    use std::process::Command;
+    use twofold_tests::daemon::{bin_path, config_in, open_tempdir};
+    let dir = open_tempdir();
+    let socket = config_in(dir.path()).daemon.socket;
+    let head = format!("[daemon]\nsocket = {socket:?}\n[audit]\nsyslog_socket = \"\"\n");
+    let cases = [
+        ("unknown method", "[policy]\nmethods = [\"totp\", \"sms\"]\n", 6, "sms"),
+        (
+            "overlapping rules",
+            "[[policy.service]]\nservices = [\"sshd\"]\nunenrolled = \"deny\"\n[[policy.service]]\nservices = [\"sshd\"]\nmethods = [\"totp\"]\n",
+            9,
+            "rules must not overlap",
+        ),
+        (
+            "required and exempt",
+            "[policy]\nrequired_groups = [\"wheel\"]\nexempt_groups = [\"wheel\"]\n",
+            7,
+            "both policy.required_groups and policy.exempt_groups",
+        ),
+        (
+            "invalid CIDR",
+            "[[policy.trusted_network]]\nservices = [\"sshd\"]\nnetworks = [\"10.0.0.0/40\"]\n",
+            7,
+            "prefix length",
+        ),
+        ("negative duration", "[policy]\ngrace = \"-7d\"\n", 6, "negative"),
+    ];
+    for (what, body, line, needle) in cases {
+        let file = dir.path().join("twofold.toml");
+        std::fs::write(&file, format!("{head}{body}")).unwrap();
+        let at = format!("{}:{line}:", file.display());
+        let check = Command::new(bin_path("twofold"))
+            .args(["config", "check", "--file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&check.stderr);
+        assert_eq!(check.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&at) && err.contains(needle), "{what}: {err}");
+        let start = Command::new(bin_path("twofoldd"))
+            .arg("--config")
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&start.stderr);
+        assert_eq!(start.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains(&at) && err.contains(needle), "{what}: {err}");
+        assert!(!socket.exists(), "{what}: the daemon must not listen");
+    }
+}

@@ -1,4 +1,5 @@
 use super::*;
+use crate::audit::AuditEvent;
 use std::sync::{Arc, Barrier};
 
 struct Db(std::path::PathBuf);
@@ -136,4 +137,111 @@ fn start_pending_refuses_over_a_confirmed_credential() {
     };
     assert!(!s.start_pending("alice", &new, 5).unwrap());
     assert_eq!(s.totp("alice").unwrap().unwrap().id, 1);
+}
+
+fn limits() -> twofold_config::RateLimitConfig {
+    twofold_config::RateLimitConfig::default()
+}
+
+fn failure(s: &mut Store, user: &str, source: &str, at: u64) -> Option<Locked> {
+    let ev = AuditEvent::new(crate::audit::event::LOGIN_FAILURE, user, "t");
+    s.record_failure(user, source, at, &limits(), ev).unwrap().0
+}
+
+#[test]
+fn failures_outside_the_window_do_not_count() {
+    let db = Db::new("window");
+    let mut s = Store::open(&db.0).unwrap();
+    for i in 0..4 {
+        assert_eq!(failure(&mut s, "alice", "a", 1000 + i), None);
+    }
+    // Exactly fifteen minutes after the first, it no longer counts: 4 still.
+    assert_eq!(failure(&mut s, "alice", "a", 1900), None);
+    // Later the old ones have all gone: four more are needed.
+    for t in 1950..1953 {
+        assert_eq!(failure(&mut s, "alice", "a", t), None, "{t}");
+    }
+    let l = failure(&mut s, "alice", "a", 1953).unwrap();
+    assert_eq!(l.until, 1953 + 900);
+    assert!(!l.user_wide);
+    assert_eq!(s.active_lock("alice", "a", 1954).unwrap(), Some(l));
+    assert_eq!(s.active_lock("alice", "b", 1954).unwrap(), None);
+    assert_eq!(s.active_lock("bob", "a", 1954).unwrap(), None);
+    assert_eq!(
+        s.active_lock("alice", "a", 1953 + 900).unwrap(),
+        None,
+        "ended"
+    );
+}
+
+#[test]
+fn a_lock_spends_the_failures_that_made_it() {
+    let db = Db::new("spent");
+    let mut s = Store::open(&db.0).unwrap();
+    for i in 0..5 {
+        failure(&mut s, "alice", "a", 100 + i);
+    }
+    // After the lock ends, one more failure does not lock again at once.
+    assert_eq!(failure(&mut s, "alice", "a", 104 + 901), None);
+    // An admin unlock clears locks and counts, and is audited.
+    for i in 0..3 {
+        assert_eq!(failure(&mut s, "alice", "a", 1100 + i), None);
+    }
+    let ev = AuditEvent::new(crate::audit::event::UNLOCK, "alice", "t");
+    let (n, recs) = s.unlock("alice", 1104, ev).unwrap();
+    assert_eq!(n, 0, "not locked");
+    assert!(recs[0].detail.contains("failures=9"), "{:?}", recs[0]);
+    // Counting starts over.
+    for i in 0..4 {
+        assert_eq!(failure(&mut s, "alice", "a", 1105 + i), None);
+    }
+}
+
+#[test]
+fn the_user_wide_count_spans_sources() {
+    let db = Db::new("userwide");
+    let mut s = Store::open(&db.0).unwrap();
+    let mut last = None;
+    for i in 0..20u64 {
+        let src = format!("s{}", i % 5);
+        last = failure(&mut s, "alice", &src, 500 + i);
+    }
+    let l = last.unwrap();
+    assert!(l.user_wide);
+    assert_eq!(s.active_lock("alice", "never-seen", 520).unwrap(), Some(l));
+    assert_eq!(s.user_lock("alice", 520).unwrap(), Some(l.until));
+    let locks = s.locks(520, 10).unwrap();
+    assert_eq!(locks.len(), 1);
+    assert_eq!(locks[0].source, None);
+    assert_eq!(locks[0].failures, 20);
+}
+
+#[test]
+fn audit_rows_chain_and_survive_pruning() {
+    let db = Db::new("audit");
+    let mut s = Store::open(&db.0).unwrap();
+    for t in [10u64, 20, 30, 40] {
+        let ev = AuditEvent::new(crate::audit::event::ADMIN, "root", "t");
+        s.append_audit(t, &[ev]).unwrap();
+    }
+    let check = |s: &Store| {
+        let (id, hash) = s.audit_anchor().unwrap();
+        let mut c = crate::audit::ChainCheck::new(id, hash);
+        s.audit_chain(|r| c.push(r)).unwrap();
+        c.finish(s.audit_head().unwrap());
+        c
+    };
+    let c = check(&s);
+    assert_eq!((c.rows, c.broken.clone()), (4, None));
+    let ev = AuditEvent::new(crate::audit::event::AUDIT_PRUNED, "", "t");
+    let (n, recs) = s.prune_audit(25, 50, ev).unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(recs[0].id, 5);
+    let c = check(&s);
+    assert_eq!((c.rows, c.first_id, c.broken.clone()), (3, Some(3), None));
+    let f = AuditFilter {
+        event: Some("audit_pruned".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(s.audit_rows(&f, 10).unwrap().len(), 1);
 }

@@ -1,0 +1,163 @@
+//! Admin requests over the socket: each bad input refused with a clear
+//! error and nothing changed; audit paging.
+
+mod common;
+
+use common::*;
+use twofold_proto::{ErrorKind, Request, Response, TimeRef};
+
+fn call(d: &TestDaemon, r: &Request) -> Response {
+    d.client().call(r).unwrap()
+}
+
+fn kind(r: &Response) -> Option<ErrorKind> {
+    match r {
+        Response::Failed { kind, .. } => Some(*kind),
+        _ => None,
+    }
+}
+
+#[test]
+fn bad_admin_inputs_are_refused_and_change_nothing() {
+    let d = TestDaemon::start();
+    let before = call(
+        &d,
+        &Request::AuditQuery {
+            user: None,
+            event: None,
+            service: None,
+            since: None,
+            until: None,
+            after_id: None,
+            limit: None,
+        },
+    );
+    for bad in [
+        Request::AdminUnlock { user: "".into() },
+        Request::AdminUnlock {
+            user: "al\nice".into(),
+        },
+        Request::AdminGrace {
+            user: "alice".into(),
+            extend: Some(60),
+            reset: true,
+        },
+        Request::AdminGrace {
+            user: "alice".into(),
+            extend: None,
+            reset: false,
+        },
+        Request::AdminGrace {
+            user: "-x".into(),
+            extend: Some(60),
+            reset: false,
+        },
+    ] {
+        assert_eq!(
+            kind(&call(&d, &bad)),
+            Some(ErrorKind::BadRequest),
+            "{bad:?}"
+        );
+    }
+    let after = call(
+        &d,
+        &Request::AuditQuery {
+            user: None,
+            event: None,
+            service: None,
+            since: None,
+            until: None,
+            after_id: None,
+            limit: None,
+        },
+    );
+    assert_eq!(before, after, "nothing was audited or changed");
+}
+
+#[test]
+fn grace_extension_counts_from_the_later_of_now_and_the_deadline() {
+    let d = TestDaemon::start();
+    let grace = |extend| {
+        call(
+            &d,
+            &Request::AdminGrace {
+                user: "carol".into(),
+                extend: Some(extend),
+                reset: false,
+            },
+        )
+    };
+    assert!(matches!(grace(86_400), Response::Done { .. }));
+    let status = |d: &TestDaemon| match call(
+        d,
+        &Request::Status {
+            user: Some("carol".into()),
+        },
+    ) {
+        Response::Status(s) => s.grace_deadline,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(status(&d), Some(d.now() + 86_400));
+    grace(3600);
+    assert_eq!(
+        status(&d),
+        Some(d.now() + 86_400 + 3600),
+        "added to the deadline"
+    );
+    d.clock.advance(10 * 86_400);
+    grace(60);
+    assert_eq!(
+        status(&d),
+        Some(d.now() + 60),
+        "a past deadline counts from now"
+    );
+    call(
+        &d,
+        &Request::AdminGrace {
+            user: "carol".into(),
+            extend: None,
+            reset: true,
+        },
+    );
+    assert_eq!(status(&d), None);
+}
+
+#[test]
+fn audit_pages_follow_after_id_and_filters() {
+    let d = TestDaemon::start();
+    for u in ["a", "b", "c", "d", "e"] {
+        call(
+            &d,
+            &Request::AdminGrace {
+                user: u.into(),
+                extend: Some(60),
+                reset: false,
+            },
+        );
+    }
+    let page = |after, limit| match call(
+        &d,
+        &Request::AuditQuery {
+            user: None,
+            event: Some("admin".into()),
+            service: None,
+            since: Some(TimeRef::Ago(60)),
+            until: None,
+            after_id: Some(after),
+            limit: Some(limit),
+        },
+    ) {
+        Response::AuditRecords { records, more } => (records, more),
+        other => panic!("{other:?}"),
+    };
+    let (first, more) = page(0, 2);
+    assert!(more);
+    let users: Vec<&str> = first.iter().map(|r| r.user.as_str()).collect();
+    assert_eq!(users, ["a", "b"]);
+    let (rest, more) = page(first[1].id, 10);
+    assert!(!more);
+    assert_eq!(rest.len(), 3);
+    assert_eq!(rest[2].user, "e");
+    let (none, more) = page(0, 0);
+    assert_eq!((none.len(), more), (1, true), "a limit of 0 means 1");
+}
