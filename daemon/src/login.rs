@@ -289,10 +289,11 @@ impl Login<'_, '_> {
         }
         if let Some(l) = locked {
             let msg = locked_message(l.until, now);
-            self.log("denied", &[("reason", "locked out")]);
-            if self.tell(Response::Error { text: msg.clone() }) {
-                self.conn.send(&Response::Denied { reason: msg });
-            }
+            let ev = self
+                .base
+                .renamed(event::LOGIN_DENIED)
+                .with("until", &l.until.to_string());
+            self.deny("locked out", Some(&msg), ev);
             return false;
         }
         true

@@ -93,7 +93,9 @@ impl Engine {
             | Request::Status { user }
             | Request::RegenerateBackupCodes { user, .. }
             | Request::RemoveTotp { user, .. } => user.clone().or_else(|| peer.name.clone()),
-            Request::AdminDisable { user } => Some(user.clone()),
+            Request::AdminDisable { user }
+            | Request::AdminUnlock { user }
+            | Request::AdminGrace { user, .. } => Some(user.clone()),
             _ => None,
         };
         let result = self.dispatch(peer, req);
