@@ -214,3 +214,36 @@ fn config_check_explains_the_effective_policy_of_one_login() {
     let run = twofold(&["config", "check", "--file", path, "--user", "mail"], "");
     assert_eq!(run.code, 2, "{run:?}");
 }
+
+#[test]
+fn bad_admin_and_audit_arguments_are_usage_errors() {
+    for (args, needle) in [
+        (&["admin", "grace", "--user", "alice"][..], "--extend"),
+        (
+            &[
+                "admin", "grace", "--user", "alice", "--extend", "1d", "--reset",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &["admin", "grace", "--user", "alice", "--extend", "0s"][..],
+            "more than 0",
+        ),
+        (
+            &["admin", "grace", "--user", "alice", "--extend=-1d"][..],
+            "negative",
+        ),
+        (&["admin", "unlock"][..], "--user"),
+        (&["audit", "--since", "yesterday"][..], "yesterday"),
+        (&["audit", "--until", "2027-02-30"][..], "no such date"),
+        (
+            &["stats", "--json", "--prometheus"][..],
+            "cannot be used with",
+        ),
+        (&["audit", "verify", "--user", "alice"][..], "--user"),
+    ] {
+        let run = twofold(args, "");
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{args:?}: {}", run.stderr);
+    }
+}
