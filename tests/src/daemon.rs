@@ -343,12 +343,25 @@ impl DaemonProcess {
     /// Writes `config` to `dir/twofold.toml` and starts `twofoldd --config` on it,
     /// returning once the socket answers.
     pub fn start(dir: &Path, config: &Config) -> DaemonProcess {
+        DaemonProcess::start_with(dir, config, |twofoldd, config_file| {
+            let mut c = Command::new(twofoldd);
+            c.arg("--config").arg(config_file);
+            c
+        })
+    }
+
+    /// Like [`DaemonProcess::start`], with the command made by `command`
+    /// from the `twofoldd` binary and the configuration file (e.g. wrapped
+    /// in `unshare -m` to run it with private bind mounts).
+    pub fn start_with(
+        dir: &Path,
+        config: &Config,
+        command: impl FnOnce(&Path, &Path) -> Command,
+    ) -> DaemonProcess {
         let config_file = dir.join("twofold.toml");
         std::fs::write(&config_file, config.to_toml()).expect("write config");
         let log_file = dir.join(format!("twofoldd-{}.log", unique()));
-        let child = Command::new(bin_path("twofoldd"))
-            .arg("--config")
-            .arg(&config_file)
+        let child = command(&bin_path("twofoldd"), &config_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log_file).expect("log file"))

@@ -401,3 +401,54 @@ fn bad_policy_is_refused_by_config_check_and_by_the_daemon_naming_the_line() {
         assert!(!socket.exists(), "{what}: the daemon must not listen");
     }
 }
+
+#[test]
+fn supplementary_groups_come_from_the_group_database() {
+    use std::process::Command;
+    use twofold_tests::daemon::{config_in, is_root, open_tempdir, DaemonProcess};
+    if !is_root() {
+        eprintln!("skipped: needs root for a private mount namespace");
+        return;
+    }
+    // The real twofoldd, in a private mount namespace where /etc/group
+    // lists mail as a supplementary member of a new group.
+    let dir = open_tempdir();
+    let group = dir.path().join("group");
+    let mut text = std::fs::read_to_string("/etc/group").unwrap();
+    text.push_str("tfstaff:x:4242:mail\n");
+    std::fs::write(&group, text).unwrap();
+    let mut config = config_in(dir.path());
+    config.policy.required_groups = vec!["tfstaff".into()];
+    let _p = DaemonProcess::start_with(dir.path(), &config, |twofoldd, file| {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$1\" /etc/group && exec \"$2\" --config \"$3\"",
+            "sh",
+        ])
+        .arg(&group)
+        .arg(twofoldd)
+        .arg(file);
+        c
+    });
+    let pam = PamConfig::new().unwrap();
+    pam.twofold(
+        "tf",
+        &[&format!("socket={}", config.daemon.socket.display())],
+    )
+    .unwrap();
+    // mail is required through its supplementary group: enrollment is offered.
+    let (code, t) = login(&pam, "tf", "mail", "", answers(&[""]));
+    assert_eq!(code, IGNORED, "{t:?}");
+    assert!(t.infos()[0].contains("required"), "{t:?}");
+    // news is not: let through without a word.
+    let (code, t) = login(&pam, "tf", "news", "", Conversation::new());
+    assert_eq!(code, IGNORED);
+    assert!(t.messages.is_empty(), "{t:?}");
+    // The host's group database was never touched.
+    assert!(!std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .contains("tfstaff"));
+}
