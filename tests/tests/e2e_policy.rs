@@ -74,24 +74,33 @@ fn unenrolled_deny_fails_exactly_like_a_wrong_code_even_for_unknown_users() {
     let enrolled = d.enroll("news");
     let pam = pam_for(&d, &["tf"]);
     let w = wrong(&d.code(&enrolled.secret, 0));
+    let users = ["news", "mail", "no-such-user-twofold"];
     let mut seen = Vec::new();
-    for user in ["news", "mail", "no-such-user-twofold"] {
-        let start = Instant::now();
-        let (code, t) = login(&pam, "tf", user, "192.0.2.1", answers(&[w, w, w]));
-        seen.push((user, code, t, start.elapsed()));
+    // Three rounds, interleaved; the fastest of each user's rounds is compared,
+    // so a busy machine (the whole suite runs in parallel) adds no noise.
+    let mut best = [Duration::MAX; 3];
+    for round in 0..3 {
+        for (i, user) in users.iter().enumerate() {
+            let start = Instant::now();
+            let (code, t) = login(&pam, "tf", user, "192.0.2.1", answers(&[w, w, w]));
+            best[i] = best[i].min(start.elapsed());
+            if round == 0 {
+                seen.push((*user, code, t));
+            }
+        }
     }
-    let (_, code0, t0, _) = &seen[0];
+    let (_, code0, t0) = &seen[0];
     assert_eq!(*code0, PAM_AUTH_ERR);
     assert_eq!(t0.prompts(), vec!["Verification code: "; 3]);
     assert_eq!(t0.errors(), vec![INVALID_CODE; 3]);
-    for (user, code, t, _) in &seen[1..] {
+    for (user, code, t) in &seen[1..] {
         assert_eq!(code, code0, "{user}");
         assert_eq!(t, t0, "{user} sees exactly what a wrong code shows");
     }
     // Timing: each within an order of magnitude of the others.
-    let times: Vec<Duration> = seen.iter().map(|s| s.3).collect();
-    let (min, max) = (times.iter().min().unwrap(), times.iter().max().unwrap());
-    assert!(*max < *min * 10, "timings differ too much: {times:?}");
+    eprintln!("refusal times, best of 3 (enrolled, unenrolled, unknown): {best:?}");
+    let (min, max) = (best.iter().min().unwrap(), best.iter().max().unwrap());
+    assert!(*max < *min * 10, "timings differ too much: {best:?}");
     // The audit trail (admins only) still tells them apart.
     let rows =
         d.sqlite3("SELECT user, detail FROM audit WHERE event = 'login_failure' ORDER BY id");
