@@ -24,75 +24,91 @@ pub fn system_module(name: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{name} not found (bench/run installs the Debian packages)"))
 }
 
-/// The PAM services of a run, in one `pam_start_confdir` directory.
-#[derive(Debug)]
-pub struct Services {
-    /// The directory.
-    pub confdir: PathBuf,
+/// Where each product's state is, for its PAM line.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// pam_twofold.so.
+    pub module: PathBuf,
+    /// Socket of the daemon with every user.
+    pub socket: PathBuf,
+    /// Socket of the daemon with only the small phase's users.
+    pub small_socket: PathBuf,
+    /// google-authenticator secret files, one per user.
+    pub ga_dir: PathBuf,
+    /// pam_oath users file with every user.
+    pub oath_file: PathBuf,
+    /// pam_oath users file with only the small phase's users.
+    pub small_oath_file: PathBuf,
 }
 
-/// Service names, one per product.
+/// Service names, one per product (and per size for twofold and pam_oath).
 pub const TWOFOLD: &str = "twofold";
+/// twofold against the daemon that holds only the small phase's users.
+pub const TWOFOLD_SMALL: &str = "twofold-small";
 /// `pam_google_authenticator.so`.
 pub const GOOGLE: &str = "google-authenticator";
 /// `pam_oath.so`.
 pub const OATH: &str = "oath";
+/// `pam_oath.so` with the small users file.
+pub const OATH_SMALL: &str = "oath-small";
 /// `pam_permit.so`: what libpam itself costs.
 pub const PERMIT: &str = "permit";
 
-impl Services {
-    /// Writes one service per product into `confdir`.
-    pub fn write(
-        confdir: &Path,
-        twofold_module: &Path,
-        socket: &Path,
-        ga_dir: &Path,
-        oath_file: &Path,
-    ) -> anyhow::Result<Services> {
-        std::fs::create_dir_all(confdir)?;
-        let lines = [
-            (
-                TWOFOLD,
-                format!(
-                    "auth required {} socket={} timeout=5",
-                    twofold_module.display(),
-                    socket.display()
-                ),
-            ),
-            (
-                // user=root: the harness runs as root and the secret files
-                // are root's (no per-user home directories needed); ${USER}
-                // picks each user's file.
-                GOOGLE,
-                format!(
-                    "auth required {} secret={}/${{USER}} user=root",
-                    system_module("pam_google_authenticator.so")?.display(),
-                    ga_dir.display()
-                ),
-            ),
-            (
-                OATH,
-                format!(
-                    "auth required {} usersfile={} window=1 digits=6",
-                    system_module("pam_oath.so")?.display(),
-                    oath_file.display()
-                ),
-            ),
-            (
-                PERMIT,
-                format!(
-                    "auth required {}",
-                    system_module("pam_permit.so")?.display()
-                ),
-            ),
-        ];
-        for (service, line) in lines {
-            std::fs::write(confdir.join(service), format!("{line}\n"))?;
-        }
-        Ok(Services {
-            confdir: confdir.to_path_buf(),
-        })
+/// The product a service measures (the small variants report as their product).
+pub fn product_of(service: &str) -> &str {
+    match service {
+        TWOFOLD_SMALL => TWOFOLD,
+        OATH_SMALL => OATH,
+        other => other,
     }
+}
+
+/// Writes one service per product into `confdir`, the PAM config directory
+/// of a run.
+pub fn write_services(confdir: &Path, p: &Paths) -> anyhow::Result<()> {
+    std::fs::create_dir_all(confdir)?;
+    let twofold = |socket: &Path| {
+        format!(
+            "auth required {} socket={} timeout=5",
+            p.module.display(),
+            socket.display()
+        )
+    };
+    let oath = |file: &Path| -> anyhow::Result<String> {
+        Ok(format!(
+            "auth required {} usersfile={} window=1 digits=6",
+            system_module("pam_oath.so")?.display(),
+            file.display()
+        ))
+    };
+    let lines = [
+        (TWOFOLD, twofold(&p.socket)),
+        (TWOFOLD_SMALL, twofold(&p.small_socket)),
+        (
+            // user=root: the harness runs as root and the secret files are
+            // root's (no per-user home directories needed); ${USER} picks
+            // each user's file.
+            GOOGLE,
+            format!(
+                "auth required {} secret={}/${{USER}} user=root",
+                system_module("pam_google_authenticator.so")?.display(),
+                p.ga_dir.display()
+            ),
+        ),
+        (OATH, oath(&p.oath_file)?),
+        (OATH_SMALL, oath(&p.small_oath_file)?),
+        (
+            PERMIT,
+            format!(
+                "auth required {}",
+                system_module("pam_permit.so")?.display()
+            ),
+        ),
+    ];
+    for (service, line) in lines {
+        std::fs::write(confdir.join(service), format!("{line}\n"))?;
+    }
+    Ok(())
 }
 
 /// A user of `pam_google_authenticator`, as its CLI made them.

@@ -63,6 +63,17 @@ impl CellResult {
         (self.n - self.failed) as f64 * 1e9 / self.wall_ns as f64
     }
 
+    /// Adds another run of the same cell (a later round).
+    pub fn merge(&mut self, other: CellResult) {
+        self.n += other.n;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self.wall_ns += other.wall_ns;
+        self.harness_cpu_ns += other.harness_cpu_ns;
+        self.daemon_cpu_ns += other.daemon_cpu_ns;
+        self.failed += other.failed;
+    }
+
     /// CPU (harness + daemon) per login, nanoseconds.
     pub fn cpu_per_login(&self) -> u64 {
         (self.harness_cpu_ns + self.daemon_cpu_ns) / self.n.max(1) as u64
@@ -218,5 +229,17 @@ mod tests {
         };
         assert_eq!(r.cpu_per_login(), 200);
         assert!((r.per_second() - 2.0).abs() < 1e-9);
+        let mut m = r.clone();
+        m.merge(CellResult {
+            n: 2,
+            latencies: vec![0, 9],
+            wall_ns: 1_000_000_000,
+            harness_cpu_ns: 200,
+            daemon_cpu_ns: 400,
+            failed: 1,
+        });
+        assert_eq!(m.latencies, [0, 1, 2, 3, 4, 9]);
+        assert_eq!((m.n, m.failed, m.cpu_per_login()), (6, 1, 1400 / 6));
+        assert!((m.per_second() - 5.0 / 3.0).abs() < 1e-9);
     }
 }

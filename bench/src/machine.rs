@@ -21,6 +21,8 @@ pub struct Machine {
     pub kernel: String,
     /// Filesystem type of the work directory.
     pub filesystem: String,
+    /// 1-minute load average when the run started (other work on the machine).
+    pub load_start: String,
     /// Package versions (Debian and bundled SQLite).
     pub versions: Vec<(String, String)>,
     /// `(module, bytes)`: sizes of the PAM modules as loaded.
@@ -88,6 +90,7 @@ impl Machine {
             memory: format!("{:.1} GiB", mem_kib as f64 / 1024.0 / 1024.0),
             kernel: command_line("uname", &["-r"]),
             filesystem: fs_of(dir),
+            load_start: load_average(),
             versions,
             so_sizes,
             twofold_stripped,
@@ -106,6 +109,15 @@ fn fs_of(dir: &Path) -> String {
         Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
         Err(_) => String::new(),
     }
+}
+
+/// The 1-minute load average: anything above ~0 means other work shared
+/// the CPUs with the run.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn size(p: &Path) -> u64 {
@@ -132,7 +144,7 @@ fn dpkg_version(pkg: &str) -> String {
 
 fn git_rev() -> String {
     Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
+        .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .ok()

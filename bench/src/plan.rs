@@ -1,7 +1,14 @@
-//! The run: a small phase (100 users enrolled) and a large one (100 000),
-//! each product measured in the same run, on the same users and secrets.
+//! The run: enroll, then measure every (path, logins in flight) with all
+//! products in the same rounds, so background load on a shared machine
+//! falls on every product alike.
+//!
+//! Two daemons run side by side on copies of one database: the small one
+//! keeps only the first `small_users` users, the large one gets the other
+//! 99 900 too. The 100-vs-100 000 comparison alternates between them.
 
-use crate::anchors::{self, GaUser, Services, GOOGLE, OATH, PERMIT, TWOFOLD};
+use crate::anchors::{
+    self, GaUser, Paths, GOOGLE, OATH, OATH_SMALL, PERMIT, TWOFOLD, TWOFOLD_SMALL,
+};
 use crate::cell::{self, CellResult, CellSpec};
 use crate::items::{Answer, Item};
 use crate::profile::{self, Kind};
@@ -37,13 +44,23 @@ impl Route {
     }
 }
 
+/// One product's logins in a measurement.
+struct Entry {
+    service: &'static str,
+    phase: String,
+    items: Vec<Item>,
+}
+
 struct Run<'a> {
     o: &'a Options,
     dir: &'a Path,
-    services: Services,
+    confdir: std::path::PathBuf,
+    paths: Paths,
     daemon: Daemon,
+    small: Option<Daemon>,
     tf: Vec<TfUser>,
     ga: Vec<GaUser>,
+    label: String,
     report: Report,
 }
 
@@ -68,30 +85,44 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     let mut report = Report::new(o, machine::Machine::probe(&dir, &o.module)?);
     eprintln!("bench: work directory {}", dir.display());
     let config = twofold::config_in(&dir);
-    let ga_dir = dir.join("google-authenticator");
-    let oath_file = dir.join("users.oath");
-    let services = Services::write(
-        &dir.join("pam.d"),
-        &o.module,
-        &config.daemon.socket,
-        &ga_dir,
-        &oath_file,
-    )?;
+    let paths = Paths {
+        module: o.module.clone(),
+        socket: config.daemon.socket.clone(),
+        small_socket: twofold::config_in(&dir.join("small")).daemon.socket,
+        ga_dir: dir.join("google-authenticator"),
+        oath_file: dir.join("users.oath"),
+        small_oath_file: dir.join("users-small.oath"),
+    };
+    let confdir = dir.join("pam.d");
+    anchors::write_services(&confdir, &paths)?;
     let daemon = Daemon::start(&o.twofoldd, &dir, config)?;
+    report.rss_fresh = daemon.rss_kib().0;
     report.argon2_ns = twofold::argon2_cost_ns();
+    let label = if o.users == 100_000 {
+        "100k".to_owned()
+    } else {
+        o.users.to_string()
+    };
     let mut run = Run {
         o,
         dir: &dir,
-        services,
+        confdir,
+        paths,
         daemon,
+        small: None,
         tf: Vec::new(),
         ga: Vec::new(),
+        label,
         report,
     };
-    run.small_phase()?;
-    run.large_phase()?;
+    run.enroll()?;
+    run.measure_all()?;
     run.daemon.stop()?;
+    if let Some(mut s) = run.small.take() {
+        s.stop()?;
+    }
     run.report.argon2_count = Some(argon2check::run(&dir.join("argon2-count"), &o.module)?);
+    run.report.load_end = machine::load_average();
     run.report.total = started.elapsed();
     let text = run.report.markdown();
     println!("{text}");
@@ -106,7 +137,10 @@ fn names(range: std::ops::Range<usize>) -> Vec<String> {
 }
 
 impl Run<'_> {
-    fn small_phase(&mut self) -> anyhow::Result<()> {
+    /// The small phase's users through the daemon (start + confirm), a
+    /// second daemon on a copy of that database, then the large phase's
+    /// users on the first daemon (admin requests + bulk confirmation).
+    fn enroll(&mut self) -> anyhow::Result<()> {
         let o = self.o;
         let t = Instant::now();
         self.tf = twofold::enroll_start(&self.daemon, &names(0..o.small_users), 2)?;
@@ -130,34 +164,25 @@ impl Run<'_> {
             Ok(())
         })?;
         self.report.small_enroll = t.elapsed();
+        self.report.rss_small_idle = self.daemon.rss_kib().0;
+        self.daemon.stop()?;
+        let small_config = twofold::clone_state(&self.daemon.config, &self.dir.join("small"))?;
+        let small = Daemon::start(&self.o.twofoldd, &self.dir.join("small"), small_config)?;
+        self.report.rss_small_restarted = small.rss_kib().0;
+        self.small = Some(small);
+        self.daemon.restart()?;
+        self.write_oath(&self.paths.small_oath_file, o.small_users)?;
+
         let ga_users = o.small_users + o.logins * o.concurrency.len();
         let t = Instant::now();
-        self.ga = anchors::ga_enroll(
-            &self.dir.join("google-authenticator"),
-            &names(0..ga_users),
-            2,
-        )?;
+        self.ga = anchors::ga_enroll(&self.paths.ga_dir, &names(0..ga_users), 2)?;
         self.report.ga_enroll = (ga_users, t.elapsed());
-        self.write_oath(o.small_users)?;
-        self.report.rss_small_idle = self.daemon.rss_kib().0;
-        eprintln!("bench: {} users enrolled; small phase", o.small_users);
-        for product in [PERMIT, OATH, GOOGLE, TWOFOLD] {
-            let items = self.items(product, Route::Success, 0, o.small_users);
-            let r = self.cell(product, Route::Success, 1, items, "small")?;
-            self.report
-                .rows
-                .push(Row::new("100", product, Route::Success, 1, r));
-        }
-        Ok(())
-    }
 
-    fn large_phase(&mut self) -> anyhow::Result<()> {
-        let o = self.o;
         let t = Instant::now();
         let more = twofold::enroll_start(&self.daemon, &names(o.small_users..o.users), 4)?;
         let started = t.elapsed();
         self.daemon.stop()?;
-        let t2 = Instant::now();
+        let t = Instant::now();
         let n = twofold::bulk_confirm(&self.daemon.config.daemon.database, 10)?;
         if n != more.len() {
             bail!(
@@ -165,68 +190,125 @@ impl Run<'_> {
                 more.len()
             );
         }
-        let confirmed = t2.elapsed();
+        let confirmed = t.elapsed();
         self.daemon.restart()?;
         self.tf.extend(more);
         self.report.large_enroll = (o.users - o.small_users, started, confirmed);
-        self.write_oath(o.users)?;
+        self.write_oath(&self.paths.oath_file, o.users)?;
         self.report.rss_large_idle = self.daemon.rss_kib().0;
-        let label = if o.users == 100_000 {
-            "100k".to_owned()
-        } else {
-            o.users.to_string()
-        };
-        eprintln!("bench: {} users enrolled; large phase", o.users);
-        // The small phase logged in users 0..small; every success here takes fresh ones.
+        eprintln!(
+            "bench: {} + {} users enrolled",
+            o.small_users,
+            o.users - o.small_users
+        );
+        Ok(())
+    }
+
+    fn measure_all(&mut self) -> anyhow::Result<()> {
+        let o = self.o;
+        let big = self.label.clone();
+        // The small users log in once each (on the small daemon and file);
+        // every success on the large ones takes fresh users.
         let mut next = o.small_users;
         for &c in &o.concurrency {
-            for product in [PERMIT, OATH, GOOGLE, TWOFOLD] {
-                let items = self.items(product, Route::Success, next, o.logins);
-                let r = self.cell(product, Route::Success, c, items, &label)?;
-                self.report
-                    .rows
-                    .push(Row::new(&label, product, Route::Success, c, r));
+            let mut entries = Vec::new();
+            if c == 1 {
+                for service in [TWOFOLD_SMALL, OATH_SMALL] {
+                    let small = o.small_users.to_string();
+                    entries.push(self.entry(service, &small, Route::Success, 0, o.small_users));
+                }
             }
+            for service in [PERMIT, OATH, GOOGLE, TWOFOLD] {
+                entries.push(self.entry(service, &big, Route::Success, next, o.logins));
+            }
+            self.measure(Route::Success, c, entries)?;
             next += o.logins;
         }
-        // One wrong code per user per cell, so no rate limit could interfere.
+        // One wrong code per user per level, so no rate limit (5 failures)
+        // could interfere.
         for &c in &o.concurrency {
-            for product in [PERMIT, OATH, GOOGLE, TWOFOLD] {
-                let items = self.items(product, Route::Wrong, o.small_users, o.logins);
-                let r = self.cell(product, Route::Wrong, c, items, &label)?;
-                self.report
-                    .rows
-                    .push(Row::new(&label, product, Route::Wrong, c, r));
-            }
+            let entries = [PERMIT, OATH, GOOGLE, TWOFOLD]
+                .map(|s| self.entry(s, &big, Route::Wrong, o.small_users, o.logins));
+            self.measure(Route::Wrong, c, entries.into())?;
         }
         self.report.rss_loaded = self.daemon.rss_kib();
         let mut used = 0;
         for &c in &o.concurrency {
-            for product in [PERMIT, GOOGLE, TWOFOLD] {
-                let items = self.items(product, Route::Backup, used, o.backup_logins);
-                let r = self.cell(product, Route::Backup, c, items, &label)?;
-                self.report
-                    .rows
-                    .push(Row::new(&label, product, Route::Backup, c, r));
-            }
+            let entries = [PERMIT, GOOGLE, TWOFOLD]
+                .map(|s| self.entry(s, &big, Route::Backup, used, o.backup_logins));
+            self.measure(Route::Backup, c, entries.into())?;
             used += o.backup_logins;
         }
         self.report.rss_backup = self.daemon.rss_kib();
         if let Some(dir) = &o.profile {
-            self.profiles(dir, &label, next, used)?;
+            self.profiles(dir, next, used)?;
         }
         Ok(())
     }
 
-    /// Re-runs twofold cells under perf, on fresh users and codes, after
-    /// every measured cell.
-    fn profiles(
-        &mut self,
-        dir: &Path,
-        label: &str,
-        next: usize,
-        used: usize,
-    ) -> anyhow::Result<()> {
+    fn entry(
+        &self,
+        service: &'static str,
+        phase: &str,
+        route: Route,
+        first: usize,
+        count: usize,
+    ) -> Entry {
+        Entry {
+            service,
+            phase: phase.to_owned(),
+            items: self.items(anchors::product_of(service), route, first, count),
+        }
+    }
+
+    /// Runs the entries in rounds: each round runs a slice of every entry's
+    /// logins, in an order that rotates, and the rounds' results are merged.
+    fn measure(&mut self, route: Route, c: usize, entries: Vec<Entry>) -> anyhow::Result<()> {
+        let rounds = if self.o.smoke { 2 } else { 4 };
+        let limit = self.o.seconds / rounds as u32;
+        let mut results: Vec<CellResult> = vec![CellResult::default(); entries.len()];
+        for round in 0..rounds {
+            for k in 0..entries.len() {
+                let i = (k + round) % entries.len();
+                let e = &entries[i];
+                let chunk = e.items.len().div_ceil(rounds);
+                let items: Vec<Item> = e
+                    .items
+                    .iter()
+                    .skip(round * chunk)
+                    .take(chunk)
+                    .cloned()
+                    .collect();
+                if items.is_empty() {
+                    continue;
+                }
+                let r = self.cell(e.service, &e.phase, route, c, items, limit)?;
+                results[i].merge(r);
+            }
+        }
+        for (e, r) in entries.iter().zip(results) {
+            eprintln!(
+                "bench: {} {} {} in flight {c}: n={} refused={} p50={:.3} ms p99={:.3} ms {:.0}/s",
+                e.phase,
+                e.service,
+                route.name(),
+                r.n,
+                r.failed,
+                r.quantile(0.5) as f64 / 1e6,
+                r.quantile(0.99) as f64 / 1e6,
+                r.per_second()
+            );
+            let product = anchors::product_of(e.service);
+            self.report
+                .rows
+                .push(Row::new(&e.phase, product, route, c, r));
+        }
+        Ok(())
+    }
+
+    /// Re-runs twofold cells under perf or strace, on fresh users and
+    /// codes, after every measured cell.
+    fn profiles(&mut self, dir: &Path, next: usize, used: usize) -> anyhow::Result<()> {
         let o = self.o;
         let runs = [
             (Route::Success, 1, next, Kind::Syscalls),
@@ -243,30 +325,30 @@ impl Run<'_> {
             let items = self.items(TWOFOLD, route, first, count);
             let name = format!("twofold-{}-{c}", route.name().replace(' ', "-"));
             let p = profile::start(kind, self.daemon.pid(), dir, &name)?;
-            let r = self.cell(TWOFOLD, route, c, items, &format!("profile-{label}"))?;
+            let r = self.cell(TWOFOLD, "profile", route, c, items, o.seconds)?;
             let file = p.finish()?;
             self.report.profiles.push((name, file, r));
         }
         Ok(())
     }
 
-    /// pam_oath's users file with the first `n` users and twofold's secrets.
-    fn write_oath(&self, n: usize) -> anyhow::Result<()> {
+    /// A pam_oath users file with the first `n` users and twofold's secrets.
+    fn write_oath(&self, path: &Path, n: usize) -> anyhow::Result<()> {
         let users: Vec<(&str, &[u8])> = self.tf[..n]
             .iter()
             .map(|u| (u.user.as_str(), u.secret.as_slice()))
             .collect();
-        anchors::write_oath_file(&self.dir.join("users.oath"), &users)
+        anchors::write_oath_file(path, &users)
     }
 
-    /// `count` logins of `product` on `path`, from user `first` on (backup
+    /// `count` logins of `product` on `route`, from user `first` on (backup
     /// codes: the `first`-th code on, spread over the users that have them).
-    fn items(&self, product: &str, path: Route, first: usize, count: usize) -> Vec<Item> {
-        let totp = |user: &str, secret: &[u8]| match path {
+    fn items(&self, product: &str, route: Route, first: usize, count: usize) -> Vec<Item> {
+        let totp = |user: &str, secret: &[u8]| match route {
             Route::Wrong => Item::new(user, Answer::Wrong(secret.to_vec())),
             _ => Item::new(user, Answer::Totp(secret.to_vec())),
         };
-        match (product, path) {
+        match (product, route) {
             (PERMIT, _) => (first..first + count)
                 .map(|i| Item::new(&format!("bu{i:06}"), Answer::None))
                 .collect(),
@@ -288,48 +370,43 @@ impl Run<'_> {
 
     fn cell(
         &self,
-        product: &str,
-        path: Route,
+        service: &str,
+        phase: &str,
+        route: Route,
         concurrency: usize,
         items: Vec<Item>,
-        phase: &str,
+        limit: std::time::Duration,
     ) -> anyhow::Result<CellResult> {
-        let expect = match (product, path) {
+        let expect = match (service, route) {
             (PERMIT, _) | (_, Route::Success | Route::Backup) => PAM_SUCCESS,
             (_, Route::Wrong) => PAM_AUTH_ERR,
         };
         let name = format!(
-            "{phase}-{product}-{}-{concurrency}",
-            path.name().replace(' ', "-")
+            "{phase}-{service}-{}-{concurrency}",
+            route.name().replace(' ', "-")
         );
         let spec = CellSpec {
             name: name.clone(),
-            confdir: &self.services.confdir,
-            service: product,
+            confdir: &self.confdir,
+            service,
             concurrency,
             items,
-            limit: self.o.seconds,
+            limit,
             expect,
-            tolerate: product == OATH,
+            tolerate: anchors::product_of(service) == OATH,
         };
-        let daemon_cpu = || {
-            if product == TWOFOLD {
-                self.daemon.cpu_ns()
-            } else {
-                0
-            }
+        let daemon = match service {
+            TWOFOLD => Some(&self.daemon),
+            TWOFOLD_SMALL => self.small.as_ref(),
+            _ => None,
         };
-        let r = cell::run(&spec, self.dir, &daemon_cpu)
-            .with_context(|| format!("cell {name} (twofoldd log: {})", self.daemon.log_tail()))?;
-        eprintln!(
-            "bench: {name}: n={} failed={} p50={:.3} ms p99={:.3} ms {:.0}/s",
-            r.n,
-            r.failed,
-            r.quantile(0.5) as f64 / 1e6,
-            r.quantile(0.99) as f64 / 1e6,
-            r.per_second()
-        );
-        Ok(r)
+        let daemon_cpu = || daemon.map_or(0, Daemon::cpu_ns);
+        cell::run(&spec, self.dir, &daemon_cpu).with_context(|| {
+            format!(
+                "cell {name} (twofoldd log: {})",
+                daemon.map(Daemon::log_tail).unwrap_or_default()
+            )
+        })
     }
 }
 

@@ -298,3 +298,34 @@ pub fn argon2_cost_ns() -> u64 {
     samples.sort_unstable();
     samples[samples.len() / 2]
 }
+
+/// Copies a stopped daemon's database and master key into `dir`, for a
+/// second daemon with the same users, secrets and backup codes (each then
+/// keeps its own replay state). Returns the second daemon's configuration.
+pub fn clone_state(from: &Config, dir: &Path) -> anyhow::Result<Config> {
+    use std::os::unix::fs::DirBuilderExt;
+    let to = config_in(dir);
+    let copy = |src: &Path, dst: &Path| -> anyhow::Result<()> {
+        if let Some(parent) = dst.parent() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)?;
+        }
+        std::fs::copy(src, dst)
+            .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        Ok(())
+    };
+    copy(&from.daemon.master_key, &to.daemon.master_key)?;
+    copy(&from.daemon.database, &to.daemon.database)?;
+    for suffix in ["-wal", "-shm"] {
+        let src = PathBuf::from(format!("{}{suffix}", from.daemon.database.display()));
+        if src.exists() {
+            copy(
+                &src,
+                &PathBuf::from(format!("{}{suffix}", to.daemon.database.display())),
+            )?;
+        }
+    }
+    Ok(to)
+}
