@@ -10,14 +10,13 @@
 
 use crate::login::{Daemon, CLIENT_NAME};
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_proto::{
-    read_message, response_name, write_message, ClientError, FrameError, Request, Response,
-    PROTO_VERSION,
+    connect_unix, read_message, response_name, write_message, ClientError, FrameError, Request,
+    Response, PROTO_VERSION,
 };
 
 /// A connection to the daemon whose I/O draws on one time budget.
@@ -35,7 +34,7 @@ impl Link {
     /// both to a budget of `timeout`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Link, ClientError> {
         let start = Instant::now();
-        let stream = connect_within(path, start + timeout).map_err(|source| {
+        let stream = connect_unix(path, timeout).map_err(|source| {
             if source.kind() == io::ErrorKind::TimedOut {
                 ClientError::Timeout(timeout)
             } else {
@@ -159,100 +158,6 @@ impl Write for Bounded<'_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Connects a Unix stream socket without blocking past `deadline`.
-///
-/// A plain `connect(2)` blocks while the listener's backlog is full, which a
-/// hung daemon causes; so connect non-blocking and poll for completion.
-fn connect_within(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
-    let bytes = path.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.is_empty() || bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path is empty, too long or contains NUL",
-        ));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe { libc::connect(owned.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
-                wait_connected(owned.as_raw_fd(), deadline)?
-            }
-            _ => return Err(err),
-        }
-    }
-    let stream = UnixStream::from(owned);
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
-fn wait_connected(fd: libc::c_int, deadline: Instant) -> io::Result<()> {
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if rc == 0 {
-            continue;
-        }
-        let mut soerr: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: soerr and len are valid for writes of their sizes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                std::ptr::addr_of_mut!(soerr).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if soerr != 0 {
-            return Err(io::Error::from_raw_os_error(soerr));
-        }
-        return Ok(());
     }
 }
 

@@ -10,11 +10,13 @@
 //! in `Debug`.
 
 mod client;
+mod connect;
 mod frame;
 mod messages;
 mod secret;
 
 pub use client::{response_name, Client, ClientError};
+pub use connect::connect_unix;
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError};
 pub use messages::{
     Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
