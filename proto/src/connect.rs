@@ -9,14 +9,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Connects a Unix stream socket to `path`, waiting at most `timeout`, and
-/// returns it in blocking mode.
+/// returns it in blocking mode with no read or write timeout set.
 ///
 /// A plain `connect(2)` on a Unix stream socket blocks while the listener's
-/// backlog is full, which a hung daemon causes; so this connects non-blocking
-/// and polls for completion. Errors: `InvalidInput` for a path that is empty,
-/// too long for `sun_path` or contains NUL; `TimedOut` when `timeout` passes
-/// first; otherwise the OS error of `socket`, `connect` or `poll` (e.g.
-/// `NotFound`, `ConnectionRefused`).
+/// backlog is full, which a hung daemon causes. A non-blocking connect is no
+/// cure: on Linux it fails with `EAGAIN` at once and leaves nothing in
+/// progress (polling the socket then reports it writable though it is not
+/// connected). So this connects in blocking mode with `SO_SNDTIMEO` set to
+/// the time left, which bounds the kernel's wait for a free backlog slot.
+/// Errors: `InvalidInput` for a path that is empty, too long for `sun_path`
+/// or contains NUL; `TimedOut` when `timeout` passes first; otherwise the OS
+/// error of `socket` or `connect` (e.g. `NotFound`, `ConnectionRefused`).
 pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let deadline = Instant::now() + timeout;
     let bytes = path.as_os_str().as_bytes();
@@ -33,87 +36,57 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
         *dst = *src as libc::c_char;
     }
     // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh descriptor that nothing else owns.
-    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: addr is a valid sockaddr_un of `len` bytes.
-    let rc = unsafe { libc::connect(owned.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
-                wait_connected(owned.as_raw_fd(), deadline)?
-            }
-            _ => return Err(err),
-        }
-    }
-    let stream = UnixStream::from(owned);
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
-/// Waits until the non-blocking connect on `fd` completes or `deadline` passes.
-fn wait_connected(fd: libc::c_int, deadline: Instant) -> io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
+        // The kernel rounds this up to a whole tick, never down to zero
+        // (which would mean "wait forever"); std refuses a zero duration.
+        stream.set_write_timeout(Some(left))?;
+        // SAFETY: addr is a valid sockaddr_un of `len` bytes; the fd is open.
+        let rc = unsafe { libc::connect(stream.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) };
         if rc == 0 {
-            continue;
+            break;
         }
-        // A Unix socket whose listener's backlog was full reports writable
-        // once a slot frees; SO_ERROR tells whether the connect succeeded.
-        let mut soerr: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: soerr and len are valid for writes of their sizes.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                std::ptr::addr_of_mut!(soerr).cast(),
-                &mut len,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            // EAGAIN: the backlog stayed full for the whole SO_SNDTIMEO;
+            // the loop ends it as a timeout once the deadline has passed.
+            Some(libc::EAGAIN) | Some(libc::EINTR) => continue,
+            _ => return Err(err),
         }
-        if soerr != 0 {
-            return Err(io::Error::from_raw_os_error(soerr));
-        }
-        return Ok(());
     }
+    stream.set_write_timeout(None)?;
+    Ok(stream)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixListener;
+
+    /// A listener whose backlog holds one pending connection and that never
+    /// accepts, plus that one connection, so the next connect must wait.
+    fn full_backlog(tag: &str) -> (std::path::PathBuf, UnixListener, UnixStream) {
+        let dir = std::env::temp_dir().join(format!("tf-connect-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        // SAFETY: plain syscall on an open listening socket; Linux lets
+        // listen(2) shrink the backlog of a socket already listening.
+        assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+        let first = connect_unix(&path, Duration::from_secs(1)).unwrap();
+        (path, listener, first)
+    }
 
     #[test]
     fn unusable_paths_are_invalid_input() {
@@ -122,5 +95,40 @@ mod tests {
             let err = connect_unix(Path::new(p), Duration::from_secs(1)).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{p:?}: {err}");
         }
+    }
+
+    /// Regression: with the backlog full, the non-blocking connect used to
+    /// fail with EAGAIN, poll reported the socket writable at once, and an
+    /// unconnected socket came back as success (so a hung daemon gave
+    /// "handshake failed" at once instead of a timeout).
+    #[test]
+    fn a_full_backlog_times_out_instead_of_returning_an_unconnected_socket() {
+        let (path, _listener, _first) = full_backlog("full");
+        let start = Instant::now();
+        let err = connect_unix(&path, Duration::from_millis(300)).unwrap_err();
+        let took = start.elapsed();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(2),
+            "took {took:?}"
+        );
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// A slot that frees during the wait lets the connect through, connected.
+    #[test]
+    fn a_backlog_slot_freed_in_time_connects() {
+        let (path, listener, _first) = full_backlog("frees");
+        let acceptor = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let accepted = listener.accept().unwrap();
+            // Keep the listener open until the waiting connect is through.
+            (listener, accepted)
+        });
+        let stream = connect_unix(&path, Duration::from_secs(5)).unwrap();
+        assert!(stream.peer_addr().is_ok(), "connected");
+        assert_eq!(stream.write_timeout().unwrap(), None);
+        acceptor.join().unwrap();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
