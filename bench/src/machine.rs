@@ -101,14 +101,20 @@ impl Machine {
 }
 
 fn fs_of(dir: &Path) -> String {
-    let out = Command::new("stat")
-        .args(["-f", "-c", "%T"])
-        .arg(dir)
-        .output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_owned(),
-        Err(_) => String::new(),
-    }
+    // findmnt names ext4 as such; stat -f only knows the shared ext2/3/4 magic.
+    let run = |cmd: &str, args: &[&str]| {
+        Command::new(cmd)
+            .args(args)
+            .arg(dir)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    run("findmnt", &["-n", "-o", "FSTYPE", "--target"])
+        .or_else(|| run("stat", &["-f", "-c", "%T"]))
+        .unwrap_or_default()
 }
 
 /// The 1-minute load average: anything above ~0 means other work shared
