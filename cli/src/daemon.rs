@@ -69,36 +69,13 @@ pub fn resolve_socket(
     }
 }
 
-/// The name of the account this process runs as, when the system knows it.
+/// The name of the account this process runs as, when the system knows it
+/// (and it is UTF-8).
 pub fn own_user_name() -> Option<String> {
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: passwd is plain old data; getpwuid_r fills it.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the sizes given.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 2, 0);
-            continue;
-        }
-        if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: pw_name points into buf, NUL-terminated, while buf lives.
-        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-        return name.to_str().ok().map(str::to_owned);
-    }
+    let account = twofold_config::groups::account_of(uid).ok()??;
+    account.name.into_string().ok()
 }
 
 /// Whether a request about `user` is self-service, which needs a fresh code

@@ -1,7 +1,9 @@
-//! The passwd and group databases (through NSS), as policy needs them: a
-//! user's groups, and a group's members.
+//! The passwd and group databases (through NSS): an account by uid, a
+//! user's groups, a group by name and its members. The one place in
+//! twofold that calls the `get*_r` functions.
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsString};
+use std::os::unix::ffi::OsStringExt;
 use std::sync::Mutex;
 
 /// A user as the passwd database knows them.
@@ -14,53 +16,106 @@ pub struct UserGroups {
     pub groups: Vec<String>,
 }
 
-/// Calls a `get*_r` function with a growing buffer until it fits.
+/// A passwd entry: what authorization and the CLI need of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Login name, as the bytes the database holds (callers decide how to
+    /// treat a name that is not UTF-8).
+    pub name: OsString,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+/// A group entry: its id and listed members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Group id.
+    pub gid: u32,
+    /// Members listed in the group database (not those with it as primary
+    /// group; [`group_members`] adds those).
+    pub members: Vec<String>,
+}
+
+/// First buffer size and the most `with_buffer` grows to, for passwd entries.
+const PASSWD_BUF: (usize, usize) = (1024, 1 << 20);
+/// The same for group entries, whose member lists can be long.
+const GROUP_BUF: (usize, usize) = (4096, 1 << 24);
+
+/// Calls a `get*_r` function with a growing buffer until it fits: `f` gets
+/// the buffer and returns the `get*_r` result code and, on success, what it
+/// read. A code that means "not found" for some NSS module is `Ok(None)`;
+/// `ERANGE` grows the buffer fourfold up to `max`; other codes are errors.
 fn with_buffer<T>(
-    start: usize,
+    (start, max): (usize, usize),
     mut f: impl FnMut(&mut [u8]) -> Result<Option<T>, i32>,
 ) -> std::io::Result<Option<T>> {
     let mut buf = vec![0u8; start];
     loop {
         match f(&mut buf) {
             Ok(v) => return Ok(v),
-            Err(libc::ERANGE) if buf.len() < 1 << 24 => {
+            Err(libc::ERANGE) if buf.len() < max => {
                 let n = buf.len() * 4;
                 buf.resize(n, 0);
             }
+            // "Not found" may also come back as one of these, depending on the NSS module.
+            Err(libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM) => return Ok(None),
             Err(rc) => return Err(std::io::Error::from_raw_os_error(rc)),
         }
     }
 }
 
-/// Primary gid of `user`; `None` when the passwd database does not know it.
-fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
-    with_buffer(1024, |buf| {
+/// A passwd lookup by uid or by name, through `lookup` (`getpwuid_r` or
+/// `getpwnam_r` with the key bound); `None` when there is no entry.
+fn passwd_entry(
+    lookup: impl Fn(&mut libc::passwd, &mut [u8], &mut *mut libc::passwd) -> libc::c_int,
+) -> std::io::Result<Option<Account>> {
+    with_buffer(PASSWD_BUF, |buf| {
         // SAFETY: passwd is plain old data; all-zero is a valid value.
         let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                user.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => Ok(None),
-            0 => Ok(Some(pwd.pw_gid)),
-            // "Not found" may also come back as one of these, depending on the NSS module.
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
+        match lookup(&mut pwd, buf, &mut result) {
+            0 if result.is_null() || pwd.pw_name.is_null() => Ok(None),
+            // SAFETY: on success pw_name points to a NUL-terminated string in buf.
+            0 => Ok(Some(Account {
+                name: OsString::from_vec(
+                    unsafe { CStr::from_ptr(pwd.pw_name) }.to_bytes().to_vec(),
+                ),
+                gid: pwd.pw_gid,
+            })),
             rc => Err(rc),
         }
     })
 }
 
+/// The passwd entry of `uid`; `None` when the database has none. An error
+/// means the database could not be asked.
+pub fn account_of(uid: u32) -> std::io::Result<Option<Account>> {
+    passwd_entry(|pwd, buf, result| {
+        // SAFETY: every pointer is valid for the call; buf outlives its use.
+        unsafe { libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result) }
+    })
+}
+
+/// Primary gid of `user`; `None` when the passwd database does not know it.
+fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
+    let account = passwd_entry(|pwd, buf, result| {
+        // SAFETY: every pointer is valid for the call; buf outlives its use.
+        unsafe {
+            libc::getpwnam_r(
+                user.as_ptr(),
+                pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                result,
+            )
+        }
+    })?;
+    Ok(account.map(|a| a.gid))
+}
+
 /// Name of group `gid`, when it has one.
 pub fn group_name(gid: u32) -> std::io::Result<Option<String>> {
-    with_buffer(4096, |buf| {
+    with_buffer(GROUP_BUF, |buf| {
         // SAFETY: group is plain old data; all-zero is a valid value.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
@@ -82,7 +137,48 @@ pub fn group_name(gid: u32) -> std::io::Result<Option<String>> {
                     .to_string_lossy()
                     .into_owned(),
             )),
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
+            rc => Err(rc),
+        }
+    })
+}
+
+/// Group `name` with its listed members; `None` when it does not exist (or
+/// the name cannot be a C string).
+pub fn group_named(name: &str) -> std::io::Result<Option<Group>> {
+    let Ok(cname) = CString::new(name) else {
+        return Ok(None);
+    };
+    with_buffer(GROUP_BUF, |buf| {
+        // SAFETY: group is plain old data; all-zero is a valid value.
+        let mut grp: libc::group = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::group = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; buf outlives its use.
+        let rc = unsafe {
+            libc::getgrnam_r(
+                cname.as_ptr(),
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        match rc {
+            0 if result.is_null() => Ok(None),
+            0 => {
+                let mut members = Vec::new();
+                let mut p = grp.gr_mem;
+                // SAFETY: gr_mem is a NULL-terminated array of C strings in buf.
+                unsafe {
+                    while !p.is_null() && !(*p).is_null() {
+                        members.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
+                        p = p.add(1);
+                    }
+                }
+                Ok(Some(Group {
+                    gid: grp.gr_gid,
+                    members,
+                }))
+            }
             rc => Err(rc),
         }
     })
@@ -132,42 +228,7 @@ static PASSWD_WALK: Mutex<()> = Mutex::new(());
 /// Members of group `name`: those listed in the group database and those
 /// whose primary group it is. Empty when the group does not exist.
 pub fn group_members(name: &str) -> std::io::Result<Vec<String>> {
-    let Ok(cname) = CString::new(name) else {
-        return Ok(Vec::new());
-    };
-    let found = with_buffer(4096, |buf| {
-        // SAFETY: group is plain old data; all-zero is a valid value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => Ok(None),
-            0 => {
-                let mut members = Vec::new();
-                let mut p = grp.gr_mem;
-                // SAFETY: gr_mem is a NULL-terminated array of C strings in buf.
-                unsafe {
-                    while !p.is_null() && !(*p).is_null() {
-                        members.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
-                        p = p.add(1);
-                    }
-                }
-                Ok(Some((grp.gr_gid, members)))
-            }
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => Ok(None),
-            rc => Err(rc),
-        }
-    })?;
-    let Some((gid, mut members)) = found else {
+    let Some(Group { gid, mut members }) = group_named(name)? else {
         return Ok(Vec::new());
     };
     let _walk = PASSWD_WALK.lock().unwrap_or_else(|e| e.into_inner());
@@ -241,6 +302,15 @@ mod tests {
         assert_eq!(user_groups("nul\0user").unwrap(), None);
         assert!(group_members("no-such-group-twofold").unwrap().is_empty());
         assert_eq!(group_name(4_000_000_000).unwrap(), None);
+    }
+
+    #[test]
+    fn root_resolves_and_missing_entries_are_none() {
+        assert_eq!(account_of(0).unwrap().unwrap().name, "root");
+        assert_eq!(account_of(4_000_000_000).unwrap(), None);
+        assert_eq!(group_named("root").unwrap().unwrap().gid, 0);
+        assert_eq!(group_named("no-such-group-twofold").unwrap(), None);
+        assert_eq!(group_named("nul\0group").unwrap(), None);
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! **Invariant:** identity comes from `SO_PEERCRED` only, never from a payload.
 
-use std::ffi::{CStr, CString};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use twofold_config::groups::{account_of, group_named};
 
 /// The credentials of a connected peer process, as the kernel reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,106 +45,6 @@ pub fn peer_cred(stream: &UnixStream) -> std::io::Result<PeerCred> {
     })
 }
 
-/// A passwd entry: what authorization needs of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    /// Login name.
-    pub name: String,
-    /// Primary group id.
-    pub gid: u32,
-}
-
-/// Looks up `uid` in the passwd database; `None` when it has no entry.
-pub fn account_of(uid: u32) -> std::io::Result<Option<Account>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: passwd is plain old data; all-zero is a valid value.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use below.
-        let rc = unsafe {
-            libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: on success pw_name points to a NUL-terminated string inside buf.
-        let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-        return Ok(Some(Account {
-            name: name.to_string_lossy().into_owned(),
-            gid: pwd.pw_gid,
-        }));
-    }
-}
-
-/// A group entry: its id and listed members.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// Group id.
-    pub gid: u32,
-    /// Members listed in the group database (not those with it as primary group).
-    pub members: Vec<String>,
-}
-
-/// Looks up group `name`; `None` when it does not exist.
-pub fn group_named(name: &str) -> std::io::Result<Option<Group>> {
-    let Ok(cname) = CString::new(name) else {
-        return Ok(None);
-    };
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: group is plain old data; all-zero is a valid value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use below.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && buf.len() < 1 << 24 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        let mut members = Vec::new();
-        let mut p = grp.gr_mem;
-        // SAFETY: gr_mem is a NULL-terminated array of C strings inside buf.
-        unsafe {
-            while !p.is_null() && !(*p).is_null() {
-                members.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
-                p = p.add(1);
-            }
-        }
-        return Ok(Some(Group {
-            gid: grp.gr_gid,
-            members,
-        }));
-    }
-}
-
 /// The daemon's own effective uid.
 pub fn own_euid() -> u32 {
     // SAFETY: geteuid cannot fail.
@@ -167,19 +67,18 @@ impl Peer {
     /// peer without name or admin right (fail closed).
     pub fn resolve(cred: PeerCred, admin_group: Option<&str>) -> Peer {
         let account = account_of(cred.uid).ok().flatten();
+        let name = account
+            .as_ref()
+            .map(|a| a.name.to_string_lossy().into_owned());
         let mut admin = cred.uid == 0 || cred.uid == own_euid();
         if !admin {
-            if let (Some(group), Some(acct)) = (admin_group, account.as_ref()) {
+            if let (Some(group), Some(acct), Some(name)) = (admin_group, &account, &name) {
                 if let Ok(Some(g)) = group_named(group) {
-                    admin = acct.gid == g.gid || g.members.contains(&acct.name);
+                    admin = acct.gid == g.gid || g.members.contains(name);
                 }
             }
         }
-        Peer {
-            cred,
-            name: account.map(|a| a.name),
-            admin,
-        }
+        Peer { cred, name, admin }
     }
 
     /// Whether the peer is root.
@@ -213,15 +112,6 @@ mod tests {
         assert_eq!(cred.uid, own_euid());
         let peer = Peer::resolve(cred, None);
         assert!(peer.admin, "the daemon's own uid is an admin");
-    }
-
-    #[test]
-    fn root_resolves_and_missing_entries_are_none() {
-        assert_eq!(account_of(0).unwrap().unwrap().name, "root");
-        assert_eq!(account_of(4_000_000_000).unwrap(), None);
-        assert_eq!(group_named("root").unwrap().unwrap().gid, 0);
-        assert_eq!(group_named("no-such-group-twofold").unwrap(), None);
-        assert_eq!(group_named("nul\0group").unwrap(), None);
     }
 
     #[test]
