@@ -7,6 +7,7 @@ use crate::format::utc;
 use crate::Io;
 use serde_json::json;
 use std::time::Duration;
+use twofold_config::time::days_from_civil;
 use twofold_proto::{AuditRecord, AuditReport, Request, Response, TimeRef};
 
 /// How often `--follow` asks for new rows.
@@ -64,18 +65,6 @@ fn parse_date(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?}: no such date"));
     }
     Ok(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// Days from 1970-01-01 to a date (proleptic Gregorian), the inverse of
-/// the civil-from-days used by [`utc`].
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// One row for people: time (UTC), event, then the fields that apply.

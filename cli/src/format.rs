@@ -1,35 +1,14 @@
 //! Text formatting for people: UTC times and secrets in groups.
 
-/// Formats Unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
-///
-/// Written by hand (proleptic Gregorian calendar, days-from-civil inverse) so
-/// the CLI needs no date crate and never consults the local time zone.
-pub fn utc(unix: u64) -> String {
-    let days = unix / 86_400;
-    let secs = unix % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
+use twofold_config::time::Utc;
 
-/// Year, month (1-12) and day (1-31) of the day `days` after 1970-01-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    // Shift the epoch to 0000-03-01 so that leap days fall at the end of a
-    // year; eras are 400-year cycles of 146 097 days.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
+/// Formats Unix seconds as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn utc(unix: u64) -> String {
+    let t = Utc::from_unix(unix);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year, t.month, t.day, t.hour, t.minute, t.second
+    )
 }
 
 /// Splits a base32 secret into space-separated groups of four for typing by hand.

@@ -11,6 +11,7 @@ mod locate;
 mod net;
 pub mod policy;
 mod tables;
+pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
 pub use locate::{line_of_path, Seg};

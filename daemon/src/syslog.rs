@@ -11,6 +11,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use twofold_config::time::Utc;
 
 /// LOG_AUTHPRIV.
 pub const FACILITY_AUTHPRIV: u8 = 10;
@@ -71,39 +72,24 @@ pub fn format_line(facility: u8, severity: u8, now: u64, pid: u32, msg: &str) ->
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
-    let (_, m, d) = civil_from_days(now / 86_400);
-    let secs = now % 86_400;
+    let t = Utc::from_unix(now);
     format!(
-        "<{}>{} {d:>2} {:02}:{:02}:{:02} twofoldd[{pid}]: {msg}",
+        "<{}>{} {:>2} {:02}:{:02}:{:02} twofoldd[{pid}]: {msg}",
         u32::from(facility) * 8 + u32::from(severity),
-        MONTHS[(m - 1) as usize % 12],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
+        MONTHS[(t.month - 1) as usize % 12],
+        t.day,
+        t.hour,
+        t.minute,
+        t.second
     )
 }
 
-/// Year, month (1-12), day of the day `days` after 1970-01-01 (proleptic Gregorian).
-pub fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + u64::from(m <= 2), m, d)
-}
-
 /// `YYYY-MM-DD HH:MM UTC`, for messages shown to people.
-pub fn utc_minutes(t: u64) -> String {
-    let (y, m, d) = civil_from_days(t / 86_400);
-    let s = t % 86_400;
+pub fn utc_minutes(unix: u64) -> String {
+    let t = Utc::from_unix(unix);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        s / 3600,
-        s / 60 % 60
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
     )
 }
 
