@@ -113,33 +113,40 @@ fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
     Ok(account.map(|a| a.gid))
 }
 
-/// Name of group `gid`, when it has one.
-pub fn group_name(gid: u32) -> std::io::Result<Option<String>> {
+/// A group lookup by gid or by name, through `lookup` (`getgrgid_r` or
+/// `getgrnam_r` with the key bound); `read` copies what the caller needs out
+/// of the entry while its strings still live in the buffer. `None` when
+/// there is no entry.
+fn group_entry<T>(
+    lookup: impl Fn(&mut libc::group, &mut [u8], &mut *mut libc::group) -> libc::c_int,
+    read: impl Fn(&libc::group) -> T,
+) -> std::io::Result<Option<T>> {
     with_buffer(GROUP_BUF, |buf| {
         // SAFETY: group is plain old data; all-zero is a valid value.
         let mut grp: libc::group = unsafe { std::mem::zeroed() };
         let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use.
-        let rc = unsafe {
-            libc::getgrgid_r(
-                gid,
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
+        match lookup(&mut grp, buf, &mut result) {
             0 if result.is_null() => Ok(None),
-            // SAFETY: on success gr_name points to a NUL-terminated string in buf.
-            0 => Ok(Some(
-                unsafe { CStr::from_ptr(grp.gr_name) }
-                    .to_string_lossy()
-                    .into_owned(),
-            )),
+            0 => Ok(Some(read(&grp))),
             rc => Err(rc),
         }
     })
+}
+
+/// Name of group `gid`, when it has one.
+pub fn group_name(gid: u32) -> std::io::Result<Option<String>> {
+    group_entry(
+        |grp, buf, result| {
+            // SAFETY: every pointer is valid for the call; buf outlives its use.
+            unsafe { libc::getgrgid_r(gid, grp, buf.as_mut_ptr().cast(), buf.len(), result) }
+        },
+        // SAFETY: on success gr_name points to a NUL-terminated string in buf.
+        |grp| {
+            unsafe { CStr::from_ptr(grp.gr_name) }
+                .to_string_lossy()
+                .into_owned()
+        },
+    )
 }
 
 /// Group `name` with its listed members; `None` when it does not exist (or
@@ -148,40 +155,35 @@ pub fn group_named(name: &str) -> std::io::Result<Option<Group>> {
     let Ok(cname) = CString::new(name) else {
         return Ok(None);
     };
-    with_buffer(GROUP_BUF, |buf| {
-        // SAFETY: group is plain old data; all-zero is a valid value.
-        let mut grp: libc::group = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::group = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call; buf outlives its use.
-        let rc = unsafe {
-            libc::getgrnam_r(
-                cname.as_ptr(),
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        match rc {
-            0 if result.is_null() => Ok(None),
-            0 => {
-                let mut members = Vec::new();
-                let mut p = grp.gr_mem;
-                // SAFETY: gr_mem is a NULL-terminated array of C strings in buf.
-                unsafe {
-                    while !p.is_null() && !(*p).is_null() {
-                        members.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
-                        p = p.add(1);
-                    }
-                }
-                Ok(Some(Group {
-                    gid: grp.gr_gid,
-                    members,
-                }))
+    group_entry(
+        |grp, buf, result| {
+            // SAFETY: every pointer is valid for the call; buf outlives its use.
+            unsafe {
+                libc::getgrnam_r(
+                    cname.as_ptr(),
+                    grp,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    result,
+                )
             }
-            rc => Err(rc),
-        }
-    })
+        },
+        |grp| {
+            let mut members = Vec::new();
+            let mut p = grp.gr_mem;
+            // SAFETY: gr_mem is a NULL-terminated array of C strings in buf.
+            unsafe {
+                while !p.is_null() && !(*p).is_null() {
+                    members.push(CStr::from_ptr(*p).to_string_lossy().into_owned());
+                    p = p.add(1);
+                }
+            }
+            Group {
+                gid: grp.gr_gid,
+                members,
+            }
+        },
+    )
 }
 
 /// The groups of `user` (primary plus supplementary, via `getgrouplist`);
