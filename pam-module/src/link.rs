@@ -15,8 +15,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_proto::{
-    connect_unix, read_message, response_name, write_message, ClientError, FrameError, Request,
-    Response, PROTO_VERSION,
+    check_welcome, connect_unix, hello, read_message, write_message, ClientError, FrameError,
+    Request, Response,
 };
 
 /// A connection to the daemon whose I/O draws on one time budget.
@@ -34,37 +34,16 @@ impl Link {
     /// both to a budget of `timeout`.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Link, ClientError> {
         let start = Instant::now();
-        let stream = connect_unix(path, timeout).map_err(|source| {
-            if source.kind() == io::ErrorKind::TimedOut {
-                ClientError::Timeout(timeout)
-            } else {
-                ClientError::Unreachable {
-                    path: path.display().to_string(),
-                    source,
-                }
-            }
-        })?;
+        let stream = connect_unix(path, timeout)
+            .map_err(|source| ClientError::from_connect(path, timeout, source))?;
         let mut link = Link {
             stream,
             left: timeout.saturating_sub(start.elapsed()),
             timeout,
         };
-        link.send(&Request::Hello {
-            proto_min: PROTO_VERSION,
-            proto_max: PROTO_VERSION,
-            client: CLIENT_NAME.to_owned(),
-        })?;
-        match link.recv()? {
-            Response::Welcome { proto } if proto == PROTO_VERSION => Ok(link),
-            Response::Welcome { proto } => Err(ClientError::Protocol(format!(
-                "daemon chose unsupported protocol version {proto}"
-            ))),
-            Response::Failed { message, .. } => Err(ClientError::Protocol(message)),
-            other => Err(ClientError::Protocol(format!(
-                "unexpected reply to hello: {}",
-                response_name(&other)
-            ))),
-        }
+        link.send(&hello(CLIENT_NAME))?;
+        check_welcome(link.recv()?)?;
+        Ok(link)
     }
 
     /// What is left of the budget.

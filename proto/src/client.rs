@@ -28,6 +28,47 @@ pub enum ClientError {
     Protocol(String),
 }
 
+impl ClientError {
+    /// The error for a failed [`connect_unix`](crate::connect_unix) to
+    /// `path`: `Timeout(timeout)` when the time ran out, else `Unreachable`.
+    pub fn from_connect(path: &Path, timeout: Duration, source: io::Error) -> ClientError {
+        if source.kind() == io::ErrorKind::TimedOut {
+            ClientError::Timeout(timeout)
+        } else {
+            ClientError::Unreachable {
+                path: path.display().to_string(),
+                source,
+            }
+        }
+    }
+}
+
+/// The `Hello` that opens every connection: this build's protocol version
+/// only, and `client` (name/version) for the daemon's log.
+pub fn hello(client: &str) -> Request {
+    Request::Hello {
+        proto_min: PROTO_VERSION,
+        proto_max: PROTO_VERSION,
+        client: client.to_owned(),
+    }
+}
+
+/// Checks the daemon's reply to [`hello`]: `Welcome` with this build's
+/// version passes; anything else is the protocol error to report.
+pub fn check_welcome(reply: Response) -> Result<(), ClientError> {
+    match reply {
+        Response::Welcome { proto } if proto == PROTO_VERSION => Ok(()),
+        Response::Welcome { proto } => Err(ClientError::Protocol(format!(
+            "daemon chose unsupported protocol version {proto}"
+        ))),
+        Response::Failed { message, .. } => Err(ClientError::Protocol(message)),
+        other => Err(ClientError::Protocol(format!(
+            "unexpected reply to hello: {}",
+            response_name(&other)
+        ))),
+    }
+}
+
 /// A blocking connection to `twofoldd`, used by the PAM module and the CLI.
 ///
 /// Every read and write waits at most `timeout`; connecting and the
@@ -42,36 +83,12 @@ impl Client {
     /// Connects to `path` and performs the version handshake, all within `timeout`.
     pub fn connect(path: &Path, timeout: Duration, client: &str) -> Result<Client, ClientError> {
         let deadline = Instant::now() + timeout;
-        let stream = connect_unix(path, timeout).map_err(|source| {
-            if source.kind() == io::ErrorKind::TimedOut {
-                ClientError::Timeout(timeout)
-            } else {
-                ClientError::Unreachable {
-                    path: path.display().to_string(),
-                    source,
-                }
-            }
-        })?;
+        let stream = connect_unix(path, timeout)
+            .map_err(|source| ClientError::from_connect(path, timeout, source))?;
         let mut c = Client { stream, timeout };
-        c.send_until(
-            &Request::Hello {
-                proto_min: PROTO_VERSION,
-                proto_max: PROTO_VERSION,
-                client: client.to_owned(),
-            },
-            deadline,
-        )?;
-        match c.recv_until(deadline)? {
-            Response::Welcome { proto } if proto == PROTO_VERSION => Ok(c),
-            Response::Welcome { proto } => Err(ClientError::Protocol(format!(
-                "daemon chose unsupported protocol version {proto}"
-            ))),
-            Response::Failed { message, .. } => Err(ClientError::Protocol(message)),
-            other => Err(ClientError::Protocol(format!(
-                "unexpected reply to hello: {}",
-                response_name(&other)
-            ))),
-        }
+        c.send_until(&hello(client), deadline)?;
+        check_welcome(c.recv_until(deadline)?)?;
+        Ok(c)
     }
 
     /// Sends one request, waiting at most the timeout.
@@ -177,5 +194,26 @@ mod tests {
         assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
         assert!(took < Duration::from_secs(2), "took {took:?}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_a_welcome_with_this_version_passes_the_handshake() {
+        assert!(check_welcome(Response::Welcome {
+            proto: PROTO_VERSION
+        })
+        .is_ok());
+        let err = check_welcome(Response::Welcome {
+            proto: PROTO_VERSION + 1,
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("unsupported protocol version 2"),
+            "{err}"
+        );
+        let err = check_welcome(Response::Success).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protocol error: unexpected reply to hello: success"
+        );
     }
 }

@@ -15,7 +15,7 @@ mod frame;
 mod messages;
 mod secret;
 
-pub use client::{response_name, Client, ClientError};
+pub use client::{check_welcome, hello, response_name, Client, ClientError};
 pub use connect::connect_unix;
 pub use frame::{read_frame, read_message, write_frame, write_message, FrameError};
 pub use messages::{
