@@ -218,11 +218,7 @@ impl Store {
         now: u64,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        let confirmed: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM totp WHERE user = ?1 AND confirmed_at IS NOT NULL)",
-            [user],
-            |r| r.get(0),
-        )?;
+        let confirmed = has_confirmed_totp(&tx, user)?;
         if confirmed {
             return Ok(false);
         }
@@ -351,11 +347,7 @@ impl Store {
         now: u64,
     ) -> Result<bool, StoreError> {
         let tx = self.conn.transaction()?;
-        let confirmed: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM totp WHERE user = ?1 AND confirmed_at IS NOT NULL)",
-            [user],
-            |r| r.get(0),
-        )?;
+        let confirmed = has_confirmed_totp(&tx, user)?;
         if !confirmed {
             return Ok(false);
         }
@@ -391,6 +383,16 @@ impl Store {
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
+}
+
+/// Whether `user` has a confirmed TOTP credential, read inside `tx` so the
+/// change the caller makes next depends on what this transaction saw.
+fn has_confirmed_totp(tx: &rusqlite::Transaction<'_>, user: &str) -> Result<bool, StoreError> {
+    Ok(tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM totp WHERE user = ?1 AND confirmed_at IS NOT NULL)",
+        [user],
+        |r| r.get(0),
+    )?)
 }
 
 fn insert_codes(
