@@ -19,6 +19,7 @@ mod module;
 pub mod otp;
 pub mod pam;
 pub mod sshd;
+pub mod syslog;
 pub mod system;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};

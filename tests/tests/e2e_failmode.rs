@@ -215,52 +215,7 @@ fn failmode_is_chosen_per_service() {
     assert_eq!(login("tf-console"), PAM_SUCCESS);
 }
 
-static SYSLOG: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Captures libpam's `pam_syslog` lines (see tests/build.rs).
-///
-/// # Safety
-/// Called by libpam with the format and two C strings.
-#[no_mangle]
-pub unsafe extern "C" fn __syslog_chk(
-    pri: std::ffi::c_int,
-    _flag: std::ffi::c_int,
-    fmt: *const std::ffi::c_char,
-    a: *const std::ffi::c_char,
-    b: *const std::ffi::c_char,
-) {
-    let _ = std::panic::catch_unwind(|| {
-        use std::ffi::CStr;
-        // SAFETY: fmt is a C string (caller).
-        if fmt.is_null() || unsafe { CStr::from_ptr(fmt) } != c"%s %s" || a.is_null() || b.is_null()
-        {
-            return;
-        }
-        // SAFETY: both are C strings, as the format says.
-        let line = unsafe {
-            format!(
-                "{} {}",
-                CStr::from_ptr(a).to_string_lossy(),
-                CStr::from_ptr(b).to_string_lossy()
-            )
-        };
-        SYSLOG
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((pri, line));
-    });
-}
-
-fn logged(service: &str) -> Vec<(i32, String)> {
-    let tag = format!("({service}:");
-    SYSLOG
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|(_, l)| l.contains(&tag))
-        .cloned()
-        .collect()
-}
+twofold_tests::capture_pam_syslog!();
 
 #[test]
 fn the_reason_is_logged_on_authpriv_in_both_modes() {

@@ -546,57 +546,7 @@ fn an_answer_over_the_frame_limit_fails_closed() {
     assert!(daemon.session().answers().is_empty());
 }
 
-/// Log lines libpam's `pam_syslog` wrote in this process: (priority, text).
-static SYSLOG: std::sync::Mutex<Vec<(i32, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Stands in for glibc's `__syslog_chk` (exported by build.rs), which
-/// libpam's `pam_vsyslog` calls as `syslog(pri, "%s %s", prefix, message)`.
-/// Declared with fixed arguments: on x86_64 the variadic ones arrive in the
-/// same registers.
-///
-/// # Safety
-/// Called by libpam with the format and two C strings.
-#[no_mangle]
-pub unsafe extern "C" fn __syslog_chk(
-    pri: std::ffi::c_int,
-    _flag: std::ffi::c_int,
-    fmt: *const std::ffi::c_char,
-    a: *const std::ffi::c_char,
-    b: *const std::ffi::c_char,
-) {
-    let _ = std::panic::catch_unwind(|| {
-        use std::ffi::CStr;
-        // SAFETY: fmt is a C string (caller).
-        if fmt.is_null() || unsafe { CStr::from_ptr(fmt) } != c"%s %s" || a.is_null() || b.is_null()
-        {
-            return;
-        }
-        // SAFETY: both are C strings, as the format says.
-        let line = unsafe {
-            format!(
-                "{} {}",
-                CStr::from_ptr(a).to_string_lossy(),
-                CStr::from_ptr(b).to_string_lossy()
-            )
-        };
-        SYSLOG
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((pri, line));
-    });
-}
-
-/// The lines logged for `service` so far.
-fn logged(service: &str) -> Vec<(i32, String)> {
-    let tag = format!("({service}:");
-    SYSLOG
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .filter(|(_, l)| l.contains(&tag))
-        .cloned()
-        .collect()
-}
+twofold_tests::capture_pam_syslog!();
 
 #[test]
 fn failures_are_logged_on_authpriv_and_debug_never_logs_the_code() {
