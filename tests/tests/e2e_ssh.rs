@@ -5,41 +5,44 @@
 
 use twofold_tests::daemon::{Enrolled, TestDaemon};
 use twofold_tests::module_line;
+use twofold_tests::otp::wrong_code;
 use twofold_tests::sshd::{Sshd, SSHD};
 use twofold_tests::system::{can_run, HostFiles, Run, System, TestUser};
 
 const PROMPT: &str = "Verification code:";
 const SHELL_OK: &str = "echo REMOTE-$((40+2)); id -un";
 
-fn twofold_line(d: &TestDaemon, control: &str, extra: &[&str]) -> String {
+fn twofold_line(d: &TestDaemon) -> String {
     let socket = format!("socket={}", d.socket().display());
-    let mut args = vec![socket.as_str(), "timeout=5"];
-    args.extend_from_slice(extra);
-    module_line(control, &args)
+    module_line("required", &[&socket, "timeout=5"])
 }
 
-/// The stack for `AuthenticationMethods publickey,keyboard-interactive`: the
+/// sshd with `AuthenticationMethods publickey,keyboard-interactive`: the
 /// key is checked by sshd, PAM asks only for the code.
-fn key_then_code_stack(d: &TestDaemon, extra: &[&str]) -> Vec<String> {
-    vec![
-        twofold_line(d, "required", extra),
+fn key_then_code_sshd(s: &Setup) -> Sshd {
+    let stack = [
+        twofold_line(&s.d),
         "account required pam_unix.so".into(),
         "session required pam_permit.so".into(),
         "password required pam_deny.so".into(),
-    ]
+    ];
+    s.sys.pam_service("sshd", &stack).unwrap();
+    Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap()
 }
 
-/// The recommended stack for keyboard-interactive alone: the password
-/// module first and `requisite`, so a wrong password ends the login before
-/// twofold is asked (no code spent, no rate-limit slot taken).
-fn password_then_code_stack(d: &TestDaemon) -> Vec<String> {
-    vec![
+/// sshd with keyboard-interactive alone and the recommended stack: the
+/// password module first and `requisite`, so a wrong password ends the
+/// login before twofold is asked (no code spent, no rate-limit slot taken).
+fn password_then_code_sshd(s: &Setup) -> Sshd {
+    let stack = [
         "auth requisite pam_unix.so nodelay".into(),
-        twofold_line(d, "required", &[]),
+        twofold_line(&s.d),
         "account required pam_unix.so".into(),
         "session required pam_permit.so".into(),
         "password required pam_deny.so".into(),
-    ]
+    ];
+    s.sys.pam_service("sshd", &stack).unwrap();
+    Sshd::start(&s.sys, &s.user, "keyboard-interactive").unwrap()
 }
 
 struct Setup {
@@ -108,10 +111,7 @@ fn begins(d: &TestDaemon, user: &str) -> usize {
 #[test]
 fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
     let Some(s) = setup(1) else { return };
-    s.sys
-        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let sshd = key_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
     let ok = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, &code)]).unwrap();
@@ -124,7 +124,7 @@ fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
     );
 
     // The same code again is a replay; a made-up code is wrong. Both refused.
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     for bad in [code.as_str(), wrong] {
         let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, bad)]).unwrap();
         assert_refused(&no, &sshd);
@@ -135,10 +135,7 @@ fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
 #[test]
 fn ssh_backup_code_is_accepted_once() {
     let Some(s) = setup(1) else { return };
-    s.sys
-        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let sshd = key_then_code_sshd(&s);
     let backup = &s.enrolled.backup_codes[3];
     let ok = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, backup)]).unwrap();
     assert_logged_in(&ok, &sshd);
@@ -150,10 +147,7 @@ fn ssh_backup_code_is_accepted_once() {
 #[test]
 fn ssh_keyboard_interactive_alone_asks_password_then_code() {
     let Some(s) = setup(1) else { return };
-    s.sys
-        .pam_service("sshd", &password_then_code_stack(&s.d))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "keyboard-interactive").unwrap();
+    let sshd = password_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
     let ok = sshd
@@ -168,7 +162,7 @@ fn ssh_keyboard_interactive_alone_asks_password_then_code() {
     // Right password, wrong code: refused.
     s.d.clock.advance(30);
     let next = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if next == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&next);
     let no = sshd
         .ssh(
             "tfuser",
@@ -186,10 +180,7 @@ fn ssh_keyboard_interactive_alone_asks_password_then_code() {
 #[test]
 fn ssh_wrong_password_never_reaches_the_daemon() {
     let Some(s) = setup(1) else { return };
-    s.sys
-        .pam_service("sshd", &password_then_code_stack(&s.d))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "keyboard-interactive").unwrap();
+    let sshd = password_then_code_sshd(&s);
     let before = begins(&s.d, "tfuser");
     let no = sshd
         .ssh("tfuser", SHELL_OK, &[("Password:", "not the password")])
@@ -218,12 +209,9 @@ fn ssh_wrong_password_never_reaches_the_daemon() {
 #[test]
 fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
     let Some(s) = setup(2) else { return };
-    s.sys
-        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     let run = sshd
         .ssh("tfuser", SHELL_OK, &[(PROMPT, wrong), (PROMPT, &code)])
         .unwrap();
@@ -241,12 +229,9 @@ fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
 #[test]
 fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
     let Some(s) = setup(1) else { return };
-    s.sys
-        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     let run = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, wrong)]).unwrap();
     assert_refused(&run, &sshd);
     let shown = run.text.find("Invalid verification code.");
@@ -265,12 +250,9 @@ fn ssh_client_screen_shows_the_lockout_message() {
     }) else {
         return;
     };
-    s.sys
-        .pam_service("sshd", &key_then_code_stack(&s.d, &[]))
-        .unwrap();
-    let sshd = Sshd::start(&s.sys, &s.user, "publickey,keyboard-interactive").unwrap();
+    let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     for _ in 0..2 {
         let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, wrong)]).unwrap();
         assert_refused(&no, &sshd);
