@@ -150,6 +150,11 @@ impl Default for Conversation {
     }
 }
 
+/// A conversation that answers the first prompts with `list`, in order.
+pub fn answers(list: &[&str]) -> Conversation {
+    list.iter().fold(Conversation::new(), |c, a| c.answer(a))
+}
+
 impl Conversation {
     /// A conversation with no answers that shows notices normally.
     pub fn new() -> Conversation {

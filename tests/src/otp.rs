@@ -43,6 +43,16 @@ pub fn totp_sha1(secret: &[u8], unix_time: u64, digits: u32) -> String {
     )
 }
 
+/// A well-formed six-digit code that is not `right`, for a wrong answer
+/// that cannot match by chance.
+pub fn wrong_code(right: &str) -> &'static str {
+    if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 /// `oathtool`'s code for a base32 secret at `unix_time` (SHA1, 6 digits).
 /// Panics when oathtool is missing: end-to-end tests need it.
 pub fn oathtool(secret_b32: &str, unix_time: u64) -> String {

@@ -13,8 +13,10 @@
 //! # Ok(()) }
 //! ```
 
+pub use crate::conv::{
+    answers, Conversation, Message, Notices, Reply, Responder, Style, Transcript,
+};
 use crate::conv::{converse, ConvState};
-pub use crate::conv::{Conversation, Message, Notices, Reply, Responder, Style, Transcript};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;

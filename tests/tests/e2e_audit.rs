@@ -8,11 +8,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twofold_proto::{Request, Response, Secret};
 use twofold_tests::daemon::{bin_path, config_in, is_root, open_tempdir, SyslogSink, TestDaemon};
+use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
 use twofold_tests::PamConfig;
 
-fn login(pam: &PamConfig, user: &str, answers: &[&str]) -> PamCode {
-    let conv = answers.iter().fold(Conversation::new(), |c, a| c.answer(a));
+fn login(pam: &PamConfig, user: &str, codes: &[&str]) -> PamCode {
+    let conv = answers(codes);
     PamLogin::new(pam.dir(), "tf", user)
         .unwrap()
         .rhost("198.51.100.7")
@@ -20,14 +21,6 @@ fn login(pam: &PamConfig, user: &str, answers: &[&str]) -> PamCode {
         .authenticate(conv)
         .unwrap()
         .0
-}
-
-fn wrong(right: &str) -> &'static str {
-    if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    }
 }
 
 /// A daemon with some history: enrollment, a failure, a success, a backup
@@ -394,7 +387,7 @@ fn stats_count_enrollment_logins_lockouts_and_low_backup_codes() {
     for b in &alice.backup_codes[..8] {
         assert_eq!(login(&pam, "alice", &[b]), PAM_SUCCESS);
     }
-    let w = wrong(&d.code(&alice.secret, 0));
+    let w = wrong_code(&d.code(&alice.secret, 0));
     assert_eq!(login(&pam, "alice", &[w, w, w]), PAM_AUTH_ERR);
     // mail is seen unenrolled (and skips enrollment): a grace deadline is stored.
     assert_eq!(login(&pam, "mail", &[""]), PAM_PERM_DENIED);

@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use twofold_tests::daemon::{is_root, TestDaemon};
+use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
 
 const PROMPT: &str = "Verification code: ";
@@ -18,14 +19,6 @@ fn login(d: &TestDaemon, user: &str, conv: Conversation) -> (PamCode, Transcript
         .unwrap()
         .authenticate(conv)
         .unwrap()
-}
-
-fn wrong(code: &str) -> &'static str {
-    if code == "000000" {
-        "111111"
-    } else {
-        "000000"
-    }
 }
 
 /// A greeter that returns PAM_SUCCESS and no reply array for information
@@ -43,7 +36,7 @@ fn greeters_that_return_nothing_or_refuse_info_lines_still_log_in() {
             "alice",
             Conversation::new()
                 .notices(notices)
-                .answer(wrong(&code))
+                .answer(wrong_code(&code))
                 .answer(&code),
         );
         assert_eq!(rc, PAM_SUCCESS, "{notices:?}: {t:?}");

@@ -6,25 +6,18 @@
 use twofold_daemon::{locked_message, INVALID_CODE};
 use twofold_proto::{Request, Response};
 use twofold_tests::daemon::{config_in, open_tempdir, DaemonProcess, TestDaemon};
+use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
 use twofold_tests::PamConfig;
 
-fn login(pam: &PamConfig, user: &str, rhost: &str, answers: &[&str]) -> (PamCode, Transcript) {
-    let conv = answers.iter().fold(Conversation::new(), |c, a| c.answer(a));
+fn login(pam: &PamConfig, user: &str, rhost: &str, codes: &[&str]) -> (PamCode, Transcript) {
+    let conv = answers(codes);
     PamLogin::new(pam.dir(), "tf", user)
         .unwrap()
         .rhost(rhost)
         .tty("ssh")
         .authenticate(conv)
         .unwrap()
-}
-
-fn wrong(right: &str) -> &'static str {
-    if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    }
 }
 
 const LOCKED_15: &str = "Too many failed attempts; try again in 15 minutes.";
@@ -35,7 +28,7 @@ fn five_failures_lock_that_source_only_and_the_locked_login_checks_nothing() {
     let alice = d.enroll("alice");
     let pam = d.pam();
     let right = d.code(&alice.secret, 0);
-    let w = wrong(&right);
+    let w = wrong_code(&right);
     let (code, t) = login(&pam, "alice", "203.0.113.66", &[w, w, w]);
     assert_eq!(code, PAM_AUTH_ERR);
     assert_eq!(t.errors(), vec![INVALID_CODE; 3]);
@@ -66,7 +59,7 @@ fn the_lock_counts_down_and_ends() {
     let d = TestDaemon::start();
     let alice = d.enroll("alice");
     let pam = d.pam();
-    let w = wrong(&d.code(&alice.secret, 0));
+    let w = wrong_code(&d.code(&alice.secret, 0));
     login(&pam, "alice", "", &[w, w, w]);
     login(&pam, "alice", "", &[w, w]);
     d.clock.advance(3 * 60);
@@ -93,7 +86,7 @@ fn the_user_wide_threshold_locks_every_source() {
     let alice = d.enroll("alice");
     let pam = d.pam();
     let right = d.code(&alice.secret, 0);
-    let w = wrong(&right);
+    let w = wrong_code(&right);
     // Four failures from each of five sources: no pair reaches 5, the user reaches 20.
     for i in 1..=5 {
         let (code, t) = login(&pam, "alice", &format!("192.0.2.{i}"), &[w, w, w, w]);
@@ -130,7 +123,7 @@ fn a_successful_login_resets_its_source_count() {
     let d = TestDaemon::start();
     let alice = d.enroll("alice");
     let pam = d.pam();
-    let w = wrong(&d.code(&alice.secret, 0));
+    let w = wrong_code(&d.code(&alice.secret, 0));
     login(&pam, "alice", "", &[w, w, w]);
     let (code, _) = login(&pam, "alice", "", &[w, &d.code(&alice.secret, 0)]);
     assert_eq!(code, PAM_SUCCESS);
@@ -145,7 +138,7 @@ fn a_lock_survives_a_restart_and_an_admin_unlocks_it() {
     let mut d = TestDaemon::start();
     let alice = d.enroll("alice");
     let pam = d.pam();
-    let w = wrong(&d.code(&alice.secret, 0));
+    let w = wrong_code(&d.code(&alice.secret, 0));
     login(&pam, "alice", "192.0.2.8", &[w, w, w]);
     login(&pam, "alice", "192.0.2.8", &[w, w]);
     d.restart();

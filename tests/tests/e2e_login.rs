@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 use twofold_proto::{Request, Response};
 use twofold_tests::daemon::TestDaemon;
+use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
 use twofold_tests::{module_line, PamConfig};
 
@@ -38,11 +39,7 @@ fn wrong_code_fails_with_auth_err_after_the_configured_tries() {
     let d = TestDaemon::start();
     let alice = d.enroll("alice");
     let right = d.code(&alice.secret, 0);
-    let wrong = if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    };
+    let wrong = wrong_code(&right);
     let pam = d.pam();
     let (code, t) = login(&pam, "alice", &[wrong, wrong, wrong]);
     assert_eq!(code, PAM_AUTH_ERR);

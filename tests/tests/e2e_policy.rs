@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use twofold_daemon::{deadline_passed_message, INVALID_CODE};
 use twofold_proto::{ErrorKind, Request, Response, Secret};
 use twofold_tests::daemon::{TestDaemon, T0};
-use twofold_tests::otp::oathtool;
+use twofold_tests::otp::{oathtool, wrong_code};
 use twofold_tests::pam::*;
 use twofold_tests::PamConfig;
 
@@ -42,18 +42,6 @@ fn login(
         .unwrap()
 }
 
-fn answers(list: &[&str]) -> Conversation {
-    list.iter().fold(Conversation::new(), |c, a| c.answer(a))
-}
-
-fn wrong(right: &str) -> &'static str {
-    if right == "000000" {
-        "111111"
-    } else {
-        "000000"
-    }
-}
-
 #[test]
 fn unenrolled_allow_is_the_default_and_asks_nothing() {
     let d = TestDaemon::start();
@@ -73,7 +61,7 @@ fn unenrolled_deny_fails_exactly_like_a_wrong_code_even_for_unknown_users() {
     });
     let enrolled = d.enroll("news");
     let pam = pam_for(&d, &["tf"]);
-    let w = wrong(&d.code(&enrolled.secret, 0));
+    let w = wrong_code(&d.code(&enrolled.secret, 0));
     let users = ["news", "mail", "no-such-user-twofold"];
     let mut seen = Vec::new();
     // Three rounds, interleaved; the fastest of each user's rounds is compared,
@@ -300,7 +288,7 @@ fn a_trusted_network_skips_mfa_for_one_service_but_not_another() {
     assert_eq!(code, PAM_SUCCESS, "{t:?}");
     assert_eq!(t.prompts().len(), 1);
     // The same service from outside the network: a code is asked for.
-    let w = wrong(&c);
+    let w = wrong_code(&c);
     let (code, t) = login(&pam, "tf-ssh", "alice", "203.0.113.5", answers(&[w, w, w]));
     assert_eq!(code, PAM_AUTH_ERR, "{t:?}");
     assert_eq!(t.prompts().len(), 3);

@@ -7,6 +7,7 @@
 use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
 use twofold_tests::module_line;
+use twofold_tests::otp::wrong_code;
 use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
 
 const SINGLE: &str = "Password & verification code: ";
@@ -85,7 +86,7 @@ fn pamtester_asks_password_then_code_without_single_prompt() {
     // A wrong code after the right password is refused.
     s.d.clock.advance(30);
     let next = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if next == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&next);
     let run = pamtester_on(&s, "tf-two", "tfuser", &[&s.user.password, wrong]);
     assert_refused(&run);
 }
@@ -127,7 +128,7 @@ fn a_wrong_password_or_a_wrong_code_is_refused() {
     // Right password, wrong code: twofold refuses (requisite: pam_unix is
     // not even asked).
     s.d.clock.advance(30);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     let run = pamtester(&s, "tfuser", &[&format!("{}{wrong}", s.user.password)]);
     assert_refused(&run);
     assert!(

@@ -4,6 +4,7 @@
 
 use twofold_tests::daemon::{Enrolled, TestDaemon};
 use twofold_tests::module_line;
+use twofold_tests::otp::wrong_code;
 use twofold_tests::system::{can_run, expect, HostFiles, Run, System, TestUser};
 
 const PROMPT: &str = "Verification code:";
@@ -82,7 +83,7 @@ fn su_takes_password_then_code() {
 fn su_refuses_a_wrong_code_and_says_why() {
     let Some(s) = setup(1) else { return };
     let code = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     let run = su(&s, &[("Password:", &s.user.password), (PROMPT, wrong)]);
     assert_eq!(run.code(), Some(1), "{}", run.text);
     assert!(!run.text.contains("SU-42"), "{}", run.text);

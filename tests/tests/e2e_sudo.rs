@@ -8,6 +8,7 @@
 use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
 use twofold_tests::module_line;
+use twofold_tests::otp::wrong_code;
 use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
 
 const OK: &str = "SUDO-OK";
@@ -144,7 +145,7 @@ fn sudo_refuses_a_wrong_code_and_a_replayed_one() {
         return;
     };
     let code = s.d.code(&s.enrolled.secret, 0);
-    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&code);
     let run = sudo(&s, &format!("{}\n{wrong}\n", s.user.password));
     assert_refused(&run);
     // sudo calls pam_authenticate with PAM_SILENT, which the module

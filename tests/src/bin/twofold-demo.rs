@@ -166,8 +166,8 @@ fn code_at(secret_b32: &str, t: u64) -> Result<String, String> {
     Ok(totp_sha1(&secret, t, 6))
 }
 
-fn login(pam: &PamConfig, user: &str, answers: &[&str]) -> (PamCode, Transcript) {
-    let conv = answers.iter().fold(Conversation::new(), |c, a| c.answer(a));
+fn login(pam: &PamConfig, user: &str, codes: &[&str]) -> (PamCode, Transcript) {
+    let conv = answers(codes);
     match PamLogin::new(pam.dir(), SERVICE, user).and_then(|l| l.tty("demo").authenticate(conv)) {
         Ok(r) => r,
         Err(e) => {
