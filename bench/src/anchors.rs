@@ -45,6 +45,9 @@ pub struct Paths {
 pub const TWOFOLD: &str = "twofold";
 /// twofold against the daemon that holds only the small phase's users.
 pub const TWOFOLD_SMALL: &str = "twofold-small";
+/// pam_twofold.so with no daemon behind its socket: what loading the module
+/// and failing to connect cost, before any conversation (a floor for twofold).
+pub const TWOFOLD_MODULE_ONLY: &str = "twofold-module-only";
 /// `pam_google_authenticator.so`.
 pub const GOOGLE: &str = "google-authenticator";
 /// `pam_oath.so`.
@@ -84,6 +87,10 @@ pub fn write_services(confdir: &Path, p: &Paths) -> anyhow::Result<()> {
     let lines = [
         (TWOFOLD, twofold(&p.socket)),
         (TWOFOLD_SMALL, twofold(&p.small_socket)),
+        (
+            TWOFOLD_MODULE_ONLY,
+            twofold(&p.ga_dir.join("no-daemon.sock")),
+        ),
         (
             // user=root: the harness runs as root and the secret files are
             // root's (no per-user home directories needed); ${USER} picks

@@ -7,7 +7,8 @@
 //! 99 900 too. The 100-vs-100 000 comparison alternates between them.
 
 use crate::anchors::{
-    self, GaUser, Paths, GOOGLE, OATH, OATH_SMALL, PERMIT, TWOFOLD, TWOFOLD_SMALL,
+    self, GaUser, Paths, GOOGLE, OATH, OATH_SMALL, PERMIT, TWOFOLD, TWOFOLD_MODULE_ONLY,
+    TWOFOLD_SMALL,
 };
 use crate::cell::{self, CellResult, CellSpec};
 use crate::items::{Answer, Item};
@@ -21,6 +22,7 @@ use std::time::Instant;
 
 const PAM_SUCCESS: i32 = 0;
 const PAM_AUTH_ERR: i32 = 7;
+const PAM_AUTHINFO_UNAVAIL: i32 = 9;
 
 /// Which login path a cell measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,9 +229,13 @@ impl Run<'_> {
         // One wrong code per user per level, so no rate limit (5 failures)
         // could interfere.
         for &c in &o.concurrency {
-            let entries = [PERMIT, OATH, GOOGLE, TWOFOLD]
-                .map(|s| self.entry(s, &big, Route::Wrong, o.small_users, o.logins));
-            self.measure(Route::Wrong, c, entries.into())?;
+            let mut entries: Vec<Entry> = [PERMIT, OATH, GOOGLE, TWOFOLD]
+                .map(|s| self.entry(s, &big, Route::Wrong, o.small_users, o.logins))
+                .into();
+            if c == 1 {
+                entries.push(self.entry(TWOFOLD_MODULE_ONLY, &big, Route::Wrong, 0, o.logins));
+            }
+            self.measure(Route::Wrong, c, entries)?;
         }
         self.report.rss_loaded = self.daemon.rss_kib();
         let mut used = 0;
@@ -349,7 +355,7 @@ impl Run<'_> {
             _ => Item::new(user, Answer::Totp(secret.to_vec())),
         };
         match (product, route) {
-            (PERMIT, _) => (first..first + count)
+            (PERMIT | TWOFOLD_MODULE_ONLY, _) => (first..first + count)
                 .map(|i| Item::new(&format!("bu{i:06}"), Answer::None))
                 .collect(),
             (GOOGLE, Route::Backup) => codes(&self.ga, first, count, |u| &u.scratch, |u| &u.user),
@@ -378,6 +384,7 @@ impl Run<'_> {
         limit: std::time::Duration,
     ) -> anyhow::Result<CellResult> {
         let expect = match (service, route) {
+            (TWOFOLD_MODULE_ONLY, _) => PAM_AUTHINFO_UNAVAIL,
             (PERMIT, _) | (_, Route::Success | Route::Backup) => PAM_SUCCESS,
             (_, Route::Wrong) => PAM_AUTH_ERR,
         };

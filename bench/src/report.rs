@@ -202,7 +202,9 @@ impl Report {
             "## Logins\n\nLatency is pam_start → pam_authenticate → pam_end of one login; CPU is the harness \
              process's plus twofoldd's, per login; \"− floor\" subtracts pam_permit's p50 in the same cell; \
              logins/s counts the logins that ended as expected. pam_oath refuses a login when another \
-             process holds its users-file lock (`OATH_FILE_LOCK_ERROR`): those are \"refused\".\n"
+             process holds its users-file lock (`OATH_FILE_LOCK_ERROR`): those are \"refused\". \
+             twofold-module-only is pam_twofold.so with no daemon behind its socket \
+             (`PAM_AUTHINFO_UNAVAIL`): what loading the module and failing to connect cost.\n"
         );
         let _ = writeln!(
             s,
