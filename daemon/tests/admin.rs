@@ -10,13 +10,6 @@ fn call(d: &TestDaemon, r: &Request) -> Response {
     d.client().call(r).unwrap()
 }
 
-fn kind(r: &Response) -> Option<ErrorKind> {
-    match r {
-        Response::Failed { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 #[test]
 fn bad_admin_inputs_are_refused_and_change_nothing() {
     let d = TestDaemon::start();
@@ -54,7 +47,7 @@ fn bad_admin_inputs_are_refused_and_change_nothing() {
         },
     ] {
         assert_eq!(
-            kind(&call(&d, &bad)),
+            failed_kind(&call(&d, &bad)),
             Some(ErrorKind::BadRequest),
             "{bad:?}"
         );

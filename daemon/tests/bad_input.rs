@@ -5,24 +5,28 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use twofold_proto::{
     read_message, write_frame, write_message, ErrorKind, Request, Response, PROTO_VERSION,
 };
 
 fn hello() -> Request {
-    Request::Hello {
-        proto_min: PROTO_VERSION,
-        proto_max: PROTO_VERSION,
-        client: "bad-input-test".into(),
-    }
+    twofold_proto::hello("bad-input-test")
 }
 
 /// Reads until EOF; panics if the daemon keeps the connection open.
-fn assert_closed(s: &mut std::os::unix::net::UnixStream) {
+fn assert_closed(s: &mut UnixStream) {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest)
         .expect("daemon should close the connection");
+}
+
+/// Reads the daemon's reply: `Failed` of `kind`, then the connection closes.
+fn assert_refused_and_closed(s: &mut UnixStream, kind: ErrorKind) {
+    let r: Response = read_message(s).unwrap();
+    assert_eq!(failed_kind(&r), Some(kind), "{r:?}");
+    assert_closed(s);
 }
 
 #[test]
@@ -32,18 +36,7 @@ fn frame_announcing_more_than_64_kib_is_refused() {
     write_message(&mut s, &hello()).unwrap();
     let _: Response = read_message(&mut s).unwrap();
     s.write_all(&(64 * 1024 + 1u32).to_be_bytes()).unwrap();
-    let r: Response = read_message(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    assert_closed(&mut s);
+    assert_refused_and_closed(&mut s, ErrorKind::BadRequest);
     assert!(
         d.log_text().contains("exceeds the 65536-byte limit"),
         "{}",
@@ -57,18 +50,7 @@ fn oversized_first_frame_is_refused() {
     let d = TestDaemon::start();
     let mut s = d.raw();
     s.write_all(&u32::MAX.to_be_bytes()).unwrap();
-    let r: Response = read_message(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    assert_closed(&mut s);
+    assert_refused_and_closed(&mut s, ErrorKind::BadRequest);
     d.assert_serves_new_client();
 }
 
@@ -95,18 +77,7 @@ fn malformed_json_is_refused() {
     let d = TestDaemon::start();
     let mut c = d.client();
     write_frame(c.stream_mut(), b"{not json").unwrap();
-    let r: Response = read_message(c.stream_mut()).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    assert_closed(c.stream_mut());
+    assert_refused_and_closed(c.stream_mut(), ErrorKind::BadRequest);
     assert!(
         d.log_text().contains("malformed request"),
         "{}",
@@ -137,18 +108,7 @@ fn first_request_must_be_hello() {
     let d = TestDaemon::start();
     let mut s = d.raw();
     write_message(&mut s, &Request::Status { user: None }).unwrap();
-    let r: Response = read_message(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    assert_closed(&mut s);
+    assert_refused_and_closed(&mut s, ErrorKind::BadRequest);
     d.assert_serves_new_client();
 }
 
@@ -165,18 +125,7 @@ fn hello_without_a_common_version_is_a_version_mismatch() {
         },
     )
     .unwrap();
-    let r: Response = read_message(&mut s).unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::VersionMismatch,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
-    assert_closed(&mut s);
+    assert_refused_and_closed(&mut s, ErrorKind::VersionMismatch);
     d.assert_serves_new_client();
 }
 
@@ -189,16 +138,7 @@ fn answer_outside_a_conversation_is_refused() {
             text: "123456".into(),
         })
         .unwrap();
-    assert!(
-        matches!(
-            r,
-            Response::Failed {
-                kind: ErrorKind::BadRequest,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
     d.assert_serves_new_client();
 }
 
@@ -240,14 +180,9 @@ fn begin_with_bad_service_or_items_is_a_bad_request() {
                 ruser: None,
             })
             .unwrap();
-        assert!(
-            matches!(
-                r,
-                Response::Failed {
-                    kind: ErrorKind::BadRequest,
-                    ..
-                }
-            ),
+        assert_eq!(
+            failed_kind(&r),
+            Some(ErrorKind::BadRequest),
             "{user:?} {service:?} {rhost:?}: {r:?}"
         );
     }

@@ -55,13 +55,6 @@ fn admin_group_member_may_administer_but_not_log_in_others() {
     run_child_as_nobody(&d, "admin");
 }
 
-fn failed(r: &Response) -> Option<ErrorKind> {
-    match r {
-        Response::Failed { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 /// Runs only when re-executed by the tests above, as uid 65534.
 #[test]
 fn child_as_nobody() {
@@ -82,7 +75,10 @@ fn child_as_nobody() {
             .unwrap()
     };
     // Login conversations: only for its own name, admin or not.
-    assert_eq!(failed(&begin("alice")), Some(ErrorKind::PermissionDenied));
+    assert_eq!(
+        failed_kind(&begin("alice")),
+        Some(ErrorKind::PermissionDenied)
+    );
     assert_eq!(begin("nobody"), Response::Ignore);
     let mut c = connect();
     match c.call(&Request::Status { user: None }).unwrap() {
@@ -117,11 +113,11 @@ fn child_as_nobody() {
         let r = c.call(&req).unwrap();
         match mode.as_str() {
             "plain" => assert_eq!(
-                failed(&r),
+                failed_kind(&r),
                 Some(ErrorKind::PermissionDenied),
                 "{req:?}: {r:?}"
             ),
-            _ => assert_eq!(failed(&r), None, "{req:?}: {r:?}"),
+            _ => assert_eq!(failed_kind(&r), None, "{req:?}: {r:?}"),
         }
     }
     println!("child ok");

@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use twofold_proto::{Algorithm, ErrorKind, Request, Response};
 
-fn failed_kind(r: &Response) -> Option<ErrorKind> {
-    match r {
-        Response::Failed { kind, .. } => Some(*kind),
-        _ => None,
-    }
-}
-
 #[test]
 fn expired_enrollment_is_not_found() {
     let d = TestDaemon::start();

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use twofold_config::{Config, Seconds};
 use twofold_daemon::{Clock, Daemon, Logger, ManualClock, MemoryLog, Shutdown, Stats};
-use twofold_proto::{Client, Request, Response, Secret, TotpEnrollment};
+use twofold_proto::{Client, ErrorKind, Request, Response, Secret, TotpEnrollment};
 
 /// Start of a 30 s step, far from any boundary trouble.
 pub const T0: u64 = 56_666_666 * 30;
@@ -239,4 +239,12 @@ pub fn oathtool(e: &TotpEnrollment, time: u64, offset: i64) -> String {
 /// The last response of a conversation.
 pub fn last(seen: &[Response]) -> &Response {
     seen.last().expect("no response")
+}
+
+/// The kind of a `Failed` response; `None` for any other response.
+pub fn failed_kind(r: &Response) -> Option<ErrorKind> {
+    match r {
+        Response::Failed { kind, .. } => Some(*kind),
+        _ => None,
+    }
 }
