@@ -13,18 +13,17 @@ fn call(d: &TestDaemon, r: &Request) -> Response {
 #[test]
 fn bad_admin_inputs_are_refused_and_change_nothing() {
     let d = TestDaemon::start();
-    let before = call(
-        &d,
-        &Request::AuditQuery {
-            user: None,
-            event: None,
-            service: None,
-            since: None,
-            until: None,
-            after_id: None,
-            limit: None,
-        },
-    );
+    // The whole audit trail, before and after: nothing may be added.
+    let everything = Request::AuditQuery {
+        user: None,
+        event: None,
+        service: None,
+        since: None,
+        until: None,
+        after_id: None,
+        limit: None,
+    };
+    let before = call(&d, &everything);
     for bad in [
         Request::AdminUnlock { user: "".into() },
         Request::AdminUnlock {
@@ -52,18 +51,7 @@ fn bad_admin_inputs_are_refused_and_change_nothing() {
             "{bad:?}"
         );
     }
-    let after = call(
-        &d,
-        &Request::AuditQuery {
-            user: None,
-            event: None,
-            service: None,
-            since: None,
-            until: None,
-            after_id: None,
-            limit: None,
-        },
-    );
+    let after = call(&d, &everything);
     assert_eq!(before, after, "nothing was audited or changed");
 }
 
