@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{twofold, TempDir};
+use support::{twofold, Run, TempDir};
 
 #[test]
 fn config_check_valid_file_prints_ok() {
@@ -15,8 +15,7 @@ fn config_check_valid_file_prints_ok() {
     assert_eq!(run.stdout, format!("OK: {path}\n"));
     let run = twofold(&["config", "check", "--print", "--file", path], "");
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("[totp]"), "{}", run.stdout);
-    assert!(run.stdout.contains("digits = 8"), "{}", run.stdout);
+    assert_shows(&run, &["[totp]", "digits = 8"]);
     assert!(
         run.stdout.ends_with(&format!("\nOK: {path}\n")),
         "{}",
@@ -108,9 +107,18 @@ fn bad_flag_values_exit_2() {
 fn help_documents_the_exit_codes() {
     let run = twofold(&["--help"], "");
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("Exit codes:"), "{}", run.stdout);
-    assert!(run.stdout.contains("5  invalid code"), "{}", run.stdout);
-    assert!(run.stdout.contains("7  conflict"), "{}", run.stdout);
+    assert_shows(&run, &["Exit codes:", "5  invalid code", "7  conflict"]);
+}
+
+/// Asserts that standard output contains each of `lines`.
+fn assert_shows(run: &Run, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            run.stdout.contains(line),
+            "{line:?} not in:\n{}",
+            run.stdout
+        );
+    }
 }
 
 #[test]
@@ -123,92 +131,49 @@ fn config_check_explains_the_effective_policy_of_one_login() {
     )
     .unwrap();
     let path = file.to_str().unwrap();
-    let run = twofold(
-        &[
+    // `config check --file PATH --user USER --service SERVICE [--rhost RHOST]`.
+    let explain = |user: &str, service: &str, rhost: &[&str]| {
+        let mut args = vec![
             "config",
             "check",
             "--file",
             path,
             "--user",
-            "news",
+            user,
             "--service",
-            "sshd",
-            "--rhost",
-            "192.0.2.5",
-        ],
-        "",
-    );
+            service,
+        ];
+        args.extend_from_slice(rhost);
+        twofold(&args, "")
+    };
+    let run = explain("news", "sshd", &["--rhost", "192.0.2.5"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stdout.contains("user:        news (groups: news)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains(
-            "MFA:         exempt (rhost 192.0.2.5 is in trusted network 192.0.2.0/24 for sshd)"
-        ),
-        "{}",
-        run.stdout
-    );
-    let run = twofold(
+    assert_shows(
+        &run,
         &[
-            "config",
-            "check",
-            "--file",
-            path,
-            "--user",
-            "mail",
-            "--service",
-            "sshd",
-            "--rhost",
-            "192.0.2.5",
+            "user:        news (groups: news)",
+            "MFA:         exempt (rhost 192.0.2.5 is in trusted network 192.0.2.0/24 for sshd)",
         ],
-        "",
     );
+    let run = explain("mail", "sshd", &["--rhost", "192.0.2.5"]);
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(
-        run.stdout
-            .contains("MFA:         required (group mail is in policy.required_groups)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("methods:     totp   (decided by [[policy.service]] sshd)"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("unenrolled:  deny   (decided by [[policy.service]] sshd)"),
-        "{}",
-        run.stdout
+    assert_shows(
+        &run,
+        &[
+            "MFA:         required (group mail is in policy.required_groups)",
+            "methods:     totp   (decided by [[policy.service]] sshd)",
+            "unenrolled:  deny   (decided by [[policy.service]] sshd)",
+        ],
     );
     assert!(
         run.stdout.ends_with(&format!("OK: {path}\n")),
         "{}",
         run.stdout
     );
-    let run = twofold(
-        &[
-            "config",
-            "check",
-            "--file",
-            path,
-            "--user",
-            "mail",
-            "--service",
-            "login",
-        ],
-        "",
-    );
-    assert!(
-        run.stdout.contains(
-            "unenrolled:  enroll (grace 7d)   (decided by group mail is in policy.required_groups)"
-        ),
-        "{}",
-        run.stdout
+    let run = explain("mail", "login", &[]);
+    assert_shows(
+        &run,
+        &["unenrolled:  enroll (grace 7d)   (decided by group mail is in policy.required_groups)"],
     );
     // --user needs --service.
     let run = twofold(&["config", "check", "--file", path, "--user", "mail"], "");
