@@ -100,6 +100,147 @@ pub fn read_message<T: DeserializeOwned>(r: &mut impl Read) -> Result<T, FrameEr
     parsed
 }
 
+/// How many bytes a [`FrameReader`] asks for per read: enough for any frame
+/// a login exchanges, so each usually arrives in one read.
+const READ_CHUNK: usize = 4096;
+
+/// Reads frames from a stream with as few reads as possible.
+///
+/// [`read_frame`] must read the length and then the body separately, since
+/// a plain [`Read`] cannot give back bytes it read too far. This reader
+/// keeps a small buffer per connection instead: one read usually brings a
+/// whole frame, and any bytes of the frames after it stay buffered for the
+/// next call, never lost. A body larger than the buffer is read straight
+/// into its own allocation, whose size is checked against [`MAX_FRAME`]
+/// first. Consumed bytes are wiped, since a frame may carry a code.
+#[derive(Default)]
+pub struct FrameReader {
+    /// Bytes read from the stream; `buf[start..end]` are not yet consumed.
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for FrameReader {
+    /// Shows how much is buffered, never the bytes (they may be a code).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameReader")
+            .field("buffered", &self.buffered())
+            .finish()
+    }
+}
+
+impl FrameReader {
+    /// An empty reader; the buffer is allocated on first use.
+    pub fn new() -> FrameReader {
+        FrameReader::default()
+    }
+
+    /// How many bytes are read from the stream but not yet returned.
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Reads one frame body, with the errors of [`read_frame`]: `Closed`
+    /// when the stream ends between frames, `Truncated` inside one,
+    /// `TooLarge` (nothing allocated) for a length over [`MAX_FRAME`].
+    pub fn read_frame(&mut self, r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
+        while self.buffered() < 4 {
+            self.fill(r)?;
+        }
+        let mut len_buf = [0u8; 4];
+        len_buf.copy_from_slice(&self.buf[self.start..self.start + 4]);
+        let len = u32::from_be_bytes(len_buf) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge {
+                len,
+                max: MAX_FRAME,
+            });
+        }
+        self.consume(4);
+        let mut body = vec![0u8; len];
+        let have = self.buffered().min(len);
+        body[..have].copy_from_slice(&self.buf[self.start..self.start + have]);
+        self.consume(have);
+        if have < len {
+            // The buffer is now empty: the rest of this body goes straight
+            // into it, so no byte of a following frame is read here.
+            if let Err(e) = read_exact_or_truncated(r, &mut body[have..]) {
+                body.zeroize();
+                return Err(e);
+            }
+        }
+        Ok(body)
+    }
+
+    /// Reads one frame and parses it as `T`; the raw bytes are wiped.
+    pub fn read_message<T: DeserializeOwned>(
+        &mut self,
+        r: &mut impl Read,
+    ) -> Result<T, FrameError> {
+        let mut body = self.read_frame(r)?;
+        let parsed =
+            serde_json::from_slice(&body).map_err(|e| FrameError::Malformed(e.to_string()));
+        body.zeroize();
+        parsed
+    }
+
+    /// One read into the free end of the buffer.
+    fn fill(&mut self, r: &mut impl Read) -> Result<(), FrameError> {
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; READ_CHUNK];
+        }
+        if self.start > 0 {
+            // Fewer than 4 bytes are left: move them to the front.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.buf[self.end..].zeroize();
+            self.start = 0;
+        }
+        loop {
+            match r.read(&mut self.buf[self.end..]) {
+                Ok(0) if self.buffered() == 0 => return Err(FrameError::Closed),
+                Ok(0) => return Err(FrameError::Truncated),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Marks `n` buffered bytes as returned and wipes them.
+    fn consume(&mut self, n: usize) {
+        self.buf[self.start..self.start + n].zeroize();
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+impl Drop for FrameReader {
+    fn drop(&mut self) {
+        self.buf.zeroize();
+    }
+}
+
+/// `read_exact`, with an early end reported as [`FrameError::Truncated`].
+fn read_exact_or_truncated(r: &mut impl Read, mut buf: &mut [u8]) -> Result<(), FrameError> {
+    while !buf.is_empty() {
+        match r.read(buf) {
+            Ok(0) => return Err(FrameError::Truncated),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +303,140 @@ mod tests {
         write_frame(&mut buf, b"{not json").unwrap();
         assert!(matches!(
             read_message::<Request>(&mut Cursor::new(buf)),
+            Err(FrameError::Malformed(_))
+        ));
+    }
+
+    /// A stream that hands out the given chunks one per `read` (a chunk
+    /// larger than the caller's buffer is split) and counts the reads.
+    struct Chunks {
+        chunks: std::collections::VecDeque<Vec<u8>>,
+        reads: usize,
+    }
+
+    impl Chunks {
+        fn new(chunks: &[&[u8]]) -> Chunks {
+            Chunks {
+                chunks: chunks.iter().map(|c| c.to_vec()).collect(),
+                reads: 0,
+            }
+        }
+    }
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            let Some(chunk) = self.chunks.front_mut() else {
+                return Ok(0);
+            };
+            let n = chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            if chunk.is_empty() {
+                self.chunks.pop_front();
+            }
+            Ok(n)
+        }
+    }
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, body).unwrap();
+        buf
+    }
+
+    #[test]
+    fn frame_reader_takes_two_frames_from_one_read() {
+        let mut both = frame(br#"{"type":"success"}"#);
+        both.extend(frame(b"second"));
+        let mut s = Chunks::new(&[&both]);
+        let mut r = FrameReader::new();
+        let first: Response = r.read_message(&mut s).unwrap();
+        assert!(matches!(first, Response::Success));
+        assert_eq!(s.reads, 1);
+        assert_eq!(r.buffered(), 4 + 6, "the second frame is kept");
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"second");
+        assert_eq!(s.reads, 1, "the second frame needed no read");
+        assert!(matches!(r.read_frame(&mut s), Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn frame_reader_reassembles_frames_split_across_reads() {
+        let mut bytes = frame(b"hello world");
+        bytes.extend(frame(b"next"));
+        // Split inside the first header, the first body, and between the
+        // second frame's header and body.
+        let (a, rest) = bytes.split_at(2);
+        let (b, rest) = rest.split_at(7);
+        let (c, rest) = rest.split_at(8 + 4);
+        let mut s = Chunks::new(&[a, b, c, rest]);
+        let mut r = FrameReader::new();
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"hello world");
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"next");
+        assert!(matches!(r.read_frame(&mut s), Err(FrameError::Closed)));
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn frame_reader_reads_a_byte_at_a_time_stream() {
+        let mut bytes = frame(b"abc");
+        bytes.extend(frame(b""));
+        bytes.extend(frame(b"xyz"));
+        let singles: Vec<&[u8]> = bytes.chunks(1).collect();
+        let mut s = Chunks::new(&singles);
+        let mut r = FrameReader::new();
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"abc");
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"");
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"xyz");
+        assert!(matches!(r.read_frame(&mut s), Err(FrameError::Closed)));
+    }
+
+    /// A body larger than the buffer is read into its own allocation, and
+    /// the frame after it is still intact.
+    #[test]
+    fn frame_reader_handles_a_body_larger_than_its_buffer() {
+        let big = vec![b'x'; MAX_FRAME];
+        let mut bytes = frame(&big);
+        bytes.extend(frame(b"after"));
+        let mut s = Chunks::new(&[&bytes]);
+        let mut r = FrameReader::new();
+        assert_eq!(r.read_frame(&mut s).unwrap(), big);
+        assert_eq!(r.read_frame(&mut s).unwrap(), b"after");
+    }
+
+    #[test]
+    fn frame_reader_refuses_an_oversized_length_before_allocation() {
+        let mut bytes = (MAX_FRAME as u32 + 1).to_be_bytes().to_vec();
+        bytes.extend_from_slice(b"junk");
+        let mut s = Chunks::new(&[&bytes]);
+        match FrameReader::new().read_frame(&mut s) {
+            Err(FrameError::TooLarge { len, max }) => {
+                assert_eq!((len, max), (MAX_FRAME + 1, MAX_FRAME));
+            }
+            other => panic!("expected TooLarge, got {other:?}"),
+        }
+        let mut s = Chunks::new(&[&[0xff, 0xff], &[0xff, 0xff]]);
+        assert!(matches!(
+            FrameReader::new().read_frame(&mut s),
+            Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn frame_reader_reports_truncation_and_clean_close() {
+        let mut body_cut = 10u32.to_be_bytes().to_vec();
+        body_cut.extend_from_slice(b"{\"ty");
+        for (bytes, closed) in [(body_cut, false), (vec![0, 0], false), (vec![], true)] {
+            let mut s = Chunks::new(&[&bytes]);
+            match FrameReader::new().read_frame(&mut s) {
+                Err(FrameError::Closed) => assert!(closed, "{bytes:?}"),
+                Err(FrameError::Truncated) => assert!(!closed, "{bytes:?}"),
+                other => panic!("{bytes:?}: {other:?}"),
+            }
+        }
+        let mut s = Chunks::new(&[&frame(b"{not json")]);
+        assert!(matches!(
+            FrameReader::new().read_message::<Request>(&mut s),
             Err(FrameError::Malformed(_))
         ));
     }

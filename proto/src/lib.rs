@@ -17,7 +17,7 @@ mod secret;
 
 pub use client::{check_welcome, hello, response_name, Client, ClientError};
 pub use connect::connect_unix;
-pub use frame::{read_frame, read_message, write_frame, write_message, FrameError};
+pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, FrameReader};
 pub use messages::{
     Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
     FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TimeRef,
