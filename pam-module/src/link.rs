@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_proto::{
-    check_welcome, connect_unix, hello, read_message, write_message, ClientError, FrameError,
+    check_welcome, connect_unix, hello, write_message, ClientError, FrameError, FrameReader,
     Request, Response,
 };
 
@@ -23,6 +23,8 @@ use twofold_proto::{
 #[derive(Debug)]
 pub struct Link {
     stream: UnixStream,
+    /// Bytes read past the end of the last frame, kept for the next one.
+    reader: FrameReader,
     /// What is left of the budget.
     left: Duration,
     /// The whole budget, for error messages.
@@ -38,6 +40,7 @@ impl Link {
             .map_err(|source| ClientError::from_connect(path, timeout, source))?;
         let mut link = Link {
             stream,
+            reader: FrameReader::new(),
             left: timeout.saturating_sub(start.elapsed()),
             timeout,
         };
@@ -54,7 +57,7 @@ impl Link {
     /// Runs one I/O step against the budget and charges the time it took.
     fn charged<T>(
         &mut self,
-        step: impl FnOnce(&mut Bounded<'_>) -> Result<T, FrameError>,
+        step: impl FnOnce(&mut Bounded<'_>, &mut FrameReader) -> Result<T, FrameError>,
     ) -> Result<T, ClientError> {
         let start = Instant::now();
         if self.left.is_zero() {
@@ -64,7 +67,7 @@ impl Link {
             stream: &self.stream,
             deadline: start + self.left,
         };
-        let res = step(&mut io);
+        let res = step(&mut io, &mut self.reader);
         self.left = self.left.saturating_sub(start.elapsed());
         res.map_err(|e| match e {
             FrameError::Timeout => ClientError::Timeout(self.timeout),
@@ -74,17 +77,26 @@ impl Link {
 }
 
 impl Daemon for Link {
+    /// One frame, one `sendto` (see [`Bounded::write`]).
     fn send(&mut self, req: &Request) -> Result<(), ClientError> {
-        self.charged(|io| write_message(io, req))
+        self.charged(|io, _| write_message(io, req))
     }
 
+    /// A frame already buffered costs no system call; otherwise usually one
+    /// `poll` and one `recvfrom`.
     fn recv(&mut self) -> Result<Response, ClientError> {
-        self.charged(|io| read_message(io))
+        self.charged(|io, reader| reader.read_message(io))
     }
 }
 
 /// The stream seen through a deadline: every `read` and `write` waits at
 /// most until it, however many calls a frame takes.
+///
+/// The wait is a `poll(2)` on the time left rather than a socket timeout,
+/// which would have to be set again (one `setsockopt`) before every call
+/// since the time left keeps shrinking. The socket stays blocking and
+/// without timeouts; each call passes `MSG_DONTWAIT`, so a wake-up that
+/// finds nothing to do goes back to `poll` instead of blocking.
 struct Bounded<'a> {
     stream: &'a UnixStream,
     deadline: Instant,
@@ -97,42 +109,87 @@ impl Bounded<'_> {
             _ => Err(io::Error::new(io::ErrorKind::TimedOut, "time budget spent")),
         }
     }
-}
 
-impl Read for Bounded<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_read_timeout(Some(left))?;
-        let mut s = self.stream;
-        s.read(buf)
-    }
-}
-
-impl Write for Bounded<'_> {
-    /// Writes with `MSG_NOSIGNAL`: a daemon that closed its end must give
-    /// EPIPE, not a SIGPIPE that kills su, sudo or a screen locker (which,
-    /// unlike sshd, do not all ignore it).
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.stream.set_write_timeout(Some(left))?;
+    /// Waits until the socket is ready for `events` or the deadline passes.
+    fn wait(&self, events: libc::c_short) -> io::Result<()> {
         loop {
-            // SAFETY: buf is valid for reads of buf.len() bytes; the fd is open.
-            let n = unsafe {
-                libc::send(
-                    self.stream.as_raw_fd(),
-                    buf.as_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_NOSIGNAL,
-                )
+            let left = self.left()?;
+            // Rounded up: a wait rounded down to 0 ms would spin until the
+            // deadline instead of sleeping.
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+            let mut pfd = libc::pollfd {
+                fd: self.stream.as_raw_fd(),
+                events,
+                revents: 0,
             };
+            // SAFETY: pfd is one valid pollfd; the fd is open.
+            let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if n > 0 {
+                // Readable, writable, hung up or in error: the call that
+                // follows reports which.
+                return Ok(());
+            }
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            // n == 0 or EINTR: `left` ends the loop once the deadline passed.
+        }
+    }
+
+    /// Runs `call` (a non-blocking send or recv) until it does something,
+    /// polling for `events` whenever it would block.
+    fn retry(&self, events: libc::c_short, mut call: impl FnMut() -> isize) -> io::Result<usize> {
+        loop {
+            self.left()?;
+            let n = call();
             if n >= 0 {
                 return Ok(n as usize);
             }
             let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
+            match err.kind() {
+                io::ErrorKind::WouldBlock => self.wait(events)?,
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(err),
             }
         }
+    }
+}
+
+impl Read for Bounded<'_> {
+    /// Polls first: a read follows a request, so the reply is rarely there
+    /// yet and trying first would usually cost an extra `recvfrom`.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.wait(libc::POLLIN)?;
+        let fd = self.stream.as_raw_fd();
+        self.retry(libc::POLLIN, || {
+            // SAFETY: buf is valid for writes of buf.len() bytes; the fd is open.
+            unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+        })
+    }
+}
+
+impl Write for Bounded<'_> {
+    /// Sends with `MSG_NOSIGNAL`: a daemon that closed its end must give
+    /// EPIPE, not a SIGPIPE that kills su, sudo or a screen locker (which,
+    /// unlike sshd, do not all ignore it). Tries first and polls only when
+    /// the socket buffer is full, so a frame is normally one `sendto`.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let fd = self.stream.as_raw_fd();
+        self.retry(libc::POLLOUT, || {
+            // SAFETY: buf is valid for reads of buf.len() bytes; the fd is open.
+            unsafe {
+                libc::send(
+                    fd,
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            }
+        })
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -144,6 +201,7 @@ impl Write for Bounded<'_> {
 mod tests {
     use super::*;
     use std::os::unix::net::UnixListener;
+    use twofold_proto::{read_frame, PROTO_VERSION};
 
     fn socket_dir(tag: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("tf-link-{tag}-{}", std::process::id()));
@@ -189,6 +247,147 @@ mod tests {
             took >= Duration::from_millis(900) && took < Duration::from_millis(1500),
             "{took:?}"
         );
+        server.join().unwrap();
+    }
+
+    /// The bytes of one frame carrying `resp`.
+    fn frame_of(resp: &Response) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_message(&mut buf, resp).unwrap();
+        buf
+    }
+
+    fn welcome() -> Vec<u8> {
+        frame_of(&Response::Welcome {
+            proto: PROTO_VERSION,
+        })
+    }
+
+    fn prompt() -> Response {
+        Response::Prompt {
+            text: "Verification code: ".into(),
+            echo: false,
+        }
+    }
+
+    /// A one-connection daemon on a fresh socket: `serve` gets the accepted
+    /// stream after the module's `Hello` has been read.
+    fn daemon(
+        tag: &str,
+        serve: impl FnOnce(&mut UnixStream) + Send + 'static,
+    ) -> (std::path::PathBuf, std::thread::JoinHandle<()>) {
+        let path = socket_dir(tag).join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            read_frame(&mut s).unwrap();
+            serve(&mut s);
+        });
+        (path, server)
+    }
+
+    /// Welcome and the first prompt in one write (so usually one read):
+    /// the prompt must not be lost when the reader takes both at once,
+    /// even though the daemon has hung up by the time it is asked for.
+    #[test]
+    fn two_frames_in_one_write_are_both_received() {
+        let (path, server) = daemon("two", |s| {
+            let mut both = welcome();
+            both.extend(frame_of(&prompt()));
+            s.write_all(&both).unwrap();
+        });
+        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        server.join().unwrap();
+        assert_eq!(link.recv().unwrap(), prompt());
+        assert!(matches!(
+            link.recv(),
+            Err(ClientError::Frame(FrameError::Closed))
+        ));
+    }
+
+    /// Frames cut at every awkward place: inside the length, inside the
+    /// body, and a write that ends one frame and starts the next.
+    #[test]
+    fn frames_split_across_writes_are_reassembled() {
+        let (path, server) = daemon("split", |s| {
+            let mut bytes = welcome();
+            bytes.extend(frame_of(&prompt()));
+            bytes.extend(frame_of(&Response::Success));
+            let first_end = welcome().len();
+            for cut in [&bytes[..2], &bytes[2..7], &bytes[7..first_end + 3]] {
+                s.write_all(cut).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            s.write_all(&bytes[first_end + 3..]).unwrap();
+        });
+        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(link.recv().unwrap(), prompt());
+        assert_eq!(link.recv().unwrap(), Response::Success);
+        server.join().unwrap();
+    }
+
+    /// The budget is kept by poll(2), not socket timeouts: none is ever
+    /// set (each would cost a setsockopt per read and write), and a daemon
+    /// that never answers still ends the call at the budget.
+    #[test]
+    fn a_silent_daemon_ends_at_the_budget_without_socket_timeouts() {
+        let (path, server) = daemon("silent", |s| {
+            s.write_all(&welcome()).unwrap();
+            // Wait for the module's next request, then say nothing until it
+            // hangs up.
+            read_frame(&mut *s).unwrap();
+            let _ = read_frame(&mut *s);
+        });
+        let mut link = Link::connect(&path, Duration::from_millis(400)).unwrap();
+        assert_eq!(link.stream.read_timeout().unwrap(), None);
+        assert_eq!(link.stream.write_timeout().unwrap(), None);
+        link.send(&Request::Ack).unwrap();
+        let start = Instant::now();
+        let err = link.recv().unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_millis(900),
+            "{took:?}"
+        );
+        assert_eq!(link.left(), Duration::ZERO);
+        assert!(matches!(link.recv(), Err(ClientError::Timeout(_))));
+        drop(link);
+        server.join().unwrap();
+    }
+
+    /// A frame larger than the reader's buffer arrives whole.
+    #[test]
+    fn a_frame_larger_than_the_read_buffer_arrives_whole() {
+        let long = Response::Info {
+            text: "x".repeat(20_000),
+        };
+        let sent = long.clone();
+        let (path, server) = daemon("long", move |s| {
+            let mut both = welcome();
+            both.extend(frame_of(&sent));
+            both.extend(frame_of(&Response::Success));
+            s.write_all(&both).unwrap();
+        });
+        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        assert_eq!(link.recv().unwrap(), long);
+        assert_eq!(link.recv().unwrap(), Response::Success);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_oversized_frame_is_refused() {
+        let (path, server) = daemon("big", |s| {
+            s.write_all(&welcome()).unwrap();
+            s.write_all(&(twofold_proto::MAX_FRAME as u32 + 1).to_be_bytes())
+                .unwrap();
+        });
+        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        assert!(matches!(
+            link.recv(),
+            Err(ClientError::Frame(FrameError::TooLarge { .. }))
+        ));
         server.join().unwrap();
     }
 }
