@@ -5,9 +5,10 @@ use crate::backup;
 use crate::clock::Clock;
 use crate::keys::{random_bytes, Keys, SealError, NONCE_LEN};
 use crate::log::Logger;
-use crate::store::{Store, StoreError, TotpRecord};
+use crate::store::{CommitStats, GroupCommit, Store, StoreError, TotpRecord};
 use crate::syslog::Syslog;
 use crate::totp::{self, TotpParams};
+use rusqlite::Transaction;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use twofold_config::{Config, Method as AllowedMethod};
@@ -20,9 +21,16 @@ const PRUNE_EVERY: u64 = 3600;
 #[derive(Debug, Default)]
 pub struct Stats {
     argon2_verifications: AtomicU64,
+    commits: Arc<CommitStats>,
 }
 
 impl Stats {
+    /// The group writer's counters: how many logins' writes were committed
+    /// in how many transactions.
+    pub fn commits(&self) -> &CommitStats {
+        &self.commits
+    }
+
     /// How many argon2 verifications of backup codes have run so far.
     pub fn argon2_verifications(&self) -> u64 {
         self.argon2_verifications.load(Ordering::SeqCst)
@@ -57,6 +65,59 @@ pub enum Verdict {
     Rejected(&'static str),
 }
 
+/// A code that matched and is not yet spent: the login spends it (under the
+/// statement's guard) in the same transaction as the rest of its writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// TOTP credential `id` matched at time `step`.
+    Step {
+        /// The credential row.
+        id: i64,
+        /// The matching time step.
+        step: u64,
+    },
+    /// Backup code row `id` matched.
+    Backup {
+        /// The backup code row.
+        id: i64,
+    },
+}
+
+impl Claim {
+    /// The method that matched.
+    pub fn method(self) -> Method {
+        match self {
+            Claim::Step { .. } => Method::Totp,
+            Claim::Backup { .. } => Method::BackupCode,
+        }
+    }
+
+    /// Spends the code inside `tx`; `false` when another login spent it first.
+    pub fn spend(self, tx: &Transaction<'_>, now: u64) -> Result<bool, StoreError> {
+        match self {
+            Claim::Step { id, step } => crate::store::consume_step(tx, id, step, Some(now)),
+            Claim::Backup { id } => crate::store::use_backup(tx, id, now),
+        }
+    }
+
+    /// Why a claim that lost its race is refused (for the log).
+    pub fn lost(self) -> &'static str {
+        match self {
+            Claim::Step { .. } => "code already used",
+            Claim::Backup { .. } => "backup code already used",
+        }
+    }
+}
+
+/// What checking a login answer found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// A valid code, not yet spent.
+    Claim(Claim),
+    /// Not accepted; the reason is for the log only.
+    Rejected(&'static str),
+}
+
 /// Checking an answer could not be completed.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -73,7 +134,9 @@ pub(crate) struct Engine {
     pub config: Config,
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
+    /// The writer every login's answer-deciding writes go through.
+    commit: GroupCommit,
     pub log: Logger,
     pub stats: Arc<Stats>,
     syslog: Syslog,
@@ -100,13 +163,16 @@ impl Engine {
     ) -> Engine {
         let syslog = Syslog::new(config.audit.syslog_socket.clone());
         let dummy = dummy_credential(&keys);
+        let store = Arc::new(Mutex::new(store));
+        let stats = Arc::new(Stats::default());
         Engine {
             config,
             clock,
             keys,
-            store: Mutex::new(store),
+            commit: GroupCommit::start(store.clone(), stats.commits.clone()),
+            store,
             log,
-            stats: Arc::new(Stats::default()),
+            stats,
             syslog,
             next_prune: AtomicU64::new(0),
             dummy,
@@ -200,6 +266,17 @@ impl Engine {
         let _ = self.store().totp(&d.user);
     }
 
+    /// Runs a login's writes in the next group transaction (see
+    /// [`GroupCommit`]); returns once they are durable. The caller must not
+    /// hold [`Engine::store`] (the writer needs it).
+    pub fn commit<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.commit.run(work)
+    }
+
     /// The store. A panic in another connection cannot leave a transaction
     /// open (it rolls back on drop), so a poisoned lock is safe to reuse.
     pub fn store(&self) -> MutexGuard<'_, Store> {
@@ -230,16 +307,17 @@ impl Engine {
     }
 
     /// Checks a login answer: a TOTP code or a backup code, among the
-    /// `allowed` methods only. At most one argon2 verification runs, and only
-    /// for a code with a matching lookup.
-    pub fn verify_login(
+    /// `allowed` methods only. Writes nothing: a matching code comes back as
+    /// a [`Claim`] for the login to spend in its own transaction. At most one
+    /// argon2 verification runs, and only for a code with a matching lookup.
+    pub fn check_login(
         &self,
         user: &str,
         answer: &Secret,
         allowed: &[AllowedMethod],
-    ) -> Result<Verdict, VerifyError> {
+    ) -> Result<Found, VerifyError> {
         if answer.len() > backup::MAX_ANSWER {
-            return Ok(Verdict::Rejected("answer too long"));
+            return Ok(Found::Rejected("answer too long"));
         }
         let typed = answer.expose().trim();
         let cred = self
@@ -250,32 +328,45 @@ impl Engine {
             .as_ref()
             .filter(|c| totp::looks_like_code(&c.params, typed))
         {
-            return self.verify_totp(cred, typed, Some(self.now()));
+            return Ok(match self.totp_step(cred, typed)? {
+                Some(step) => Found::Claim(Claim::Step { id: cred.id, step }),
+                None => Found::Rejected("wrong code"),
+            });
         }
         if !allowed.contains(&AllowedMethod::BackupCode) {
-            return Ok(Verdict::Rejected("not an allowed code"));
+            return Ok(Found::Rejected("not an allowed code"));
         }
         let Some(normalized) = backup::normalize(typed) else {
-            return Ok(Verdict::Rejected("not a code"));
+            return Ok(Found::Rejected("not a code"));
         };
         let lookup = self.keys.backup_lookup(user, &normalized);
         let Some(row) = self.store().backup_by_lookup(user, &lookup)? else {
-            return Ok(Verdict::Rejected("wrong code"));
+            return Ok(Found::Rejected("wrong code"));
         };
         if row.used_at.is_some() {
-            return Ok(Verdict::Rejected("backup code already used"));
+            return Ok(Found::Rejected("backup code already used"));
         }
         self.stats
             .argon2_verifications
             .fetch_add(1, Ordering::SeqCst);
         if !backup::verify(&normalized, &row.hash) {
-            return Ok(Verdict::Rejected("wrong code"));
+            return Ok(Found::Rejected("wrong code"));
         }
-        if self.store().use_backup(row.id, self.now())? {
-            Ok(Verdict::Accepted(Method::BackupCode))
-        } else {
-            Ok(Verdict::Rejected("backup code already used"))
-        }
+        Ok(Found::Claim(Claim::Backup { id: row.id }))
+    }
+
+    /// The time step `code` matches for `cred`, if any (decrypts the secret).
+    fn totp_step(&self, cred: &TotpRecord, code: &str) -> Result<Option<u64>, VerifyError> {
+        let secret = self
+            .keys
+            .open_totp(&cred.user, cred.id, &cred.nonce, &cred.ciphertext)?;
+        Ok(totp::matching_step(
+            &cred.params,
+            &secret,
+            self.now(),
+            self.config.totp.skew,
+            code,
+        ))
     }
 
     /// Checks a TOTP code against a confirmed credential and, if it matches,
@@ -289,17 +380,7 @@ impl Engine {
         if !totp::looks_like_code(&cred.params, code) {
             return Ok(Verdict::Rejected("not a code"));
         }
-        let secret = self
-            .keys
-            .open_totp(&cred.user, cred.id, &cred.nonce, &cred.ciphertext)?;
-        let step = totp::matching_step(
-            &cred.params,
-            &secret,
-            self.now(),
-            self.config.totp.skew,
-            code,
-        );
-        let Some(step) = step else {
+        let Some(step) = self.totp_step(cred, code)? else {
             return Ok(Verdict::Rejected("wrong code"));
         };
         if self.store().consume_step(cred.id, step, used_at)? {

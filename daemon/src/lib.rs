@@ -36,4 +36,4 @@ pub use log::{LogSink, Logger, MemoryLog, StderrLog};
 pub use login::{locked_message, INVALID_CODE};
 pub use login_enroll::{deadline_passed_message, CONFIRM_PROMPT};
 pub use server::{bind, run, Daemon, DaemonError, Shutdown};
-pub use store::{StoreError, SCHEMA_VERSION};
+pub use store::{CommitStats, StoreError, SCHEMA_VERSION};

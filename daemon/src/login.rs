@@ -13,9 +13,9 @@
 
 use crate::audit::{event, AuditEvent};
 use crate::conn::{Conn, Incoming};
-use crate::engine::{Engine, Verdict, VerifyError};
+use crate::engine::{Claim, Engine, Found, VerifyError};
 use crate::policy;
-use crate::store::Locked;
+use crate::store::{self, Locked};
 use crate::validate;
 use twofold_config::{Decision, Method, Unenrolled};
 use twofold_proto::{ErrorKind, Request, Response, Secret};
@@ -167,6 +167,11 @@ impl Login<'_, '_> {
         if !self.audit(&[audit.with("reason", &token(reason))]) {
             return;
         }
+        self.denied(reason, shown);
+    }
+
+    /// Ends a login whose denial is already audited.
+    fn denied(&mut self, reason: &str, shown: Option<&str>) {
         if let Some(text) = shown {
             if !self.tell(Response::Error { text: text.into() }) {
                 return;
@@ -220,21 +225,20 @@ impl Login<'_, '_> {
                 Ok(Some(l)) => return self.refuse_locked(l),
                 Ok(None) => {}
             }
-            let verdict = match &check {
-                Check::Factors(methods) => self.engine.verify_login(&self.b.user, &answer, methods),
+            let found = match &check {
+                Check::Factors(methods) => self.engine.check_login(&self.b.user, &answer, methods),
                 Check::Nothing(why) => {
                     self.engine.dummy_verify(&answer);
-                    Ok(Verdict::Rejected(why))
+                    Ok(Found::Rejected(why))
                 }
             };
             drop(answer);
-            match verdict {
-                Ok(Verdict::Accepted(method)) => return self.succeed(method.as_str()),
-                Ok(Verdict::Rejected(why)) => {
-                    if !self.fail(attempt, why) {
-                        return;
-                    }
-                }
+            let why = match found {
+                Ok(Found::Claim(claim)) => match self.succeed(claim) {
+                    Some(lost) => lost,
+                    None => return,
+                },
+                Ok(Found::Rejected(why)) => why,
                 Err(VerifyError::Storage(e)) => return self.unavailable(&e),
                 Err(VerifyError::Decrypt(e)) => {
                     self.log("denied", &[("error", &e.to_string())]);
@@ -249,27 +253,40 @@ impl Login<'_, '_> {
                     }
                     return;
                 }
+            };
+            if !self.fail(attempt, attempt == max, why) {
+                return;
             }
         }
+        // Only with max_tries = 0: no try was allowed.
         let ev = self.base.renamed(event::LOGIN_DENIED);
         self.deny("too many invalid codes", None, ev);
     }
 
-    /// Records a wrong answer; `false` when the login is over.
-    fn fail(&mut self, attempt: u32, why: &str) -> bool {
+    /// Records a wrong answer — with the login's denial when this was the
+    /// `last` try or it locked the user out, in the same transaction; `false`
+    /// when the login is over.
+    fn fail(&mut self, attempt: u32, last: bool, why: &str) -> bool {
         let now = self.engine.now();
         let failure = self
             .base
             .renamed(event::LOGIN_FAILURE)
             .with("reason", &token(why))
             .with("try", &attempt.to_string());
-        let recorded = self.engine.store().record_failure(
-            &self.b.user,
-            &self.source,
-            now,
-            &self.engine.config.rate_limit,
-            failure,
-        );
+        let denied = self.base.renamed(event::LOGIN_DENIED);
+        let (user, source) = (self.b.user.clone(), self.source.clone());
+        let limits = self.engine.config.rate_limit.clone();
+        let recorded = self.engine.commit(move |tx| {
+            let (locked, mut events) =
+                store::failure_rows(tx, &user, &source, now, &limits, failure)?;
+            if let Some(l) = locked {
+                let until = l.until.to_string();
+                events.push(denied.with("until", &until).with("reason", "locked_out"));
+            } else if last {
+                events.push(denied.with("reason", "too_many_invalid_codes"));
+            }
+            Ok((locked, store::append(tx, now, &events)?))
+        });
         let (locked, recs) = match recorded {
             Ok(r) => r,
             Err(e) => {
@@ -289,42 +306,66 @@ impl Login<'_, '_> {
         }
         if let Some(l) = locked {
             let msg = locked_message(l.until, now);
-            let ev = self
-                .base
-                .renamed(event::LOGIN_DENIED)
-                .with("until", &l.until.to_string());
-            self.deny("locked out", Some(&msg), ev);
+            self.log("denied", &[("reason", "locked out")]);
+            self.denied("locked out", Some(&msg));
+            return false;
+        }
+        if last {
+            self.log("denied", &[("reason", "too many invalid codes")]);
+            self.denied("too many invalid codes", None);
             return false;
         }
         true
     }
 
-    /// A login that passed: audited (with the backup code spent, if one
-    /// was), its source's failures forgotten.
-    pub fn succeed(&mut self, method: &str) {
-        let mut events = vec![self.base.renamed(event::LOGIN_SUCCESS).method(method)];
-        if method == Method::BackupCode.as_str() {
-            let left = self.engine.store().unused_backup_codes(&self.b.user);
-            let left = left.map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
-            events.push(
-                self.base
-                    .renamed(event::BACKUP_CODE_USED)
-                    .method(method)
-                    .with("left", &left),
-            );
-        }
-        let cleared = self
-            .engine
-            .store()
-            .clear_source_failures(&self.b.user, &self.source);
-        if let Err(e) = cleared {
-            return self.unavailable(&e);
-        }
-        if !self.audit(&events) {
-            return;
-        }
+    /// Spends a matching code and, in the same transaction, forgets the
+    /// source's failures and audits the success (with the backup codes
+    /// left); answers `Success` only once that is durable. Returns why the
+    /// code was refused when another login spent it first, `None` when the
+    /// login is over.
+    fn succeed(&mut self, claim: Claim) -> Option<&'static str> {
+        self.success(Some(claim), claim.method().as_str())
+    }
+
+    /// A login whose code was spent already (by confirming its enrollment):
+    /// forgets the source's failures and audits the success, in one
+    /// transaction, then answers `Success`.
+    pub fn succeed_enrolled(&mut self) {
+        let _ = self.success(None, Method::Totp.as_str());
+    }
+
+    fn success(&mut self, claim: Option<Claim>, method: &'static str) -> Option<&'static str> {
+        let now = self.engine.now();
+        let success = self.base.renamed(event::LOGIN_SUCCESS).method(method);
+        let used = self.base.renamed(event::BACKUP_CODE_USED).method(method);
+        let (user, source) = (self.b.user.clone(), self.source.clone());
+        let done = self.engine.commit(move |tx| {
+            if let Some(c) = claim {
+                if !c.spend(tx, now)? {
+                    return Ok(None);
+                }
+            }
+            let mut events = vec![success];
+            if let Some(Claim::Backup { .. }) = claim {
+                let left = store::unused_backup_codes(tx, &user)?;
+                events.push(used.with("left", &left.to_string()));
+            }
+            store::clear_source_failures(tx, &user, &source)?;
+            Ok(Some(store::append(tx, now, &events)?))
+        });
+        let recs = match done {
+            Ok(Some(recs)) => recs,
+            Ok(None) => return claim.map(Claim::lost),
+            Err(e) => {
+                self.unavailable(&e);
+                return None;
+            }
+        };
+        self.engine.syslog_records(&recs);
+        self.engine.prune_if_due(now);
         self.log("success", &[("method", method)]);
         self.conn.send(&Response::Success);
+        None
     }
 
     /// Lets the login through without MFA (`Ignore`), audited.

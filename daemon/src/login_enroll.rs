@@ -122,7 +122,7 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
                 if !l.tell_secret(text) {
                     return;
                 }
-                return l.succeed("totp");
+                return l.succeed_enrolled();
             }
             Err(f) if f.kind == ErrorKind::InvalidCode => {
                 l.log("invalid_code", &[("reason", "enrollment confirmation")]);

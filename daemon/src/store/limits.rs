@@ -8,7 +8,7 @@
 use super::audit::append;
 use super::{from_db, to_db, Store, StoreError};
 use crate::audit::{event, AuditEvent};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use twofold_config::RateLimitConfig;
 use twofold_proto::{AuditRecord, LockInfo};
 
@@ -59,7 +59,9 @@ impl Store {
 
     /// Records one failure of `user` from `source`, makes the locks its
     /// counts call for, and appends `failure` (plus a `lockout` row per lock
-    /// made) to the audit chain, in one transaction.
+    /// made) to the audit chain, in one transaction. (Logins do this through
+    /// a group commit, with their denial.)
+    #[cfg(test)]
     pub fn record_failure(
         &mut self,
         user: &str,
@@ -71,66 +73,10 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO failures (user, source, at) VALUES (?1, ?2, ?3)",
-            params![user, source, to_db(now)],
-        )?;
-        // Failures count from the end of the window or from the last lock
-        // they caused, whichever is later: a lock spends the failures that made it.
-        let count = |source: Option<&str>, window: u64| -> rusqlite::Result<u32> {
-            tx.query_row(
-                "SELECT COUNT(*) FROM failures
-                 WHERE user = ?1 AND (?2 IS NULL OR source = ?2) AND at > ?3
-                   AND at > COALESCE((SELECT MAX(created_at) FROM locks
-                                      WHERE user = ?1 AND source IS ?2), -1)",
-                params![user, source, to_db(now.saturating_sub(window))],
-                |r| r.get(0),
-            )
-        };
-        let pair = count(Some(source), limits.source_window.0)?;
-        let all = count(None, limits.user_window.0)?;
-        let mut events = vec![failure.clone().with("source_failures", &pair.to_string())];
-        let mut locked: Option<Locked> = None;
-        let mut lock = |scope: Option<&str>, failures: u32, secs: u64| -> rusqlite::Result<()> {
-            let until = now.saturating_add(secs);
-            tx.execute(
-                "INSERT INTO locks (user, source, created_at, until, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![user, scope, to_db(now), to_db(until), failures],
-            )?;
-            events.push(
-                failure
-                    .renamed(event::LOCKOUT)
-                    .with("scope", if scope.is_some() { "source" } else { "user" })
-                    .with("failures", &failures.to_string())
-                    .with("until", &until.to_string()),
-            );
-            let l = Locked {
-                until,
-                user_wide: scope.is_none(),
-            };
-            if locked.is_none_or(|p| p.until < until) {
-                locked = Some(l);
-            }
-            Ok(())
-        };
-        if pair >= limits.source_failures {
-            lock(Some(source), pair, limits.source_lockout.0)?;
-        }
-        if all >= limits.user_failures {
-            lock(None, all, limits.user_lockout.0)?;
-        }
+        let (locked, events) = failure_rows(&tx, user, source, now, limits, failure)?;
         let recs = append(&tx, now, &events)?;
         tx.commit()?;
         Ok((locked, recs))
-    }
-
-    /// Forgets the failures of `user` from `source` (after a successful login there).
-    pub fn clear_source_failures(&self, user: &str, source: &str) -> Result<(), StoreError> {
-        self.conn.execute(
-            "DELETE FROM failures WHERE user = ?1 AND source = ?2",
-            params![user, source],
-        )?;
-        Ok(())
     }
 
     /// Clears every lock and failure of `user` and audits `unlock`; returns
@@ -187,4 +133,78 @@ impl Store {
             .execute("DELETE FROM failures WHERE at < ?1", [to_db(before)])?;
         Ok(())
     }
+}
+
+/// Inside `tx`: records one failure of `user` from `source` and makes the
+/// locks its counts call for; returns the lock now in force (the one ending
+/// last) and the audit events to append (`failure`, then a `lockout` per lock).
+pub(crate) fn failure_rows(
+    tx: &Transaction<'_>,
+    user: &str,
+    source: &str,
+    now: u64,
+    limits: &RateLimitConfig,
+    failure: AuditEvent,
+) -> Result<(Option<Locked>, Vec<AuditEvent>), StoreError> {
+    tx.execute(
+        "INSERT INTO failures (user, source, at) VALUES (?1, ?2, ?3)",
+        params![user, source, to_db(now)],
+    )?;
+    // Failures count from the end of the window or from the last lock
+    // they caused, whichever is later: a lock spends the failures that made it.
+    let count = |source: Option<&str>, window: u64| -> rusqlite::Result<u32> {
+        tx.query_row(
+            "SELECT COUNT(*) FROM failures
+             WHERE user = ?1 AND (?2 IS NULL OR source = ?2) AND at > ?3
+               AND at > COALESCE((SELECT MAX(created_at) FROM locks
+                                  WHERE user = ?1 AND source IS ?2), -1)",
+            params![user, source, to_db(now.saturating_sub(window))],
+            |r| r.get(0),
+        )
+    };
+    let pair = count(Some(source), limits.source_window.0)?;
+    let all = count(None, limits.user_window.0)?;
+    let mut events = vec![failure.clone().with("source_failures", &pair.to_string())];
+    let mut locked: Option<Locked> = None;
+    let mut lock = |scope: Option<&str>, failures: u32, secs: u64| -> rusqlite::Result<()> {
+        let until = now.saturating_add(secs);
+        tx.execute(
+            "INSERT INTO locks (user, source, created_at, until, failures) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user, scope, to_db(now), to_db(until), failures],
+        )?;
+        events.push(
+            failure
+                .renamed(event::LOCKOUT)
+                .with("scope", if scope.is_some() { "source" } else { "user" })
+                .with("failures", &failures.to_string())
+                .with("until", &until.to_string()),
+        );
+        let l = Locked {
+            until,
+            user_wide: scope.is_none(),
+        };
+        if locked.is_none_or(|p| p.until < until) {
+            locked = Some(l);
+        }
+        Ok(())
+    };
+    if pair >= limits.source_failures {
+        lock(Some(source), pair, limits.source_lockout.0)?;
+    }
+    if all >= limits.user_failures {
+        lock(None, all, limits.user_lockout.0)?;
+    }
+    Ok((locked, events))
+}
+
+/// Forgets the failures of `user` from `source` (after a successful login
+/// there), inside a login's transaction.
+pub(crate) fn clear_source_failures(
+    conn: &Connection,
+    user: &str,
+    source: &str,
+) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM failures WHERE user = ?1 AND source = ?2")?
+        .execute(params![user, source])?;
+    Ok(())
 }

@@ -2,17 +2,22 @@
 //! later sit behind the same operations).
 //!
 //! **Invariant:** every write a login's answer depends on (an accepted time
-//! step, a used backup code) is a single committed statement or transaction
-//! under `synchronous=FULL`, so it is durable before the answer is sent, and
+//! step, a used backup code, a failure, their audit rows) is committed under
+//! `synchronous=FULL` before the answer is sent — one transaction per login,
+//! several logins' transactions grouped into one by [`GroupCommit`] — and
 //! each is conditional in SQL so two concurrent logins cannot both win.
 
 mod audit;
+mod commit;
 mod grace;
 mod limits;
 mod schema;
 
+pub(crate) use audit::append;
 pub use audit::AuditFilter;
+pub use commit::{CommitStats, GroupCommit};
 pub use limits::Locked;
+pub(crate) use limits::{clear_source_failures, failure_rows};
 pub use schema::SCHEMA_VERSION;
 
 use crate::totp::TotpParams;
@@ -45,6 +50,10 @@ pub enum StoreError {
         /// The newest version this build knows.
         supported: u32,
     },
+    /// A group transaction did not commit (or its writer is gone); nothing
+    /// in it counts.
+    #[error("database: commit failed: {0}")]
+    Commit(String),
     /// A row holds a value this build cannot interpret.
     #[error("database: corrupt row: {0}")]
     Corrupt(String),
@@ -289,13 +298,7 @@ impl Store {
         step: u64,
         used_at: Option<u64>,
     ) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE totp SET last_step = ?2, last_used = COALESCE(?3, last_used)
-             WHERE id = ?1 AND confirmed_at IS NOT NULL
-               AND (last_step IS NULL OR last_step < ?2)",
-            params![id, to_db(step), used_at.map(to_db)],
-        )?;
-        Ok(changed == 1)
+        consume_step(&self.conn, id, step, used_at)
     }
 
     /// The user's backup code with this lookup, used or not.
@@ -320,22 +323,16 @@ impl Store {
             .optional()?)
     }
 
-    /// Marks backup code `id` used; `false` if it already was.
+    /// Marks backup code `id` used; `false` if it already was. (Logins do
+    /// this through a group commit.)
+    #[cfg(test)]
     pub fn use_backup(&self, id: i64, now: u64) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
-            "UPDATE backup_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL",
-            params![id, to_db(now)],
-        )?;
-        Ok(changed == 1)
+        use_backup(&self.conn, id, now)
     }
 
     /// How many unused backup codes the user has.
     pub fn unused_backup_codes(&self, user: &str) -> Result<u32, StoreError> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
-            [user],
-            |r| r.get(0),
-        )?)
+        unused_backup_codes(&self.conn, user)
     }
 
     /// Replaces all of the user's backup codes; `false` (nothing changed) when
@@ -383,6 +380,38 @@ impl Store {
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
+}
+
+/// [`Store::consume_step`] on any connection or transaction (a group commit's).
+pub(crate) fn consume_step(
+    conn: &Connection,
+    id: i64,
+    step: u64,
+    used_at: Option<u64>,
+) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE totp SET last_step = ?2, last_used = COALESCE(?3, last_used)
+         WHERE id = ?1 AND confirmed_at IS NOT NULL
+           AND (last_step IS NULL OR last_step < ?2)",
+    )?;
+    let changed = stmt.execute(params![id, to_db(step), used_at.map(to_db)])?;
+    Ok(changed == 1)
+}
+
+/// [`Store::use_backup`] on any connection or transaction.
+pub(crate) fn use_backup(conn: &Connection, id: i64, now: u64) -> Result<bool, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("UPDATE backup_codes SET used_at = ?2 WHERE id = ?1 AND used_at IS NULL")?;
+    Ok(stmt.execute(params![id, to_db(now)])? == 1)
+}
+
+/// [`Store::unused_backup_codes`] on any connection or transaction.
+pub(crate) fn unused_backup_codes(conn: &Connection, user: &str) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
+        [user],
+        |r| r.get(0),
+    )?)
 }
 
 /// Whether `user` has a confirmed TOTP credential, read inside `tx` so the

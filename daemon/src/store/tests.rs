@@ -245,3 +245,92 @@ fn audit_rows_chain_and_survive_pruning() {
     };
     assert_eq!(s.audit_rows(&f, 10).unwrap().len(), 1);
 }
+
+#[test]
+fn many_concurrent_logins_share_one_group_commit_and_one_code_opens_one() {
+    let db = Db::new("group");
+    let mut s = Store::open(&db.0).unwrap();
+    for id in 1..=16 {
+        confirmed(&mut s, &format!("u{id}"), id);
+    }
+    confirmed(&mut s, "shared", 100);
+    let store = Arc::new(std::sync::Mutex::new(s));
+    let stats = Arc::new(CommitStats::default());
+    let writer = GroupCommit::start(store.clone(), stats.clone());
+    // Holding the store keeps the writer waiting, so every login below is
+    // queued when it starts: they must all land in one transaction.
+    let held = store.lock().unwrap();
+    let (own, shared) = std::thread::scope(|sc| {
+        let own: Vec<_> = (1..=16)
+            .map(|id| {
+                let writer = &writer;
+                sc.spawn(move || writer.run(move |tx| consume_step(tx, id, 11, Some(5))))
+            })
+            .collect();
+        let shared: Vec<_> = (0..8)
+            .map(|_| sc.spawn(|| writer.run(|tx| consume_step(tx, 100, 11, Some(5)))))
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stats.submitted() < 24 && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+        drop(held);
+        let join = |hs: Vec<std::thread::ScopedJoinHandle<'_, Result<bool, StoreError>>>| {
+            hs.into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect::<Vec<bool>>()
+        };
+        (join(own), join(shared))
+    });
+    assert!(own.iter().all(|&won| won), "{own:?}");
+    assert_eq!(shared.iter().filter(|&&won| won).count(), 1, "{shared:?}");
+    assert_eq!((stats.batches(), stats.jobs()), (1, 24));
+    drop(writer);
+    // Durable and still guarded: a fresh connection sees every step spent.
+    let s = Store::open(&db.0).unwrap();
+    for id in (1..=16).chain([100]) {
+        assert!(
+            !s.consume_step(id, 11, None).unwrap(),
+            "step of {id} replayed"
+        );
+    }
+}
+
+#[test]
+fn a_failing_login_in_a_group_commit_is_rolled_back_alone() {
+    let db = Db::new("group-fail");
+    let mut s = Store::open(&db.0).unwrap();
+    confirmed(&mut s, "alice", 1);
+    confirmed(&mut s, "bob", 2);
+    let store = Arc::new(std::sync::Mutex::new(s));
+    let stats = Arc::new(CommitStats::default());
+    let writer = GroupCommit::start(store.clone(), stats.clone());
+    let held = store.lock().unwrap();
+    let (bad, good) = std::thread::scope(|sc| {
+        let bad = sc.spawn(|| {
+            writer.run(|tx| {
+                assert!(consume_step(tx, 1, 11, None)?);
+                tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                Ok(())
+            })
+        });
+        let good = sc.spawn(|| writer.run(|tx| consume_step(tx, 2, 11, None)));
+        while stats.submitted() < 2 {
+            std::thread::yield_now();
+        }
+        drop(held);
+        (bad.join().unwrap(), good.join().unwrap())
+    });
+    assert!(matches!(bad, Err(StoreError::Sql(_))), "{bad:?}");
+    assert!(good.unwrap());
+    assert_eq!(stats.batches(), 1);
+    let s = store.lock().unwrap();
+    assert!(
+        s.consume_step(1, 11, None).unwrap(),
+        "alice's step was rolled back"
+    );
+    assert!(
+        !s.consume_step(2, 11, None).unwrap(),
+        "bob's step was committed"
+    );
+}
