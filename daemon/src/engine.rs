@@ -179,11 +179,13 @@ impl Engine {
         }
     }
 
-    /// Appends events to the audit chain (one transaction) and sends their
-    /// syslog lines; runs retention when it is due.
+    /// Appends events to the audit chain (one transaction, grouped with
+    /// other logins' by the writer) and sends their syslog lines; runs
+    /// retention when it is due. The caller must not hold [`Engine::store`].
     pub fn audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now();
-        let recs = self.store().append_audit(now, events)?;
+        let events = events.to_vec();
+        let recs = self.commit(move |tx| crate::store::append(tx, now, &events))?;
         self.syslog_records(&recs);
         self.prune_if_due(now);
         Ok(())

@@ -92,6 +92,8 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
 
 impl Store {
     /// Appends events in their own transaction (committed when this returns).
+    /// (The daemon appends through its group writer.)
+    #[cfg(test)]
     pub fn append_audit(
         &mut self,
         at: u64,
