@@ -96,9 +96,17 @@ pub fn account_of(uid: u32) -> std::io::Result<Option<Account>> {
     })
 }
 
-/// Primary gid of `user`; `None` when the passwd database does not know it.
-fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
-    let account = passwd_entry(|pwd, buf, result| {
+/// The passwd entry named `user`; `None` when the database has none (or the
+/// name cannot be a C string). An error means the database could not be asked.
+pub fn account_named(user: &str) -> std::io::Result<Option<Account>> {
+    let Ok(cuser) = CString::new(user) else {
+        return Ok(None);
+    };
+    named(&cuser)
+}
+
+fn named(user: &CStr) -> std::io::Result<Option<Account>> {
+    passwd_entry(|pwd, buf, result| {
         // SAFETY: every pointer is valid for the call; buf outlives its use.
         unsafe {
             libc::getpwnam_r(
@@ -109,8 +117,12 @@ fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
                 result,
             )
         }
-    })?;
-    Ok(account.map(|a| a.gid))
+    })
+}
+
+/// Primary gid of `user`; `None` when the passwd database does not know it.
+fn primary_gid(user: &CStr) -> std::io::Result<Option<u32>> {
+    Ok(named(user)?.map(|a| a.gid))
 }
 
 /// A group lookup by gid or by name, through `lookup` (`getgrgid_r` or
@@ -310,6 +322,9 @@ mod tests {
     fn root_resolves_and_missing_entries_are_none() {
         assert_eq!(account_of(0).unwrap().unwrap().name, "root");
         assert_eq!(account_of(4_000_000_000).unwrap(), None);
+        assert_eq!(account_named("root").unwrap().unwrap().gid, 0);
+        assert_eq!(account_named("no-such-user-twofold").unwrap(), None);
+        assert_eq!(account_named("nul\0user").unwrap(), None);
         assert_eq!(group_named("root").unwrap().unwrap().gid, 0);
         assert_eq!(group_named("no-such-group-twofold").unwrap(), None);
         assert_eq!(group_named("nul\0group").unwrap(), None);

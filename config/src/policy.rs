@@ -209,6 +209,12 @@ fn describe(kind: &str, names: &[String]) -> String {
 }
 
 impl PolicyConfig {
+    /// Whether any setting depends on the user's groups (required or exempt
+    /// groups, group rules); when none does, deciding needs no group lookup.
+    pub fn uses_groups(&self) -> bool {
+        !self.required_groups.is_empty() || !self.exempt_groups.is_empty() || !self.group.is_empty()
+    }
+
     /// Decides one login; see the module documentation for the precedence.
     pub fn decide(&self, s: &Subject<'_>) -> Decision {
         let in_group = |list: &[String]| {

@@ -139,6 +139,8 @@ pub(crate) struct Engine {
     commit: GroupCommit,
     pub log: Logger,
     pub stats: Arc<Stats>,
+    /// The passwd and group databases, cached while unchanged.
+    pub directory: crate::accounts::Directory,
     syslog: Syslog,
     next_prune: AtomicU64,
     /// A sealed random secret under a name no user can have: an unenrolled
@@ -173,6 +175,7 @@ impl Engine {
             store,
             log,
             stats,
+            directory: crate::accounts::Directory::default(),
             syslog,
             next_prune: AtomicU64::new(0),
             dummy,

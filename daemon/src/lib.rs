@@ -7,6 +7,7 @@
 //! parameter ([`Clock`]); no code, secret or key reaches the log; no async
 //! runtime.
 
+mod accounts;
 mod admin;
 pub mod audit;
 mod backup;

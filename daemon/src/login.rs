@@ -14,7 +14,6 @@
 use crate::audit::{event, AuditEvent};
 use crate::conn::{Conn, Incoming};
 use crate::engine::{Claim, Engine, Found, VerifyError};
-use crate::policy;
 use crate::store::{self, Locked};
 use crate::validate;
 use twofold_config::{Decision, Method, Unenrolled};
@@ -416,7 +415,7 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         );
         return;
     }
-    let account = match policy::account(&b.user) {
+    let account = match engine.account(&b.user) {
         Ok(a) => a,
         Err(e) => return l.unavailable(&format!("passwd/group lookup: {e}")),
     };

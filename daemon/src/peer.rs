@@ -2,9 +2,10 @@
 //!
 //! **Invariant:** identity comes from `SO_PEERCRED` only, never from a payload.
 
+use crate::accounts::Directory;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use twofold_config::groups::{account_of, group_named};
+use twofold_config::groups::group_named;
 
 /// The credentials of a connected peer process, as the kernel reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +64,11 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// Resolves the peer's name and admin right. A failed lookup leaves the
-    /// peer without name or admin right (fail closed).
-    pub fn resolve(cred: PeerCred, admin_group: Option<&str>) -> Peer {
-        let account = account_of(cred.uid).ok().flatten();
+    /// Resolves the peer's name (through the daemon's cache) and admin
+    /// right. A failed lookup leaves the peer without name or admin right
+    /// (fail closed).
+    pub(crate) fn resolve(cred: PeerCred, admin_group: Option<&str>, dir: &Directory) -> Peer {
+        let account = dir.peer(cred.uid).ok().flatten();
         let name = account
             .as_ref()
             .map(|a| a.name.to_string_lossy().into_owned());
@@ -110,7 +112,7 @@ mod tests {
         let cred = peer_cred(&a).unwrap();
         assert_eq!(cred.pid, std::process::id() as i32);
         assert_eq!(cred.uid, own_euid());
-        let peer = Peer::resolve(cred, None);
+        let peer = Peer::resolve(cred, None, &Directory::default());
         assert!(peer.admin, "the daemon's own uid is an admin");
     }
 
@@ -122,13 +124,13 @@ mod tests {
             uid: 65534,
             gid: 65534,
         };
-        let plain = Peer::resolve(cred, None);
+        let plain = Peer::resolve(cred, None, &Directory::default());
         assert!(!plain.admin || own_euid() == 65534);
         assert_eq!(plain.name.as_deref(), Some("nobody"));
         assert!(plain.is_self("nobody") && !plain.is_self("root"));
-        let via_primary = Peer::resolve(cred, Some("nogroup"));
+        let via_primary = Peer::resolve(cred, Some("nogroup"), &Directory::default());
         assert!(via_primary.admin, "primary group membership counts");
-        let other = Peer::resolve(cred, Some("root"));
+        let other = Peer::resolve(cred, Some("root"), &Directory::default());
         assert!(!other.admin || own_euid() == 65534);
     }
 }

@@ -2,34 +2,19 @@
 //! the group database (never from the client), then the configured rules
 //! (precedence documented in `twofold_config::policy`).
 
+use crate::accounts::Account;
 use crate::engine::Engine;
-use twofold_config::groups::user_groups;
 use twofold_config::{Decision, Subject};
 
-/// The account a login or request is about, as the system knows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Account {
-    /// Whether the passwd database knows the user.
-    pub known: bool,
-    /// Primary and supplementary group names (empty when unknown).
-    pub groups: Vec<String>,
-}
-
-/// Looks the user up; an error means NSS could not answer (fail closed).
-pub(crate) fn account(user: &str) -> std::io::Result<Account> {
-    Ok(match user_groups(user)? {
-        Some(g) => Account {
-            known: true,
-            groups: g.groups,
-        },
-        None => Account {
-            known: false,
-            groups: Vec::new(),
-        },
-    })
-}
-
 impl Engine {
+    /// Looks the user up (cached, see [`crate::accounts`]); their groups
+    /// only when a policy setting depends on groups. An error means NSS
+    /// could not answer (fail closed).
+    pub(crate) fn account(&self, user: &str) -> std::io::Result<Account> {
+        let want_groups = self.config.policy.uses_groups();
+        self.directory.account(user, want_groups)
+    }
+
     /// What the policy says about a login.
     pub(crate) fn decide(
         &self,
@@ -48,7 +33,7 @@ impl Engine {
 
     /// Why `user` must keep a factor somewhere, if they must.
     pub(crate) fn required_somewhere(&self, user: &str) -> std::io::Result<Option<String>> {
-        let a = account(user)?;
+        let a = self.account(user)?;
         Ok(self.config.policy.required_somewhere(user, &a.groups))
     }
 }

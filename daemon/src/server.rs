@@ -237,7 +237,11 @@ fn connection(
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, clone);
     }
-    let peer = Peer::resolve(cred, engine.config.daemon.admin_group.as_deref());
+    let peer = Peer::resolve(
+        cred,
+        engine.config.daemon.admin_group.as_deref(),
+        &engine.directory,
+    );
     conn::serve(engine, &peer, stream);
 }
 

@@ -1,0 +1,81 @@
+//! The daemon caches the passwd and group databases between logins; an edit
+//! of `/etc/group` must reach the very next login. The test (as root)
+//! re-runs this binary in a private mount namespace (`unshare -m`) where a
+//! copy of `/etc/group` is bind-mounted over the real one, so the host's
+//! file is never touched, and edits that copy between logins.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use twofold_proto::{Request, Response};
+
+const GROUP_ENV: &str = "TWOFOLD_TEST_GROUP_FILE";
+
+#[test]
+fn group_edit_reaches_the_next_login_despite_the_cache() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/unshare").exists() {
+        eprintln!("skipped: a private mount namespace needs root and unshare");
+        return;
+    }
+    let dir = TempDir::new("group-cache");
+    let copy = dir.0.join("group");
+    std::fs::copy("/etc/group", &copy).unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(r#"mount --bind "$1" /etc/group && exec "$2" --exact child_in_namespace --nocapture --test-threads=1"#)
+        .args(["sh", copy.to_str().unwrap()])
+        .arg(std::env::current_exe().unwrap())
+        .env(GROUP_ENV, &copy)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child ok"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs only when re-executed by the test above, inside the namespace.
+#[test]
+fn child_in_namespace() {
+    let Ok(copy) = std::env::var(GROUP_ENV) else {
+        return;
+    };
+    let original = std::fs::read_to_string(&copy).unwrap();
+    assert_eq!(std::fs::read_to_string("/etc/group").unwrap(), original);
+    let d = TestDaemon::start_with(|c| {
+        c.policy.unenrolled = twofold_config::Unenrolled::Deny;
+        c.policy.exempt_groups = vec!["tfcache".into()];
+    });
+    let begin = || {
+        d.client()
+            .call(&Request::Begin {
+                user: "mail".into(),
+                service: "sshd".into(),
+                rhost: None,
+                tty: None,
+                ruser: None,
+            })
+            .unwrap()
+    };
+    let prompted = |r: &Response| matches!(r, Response::Prompt { .. });
+    // Twice each way: the second answer of each state comes from the cache.
+    for _ in 0..2 {
+        let r = begin();
+        assert!(prompted(&r), "not yet exempt: {r:?}");
+    }
+    // Edited in place (same inode, as `>>` does), not replaced.
+    std::fs::write(&copy, format!("{original}tfcache:x:48151:mail\n")).unwrap();
+    for _ in 0..2 {
+        assert_eq!(begin(), Response::Ignore, "exempt right after the edit");
+    }
+    std::fs::write(&copy, &original).unwrap();
+    for _ in 0..2 {
+        let r = begin();
+        assert!(prompted(&r), "no longer exempt right after the edit: {r:?}");
+    }
+    println!("child ok");
+}
