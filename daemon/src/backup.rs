@@ -1,8 +1,7 @@
 //! Backup codes: generation, normalization and argon2id hashing.
 
+use crate::kdf;
 use crate::keys::{random_bytes, KeyError};
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use zeroize::Zeroizing;
 
 /// 32 characters without look-alikes (no 0, 1, l, o), so `byte % 32` is uniform.
@@ -54,21 +53,17 @@ pub fn normalize(answer: &str) -> Option<Zeroizing<String>> {
     ok.then_some(s)
 }
 
-/// The argon2id PHC string of a normalized code.
+/// The argon2id PHC string of a normalized code (see [`kdf`]).
 pub fn hash(normalized: &str) -> Result<String, KeyError> {
     let mut salt = [0u8; 16];
     random_bytes(&mut salt)?;
-    Argon2::default()
-        .hash_password_with_salt(normalized.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| KeyError::Random(format!("argon2: {e}")))
+    kdf::hash(normalized.as_bytes(), &salt).map_err(|e| KeyError::Random(e.to_string()))
 }
 
-/// Whether `normalized` matches the PHC string `phc` (one argon2 run).
+/// Whether `normalized` matches the PHC string `phc` (one argon2 run,
+/// waiting for a permit; see [`kdf`]).
 pub fn verify(normalized: &str, phc: &str) -> bool {
-    Argon2::default()
-        .verify_password(normalized.as_bytes(), phc)
-        .is_ok()
+    kdf::verify(normalized.as_bytes(), phc)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod backup;
 mod clock;
 mod conn;
 mod engine;
+mod kdf;
 mod keys;
 mod log;
 mod login;

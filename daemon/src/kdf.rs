@@ -1,0 +1,250 @@
+//! argon2id for backup codes, with bounded memory.
+//!
+//! argon2 is memory-hard on purpose: each run fills `m` KiB. Run on every
+//! connection's thread, 64 concurrent backup-code logins once took over a
+//! GiB, which glibc then kept. Here at most [`permits`] runs happen at once
+//! (they are CPU-bound, so more would not finish sooner); the others queue.
+//! Each permit owns one memory area, allocated once and reused, wiped after
+//! every run; an area grown for an older, larger hash is given back after
+//! that run. New hashes use OWASP's m = 7 MiB, t = 5, p = 1 (as strong as
+//! m = 19 MiB, t = 2); a stored PHC string keeps verifying with its own
+//! parameters.
+
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use base64ct::{Base64Unpadded, Encoding};
+use std::sync::{Condvar, Mutex, OnceLock};
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
+
+/// Memory of new hashes, in KiB (OWASP: 7 MiB with t = 5).
+pub const M_COST: u32 = 7 * 1024;
+/// Passes of new hashes.
+pub const T_COST: u32 = 5;
+/// Lanes of new hashes.
+pub const P_COST: u32 = 1;
+/// Hash length in bytes.
+const OUT_LEN: usize = 32;
+/// The largest `m` (KiB) a stored hash may ask for; above it, verification
+/// fails (a hash twofold never writes, and a way to exhaust memory).
+pub const MAX_M_COST: u32 = 64 * 1024;
+/// The most passes and lanes a stored hash may ask for (CPU bound).
+const MAX_T_COST: u32 = 16;
+const MAX_P_COST: u32 = 8;
+/// At most this many concurrent runs, whatever the core count.
+const MAX_PERMITS: usize = 4;
+
+/// Why a hash could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("argon2: {0}")]
+pub struct KdfError(String);
+
+/// Concurrent runs allowed: the available cores, at most [`MAX_PERMITS`].
+pub fn permits() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_PERMITS)
+}
+
+/// The permits and their memory areas.
+struct Pool {
+    free: Mutex<Vec<Vec<Block>>>,
+    returned: Condvar,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        free: Mutex::new((0..permits()).map(|_| Vec::new()).collect()),
+        returned: Condvar::new(),
+    })
+}
+
+/// Runs argon2id with `params` on a permit's memory, waiting for a permit.
+fn run(params: Params, pwd: &[u8], salt: &[u8], out: &mut [u8]) -> Result<(), KdfError> {
+    let pool = pool();
+    let mut area = {
+        let mut free = pool.free.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(a) = free.pop() {
+                break a;
+            }
+            free = pool.returned.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+    };
+    let need = params.block_count();
+    if area.len() < need {
+        area.resize(need, Block::default());
+    }
+    let result = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(pwd, salt, out, &mut area[..need])
+        .map_err(|e| KdfError(e.to_string()));
+    // The blocks hold values derived from the code: wiped before reuse.
+    area[..need].iter_mut().for_each(Zeroize::zeroize);
+    if area.len() > default_blocks() {
+        // Grown for an older, larger hash: give that memory back.
+        area = Vec::new();
+    }
+    pool.free
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(area);
+    pool.returned.notify_one();
+    result
+}
+
+fn default_blocks() -> usize {
+    new_params().map(|p| p.block_count()).unwrap_or(0)
+}
+
+fn new_params() -> Result<Params, KdfError> {
+    Params::new(M_COST, T_COST, P_COST, Some(OUT_LEN)).map_err(|e| KdfError(e.to_string()))
+}
+
+/// The argon2id PHC string of `pwd` with a fresh `salt` (16 bytes) and the
+/// parameters of new hashes.
+pub fn hash(pwd: &[u8], salt: &[u8; 16]) -> Result<String, KdfError> {
+    let mut out = Zeroizing::new([0u8; OUT_LEN]);
+    run(new_params()?, pwd, salt, &mut out[..])?;
+    Ok(format!(
+        "$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}${}${}",
+        Base64Unpadded::encode_string(salt),
+        Base64Unpadded::encode_string(&out[..])
+    ))
+}
+
+/// A parsed `$argon2id$v=19$m=…,t=…,p=…$salt$hash` string.
+struct Phc {
+    params: Params,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// Parses the only PHC form twofold writes (argon2id, version 19, m/t/p in
+/// that order, within the limits above); anything else is `None`.
+fn parse(phc: &str) -> Option<Phc> {
+    let mut parts = phc.split('$');
+    let ("", Some("argon2id"), Some("v=19"), Some(p), Some(salt), Some(hash), None) = (
+        parts.next()?,
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return None;
+    };
+    let mut nums = p.split(',');
+    let mut field = |name: &str| -> Option<u32> {
+        let v = nums.next()?.strip_prefix(name)?.strip_prefix('=')?;
+        // Decimal without sign or leading zeros, as PHC requires.
+        if v.is_empty() || (v.len() > 1 && v.starts_with('0')) {
+            return None;
+        }
+        v.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| v.parse().ok())?
+    };
+    let (m, t, p) = (field("m")?, field("t")?, field("p")?);
+    if nums.next().is_some() || m > MAX_M_COST || t > MAX_T_COST || p > MAX_P_COST {
+        return None;
+    }
+    let salt = Base64Unpadded::decode_vec(salt).ok()?;
+    let hash = Base64Unpadded::decode_vec(hash).ok()?;
+    if !(8..=64).contains(&salt.len()) || !(16..=64).contains(&hash.len()) {
+        return None;
+    }
+    let params = Params::new(m, t, p, Some(hash.len())).ok()?;
+    Some(Phc { params, salt, hash })
+}
+
+/// Whether `pwd` matches `phc` (one argon2 run with the string's own
+/// parameters; compared in constant time). A string that does not parse,
+/// or asks for more than the limits, never matches.
+pub fn verify(pwd: &[u8], phc: &str) -> bool {
+    let Some(phc) = parse(phc) else {
+        return false;
+    };
+    let mut out = Zeroizing::new(vec![0u8; phc.hash.len()]);
+    if run(phc.params, pwd, &phc.salt, &mut out).is_err() {
+        return false;
+    }
+    bool::from(out.ct_eq(&phc.hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn new_hashes_use_owasp_parameters_and_verify_elsewhere() {
+        let phc = hash(b"abcde23456", &[7u8; 16]).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{phc}");
+        assert!(verify(b"abcde23456", &phc));
+        assert!(!verify(b"abcde23457", &phc));
+        // The argon2 crate's own verifier agrees (same string format).
+        assert!(Argon2::default()
+            .verify_password(b"abcde23456", phc.as_str())
+            .is_ok());
+    }
+
+    #[test]
+    fn hashes_made_with_the_old_default_parameters_still_verify() {
+        // m=19456, t=2, p=1: what twofoldd wrote before.
+        let old = Argon2::default()
+            .hash_password_with_salt(b"abcde23456", &[9u8; 16])
+            .unwrap()
+            .to_string();
+        assert!(old.contains("m=19456,t=2,p=1"), "{old}");
+        assert!(verify(b"abcde23456", &old));
+        assert!(!verify(b"abcde23457", &old));
+        // A larger area was needed: it went back, the pool keeps its size.
+        let free = pool().free.lock().unwrap();
+        assert!(free.iter().all(|a| a.len() <= default_blocks()));
+    }
+
+    #[test]
+    fn malformed_or_oversized_phc_strings_never_match() {
+        let good = hash(b"abcde23456", &[1u8; 16]).unwrap();
+        let salt_hash = good.rsplitn(3, '$').take(2).collect::<Vec<_>>();
+        let tail = format!("{}${}", salt_hash[1], salt_hash[0]);
+        for bad in [
+            String::new(),
+            "not a phc string".into(),
+            format!("$argon2i$v=19$m=7168,t=5,p=1${tail}"),
+            format!("$argon2id$v=16$m=7168,t=5,p=1${tail}"),
+            format!("$argon2id$m=7168,t=5,p=1${tail}"),
+            format!("$argon2id$v=19$t=5,m=7168,p=1${tail}"),
+            format!("$argon2id$v=19$m=07168,t=5,p=1${tail}"),
+            format!("$argon2id$v=19$m=+7168,t=5,p=1${tail}"),
+            format!("$argon2id$v=19$m=7168,t=5,p=1,keyid=AAAA${tail}"),
+            format!("$argon2id$v=19$m=4194304,t=5,p=1${tail}"),
+            format!("$argon2id$v=19$m=7168,t=1000,p=1${tail}"),
+            format!("$argon2id$v=19$m=7168,t=5,p=1${tail}$"),
+            format!("$argon2id$v=19$m=7168,t=5,p=1${}$", salt_hash[1]),
+            format!("$argon2id$v=19$m=7168,t=5,p=1$!!!${}", salt_hash[0]),
+        ] {
+            assert!(!verify(b"abcde23456", &bad), "{bad:?}");
+        }
+        assert!(verify(b"abcde23456", &good));
+    }
+
+    #[test]
+    fn concurrent_runs_wait_for_a_permit_and_all_finish() {
+        let phc = hash(b"abcde23456", &[3u8; 16]).unwrap();
+        let n = permits() * 3;
+        let ok = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..n)
+                .map(|_| s.spawn(|| verify(b"abcde23456", &phc)))
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|&b| b)
+                .count()
+        });
+        assert_eq!(ok, n);
+        assert_eq!(pool().free.lock().unwrap().len(), permits());
+    }
+}
