@@ -5,7 +5,8 @@ use crate::login;
 use crate::peer::Peer;
 use std::os::unix::net::UnixStream;
 use twofold_proto::{
-    read_frame, write_message, DecodeError, ErrorKind, FrameError, Request, Response, PROTO_VERSION,
+    write_message, DecodeError, ErrorKind, FrameError, FrameReader, Request, Response,
+    PROTO_VERSION,
 };
 use zeroize::Zeroize;
 
@@ -25,6 +26,8 @@ pub(crate) struct Conn<'a> {
     pub engine: &'a Engine,
     pub peer: &'a Peer,
     stream: UnixStream,
+    /// One buffered read per frame, usually (instead of length, then body).
+    reader: FrameReader,
 }
 
 impl<'a> Conn<'a> {
@@ -33,6 +36,7 @@ impl<'a> Conn<'a> {
             engine,
             peer,
             stream,
+            reader: FrameReader::new(),
         }
     }
 
@@ -52,7 +56,7 @@ impl<'a> Conn<'a> {
     /// timeouts end the connection (after a `Failed` where the peer can still
     /// read it); they never affect other connections.
     pub fn recv(&mut self) -> Incoming {
-        let mut body = match read_frame(&mut self.stream) {
+        let mut body = match self.reader.read_frame(&mut self.stream) {
             Ok(b) => b,
             Err(FrameError::Closed) => return Incoming::End,
             Err(e @ FrameError::TooLarge { .. }) => {

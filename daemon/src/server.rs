@@ -1,5 +1,7 @@
-//! The accept loop: bounded concurrency, one thread per connection, and a
-//! graceful shutdown that lets in-flight conversations finish (bounded).
+//! The accept loop: bounded concurrency, a pool of connection workers
+//! (started as needed, at most `max_connections`, reused: no thread is
+//! started per login), and a graceful shutdown that lets in-flight
+//! conversations finish (bounded).
 
 use crate::audit::{event, AuditEvent};
 use crate::clock::Clock;
@@ -15,7 +17,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::Config;
@@ -120,6 +123,7 @@ impl Daemon {
         let slots = Arc::new(Slots::default());
         let live: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
         let next_id = AtomicU64::new(0);
+        let mut workers = Workers::new(engine.clone(), live.clone());
         engine
             .log
             .event("start", &[("max_connections", &max.to_string())]);
@@ -155,21 +159,14 @@ impl Daemon {
                 live: live.clone(),
                 id,
             };
-            let engine2 = engine.clone();
-            let live2 = live.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("twofoldd-conn-{id}"))
-                .spawn(move || {
-                    let _guard = guard;
-                    connection(&engine2, stream, &live2, id);
-                });
-            if let Err(e) = spawned {
-                // The closure (with its guard) was dropped, so the slot is free again.
+            if let Err(e) = workers.dispatch(Work { stream, guard, id }) {
+                // The work (with its guard) was dropped, so the slot is free again.
                 engine
                     .log
                     .event("accept", &[("error", &format!("cannot start thread: {e}"))]);
             }
         }
+        drop(workers);
         let open = slots.count();
         engine
             .log
@@ -245,6 +242,75 @@ fn connection(
     conn::serve(engine, &peer, stream);
 }
 
+/// One accepted connection for a worker, with the slot it holds.
+struct Work {
+    stream: UnixStream,
+    guard: SlotGuard,
+    id: u64,
+}
+
+/// The connection workers. A worker serves one connection at a time and
+/// then waits for the next; the accept loop hands a connection to an idle
+/// worker, or starts one when none is idle. A worker counts itself idle
+/// before it frees its slot, so there are never more workers than slots.
+struct Workers {
+    engine: Arc<Engine>,
+    live: Arc<Mutex<HashMap<u64, UnixStream>>>,
+    queue: mpsc::Sender<Work>,
+    next: Arc<Mutex<mpsc::Receiver<Work>>>,
+    idle: Arc<AtomicUsize>,
+    started: usize,
+}
+
+impl Workers {
+    fn new(engine: Arc<Engine>, live: Arc<Mutex<HashMap<u64, UnixStream>>>) -> Workers {
+        let (queue, next) = mpsc::channel();
+        Workers {
+            engine,
+            live,
+            queue,
+            next: Arc::new(Mutex::new(next)),
+            idle: Arc::default(),
+            started: 0,
+        }
+    }
+
+    /// Hands `work` to an idle worker, or to a new one.
+    fn dispatch(&mut self, work: Work) -> io::Result<()> {
+        let reserved = self
+            .idle
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if reserved.is_ok() {
+            // An idle worker is waiting on the queue; it takes this at once.
+            return self
+                .queue
+                .send(work)
+                .map_err(|_| io::Error::other("connection workers are gone"));
+        }
+        let (engine, live) = (self.engine.clone(), self.live.clone());
+        let (next, idle) = (self.next.clone(), self.idle.clone());
+        self.started += 1;
+        std::thread::Builder::new()
+            .name(format!("twofoldd-worker-{}", self.started))
+            .spawn(move || {
+                let mut work = work;
+                loop {
+                    let Work { stream, guard, id } = work;
+                    connection(&engine, stream, &live, id);
+                    idle.fetch_add(1, Ordering::SeqCst);
+                    drop(guard);
+                    let got = next.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    match got {
+                        Ok(w) => work = w,
+                        // The accept loop ended: no more work.
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map(drop)
+    }
+}
+
 /// Counts connections in flight; the accept loop waits for a free slot.
 #[derive(Debug, Default)]
 struct Slots {
@@ -295,7 +361,7 @@ impl Slots {
     }
 }
 
-/// Frees a connection's slot when its thread ends, even by panic.
+/// Frees a connection's slot when its worker is done with it, even by panic.
 struct SlotGuard {
     slots: Arc<Slots>,
     live: Arc<Mutex<HashMap<u64, UnixStream>>>,
