@@ -5,7 +5,7 @@ use crate::backup;
 use crate::clock::Clock;
 use crate::keys::{random_bytes, Keys, SealError, NONCE_LEN};
 use crate::log::Logger;
-use crate::store::{CommitStats, GroupCommit, Store, StoreError, TotpRecord};
+use crate::store::{CommitStats, GroupCommit, Locked, Store, StoreError, TotpRecord};
 use crate::syslog::Syslog;
 use crate::totp::{self, TotpParams};
 use rusqlite::Transaction;
@@ -300,64 +300,95 @@ impl Engine {
 
     /// The methods the user can answer a login with now.
     pub fn login_factors(&self, user: &str) -> Result<Vec<AllowedMethod>, StoreError> {
-        let store = self.store();
-        let mut m = Vec::new();
-        if store.totp(user)?.is_some_and(|t| t.confirmed_at.is_some()) {
-            m.push(AllowedMethod::Totp);
-        }
-        if store.unused_backup_codes(user)? > 0 {
-            m.push(AllowedMethod::BackupCode);
-        }
-        Ok(m)
+        self.store().read(|s| factors_in(s, user))
+    }
+
+    /// The lock on `user` from `source` and the methods they can answer
+    /// with, read in one snapshot: what a login needs before it prompts.
+    pub fn login_state(
+        &self,
+        user: &str,
+        source: &str,
+    ) -> Result<(Option<Locked>, Vec<AllowedMethod>), StoreError> {
+        let now = self.now();
+        self.store().read(|s| {
+            let lock = s.active_lock(user, source, now)?;
+            Ok((lock, factors_in(s, user)?))
+        })
     }
 
     /// Checks a login answer: a TOTP code or a backup code, among the
-    /// `allowed` methods only. Writes nothing: a matching code comes back as
-    /// a [`Claim`] for the login to spend in its own transaction. At most one
-    /// argon2 verification runs, and only for a code with a matching lookup.
+    /// `allowed` methods only, unless a lock on `user` from `source` is in
+    /// force now (then the answer is not checked: `Err(lock)`). What the
+    /// check needs is read in one snapshot with the lock; no argon2 or
+    /// decryption runs while the store is held. Writes nothing: a matching
+    /// code comes back as a [`Claim`] for the login to spend in its own
+    /// transaction. At most one argon2 verification runs, and only for a
+    /// code with a matching lookup.
     pub fn check_login(
         &self,
         user: &str,
+        source: &str,
         answer: &Secret,
         allowed: &[AllowedMethod],
-    ) -> Result<Found, VerifyError> {
+    ) -> Result<Result<Found, Locked>, VerifyError> {
         if answer.len() > backup::MAX_ANSWER {
-            return Ok(Found::Rejected("answer too long"));
+            return Ok(Ok(Found::Rejected("answer too long")));
         }
         let typed = answer.expose().trim();
-        let cred = self
-            .store()
-            .totp(user)?
-            .filter(|t| t.confirmed_at.is_some() && allowed.contains(&AllowedMethod::Totp));
+        // The keyed lookup is computed before reading (cheap), so one
+        // snapshot holds everything a backup code's check needs.
+        let backup = allowed
+            .contains(&AllowedMethod::BackupCode)
+            .then(|| backup::normalize(typed))
+            .flatten()
+            .map(|n| {
+                let lookup = self.keys.backup_lookup(user, &n);
+                (n, lookup)
+            });
+        let now = self.now();
+        let (lock, cred, row) = self.store().read(|s| {
+            let lock = s.active_lock(user, source, now)?;
+            let cred = s.totp(user)?;
+            let row = match &backup {
+                Some((_, lookup)) => s.backup_by_lookup(user, lookup)?,
+                None => None,
+            };
+            Ok((lock, cred, row))
+        })?;
+        if let Some(l) = lock {
+            return Ok(Err(l));
+        }
+        let cred =
+            cred.filter(|t| t.confirmed_at.is_some() && allowed.contains(&AllowedMethod::Totp));
         if let Some(cred) = cred
             .as_ref()
             .filter(|c| totp::looks_like_code(&c.params, typed))
         {
-            return Ok(match self.totp_step(cred, typed)? {
+            return Ok(Ok(match self.totp_step(cred, typed)? {
                 Some(step) => Found::Claim(Claim::Step { id: cred.id, step }),
                 None => Found::Rejected("wrong code"),
-            });
+            }));
         }
         if !allowed.contains(&AllowedMethod::BackupCode) {
-            return Ok(Found::Rejected("not an allowed code"));
+            return Ok(Ok(Found::Rejected("not an allowed code")));
         }
-        let Some(normalized) = backup::normalize(typed) else {
-            return Ok(Found::Rejected("not a code"));
+        let Some((normalized, _)) = backup else {
+            return Ok(Ok(Found::Rejected("not a code")));
         };
-        let lookup = self.keys.backup_lookup(user, &normalized);
-        let Some(row) = self.store().backup_by_lookup(user, &lookup)? else {
-            return Ok(Found::Rejected("wrong code"));
+        let Some(row) = row else {
+            return Ok(Ok(Found::Rejected("wrong code")));
         };
         if row.used_at.is_some() {
-            return Ok(Found::Rejected("backup code already used"));
+            return Ok(Ok(Found::Rejected("backup code already used")));
         }
         self.stats
             .argon2_verifications
             .fetch_add(1, Ordering::SeqCst);
         if !backup::verify(&normalized, &row.hash) {
-            return Ok(Found::Rejected("wrong code"));
+            return Ok(Ok(Found::Rejected("wrong code")));
         }
-        Ok(Found::Claim(Claim::Backup { id: row.id }))
+        Ok(Ok(Found::Claim(Claim::Backup { id: row.id })))
     }
 
     /// The time step `code` matches for `cred`, if any (decrypts the secret).
@@ -394,6 +425,18 @@ impl Engine {
             Ok(Verdict::Rejected("code already used"))
         }
     }
+}
+
+/// The methods `user` can answer a login with, read from `s`.
+fn factors_in(s: &Store, user: &str) -> Result<Vec<AllowedMethod>, StoreError> {
+    let mut m = Vec::new();
+    if s.totp(user)?.is_some_and(|t| t.confirmed_at.is_some()) {
+        m.push(AllowedMethod::Totp);
+    }
+    if s.unused_backup_codes(user)? > 0 {
+        m.push(AllowedMethod::BackupCode);
+    }
+    Ok(m)
 }
 
 /// Seals a random secret for [`Engine::dummy_verify`]; the row id and user

@@ -218,20 +218,27 @@ impl Login<'_, '_> {
                 return;
             };
             // A lock made meanwhile (by another login) stops this one before
-            // the answer is looked at.
-            match self.lock_now() {
-                Err(()) => return,
-                Ok(Some(l)) => return self.refuse_locked(l),
-                Ok(None) => {}
-            }
+            // the answer is checked.
             let found = match &check {
-                Check::Factors(methods) => self.engine.check_login(&self.b.user, &answer, methods),
-                Check::Nothing(why) => {
-                    self.engine.dummy_verify(&answer);
-                    Ok(Found::Rejected(why))
+                Check::Factors(methods) => {
+                    self.engine
+                        .check_login(&self.b.user, &self.source, &answer, methods)
                 }
+                Check::Nothing(why) => match self.lock_now() {
+                    Err(()) => return,
+                    Ok(Some(l)) => Ok(Err(l)),
+                    Ok(None) => {
+                        self.engine.dummy_verify(&answer);
+                        Ok(Ok(Found::Rejected(why)))
+                    }
+                },
             };
             drop(answer);
+            let found = match found {
+                Ok(Err(l)) => return self.refuse_locked(l),
+                Ok(Ok(f)) => Ok(f),
+                Err(e) => Err(e),
+            };
             let why = match found {
                 Ok(Found::Claim(claim)) => match self.succeed(claim) {
                     Some(lost) => lost,
@@ -423,13 +430,9 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    match l.lock_now() {
-        Err(()) => return,
-        Ok(Some(lock)) => return l.refuse_locked(lock),
-        Ok(None) => {}
-    }
-    let factors = match engine.login_factors(&b.user) {
-        Ok(f) => f,
+    let factors = match engine.login_state(&b.user, &l.source) {
+        Ok((Some(lock), _)) => return l.refuse_locked(lock),
+        Ok((None, f)) => f,
         Err(e) => return l.unavailable(&e),
     };
     if factors.is_empty() {

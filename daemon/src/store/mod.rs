@@ -169,6 +169,18 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Runs `f`'s reads as one read transaction: one snapshot, and the
+    /// database's locks taken and dropped once instead of per statement.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let snapshot = ReadTx::begin(&self.conn)?;
+        let out = f(self)?;
+        snapshot.end()?;
+        Ok(out)
+    }
+
     /// The user's TOTP credential, pending or confirmed.
     pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
         let row = self
@@ -379,6 +391,33 @@ impl Store {
             .query_map([], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
+    }
+}
+
+/// A read transaction; rolled back if dropped unfinished (an error or a
+/// panic in the reads), so the connection is never left inside it.
+struct ReadTx<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> ReadTx<'c> {
+    fn begin(conn: &'c Connection) -> Result<ReadTx<'c>, StoreError> {
+        conn.execute_batch("BEGIN DEFERRED")?;
+        Ok(ReadTx { conn, open: true })
+    }
+
+    fn end(mut self) -> Result<(), StoreError> {
+        self.open = false;
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+}
+
+impl Drop for ReadTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
     }
 }
 

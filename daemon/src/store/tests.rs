@@ -334,3 +334,22 @@ fn a_failing_login_in_a_group_commit_is_rolled_back_alone() {
         "bob's step was committed"
     );
 }
+
+#[test]
+fn a_failed_read_snapshot_leaves_no_transaction_open() {
+    let db = Db::new("read");
+    let mut s = Store::open(&db.0).unwrap();
+    confirmed(&mut s, "alice", 1);
+    let failed: Result<(), _> = s.read(|s| {
+        assert!(s.totp("alice")?.is_some());
+        Err(StoreError::Corrupt("stop here".into()))
+    });
+    assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
+    // Reads and writes go on as before: no transaction was left open.
+    let (found, n) = s
+        .read(|s| Ok((s.totp("alice")?, s.unused_backup_codes("alice")?)))
+        .unwrap();
+    assert!(found.is_some() && n == 0);
+    assert!(s.consume_step(1, 11, None).unwrap());
+    confirmed(&mut s, "bob", 2);
+}
