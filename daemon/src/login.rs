@@ -422,11 +422,23 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         );
         return;
     }
-    let account = match engine.account(&b.user) {
-        Ok(a) => a,
-        Err(e) => return l.unavailable(&format!("passwd/group lookup: {e}")),
+    // The passwd/group lookup is made only when its answer matters: the
+    // groups when a policy setting names groups, whether the account
+    // exists only for a user with nothing enrolled.
+    let lookup = |l: &mut Login<'_, '_>| match engine.account(&l.b.user) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            l.unavailable(&format!("passwd/group lookup: {e}"));
+            None
+        }
     };
-    let effective = match engine.decide(&b.user, &account, &b.service, b.rhost.as_deref()) {
+    let mut account = None;
+    if engine.config.policy.uses_groups() {
+        let Some(a) = lookup(&mut l) else { return };
+        account = Some(a);
+    }
+    let groups = account.as_ref().map(|a| a.groups.as_slice()).unwrap_or(&[]);
+    let effective = match engine.decide(&b.user, groups, &b.service, b.rhost.as_deref()) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
@@ -436,6 +448,13 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         Err(e) => return l.unavailable(&e),
     };
     if factors.is_empty() {
+        let account = match account {
+            Some(a) => a,
+            None => match lookup(&mut l) {
+                Some(a) => a,
+                None => return,
+            },
+        };
         let mut action = effective.unenrolled;
         if !account.known && action == Unenrolled::Enroll {
             // Nobody can enroll an account that does not exist.

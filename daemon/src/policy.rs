@@ -19,13 +19,13 @@ impl Engine {
     pub(crate) fn decide(
         &self,
         user: &str,
-        account: &Account,
+        groups: &[String],
         service: &str,
         rhost: Option<&str>,
     ) -> Decision {
         self.config.policy.decide(&Subject {
             user,
-            groups: &account.groups,
+            groups,
             service,
             rhost,
         })
