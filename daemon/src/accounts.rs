@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::groups::{self, Account as PasswdEntry};
 
@@ -65,7 +65,7 @@ pub(crate) struct Directory {
     files: Vec<PathBuf>,
     cache: Mutex<Cache>,
     /// How many answers came from NSS rather than the cache.
-    asked: AtomicU64,
+    asked: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Directory {
@@ -88,8 +88,13 @@ impl Directory {
         Directory {
             files: files.into_iter().map(Into::into).collect(),
             cache: Mutex::default(),
-            asked: AtomicU64::new(0),
+            asked: Arc::default(),
         }
+    }
+
+    /// The counter of answers that came from NSS (shared with [`crate::Stats`]).
+    pub fn asked(&self) -> Arc<AtomicU64> {
+        self.asked.clone()
     }
 
     /// The cache, emptied first if a watched file changed or it got old.

@@ -22,9 +22,15 @@ const PRUNE_EVERY: u64 = 3600;
 pub struct Stats {
     argon2_verifications: AtomicU64,
     commits: Arc<CommitStats>,
+    nss_lookups: Arc<AtomicU64>,
 }
 
 impl Stats {
+    /// How many passwd/group answers came from NSS (not the daemon's cache).
+    pub fn nss_lookups(&self) -> u64 {
+        self.nss_lookups.load(Ordering::SeqCst)
+    }
+
     /// The group writer's counters: how many logins' writes were committed
     /// in how many transactions.
     pub fn commits(&self) -> &CommitStats {
@@ -166,7 +172,11 @@ impl Engine {
         let syslog = Syslog::new(config.audit.syslog_socket.clone());
         let dummy = dummy_credential(&keys);
         let store = Arc::new(Mutex::new(store));
-        let stats = Arc::new(Stats::default());
+        let directory = crate::accounts::Directory::default();
+        let stats = Arc::new(Stats {
+            nss_lookups: directory.asked(),
+            ..Stats::default()
+        });
         Engine {
             config,
             clock,
@@ -175,7 +185,7 @@ impl Engine {
             store,
             log,
             stats,
-            directory: crate::accounts::Directory::default(),
+            directory,
             syslog,
             next_prune: AtomicU64::new(0),
             dummy,

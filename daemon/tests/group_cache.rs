@@ -79,3 +79,31 @@ fn child_in_namespace() {
     }
     println!("child ok");
 }
+
+#[test]
+fn an_enrolled_users_login_asks_nss_only_when_the_policy_names_groups() {
+    for (names_groups, tune) in [
+        (false, None),
+        (true, Some(vec!["tf-no-such-group".to_owned()])),
+    ] {
+        let d = TestDaemon::start_with(|c| {
+            if let Some(g) = tune {
+                c.policy.exempt_groups = g;
+            }
+        });
+        let (e, _) = d.enroll("alice");
+        d.clock.advance(30);
+        let before = d.stats.nss_lookups();
+        let seen = d.login("alice", &[&oathtool(&e, d.now(), 0)]);
+        assert_eq!(*last(&seen), Response::Success, "{seen:?}");
+        let asked = d.stats.nss_lookups() - before;
+        if names_groups {
+            assert_eq!(asked, 1, "the target's groups, once");
+        } else {
+            assert_eq!(
+                asked, 0,
+                "nothing: the peer is cached, the target not needed"
+            );
+        }
+    }
+}
