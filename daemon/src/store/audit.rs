@@ -29,13 +29,16 @@ pub(crate) fn append(
     at: u64,
     events: &[AuditEvent],
 ) -> Result<Vec<AuditRecord>, StoreError> {
+    // Cached statements: every login appends (parsing showed in its profile).
     let head: Option<(i64, Vec<u8>)> = tx
-        .query_row(
-            "SELECT last_id, hash FROM audit_head WHERE one = 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT last_id, hash FROM audit_head WHERE one = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO audit (id, at, event, user, service, rhost, tty, method, actor, detail,
+                            prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
     let (mut last, mut prev) = match head {
         Some((id, hash)) => (from_db(id), hash),
         None => (0, GENESIS.to_vec()),
@@ -44,34 +47,29 @@ pub(crate) fn append(
     for ev in events {
         let rec = ev.record(last + 1, at);
         let hash = row_hash(&prev, &rec);
-        tx.execute(
-            "INSERT INTO audit (id, at, event, user, service, rhost, tty, method, actor, detail,
-                                prev_hash, hash)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                to_db(rec.id),
-                to_db(rec.at),
-                rec.event,
-                rec.user,
-                rec.service,
-                rec.rhost,
-                rec.tty,
-                rec.method,
-                rec.actor,
-                rec.detail,
-                prev,
-                &hash[..]
-            ],
-        )?;
+        insert.execute(params![
+            to_db(rec.id),
+            to_db(rec.at),
+            rec.event,
+            rec.user,
+            rec.service,
+            rec.rhost,
+            rec.tty,
+            rec.method,
+            rec.actor,
+            rec.detail,
+            prev,
+            &hash[..]
+        ])?;
         last = rec.id;
         prev = hash.to_vec();
         out.push(rec);
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?1, ?2)
          ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
-        params![to_db(last), prev],
-    )?;
+    )?
+    .execute(params![to_db(last), prev])?;
     Ok(out)
 }
 

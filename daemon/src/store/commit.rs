@@ -66,19 +66,23 @@ where
             return;
         };
         let result = tx
-            .execute_batch("SAVEPOINT login")
+            .prepare_cached("SAVEPOINT login")
+            .and_then(|mut st| st.execute([]))
+            .map(drop)
             .map_err(StoreError::from)
             .and_then(|()| {
                 catch_unwind(AssertUnwindSafe(|| work(tx)))
                     .unwrap_or_else(|_| Err(StoreError::Commit("a login's writes panicked".into())))
             });
-        let end = if result.is_ok() {
-            "RELEASE login"
+        let ended = if result.is_ok() {
+            tx.prepare_cached("RELEASE login")
+                .and_then(|mut st| st.execute([]))
+                .map(drop)
         } else {
             // Undo this job's partial writes only; the others stand.
-            "ROLLBACK TO login; RELEASE login"
+            tx.execute_batch("ROLLBACK TO login; RELEASE login")
         };
-        let ended = tx.execute_batch(end).map_err(StoreError::from);
+        let ended = ended.map_err(StoreError::from);
         self.result = Some(match (result, ended) {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),

@@ -183,28 +183,29 @@ impl Store {
 
     /// The user's TOTP credential, pending or confirmed.
     pub fn totp(&self, user: &str) -> Result<Option<TotpRecord>, StoreError> {
+        // Cached statements: a login runs these every time (parsing showed
+        // in its profile).
         let row = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, user, ciphertext, nonce, algorithm, digits, period, created_at,
                         confirmed_at, last_used
                  FROM totp WHERE user = ?1",
-                [user],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                        r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, u32>(5)?,
-                        r.get::<_, i64>(6)?,
-                        r.get::<_, i64>(7)?,
-                        r.get::<_, Option<i64>>(8)?,
-                        r.get::<_, Option<i64>>(9)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([user], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, u32>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                    r.get::<_, Option<i64>>(9)?,
+                ))
+            })
             .optional()?;
         let Some((id, user, ciphertext, nonce, alg, digits, period, created, confirmed, used)) =
             row
@@ -321,17 +322,16 @@ impl Store {
     ) -> Result<Option<BackupRecord>, StoreError> {
         Ok(self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, hash, used_at FROM backup_codes WHERE user = ?1 AND lookup = ?2",
-                params![user, &lookup[..]],
-                |r| {
-                    Ok(BackupRecord {
-                        id: r.get(0)?,
-                        hash: r.get(1)?,
-                        used_at: r.get::<_, Option<i64>>(2)?.map(from_db),
-                    })
-                },
-            )
+            )?
+            .query_row(params![user, &lookup[..]], |r| {
+                Ok(BackupRecord {
+                    id: r.get(0)?,
+                    hash: r.get(1)?,
+                    used_at: r.get::<_, Option<i64>>(2)?.map(from_db),
+                })
+            })
             .optional()?)
     }
 
@@ -446,11 +446,9 @@ pub(crate) fn use_backup(conn: &Connection, id: i64, now: u64) -> Result<bool, S
 
 /// [`Store::unused_backup_codes`] on any connection or transaction.
 pub(crate) fn unused_backup_codes(conn: &Connection, user: &str) -> Result<u32, StoreError> {
-    Ok(conn.query_row(
-        "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
-        [user],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL")?
+        .query_row([user], |r| r.get(0))?)
 }
 
 /// Whether `user` has a confirmed TOTP credential, read inside `tx` so the
