@@ -281,12 +281,21 @@ pub fn bulk_confirm(database: &Path, codes: u32) -> anyhow::Result<usize> {
 /// (`Argon2::default()`) costs in this process, nanoseconds of CPU.
 pub fn argon2_cost_ns() -> u64 {
     use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-    let a = argon2::Argon2::default();
+    // The daemon's own parameters for new hashes, so the ratio reads true.
+    let Ok(params) = argon2::Params::new(
+        twofold_daemon::ARGON2_M_COST,
+        twofold_daemon::ARGON2_T_COST,
+        twofold_daemon::ARGON2_P_COST,
+        None,
+    ) else {
+        return 0;
+    };
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let Ok(phc) = a.hash_password_with_salt(b"abcde23456", b"0123456789abcdef") else {
         return 0;
     };
     let phc = phc.to_string();
-    // A warm-up first: the first run pays for mapping its 19 MiB.
+    // A warm-up first: the first run pays for mapping its memory.
     let mut samples: Vec<u64> = (0..6)
         .map(|_| {
             let c0 = self_cpu_ns();

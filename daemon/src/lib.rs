@@ -33,6 +33,7 @@ mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::Stats;
+pub use kdf::{M_COST as ARGON2_M_COST, P_COST as ARGON2_P_COST, T_COST as ARGON2_T_COST};
 pub use keys::KeyError;
 pub use log::{LogSink, Logger, MemoryLog, StderrLog};
 pub use login::{locked_message, INVALID_CODE};
