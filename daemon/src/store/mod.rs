@@ -127,6 +127,10 @@ fn from_db(t: i64) -> u64 {
     u64::try_from(t).unwrap_or(0)
 }
 
+/// SQLite's page cache per connection, in KiB (as `PRAGMA cache_size`
+/// takes it: negative means KiB).
+const CACHE_KIB: i64 = -512;
+
 impl Store {
     /// Opens (creating 0600, directory 0700, if absent) and migrates the database.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -165,6 +169,12 @@ impl Store {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // SQLite's default page cache is 2 000 KiB, and with 100 000 users
+        // logins at random fill all of it: a third of the daemon's growth
+        // under load (target 5 in BENCHMARKS.md). A login touches a handful
+        // of B-tree pages at random; the interior pages fit in far less and
+        // the leaves miss anyway, served by the kernel's page cache.
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }

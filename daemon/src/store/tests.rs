@@ -353,3 +353,16 @@ fn a_failed_read_snapshot_leaves_no_transaction_open() {
     assert!(s.consume_step(1, 11, None).unwrap());
     confirmed(&mut s, "bob", 2);
 }
+
+/// Target 5: the daemon's memory must not grow with SQLite's default
+/// 2 000 KiB page cache; the bound is set on every connection it opens.
+#[test]
+fn page_cache_is_bounded_to_512_kib() {
+    let db = Db::new("cache");
+    let store = Store::open(&db.0).unwrap();
+    let kib: i64 = store
+        .conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kib, -512);
+}
