@@ -38,12 +38,27 @@ const MAX_PERMITS: usize = 4;
 #[error("argon2: {0}")]
 pub struct KdfError(String);
 
-/// Concurrent runs allowed: the available cores, at most [`MAX_PERMITS`].
+/// Concurrent runs allowed on this machine: see [`permits_for`].
 pub fn permits() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .clamp(1, MAX_PERMITS)
+    permits_for(
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+    )
+}
+
+/// Concurrent runs allowed with `cores` cores: one on one or two cores,
+/// else one per core, at most [`MAX_PERMITS`]. Each permit keeps
+/// [`M_COST`] KiB resident; on two cores a second permit would put the
+/// daemon over its 20 MiB budget (BENCHMARKS.md, target 5) for at most
+/// twice the backup-code throughput, and it would take the core the TOTP
+/// logins and the login processes themselves run on.
+pub fn permits_for(cores: usize) -> usize {
+    if cores <= 2 {
+        1
+    } else {
+        cores.min(MAX_PERMITS)
+    }
 }
 
 /// The permits and their memory areas.
@@ -229,6 +244,17 @@ mod tests {
             assert!(!verify(b"abcde23456", &bad), "{bad:?}");
         }
         assert!(verify(b"abcde23456", &good));
+    }
+
+    #[test]
+    fn one_permit_on_two_cores_keeps_argon2_memory_under_the_budget() {
+        // Target 5: ~12 MiB of daemon under load + permits × 7 MiB < 20 MiB.
+        assert_eq!(permits_for(1), 1);
+        assert_eq!(permits_for(2), 1);
+        assert_eq!(permits_for(3), 3);
+        assert_eq!(permits_for(4), 4);
+        assert_eq!(permits_for(64), MAX_PERMITS);
+        assert!(permits() >= 1 && permits() <= MAX_PERMITS);
     }
 
     #[test]
