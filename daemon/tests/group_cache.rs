@@ -30,12 +30,7 @@ fn group_edit_reaches_the_next_login_despite_the_cache() {
         .env(GROUP_ENV, &copy)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("child ok"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_child_ok(&out);
 }
 
 /// Runs only when re-executed by the test above, inside the namespace.

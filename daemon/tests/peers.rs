@@ -32,12 +32,7 @@ fn run_child_as_nobody(d: &TestDaemon, mode: &str) {
         .gid(65534)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("child ok"),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_child_ok(&out);
 }
 
 #[test]

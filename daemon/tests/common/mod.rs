@@ -248,3 +248,15 @@ pub fn failed_kind(r: &Response) -> Option<ErrorKind> {
         _ => None,
     }
 }
+
+/// Asserts that a re-executed test child (under another uid or in a
+/// namespace) passed and printed its "child ok" marker.
+#[allow(dead_code, reason = "not every test binary re-executes a child")]
+pub fn assert_child_ok(out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child ok"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
