@@ -93,8 +93,8 @@ impl Profiler {
                     .output()?;
                 text.extend_from_slice(&out.stdout);
             }
+            // The data stays beside the text, for `perf report -g -i`.
             std::fs::write(&self.text, text)?;
-            let _ = std::fs::remove_file(&self.data);
         }
         Ok(self.text)
     }

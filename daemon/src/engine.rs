@@ -31,7 +31,7 @@ impl Stats {
         self.nss_lookups.load(Ordering::SeqCst)
     }
 
-    /// The group writer's counters: how many logins' writes were committed
+    /// The group commit's counters: how many logins' writes were committed
     /// in how many transactions.
     pub fn commits(&self) -> &CommitStats {
         &self.commits
@@ -141,7 +141,7 @@ pub(crate) struct Engine {
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
     store: Arc<Mutex<Store>>,
-    /// The writer every login's answer-deciding writes go through.
+    /// The group commit every login's answer-deciding writes go through.
     commit: GroupCommit,
     pub log: Logger,
     pub stats: Arc<Stats>,
@@ -181,7 +181,7 @@ impl Engine {
             config,
             clock,
             keys,
-            commit: GroupCommit::start(store.clone(), stats.commits.clone()),
+            commit: GroupCommit::new(store.clone(), stats.commits.clone()),
             store,
             log,
             stats,
@@ -193,7 +193,7 @@ impl Engine {
     }
 
     /// Appends events to the audit chain (one transaction, grouped with
-    /// other logins' by the writer) and sends their syslog lines; runs
+    /// other logins' by the group commit) and sends their syslog lines; runs
     /// retention when it is due. The caller must not hold [`Engine::store`].
     pub fn audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now();
@@ -283,7 +283,7 @@ impl Engine {
 
     /// Runs a login's writes in the next group transaction (see
     /// [`GroupCommit`]); returns once they are durable. The caller must not
-    /// hold [`Engine::store`] (the writer needs it).
+    /// hold [`Engine::store`] (the group's leader needs it).
     pub fn commit<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -1,5 +1,6 @@
-//! Group commit: one writer thread runs every login write waiting at that
-//! moment in one transaction, so many logins share one fsync.
+//! Group commit: every login write waiting at one moment runs in one
+//! transaction, so many logins share one fsync. The transaction is run by
+//! one of the waiting logins' own threads (the leader), not a writer thread.
 //!
 //! Each job runs inside its own savepoint and keeps its SQL guards (`WHERE
 //! last_step < ?`, `WHERE used_at IS NULL`), so its changed-row counts decide
@@ -12,8 +13,8 @@ use super::{Store, StoreError};
 use rusqlite::{Transaction, TransactionBehavior};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// At most this many jobs share a transaction, so one batch cannot hold the
 /// store for long.
@@ -28,11 +29,11 @@ pub struct CommitStats {
 }
 
 impl CommitStats {
-    /// Jobs handed to the writer so far (counted once queued).
+    /// Jobs queued for a group transaction so far.
     pub fn submitted(&self) -> u64 {
         self.submitted.load(Ordering::SeqCst)
     }
-    /// Transactions the writer committed (or tried to).
+    /// Group transactions committed (or tried).
     pub fn batches(&self) -> u64 {
         self.batches.load(Ordering::SeqCst)
     }
@@ -100,79 +101,112 @@ where
     }
 }
 
-/// The queue in front of the writer thread.
-#[derive(Debug)]
+/// Logins waiting for a group transaction, and whether one of them is
+/// running it now.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Box<dyn Job>>,
+    leader: bool,
+}
+
+/// Group commit without a writer thread: the login that finds nobody
+/// committing becomes the leader and, in its own thread, commits every
+/// login queued once it holds the store; the others wait for their result
+/// or for their turn to lead. With one login in flight there is no
+/// hand-off between threads at all (a writer thread cost two wake-ups per
+/// login); with many, they still share one transaction and one fsync.
 pub struct GroupCommit {
-    queue: Mutex<Sender<Box<dyn Job>>>,
+    store: Arc<Mutex<Store>>,
+    queue: Mutex<Queue>,
+    /// Signalled when a leader steps down (its batch answered).
+    turn: Condvar,
     stats: Arc<CommitStats>,
 }
 
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
 impl GroupCommit {
-    /// Starts the writer thread over `store`; it ends when this is dropped.
-    /// Counts into `stats`.
-    pub fn start(store: Arc<Mutex<Store>>, stats: Arc<CommitStats>) -> GroupCommit {
-        let (tx, rx) = mpsc::channel::<Box<dyn Job>>();
-        let stats2 = stats.clone();
-        let spawned = std::thread::Builder::new()
-            .name("twofoldd-commit".into())
-            .spawn(move || writer(&store, &rx, &stats2));
-        // Without a writer every submit fails (the receiver is gone), so
-        // logins end `Unavailable`: fail closed.
-        drop(spawned);
+    /// Group commit over `store`, counting into `stats`.
+    pub fn new(store: Arc<Mutex<Store>>, stats: Arc<CommitStats>) -> GroupCommit {
         GroupCommit {
-            queue: Mutex::new(tx),
+            store,
+            queue: Mutex::new(Queue::default()),
+            turn: Condvar::new(),
             stats,
         }
     }
 
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Runs `work` in the next group transaction and returns its result
-    /// once that transaction is durable.
+    /// once that transaction is durable. The caller must not hold the store.
     pub fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = mpsc::sync_channel(1);
-        let job = Box::new(Typed {
+        let mut queue = self.queue();
+        queue.jobs.push(Box::new(Typed {
             work: Some(work),
             result: None,
             reply,
-        });
-        let sent = self
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send(job);
-        if sent.is_err() {
-            return Err(StoreError::Commit(
-                "the database writer is not running".into(),
-            ));
-        }
+        }));
         self.stats.submitted.fetch_add(1, Ordering::SeqCst);
-        answer
-            .recv()
-            .unwrap_or_else(|_| Err(StoreError::Commit("the database writer stopped".into())))
-    }
-}
-
-fn writer(store: &Mutex<Store>, rx: &Receiver<Box<dyn Job>>, stats: &CommitStats) {
-    while let Ok(first) = rx.recv() {
-        let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-        // Everything that queued while we waited for the store joins this batch.
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
+        loop {
+            // A leader answers its batch before it steps down (under this
+            // lock), so a waiter woken by it finds its result here.
+            if let Ok(result) = answer.try_recv() {
+                return result;
             }
+            if queue.leader {
+                queue = self.turn.wait(queue).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            queue.leader = true;
+            drop(queue);
+            let stepping_down = StepDown(self);
+            self.lead();
+            drop(stepping_down);
+            queue = self.queue();
         }
-        stats.batches.fetch_add(1, Ordering::SeqCst);
-        stats.jobs.fetch_add(batch.len() as u64, Ordering::SeqCst);
+    }
+
+    /// Commits one batch: every login queued once the store is ours.
+    fn lead(&self) {
+        let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        // Everything that queued while we waited for the store joins this batch.
+        let mut batch: Vec<Box<dyn Job>> = {
+            let mut queue = self.queue();
+            let n = queue.jobs.len().min(MAX_BATCH);
+            queue.jobs.drain(..n).collect()
+        };
+        self.stats.batches.fetch_add(1, Ordering::SeqCst);
+        self.stats
+            .jobs
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
         let done = run_batch(&mut store, &mut batch);
         drop(store);
         for job in batch {
             job.finish(done.as_ref().map(|_| ()));
         }
+    }
+}
+
+/// Ends a leader's turn, even if its batch panicked, so the logins behind
+/// it are never left waiting for a leader that is gone.
+struct StepDown<'a>(&'a GroupCommit);
+
+impl Drop for StepDown<'_> {
+    fn drop(&mut self) {
+        self.0.queue().leader = false;
+        self.0.turn.notify_all();
     }
 }
 

@@ -21,6 +21,7 @@ pub(crate) use limits::{clear_source_failures, failure_rows};
 pub use schema::SCHEMA_VERSION;
 
 use crate::totp::TotpParams;
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -175,6 +176,12 @@ impl Store {
         // of B-tree pages at random; the interior pages fit in far less and
         // the leaves miss anyway, served by the kernel's page cache.
         conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+        // Query-planner stability: without it, SQLite (built with STAT4)
+        // re-prepares a cached statement every time a new value is bound to
+        // a parameter its plan looked at — every lock and failure-count
+        // query of every login, ~15 % of the daemon's CPU on a wrong code.
+        // Every query here is by an indexed key; one plan serves all values.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&mut conn)?;
         Ok(Store { conn })
     }
@@ -413,22 +420,29 @@ struct ReadTx<'c> {
 
 impl<'c> ReadTx<'c> {
     fn begin(conn: &'c Connection) -> Result<ReadTx<'c>, StoreError> {
-        conn.execute_batch("BEGIN DEFERRED")?;
+        run_cached(conn, "BEGIN DEFERRED")?;
         Ok(ReadTx { conn, open: true })
     }
 
     fn end(mut self) -> Result<(), StoreError> {
         self.open = false;
-        Ok(self.conn.execute_batch("COMMIT")?)
+        run_cached(self.conn, "COMMIT")
     }
 }
 
 impl Drop for ReadTx<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = run_cached(self.conn, "ROLLBACK");
         }
     }
+}
+
+/// Runs one statement without results through the statement cache
+/// (`execute_batch` parses its text every time; a login runs these often).
+pub(crate) fn run_cached(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
 /// [`Store::consume_step`] on any connection or transaction (a group commit's).
