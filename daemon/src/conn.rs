@@ -3,10 +3,11 @@
 use crate::engine::Engine;
 use crate::login;
 use crate::peer::Peer;
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use twofold_proto::{
     write_message, DecodeError, ErrorKind, FrameError, FrameReader, Request, Response,
-    PROTO_VERSION,
+    PROTO_OLDEST, PROTO_VERSION,
 };
 use zeroize::Zeroize;
 
@@ -28,6 +29,12 @@ pub(crate) struct Conn<'a> {
     stream: UnixStream,
     /// One buffered read per frame, usually (instead of length, then body).
     reader: FrameReader,
+    /// Frames held back to go out with the next one (the `Welcome`, when
+    /// the client sent its first request right behind `Hello`): one write,
+    /// and one wake-up of the client, for both.
+    held: Vec<u8>,
+    /// The protocol version agreed in the handshake.
+    pub proto: u32,
 }
 
 impl<'a> Conn<'a> {
@@ -37,6 +44,8 @@ impl<'a> Conn<'a> {
             peer,
             stream,
             reader: FrameReader::new(),
+            held: Vec::new(),
+            proto: PROTO_VERSION,
         }
     }
 
@@ -56,6 +65,12 @@ impl<'a> Conn<'a> {
     /// timeouts end the connection (after a `Failed` where the peer can still
     /// read it); they never affect other connections.
     pub fn recv(&mut self) -> Incoming {
+        if !self.held.is_empty() && !self.reader.has_frame() {
+            // About to wait for the client: what it waits for goes first.
+            if !self.flush() {
+                return Incoming::End;
+            }
+        }
         let mut body = match self.reader.read_frame(&mut self.stream) {
             Ok(b) => b,
             Err(FrameError::Closed) => return Incoming::End,
@@ -84,15 +99,38 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// Sends a response; `false` (already logged) when the peer is gone.
+    /// Sends a response (after any held one); `false` (already logged)
+    /// when the peer is gone.
     pub fn send(&mut self, resp: &Response) -> bool {
-        match write_message(&mut self.stream, resp) {
+        self.hold(resp) && self.flush()
+    }
+
+    /// Queues a response to go out with the next [`Conn::send`] (or before
+    /// the next read that would wait for the client).
+    fn hold(&mut self, resp: &Response) -> bool {
+        match write_message(&mut self.held, resp) {
             Ok(()) => true,
             Err(e) => {
+                self.held.clear();
                 self.log_error(&format!(
                     "cannot send {}: {e}",
                     twofold_proto::response_name(resp)
                 ));
+                false
+            }
+        }
+    }
+
+    /// Writes every held frame, in one `write` when the socket takes it.
+    fn flush(&mut self) -> bool {
+        let sent = self.stream.write_all(&self.held);
+        // Held frames may carry a secret (an enrollment's codes).
+        self.held.zeroize();
+        self.held.clear();
+        match sent {
+            Ok(()) => true,
+            Err(e) => {
+                self.log_error(&format!("cannot send: {e}"));
                 false
             }
         }
@@ -104,6 +142,15 @@ impl<'a> Conn<'a> {
             kind,
             message: message.to_owned(),
         })
+    }
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        // Nothing held is ever dropped unsent.
+        if !self.held.is_empty() {
+            self.flush();
+        }
     }
 }
 
@@ -169,17 +216,24 @@ fn handshake(conn: &mut Conn<'_>) -> bool {
             proto_max,
             ..
         }) => {
-            if proto_min <= PROTO_VERSION && PROTO_VERSION <= proto_max {
-                conn.send(&Response::Welcome {
-                    proto: PROTO_VERSION,
-                })
+            if proto_min <= PROTO_VERSION && PROTO_OLDEST <= proto_max {
+                conn.proto = proto_max.min(PROTO_VERSION);
+                let welcome = Response::Welcome { proto: conn.proto };
+                if conn.reader.has_frame() {
+                    // The first request came with the hello: answer both at once.
+                    conn.hold(&welcome)
+                } else {
+                    conn.send(&welcome)
+                }
             } else {
                 conn.log_error(&format!(
-                    "no common protocol version: client speaks {proto_min}..={proto_max}, daemon {PROTO_VERSION}"
+                    "no common protocol version: client speaks {proto_min}..={proto_max}, daemon {PROTO_OLDEST}..={PROTO_VERSION}"
                 ));
                 conn.send_failed(
                     ErrorKind::VersionMismatch,
-                    &format!("twofoldd speaks protocol version {PROTO_VERSION} only"),
+                    &format!(
+                        "twofoldd speaks protocol versions {PROTO_OLDEST} to {PROTO_VERSION} only"
+                    ),
                 );
                 false
             }

@@ -166,18 +166,28 @@ impl Login<'_, '_> {
         if !self.audit(&[audit.with("reason", &token(reason))]) {
             return;
         }
-        self.denied(reason, shown);
+        self.denied(reason, shown.as_slice());
     }
 
-    /// Ends a login whose denial is already audited.
-    fn denied(&mut self, reason: &str, shown: Option<&str>) {
-        if let Some(text) = shown {
-            if !self.tell(Response::Error { text: text.into() }) {
-                return;
+    /// Ends a login whose denial is already audited, showing the `shown`
+    /// lines first: inside `Denied` (protocol 2: no round trip), or each
+    /// as an `Error` to acknowledge (protocol 1).
+    fn denied(&mut self, reason: &str, shown: &[&str]) {
+        let mut message = None;
+        if self.conn.proto >= 2 {
+            message = (!shown.is_empty()).then(|| shown.join("\n"));
+        } else {
+            for text in shown {
+                if !self.tell(Response::Error {
+                    text: (*text).to_owned(),
+                }) {
+                    return;
+                }
             }
         }
         self.conn.send(&Response::Denied {
             reason: reason.to_owned(),
+            message,
         });
     }
 
@@ -192,10 +202,10 @@ impl Login<'_, '_> {
             .renamed(event::LOGIN_LOCKED)
             .with("scope", scope)
             .with("until", &l.until.to_string());
-        if !self.audit(&[ev]) || !self.tell(Response::Error { text: msg.clone() }) {
+        if !self.audit(&[ev]) {
             return;
         }
-        self.conn.send(&Response::Denied { reason: msg });
+        self.denied(&msg, &[&msg]);
     }
 
     /// The lock in force now, or `Err(())` when the login already ended.
@@ -253,9 +263,7 @@ impl Login<'_, '_> {
                         .renamed(event::LOGIN_DENIED)
                         .with("reason", "credential_cannot_be_decrypted");
                     if self.audit(&[ev]) {
-                        self.conn.send(&Response::Denied {
-                            reason: "the stored credential cannot be decrypted".into(),
-                        });
+                        self.denied("the stored credential cannot be decrypted", &[]);
                     }
                     return;
                 }
@@ -305,23 +313,20 @@ impl Login<'_, '_> {
             "invalid_code",
             &[("try", &attempt.to_string()), ("reason", why)],
         );
-        if !self.tell(Response::Error {
-            text: INVALID_CODE.into(),
-        }) {
-            return false;
-        }
         if let Some(l) = locked {
             let msg = locked_message(l.until, now);
             self.log("denied", &[("reason", "locked out")]);
-            self.denied("locked out", Some(&msg));
+            self.denied("locked out", &[INVALID_CODE, &msg]);
             return false;
         }
         if last {
             self.log("denied", &[("reason", "too many invalid codes")]);
-            self.denied("too many invalid codes", None);
+            self.denied("too many invalid codes", &[INVALID_CODE]);
             return false;
         }
-        true
+        self.tell(Response::Error {
+            text: INVALID_CODE.into(),
+        })
     }
 
     /// Spends a matching code and, in the same transaction, forgets the

@@ -3,8 +3,9 @@
 mod common;
 
 use common::*;
+use std::io::Write;
 use twofold_daemon::INVALID_CODE;
-use twofold_proto::{ErrorKind, Request, Response, Secret};
+use twofold_proto::{read_message, write_message, ErrorKind, Request, Response, Secret};
 
 #[test]
 fn enroll_start_confirm_then_login_succeeds() {
@@ -51,8 +52,100 @@ fn three_wrong_codes_are_denied() {
         .filter(|r| matches!(r, Response::Error { text } if text == INVALID_CODE))
         .count();
     assert_eq!(prompts, 3, "{seen:?}");
-    assert_eq!(errors, 3, "{seen:?}");
-    assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
+    // The first two come as `Error`s to acknowledge; the last rides inside
+    // `Denied` (protocol 2: no round trip to end the login).
+    assert_eq!(errors, 2, "{seen:?}");
+    assert_eq!(
+        last(&seen),
+        &Response::Denied {
+            reason: "too many invalid codes".into(),
+            message: Some(INVALID_CODE.into()),
+        },
+        "{seen:?}"
+    );
+}
+
+/// A protocol-1 client (a module from before `Denied` carried a line) is
+/// still served, and still sees the last "Invalid verification code." as
+/// an `Error` to acknowledge before a bare `Denied`.
+#[test]
+fn a_protocol_1_client_gets_the_last_error_before_denied() {
+    let d = TestDaemon::start();
+    d.enroll("alice");
+    d.clock.advance(60);
+    let mut s = d.raw();
+    let hello = Request::Hello {
+        proto_min: 1,
+        proto_max: 1,
+        client: "old-module".into(),
+    };
+    write_message(&mut s, &hello).unwrap();
+    assert_eq!(
+        read_message::<Response>(&mut s).unwrap(),
+        Response::Welcome { proto: 1 }
+    );
+    write_message(&mut s, &begin("alice")).unwrap();
+    for answer in ["000000", "000000", "000000"] {
+        assert!(matches!(
+            read_message(&mut s).unwrap(),
+            Response::Prompt { .. }
+        ));
+        write_message(
+            &mut s,
+            &Request::Answer {
+                text: answer.into(),
+            },
+        )
+        .unwrap();
+        let error: Response = read_message(&mut s).unwrap();
+        assert_eq!(
+            error,
+            Response::Error {
+                text: INVALID_CODE.into()
+            }
+        );
+        write_message(&mut s, &Request::Ack).unwrap();
+    }
+    assert_eq!(
+        read_message::<Response>(&mut s).unwrap(),
+        Response::Denied {
+            reason: "too many invalid codes".into(),
+            message: None,
+        }
+    );
+}
+
+/// A client may send its first request right behind `Hello`; the daemon
+/// answers `Welcome` and the first prompt together, in order.
+#[test]
+fn begin_sent_behind_hello_gets_welcome_and_prompt() {
+    let d = TestDaemon::start();
+    d.enroll("alice");
+    let mut both = Vec::new();
+    write_message(&mut both, &twofold_proto::hello("pipelined")).unwrap();
+    write_message(&mut both, &begin("alice")).unwrap();
+    let mut s = d.raw();
+    s.write_all(&both).unwrap();
+    assert_eq!(
+        read_message::<Response>(&mut s).unwrap(),
+        Response::Welcome {
+            proto: twofold_proto::PROTO_VERSION
+        }
+    );
+    assert!(matches!(
+        read_message::<Response>(&mut s).unwrap(),
+        Response::Prompt { echo: false, .. }
+    ));
+}
+
+fn begin(user: &str) -> Request {
+    Request::Begin {
+        user: user.into(),
+        service: "sudo".into(),
+        rhost: None,
+        tty: None,
+        ruser: None,
+    }
 }
 
 #[test]

@@ -20,9 +20,18 @@ use twofold_proto::{
 };
 
 /// A connection to the daemon whose I/O draws on one time budget.
+///
+/// The handshake is pipelined: `Hello` goes out with the first request
+/// and the `Welcome` is checked before the first reply, so a login costs
+/// one round trip less (the daemon answers `Welcome` and its first reply
+/// in one write).
 #[derive(Debug)]
 pub struct Link {
     stream: UnixStream,
+    /// The `Hello` frame, until it goes out with the first request.
+    hello: Option<Vec<u8>>,
+    /// Whether the daemon's `Welcome` has been read and checked.
+    welcomed: bool,
     /// Bytes read past the end of the last frame, kept for the next one.
     reader: FrameReader,
     /// What is left of the budget.
@@ -32,21 +41,24 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects to `path` and does the `Hello`/`Welcome` handshake, charging
-    /// both to a budget of `timeout`.
+    /// Connects to `path`, charging the time to a budget of `timeout`. The
+    /// `Hello` goes out with the first [`Daemon::send`]; the `Welcome` is
+    /// checked by the first [`Daemon::recv`], whose errors therefore include
+    /// a refused handshake.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Link, ClientError> {
         let start = Instant::now();
         let stream = connect_unix(path, timeout)
             .map_err(|source| ClientError::from_connect(path, timeout, source))?;
-        let mut link = Link {
+        let mut hello_frame = Vec::new();
+        write_message(&mut hello_frame, &hello(CLIENT_NAME)).map_err(ClientError::Frame)?;
+        Ok(Link {
             stream,
+            hello: Some(hello_frame),
+            welcomed: false,
             reader: FrameReader::new(),
             left: timeout.saturating_sub(start.elapsed()),
             timeout,
-        };
-        link.send(&hello(CLIENT_NAME))?;
-        check_welcome(link.recv()?)?;
-        Ok(link)
+        })
     }
 
     /// What is left of the budget.
@@ -77,15 +89,38 @@ impl Link {
 }
 
 impl Daemon for Link {
-    /// One frame, one `sendto` (see [`Bounded::write`]).
+    /// One frame, one `sendto` (see [`Bounded::write`]); the first one
+    /// behind the `Hello`, in the same `sendto`.
     fn send(&mut self, req: &Request) -> Result<(), ClientError> {
-        self.charged(|io, _| write_message(io, req))
+        let Some(mut frames) = self.hello.take() else {
+            return self.charged(|io, _| write_message(io, req));
+        };
+        let built = write_message(&mut frames, req).map_err(ClientError::Frame);
+        let sent = built
+            .and_then(|()| self.charged(|io, _| io.write_all(&frames).map_err(FrameError::from)));
+        wipe(&mut frames);
+        sent
     }
 
     /// A frame already buffered costs no system call; otherwise usually one
-    /// `poll` and one `recvfrom`.
+    /// `poll` and one `recvfrom` (the first time, for the `Welcome` and the
+    /// reply together).
     fn recv(&mut self) -> Result<Response, ClientError> {
+        if !self.welcomed {
+            let welcome = self.charged(|io, reader| reader.read_message(io))?;
+            check_welcome(welcome)?;
+            self.welcomed = true;
+        }
         self.charged(|io, reader| reader.read_message(io))
+    }
+}
+
+/// Overwrites bytes that may have held a request with a code in it
+/// (volatile, so the compiler cannot drop the stores as dead).
+fn wipe(bytes: &mut [u8]) {
+    for b in bytes.iter_mut() {
+        // SAFETY: b is a valid, aligned, exclusive reference.
+        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 
@@ -229,7 +264,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             let mut hello = [0u8; 256];
             let _ = s.read(&mut hello);
-            let body = br#"{"type":"welcome","proto":1}"#;
+            let body = br#"{"type":"welcome","proto":2}"#;
             let mut frame = (body.len() as u32).to_be_bytes().to_vec();
             frame.extend_from_slice(body);
             for b in frame {
@@ -240,7 +275,9 @@ mod tests {
             }
         });
         let start = Instant::now();
-        let err = Link::connect(&path, Duration::from_secs(1)).unwrap_err();
+        let mut link = Link::connect(&path, Duration::from_secs(1)).unwrap();
+        link.send(&begin()).unwrap();
+        let err = link.recv().unwrap_err();
         let took = start.elapsed();
         assert!(matches!(err, ClientError::Timeout(_)), "{err:?}");
         assert!(
@@ -270,8 +307,25 @@ mod tests {
         }
     }
 
+    fn begin() -> Request {
+        Request::Begin {
+            user: "alice".into(),
+            service: "sshd".into(),
+            rhost: None,
+            tty: None,
+            ruser: None,
+        }
+    }
+
+    /// A link whose first request (a `Begin`, with the `Hello`) is sent.
+    fn begun(path: &Path, timeout: Duration) -> Link {
+        let mut link = Link::connect(path, timeout).unwrap();
+        link.send(&begin()).unwrap();
+        link
+    }
+
     /// A one-connection daemon on a fresh socket: `serve` gets the accepted
-    /// stream after the module's `Hello` has been read.
+    /// stream after the module's `Hello` and first request have been read.
     fn daemon(
         tag: &str,
         serve: impl FnOnce(&mut UnixStream) + Send + 'static,
@@ -281,6 +335,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
+            read_frame(&mut s).unwrap();
             read_frame(&mut s).unwrap();
             serve(&mut s);
         });
@@ -297,7 +352,7 @@ mod tests {
             both.extend(frame_of(&prompt()));
             s.write_all(&both).unwrap();
         });
-        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        let mut link = begun(&path, Duration::from_secs(5));
         server.join().unwrap();
         assert_eq!(link.recv().unwrap(), prompt());
         assert!(matches!(
@@ -321,7 +376,7 @@ mod tests {
             }
             s.write_all(&bytes[first_end + 3..]).unwrap();
         });
-        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        let mut link = begun(&path, Duration::from_secs(5));
         assert_eq!(link.recv().unwrap(), prompt());
         assert_eq!(link.recv().unwrap(), Response::Success);
         server.join().unwrap();
@@ -334,15 +389,12 @@ mod tests {
     fn a_silent_daemon_ends_at_the_budget_without_socket_timeouts() {
         let (path, server) = daemon("silent", |s| {
             s.write_all(&welcome()).unwrap();
-            // Wait for the module's next request, then say nothing until it
-            // hangs up.
-            read_frame(&mut *s).unwrap();
+            // Say nothing more until the module hangs up.
             let _ = read_frame(&mut *s);
         });
-        let mut link = Link::connect(&path, Duration::from_millis(400)).unwrap();
+        let mut link = begun(&path, Duration::from_millis(400));
         assert_eq!(link.stream.read_timeout().unwrap(), None);
         assert_eq!(link.stream.write_timeout().unwrap(), None);
-        link.send(&Request::Ack).unwrap();
         let start = Instant::now();
         let err = link.recv().unwrap_err();
         let took = start.elapsed();
@@ -370,7 +422,7 @@ mod tests {
             both.extend(frame_of(&Response::Success));
             s.write_all(&both).unwrap();
         });
-        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        let mut link = begun(&path, Duration::from_secs(5));
         assert_eq!(link.recv().unwrap(), long);
         assert_eq!(link.recv().unwrap(), Response::Success);
         server.join().unwrap();
@@ -383,11 +435,55 @@ mod tests {
             s.write_all(&(twofold_proto::MAX_FRAME as u32 + 1).to_be_bytes())
                 .unwrap();
         });
-        let mut link = Link::connect(&path, Duration::from_secs(5)).unwrap();
+        let mut link = begun(&path, Duration::from_secs(5));
         assert!(matches!(
             link.recv(),
             Err(ClientError::Frame(FrameError::TooLarge { .. }))
         ));
         server.join().unwrap();
+    }
+
+    /// The handshake costs no round trip of its own: the daemon here reads
+    /// the `Hello` and the `Begin` before it sends anything, which would
+    /// deadlock (until the budget) a module that waited for `Welcome`.
+    #[test]
+    fn the_first_request_goes_out_with_the_hello_before_any_welcome() {
+        let (path, server) = daemon("pipelined", |s| {
+            let mut both = welcome();
+            both.extend(frame_of(&prompt()));
+            s.write_all(&both).unwrap();
+        });
+        let start = Instant::now();
+        let mut link = begun(&path, Duration::from_secs(5));
+        assert_eq!(link.recv().unwrap(), prompt());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        server.join().unwrap();
+    }
+
+    /// A daemon that refuses the handshake (or picks a version this module
+    /// does not speak) fails the first `recv`: nothing it sends after is
+    /// taken as the login's reply.
+    #[test]
+    fn a_refused_handshake_fails_the_first_recv() {
+        for (tag, first) in [
+            (
+                "refused",
+                Response::Failed {
+                    kind: twofold_proto::ErrorKind::VersionMismatch,
+                    message: "twofoldd speaks protocol versions 7 to 9 only".into(),
+                },
+            ),
+            ("future", Response::Welcome { proto: 99 }),
+        ] {
+            let (path, server) = daemon(tag, move |s| {
+                let mut both = frame_of(&first);
+                both.extend(frame_of(&Response::Success));
+                s.write_all(&both).unwrap();
+            });
+            let mut link = begun(&path, Duration::from_secs(5));
+            let err = link.recv().unwrap_err();
+            assert!(matches!(err, ClientError::Protocol(_)), "{tag}: {err:?}");
+            server.join().unwrap();
+        }
     }
 }

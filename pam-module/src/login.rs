@@ -286,8 +286,11 @@ impl<L: Log> Relay<'_, L> {
                     show(conv, Notice::Info, &text, &|m| self.debug(m))
                 }
                 Response::Success => return Outcome::Success,
-                Response::Denied { reason } => {
+                Response::Denied { reason, message } => {
                     self.debug(&format!("denied: {reason}"));
+                    if let Some(text) = message {
+                        self.last_lines(conv, &text);
+                    }
                     return Outcome::Denied;
                 }
                 Response::Ignore => return Outcome::Ignore,
@@ -320,6 +323,22 @@ impl<L: Log> Relay<'_, L> {
             self.log,
             format!("daemon sent more than {MAX_MESSAGES} messages in one login"),
         )
+    }
+
+    /// Shows the lines that come with `Denied`, each as an error line, as
+    /// the daemon's `Error`s would be shown: not at all under PAM_SILENT,
+    /// held (and flushed as the login ends) when lines go inline.
+    fn last_lines(&mut self, conv: &mut impl Conversation, text: &str) {
+        if self.silent {
+            return;
+        }
+        for line in text.lines() {
+            if self.inline {
+                self.hold(Notice::Error, line.to_owned());
+            } else {
+                show(conv, Notice::Error, line, &|m| self.debug(m));
+            }
+        }
     }
 
     /// Holds a line back for the next prompt.
@@ -452,6 +471,7 @@ fn shown_text(r: &Response) -> Option<&str> {
         | Response::Info { text }
         | Response::Error { text }
         | Response::Wait { text } => Some(text),
+        Response::Denied { message, .. } => message.as_deref(),
         _ => None,
     }
 }

@@ -63,7 +63,10 @@ fn held_lines_left_at_the_end_are_shown_as_one_message() {
     let script = vec![
         error("Too many tries."),
         info("Bye"),
-        Response::Denied { reason: "x".into() },
+        Response::Denied {
+            reason: "x".into(),
+            message: None,
+        },
     ];
     let (out, _, p, _) = relay_as(
         "sshd",
@@ -74,6 +77,35 @@ fn held_lines_left_at_the_end_are_shown_as_one_message() {
     );
     assert_eq!(out, Outcome::Denied);
     assert_eq!(p.seen, ["Error: Too many tries.\nBye"]);
+}
+
+/// For sshd the lines inside `Denied` join the held ones and are shown as
+/// the login ends, as one message.
+#[test]
+fn for_sshd_lines_inside_denied_are_shown_with_the_held_ones_at_the_end() {
+    let script = vec![
+        info("Welcome"),
+        prompt("Code: "),
+        Response::Denied {
+            reason: "x".into(),
+            message: Some("Invalid verification code.\nLocked.".into()),
+        },
+    ];
+    let (out, _, p, _) = relay_as(
+        "sshd",
+        &Options::default(),
+        script,
+        &["1"],
+        &mut Token::default(),
+    );
+    assert_eq!(out, Outcome::Denied);
+    assert_eq!(
+        p.seen,
+        [
+            "prompt(echo=false): Welcome\nCode: ",
+            "Error: Invalid verification code.\nLocked."
+        ]
+    );
 }
 
 #[test]

@@ -167,7 +167,7 @@ fn begin_carries_the_login_items() {
 fn final_answers_map_to_outcomes() {
     let cases = [
         (Response::Success, Outcome::Success, 0),
-        (Response::Denied { reason: "x".into() }, Outcome::Denied, 7),
+        (denied(None), Outcome::Denied, 7),
         (Response::Ignore, Outcome::Ignore, 25),
         (Response::Unavailable, Outcome::Unavailable, 9),
     ];
@@ -280,6 +280,63 @@ fn unexpected_responses_fail_closed_and_are_logged() {
         assert_eq!(out.pam_code(), 7);
         assert!(log.all().starts_with("Error "), "{}", log.all());
     }
+}
+
+fn denied(message: Option<&str>) -> Response {
+    Response::Denied {
+        reason: "x".into(),
+        message: message.map(str::to_owned),
+    }
+}
+
+/// Protocol 2: the last lines come inside `Denied`, shown as error lines
+/// in order, with nothing sent back (no `Ack` round trip).
+#[test]
+fn lines_inside_denied_are_shown_as_errors_without_an_ack() {
+    let mut d = Scripted::new(vec![
+        prompt("Code: "),
+        denied(Some("Invalid verification code.\nTry again in 15 minutes.")),
+    ]);
+    let mut p = Person::default();
+    p.answers.push_back(Ok(Secret::from("1")));
+    let (out, _) = run(&mut d, &mut p, &Options::default());
+    assert_eq!(out, Outcome::Denied);
+    assert_eq!(
+        p.seen,
+        vec![
+            "prompt(echo=false): Code: ",
+            "Error: Invalid verification code.",
+            "Error: Try again in 15 minutes."
+        ]
+    );
+    assert_eq!(d.sent.len(), 2, "begin and the answer only: {:?}", d.sent);
+}
+
+#[test]
+fn lines_inside_denied_are_hidden_under_pam_silent() {
+    let mut d = Scripted::new(vec![denied(Some("Invalid verification code."))]);
+    let mut p = Person::default();
+    let out = relay(
+        &Options::default(),
+        true,
+        &items(),
+        &mut d,
+        &mut p,
+        &mut Token::default(),
+        &Lines::default(),
+    );
+    assert_eq!(out, Outcome::Denied);
+    assert!(p.seen.is_empty(), "{:?}", p.seen);
+}
+
+#[test]
+fn a_denied_line_with_nul_fails_closed() {
+    let mut d = Scripted::new(vec![denied(Some("a\0b"))]);
+    let mut p = Person::default();
+    let (out, log) = run(&mut d, &mut p, &Options::default());
+    assert!(matches!(out, Outcome::Failed(_)), "{out:?}");
+    assert!(p.seen.is_empty(), "{:?}", p.seen);
+    assert!(log.all().contains("NUL"), "{}", log.all());
 }
 
 #[test]

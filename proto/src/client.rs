@@ -1,5 +1,6 @@
 use crate::{
-    connect_unix, read_message, write_message, FrameError, Request, Response, PROTO_VERSION,
+    connect_unix, read_message, write_message, FrameError, Request, Response, PROTO_OLDEST,
+    PROTO_VERSION,
 };
 use std::io;
 use std::os::unix::net::UnixStream;
@@ -43,21 +44,22 @@ impl ClientError {
     }
 }
 
-/// The `Hello` that opens every connection: this build's protocol version
-/// only, and `client` (name/version) for the daemon's log.
+/// The `Hello` that opens every connection: the protocol versions this
+/// build speaks, and `client` (name/version) for the daemon's log.
 pub fn hello(client: &str) -> Request {
     Request::Hello {
-        proto_min: PROTO_VERSION,
+        proto_min: PROTO_OLDEST,
         proto_max: PROTO_VERSION,
         client: client.to_owned(),
     }
 }
 
-/// Checks the daemon's reply to [`hello`]: `Welcome` with this build's
-/// version passes; anything else is the protocol error to report.
-pub fn check_welcome(reply: Response) -> Result<(), ClientError> {
+/// Checks the daemon's reply to [`hello`]: `Welcome` with a version this
+/// build speaks passes (and is returned); anything else is the protocol
+/// error to report.
+pub fn check_welcome(reply: Response) -> Result<u32, ClientError> {
     match reply {
-        Response::Welcome { proto } if proto == PROTO_VERSION => Ok(()),
+        Response::Welcome { proto } if (PROTO_OLDEST..=PROTO_VERSION).contains(&proto) => Ok(proto),
         Response::Welcome { proto } => Err(ClientError::Protocol(format!(
             "daemon chose unsupported protocol version {proto}"
         ))),
@@ -197,17 +199,20 @@ mod tests {
     }
 
     #[test]
-    fn only_a_welcome_with_this_version_passes_the_handshake() {
+    fn only_a_welcome_with_a_version_this_build_speaks_passes_the_handshake() {
+        for proto in [PROTO_OLDEST, PROTO_VERSION] {
+            assert_eq!(check_welcome(Response::Welcome { proto }).unwrap(), proto);
+        }
         assert!(check_welcome(Response::Welcome {
-            proto: PROTO_VERSION
+            proto: PROTO_OLDEST - 1
         })
-        .is_ok());
+        .is_err());
         let err = check_welcome(Response::Welcome {
             proto: PROTO_VERSION + 1,
         })
         .unwrap_err();
         assert!(
-            err.to_string().contains("unsupported protocol version 2"),
+            err.to_string().contains("unsupported protocol version 3"),
             "{err}"
         );
         let err = check_welcome(Response::Success).unwrap_err();

@@ -141,6 +141,17 @@ impl FrameReader {
         self.end - self.start
     }
 
+    /// Whether a whole frame (length and body) is buffered, so the next
+    /// [`FrameReader::read_frame`] needs no read from the stream.
+    pub fn has_frame(&self) -> bool {
+        if self.buffered() < 4 {
+            return false;
+        }
+        let mut len_buf = [0u8; 4];
+        len_buf.copy_from_slice(&self.buf[self.start..self.start + 4]);
+        self.buffered() - 4 >= u32::from_be_bytes(len_buf) as usize
+    }
+
     /// Reads one frame body, with the errors of [`read_frame`]: `Closed`
     /// when the stream ends between frames, `Truncated` inside one,
     /// `TooLarge` (nothing allocated) for a length over [`MAX_FRAME`].

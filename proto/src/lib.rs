@@ -26,7 +26,16 @@ pub use messages::{
 pub use secret::Secret;
 
 /// The protocol version this build speaks.
-pub const PROTO_VERSION: u32 = 1;
+///
+/// Version 2: `Denied` may carry the line to show the person (the last
+/// "Invalid verification code.", the lockout notice), so a refused login
+/// ends without an `Error`/`Ack` round trip; and a client may send its
+/// first request right behind `Hello` without waiting for `Welcome`.
+pub const PROTO_VERSION: u32 = 2;
+
+/// The oldest version twofoldd still serves: a version-1 client is sent
+/// the closing line as an `Error` to acknowledge, then a bare `Denied`.
+pub const PROTO_OLDEST: u32 = 1;
 
 /// The largest frame body, in bytes, either side accepts.
 pub const MAX_FRAME: usize = 64 * 1024;

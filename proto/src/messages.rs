@@ -244,6 +244,11 @@ pub enum Response {
     Denied {
         /// Why, in words fit for the log (never a code).
         reason: String,
+        /// A line to show the person, as an error, before the login ends
+        /// (protocol version 2; never sent to a version-1 client, which is
+        /// sent an `Error` first instead).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// twofold has no say in this login (e.g. user not enrolled, policy allows).
     Ignore,

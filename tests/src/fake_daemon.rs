@@ -104,6 +104,7 @@ impl Script {
     pub fn denied(self, reason: &str) -> Self {
         self.send(Response::Denied {
             reason: reason.into(),
+            message: None,
         })
     }
 
