@@ -1,7 +1,8 @@
-//! The accept loop: bounded concurrency, a pool of connection workers
-//! (started as needed, at most `max_connections`, reused: no thread is
-//! started per login), and a graceful shutdown that lets in-flight
-//! conversations finish (bounded).
+//! Serving the socket: a pool of connection workers, each blocking in
+//! accept(2) and serving what it accepts (started as needed, at most
+//! `max_connections`, reused: no thread is started per login, and no
+//! thread hands a connection to another), and a graceful shutdown that
+//! lets in-flight conversations finish (bounded).
 
 use crate::audit::{event, AuditEvent};
 use crate::clock::Clock;
@@ -16,14 +17,15 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::Config;
 
-/// How often the accept loop looks at the shutdown flag.
+/// How often `serve` looks at the shutdown flag (and how long a worker
+/// backs off after a failed accept).
 const TICK: Duration = Duration::from_millis(100);
 /// How long shutdown waits for in-flight connections before closing them.
 const GRACE: Duration = Duration::from_secs(5);
@@ -118,66 +120,48 @@ impl Daemon {
     /// in-flight connections finish for a bounded time, and returns.
     pub fn serve(self, listener: UnixListener, shutdown: Shutdown) -> Result<(), DaemonError> {
         let engine = self.engine;
-        listener.set_nonblocking(true)?;
+        // Workers block in accept(2) themselves: the kernel wakes exactly
+        // one per connection, and that worker serves it. (A separate accept
+        // loop handing connections over cost a wake-up per login.)
+        listener.set_nonblocking(false)?;
         let max = engine.config.daemon.max_connections.max(1) as usize;
-        let slots = Arc::new(Slots::default());
-        let live: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
-        let next_id = AtomicU64::new(0);
-        let mut workers = Workers::new(engine.clone(), live.clone());
+        let pool = Arc::new(Pool {
+            engine: engine.clone(),
+            listener,
+            shutdown: shutdown.clone(),
+            max,
+            slots: Slots::default(),
+            live: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            accepting: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+        });
         engine
             .log
             .event("start", &[("max_connections", &max.to_string())]);
-        'accepting: loop {
-            while !slots.acquire(max, TICK) {
-                if shutdown.is_triggered() {
-                    break 'accepting;
-                }
-            }
-            let stream = loop {
-                if shutdown.is_triggered() {
-                    slots.release();
-                    break 'accepting;
-                }
-                if !readable(&listener, TICK)? {
-                    continue;
-                }
-                match listener.accept() {
-                    Ok((s, _)) => break s,
-                    Err(e)
-                        if e.kind() == io::ErrorKind::WouldBlock
-                            || e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // E.g. EMFILE: back off instead of spinning; keep serving.
-                        engine.log.event("accept", &[("error", &e.to_string())]);
-                        std::thread::sleep(TICK);
-                    }
-                }
-            };
-            let id = next_id.fetch_add(1, Ordering::Relaxed);
-            let guard = SlotGuard {
-                slots: slots.clone(),
-                live: live.clone(),
-                id,
-            };
-            if let Err(e) = workers.dispatch(Work { stream, guard, id }) {
-                // The work (with its guard) was dropped, so the slot is free again.
-                engine
-                    .log
-                    .event("accept", &[("error", &format!("cannot start thread: {e}"))]);
-            }
+        if !Pool::grow(&pool) {
+            return Err(DaemonError::Io(io::Error::other(
+                "cannot start a connection worker",
+            )));
         }
-        drop(workers);
-        let open = slots.count();
+        while !shutdown.is_triggered() {
+            std::thread::sleep(TICK);
+        }
+        // Every worker blocked in accept(2) wakes with EINVAL and ends; new
+        // connections are refused from now on.
+        // SAFETY: shutdown(2) on the listener's open descriptor.
+        unsafe { libc::shutdown(pool.listener.as_raw_fd(), libc::SHUT_RD) };
+        let open = pool.slots.count();
         engine
             .log
             .event("shutdown", &[("open_connections", &open.to_string())]);
-        if !slots.wait_idle(GRACE) {
+        if !pool.slots.wait_idle(GRACE) {
             // Conversations still waiting for a person: close them so the
             // daemon exits within a bounded time.
-            for s in live.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            for s in pool.live.lock().unwrap_or_else(|e| e.into_inner()).values() {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
-            slots.wait_idle(Duration::from_secs(1));
+            pool.slots.wait_idle(Duration::from_secs(1));
         }
         engine.log.event("stopped", &[]);
         Ok(())
@@ -242,76 +226,99 @@ fn connection(
     conn::serve(engine, &peer, stream);
 }
 
-/// One accepted connection for a worker, with the slot it holds.
-struct Work {
-    stream: UnixStream,
-    guard: SlotGuard,
-    id: u64,
-}
-
-/// The connection workers. A worker serves one connection at a time and
-/// then waits for the next; the accept loop hands a connection to an idle
-/// worker, or starts one when none is idle. A worker counts itself idle
-/// before it frees its slot, so there are never more workers than slots.
-struct Workers {
+/// The connection workers and what they share. Each worker blocks in
+/// accept(2), serves the connection it got, and goes back; they start as
+/// needed (when the last worker waiting in accept takes a connection) and
+/// never number more than `max`, so at most `max` connections are served
+/// at once and the rest wait in the listen queue.
+struct Pool {
     engine: Arc<Engine>,
-    live: Arc<Mutex<HashMap<u64, UnixStream>>>,
-    queue: mpsc::Sender<Work>,
-    next: Arc<Mutex<mpsc::Receiver<Work>>>,
-    idle: Arc<AtomicUsize>,
-    started: usize,
+    listener: UnixListener,
+    shutdown: Shutdown,
+    max: usize,
+    slots: Slots,
+    /// Open connections by id, to close them if shutdown's grace runs out.
+    live: Mutex<HashMap<u64, UnixStream>>,
+    next_id: AtomicU64,
+    /// Workers waiting in accept(2), or about to.
+    accepting: AtomicUsize,
+    /// Workers started.
+    started: AtomicUsize,
 }
 
-impl Workers {
-    fn new(engine: Arc<Engine>, live: Arc<Mutex<HashMap<u64, UnixStream>>>) -> Workers {
-        let (queue, next) = mpsc::channel();
-        Workers {
-            engine,
-            live,
-            queue,
-            next: Arc::new(Mutex::new(next)),
-            idle: Arc::default(),
-            started: 0,
+impl Pool {
+    /// Starts one more worker unless `max` have started; `false` when the
+    /// thread could not be started (the count is given back).
+    fn grow(pool: &Arc<Pool>) -> bool {
+        let reserved = pool
+            .started
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < pool.max).then_some(n + 1)
+            });
+        let Ok(n) = reserved else {
+            return true;
+        };
+        pool.accepting.fetch_add(1, Ordering::SeqCst);
+        let p = pool.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("twofoldd-worker-{}", n + 1))
+            .spawn(move || p.work());
+        if let Err(e) = spawned {
+            pool.accepting.fetch_sub(1, Ordering::SeqCst);
+            pool.started.fetch_sub(1, Ordering::SeqCst);
+            pool.engine
+                .log
+                .event("accept", &[("error", &format!("cannot start thread: {e}"))]);
+            return false;
         }
+        true
     }
 
-    /// Hands `work` to an idle worker, or to a new one.
-    fn dispatch(&mut self, work: Work) -> io::Result<()> {
-        let reserved = self
-            .idle
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if reserved.is_ok() {
-            // An idle worker is waiting on the queue; it takes this at once.
-            return self
-                .queue
-                .send(work)
-                .map_err(|_| io::Error::other("connection workers are gone"));
-        }
-        let (engine, live) = (self.engine.clone(), self.live.clone());
-        let (next, idle) = (self.next.clone(), self.idle.clone());
-        self.started += 1;
-        std::thread::Builder::new()
-            .name(format!("twofoldd-worker-{}", self.started))
-            .spawn(move || {
-                let mut work = work;
-                loop {
-                    let Work { stream, guard, id } = work;
-                    connection(&engine, stream, &live, id);
-                    idle.fetch_add(1, Ordering::SeqCst);
-                    drop(guard);
-                    let got = next.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    match got {
-                        Ok(w) => work = w,
-                        // The accept loop ended: no more work.
-                        Err(_) => return,
+    /// One worker: accept, serve, repeat, until shutdown.
+    fn work(self: Arc<Pool>) {
+        loop {
+            let accepted = self.listener.accept();
+            let before = self.accepting.fetch_sub(1, Ordering::SeqCst);
+            let stream = match accepted {
+                Ok((s, _)) => s,
+                Err(_) if self.shutdown.is_triggered() => return,
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        // E.g. EMFILE: back off instead of spinning; keep serving.
+                        self.engine
+                            .log
+                            .event("accept", &[("error", &e.to_string())]);
+                        std::thread::sleep(TICK);
                     }
+                    self.accepting.fetch_add(1, Ordering::SeqCst);
+                    continue;
                 }
-            })
-            .map(drop)
+            };
+            if before == 1 {
+                // Nobody is left waiting in accept(2): start someone first,
+                // so the next connection does not wait for this one.
+                Pool::grow(&self);
+            }
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            self.slots.enter();
+            let guard = SlotGuard { pool: &self, id };
+            let served = catch_unwind(AssertUnwindSafe(|| {
+                connection(&self.engine, stream, &self.live, id)
+            }));
+            if served.is_err() {
+                // A bug in one conversation ends that connection only; the
+                // worker, and the pool's size, stay.
+                self.engine
+                    .log
+                    .event("connection", &[("error", "internal error (panic)")]);
+            }
+            drop(guard);
+            self.accepting.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
-/// Counts connections in flight; the accept loop waits for a free slot.
+/// Counts connections in flight, for shutdown to wait on.
 #[derive(Debug, Default)]
 struct Slots {
     used: Mutex<usize>,
@@ -319,21 +326,11 @@ struct Slots {
 }
 
 impl Slots {
-    fn acquire(&self, max: usize, wait: Duration) -> bool {
-        let used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut used, _) = self
-            .changed
-            .wait_timeout_while(used, wait, |u| *u >= max)
-            .unwrap_or_else(|e| e.into_inner());
-        if *used < max {
-            *used += 1;
-            true
-        } else {
-            false
-        }
+    fn enter(&self) {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
 
-    fn release(&self) {
+    fn leave(&self) {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         *used = used.saturating_sub(1);
         self.changed.notify_all();
@@ -362,40 +359,20 @@ impl Slots {
 }
 
 /// Frees a connection's slot when its worker is done with it, even by panic.
-struct SlotGuard {
-    slots: Arc<Slots>,
-    live: Arc<Mutex<HashMap<u64, UnixStream>>>,
+struct SlotGuard<'a> {
+    pool: &'a Pool,
     id: u64,
 }
 
-impl Drop for SlotGuard {
+impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        self.live
+        self.pool
+            .live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&self.id);
-        self.slots.release();
+        self.pool.slots.leave();
     }
-}
-
-fn readable(listener: &UnixListener, wait: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: listener.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = wait.as_millis().clamp(1, i32::MAX as u128) as libc::c_int;
-    // SAFETY: one valid pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(false)
-        } else {
-            Err(e)
-        };
-    }
-    Ok(rc > 0)
 }
 
 /// Binds the daemon's socket: creates the parent directory if missing,
