@@ -292,6 +292,26 @@ impl Engine {
         self.commit.run(work)
     }
 
+    /// Like [`Engine::commit`], but returns once the writes are committed,
+    /// before they are fsynced (see [`GroupCommit::run_deferred`]): for a
+    /// wrong code's failure and audit rows.
+    pub fn commit_deferred<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.commit.run_deferred(work)
+    }
+
+    /// Puts deferred writes on disk (twofoldd calls this every 100 ms and
+    /// when it stops); a failure is logged and retried next time.
+    pub fn sync_deferred(&self) {
+        if let Err(e) = self.commit.sync_deferred() {
+            self.log
+                .event("database", &[("error", &format!("syncing the log: {e}"))]);
+        }
+    }
+
     /// The store. A panic in another connection cannot leave a transaction
     /// open (it rolls back on drop), so a poisoned lock is safe to reuse.
     pub fn store(&self) -> MutexGuard<'_, Store> {

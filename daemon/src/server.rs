@@ -146,6 +146,8 @@ impl Daemon {
         }
         while !shutdown.is_triggered() {
             std::thread::sleep(TICK);
+            // Wrong codes' records reach the disk within a tick.
+            engine.sync_deferred();
         }
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
         // connections are refused from now on.
@@ -163,6 +165,7 @@ impl Daemon {
             }
             pool.slots.wait_idle(Duration::from_secs(1));
         }
+        engine.sync_deferred();
         engine.log.event("stopped", &[]);
         Ok(())
     }

@@ -71,8 +71,10 @@ fn three_wrong_codes_are_denied() {
 #[test]
 fn a_protocol_1_client_gets_the_last_error_before_denied() {
     let d = TestDaemon::start();
-    d.enroll("alice");
+    let (e, _) = d.enroll("alice");
     d.clock.advance(60);
+    let good = oathtool(&e, d.now(), 0);
+    let wrong = if good == "000000" { "111111" } else { "000000" };
     let mut s = d.raw();
     let hello = Request::Hello {
         proto_min: 1,
@@ -85,7 +87,7 @@ fn a_protocol_1_client_gets_the_last_error_before_denied() {
         Response::Welcome { proto: 1 }
     );
     write_message(&mut s, &begin("alice")).unwrap();
-    for answer in ["000000", "000000", "000000"] {
+    for answer in [wrong, wrong, wrong] {
         assert!(matches!(
             read_message(&mut s).unwrap(),
             Response::Prompt { .. }
@@ -349,5 +351,27 @@ fn concurrent_logins_with_one_code_exactly_one_wins() {
     for d in [&a, &b] {
         let seen = d.login("alice", &[&code]);
         assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
+    }
+}
+
+/// A wrong code's record is answered before its fsync, and the serving
+/// daemon puts it on disk within a tick (100 ms; 2 s allowed here).
+#[test]
+fn a_wrong_codes_record_is_synced_to_disk_soon_after_the_answer() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(60);
+    let good = oathtool(&e, d.now(), 0);
+    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let before = d.stats.commits().deferred_syncs();
+    let seen = d.login("alice", &[wrong, wrong, wrong]);
+    assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while d.stats.commits().deferred_syncs() == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failures were not synced within 2 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

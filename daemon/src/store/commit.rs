@@ -2,6 +2,18 @@
 //! transaction, so many logins share one fsync. The transaction is run by
 //! one of the waiting logins' own threads (the leader), not a writer thread.
 //!
+//! Durable and deferred writes: a login's result is handed back only once
+//! its transaction is committed. A *durable* write ([`GroupCommit::run`]:
+//! a spent code, an enrollment, any audit row that is not a wrong code's)
+//! is also on disk by then (`synchronous=FULL`, an fsync per group). A
+//! *deferred* write ([`GroupCommit::run_deferred`]: a wrong code's failure,
+//! its lock and audit rows) is committed to the write-ahead log — it
+//! survives a crash or `kill -9` of twofoldd, and every other login and
+//! daemon sees it at once — but reaches the disk with the next durable
+//! group or the next [`GroupCommit::sync_deferred`], which twofoldd calls
+//! every 100 ms: only a power loss or kernel crash within that window can
+//! lose it.
+//!
 //! Each job runs inside its own savepoint and keeps its SQL guards (`WHERE
 //! last_step < ?`, `WHERE used_at IS NULL`), so its changed-row counts decide
 //! that login exactly as a transaction of its own would; a job that fails is
@@ -12,7 +24,7 @@
 use super::{Store, StoreError};
 use rusqlite::{Transaction, TransactionBehavior};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -26,6 +38,7 @@ pub struct CommitStats {
     submitted: AtomicU64,
     batches: AtomicU64,
     jobs: AtomicU64,
+    deferred_syncs: AtomicU64,
 }
 
 impl CommitStats {
@@ -41,6 +54,11 @@ impl CommitStats {
     pub fn jobs(&self) -> u64 {
         self.jobs.load(Ordering::SeqCst)
     }
+    /// Times [`GroupCommit::sync_deferred`] found deferred writes and
+    /// synced them.
+    pub fn deferred_syncs(&self) -> u64 {
+        self.deferred_syncs.load(Ordering::SeqCst)
+    }
 }
 
 /// One login's writes, type-erased so one queue carries them all.
@@ -49,9 +67,12 @@ trait Job: Send {
     fn run(&mut self, tx: &Transaction<'_>);
     /// Hands the result back once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+    /// Whether the job needs its writes on disk before its result.
+    fn durable(&self) -> bool;
 }
 
 struct Typed<T, F> {
+    durable: bool,
     work: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: SyncSender<Result<T, StoreError>>,
@@ -99,6 +120,10 @@ where
         // The login may have gone (its thread ended): nothing to tell then.
         let _ = self.reply.send(out);
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
 /// Logins waiting for a group transaction, and whether one of them is
@@ -121,6 +146,8 @@ pub struct GroupCommit {
     /// Signalled when a leader steps down (its batch answered).
     turn: Condvar,
     stats: Arc<CommitStats>,
+    /// Deferred writes are committed but not yet fsynced.
+    unsynced: AtomicBool,
 }
 
 impl std::fmt::Debug for GroupCommit {
@@ -137,6 +164,7 @@ impl GroupCommit {
             queue: Mutex::new(Queue::default()),
             turn: Condvar::new(),
             stats,
+            unsynced: AtomicBool::new(false),
         }
     }
 
@@ -151,9 +179,45 @@ impl GroupCommit {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.submit(true, work)
+    }
+
+    /// Runs `work` in the next group transaction and returns its result
+    /// once that transaction is committed, without waiting for an fsync
+    /// (see the module's documentation). The caller must not hold the store.
+    pub fn run_deferred<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.submit(false, work)
+    }
+
+    /// Puts deferred writes committed so far on disk, if there are any;
+    /// `true` when it synced. On an error they stay pending (retried at the
+    /// next call).
+    pub fn sync_deferred(&self) -> std::io::Result<bool> {
+        if !self.unsynced.swap(false, Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = store.sync_wal() {
+            self.unsynced.store(true, Ordering::SeqCst);
+            return Err(e);
+        }
+        self.stats.deferred_syncs.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    fn submit<T, F>(&self, durable: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = mpsc::sync_channel(1);
         let mut queue = self.queue();
         queue.jobs.push(Box::new(Typed {
+            durable,
             work: Some(work),
             result: None,
             reply,
@@ -191,7 +255,12 @@ impl GroupCommit {
         self.stats
             .jobs
             .fetch_add(batch.len() as u64, Ordering::SeqCst);
-        let done = run_batch(&mut store, &mut batch);
+        let durable = batch.iter().any(|j| j.durable());
+        let done = run_batch(&mut store, &mut batch, durable);
+        if done.is_ok() {
+            // A durable group's fsync covers every deferred write before it.
+            self.unsynced.store(!durable, Ordering::SeqCst);
+        }
         drop(store);
         for job in batch {
             job.finish(done.as_ref().map(|_| ()));
@@ -210,7 +279,24 @@ impl Drop for StepDown<'_> {
     }
 }
 
-fn run_batch(store: &mut Store, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+fn run_batch(
+    store: &mut Store,
+    batch: &mut [Box<dyn Job>],
+    durable: bool,
+) -> Result<(), StoreError> {
+    if !durable {
+        store.set_durable(false)?;
+    }
+    let done = in_transaction(store, batch);
+    if !durable {
+        // Every other write on this connection stays durable; if this
+        // fails, fail the batch rather than leave the setting behind.
+        store.set_durable(true)?;
+    }
+    done
+}
+
+fn in_transaction(store: &mut Store, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     let tx = store
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;

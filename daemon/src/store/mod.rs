@@ -118,6 +118,9 @@ pub struct BackupRecord {
 #[derive(Debug)]
 pub struct Store {
     conn: Connection,
+    /// The write-ahead log (`<database>-wal`), synced by
+    /// [`Store::sync_wal`] after commits made without an fsync.
+    wal: std::path::PathBuf,
 }
 
 fn to_db(t: u64) -> i64 {
@@ -183,7 +186,12 @@ impl Store {
         // Every query here is by an indexed key; one plan serves all values.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&mut conn)?;
-        Ok(Store { conn })
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        Ok(Store {
+            conn,
+            wal: wal.into(),
+        })
     }
 
     /// Runs `f`'s reads as one read transaction: one snapshot, and the
@@ -434,6 +442,33 @@ impl Drop for ReadTx<'_> {
     fn drop(&mut self) {
         if self.open {
             let _ = run_cached(self.conn, "ROLLBACK");
+        }
+    }
+}
+
+impl Store {
+    /// Whether commits wait for an fsync of the log (`synchronous=FULL`,
+    /// the default) or only reach the operating system (`NORMAL`: they
+    /// survive a crash of twofoldd, not of the machine).
+    pub(crate) fn set_durable(&self, durable: bool) -> Result<(), StoreError> {
+        run_cached(
+            &self.conn,
+            if durable {
+                "PRAGMA synchronous=FULL"
+            } else {
+                "PRAGMA synchronous=NORMAL"
+            },
+        )
+    }
+
+    /// Makes everything committed so far durable: fsyncs the log file
+    /// (what a `synchronous=FULL` commit does). A missing log has nothing
+    /// to sync.
+    pub(crate) fn sync_wal(&self) -> std::io::Result<()> {
+        match std::fs::File::open(&self.wal) {
+            Ok(f) => f.sync_data(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
         }
     }
 }

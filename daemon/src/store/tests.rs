@@ -402,3 +402,40 @@ fn a_lone_login_commits_in_its_own_thread() {
     let fresh = Store::open(&db.0).unwrap();
     assert!(!fresh.consume_step(1, 11, None).unwrap());
 }
+
+/// A wrong code's writes are committed before its answer (a fresh
+/// connection sees them) without waiting for an fsync; the next
+/// `sync_deferred` puts them on disk once, and the connection is back to
+/// `synchronous=FULL` for every other write.
+#[test]
+fn deferred_writes_are_committed_at_once_and_synced_later() {
+    let db = Db::new("deferred");
+    let mut s = Store::open(&db.0).unwrap();
+    confirmed(&mut s, "alice", 1);
+    let store = Arc::new(std::sync::Mutex::new(s));
+    let stats = Arc::new(CommitStats::default());
+    let group = GroupCommit::new(store.clone(), stats.clone());
+    assert!(!group.sync_deferred().unwrap(), "nothing pending yet");
+    assert!(group
+        .run_deferred(|tx| consume_step(tx, 1, 11, None))
+        .unwrap());
+    let fresh = Store::open(&db.0).unwrap();
+    assert!(!fresh.consume_step(1, 11, None).unwrap(), "not committed");
+    let sync: i64 = store
+        .lock()
+        .unwrap()
+        .conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "FULL again after the deferred group");
+    assert!(group.sync_deferred().unwrap());
+    assert!(!group.sync_deferred().unwrap(), "synced once");
+    assert_eq!(stats.deferred_syncs(), 1);
+    // A durable group's fsync covers the deferred writes before it.
+    group
+        .run_deferred(|tx| consume_step(tx, 1, 12, None))
+        .unwrap();
+    group.run(|tx| consume_step(tx, 1, 13, None)).unwrap();
+    assert!(!group.sync_deferred().unwrap());
+    assert_eq!(stats.deferred_syncs(), 1);
+}
