@@ -205,10 +205,11 @@ fn connection(
             return;
         }
     };
+    // accept(2) on the blocking listener gives a blocking socket; each
+    // read and write waits at most `client_timeout`.
     let timeout = Some(engine.config.daemon.client_timeout.duration());
     let setup = stream
-        .set_nonblocking(false)
-        .and_then(|()| stream.set_read_timeout(timeout))
+        .set_read_timeout(timeout)
         .and_then(|()| stream.set_write_timeout(timeout));
     if let Err(e) = setup {
         engine
@@ -326,6 +327,9 @@ impl Pool {
 struct Slots {
     used: Mutex<usize>,
     changed: Condvar,
+    /// Shutdown is waiting on `changed` (only then is a notify, a system
+    /// call, worth making).
+    watched: AtomicBool,
 }
 
 impl Slots {
@@ -336,7 +340,9 @@ impl Slots {
     fn leave(&self) {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
         *used = used.saturating_sub(1);
-        self.changed.notify_all();
+        if self.watched.load(Ordering::SeqCst) {
+            self.changed.notify_all();
+        }
     }
 
     fn count(&self) -> usize {
@@ -345,7 +351,9 @@ impl Slots {
 
     fn wait_idle(&self, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
+        // Set under the lock, so no `leave` after this check can skip its notify.
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        self.watched.store(true, Ordering::SeqCst);
         while *used > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

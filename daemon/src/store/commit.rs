@@ -132,6 +132,9 @@ where
 struct Queue {
     jobs: Vec<Box<dyn Job>>,
     leader: bool,
+    /// Logins waiting on `turn` (a notify is a system call even when
+    /// nobody waits, so a lone login skips it).
+    waiting: usize,
 }
 
 /// Group commit without a writer thread: the login that finds nobody
@@ -230,7 +233,9 @@ impl GroupCommit {
                 return result;
             }
             if queue.leader {
+                queue.waiting += 1;
                 queue = self.turn.wait(queue).unwrap_or_else(|e| e.into_inner());
+                queue.waiting -= 1;
                 continue;
             }
             queue.leader = true;
@@ -274,8 +279,11 @@ struct StepDown<'a>(&'a GroupCommit);
 
 impl Drop for StepDown<'_> {
     fn drop(&mut self) {
-        self.0.queue().leader = false;
-        self.0.turn.notify_all();
+        let mut queue = self.0.queue();
+        queue.leader = false;
+        if queue.waiting > 0 {
+            self.0.turn.notify_all();
+        }
     }
 }
 
