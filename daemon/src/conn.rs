@@ -26,7 +26,7 @@ pub(crate) enum Incoming {
 pub(crate) struct Conn<'a> {
     pub engine: &'a Engine,
     pub peer: &'a Peer,
-    stream: UnixStream,
+    stream: &'a UnixStream,
     /// One buffered read per frame, usually (instead of length, then body).
     reader: FrameReader,
     /// Frames held back to go out with the next one (the `Welcome`, when
@@ -38,7 +38,7 @@ pub(crate) struct Conn<'a> {
 }
 
 impl<'a> Conn<'a> {
-    pub fn new(engine: &'a Engine, peer: &'a Peer, stream: UnixStream) -> Conn<'a> {
+    pub fn new(engine: &'a Engine, peer: &'a Peer, stream: &'a UnixStream) -> Conn<'a> {
         Conn {
             engine,
             peer,
@@ -155,7 +155,7 @@ impl Drop for Conn<'_> {
 }
 
 /// Serves one connection to its end.
-pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: UnixStream) {
+pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
     let mut conn = Conn::new(engine, peer, stream);
     if !handshake(&mut conn) {
         return;

@@ -463,7 +463,7 @@ fn factors_in(s: &Store, user: &str) -> Result<Vec<AllowedMethod>, StoreError> {
     if s.totp(user)?.is_some_and(|t| t.confirmed_at.is_some()) {
         m.push(AllowedMethod::Totp);
     }
-    if s.unused_backup_codes(user)? > 0 {
+    if s.has_unused_backup_code(user)? {
         m.push(AllowedMethod::BackupCode);
     }
     Ok(m)

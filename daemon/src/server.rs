@@ -14,7 +14,7 @@ use crate::peer::{peer_cred, Peer};
 use crate::store::{Store, StoreError};
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -160,8 +160,9 @@ impl Daemon {
         if !pool.slots.wait_idle(GRACE) {
             // Conversations still waiting for a person: close them so the
             // daemon exits within a bounded time.
-            for s in pool.live.lock().unwrap_or_else(|e| e.into_inner()).values() {
-                let _ = s.shutdown(std::net::Shutdown::Both);
+            for fd in pool.live.lock().unwrap_or_else(|e| e.into_inner()).values() {
+                // SAFETY: shutdown(2) on an open descriptor (see `Live`).
+                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
             }
             pool.slots.wait_idle(Duration::from_secs(1));
         }
@@ -190,12 +191,28 @@ fn warn_if_shared(log: &Logger, what: &str, path: &Path) {
     }
 }
 
-fn connection(
-    engine: &Engine,
-    stream: UnixStream,
-    live: &Mutex<HashMap<u64, UnixStream>>,
+/// Open connections by id: their descriptors, for shutdown to close once
+/// its grace runs out. An entry is removed before its stream is closed, so
+/// a descriptor found here is always that connection's.
+type Live = Mutex<HashMap<u64, RawFd>>;
+
+/// Removes a connection from [`Live`]; declared after the stream, so it
+/// runs first (even when unwinding), before the descriptor is closed.
+struct Registered<'a> {
+    live: &'a Live,
     id: u64,
-) {
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+fn connection(engine: &Engine, stream: UnixStream, live: &Live, id: u64) {
     let cred = match peer_cred(&stream) {
         Ok(c) => c,
         Err(e) => {
@@ -217,17 +234,16 @@ fn connection(
             .event("connection", &[("error", &format!("socket setup: {e}"))]);
         return;
     }
-    if let Ok(clone) = stream.try_clone() {
-        live.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, clone);
-    }
+    live.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id, stream.as_raw_fd());
+    let _registered = Registered { live, id };
     let peer = Peer::resolve(
         cred,
         engine.config.daemon.admin_group.as_deref(),
         &engine.directory,
     );
-    conn::serve(engine, &peer, stream);
+    conn::serve(engine, &peer, &stream);
 }
 
 /// The connection workers and what they share. Each worker blocks in
@@ -241,8 +257,7 @@ struct Pool {
     shutdown: Shutdown,
     max: usize,
     slots: Slots,
-    /// Open connections by id, to close them if shutdown's grace runs out.
-    live: Mutex<HashMap<u64, UnixStream>>,
+    live: Live,
     next_id: AtomicU64,
     /// Workers waiting in accept(2), or about to.
     accepting: AtomicUsize,
@@ -305,7 +320,7 @@ impl Pool {
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             self.slots.enter();
-            let guard = SlotGuard { pool: &self, id };
+            let guard = SlotGuard { pool: &self };
             let served = catch_unwind(AssertUnwindSafe(|| {
                 connection(&self.engine, stream, &self.live, id)
             }));
@@ -372,16 +387,10 @@ impl Slots {
 /// Frees a connection's slot when its worker is done with it, even by panic.
 struct SlotGuard<'a> {
     pool: &'a Pool,
-    id: u64,
 }
 
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
-        self.pool
-            .live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
         self.pool.slots.leave();
     }
 }

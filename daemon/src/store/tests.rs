@@ -104,6 +104,7 @@ fn backup_codes_are_single_use_and_replaced_whole() {
         .replace_backup_codes("alice", &[code(1), code(2)], 1)
         .unwrap());
     assert_eq!(s.unused_backup_codes("alice").unwrap(), 2);
+    assert!(s.has_unused_backup_code("alice").unwrap());
     let row = s.backup_by_lookup("alice", &[1; 32]).unwrap().unwrap();
     assert!(s.backup_by_lookup("bob", &[1; 32]).unwrap().is_none());
     assert!(s.use_backup(row.id, 5).unwrap());
@@ -118,9 +119,16 @@ fn backup_codes_are_single_use_and_replaced_whole() {
     assert!(s.replace_backup_codes("alice", &[code(3)], 7).unwrap());
     assert!(s.backup_by_lookup("alice", &[2; 32]).unwrap().is_none());
     assert_eq!(s.unused_backup_codes("alice").unwrap(), 1);
+    let last = s.backup_by_lookup("alice", &[3; 32]).unwrap().unwrap();
+    assert!(s.use_backup(last.id, 8).unwrap());
+    assert!(
+        !s.has_unused_backup_code("alice").unwrap(),
+        "only a used code is left"
+    );
     assert!(s.remove_factors("alice").unwrap());
     assert!(!s.remove_factors("alice").unwrap());
     assert_eq!(s.unused_backup_codes("alice").unwrap(), 0);
+    assert!(!s.has_unused_backup_code("alice").unwrap());
     assert!(s.user_exists("alice").unwrap());
 }
 
