@@ -25,6 +25,8 @@ pub struct Syslog {
     path: Option<PathBuf>,
     socket: Mutex<Option<UnixDatagram>>,
     warned: AtomicBool,
+    /// This process's id, read once (getpid is a system call per line).
+    pid: u32,
 }
 
 impl Syslog {
@@ -34,6 +36,7 @@ impl Syslog {
             path: (!path.as_os_str().is_empty()).then_some(path),
             socket: Mutex::new(None),
             warned: AtomicBool::new(false),
+            pid: std::process::id(),
         }
     }
 
@@ -42,7 +45,7 @@ impl Syslog {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let line = format_line(FACILITY_AUTHPRIV, severity, now, std::process::id(), msg);
+        let line = format_line(FACILITY_AUTHPRIV, severity, now, self.pid, msg);
         let mut guard = self.socket.lock().unwrap_or_else(|e| e.into_inner());
         let sock = match guard.as_ref() {
             Some(s) => s,

@@ -15,8 +15,8 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_proto::{
-    check_welcome, connect_unix, hello, write_message, ClientError, FrameError, FrameReader,
-    Request, Response,
+    check_welcome, connect_unix_nonblocking, hello, write_message, ClientError, FrameError,
+    FrameReader, Request, Response,
 };
 
 /// A connection to the daemon whose I/O draws on one time budget.
@@ -47,7 +47,8 @@ impl Link {
     /// a refused handshake.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Link, ClientError> {
         let start = Instant::now();
-        let stream = connect_unix(path, timeout)
+        // Non-blocking: every read and write here polls first (`Bounded`).
+        let stream = connect_unix_nonblocking(path, timeout)
             .map_err(|source| ClientError::from_connect(path, timeout, source))?;
         let mut hello_frame = Vec::new();
         write_message(&mut hello_frame, &hello(CLIENT_NAME)).map_err(ClientError::Frame)?;

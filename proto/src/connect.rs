@@ -21,6 +21,18 @@ use std::time::{Duration, Instant};
 /// or contains NUL; `TimedOut` when `timeout` passes first; otherwise the OS
 /// error of `socket` or `connect` (e.g. `NotFound`, `ConnectionRefused`).
 pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    let stream = connect_unix_nonblocking(path, timeout)?;
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// Like [`connect_unix`], but the socket comes back in non-blocking mode
+/// (for callers that wait with poll(2) themselves, like the PAM module).
+///
+/// The usual case costs two system calls: a non-blocking connect that finds
+/// a free backlog slot completes at once. Only when the backlog is full
+/// (`EAGAIN`) does it fall back to the bounded blocking wait above.
+pub fn connect_unix_nonblocking(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
     let deadline = Instant::now() + timeout;
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
@@ -36,13 +48,31 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
         *dst = *src as libc::c_char;
     }
     // SAFETY: plain syscall; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh descriptor that nothing else owns.
     let stream = UnixStream::from(unsafe { OwnedFd::from_raw_fd(fd) });
     let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: addr is a valid sockaddr_un of `len` bytes; the fd is open.
+    let rc = unsafe { libc::connect(stream.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len) };
+    if rc == 0 {
+        return Ok(stream);
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR)) {
+        return Err(err);
+    }
+    // The backlog is full: nothing is in progress (see above), so wait in
+    // blocking connects bounded by SO_SNDTIMEO.
+    stream.set_nonblocking(false)?;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -65,6 +95,7 @@ pub fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStream> {
         }
     }
     stream.set_write_timeout(None)?;
+    stream.set_nonblocking(true)?;
     Ok(stream)
 }
 
@@ -128,6 +159,40 @@ mod tests {
         let stream = connect_unix(&path, Duration::from_secs(5)).unwrap();
         assert!(stream.peer_addr().is_ok(), "connected");
         assert_eq!(stream.write_timeout().unwrap(), None);
+        assert!(!nonblocking(&stream));
+        acceptor.join().unwrap();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    fn nonblocking(s: &UnixStream) -> bool {
+        // SAFETY: F_GETFL on an open descriptor.
+        let flags = unsafe { libc::fcntl(s.as_raw_fd(), libc::F_GETFL) };
+        flags & libc::O_NONBLOCK != 0
+    }
+
+    /// Each variant returns a connected socket in the mode it promises,
+    /// whether the backlog had room at once or only after a wait.
+    #[test]
+    fn each_variant_returns_its_mode_connected() {
+        let (path, listener, first) = full_backlog("modes");
+        drop(first);
+        let _ = listener.accept().unwrap();
+        let quick = connect_unix_nonblocking(&path, Duration::from_secs(5)).unwrap();
+        assert!(quick.peer_addr().is_ok() && nonblocking(&quick));
+        let _ = listener.accept().unwrap();
+        let blocking = connect_unix(&path, Duration::from_secs(5)).unwrap();
+        assert!(blocking.peer_addr().is_ok() && !nonblocking(&blocking));
+        let _ = listener.accept().unwrap();
+        // The backlog is full again: the slow path must also end non-blocking.
+        let _held = connect_unix(&path, Duration::from_secs(1)).unwrap();
+        let acceptor = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            let accepted = listener.accept().unwrap();
+            (listener, accepted)
+        });
+        let waited = connect_unix_nonblocking(&path, Duration::from_secs(5)).unwrap();
+        assert!(waited.peer_addr().is_ok() && nonblocking(&waited));
+        assert_eq!(waited.write_timeout().unwrap(), None);
         acceptor.join().unwrap();
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }

@@ -180,6 +180,18 @@ impl Request {
     /// Parses a frame body, telling an unknown request type (answered with
     /// [`Response::Unsupported`]) from a malformed body (connection closed).
     pub fn decode(body: &[u8]) -> Result<Request, DecodeError> {
+        // Well-formed requests (every login's) parse once, straight into
+        // their type: no intermediate `Value` holding a copy of a code that
+        // nothing would wipe. Only a body that fails is looked at again, to
+        // tell which error it is.
+        match serde_json::from_slice::<Request>(body) {
+            Ok(r) => Ok(r),
+            Err(_) => Request::classify(body),
+        }
+    }
+
+    /// Why `body` is not a request: an unknown type or malformed.
+    fn classify(body: &[u8]) -> Result<Request, DecodeError> {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         let kind = match value.get("type") {
