@@ -333,17 +333,21 @@ impl Engine {
         self.store().read(|s| factors_in(s, user))
     }
 
-    /// The lock on `user` from `source` and the methods they can answer
-    /// with, read in one snapshot: what a login needs before it prompts.
-    pub fn login_state(
-        &self,
-        user: &str,
-        source: &str,
-    ) -> Result<(Option<Locked>, Vec<AllowedMethod>), StoreError> {
+    /// The lock on `user` from `source`, the methods they can answer with
+    /// and their TOTP credential, read in one snapshot: what a login needs
+    /// before it prompts (the credential is what [`Engine::check_login`]
+    /// checks a code against afterwards).
+    pub fn login_state(&self, user: &str, source: &str) -> Result<LoginState, StoreError> {
         let now = self.now();
         self.store().read(|s| {
             let lock = s.active_lock(user, source, now)?;
-            Ok((lock, factors_in(s, user)?))
+            let totp = s.totp(user)?;
+            let backup = s.has_unused_backup_code(user)?;
+            Ok(LoginState {
+                lock,
+                factors: factors_of(totp.as_ref(), backup),
+                totp,
+            })
         })
     }
 
@@ -355,17 +359,37 @@ impl Engine {
     /// code comes back as a [`Claim`] for the login to spend in its own
     /// transaction. At most one argon2 verification runs, and only for a
     /// code with a matching lookup.
+    ///
+    /// A code shaped like a TOTP code for `known` (the credential
+    /// [`Engine::login_state`] read before the prompt) is checked against
+    /// it without reading again. Its lock check is then the login's write:
+    /// the transaction that records the failure or spends the step looks
+    /// for a lock made meanwhile first, and refuses the login if there is
+    /// one (nothing about the code is told). A credential removed or
+    /// replaced meanwhile cannot be spent: the spend is by row id, and a new
+    /// credential gets a new random id.
     pub fn check_login(
         &self,
         user: &str,
         source: &str,
         answer: &Secret,
         allowed: &[AllowedMethod],
+        known: Option<&TotpRecord>,
     ) -> Result<Result<Found, Locked>, VerifyError> {
         if answer.len() > backup::MAX_ANSWER {
             return Ok(Ok(Found::Rejected("answer too long")));
         }
         let typed = answer.expose().trim();
+        if let Some(cred) = known.filter(|c| {
+            c.confirmed_at.is_some()
+                && allowed.contains(&AllowedMethod::Totp)
+                && totp::looks_like_code(&c.params, typed)
+        }) {
+            return Ok(Ok(match self.totp_step(cred, typed)? {
+                Some(step) => Found::Claim(Claim::Step { id: cred.id, step }),
+                None => Found::Rejected("wrong code"),
+            }));
+        }
         // The keyed lookup is computed before reading (cheap), so one
         // snapshot holds everything a backup code's check needs.
         let backup = allowed
@@ -457,16 +481,33 @@ impl Engine {
     }
 }
 
+/// What a login needs before it prompts (see [`Engine::login_state`]).
+#[derive(Debug)]
+pub struct LoginState {
+    /// The lock in force on this user and source, if any.
+    pub lock: Option<Locked>,
+    /// The methods the user can answer with.
+    pub factors: Vec<AllowedMethod>,
+    /// The user's TOTP credential, pending or confirmed.
+    pub totp: Option<TotpRecord>,
+}
+
 /// The methods `user` can answer a login with, read from `s`.
 fn factors_in(s: &Store, user: &str) -> Result<Vec<AllowedMethod>, StoreError> {
+    let totp = s.totp(user)?;
+    Ok(factors_of(totp.as_ref(), s.has_unused_backup_code(user)?))
+}
+
+/// The methods a confirmed credential and an unused backup code allow.
+fn factors_of(totp: Option<&TotpRecord>, backup: bool) -> Vec<AllowedMethod> {
     let mut m = Vec::new();
-    if s.totp(user)?.is_some_and(|t| t.confirmed_at.is_some()) {
+    if totp.is_some_and(|t| t.confirmed_at.is_some()) {
         m.push(AllowedMethod::Totp);
     }
-    if s.has_unused_backup_code(user)? {
+    if backup {
         m.push(AllowedMethod::BackupCode);
     }
-    Ok(m)
+    m
 }
 
 /// Seals a random secret for [`Engine::dummy_verify`]; the row id and user

@@ -5,16 +5,18 @@
 //! sent and relays the answer.
 //!
 //! Order of decisions: the request is validated and authorized; the policy
-//! may exempt the login (`Ignore`); a lock refuses it before any code is
-//! checked; an unenrolled user is let through, refused or offered enrollment
-//! as the policy says; otherwise the person is prompted. A user the passwd
+//! may exempt the login (`Ignore`); a lock refuses it before any prompt; an
+//! unenrolled user is let through, refused or offered enrollment as the
+//! policy says; otherwise the person is prompted. A lock made while the
+//! person types refuses the answer in the transaction that would record it
+//! (no step spent, no failure added). A user the passwd
 //! database does not know gets what an unenrolled user in `deny` mode gets:
 //! the same prompt, the same message and a dummy check of the same cost.
 
 use crate::audit::{event, AuditEvent};
 use crate::conn::{Conn, Incoming};
 use crate::engine::{Claim, Engine, Found, VerifyError};
-use crate::store::{self, Locked};
+use crate::store::{self, Locked, TotpRecord};
 use crate::validate;
 use twofold_config::{Decision, Method, Unenrolled};
 use twofold_proto::{ErrorKind, Request, Response, Secret};
@@ -45,11 +47,22 @@ pub(crate) struct Login<'c, 'a> {
 
 /// What the prompts are checked against.
 enum Check {
-    /// The user's factors, among these methods.
-    Factors(Vec<Method>),
+    /// The user's factors, among these methods; the TOTP credential as read
+    /// before the prompt.
+    Factors(Vec<Method>, Option<TotpRecord>),
     /// Nothing can succeed (`deny` for an unenrolled or unknown user); the
     /// reason is for the audit trail only.
     Nothing(&'static str),
+}
+
+/// How a success's transaction ended.
+enum Spent {
+    /// The code was spent and the success audited (these rows).
+    Done(Vec<twofold_proto::AuditRecord>),
+    /// Another login spent the code first.
+    Lost,
+    /// A lock made while the person typed refuses the login.
+    Locked(Locked),
 }
 
 /// `"wrong code"` → `"wrong_code"`: reasons as single tokens in audit details.
@@ -230,10 +243,13 @@ impl Login<'_, '_> {
             // A lock made meanwhile (by another login) stops this one before
             // the answer is checked.
             let found = match &check {
-                Check::Factors(methods) => {
-                    self.engine
-                        .check_login(&self.b.user, &self.source, &answer, methods)
-                }
+                Check::Factors(methods, totp) => self.engine.check_login(
+                    &self.b.user,
+                    &self.source,
+                    &answer,
+                    methods,
+                    totp.as_ref(),
+                ),
                 Check::Nothing(why) => match self.lock_now() {
                     Err(()) => return,
                     Ok(Some(l)) => Ok(Err(l)),
@@ -294,6 +310,11 @@ impl Login<'_, '_> {
         // once; it survives a crash of twofoldd), on disk within 100 ms:
         // see `GroupCommit::run_deferred`.
         let recorded = self.engine.commit_deferred(move |tx| {
+            // A lock made while the person typed (by another login) refuses
+            // this one instead; its answer counts for nothing.
+            if let Some(l) = store::active_lock(tx, &user, &source, now)? {
+                return Ok(Err(l));
+            }
             let (locked, mut events) =
                 store::failure_rows(tx, &user, &source, now, &limits, failure)?;
             if let Some(l) = locked {
@@ -302,10 +323,14 @@ impl Login<'_, '_> {
             } else if last {
                 events.push(denied.with("reason", "too_many_invalid_codes"));
             }
-            Ok((locked, store::append(tx, now, &events)?))
+            Ok(Ok((locked, store::append(tx, now, &events)?)))
         });
         let (locked, recs) = match recorded {
-            Ok(r) => r,
+            Ok(Ok(r)) => r,
+            Ok(Err(l)) => {
+                self.refuse_locked(l);
+                return false;
+            }
             Err(e) => {
                 self.unavailable(&e);
                 return false;
@@ -355,8 +380,13 @@ impl Login<'_, '_> {
         let (user, source) = (self.b.user.clone(), self.source.clone());
         let done = self.engine.commit(move |tx| {
             if let Some(c) = claim {
+                // A lock made while the person typed refuses the login
+                // before the code is spent.
+                if let Some(l) = store::active_lock(tx, &user, &source, now)? {
+                    return Ok(Spent::Locked(l));
+                }
                 if !c.spend(tx, now)? {
-                    return Ok(None);
+                    return Ok(Spent::Lost);
                 }
             }
             let mut events = vec![success];
@@ -365,11 +395,15 @@ impl Login<'_, '_> {
                 events.push(used.with("left", &left.to_string()));
             }
             store::clear_source_failures(tx, &user, &source)?;
-            Ok(Some(store::append(tx, now, &events)?))
+            Ok(Spent::Done(store::append(tx, now, &events)?))
         });
         let recs = match done {
-            Ok(Some(recs)) => recs,
-            Ok(None) => return claim.map(Claim::lost),
+            Ok(Spent::Done(recs)) => recs,
+            Ok(Spent::Lost) => return claim.map(Claim::lost),
+            Ok(Spent::Locked(l)) => {
+                self.refuse_locked(l);
+                return None;
+            }
             Err(e) => {
                 self.unavailable(&e);
                 return None;
@@ -450,9 +484,11 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    let factors = match engine.login_state(&b.user, &l.source) {
-        Ok((Some(lock), _)) => return l.refuse_locked(lock),
-        Ok((None, f)) => f,
+    let (factors, totp) = match engine.login_state(&b.user, &l.source) {
+        Ok(s) => match s.lock {
+            Some(lock) => return l.refuse_locked(lock),
+            None => (s.factors, s.totp),
+        },
         Err(e) => return l.unavailable(&e),
     };
     if factors.is_empty() {
@@ -493,5 +529,5 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
             .with("allowed", &allowed.join(","));
         return l.deny("no allowed method enrolled", Some(&shown), ev);
     }
-    l.prompts(Check::Factors(usable));
+    l.prompts(Check::Factors(usable, totp));
 }

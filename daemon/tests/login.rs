@@ -375,3 +375,63 @@ fn a_wrong_codes_record_is_synced_to_disk_soon_after_the_answer() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Begins a login for `user` on a fresh client and returns it at the prompt.
+fn prompted(d: &TestDaemon, user: &str) -> twofold_proto::Client {
+    let mut c = d.client();
+    let r = c.call(&begin(user)).unwrap();
+    assert!(matches!(r, Response::Prompt { .. }), "{r:?}");
+    c
+}
+
+/// A lock made by other logins while this person was typing refuses this
+/// login at its answer, whatever the answer: a valid code is not spent
+/// (it still opens the door once the lock is lifted) and a wrong one adds
+/// no failure.
+#[test]
+fn a_lock_made_while_the_person_types_refuses_the_answer() {
+    let d = TestDaemon::start();
+    let (e, _) = d.enroll("alice");
+    d.clock.advance(60);
+    let good = oathtool(&e, d.now(), 0);
+    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let mut right_one = prompted(&d, "alice");
+    let mut wrong_one = prompted(&d, "alice");
+    // Five failures from the same (empty) source: the source is locked.
+    d.login("alice", &[wrong, wrong, wrong]);
+    let seen = d.login("alice", &[wrong, wrong]);
+    assert!(
+        matches!(last(&seen), Response::Denied { message: Some(m), .. } if m.contains("Too many failed attempts")),
+        "{seen:?}"
+    );
+    for (c, answer) in [(&mut right_one, good.as_str()), (&mut wrong_one, wrong)] {
+        let r = c
+            .call(&Request::Answer {
+                text: Secret::from(answer),
+            })
+            .unwrap();
+        match r {
+            Response::Denied {
+                message: Some(m), ..
+            } => assert!(m.starts_with("Too many failed attempts"), "{m}"),
+            other => panic!("{answer}: {other:?}"),
+        }
+    }
+    // The wrong answer added no failure (five recorded, all before the lock).
+    let failures = d
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("user=alice") && l.contains("result=invalid_code"))
+        .count();
+    assert_eq!(failures, 5, "{}", d.log_text());
+    // An admin unlock lifts the lock; the valid code, never spent, now
+    // opens the door.
+    let mut admin = d.client();
+    let r = admin
+        .call(&Request::AdminUnlock {
+            user: "alice".into(),
+        })
+        .unwrap();
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    assert_eq!(last(&d.login("alice", &[&good])), &Response::Success);
+}

@@ -2,8 +2,9 @@
 //!
 //! A failure is recorded, counted, possibly turned into a lock, and audited
 //! in one IMMEDIATE transaction committed before the login hears about it,
-//! so a crash cannot forget a failure that was reported, and two daemons on
-//! one database count each other's failures.
+//! so a crash of twofoldd cannot forget a failure that was reported, and two
+//! daemons on one database count each other's failures (a login's failure is
+//! fsynced within 100 ms: see `commit.rs`).
 
 use super::audit::append;
 use super::{from_db, to_db, Store, StoreError};
@@ -30,20 +31,7 @@ impl Store {
         source: &str,
         now: u64,
     ) -> Result<Option<Locked>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT until, source IS NULL FROM locks
-             WHERE user = ?1 AND (source IS NULL OR source = ?2)
-               AND cleared_at IS NULL AND until > ?3
-             ORDER BY until DESC LIMIT 1",
-        )?;
-        let mut rows = stmt.query(params![user, source, to_db(now)])?;
-        Ok(match rows.next()? {
-            Some(r) => Some(Locked {
-                until: from_db(r.get(0)?),
-                user_wide: r.get(1)?,
-            }),
-            None => None,
-        })
+        active_lock(&self.conn, user, source, now)
     }
 
     /// When the user-wide lock of `user` in force now ends, if there is one.
@@ -209,4 +197,28 @@ pub(crate) fn clear_source_failures(
     conn.prepare_cached("DELETE FROM failures WHERE user = ?1 AND source = ?2")?
         .execute(params![user, source])?;
     Ok(())
+}
+
+/// [`Store::active_lock`] on any connection or transaction (a group
+/// commit's, which checks for a lock made while the person was typing).
+pub(crate) fn active_lock(
+    conn: &Connection,
+    user: &str,
+    source: &str,
+    now: u64,
+) -> Result<Option<Locked>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT until, source IS NULL FROM locks
+             WHERE user = ?1 AND (source IS NULL OR source = ?2)
+               AND cleared_at IS NULL AND until > ?3
+             ORDER BY until DESC LIMIT 1",
+    )?;
+    let mut rows = stmt.query(params![user, source, to_db(now)])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(Locked {
+            until: from_db(r.get(0)?),
+            user_wide: r.get(1)?,
+        }),
+        None => None,
+    })
 }

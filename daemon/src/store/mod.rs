@@ -17,7 +17,7 @@ pub(crate) use audit::append;
 pub use audit::AuditFilter;
 pub use commit::{CommitStats, GroupCommit};
 pub use limits::Locked;
-pub(crate) use limits::{clear_source_failures, failure_rows};
+pub(crate) use limits::{active_lock, clear_source_failures, failure_rows};
 pub use schema::SCHEMA_VERSION;
 
 use crate::totp::TotpParams;
