@@ -65,6 +65,10 @@ impl CommitStats {
 trait Job: Send {
     /// Runs the writes inside `tx` (under a savepoint of its own).
     fn run(&mut self, tx: &Transaction<'_>);
+    /// Runs the writes as the only job of `tx` (no savepoint: if they
+    /// fail, the caller rolls the whole transaction back); `false` when
+    /// they failed.
+    fn run_alone(&mut self, tx: &Transaction<'_>) -> bool;
     /// Hands the result back once the transaction's fate is known.
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
     /// Whether the job needs its writes on disk before its result.
@@ -109,6 +113,17 @@ where
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         });
+    }
+
+    fn run_alone(&mut self, tx: &Transaction<'_>) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| work(tx)))
+            .unwrap_or_else(|_| Err(StoreError::Commit("a login's writes panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
@@ -308,6 +323,15 @@ fn in_transaction(store: &mut Store, batch: &mut [Box<dyn Job>]) -> Result<(), S
     let tx = store
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if let [job] = batch {
+        // Alone (the usual case with one login in flight): the transaction
+        // is the job's, so no savepoint; failed writes roll it all back
+        // (dropping `tx`) and the job reports its own error.
+        if job.run_alone(&tx) {
+            tx.commit()?;
+        }
+        return Ok(());
+    }
     for job in batch.iter_mut() {
         job.run(&tx);
     }

@@ -447,3 +447,33 @@ fn deferred_writes_are_committed_at_once_and_synced_later() {
     assert!(!group.sync_deferred().unwrap());
     assert_eq!(stats.deferred_syncs(), 1);
 }
+
+/// A lone login's writes run without a savepoint; when they fail, the
+/// whole transaction is rolled back (nothing half-written stays) and the
+/// login gets its own error.
+#[test]
+fn a_failing_lone_login_is_rolled_back_whole() {
+    let db = Db::new("lone-fail");
+    let mut s = Store::open(&db.0).unwrap();
+    confirmed(&mut s, "alice", 1);
+    let store = Arc::new(std::sync::Mutex::new(s));
+    let group = GroupCommit::new(store.clone(), Arc::new(CommitStats::default()));
+    let bad = group.run(|tx| {
+        assert!(consume_step(tx, 1, 11, None)?);
+        tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+        Ok(())
+    });
+    assert!(matches!(bad, Err(StoreError::Sql(_))), "{bad:?}");
+    let panicked = group.run(|tx| -> Result<(), StoreError> {
+        assert!(consume_step(tx, 1, 11, None)?);
+        panic!("a bug in a login's writes");
+    });
+    assert!(
+        matches!(panicked, Err(StoreError::Commit(_))),
+        "{panicked:?}"
+    );
+    // Neither spent the step; the store is usable (no transaction left open).
+    assert!(group.run(|tx| consume_step(tx, 1, 11, None)).unwrap());
+    let fresh = Store::open(&db.0).unwrap();
+    assert!(!fresh.consume_step(1, 11, None).unwrap());
+}
