@@ -119,7 +119,7 @@ pub struct BackupRecord {
 pub struct Store {
     conn: Connection,
     /// The write-ahead log (`<database>-wal`), synced by
-    /// [`Store::sync_wal`] after commits made without an fsync.
+    /// the group commit (`sync_file`) after commits made without an fsync.
     wal: std::path::PathBuf,
 }
 
@@ -472,16 +472,16 @@ impl Store {
             },
         )
     }
+}
 
-    /// Makes everything committed so far durable: fsyncs the log file
-    /// (what a `synchronous=FULL` commit does). A missing log has nothing
-    /// to sync.
-    pub(crate) fn sync_wal(&self) -> std::io::Result<()> {
-        match std::fs::File::open(&self.wal) {
-            Ok(f) => f.sync_data(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        }
+/// Makes everything committed so far durable by fsyncing the log file at
+/// `wal` (what a `synchronous=FULL` commit does); a missing log has
+/// nothing to sync.
+pub(crate) fn sync_file(wal: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(wal) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
