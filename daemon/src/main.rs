@@ -155,7 +155,7 @@ fn main() -> ExitCode {
 /// glibc gives each thread that allocates its own arena (up to 8 per core),
 /// and freed memory stays in them: with a worker per connection that grew
 /// RSS with concurrency. Two arenas are plenty for a daemon whose work is
-/// mostly waiting on sockets and one SQLite writer.
+/// mostly waiting on sockets, with one SQLite transaction at a time.
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; called before any
     // thread is started.
