@@ -41,7 +41,7 @@ fn three_wrong_codes_are_denied() {
     let (e, _) = d.enroll("alice");
     d.clock.advance(60);
     let good = oathtool(&e, d.now(), 0);
-    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&good);
     let seen = d.login("alice", &[wrong, wrong, wrong, &good]);
     let prompts = seen
         .iter()
@@ -74,7 +74,7 @@ fn a_protocol_1_client_gets_the_last_error_before_denied() {
     let (e, _) = d.enroll("alice");
     d.clock.advance(60);
     let good = oathtool(&e, d.now(), 0);
-    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&good);
     let mut s = d.raw();
     let hello = Request::Hello {
         proto_min: 1,
@@ -362,7 +362,7 @@ fn a_wrong_codes_record_is_synced_to_disk_soon_after_the_answer() {
     let (e, _) = d.enroll("alice");
     d.clock.advance(60);
     let good = oathtool(&e, d.now(), 0);
-    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&good);
     let before = d.stats.commits().deferred_syncs();
     let seen = d.login("alice", &[wrong, wrong, wrong]);
     assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
@@ -394,7 +394,7 @@ fn a_lock_made_while_the_person_types_refuses_the_answer() {
     let (e, _) = d.enroll("alice");
     d.clock.advance(60);
     let good = oathtool(&e, d.now(), 0);
-    let wrong = if good == "000000" { "111111" } else { "000000" };
+    let wrong = wrong_code(&good);
     let mut right_one = prompted(&d, "alice");
     let mut wrong_one = prompted(&d, "alice");
     // Five failures from the same (empty) source: the source is locked.

@@ -236,6 +236,15 @@ pub fn oathtool(e: &TotpEnrollment, time: u64, offset: i64) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// A well-formed code that is not `good` (the current one).
+pub fn wrong_code(good: &str) -> &'static str {
+    if good == "000000" {
+        "111111"
+    } else {
+        "000000"
+    }
+}
+
 /// The last response of a conversation.
 pub fn last(seen: &[Response]) -> &Response {
     seen.last().expect("no response")
