@@ -216,8 +216,11 @@ fn handshake(conn: &mut Conn<'_>) -> bool {
             proto_max,
             ..
         }) => {
-            if proto_min <= PROTO_VERSION && PROTO_OLDEST <= proto_max {
-                conn.proto = proto_max.min(PROTO_VERSION);
+            // The newest version both speak; none when the client's range
+            // misses ours (or is empty: min above max).
+            let chosen = proto_max.min(PROTO_VERSION);
+            if chosen >= proto_min && chosen >= PROTO_OLDEST {
+                conn.proto = chosen;
                 let welcome = Response::Welcome { proto: conn.proto };
                 if conn.reader.has_frame() {
                     // The first request came with the hello: answer both at once.

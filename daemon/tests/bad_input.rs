@@ -129,6 +129,27 @@ fn hello_without_a_common_version_is_a_version_mismatch() {
     d.assert_serves_new_client();
 }
 
+/// A client whose range is empty (minimum above maximum) speaks no version:
+/// it must not be answered with one below its own minimum.
+#[test]
+fn hello_with_an_empty_version_range_is_a_version_mismatch() {
+    let d = TestDaemon::start();
+    for (proto_min, proto_max) in [(2, 1), (PROTO_VERSION, 0), (0, 0)] {
+        let mut s = d.raw();
+        write_message(
+            &mut s,
+            &Request::Hello {
+                proto_min,
+                proto_max,
+                client: "confused".into(),
+            },
+        )
+        .unwrap();
+        assert_refused_and_closed(&mut s, ErrorKind::VersionMismatch);
+    }
+    d.assert_serves_new_client();
+}
+
 #[test]
 fn answer_outside_a_conversation_is_refused() {
     let d = TestDaemon::start();
