@@ -130,7 +130,7 @@ impl Daemon {
             listener,
             shutdown: shutdown.clone(),
             max,
-            slots: Slots::default(),
+            workers: Alive::default(),
             live: Mutex::default(),
             next_id: AtomicU64::new(0),
             accepting: AtomicUsize::new(0),
@@ -153,18 +153,21 @@ impl Daemon {
         // connections are refused from now on.
         // SAFETY: shutdown(2) on the listener's open descriptor.
         unsafe { libc::shutdown(pool.listener.as_raw_fd(), libc::SHUT_RD) };
-        let open = pool.slots.count();
+        let open = pool.live.lock().unwrap_or_else(|e| e.into_inner()).len();
         engine
             .log
             .event("shutdown", &[("open_connections", &open.to_string())]);
-        if !pool.slots.wait_idle(GRACE) {
+        // Every worker ends once its connection is over (an idle one at
+        // once): waiting for the workers, not for counted connections,
+        // also covers a connection accepted just before the listener shut.
+        if !pool.workers.wait_idle(GRACE) {
             // Conversations still waiting for a person: close them so the
             // daemon exits within a bounded time.
             for fd in pool.live.lock().unwrap_or_else(|e| e.into_inner()).values() {
                 // SAFETY: shutdown(2) on an open descriptor (see `Live`).
                 unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
             }
-            pool.slots.wait_idle(Duration::from_secs(1));
+            pool.workers.wait_idle(Duration::from_secs(1));
         }
         engine.sync_deferred();
         engine.log.event("stopped", &[]);
@@ -256,7 +259,8 @@ struct Pool {
     listener: UnixListener,
     shutdown: Shutdown,
     max: usize,
-    slots: Slots,
+    /// Workers alive (serving, or waiting in accept(2)).
+    workers: Alive,
     live: Live,
     next_id: AtomicU64,
     /// Workers waiting in accept(2), or about to.
@@ -278,11 +282,14 @@ impl Pool {
             return true;
         };
         pool.accepting.fetch_add(1, Ordering::SeqCst);
+        // Counted before the thread starts, so shutdown cannot miss it.
+        pool.workers.enter();
         let p = pool.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("twofoldd-worker-{}", n + 1))
             .spawn(move || p.work());
         if let Err(e) = spawned {
+            pool.workers.leave();
             pool.accepting.fetch_sub(1, Ordering::SeqCst);
             pool.started.fetch_sub(1, Ordering::SeqCst);
             pool.engine
@@ -295,6 +302,7 @@ impl Pool {
 
     /// One worker: accept, serve, repeat, until shutdown.
     fn work(self: Arc<Pool>) {
+        let _alive = AliveGuard { pool: &self };
         loop {
             let accepted = self.listener.accept();
             let before = self.accepting.fetch_sub(1, Ordering::SeqCst);
@@ -319,8 +327,6 @@ impl Pool {
                 Pool::grow(&self);
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            self.slots.enter();
-            let guard = SlotGuard { pool: &self };
             let served = catch_unwind(AssertUnwindSafe(|| {
                 connection(&self.engine, stream, &self.live, id)
             }));
@@ -331,15 +337,14 @@ impl Pool {
                     .log
                     .event("connection", &[("error", "internal error (panic)")]);
             }
-            drop(guard);
             self.accepting.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
 
-/// Counts connections in flight, for shutdown to wait on.
+/// Counts workers alive, for shutdown to wait on.
 #[derive(Debug, Default)]
-struct Slots {
+struct Alive {
     used: Mutex<usize>,
     changed: Condvar,
     /// Shutdown is waiting on `changed` (only then is a notify, a system
@@ -347,7 +352,7 @@ struct Slots {
     watched: AtomicBool,
 }
 
-impl Slots {
+impl Alive {
     fn enter(&self) {
         *self.used.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     }
@@ -358,10 +363,6 @@ impl Slots {
         if self.watched.load(Ordering::SeqCst) {
             self.changed.notify_all();
         }
-    }
-
-    fn count(&self) -> usize {
-        *self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn wait_idle(&self, limit: Duration) -> bool {
@@ -384,14 +385,14 @@ impl Slots {
     }
 }
 
-/// Frees a connection's slot when its worker is done with it, even by panic.
-struct SlotGuard<'a> {
+/// Counts a worker out when it ends, even by panic.
+struct AliveGuard<'a> {
     pool: &'a Pool,
 }
 
-impl Drop for SlotGuard<'_> {
+impl Drop for AliveGuard<'_> {
     fn drop(&mut self) {
-        self.pool.slots.leave();
+        self.pool.workers.leave();
     }
 }
 
