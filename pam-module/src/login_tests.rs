@@ -132,6 +132,19 @@ fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, 
     (out, log)
 }
 
+/// Relays with PAM_SILENT set, default options and [`items`].
+fn run_silent(daemon: &mut Scripted, person: &mut Person) -> Outcome {
+    relay(
+        &Options::default(),
+        true,
+        &items(),
+        daemon,
+        person,
+        &mut Token::default(),
+        &Lines::default(),
+    )
+}
+
 fn items_for(service: &str) -> LoginItems {
     LoginItems {
         service: service.into(),
@@ -234,16 +247,7 @@ fn silent_hides_notices_but_not_prompts_or_waits() {
     ]);
     let mut p = Person::default();
     p.answers.push_back(Ok(Secret::from("1")));
-    let log = Lines::default();
-    let out = relay(
-        &Options::default(),
-        true,
-        &items(),
-        &mut d,
-        &mut p,
-        &mut Token::default(),
-        &log,
-    );
+    let out = run_silent(&mut d, &mut p);
     assert_eq!(out, Outcome::Success);
     assert_eq!(p.seen, vec!["Info: w", "prompt(echo=false): Code: "]);
     assert_eq!(d.sent.len(), 5, "{:?}", d.sent);
@@ -316,15 +320,7 @@ fn lines_inside_denied_are_shown_as_errors_without_an_ack() {
 fn lines_inside_denied_are_hidden_under_pam_silent() {
     let mut d = Scripted::new(vec![denied(Some("Invalid verification code."))]);
     let mut p = Person::default();
-    let out = relay(
-        &Options::default(),
-        true,
-        &items(),
-        &mut d,
-        &mut p,
-        &mut Token::default(),
-        &Lines::default(),
-    );
+    let out = run_silent(&mut d, &mut p);
     assert_eq!(out, Outcome::Denied);
     assert!(p.seen.is_empty(), "{:?}", p.seen);
 }
