@@ -259,18 +259,23 @@ pub fn bulk_confirm(database: &Path, codes: u32) -> anyhow::Result<usize> {
     }
     let tx = conn.transaction()?;
     let phc: String = tx
-        .query_row("SELECT hash FROM backup_codes LIMIT 1", [], |r| r.get(0))
+        .query_row(
+            "SELECT hash FROM codes WHERE method = 'backup_code' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
         .context("no backup code to copy: confirm some users through the daemon first")?;
     tx.execute(
-        "INSERT INTO backup_codes (user, lookup, hash, created_at)
+        "INSERT INTO codes (user, method, lookup, hash, created_at)
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
-         SELECT t.user, randomblob(32), ?2, t.created_at
-         FROM totp t, n WHERE t.confirmed_at IS NULL",
+         SELECT t.user, 'backup_code', randomblob(32), ?2, t.created_at
+         FROM credentials t, n WHERE t.confirmed_at IS NULL AND t.method = 'totp'",
         rusqlite::params![codes, phc],
     )?;
+    // The bench enrolls with the default 30 s period (params `ALG:DIGITS:30`).
     let n = tx.execute(
-        "UPDATE totp SET confirmed_at = created_at, last_step = created_at / period - 2
-         WHERE confirmed_at IS NULL",
+        "UPDATE credentials SET confirmed_at = created_at, counter = created_at / 30 - 2
+         WHERE confirmed_at IS NULL AND method = 'totp' AND params LIKE '%:30'",
         [],
     )?;
     tx.commit()?;

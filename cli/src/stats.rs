@@ -38,7 +38,7 @@ pub fn stats(daemon: &Daemon, out: StatsOutput, io: &mut Io<'_>) -> Result<(), C
 pub fn stats_json(r: &StatsReport) -> serde_json::Value {
     json!({
         "now": r.now,
-        "enrolled": r.enrolled.iter().map(|m| (m.method.clone(), json!(m.users))).collect::<serde_json::Map<_, _>>(),
+        "enrolled": r.enrolled.iter().map(|m| (m.method.to_string(), json!(m.users))).collect::<serde_json::Map<_, _>>(),
         "required_unenrolled": r.required_unenrolled.iter().map(|g| json!({"user": g.user, "deadline": g.deadline})).collect::<Vec<_>>(),
         "last_24h": {
             "logins_ok": r.logins_ok_24h,
@@ -105,7 +105,12 @@ pub fn prometheus(r: &StatsReport) -> String {
         "Users with a usable factor, per method.",
         r.enrolled
             .iter()
-            .map(|m| (format!("{{method=\"{}\"}}", label(&m.method)), m.users))
+            .map(|m| {
+                (
+                    format!("{{method=\"{}\"}}", label(m.method.as_str())),
+                    m.users,
+                )
+            })
             .collect(),
     );
     metric(
@@ -160,11 +165,11 @@ mod tests {
             now: 1_800_000_000,
             enrolled: vec![
                 MethodCount {
-                    method: "totp".into(),
+                    method: twofold_proto::Method::TOTP,
                     users: 3,
                 },
                 MethodCount {
-                    method: "backup_code".into(),
+                    method: twofold_proto::Method::BACKUP_CODE,
                     users: 2,
                 },
             ],

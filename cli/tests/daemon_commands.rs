@@ -17,7 +17,7 @@ fn alice() -> UserStatus {
     UserStatus {
         user: "alice".into(),
         factors: vec![FactorStatus {
-            method: "totp".into(),
+            method: twofold_proto::Method::TOTP,
             enrolled_at: 1_700_000_000,
             last_used: Some(1_709_251_200),
         }],

@@ -3,7 +3,7 @@
 //! the offending value.
 
 use crate::locate::{line_of_path, Seg};
-use crate::{Config, ConfigError};
+use crate::{Config, ConfigError, Method};
 use std::collections::HashMap;
 
 /// A refused value: its path in the file and what is wrong.
@@ -58,14 +58,33 @@ fn name_ok(kind: &str, name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The first method in `methods` (at `path`) that this build does not
+/// implement, as a problem naming it and the known ones.
+fn known_methods(path: &[Seg<'static>], methods: &[Method]) -> Option<Problem> {
+    let (i, m) = methods.iter().enumerate().find(|(_, m)| !m.is_known())?;
+    let mut at_index = path.to_vec();
+    at_index.push(Seg::Index(i));
+    at(
+        &at_index,
+        format!(
+            "unknown method {:?} (known: {})",
+            m.as_str(),
+            Method::known_list()
+        ),
+    )
+}
+
 fn policy(config: &Config) -> Option<Problem> {
     let p = &config.policy;
     const POLICY: Seg<'static> = Seg::Key("policy");
     if p.methods.is_empty() {
         return at(
             &[POLICY, Seg::Key("methods")],
-            "must name at least one method (totp, backup_code)",
+            format!("must name at least one method ({})", Method::known_list()),
         );
+    }
+    if let Some(problem) = known_methods(&[POLICY, Seg::Key("methods")], &p.methods) {
+        return Some(problem);
     }
     // Group lists: names valid, no repeats, not both required and exempt.
     let mut listed: HashMap<&str, &str> = HashMap::new();
@@ -127,11 +146,18 @@ fn policy(config: &Config) -> Option<Problem> {
                 return at(&path, msg);
             }
         }
+        let methods_key = [base[0], base[1], base[2], Seg::Key("methods")];
         if methods.as_ref().is_some_and(Vec::is_empty) {
             return at(
-                &[base[0], base[1], base[2], Seg::Key("methods")],
-                "must name at least one method (totp, backup_code)",
+                &methods_key,
+                format!("must name at least one method ({})", Method::known_list()),
             );
+        }
+        if let Some(problem) = methods
+            .as_ref()
+            .and_then(|m| known_methods(&methods_key, m))
+        {
+            return Some(problem);
         }
         if methods.is_none() && unenrolled.is_none() {
             return at(&base, "the rule sets neither methods nor unenrolled");

@@ -28,28 +28,9 @@ use crate::net::Cidr;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
-/// A second factor a login may accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// A TOTP code from an authenticator app.
-    Totp,
-    /// A single-use backup code.
-    BackupCode,
-}
-
-impl Method {
-    /// Every method, in display order.
-    pub const ALL: [Method; 2] = [Method::Totp, Method::BackupCode];
-
-    /// The name used in the file, the log and the audit trail.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Totp => "totp",
-            Method::BackupCode => "backup_code",
-        }
-    }
-}
+/// A second factor a login may accept: the one wire type, whose known
+/// members ([`Method::KNOWN`]) are what `methods = [...]` may name.
+pub use twofold_proto::Method;
 
 /// What a login does for a user with nothing enrolled. Ordered from the
 /// least to the most strict.
@@ -105,7 +86,7 @@ pub struct PolicyConfig {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
-            methods: Method::ALL.to_vec(),
+            methods: Method::KNOWN.to_vec(),
             unenrolled: Unenrolled::Allow,
             grace: crate::Seconds(7 * 86_400),
             required_groups: Vec::new(),

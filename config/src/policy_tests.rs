@@ -26,7 +26,7 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
-    assert_eq!(e.methods, vec![Method::Totp, Method::BackupCode]);
+    assert_eq!(e.methods, vec![Method::TOTP, Method::BACKUP_CODE]);
     assert_eq!(e.unenrolled, Unenrolled::Allow);
     assert!(!e.is_required());
     assert_eq!(p.required_somewhere("alice", &["alice".into()]), None);
@@ -95,13 +95,13 @@ fn strictest_of_matching_rules_wins() {
     // contractors allow + sshd deny → deny; methods from the group rule.
     let e = mfa(decide(&p, &["contractors"], "sshd", None));
     assert_eq!(e.unenrolled, Unenrolled::Deny);
-    assert_eq!(e.methods, vec![Method::Totp]);
+    assert_eq!(e.methods, vec![Method::TOTP]);
     // login allows backup codes only, contractors totp only: nothing left.
     let e = mfa(decide(&p, &["contractors"], "login", None));
     assert!(e.methods.is_empty(), "{e:?}");
     assert_eq!(e.methods_from.len(), 2);
     let e = mfa(decide(&p, &["staff"], "login", None));
-    assert_eq!(e.methods, vec![Method::BackupCode]);
+    assert_eq!(e.methods, vec![Method::BACKUP_CODE]);
     assert_eq!(e.unenrolled, Unenrolled::Enroll);
 }
 

@@ -1,42 +1,42 @@
-//! twofoldd: sessions, factors, storage and authorization.
+//! twofoldd: logins, factors, storage and authorization.
 //!
 //! The binary only parses flags and calls [`run`]; tests start a [`Daemon`]
 //! in a thread on a temporary socket with a [`ManualClock`].
 //!
+//! Layout: `server/` (socket, workers, peers), `login/` (the conversation
+//! core), `requests/` (the CLI's requests), `factors/` (one folder per
+//! factor behind one trait), `store/` (one trait of domain operations;
+//! `sqlite/` implements it), `audit/` (hash chain and syslog), `crypto/`
+//! (master key, sealing, argon2).
+//!
 //! **Invariants:** identity comes from `SO_PEERCRED` only; time is a
 //! parameter ([`Clock`]); no code, secret or key reaches the log; no async
-//! runtime.
+//! runtime; the login core names no factor and no database.
 
 mod accounts;
-mod admin;
 pub mod audit;
-mod backup;
 mod clock;
-mod conn;
+mod crypto;
 mod engine;
-mod kdf;
-mod keys;
+pub mod factors;
+mod failure;
 mod log;
 mod login;
-mod login_enroll;
-mod peer;
-mod policy;
+mod requests;
+mod server;
+pub mod store;
+mod validate;
 // The CLI's renderer, compiled here too: one drawing of QR codes for both.
 #[path = "../../cli/src/qr.rs"]
 mod qr;
-mod selfservice;
-mod server;
-mod store;
-mod syslog;
-mod totp;
-mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crypto::kdf::{M_COST as ARGON2_M_COST, P_COST as ARGON2_P_COST, T_COST as ARGON2_T_COST};
+pub use crypto::keys::{KeyError, Keys};
 pub use engine::Stats;
-pub use kdf::{M_COST as ARGON2_M_COST, P_COST as ARGON2_P_COST, T_COST as ARGON2_T_COST};
-pub use keys::KeyError;
+pub use failure::Failure;
 pub use log::{LogSink, Logger, MemoryLog, StderrLog};
+pub use login::enroll::{deadline_passed_message, CONFIRM_PROMPT};
 pub use login::{locked_message, INVALID_CODE};
-pub use login_enroll::{deadline_passed_message, CONFIRM_PROMPT};
 pub use server::{bind, run, Daemon, DaemonError, Shutdown};
 pub use store::{CommitStats, StoreError, SCHEMA_VERSION};

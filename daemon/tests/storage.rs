@@ -109,8 +109,8 @@ fn ciphertext_moved_to_another_users_row_fails_closed() {
     let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
     let changed = db
         .execute(
-            "UPDATE totp SET ciphertext = (SELECT ciphertext FROM totp WHERE user = 'alice'),
-                             nonce = (SELECT nonce FROM totp WHERE user = 'alice')
+            "UPDATE credentials SET sealed = (SELECT sealed FROM credentials WHERE user = 'alice'),
+                                    nonce = (SELECT nonce FROM credentials WHERE user = 'alice')
              WHERE user = 'bob'",
             [],
         )
@@ -137,8 +137,11 @@ fn swapping_row_identity_also_fails() {
     let d = TestDaemon::start();
     let (alice, _) = d.enroll("alice");
     let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
-    db.execute("UPDATE totp SET id = id + 1 WHERE user = 'alice'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE credentials SET id = id + 1 WHERE user = 'alice'",
+        [],
+    )
+    .unwrap();
     drop(db);
     d.clock.advance(30);
     let seen = d.login("alice", &[&oathtool(&alice, d.now(), 0)]);

@@ -13,6 +13,7 @@ mod client;
 mod connect;
 mod frame;
 mod messages;
+mod method;
 mod secret;
 
 pub use client::{check_welcome, hello, response_name, Client, ClientError};
@@ -23,6 +24,7 @@ pub use messages::{
     FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TimeRef,
     TotpEnrollment, UserStatus,
 };
+pub use method::Method;
 pub use secret::Secret;
 
 /// The protocol version this build speaks.

@@ -1,4 +1,4 @@
-use crate::Secret;
+use crate::{Method, Secret};
 use serde::{Deserialize, Serialize};
 
 /// A message from a client (the PAM module or the CLI) to the daemon.
@@ -61,6 +61,32 @@ pub enum Request {
         /// A code from the authenticator.
         code: Secret,
     },
+    /// Starts (or restarts) a pending enrollment of any factor; the daemon
+    /// answers what the factor shows (e.g. [`Response::TotpPending`]).
+    EnrollStart {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+        /// HMAC algorithm (TOTP); `None` takes the configured default.
+        #[serde(default)]
+        algorithm: Option<Algorithm>,
+        /// Code length (TOTP); `None` takes the configured default.
+        #[serde(default)]
+        digits: Option<u32>,
+    },
+    /// Confirms the pending enrollment of a factor with a fresh answer;
+    /// answered with the new backup codes.
+    EnrollConfirm {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+        /// The answer (e.g. a code from the authenticator).
+        code: Secret,
+    },
     /// What is enrolled for an account.
     Status {
         /// The account; `None` means the caller's own.
@@ -82,6 +108,18 @@ pub enum Request {
         #[serde(default)]
         user: Option<String>,
         /// A current TOTP code; required in self-service.
+        #[serde(default)]
+        code: Option<Secret>,
+    },
+    /// Removes one factor of an account. Removing the last factor a login
+    /// can be answered with also removes the recovery codes that hang on it.
+    RemoveFactor {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+        /// A current second factor; required in self-service.
         #[serde(default)]
         code: Option<Secret>,
     },
@@ -166,6 +204,9 @@ impl Request {
             Request::Status { .. } => "status",
             Request::RegenerateBackupCodes { .. } => "regenerate_backup_codes",
             Request::RemoveTotp { .. } => "remove_totp",
+            Request::RemoveFactor { .. } => "remove_factor",
+            Request::EnrollStart { .. } => "enroll_start",
+            Request::EnrollConfirm { .. } => "enroll_confirm",
             Request::AdminDisable { .. } => "admin_disable",
             Request::AdminList => "admin_list",
             Request::AdminUnlock { .. } => "admin_unlock",
@@ -404,8 +445,8 @@ pub struct StatsReport {
 /// How many users have a method.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MethodCount {
-    /// `totp` or `backup_code`.
-    pub method: String,
+    /// Which method.
+    pub method: Method,
     /// Users.
     pub users: u64,
 }
@@ -504,8 +545,8 @@ pub struct TotpEnrollment {
 /// One enrolled factor of an account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FactorStatus {
-    /// `totp`.
-    pub method: String,
+    /// Which factor (`totp`, …).
+    pub method: Method,
     /// When it was confirmed (Unix seconds).
     pub enrolled_at: u64,
     /// When it last opened a login (Unix seconds).

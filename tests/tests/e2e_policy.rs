@@ -171,7 +171,13 @@ fn enrollment_can_be_skipped_within_grace_and_is_refused_after_it() {
     d.clock.advance(86_400);
     let (code, t) = login(&pam, "tf", "mail", "", Conversation::new());
     assert_eq!(code, PAM_AUTH_ERR, "{t:?}");
-    assert_eq!(t.errors(), vec![deadline_passed_message(T0 + 2 * 86_400)]);
+    assert_eq!(
+        t.errors(),
+        vec![deadline_passed_message(
+            T0 + 2 * 86_400,
+            &twofold_config::Method::TOTP
+        )]
+    );
     assert!(t.errors()[0].contains("twofold enroll totp"));
     assert!(t.prompts().is_empty(), "{t:?}");
     // An admin extends the deadline: enrollment is offered again.
@@ -299,7 +305,7 @@ fn methods_per_service_restrict_what_a_login_accepts() {
     let d = TestDaemon::start_with(|c| {
         c.policy.service = vec![twofold_config::policy::ServiceRule {
             services: vec!["tf-console".into()],
-            methods: Some(vec![twofold_config::Method::BackupCode]),
+            methods: Some(vec![twofold_config::Method::BACKUP_CODE]),
             unenrolled: None,
         }];
     });

@@ -11,6 +11,8 @@
 //!
 //! **Invariant:** no code, secret or key is ever put in an event.
 
+pub mod syslog;
+
 use sha2::{Digest, Sha256};
 use twofold_proto::{AuditRecord, ChainBreak};
 
@@ -282,7 +284,7 @@ pub fn syslog_config_rejected(origin: &str, text: Option<&str>, error: &str, now
         .with("source", origin)
         .with("error", error)
         .record(0, now);
-    let _ = crate::syslog::Syslog::new(socket).send(severity(&rec.event), now, &syslog_text(&rec));
+    let _ = syslog::Syslog::new(socket).send(severity(&rec.event), now, &syslog_text(&rec));
 }
 
 /// Syslog severity of an event: refusals are notices, the rest information.

@@ -1,7 +1,7 @@
 //! Backup codes: generation, normalization and argon2id hashing.
 
-use crate::kdf;
-use crate::keys::{random_bytes, KeyError};
+use crate::crypto::kdf;
+use crate::crypto::keys::{random_bytes, KeyError};
 use zeroize::Zeroizing;
 
 /// 32 characters without look-alikes (no 0, 1, l, o), so `byte % 32` is uniform.

@@ -13,14 +13,27 @@
 //! database does not know gets what an unenrolled user in `deny` mode gets:
 //! the same prompt, the same message and a dummy check of the same cost.
 
+//!
+//! **Invariant:** this module names no factor and no database: it asks the
+//! factor registry what the user can answer with and checks answers through
+//! it, and records outcomes through the store's domain operations.
+
+pub mod enroll;
+
 use crate::audit::{event, AuditEvent};
-use crate::conn::{Conn, Incoming};
-use crate::engine::{Claim, Engine, Found, VerifyError};
-use crate::store::{self, Locked, TotpRecord};
+use crate::engine::Engine;
+use crate::factors::{Found, VerifyError, Who};
+use crate::server::conn::{Conn, Incoming};
+use crate::store::{
+    Claim, Durability, Failure, FailureOutcome, Locked, Snapshot, Success, SuccessOutcome,
+};
 use crate::validate;
-use twofold_config::{Decision, Method, Unenrolled};
-use twofold_proto::{ErrorKind, Request, Response, Secret};
+use twofold_config::{Decision, Unenrolled};
+use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 use zeroize::Zeroize;
+
+/// Answers longer than this are refused before any work is done.
+pub const MAX_ANSWER: usize = 64;
 
 /// Text shown after a wrong code.
 pub const INVALID_CODE: &str = "Invalid verification code.";
@@ -47,22 +60,11 @@ pub(crate) struct Login<'c, 'a> {
 
 /// What the prompts are checked against.
 enum Check {
-    /// The user's factors, among these methods; the TOTP credential as read
-    /// before the prompt.
-    Factors(Vec<Method>, Option<TotpRecord>),
+    /// The user's factors, among these methods, as read before the prompt.
+    Factors(Vec<Method>, Snapshot),
     /// Nothing can succeed (`deny` for an unenrolled or unknown user); the
     /// reason is for the audit trail only.
     Nothing(&'static str),
-}
-
-/// How a success's transaction ended.
-enum Spent {
-    /// The code was spent and the success audited (these rows).
-    Done(Vec<twofold_proto::AuditRecord>),
-    /// Another login spent the code first.
-    Lost,
-    /// A lock made while the person typed refuses the login.
-    Locked(Locked),
 }
 
 /// `"wrong code"` → `"wrong_code"`: reasons as single tokens in audit details.
@@ -108,7 +110,7 @@ impl Login<'_, '_> {
     }
 
     /// Sends an `Info` line holding a secret (the enrollment's URI, secret
-    /// or backup codes) and wipes the text once sent.
+    /// or recovery codes) and wipes the text once sent.
     pub fn tell_secret(&mut self, text: String) -> bool {
         let mut resp = Response::Info { text };
         let shown = self.tell_ref(&resp);
@@ -224,15 +226,64 @@ impl Login<'_, '_> {
     /// The lock in force now, or `Err(())` when the login already ended.
     fn lock_now(&mut self) -> Result<Option<Locked>, ()> {
         let now = self.engine.now();
-        let found = self
-            .engine
-            .store()
-            .active_lock(&self.b.user, &self.source, now);
+        let found = self.engine.store.lock(&self.b.user, &self.source, now);
         found.map_err(|e| self.unavailable(&e))
     }
 
-    /// Prompts up to `max_tries` times; each wrong answer is a durable,
-    /// audited failure that may lock the user out.
+    /// Checks one answer; `Err(())` when the login already ended.
+    fn check(&mut self, check: &Check, answer: &Secret) -> Result<(Option<Method>, Found), ()> {
+        if answer.len() > MAX_ANSWER {
+            return Ok((None, Found::Rejected("answer too long")));
+        }
+        let typed = answer.expose().trim();
+        let (methods, snap) = match check {
+            Check::Factors(methods, snap) => (methods, snap),
+            Check::Nothing(why) => {
+                // A lock made meanwhile (by another login) stops this one
+                // before the answer is looked at.
+                return match self.lock_now()? {
+                    Some(l) => Ok((None, Found::Locked(l))),
+                    None => {
+                        let cx = self.engine.ctx();
+                        for f in self.engine.factors.all() {
+                            f.decoy(&cx, typed);
+                        }
+                        Ok((None, Found::Rejected(why)))
+                    }
+                };
+            }
+        };
+        let who = Who {
+            user: &self.b.user,
+            source: &self.source,
+        };
+        match self
+            .engine
+            .factors
+            .check(&self.engine.ctx(), &who, snap, methods, typed)
+        {
+            Ok(Some((m, found))) => Ok((Some(m), found)),
+            Ok(None) => Ok((None, Found::Rejected("not a code"))),
+            Err(VerifyError::Storage(e)) => {
+                self.unavailable(&e);
+                Err(())
+            }
+            Err(VerifyError::Decrypt(e)) => {
+                self.log("denied", &[("error", &e.to_string())]);
+                let ev = self
+                    .base
+                    .renamed(event::LOGIN_DENIED)
+                    .with("reason", "credential_cannot_be_decrypted");
+                if self.audit(&[ev]) {
+                    self.denied("the stored credential cannot be decrypted", &[]);
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Prompts up to `max_tries` times; each wrong answer is an audited
+    /// failure that may lock the user out.
     fn prompts(&mut self, check: Check) {
         let max = self.engine.config.login.max_tries;
         for attempt in 1..=max {
@@ -240,49 +291,18 @@ impl Login<'_, '_> {
             let Some(answer) = self.ask(&prompt) else {
                 return;
             };
-            // A lock made meanwhile (by another login) stops this one before
-            // the answer is checked.
-            let found = match &check {
-                Check::Factors(methods, totp) => self.engine.check_login(
-                    &self.b.user,
-                    &self.source,
-                    &answer,
-                    methods,
-                    totp.as_ref(),
-                ),
-                Check::Nothing(why) => match self.lock_now() {
-                    Err(()) => return,
-                    Ok(Some(l)) => Ok(Err(l)),
-                    Ok(None) => {
-                        self.engine.dummy_verify(&answer);
-                        Ok(Ok(Found::Rejected(why)))
-                    }
-                },
-            };
+            let checked = self.check(&check, &answer);
             drop(answer);
-            let found = match found {
-                Ok(Err(l)) => return self.refuse_locked(l),
-                Ok(Ok(f)) => Ok(f),
-                Err(e) => Err(e),
+            let Ok((method, found)) = checked else {
+                return;
             };
             let why = match found {
-                Ok(Found::Claim(claim)) => match self.succeed(claim) {
-                    Some(lost) => lost,
-                    None => return,
+                Found::Locked(l) => return self.refuse_locked(l),
+                Found::Claim(claim) => match method.map(|m| self.succeed(m, claim)) {
+                    Some(Some(lost)) => lost,
+                    _ => return,
                 },
-                Ok(Found::Rejected(why)) => why,
-                Err(VerifyError::Storage(e)) => return self.unavailable(&e),
-                Err(VerifyError::Decrypt(e)) => {
-                    self.log("denied", &[("error", &e.to_string())]);
-                    let ev = self
-                        .base
-                        .renamed(event::LOGIN_DENIED)
-                        .with("reason", "credential_cannot_be_decrypted");
-                    if self.audit(&[ev]) {
-                        self.denied("the stored credential cannot be decrypted", &[]);
-                    }
-                    return;
-                }
+                Found::Rejected(why) => why,
             };
             if !self.fail(attempt, attempt == max, why) {
                 return;
@@ -298,36 +318,28 @@ impl Login<'_, '_> {
     /// when the login is over.
     fn fail(&mut self, attempt: u32, last: bool, why: &str) -> bool {
         let now = self.engine.now();
-        let failure = self
-            .base
-            .renamed(event::LOGIN_FAILURE)
-            .with("reason", &token(why))
-            .with("try", &attempt.to_string());
-        let denied = self.base.renamed(event::LOGIN_DENIED);
-        let (user, source) = (self.b.user.clone(), self.source.clone());
-        let limits = self.engine.config.rate_limit.clone();
+        let failure = Failure {
+            user: self.b.user.clone(),
+            source: self.source.clone(),
+            now,
+            limits: self.engine.config.rate_limit.clone(),
+            failure: self
+                .base
+                .renamed(event::LOGIN_FAILURE)
+                .with("reason", &token(why))
+                .with("try", &attempt.to_string()),
+            denied: self.base.renamed(event::LOGIN_DENIED),
+            last,
+        };
         // Committed before the answer (every login and daemon sees it at
-        // once; it survives a crash of twofoldd), on disk within 100 ms:
-        // see `GroupCommit::run_deferred`.
-        let recorded = self.engine.commit_deferred(move |tx| {
-            // A lock made while the person typed (by another login) refuses
-            // this one instead; its answer counts for nothing.
-            if let Some(l) = store::active_lock(tx, &user, &source, now)? {
-                return Ok(Err(l));
-            }
-            let (locked, mut events) =
-                store::failure_rows(tx, &user, &source, now, &limits, failure)?;
-            if let Some(l) = locked {
-                let until = l.until.to_string();
-                events.push(denied.with("until", &until).with("reason", "locked_out"));
-            } else if last {
-                events.push(denied.with("reason", "too_many_invalid_codes"));
-            }
-            Ok(Ok((locked, store::append(tx, now, &events)?)))
-        });
-        let (locked, recs) = match recorded {
-            Ok(Ok(r)) => r,
-            Ok(Err(l)) => {
+        // once; it survives a crash of twofoldd), on disk within 100 ms.
+        let (locked, recs) = match self
+            .engine
+            .store
+            .record_failure(failure, Durability::Deferred)
+        {
+            Ok(FailureOutcome::Recorded(locked, recs)) => (locked, recs),
+            Ok(FailureOutcome::Locked(l)) => {
                 self.refuse_locked(l);
                 return false;
             }
@@ -357,50 +369,44 @@ impl Login<'_, '_> {
         })
     }
 
-    /// Spends a matching code and, in the same transaction, forgets the
-    /// source's failures and audits the success (with the backup codes
-    /// left); answers `Success` only once that is durable. Returns why the
-    /// code was refused when another login spent it first, `None` when the
-    /// login is over.
-    fn succeed(&mut self, claim: Claim) -> Option<&'static str> {
-        self.success(Some(claim), claim.method().as_str())
+    /// Spends a matching answer of `method` and, in the same transaction,
+    /// forgets the source's failures and audits the success; answers
+    /// `Success` only once that is durable. Returns why the answer was
+    /// refused when another login spent it first, `None` when the login is
+    /// over.
+    fn succeed(&mut self, method: Method, claim: Claim) -> Option<&'static str> {
+        self.success(Some(claim), method)
     }
 
-    /// A login whose code was spent already (by confirming its enrollment):
-    /// forgets the source's failures and audits the success, in one
-    /// transaction, then answers `Success`.
-    pub fn succeed_enrolled(&mut self) {
-        let _ = self.success(None, Method::Totp.as_str());
+    /// A login whose answer was spent already (by confirming its
+    /// enrollment of `method`): forgets the source's failures and audits
+    /// the success, in one transaction, then answers `Success`.
+    pub fn succeed_enrolled(&mut self, method: Method) {
+        let _ = self.success(None, method);
     }
 
-    fn success(&mut self, claim: Option<Claim>, method: &'static str) -> Option<&'static str> {
+    fn success(&mut self, claim: Option<Claim>, method: Method) -> Option<&'static str> {
         let now = self.engine.now();
-        let success = self.base.renamed(event::LOGIN_SUCCESS).method(method);
-        let used = self.base.renamed(event::BACKUP_CODE_USED).method(method);
-        let (user, source) = (self.b.user.clone(), self.source.clone());
-        let done = self.engine.commit(move |tx| {
-            if let Some(c) = claim {
-                // A lock made while the person typed refuses the login
-                // before the code is spent.
-                if let Some(l) = store::active_lock(tx, &user, &source, now)? {
-                    return Ok(Spent::Locked(l));
-                }
-                if !c.spend(tx, now)? {
-                    return Ok(Spent::Lost);
-                }
-            }
-            let mut events = vec![success];
-            if let Some(Claim::Backup { .. }) = claim {
-                let left = store::unused_backup_codes(tx, &user)?;
-                events.push(used.with("left", &left.to_string()));
-            }
-            store::clear_source_failures(tx, &user, &source)?;
-            Ok(Spent::Done(store::append(tx, now, &events)?))
-        });
-        let recs = match done {
-            Ok(Spent::Done(recs)) => recs,
-            Ok(Spent::Lost) => return claim.map(Claim::lost),
-            Ok(Spent::Locked(l)) => {
+        let factor = self.engine.factors.get(&method);
+        let code_used = factor
+            .and_then(|f| f.spent_event())
+            .map(|e| self.base.renamed(e).method(method.as_str()));
+        let lost = factor.map(|f| f.lost()).unwrap_or("code already used");
+        let success = Success {
+            user: self.b.user.clone(),
+            source: self.source.clone(),
+            now,
+            claim,
+            events: vec![self
+                .base
+                .renamed(event::LOGIN_SUCCESS)
+                .method(method.as_str())],
+            code_used,
+        };
+        let recs = match self.engine.store.record_success(success) {
+            Ok(SuccessOutcome::Done(recs)) => recs,
+            Ok(SuccessOutcome::Lost) => return Some(lost),
+            Ok(SuccessOutcome::Locked(l)) => {
                 self.refuse_locked(l);
                 return None;
             }
@@ -411,7 +417,7 @@ impl Login<'_, '_> {
         };
         self.engine.syslog_records(&recs);
         self.engine.prune_if_due(now);
-        self.log("success", &[("method", method)]);
+        self.log("success", &[("method", method.as_str())]);
         self.conn.send(&Response::Success);
         None
     }
@@ -484,13 +490,14 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    let (factors, totp) = match engine.login_state(&b.user, &l.source) {
-        Ok(s) => match s.lock {
-            Some(lock) => return l.refuse_locked(lock),
-            None => (s.factors, s.totp),
-        },
+    let snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
+        Ok(s) => s,
         Err(e) => return l.unavailable(&e),
     };
+    if let Some(lock) = snap.lock {
+        return l.refuse_locked(lock);
+    }
+    let factors = engine.factors.usable(&snap);
     if factors.is_empty() {
         let account = match account {
             Some(a) => a,
@@ -508,14 +515,14 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
             Unenrolled::Allow => l.skip("not enrolled"),
             Unenrolled::Deny if account.known => l.prompts(Check::Nothing("not enrolled")),
             Unenrolled::Deny => l.prompts(Check::Nothing("unknown user")),
-            Unenrolled::Enroll => crate::login_enroll::run(&mut l),
+            Unenrolled::Enroll => enroll::run(&mut l),
         };
     }
     let usable: Vec<Method> = effective
         .methods
         .iter()
-        .copied()
         .filter(|m| factors.contains(m))
+        .cloned()
         .collect();
     if usable.is_empty() {
         let allowed: Vec<&str> = effective.methods.iter().map(|m| m.as_str()).collect();
@@ -529,5 +536,5 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
             .with("allowed", &allowed.join(","));
         return l.deny("no allowed method enrolled", Some(&shown), ev);
     }
-    l.prompts(Check::Factors(usable, totp));
+    l.prompts(Check::Factors(usable, snap));
 }

@@ -1,23 +1,13 @@
 //! Enrollment grace deadlines (`enroll` mode) and the figures of `twofold stats`.
 
 use super::audit::append;
-use super::{from_db, to_db, Store, StoreError};
+use super::{from_db, to_db, Db};
 use crate::audit::AuditEvent;
+use crate::store::StoreError;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-use twofold_proto::AuditRecord;
+use twofold_proto::{AuditRecord, Method};
 
-/// Counts over the accounts, for `twofold stats`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccountFigures {
-    /// Users with a confirmed TOTP credential.
-    pub totp_users: u64,
-    /// Users with at least one unused backup code.
-    pub backup_users: u64,
-    /// Users with a confirmed TOTP credential and fewer than `low` backup codes: (user, left).
-    pub low_backup: Vec<(String, u32)>,
-}
-
-impl Store {
+impl Db {
     /// The stored grace deadline of `user`.
     pub fn grace_deadline(&self, user: &str) -> Result<Option<u64>, StoreError> {
         let d: Option<i64> = self
@@ -94,30 +84,37 @@ impl Store {
         Ok(rows)
     }
 
-    /// Enrollment counts; `low` is the backup-code threshold.
-    pub fn account_figures(&self, low: u32) -> Result<AccountFigures, StoreError> {
-        let totp_users = self.conn.query_row(
-            "SELECT COUNT(*) FROM totp WHERE confirmed_at IS NOT NULL",
-            [],
-            |r| r.get::<_, i64>(0),
-        )?;
-        let backup_users = self.conn.query_row(
-            "SELECT COUNT(DISTINCT user) FROM backup_codes WHERE used_at IS NULL",
-            [],
-            |r| r.get::<_, i64>(0),
-        )?;
+    /// Users with a confirmed credential or an unused code, per method.
+    pub fn method_users(&self) -> Result<Vec<(Method, u64)>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT t.user, (SELECT COUNT(*) FROM backup_codes b
-                             WHERE b.user = t.user AND b.used_at IS NULL) AS left
-             FROM totp t WHERE t.confirmed_at IS NOT NULL AND left < ?1 ORDER BY t.user",
+            "SELECT method, COUNT(DISTINCT user) FROM credentials
+             WHERE confirmed_at IS NOT NULL GROUP BY method
+             UNION ALL
+             SELECT method, COUNT(DISTINCT user) FROM codes
+             WHERE used_at IS NULL GROUP BY method",
         )?;
-        let low_backup = stmt
-            .query_map([low], |r| Ok((r.get(0)?, r.get(1)?)))?
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push((super::method(r.get_ref(0)?.as_str()?)?, from_db(r.get(1)?)));
+        }
+        Ok(out)
+    }
+
+    /// Users with a confirmed credential and fewer than `low` unused
+    /// `method` codes: (user, left), by user.
+    pub fn low_codes(&self, method: &Method, low: u32) -> Result<Vec<(String, u32)>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT u.user, (SELECT COUNT(*) FROM codes c
+                             WHERE c.user = u.user AND c.method = ?2 AND c.used_at IS NULL) AS left
+             FROM (SELECT DISTINCT user FROM credentials WHERE confirmed_at IS NOT NULL) u
+             WHERE left < ?1 ORDER BY u.user",
+        )?;
+        let rows = stmt
+            .query_map(params![low, method.as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(AccountFigures {
-            totp_users: from_db(totp_users),
-            backup_users: from_db(backup_users),
-            low_backup,
-        })
+        Ok(rows)
     }
 }

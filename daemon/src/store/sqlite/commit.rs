@@ -21,7 +21,8 @@
 //! is handed back before the whole transaction is committed
 //! (`synchronous=FULL`): if the commit fails, every job in it gets an error.
 
-use super::{Store, StoreError};
+use super::Db;
+use crate::store::StoreError;
 use rusqlite::{Transaction, TransactionBehavior};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -159,7 +160,7 @@ struct Queue {
 /// hand-off between threads at all (a writer thread cost two wake-ups per
 /// login); with many, they still share one transaction and one fsync.
 pub struct GroupCommit {
-    store: Arc<Mutex<Store>>,
+    store: Arc<Mutex<Db>>,
     queue: Mutex<Queue>,
     /// Signalled when a leader steps down (its batch answered).
     turn: Condvar,
@@ -178,7 +179,7 @@ impl std::fmt::Debug for GroupCommit {
 
 impl GroupCommit {
     /// Group commit over `store`, counting into `stats`.
-    pub fn new(store: Arc<Mutex<Store>>, stats: Arc<CommitStats>) -> GroupCommit {
+    pub fn new(store: Arc<Mutex<Db>>, stats: Arc<CommitStats>) -> GroupCommit {
         let wal = store.lock().unwrap_or_else(|e| e.into_inner()).wal.clone();
         GroupCommit {
             wal,
@@ -307,11 +308,7 @@ impl Drop for StepDown<'_> {
     }
 }
 
-fn run_batch(
-    store: &mut Store,
-    batch: &mut [Box<dyn Job>],
-    durable: bool,
-) -> Result<(), StoreError> {
+fn run_batch(store: &mut Db, batch: &mut [Box<dyn Job>], durable: bool) -> Result<(), StoreError> {
     if !durable {
         store.set_durable(false)?;
     }
@@ -324,7 +321,7 @@ fn run_batch(
     done
 }
 
-fn in_transaction(store: &mut Store, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+fn in_transaction(store: &mut Db, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
     let tx = store
         .conn
         .transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -12,6 +12,7 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use twofold_proto::Method;
 use zeroize::{Zeroize, Zeroizing};
 
 /// Length of every key, in bytes.
@@ -19,7 +20,9 @@ pub const KEY_LEN: usize = 32;
 /// Length of an XChaCha20-Poly1305 nonce, in bytes.
 pub const NONCE_LEN: usize = 24;
 
-/// Fixed label at the start of every TOTP secret's associated data.
+/// Fixed label at the start of a TOTP secret's associated data (kept as it
+/// was before factors shared one table, so stored secrets still open);
+/// other methods' secrets start with `twofold/<method>-secret/v1`.
 const TOTP_AD_LABEL: &[u8] = b"twofold/totp-secret/v1";
 
 /// Why the master key could not be used.
@@ -61,7 +64,7 @@ pub enum KeyError {
 
 /// A secret could not be encrypted or decrypted (wrong key, tampered or moved row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("TOTP secret cannot be decrypted: wrong master key, or the row was altered or moved")]
+#[error("a stored secret cannot be decrypted: wrong master key, or the row was altered or moved")]
 pub struct SealError;
 
 /// Keys derived from the master key; wiped on drop.
@@ -99,17 +102,18 @@ impl Keys {
         }
     }
 
-    /// Encrypts a TOTP secret bound to its user and credential row; returns
-    /// the ciphertext and the fresh random nonce.
-    pub fn seal_totp(
+    /// Encrypts a factor's secret bound to its method, user and credential
+    /// row; returns the ciphertext and the fresh random nonce.
+    pub fn seal(
         &self,
+        method: &Method,
         user: &str,
         credential: i64,
         secret: &[u8],
     ) -> Result<(Vec<u8>, [u8; NONCE_LEN]), KeyError> {
         let mut nonce = [0u8; NONCE_LEN];
         random_bytes(&mut nonce)?;
-        let aad = totp_aad(user, credential);
+        let aad = secret_aad(method, user, credential);
         let cipher = XChaCha20Poly1305::new(&self.totp.into());
         let ct = cipher
             .encrypt(
@@ -123,17 +127,18 @@ impl Keys {
         Ok((ct, nonce))
     }
 
-    /// Decrypts a TOTP secret; fails unless user and credential row are the
-    /// ones it was sealed for.
-    pub fn open_totp(
+    /// Decrypts a factor's secret; fails unless method, user and credential
+    /// row are the ones it was sealed for.
+    pub fn open(
         &self,
+        method: &Method,
         user: &str,
         credential: i64,
         nonce: &[u8],
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, SealError> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError)?;
-        let aad = totp_aad(user, credential);
+        let aad = secret_aad(method, user, credential);
         let cipher = XChaCha20Poly1305::new(&self.totp.into());
         cipher
             .decrypt(
@@ -147,21 +152,40 @@ impl Keys {
             .map_err(|_| SealError)
     }
 
-    /// Keyed lookup of a normalized backup code, so a login finds the one row
-    /// to verify instead of trying every hash.
-    pub fn backup_lookup(&self, user: &str, normalized: &str) -> [u8; 32] {
+    /// Keyed lookup of a normalized single-use code, so a login finds the
+    /// one row to verify instead of trying every hash. (Backup codes keep
+    /// the input they had before other methods' codes shared the table.)
+    pub fn code_lookup(&self, method: &Method, user: &str, normalized: &str) -> [u8; 32] {
+        if *method == Method::BACKUP_CODE {
+            return hmac256(
+                &self.index,
+                &[user.as_bytes(), b"\0", normalized.as_bytes()],
+            );
+        }
         hmac256(
             &self.index,
-            &[user.as_bytes(), b"\0", normalized.as_bytes()],
+            &[
+                method.as_str().as_bytes(),
+                b"\0",
+                user.as_bytes(),
+                b"\0",
+                normalized.as_bytes(),
+            ],
         )
     }
 }
 
-fn totp_aad(user: &str, credential: i64) -> Vec<u8> {
+fn secret_aad(method: &Method, user: &str, credential: i64) -> Vec<u8> {
     // NUL separates the parts: user names never contain it, so no two
     // (user, credential) pairs give the same bytes.
     let mut aad = Vec::with_capacity(TOTP_AD_LABEL.len() + user.len() + 24);
-    aad.extend_from_slice(TOTP_AD_LABEL);
+    if *method == Method::TOTP {
+        aad.extend_from_slice(TOTP_AD_LABEL);
+    } else {
+        aad.extend_from_slice(b"twofold/");
+        aad.extend_from_slice(method.as_str().as_bytes());
+        aad.extend_from_slice(b"-secret/v1");
+    }
     aad.push(0);
     aad.extend_from_slice(user.as_bytes());
     aad.push(0);
@@ -296,7 +320,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.len(), 65);
         let k2 = Keys::load_or_create(&path).unwrap();
-        assert_eq!(k1.backup_lookup("a", "b"), k2.backup_lookup("a", "b"));
+        assert_eq!(
+            k1.code_lookup(&Method::BACKUP_CODE, "a", "b"),
+            k2.code_lookup(&Method::BACKUP_CODE, "a", "b")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -331,11 +358,15 @@ mod tests {
         let raw = write("raw", &[0xabu8; 32]);
         let hex = write("hex", "AB".repeat(32).as_bytes());
         let hexnl = write("hexnl", format!("{}\n", "ab".repeat(32)).as_bytes());
-        let a = Keys::load_or_create(&raw).unwrap().backup_lookup("u", "c");
-        let b = Keys::load_or_create(&hex).unwrap().backup_lookup("u", "c");
+        let a = Keys::load_or_create(&raw)
+            .unwrap()
+            .code_lookup(&Method::BACKUP_CODE, "u", "c");
+        let b = Keys::load_or_create(&hex)
+            .unwrap()
+            .code_lookup(&Method::BACKUP_CODE, "u", "c");
         let c = Keys::load_or_create(&hexnl)
             .unwrap()
-            .backup_lookup("u", "c");
+            .code_lookup(&Method::BACKUP_CODE, "u", "c");
         assert_eq!(a, b);
         assert_eq!(b, c);
         let junk = write("junk", b"not a key\n");
@@ -349,14 +380,25 @@ mod tests {
     #[test]
     fn sealed_secret_opens_only_for_its_user_and_row() {
         let keys = Keys::derive(&[7u8; 32]);
-        let (ct, nonce) = keys.seal_totp("alice", 42, b"secret-bytes").unwrap();
+        let (ct, nonce) = keys
+            .seal(&Method::TOTP, "alice", 42, b"secret-bytes")
+            .unwrap();
         assert_eq!(
-            &keys.open_totp("alice", 42, &nonce, &ct).unwrap()[..],
+            &keys.open(&Method::TOTP, "alice", 42, &nonce, &ct).unwrap()[..],
             b"secret-bytes"
         );
-        assert_eq!(keys.open_totp("bob", 42, &nonce, &ct), Err(SealError));
-        assert_eq!(keys.open_totp("alice", 43, &nonce, &ct), Err(SealError));
+        assert_eq!(
+            keys.open(&Method::TOTP, "bob", 42, &nonce, &ct),
+            Err(SealError)
+        );
+        assert_eq!(
+            keys.open(&Method::TOTP, "alice", 43, &nonce, &ct),
+            Err(SealError)
+        );
         let other = Keys::derive(&[8u8; 32]);
-        assert_eq!(other.open_totp("alice", 42, &nonce, &ct), Err(SealError));
+        assert_eq!(
+            other.open(&Method::TOTP, "alice", 42, &nonce, &ct),
+            Err(SealError)
+        );
     }
 }

@@ -4,14 +4,18 @@
 //! thread hands a connection to another), and a graceful shutdown that
 //! lets in-flight conversations finish (bounded).
 
+pub(crate) mod conn;
+pub(crate) mod peer;
+
+use crate::accounts::Directory;
 use crate::audit::{event, AuditEvent};
 use crate::clock::Clock;
-use crate::conn;
+use crate::crypto::keys::{KeyError, Keys};
 use crate::engine::{Engine, Stats};
-use crate::keys::{KeyError, Keys};
+use crate::factors::Registry;
 use crate::log::Logger;
-use crate::peer::{peer_cred, Peer};
-use crate::store::{Store, StoreError};
+use crate::store::{SqliteStore, StoreError};
+use peer::{peer_cred, Peer};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -98,11 +102,37 @@ impl Daemon {
         log: Logger,
         origin: &str,
     ) -> Result<Daemon, DaemonError> {
+        Daemon::open_with_factors(config, clock, log, origin, Registry::builtin())
+    }
+
+    /// Like [`Daemon::open_with_origin`], offering the factors of
+    /// `factors` (the built-in ones plus any a test registers).
+    pub fn open_with_factors(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        log: Logger,
+        origin: &str,
+        factors: Registry,
+    ) -> Result<Daemon, DaemonError> {
         let keys = Keys::load_or_create(&config.daemon.master_key)?;
-        let store = Store::open(&config.daemon.database)?;
+        let directory = Directory::default();
+        let stats = Arc::new(Stats {
+            nss_lookups: directory.asked(),
+            ..Stats::default()
+        });
+        let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
         warn_if_shared(&log, "database", &config.daemon.database);
         let digest = crate::audit::config_digest(&config.to_toml());
-        let engine = Engine::new(config, clock, keys, store, log);
+        let engine = Engine::new(
+            config,
+            clock,
+            keys,
+            Box::new(store),
+            factors,
+            log,
+            stats,
+            directory,
+        );
         engine.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
             .with("source", origin)
             .with("sha256", &digest)])?;

@@ -1,47 +1,44 @@
 //! Enrollment inside a login (`unenrolled = "enroll"`): until the user's
-//! grace deadline the login shows the QR code, the `otpauth://` URI and the
-//! secret as information lines, asks for a confirmation code, then shows the
-//! backup codes and lets the login in. The person may skip (empty answer)
-//! until the deadline; after it, the login is refused with a message that
-//! says how to enroll.
+//! grace deadline the login shows how to set up the first factor the
+//! registry offers (e.g. a QR code, a URI and a secret as information
+//! lines), asks for a confirmation answer, then shows the recovery codes and
+//! lets the login in. The person may skip (empty answer) until the
+//! deadline; after it, the login is refused with a message that says how
+//! to enroll.
 
 use crate::audit::event;
+use crate::audit::syslog::utc_minutes;
+use crate::factors::enroll::confirm;
+use crate::factors::EnrollOptions;
 use crate::login::{Login, INVALID_CODE};
-use crate::syslog::utc_minutes;
-use twofold_proto::{ErrorKind, Response};
+use twofold_proto::{ErrorKind, Method, Response, Secret};
 
 /// The confirmation prompt shown during enrollment at login.
 pub const CONFIRM_PROMPT: &str = "Code from the app to finish (empty to skip for now): ";
 
-/// What a refused login past its deadline is told.
-pub fn deadline_passed_message(deadline: u64) -> String {
+/// What a refused login past its deadline is told (`method`: the factor
+/// to enroll).
+pub fn deadline_passed_message(deadline: u64, method: &Method) -> String {
     format!(
         "Two-factor authentication is required for this account and the enrollment period ended on {}. \
-         Enroll with `twofold enroll totp` from a session that does not need it, or ask an administrator \
+         Enroll with `twofold enroll {method}` from a session that does not need it, or ask an administrator \
          to extend your deadline.",
         utc_minutes(deadline)
     )
 }
 
-/// Groups of four, for typing a secret by hand.
-fn group4(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 4);
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && i % 4 == 0 {
-            out.push(' ');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Runs enrollment at login for an unenrolled user who must enroll.
 pub(crate) fn run(l: &mut Login<'_, '_>) {
     let engine = l.engine;
+    let Some((factor, enroll)) = engine.factors.enrolled_at_login() else {
+        let ev = l.base.renamed(event::LOGIN_DENIED);
+        return l.deny("no factor can be enrolled at login", None, ev);
+    };
+    let method = factor.method();
     let now = engine.now();
     let started = l.base.renamed(event::GRACE_STARTED);
     let grace = engine.config.policy.grace.0;
-    let stored = engine.store().start_grace(&l.b.user, now, grace, started);
+    let stored = engine.store.start_grace(&l.b.user, now, grace, started);
     let deadline = match stored {
         Ok((d, recs)) => {
             engine.syslog_records(&recs);
@@ -54,10 +51,11 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
             .base
             .renamed(event::LOGIN_DENIED)
             .with("deadline", &deadline.to_string());
-        let shown = deadline_passed_message(deadline);
+        let shown = deadline_passed_message(deadline, &method);
         return l.deny("enrollment deadline passed", Some(&shown), ev);
     }
-    let pending = match engine.new_pending(&l.b.user, None, None) {
+    let cx = engine.ctx();
+    let pending = match enroll.start(&cx, &l.b.user, &EnrollOptions::default()) {
         Ok(p) => p,
         Err(f) if f.kind == ErrorKind::Internal => {
             return l.unavailable(&f.detail.unwrap_or(f.message));
@@ -65,32 +63,24 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
         Err(f) => return l.unavailable(&f.message),
     };
     let days = deadline.saturating_sub(now).div_ceil(86_400);
-    let intro = format!(
+    let mut lines = vec![Secret::new(format!(
         "Two-factor authentication is required for this account. Set up an authenticator app now \
          ({days} day{} left to do so, until {}).",
         if days == 1 { "" } else { "s" },
         utc_minutes(deadline)
-    );
-    let qr = match crate::qr::render(pending.uri.expose()) {
-        Ok(q) => q.trim_end().to_owned(),
-        Err(e) => return l.unavailable(&e),
-    };
-    let lines = [
-        intro,
-        "Scan this QR code with the app:".to_owned(),
-        qr,
-        format!("Or add this URI: {}", pending.uri.expose()),
-        format!(
-            "Or type this secret: {} ({}, {} digits, {} s)",
-            group4(pending.secret.expose()),
-            pending.algorithm.as_str(),
-            pending.digits,
-            pending.period
-        ),
-    ];
-    drop(pending);
+    ))];
+    if let Some(qr) = &pending.qr {
+        match crate::qr::render(qr.expose()) {
+            Ok(q) => {
+                lines.push(Secret::new("Scan this QR code with the app:".to_owned()));
+                lines.push(Secret::new(q.trim_end().to_owned()));
+            }
+            Err(e) => return l.unavailable(&e),
+        }
+    }
+    lines.extend(pending.lines);
     for text in lines {
-        if !l.tell_secret(text) {
+        if !l.tell_secret(text.expose().to_owned()) {
             return;
         }
     }
@@ -101,28 +91,24 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
         if answer.expose().trim().is_empty() {
             return l.skip("enrollment postponed");
         }
-        match engine.confirm_pending(&l.b.user, &answer) {
-            Ok(codes) => {
+        let enrolled = l
+            .base
+            .renamed(event::ENROLL)
+            .method(method.as_str())
+            .with("via", "login");
+        match confirm(&cx, &engine.factors, enroll, &l.b.user, &answer, enrolled) {
+            Ok(done) => {
                 drop(answer);
-                let enrolled = l
-                    .base
-                    .renamed(event::ENROLL)
-                    .method("totp")
-                    .with("via", "login");
-                if !l.audit(&[enrolled]) {
-                    return;
-                }
-                let mut text = String::from(
-                    "Enrolled. Your backup codes (each works once; keep them somewhere safe):",
-                );
-                for c in &codes {
+                engine.syslog_records(&done.records);
+                let mut text = format!("Enrolled. {}", done.heading);
+                for c in &done.codes {
                     text.push_str("\n  ");
                     text.push_str(c.expose());
                 }
                 if !l.tell_secret(text) {
                     return;
                 }
-                return l.succeed_enrolled();
+                return l.succeed_enrolled(method);
             }
             Err(f) if f.kind == ErrorKind::InvalidCode => {
                 l.log("invalid_code", &[("reason", "enrollment confirmation")]);

@@ -1,71 +1,110 @@
+use super::commit::GroupCommit;
+use super::limits::active_lock;
 use super::*;
 use crate::audit::AuditEvent;
+use crate::store::{AuditFilter, Locked};
 use std::sync::{Arc, Barrier};
 
-struct Db(std::path::PathBuf);
+struct TempDb(std::path::PathBuf);
 
-impl Db {
-    fn new(tag: &str) -> Db {
+impl TempDb {
+    fn new(tag: &str) -> TempDb {
         let dir = std::env::temp_dir().join(format!("tf-store-{}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        Db(dir.join("db/twofold.db"))
+        TempDb(dir.join("db/twofold.db"))
     }
 }
 
-impl Drop for Db {
+impl Drop for TempDb {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(self.0.parent().unwrap().parent().unwrap());
     }
 }
 
-const PARAMS: TotpParams = TotpParams {
-    algorithm: Algorithm::Sha1,
-    digits: 6,
-    period: 30,
-};
-
-fn confirmed(store: &mut Store, user: &str, id: i64) {
-    let new = NewTotp {
+fn new_totp(id: i64, sealed: Vec<u8>) -> NewCredential {
+    NewCredential {
         id,
-        ciphertext: vec![1, 2, 3],
+        method: Method::TOTP,
+        label: String::new(),
+        sealed,
         nonce: vec![0; 24],
-        params: PARAMS,
-    };
-    assert!(store.start_pending(user, &new, 100).unwrap());
-    assert!(store.confirm_totp(id, 10, 100, &[]).unwrap());
+        params: "SHA1:6:30".into(),
+        single: true,
+    }
+}
+
+fn confirmed(store: &mut Db, user: &str, id: i64) {
+    assert!(store
+        .start_pending(user, &new_totp(id, vec![1, 2, 3]), 100)
+        .unwrap());
+    let who = confirm_credential(&store.conn, id, Some(10), 100).unwrap();
+    assert_eq!(who.as_deref(), Some(user));
+}
+
+/// Test-only shortcuts for what the daemon does through `SqliteStore`.
+impl Db {
+    fn replace_backup_codes(&mut self, user: &str, codes: &[NewCode], now: u64) -> bool {
+        let tx = self.conn.transaction().unwrap();
+        if !has_confirmed(&tx, user).unwrap() {
+            return false;
+        }
+        insert_codes(&tx, user, &Method::BACKUP_CODE, codes, now).unwrap();
+        tx.commit().unwrap();
+        true
+    }
+
+    fn remove_factors(&mut self, user: &str) -> bool {
+        let creds = self
+            .conn
+            .execute("DELETE FROM credentials WHERE user = ?1", [user])
+            .unwrap();
+        let codes = self
+            .conn
+            .execute("DELETE FROM codes WHERE user = ?1", [user])
+            .unwrap();
+        creds + codes > 0
+    }
+
+    fn has_unused_backup_code(&self, user: &str) -> bool {
+        self.code_methods(user)
+            .unwrap()
+            .contains(&Method::BACKUP_CODE)
+    }
+
+    fn unused_backup_codes(&self, user: &str) -> u32 {
+        self.code_count(user, &Method::BACKUP_CODE).unwrap()
+    }
 }
 
 #[test]
 fn steps_are_accepted_once_and_only_forward() {
-    let db = Db::new("steps");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("steps");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 7);
-    assert!(!s.consume_step(7, 10, None).unwrap(), "the confirming step");
-    assert!(!s.consume_step(7, 9, None).unwrap(), "an older step");
-    assert!(s.consume_step(7, 11, Some(200)).unwrap());
-    assert!(!s.consume_step(7, 11, Some(200)).unwrap(), "a replay");
-    assert!(s.consume_step(7, 13, None).unwrap());
-    assert_eq!(s.totp("alice").unwrap().unwrap().last_used, Some(200));
+    assert!(
+        !s.spend_counter(7, 10, None).unwrap(),
+        "the confirming step"
+    );
+    assert!(!s.spend_counter(7, 9, None).unwrap(), "an older step");
+    assert!(s.spend_counter(7, 11, Some(200)).unwrap());
+    assert!(!s.spend_counter(7, 11, Some(200)).unwrap(), "a replay");
+    assert!(s.spend_counter(7, 13, None).unwrap());
+    assert_eq!(s.credentials("alice").unwrap()[0].last_used, Some(200));
 }
 
 #[test]
 fn pending_credentials_accept_no_step() {
-    let db = Db::new("pending");
-    let mut s = Store::open(&db.0).unwrap();
-    let new = NewTotp {
-        id: 5,
-        ciphertext: vec![1],
-        nonce: vec![0; 24],
-        params: PARAMS,
-    };
+    let db = TempDb::new("pending");
+    let mut s = Db::open(&db.0).unwrap();
+    let new = new_totp(5, vec![1]);
     assert!(s.start_pending("bob", &new, 1).unwrap());
-    assert!(!s.consume_step(5, 99, None).unwrap());
+    assert!(!s.spend_counter(5, 99, None).unwrap());
 }
 
 #[test]
 fn two_connections_racing_for_one_step_exactly_one_wins() {
-    let db = Db::new("race");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("race");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 9);
     for step in 11..31u64 {
         let barrier = Arc::new(Barrier::new(2));
@@ -75,9 +114,9 @@ fn two_connections_racing_for_one_step_exactly_one_wins() {
                     let barrier = barrier.clone();
                     let path = db.0.clone();
                     sc.spawn(move || {
-                        let conn = Store::open(&path).unwrap();
+                        let conn = Db::open(&path).unwrap();
                         barrier.wait();
-                        usize::from(conn.consume_step(9, step, Some(step)).unwrap())
+                        usize::from(conn.spend_counter(9, step, Some(step)).unwrap())
                     })
                 })
                 .collect();
@@ -89,77 +128,82 @@ fn two_connections_racing_for_one_step_exactly_one_wins() {
 
 #[test]
 fn backup_codes_are_single_use_and_replaced_whole() {
-    let db = Db::new("backup");
-    let mut s = Store::open(&db.0).unwrap();
-    let code = |b: u8| NewBackupCode {
+    let db = TempDb::new("backup");
+    let mut s = Db::open(&db.0).unwrap();
+    let code = |b: u8| NewCode {
         lookup: [b; 32],
         hash: format!("h{b}"),
     };
     assert!(
-        !s.replace_backup_codes("alice", &[code(1)], 1).unwrap(),
+        !s.replace_backup_codes("alice", &[code(1)], 1),
         "no TOTP yet"
     );
     confirmed(&mut s, "alice", 3);
+    assert!(s.replace_backup_codes("alice", &[code(1), code(2)], 1));
+    assert_eq!(s.unused_backup_codes("alice"), 2);
+    assert!(s.has_unused_backup_code("alice"));
+    let row = s
+        .code_by_lookup("alice", &Method::BACKUP_CODE, &[1; 32])
+        .unwrap()
+        .unwrap();
     assert!(s
-        .replace_backup_codes("alice", &[code(1), code(2)], 1)
-        .unwrap());
-    assert_eq!(s.unused_backup_codes("alice").unwrap(), 2);
-    assert!(s.has_unused_backup_code("alice").unwrap());
-    let row = s.backup_by_lookup("alice", &[1; 32]).unwrap().unwrap();
-    assert!(s.backup_by_lookup("bob", &[1; 32]).unwrap().is_none());
-    assert!(s.use_backup(row.id, 5).unwrap());
-    assert!(!s.use_backup(row.id, 6).unwrap());
+        .code_by_lookup("bob", &Method::BACKUP_CODE, &[1; 32])
+        .unwrap()
+        .is_none());
+    assert!(s.use_code(row.id, 5).unwrap());
+    assert!(!s.use_code(row.id, 6).unwrap());
     assert_eq!(
-        s.backup_by_lookup("alice", &[1; 32])
+        s.code_by_lookup("alice", &Method::BACKUP_CODE, &[1; 32])
             .unwrap()
             .unwrap()
             .used_at,
         Some(5)
     );
-    assert!(s.replace_backup_codes("alice", &[code(3)], 7).unwrap());
-    assert!(s.backup_by_lookup("alice", &[2; 32]).unwrap().is_none());
-    assert_eq!(s.unused_backup_codes("alice").unwrap(), 1);
-    let last = s.backup_by_lookup("alice", &[3; 32]).unwrap().unwrap();
-    assert!(s.use_backup(last.id, 8).unwrap());
+    assert!(s.replace_backup_codes("alice", &[code(3)], 7));
+    assert!(s
+        .code_by_lookup("alice", &Method::BACKUP_CODE, &[2; 32])
+        .unwrap()
+        .is_none());
+    assert_eq!(s.unused_backup_codes("alice"), 1);
+    let last = s
+        .code_by_lookup("alice", &Method::BACKUP_CODE, &[3; 32])
+        .unwrap()
+        .unwrap();
+    assert!(s.use_code(last.id, 8).unwrap());
     assert!(
-        !s.has_unused_backup_code("alice").unwrap(),
+        !s.has_unused_backup_code("alice"),
         "only a used code is left"
     );
-    assert!(s.remove_factors("alice").unwrap());
-    assert!(!s.remove_factors("alice").unwrap());
-    assert_eq!(s.unused_backup_codes("alice").unwrap(), 0);
-    assert!(!s.has_unused_backup_code("alice").unwrap());
+    assert!(s.remove_factors("alice"));
+    assert!(!s.remove_factors("alice"));
+    assert_eq!(s.unused_backup_codes("alice"), 0);
+    assert!(!s.has_unused_backup_code("alice"));
     assert!(s.user_exists("alice").unwrap());
 }
 
 #[test]
 fn start_pending_refuses_over_a_confirmed_credential() {
-    let db = Db::new("conflict");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("conflict");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
-    let new = NewTotp {
-        id: 2,
-        ciphertext: vec![9],
-        nonce: vec![0; 24],
-        params: PARAMS,
-    };
+    let new = new_totp(2, vec![9]);
     assert!(!s.start_pending("alice", &new, 5).unwrap());
-    assert_eq!(s.totp("alice").unwrap().unwrap().id, 1);
+    assert_eq!(s.credentials("alice").unwrap()[0].id, 1);
 }
 
 fn limits() -> twofold_config::RateLimitConfig {
     twofold_config::RateLimitConfig::default()
 }
 
-fn failure(s: &mut Store, user: &str, source: &str, at: u64) -> Option<Locked> {
+fn failure(s: &mut Db, user: &str, source: &str, at: u64) -> Option<Locked> {
     let ev = AuditEvent::new(crate::audit::event::LOGIN_FAILURE, user, "t");
     s.record_failure(user, source, at, &limits(), ev).unwrap().0
 }
 
 #[test]
 fn failures_outside_the_window_do_not_count() {
-    let db = Db::new("window");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("window");
+    let mut s = Db::open(&db.0).unwrap();
     for i in 0..4 {
         assert_eq!(failure(&mut s, "alice", "a", 1000 + i), None);
     }
@@ -172,11 +216,11 @@ fn failures_outside_the_window_do_not_count() {
     let l = failure(&mut s, "alice", "a", 1953).unwrap();
     assert_eq!(l.until, 1953 + 900);
     assert!(!l.user_wide);
-    assert_eq!(s.active_lock("alice", "a", 1954).unwrap(), Some(l));
-    assert_eq!(s.active_lock("alice", "b", 1954).unwrap(), None);
-    assert_eq!(s.active_lock("bob", "a", 1954).unwrap(), None);
+    assert_eq!(active_lock(&s.conn, "alice", "a", 1954).unwrap(), Some(l));
+    assert_eq!(active_lock(&s.conn, "alice", "b", 1954).unwrap(), None);
+    assert_eq!(active_lock(&s.conn, "bob", "a", 1954).unwrap(), None);
     assert_eq!(
-        s.active_lock("alice", "a", 1953 + 900).unwrap(),
+        active_lock(&s.conn, "alice", "a", 1953 + 900).unwrap(),
         None,
         "ended"
     );
@@ -184,8 +228,8 @@ fn failures_outside_the_window_do_not_count() {
 
 #[test]
 fn a_lock_spends_the_failures_that_made_it() {
-    let db = Db::new("spent");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("spent");
+    let mut s = Db::open(&db.0).unwrap();
     for i in 0..5 {
         failure(&mut s, "alice", "a", 100 + i);
     }
@@ -207,8 +251,8 @@ fn a_lock_spends_the_failures_that_made_it() {
 
 #[test]
 fn the_user_wide_count_spans_sources() {
-    let db = Db::new("userwide");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("userwide");
+    let mut s = Db::open(&db.0).unwrap();
     let mut last = None;
     for i in 0..20u64 {
         let src = format!("s{}", i % 5);
@@ -216,7 +260,10 @@ fn the_user_wide_count_spans_sources() {
     }
     let l = last.unwrap();
     assert!(l.user_wide);
-    assert_eq!(s.active_lock("alice", "never-seen", 520).unwrap(), Some(l));
+    assert_eq!(
+        active_lock(&s.conn, "alice", "never-seen", 520).unwrap(),
+        Some(l)
+    );
     assert_eq!(s.user_lock("alice", 520).unwrap(), Some(l.until));
     let locks = s.locks(520, 10).unwrap();
     assert_eq!(locks.len(), 1);
@@ -226,13 +273,13 @@ fn the_user_wide_count_spans_sources() {
 
 #[test]
 fn audit_rows_chain_and_survive_pruning() {
-    let db = Db::new("audit");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("audit");
+    let mut s = Db::open(&db.0).unwrap();
     for t in [10u64, 20, 30, 40] {
         let ev = AuditEvent::new(crate::audit::event::ADMIN, "root", "t");
         s.append_audit(t, &[ev]).unwrap();
     }
-    let check = |s: &Store| {
+    let check = |s: &Db| {
         let (id, hash) = s.audit_anchor().unwrap();
         let mut c = crate::audit::ChainCheck::new(id, hash);
         s.audit_chain(|r| c.push(r)).unwrap();
@@ -256,8 +303,8 @@ fn audit_rows_chain_and_survive_pruning() {
 
 #[test]
 fn many_concurrent_logins_share_one_group_commit_and_one_code_opens_one() {
-    let db = Db::new("group");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("group");
+    let mut s = Db::open(&db.0).unwrap();
     for id in 1..=16 {
         confirmed(&mut s, &format!("u{id}"), id);
     }
@@ -272,11 +319,11 @@ fn many_concurrent_logins_share_one_group_commit_and_one_code_opens_one() {
         let own: Vec<_> = (1..=16)
             .map(|id| {
                 let writer = &writer;
-                sc.spawn(move || writer.run(move |tx| consume_step(tx, id, 11, Some(5))))
+                sc.spawn(move || writer.run(move |tx| spend_counter(tx, id, 11, Some(5))))
             })
             .collect();
         let shared: Vec<_> = (0..8)
-            .map(|_| sc.spawn(|| writer.run(|tx| consume_step(tx, 100, 11, Some(5)))))
+            .map(|_| sc.spawn(|| writer.run(|tx| spend_counter(tx, 100, 11, Some(5)))))
             .collect();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while stats.submitted() < 24 && std::time::Instant::now() < deadline {
@@ -295,10 +342,10 @@ fn many_concurrent_logins_share_one_group_commit_and_one_code_opens_one() {
     assert_eq!((stats.batches(), stats.jobs()), (1, 24));
     drop(writer);
     // Durable and still guarded: a fresh connection sees every step spent.
-    let s = Store::open(&db.0).unwrap();
+    let s = Db::open(&db.0).unwrap();
     for id in (1..=16).chain([100]) {
         assert!(
-            !s.consume_step(id, 11, None).unwrap(),
+            !s.spend_counter(id, 11, None).unwrap(),
             "step of {id} replayed"
         );
     }
@@ -306,8 +353,8 @@ fn many_concurrent_logins_share_one_group_commit_and_one_code_opens_one() {
 
 #[test]
 fn a_failing_login_in_a_group_commit_is_rolled_back_alone() {
-    let db = Db::new("group-fail");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("group-fail");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
     confirmed(&mut s, "bob", 2);
     let store = Arc::new(std::sync::Mutex::new(s));
@@ -317,48 +364,53 @@ fn a_failing_login_in_a_group_commit_is_rolled_back_alone() {
     let (bad, good) = std::thread::scope(|sc| {
         let bad = sc.spawn(|| {
             writer.run(|tx| {
-                assert!(consume_step(tx, 1, 11, None)?);
+                assert!(spend_counter(tx, 1, 11, None)?);
                 tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
                 Ok(())
             })
         });
-        let good = sc.spawn(|| writer.run(|tx| consume_step(tx, 2, 11, None)));
+        let good = sc.spawn(|| writer.run(|tx| spend_counter(tx, 2, 11, None)));
         while stats.submitted() < 2 {
             std::thread::yield_now();
         }
         drop(held);
         (bad.join().unwrap(), good.join().unwrap())
     });
-    assert!(matches!(bad, Err(StoreError::Sql(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
     assert!(good.unwrap());
     assert_eq!(stats.batches(), 1);
     let s = store.lock().unwrap();
     assert!(
-        s.consume_step(1, 11, None).unwrap(),
+        s.spend_counter(1, 11, None).unwrap(),
         "alice's step was rolled back"
     );
     assert!(
-        !s.consume_step(2, 11, None).unwrap(),
+        !s.spend_counter(2, 11, None).unwrap(),
         "bob's step was committed"
     );
 }
 
 #[test]
 fn a_failed_read_snapshot_leaves_no_transaction_open() {
-    let db = Db::new("read");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("read");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
     let failed: Result<(), _> = s.read(|s| {
-        assert!(s.totp("alice")?.is_some());
+        assert!(!s.credentials("alice")?.is_empty());
         Err(StoreError::Corrupt("stop here".into()))
     });
     assert!(matches!(failed, Err(StoreError::Corrupt(_))), "{failed:?}");
     // Reads and writes go on as before: no transaction was left open.
     let (found, n) = s
-        .read(|s| Ok((s.totp("alice")?, s.unused_backup_codes("alice")?)))
+        .read(|s| {
+            Ok((
+                s.credentials("alice")?,
+                s.code_count("alice", &Method::BACKUP_CODE)?,
+            ))
+        })
         .unwrap();
-    assert!(found.is_some() && n == 0);
-    assert!(s.consume_step(1, 11, None).unwrap());
+    assert!(found.len() == 1 && n == 0);
+    assert!(s.spend_counter(1, 11, None).unwrap());
     confirmed(&mut s, "bob", 2);
 }
 
@@ -366,8 +418,8 @@ fn a_failed_read_snapshot_leaves_no_transaction_open() {
 /// 2 000 KiB page cache; the bound is set on every connection it opens.
 #[test]
 fn page_cache_is_bounded_to_512_kib() {
-    let db = Db::new("cache");
-    let store = Store::open(&db.0).unwrap();
+    let db = TempDb::new("cache");
+    let store = Db::open(&db.0).unwrap();
     let kib: i64 = store
         .conn
         .query_row("PRAGMA cache_size", [], |r| r.get(0))
@@ -380,8 +432,8 @@ fn page_cache_is_bounded_to_512_kib() {
 /// guarantee is on): it cost ~15 % of the daemon's CPU on a wrong code.
 #[test]
 fn query_plans_are_stable_so_cached_statements_are_not_reprepared() {
-    let db = Db::new("qpsg");
-    let store = Store::open(&db.0).unwrap();
+    let db = TempDb::new("qpsg");
+    let store = Db::open(&db.0).unwrap();
     let on = store
         .conn
         .db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG)
@@ -393,22 +445,22 @@ fn query_plans_are_stable_so_cached_statements_are_not_reprepared() {
 /// no hand-off (two wake-ups) to a writer thread and back.
 #[test]
 fn a_lone_login_commits_in_its_own_thread() {
-    let db = Db::new("lone");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("lone");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
     let store = Arc::new(std::sync::Mutex::new(s));
     let stats = Arc::new(CommitStats::default());
     let group = GroupCommit::new(store.clone(), stats.clone());
     let here = std::thread::current().id();
     let (ran_in, won) = group
-        .run(move |tx| Ok((std::thread::current().id(), consume_step(tx, 1, 11, None)?)))
+        .run(move |tx| Ok((std::thread::current().id(), spend_counter(tx, 1, 11, None)?)))
         .unwrap();
     assert_eq!(ran_in, here);
     assert!(won);
     assert_eq!((stats.batches(), stats.jobs()), (1, 1));
     // Durable: a fresh connection sees the step spent.
-    let fresh = Store::open(&db.0).unwrap();
-    assert!(!fresh.consume_step(1, 11, None).unwrap());
+    let fresh = Db::open(&db.0).unwrap();
+    assert!(!fresh.spend_counter(1, 11, None).unwrap());
 }
 
 /// A wrong code's writes are committed before its answer (a fresh
@@ -417,18 +469,18 @@ fn a_lone_login_commits_in_its_own_thread() {
 /// `synchronous=FULL` for every other write.
 #[test]
 fn deferred_writes_are_committed_at_once_and_synced_later() {
-    let db = Db::new("deferred");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("deferred");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
     let store = Arc::new(std::sync::Mutex::new(s));
     let stats = Arc::new(CommitStats::default());
     let group = GroupCommit::new(store.clone(), stats.clone());
     assert!(!group.sync_deferred().unwrap(), "nothing pending yet");
     assert!(group
-        .run_deferred(|tx| consume_step(tx, 1, 11, None))
+        .run_deferred(|tx| spend_counter(tx, 1, 11, None))
         .unwrap());
-    let fresh = Store::open(&db.0).unwrap();
-    assert!(!fresh.consume_step(1, 11, None).unwrap(), "not committed");
+    let fresh = Db::open(&db.0).unwrap();
+    assert!(!fresh.spend_counter(1, 11, None).unwrap(), "not committed");
     let sync: i64 = store
         .lock()
         .unwrap()
@@ -441,9 +493,9 @@ fn deferred_writes_are_committed_at_once_and_synced_later() {
     assert_eq!(stats.deferred_syncs(), 1);
     // A durable group's fsync covers the deferred writes before it.
     group
-        .run_deferred(|tx| consume_step(tx, 1, 12, None))
+        .run_deferred(|tx| spend_counter(tx, 1, 12, None))
         .unwrap();
-    group.run(|tx| consume_step(tx, 1, 13, None)).unwrap();
+    group.run(|tx| spend_counter(tx, 1, 13, None)).unwrap();
     assert!(!group.sync_deferred().unwrap());
     assert_eq!(stats.deferred_syncs(), 1);
 }
@@ -453,19 +505,19 @@ fn deferred_writes_are_committed_at_once_and_synced_later() {
 /// login gets its own error.
 #[test]
 fn a_failing_lone_login_is_rolled_back_whole() {
-    let db = Db::new("lone-fail");
-    let mut s = Store::open(&db.0).unwrap();
+    let db = TempDb::new("lone-fail");
+    let mut s = Db::open(&db.0).unwrap();
     confirmed(&mut s, "alice", 1);
     let store = Arc::new(std::sync::Mutex::new(s));
     let group = GroupCommit::new(store.clone(), Arc::new(CommitStats::default()));
     let bad = group.run(|tx| {
-        assert!(consume_step(tx, 1, 11, None)?);
+        assert!(spend_counter(tx, 1, 11, None)?);
         tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
         Ok(())
     });
-    assert!(matches!(bad, Err(StoreError::Sql(_))), "{bad:?}");
+    assert!(matches!(bad, Err(StoreError::Database(_))), "{bad:?}");
     let panicked = group.run(|tx| -> Result<(), StoreError> {
-        assert!(consume_step(tx, 1, 11, None)?);
+        assert!(spend_counter(tx, 1, 11, None)?);
         panic!("a bug in a login's writes");
     });
     assert!(
@@ -473,7 +525,7 @@ fn a_failing_lone_login_is_rolled_back_whole() {
         "{panicked:?}"
     );
     // Neither spent the step; the store is usable (no transaction left open).
-    assert!(group.run(|tx| consume_step(tx, 1, 11, None)).unwrap());
-    let fresh = Store::open(&db.0).unwrap();
-    assert!(!fresh.consume_step(1, 11, None).unwrap());
+    assert!(group.run(|tx| spend_counter(tx, 1, 11, None)).unwrap());
+    let fresh = Db::open(&db.0).unwrap();
+    assert!(!fresh.spend_counter(1, 11, None).unwrap());
 }

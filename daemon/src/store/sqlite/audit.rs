@@ -1,27 +1,11 @@
 //! The audit chain's statements: append (inside any transaction), query,
 //! the rows for verification, and retention.
 
-use super::{from_db, to_db, Store, StoreError};
+use super::{from_db, to_db, Db};
 use crate::audit::{row_hash, AuditEvent, ChainRow, GENESIS};
+use crate::store::{AuditFilter, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use twofold_proto::AuditRecord;
-
-/// Filters of an audit query (all optional, combined with AND).
-#[derive(Debug, Clone, Default)]
-pub struct AuditFilter {
-    /// Account.
-    pub user: Option<String>,
-    /// Event name.
-    pub event: Option<String>,
-    /// PAM service.
-    pub service: Option<String>,
-    /// At or after (Unix seconds).
-    pub since: Option<u64>,
-    /// At or before (Unix seconds).
-    pub until: Option<u64>,
-    /// Ids above this one.
-    pub after_id: u64,
-}
 
 /// Appends `events` at time `at` to the chain, inside `tx`.
 pub(crate) fn append(
@@ -88,7 +72,7 @@ fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
     })
 }
 
-impl Store {
+impl Db {
     /// Appends events in their own transaction (committed when this returns).
     /// (The daemon appends through its group writer.)
     #[cfg(test)]

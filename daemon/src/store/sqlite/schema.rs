@@ -1,6 +1,6 @@
 //! Embedded, versioned schema migrations (tracked in `PRAGMA user_version`).
 
-use super::StoreError;
+use crate::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Each entry moves the schema from version `i` to `i + 1`. Never edit a
@@ -88,6 +88,43 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_prune_only BEFORE DELETE ON audit
     WHEN OLD.id > COALESCE((SELECT last_id FROM audit_anchor WHERE one = 1), 0)
     BEGIN SELECT RAISE(ABORT, 'audit rows are removed only by retention'); END;",
+    // 3: one table of credentials and one of single-use codes for every
+    // factor (a factor's own parameters as text), instead of a table per
+    // factor. Ids are kept: they are sealed into the secrets.
+    "CREATE TABLE credentials (
+        id            INTEGER PRIMARY KEY NOT NULL,
+        user          TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        method        TEXT NOT NULL,
+        label         TEXT NOT NULL DEFAULT '',
+        sealed        BLOB NOT NULL,
+        nonce         BLOB NOT NULL,
+        params        TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        confirmed_at  INTEGER,
+        counter       INTEGER,
+        last_used     INTEGER
+    ) STRICT;
+    CREATE INDEX credentials_user ON credentials(user, method);
+    INSERT INTO credentials (id, user, method, label, sealed, nonce, params, created_at,
+                             confirmed_at, counter, last_used)
+        SELECT id, user, 'totp', '', ciphertext, nonce,
+               algorithm || ':' || digits || ':' || period, created_at, confirmed_at,
+               last_step, last_used
+        FROM totp;
+    DROP TABLE totp;
+    CREATE TABLE codes (
+        id          INTEGER PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        method      TEXT NOT NULL,
+        lookup      BLOB NOT NULL UNIQUE,
+        hash        TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        used_at     INTEGER
+    ) STRICT;
+    CREATE INDEX codes_user ON codes(user, method, used_at);
+    INSERT INTO codes (id, user, method, lookup, hash, created_at, used_at)
+        SELECT id, user, 'backup_code', lookup, hash, created_at, used_at FROM backup_codes;
+    DROP TABLE backup_codes;",
 ];
 
 /// The schema version this build creates and understands.

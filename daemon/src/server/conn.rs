@@ -2,7 +2,7 @@
 
 use crate::engine::Engine;
 use crate::login;
-use crate::peer::Peer;
+use crate::server::peer::Peer;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
 use twofold_proto::{
@@ -199,7 +199,7 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(req) => {
-                let resp = engine.self_service(peer, req);
+                let resp = crate::requests::answer(engine, peer, req);
                 if !conn.send(&resp) {
                     return;
                 }

@@ -7,33 +7,14 @@
 //! fsynced within 100 ms: see `commit.rs`).
 
 use super::audit::append;
-use super::{from_db, to_db, Store, StoreError};
+use super::{from_db, to_db, Db};
 use crate::audit::{event, AuditEvent};
+use crate::store::{Locked, StoreError};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 use twofold_config::RateLimitConfig;
 use twofold_proto::{AuditRecord, LockInfo};
 
-/// A lock in force on a login.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Locked {
-    /// When it ends.
-    pub until: u64,
-    /// Whether it locks every source (else only this one).
-    pub user_wide: bool,
-}
-
-impl Store {
-    /// The lock that refuses a login of `user` from `source` now, if any
-    /// (the one ending last when several apply).
-    pub fn active_lock(
-        &self,
-        user: &str,
-        source: &str,
-        now: u64,
-    ) -> Result<Option<Locked>, StoreError> {
-        active_lock(&self.conn, user, source, now)
-    }
-
+impl Db {
     /// When the user-wide lock of `user` in force now ends, if there is one.
     pub fn user_lock(&self, user: &str, now: u64) -> Result<Option<u64>, StoreError> {
         let until: Option<i64> = self.conn.query_row(

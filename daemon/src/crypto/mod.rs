@@ -1,0 +1,4 @@
+//! The master key, sealing of factor secrets, keyed lookups, and argon2id.
+
+pub mod kdf;
+pub mod keys;

@@ -1,0 +1,305 @@
+//! The factors a login can be answered with, each a folder behind
+//! [`Factor`], found through the [`Registry`]. The login core and the
+//! requests ask the registry; neither names a factor.
+//!
+//! A factor reads what it needs from the login's [`Snapshot`], checks an
+//! answer, and returns a [`Claim`] that the store spends atomically with
+//! the login's outcome: a counter that must grow (a time step once) or a
+//! code once.
+
+pub mod backup;
+pub mod enroll;
+pub mod totp;
+
+use crate::clock::Clock;
+use crate::crypto::keys::{Keys, SealError};
+use crate::failure::Failure;
+use crate::store::{Claim, Credential, Locked, Snapshot, Store, StoreError};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use twofold_config::Config;
+use twofold_proto::{FactorStatus, Method, Response, Secret};
+
+/// What a factor works with.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The daemon's configuration.
+    pub config: &'a Config,
+    /// The keys derived from the master key.
+    pub keys: &'a Keys,
+    /// Storage.
+    pub store: &'a dyn Store,
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// Counts argon2 verifications (`Stats`).
+    pub argon2_runs: &'a AtomicU64,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ctx")
+    }
+}
+
+impl Ctx<'_> {
+    /// Now, by the daemon's clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+}
+
+/// The login an answer is checked for.
+#[derive(Debug, Clone, Copy)]
+pub struct Who<'a> {
+    /// The account.
+    pub user: &'a str,
+    /// The rate-limit source (PAM_RHOST, `""` when local).
+    pub source: &'a str,
+}
+
+/// What checking an answer found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// A valid answer, not yet spent.
+    Claim(Claim),
+    /// Not accepted; the reason is for the log only.
+    Rejected(&'static str),
+    /// A lock in force was seen while reading what the check needs: the
+    /// answer was not checked.
+    Locked(Locked),
+}
+
+/// Checking an answer could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Storage failed; nothing was decided.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// A stored secret did not decrypt (wrong key, or a tampered or moved row).
+    #[error(transparent)]
+    Decrypt(#[from] SealError),
+}
+
+/// What a factor is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A factor a person enrolls and logs in with.
+    Primary,
+    /// Single-use codes issued when a primary factor is confirmed, which
+    /// hang on it (removing the last primary factor removes them).
+    Recovery,
+}
+
+/// What `twofold status` shows of one factor.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Confirmed credentials.
+    pub factors: Vec<FactorStatus>,
+    /// Whether an enrollment awaits confirmation.
+    pub pending: bool,
+    /// Unused codes, for a factor of codes.
+    pub codes_left: Option<u32>,
+}
+
+/// A second factor.
+pub trait Factor: Send + Sync + std::fmt::Debug {
+    /// Its name on the wire, in the policy and in the audit trail.
+    fn method(&self) -> Method;
+
+    /// What it is for.
+    fn role(&self) -> Role {
+        Role::Primary
+    }
+
+    /// Whether `snap` holds something this factor can check a login with.
+    fn usable(&self, snap: &Snapshot) -> bool;
+
+    /// Checks a login's (or an authorization's) answer, already trimmed;
+    /// `Ok(None)` when it does not have the shape of this factor's answers.
+    /// Writes nothing: a match is a [`Claim`] for the caller to spend.
+    fn check(
+        &self,
+        cx: &Ctx<'_>,
+        who: &Who<'_>,
+        snap: &Snapshot,
+        typed: &str,
+    ) -> Result<Option<Found>, VerifyError>;
+
+    /// Does the work of checking `typed` as a wrong answer, against a
+    /// secret nobody has; never accepts. A login that nothing can pass
+    /// (`deny` for an unenrolled or unknown user) calls it, so the time of
+    /// a refusal does not tell whether the user exists.
+    fn decoy(&self, _cx: &Ctx<'_>, _typed: &str) {}
+
+    /// The audit event appended when a code of this factor is spent (the
+    /// store adds `left=N`).
+    fn spent_event(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Why a claim of this factor that another login spent first is
+    /// refused (for the log).
+    fn lost(&self) -> &'static str {
+        "code already used"
+    }
+
+    /// Whether a fresh answer of this factor authorizes self-service
+    /// changes (replacing or removing factors).
+    fn authorizes(&self) -> bool {
+        false
+    }
+
+    /// What `twofold status` shows of it, from the user's credentials.
+    fn report(&self, cx: &Ctx<'_>, user: &str, creds: &[Credential]) -> Result<Report, StoreError>;
+
+    /// Enrollment, for a factor a person enrolls.
+    fn enrollment(&self) -> Option<&dyn Enroll> {
+        None
+    }
+
+    /// Issues a fresh set of codes: what is shown once and what is stored
+    /// (recovery factors).
+    fn issue(&self, _cx: &Ctx<'_>, _user: &str) -> Result<Option<Issued>, Failure> {
+        Ok(None)
+    }
+}
+
+/// Codes just made: shown once, stored hashed.
+#[derive(Debug)]
+pub struct Issued {
+    /// What to say above them when they are shown.
+    pub heading: &'static str,
+    /// The codes as the person types them.
+    pub shown: Vec<Secret>,
+    /// The rows to store.
+    pub rows: Vec<crate::store::NewCode>,
+}
+
+/// Options of an enrollment request; each factor reads those it has.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollOptions {
+    /// HMAC algorithm (TOTP).
+    pub algorithm: Option<twofold_proto::Algorithm>,
+    /// Code length (TOTP).
+    pub digits: Option<u32>,
+}
+
+/// A pending enrollment: what the person is shown to set it up.
+#[derive(Debug)]
+pub struct Pending {
+    /// The answer to the CLI's request.
+    pub response: Response,
+    /// Text to draw as a QR code inside a login, if any.
+    pub qr: Option<Secret>,
+    /// Information lines for a login (they may hold a secret).
+    pub lines: Vec<Secret>,
+}
+
+/// A pending credential that a fresh answer confirmed.
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmation {
+    /// The credential row.
+    pub id: i64,
+    /// Its first counter (the time step of the confirming code).
+    pub counter: Option<u64>,
+}
+
+/// How a factor is enrolled: started, then confirmed by a fresh answer.
+pub trait Enroll: Send + Sync {
+    /// Starts (or restarts) a pending enrollment of `user`.
+    fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure>;
+
+    /// Checks `answer` against the user's pending credential. Stores
+    /// nothing (the caller confirms with the audit row and codes).
+    fn confirm(&self, cx: &Ctx<'_>, user: &str, answer: &Secret) -> Result<Confirmation, Failure>;
+}
+
+/// The factors this daemon offers, in the order a login tries them.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    factors: Vec<Arc<dyn Factor>>,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::builtin()
+    }
+}
+
+impl Registry {
+    /// The factors built in: TOTP, then backup codes.
+    pub fn builtin() -> Registry {
+        Registry {
+            factors: vec![Arc::new(totp::Totp), Arc::new(backup::BackupCodes)],
+        }
+    }
+
+    /// Adds a factor (after the others); one with the same method replaces it.
+    pub fn register(&mut self, factor: Arc<dyn Factor>) {
+        let m = factor.method();
+        self.factors.retain(|f| f.method() != m);
+        self.factors.push(factor);
+    }
+
+    /// Every factor, in order.
+    pub fn all(&self) -> impl Iterator<Item = &dyn Factor> {
+        self.factors.iter().map(|f| f.as_ref())
+    }
+
+    /// The factor of `method`.
+    pub fn get(&self, method: &Method) -> Option<&dyn Factor> {
+        self.all().find(|f| f.method() == *method)
+    }
+
+    /// The factor whose codes are issued when a primary one is confirmed.
+    pub fn recovery(&self) -> Option<&dyn Factor> {
+        self.all().find(|f| f.role() == Role::Recovery)
+    }
+
+    /// The methods of recovery factors.
+    pub fn recovery_methods(&self) -> Vec<Method> {
+        self.all()
+            .filter(|f| f.role() == Role::Recovery)
+            .map(|f| f.method())
+            .collect()
+    }
+
+    /// The first factor a person can enroll inside a login (grace period).
+    pub fn enrolled_at_login(&self) -> Option<(&dyn Factor, &dyn Enroll)> {
+        self.all().find_map(|f| f.enrollment().map(|e| (f, e)))
+    }
+
+    /// The methods `snap` lets the user answer a login with.
+    pub fn usable(&self, snap: &Snapshot) -> Vec<Method> {
+        self.all()
+            .filter(|f| f.usable(snap))
+            .map(|f| f.method())
+            .collect()
+    }
+
+    /// Checks `typed` against each factor of `allowed` in order; the first
+    /// that recognises its shape decides. `None` when none does.
+    pub fn check(
+        &self,
+        cx: &Ctx<'_>,
+        who: &Who<'_>,
+        snap: &Snapshot,
+        allowed: &[Method],
+        typed: &str,
+    ) -> Result<Option<(Method, Found)>, VerifyError> {
+        for f in self.all().filter(|f| allowed.contains(&f.method())) {
+            if let Some(found) = f.check(cx, who, snap, typed)? {
+                return Ok(Some((f.method(), found)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A random positive row id: it is sealed into a secret, so it must be
+/// known before the row is written and never reused.
+pub fn random_row_id() -> Result<i64, crate::crypto::keys::KeyError> {
+    let mut b = [0u8; 8];
+    crate::crypto::keys::random_bytes(&mut b)?;
+    Ok((i64::from_be_bytes(b) & i64::MAX).max(1))
+}

@@ -1,0 +1,269 @@
+//! Admin requests about locks, grace deadlines, the audit trail and
+//! figures. Everything here that reveals other users needs an admin; the
+//! audit query alone is open to users for their own rows.
+
+use super::Answer;
+use crate::audit::syslog::utc_minutes;
+use crate::audit::{event, AuditEvent, ChainCheck};
+use crate::engine::Engine;
+use crate::failure::{fail, Failure};
+use crate::server::peer::Peer;
+use crate::store::{AuditFilter, Walk};
+use crate::validate;
+use std::collections::BTreeMap;
+use twofold_proto::{
+    AuditReport, BackupLow, ErrorKind, GraceInfo, MethodCount, Request, Response, StatsReport,
+    TimeRef,
+};
+
+/// Rows per audit page at most; a page also stops before this many bytes.
+const PAGE_ROWS: u32 = 500;
+const PAGE_BYTES: usize = 48 * 1024;
+/// Locks listed at most.
+const MAX_LOCKS: u32 = 500;
+/// Backup codes below which `twofold stats` lists a user.
+const LOW_BACKUP: u32 = 3;
+/// Users listed at most in each list of `twofold stats`.
+const MAX_LISTED: usize = 300;
+
+/// Answers the requests of this module.
+pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
+    {
+        let this = engine;
+        match req {
+            Request::AdminUnlock { user } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let ev = AuditEvent::new(event::UNLOCK, &user, &peer.actor());
+                let (n, recs) = this.store.unlock(&user, this.now(), ev)?;
+                this.syslog_records(&recs);
+                Ok(Response::Done {
+                    message: match n {
+                        0 => format!("{user} was not locked; failure counts cleared"),
+                        1 => format!("1 lock of {user} cleared"),
+                        n => format!("{n} locks of {user} cleared"),
+                    },
+                })
+            }
+            Request::AdminLocks => {
+                require_admin(peer)?;
+                let locks = this.store.locks(this.now(), MAX_LOCKS)?;
+                Ok(Response::Locks { locks })
+            }
+            Request::AdminGrace {
+                user,
+                extend,
+                reset,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                grace(this, peer, &user, extend, reset)
+            }
+            Request::AuditQuery {
+                user,
+                event,
+                service,
+                since,
+                until,
+                after_id,
+                limit,
+            } => {
+                let user = match user {
+                    Some(u) if peer.admin || peer.is_self(&u) => Some(u),
+                    Some(_) => {
+                        return Err(fail(
+                            ErrorKind::PermissionDenied,
+                            "only admins may read other users' audit rows",
+                        ))
+                    }
+                    None if peer.admin => None,
+                    None => Some(peer.name.clone().ok_or_else(|| {
+                        fail(ErrorKind::PermissionDenied, "your uid has no account name")
+                    })?),
+                };
+                let now = this.now();
+                let at = |t: TimeRef| match t {
+                    TimeRef::Ago(s) => now.saturating_sub(s),
+                    TimeRef::At(t) => t,
+                };
+                let filter = AuditFilter {
+                    user,
+                    event,
+                    service,
+                    since: since.map(at),
+                    until: until.map(at),
+                    after_id: after_id.unwrap_or(0),
+                };
+                let want = limit.unwrap_or(PAGE_ROWS).clamp(1, PAGE_ROWS);
+                let mut rows = this.store.audit_rows(&filter, want + 1)?;
+                let mut more = rows.len() > want as usize;
+                rows.truncate(want as usize);
+                // Keep the answer inside one frame.
+                let mut size = 0;
+                let mut keep = rows.len();
+                for (i, r) in rows.iter().enumerate() {
+                    size += serde_json::to_vec(r).map(|v| v.len()).unwrap_or(PAGE_BYTES);
+                    if size > PAGE_BYTES {
+                        keep = i;
+                        more = true;
+                        break;
+                    }
+                }
+                rows.truncate(keep);
+                Ok(Response::AuditRecords {
+                    records: rows,
+                    more,
+                })
+            }
+            Request::AuditVerify => {
+                require_admin(peer)?;
+                Ok(Response::AuditVerified(verify_audit(this)?))
+            }
+            Request::Stats => {
+                require_admin(peer)?;
+                stats_report(this).map(Response::StatsReport)
+            }
+            other => Err(fail(
+                ErrorKind::BadRequest,
+                format!("{} is not valid here", other.kind()),
+            )),
+        }
+    }
+}
+
+fn grace(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    extend: Option<u64>,
+    reset: bool,
+) -> Result<Response, Failure> {
+    let now = this.now();
+    let ev = AuditEvent::new(event::ADMIN, user, &peer.actor());
+    let (deadline, ev, message) = match (extend, reset) {
+        (Some(secs), false) => {
+            let current = this.store.grace_deadline(user)?;
+            let from = current.unwrap_or(now).max(now);
+            let d = from.saturating_add(secs);
+            let ev = ev
+                .with("action", "grace_extend")
+                .with("deadline", &d.to_string());
+            (
+                Some(d),
+                ev,
+                format!("grace deadline of {user} is now {}", utc_minutes(d)),
+            )
+        }
+        (None, true) => (
+            None,
+            ev.with("action", "grace_reset"),
+            format!("grace deadline of {user} removed; the next login starts a new grace period"),
+        ),
+        _ => {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "give exactly one of extend or reset",
+            ))
+        }
+    };
+    let recs = this.store.set_grace(user, now, deadline, ev)?;
+    this.syslog_records(&recs);
+    Ok(Response::Done { message })
+}
+
+/// Walks the whole chain from the retention anchor to the head.
+pub(crate) fn verify_audit(this: &Engine) -> Result<AuditReport, Failure> {
+    let mut check = ChainCheck::new(0, Vec::new());
+    let mut pruned_through = 0;
+    this.store.audit_walk(&mut |step| match step {
+        Walk::Anchor(id, hash) => {
+            pruned_through = id;
+            check = ChainCheck::new(id, hash.to_vec());
+            true
+        }
+        Walk::Row(row) => check.push(row),
+        Walk::Head(head) => {
+            check.finish(head.map(|(id, h)| (id, h.to_vec())));
+            true
+        }
+    })?;
+    Ok(AuditReport {
+        rows: check.rows,
+        first_id: check.first_id,
+        last_id: check.last_id(),
+        pruned_through,
+        broken: check.broken.clone(),
+    })
+}
+
+fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {
+    let now = this.now();
+    let counts: BTreeMap<String, u64> = this
+        .store
+        .audit_counts(now.saturating_sub(86_400))?
+        .into_iter()
+        .collect();
+    let count = |e: &str| counts.get(e).copied().unwrap_or(0);
+    // Required users: those with a stored deadline, and members of the
+    // required groups; minus those who have a factor.
+    let mut required: BTreeMap<String, Option<u64>> = this
+        .store
+        .graces()?
+        .into_iter()
+        .map(|(u, d)| (u, Some(d)))
+        .collect();
+    for g in &this.config.policy.required_groups {
+        let members = twofold_config::groups::group_members(g).map_err(|e| Failure {
+            kind: ErrorKind::Internal,
+            message: "group lookup failed".into(),
+            detail: Some(e.to_string()),
+        })?;
+        for m in members {
+            required.entry(m).or_insert(None);
+        }
+    }
+    let mut required_unenrolled = Vec::new();
+    // Bounded so the answer fits one frame.
+    for (user, deadline) in required.into_iter().take(MAX_LISTED) {
+        if !this.has_login_factor(&user)? {
+            required_unenrolled.push(GraceInfo { user, deadline });
+        }
+    }
+    Ok(StatsReport {
+        now,
+        enrolled: this
+            .store
+            .method_users()?
+            .into_iter()
+            .map(|(method, users)| MethodCount { method, users })
+            .collect(),
+        required_unenrolled,
+        logins_ok_24h: count(event::LOGIN_SUCCESS),
+        logins_failed_24h: count(event::LOGIN_DENIED) + count(event::LOGIN_LOCKED),
+        codes_rejected_24h: count(event::LOGIN_FAILURE),
+        lockouts_24h: count(event::LOCKOUT),
+        low_backup_codes: match this.factors.recovery() {
+            Some(r) => this.store.low_codes(&r.method(), LOW_BACKUP)?,
+            None => Vec::new(),
+        }
+        .into_iter()
+        .take(MAX_LISTED)
+        .map(|(user, left)| BackupLow { user, left })
+        .collect(),
+    })
+}
+
+pub(crate) fn require_admin(peer: &Peer) -> Result<(), Failure> {
+    if peer.admin {
+        Ok(())
+    } else {
+        Err(fail(
+            ErrorKind::PermissionDenied,
+            "admin requests need root or the admin group",
+        ))
+    }
+}
+
+fn valid_user(user: &str) -> Result<(), Failure> {
+    validate::user(user).map_err(|e| fail(ErrorKind::BadRequest, e.to_string()))
+}

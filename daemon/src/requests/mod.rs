@@ -1,0 +1,70 @@
+//! The CLI's requests: self-service (enrollment, status, codes, removal)
+//! and admin (accounts, locks, grace, audit, figures). Each is authorized
+//! from the peer's credentials, answered, and logged.
+
+mod admin;
+mod selfservice;
+
+use crate::engine::Engine;
+use crate::failure::{kind_name, Failure};
+use crate::server::peer::Peer;
+use twofold_proto::{Request, Response};
+
+/// Answers one self-service or admin request and logs it.
+pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
+    let kind = req.kind();
+    let named = match &req {
+        Request::TotpEnrollStart { user, .. }
+        | Request::TotpEnrollConfirm { user, .. }
+        | Request::Status { user }
+        | Request::RegenerateBackupCodes { user, .. }
+        | Request::RemoveTotp { user, .. }
+        | Request::RemoveFactor { user, .. } => user.clone().or_else(|| peer.name.clone()),
+        Request::AdminDisable { user }
+        | Request::AdminUnlock { user }
+        | Request::AdminGrace { user, .. } => Some(user.clone()),
+        _ => None,
+    };
+    let result = match selfservice::answer(engine, peer, req) {
+        Err(Unhandled(req)) => admin::answer(engine, peer, *req),
+        Ok(r) => r,
+    };
+    let uid = peer.cred.uid.to_string();
+    let user = named.unwrap_or_default();
+    match result {
+        Ok(resp) => {
+            engine.log.event(
+                "request",
+                &[
+                    ("type", kind),
+                    ("peer_uid", &uid),
+                    ("user", &user),
+                    ("result", "ok"),
+                ],
+            );
+            resp
+        }
+        Err(f) => {
+            let mut fields = vec![
+                ("type", kind),
+                ("peer_uid", uid.as_str()),
+                ("user", user.as_str()),
+                ("result", kind_name(f.kind)),
+            ];
+            if let Some(d) = f.detail.as_deref() {
+                fields.push(("error", d));
+            }
+            engine.log.event("request", &fields);
+            Response::Failed {
+                kind: f.kind,
+                message: f.message,
+            }
+        }
+    }
+}
+
+/// A request one part does not answer, handed to the next.
+pub(crate) struct Unhandled(pub Box<Request>);
+
+/// The answer of a part that handled a request.
+pub(crate) type Answer = Result<Response, Failure>;

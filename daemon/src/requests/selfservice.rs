@@ -1,0 +1,387 @@
+//! Self-service: enrollment, status, recovery codes, removal; and the
+//! admin requests that change an account's factors (disable, list).
+//!
+//! Changing or removing a factor in self-service needs a fresh answer of a
+//! factor that authorizes changes, spent in the change's own transaction;
+//! an admin acting on another account needs none. Every change is stored
+//! with its audit row, in one transaction.
+
+use super::{Answer, Unhandled};
+use crate::audit::{event, AuditEvent};
+use crate::engine::Engine;
+use crate::factors::{enroll, EnrollOptions, Found, Role, VerifyError, Who};
+use crate::failure::{fail, Failure};
+use crate::login::MAX_ANSWER;
+use crate::server::peer::Peer;
+use crate::store::{Change, Claim, Removal, StoreError};
+use crate::validate;
+use twofold_proto::{ErrorKind, Method, Request, Response, Secret, UserStatus};
+
+/// Whom a request acts on, and whether an admin acts on someone else.
+struct Target {
+    user: String,
+    admin_other: bool,
+}
+
+/// Answers the requests of this part; hands the others back.
+pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answer, Unhandled> {
+    let start = |user, method, algorithm, digits| {
+        let t = target(peer, user)?;
+        enroll_start(engine, &t, &method, EnrollOptions { algorithm, digits })
+    };
+    let confirm = |user, method: Method, code: &Secret| {
+        let t = target(peer, user)?;
+        enroll_confirm(engine, peer, &t, &method, code)
+    };
+    Ok(match req {
+        Request::EnrollStart {
+            user,
+            method,
+            algorithm,
+            digits,
+        } => start(user, method, algorithm, digits),
+        Request::TotpEnrollStart {
+            user,
+            algorithm,
+            digits,
+        } => start(user, Method::TOTP, algorithm, digits),
+        Request::EnrollConfirm { user, method, code } => confirm(user, method, &code),
+        Request::TotpEnrollConfirm { user, code } => confirm(user, Method::TOTP, &code),
+        Request::Status { user } => {
+            target(peer, user).and_then(|t| Ok(Response::Status(status_of(engine, &t.user)?)))
+        }
+        Request::RegenerateBackupCodes { user, code } => {
+            target(peer, user).and_then(|t| regenerate(engine, peer, &t, code.as_ref()))
+        }
+        Request::RemoveTotp { user, code } => {
+            target(peer, user).and_then(|t| remove(engine, peer, &t, &Method::TOTP, code.as_ref()))
+        }
+        Request::RemoveFactor { user, method, code } => {
+            target(peer, user).and_then(|t| remove(engine, peer, &t, &method, code.as_ref()))
+        }
+        Request::AdminDisable { user } => disable(engine, peer, &user),
+        Request::AdminList => list(engine, peer),
+        other => return Err(Unhandled(Box::new(other))),
+    })
+}
+
+fn target(peer: &Peer, user: Option<String>) -> Result<Target, Failure> {
+    let user = match user {
+        Some(u) => u,
+        None => peer.name.clone().ok_or_else(|| {
+            fail(
+                ErrorKind::PermissionDenied,
+                format!("uid {} has no account name", peer.cred.uid),
+            )
+        })?,
+    };
+    validate::user(&user).map_err(|e| fail(ErrorKind::BadRequest, e.to_string()))?;
+    if peer.is_self(&user) {
+        Ok(Target {
+            user,
+            admin_other: false,
+        })
+    } else if peer.admin {
+        Ok(Target {
+            user,
+            admin_other: true,
+        })
+    } else {
+        Err(fail(
+            ErrorKind::PermissionDenied,
+            "you may only manage your own account",
+        ))
+    }
+}
+
+fn enrollable<'e>(
+    engine: &'e Engine,
+    method: &Method,
+) -> Result<&'e dyn crate::factors::Enroll, Failure> {
+    engine
+        .factors
+        .get(method)
+        .and_then(|f| f.enrollment())
+        .ok_or_else(|| {
+            fail(
+                ErrorKind::BadRequest,
+                format!("{method} is not a factor that can be enrolled"),
+            )
+        })
+}
+
+fn enroll_start(
+    engine: &Engine,
+    t: &Target,
+    method: &Method,
+    options: EnrollOptions,
+) -> Result<Response, Failure> {
+    let e = enrollable(engine, method)?;
+    Ok(e.start(&engine.ctx(), &t.user, &options)?.response)
+}
+
+fn enroll_confirm(
+    engine: &Engine,
+    peer: &Peer,
+    t: &Target,
+    method: &Method,
+    code: &Secret,
+) -> Result<Response, Failure> {
+    let e = enrollable(engine, method)?;
+    let enrolled = AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
+        .method(method.as_str())
+        .with("via", "cli");
+    let done = enroll::confirm(&engine.ctx(), &engine.factors, e, &t.user, code, enrolled)?;
+    engine.syslog_records(&done.records);
+    Ok(Response::BackupCodes { codes: done.codes })
+}
+
+/// A fresh answer authorizes a change: checked by the factors that may
+/// authorize changes, and spent (as the returned claim) in the change's
+/// transaction. `None` for an admin acting on someone else.
+fn authorize(engine: &Engine, t: &Target, code: Option<&Secret>) -> Result<Option<Claim>, Failure> {
+    if t.admin_other {
+        return Ok(None);
+    }
+    let Some(code) = code else {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "a current verification code is required",
+        ));
+    };
+    let invalid = || fail(ErrorKind::InvalidCode, "invalid verification code");
+    if code.len() > MAX_ANSWER {
+        return Err(invalid());
+    }
+    let snap = engine.store.snapshot(&t.user, "", engine.now())?;
+    let allowed: Vec<Method> = engine
+        .factors
+        .all()
+        .filter(|f| f.authorizes() && f.usable(&snap))
+        .map(|f| f.method())
+        .collect();
+    let who = Who {
+        user: &t.user,
+        source: "",
+    };
+    let found = engine
+        .factors
+        .check(&engine.ctx(), &who, &snap, &allowed, code.expose().trim());
+    match found {
+        Ok(Some((_, Found::Claim(c)))) => Ok(Some(c)),
+        Ok(_) => Err(invalid()),
+        Err(VerifyError::Storage(e)) => Err(e.into()),
+        Err(VerifyError::Decrypt(e)) => Err(e.into()),
+    }
+}
+
+/// The outcome of a change, as the client hears it.
+fn changed(
+    engine: &Engine,
+    change: Change,
+    nothing: impl FnOnce() -> Failure,
+) -> Result<(), Failure> {
+    match change {
+        Change::Done(recs) => {
+            engine.syslog_records(&recs);
+            Ok(())
+        }
+        Change::Lost => Err(fail(ErrorKind::InvalidCode, "invalid verification code")),
+        Change::Nothing => Err(nothing()),
+    }
+}
+
+fn no_factor(user: &str) -> Failure {
+    fail(
+        ErrorKind::NotFound,
+        format!("{user} has no confirmed factor"),
+    )
+}
+
+fn regenerate(
+    engine: &Engine,
+    peer: &Peer,
+    t: &Target,
+    code: Option<&Secret>,
+) -> Result<Response, Failure> {
+    let Some(recovery) = engine.factors.recovery() else {
+        return Err(fail(
+            ErrorKind::NotFound,
+            "this daemon issues no backup codes",
+        ));
+    };
+    if !has_confirmed(engine, &t.user)? {
+        return Err(no_factor(&t.user));
+    }
+    let claim = authorize(engine, t, code)?;
+    let cx = engine.ctx();
+    let Some(issued) = recovery.issue(&cx, &t.user)? else {
+        return Err(fail(
+            ErrorKind::NotFound,
+            "this daemon issues no backup codes",
+        ));
+    };
+    let method = recovery.method();
+    let ev =
+        AuditEvent::new(event::CODES_REGENERATED, &t.user, &peer.actor()).method(method.as_str());
+    let change =
+        engine
+            .store
+            .replace_codes(&t.user, &method, issued.rows, claim, engine.now(), vec![ev])?;
+    changed(engine, change, || no_factor(&t.user))?;
+    Ok(Response::BackupCodes {
+        codes: issued.shown,
+    })
+}
+
+fn has_confirmed(engine: &Engine, user: &str) -> Result<bool, StoreError> {
+    Ok(engine
+        .store
+        .credentials(user)?
+        .iter()
+        .any(|c| c.confirmed_at.is_some()))
+}
+
+fn remove(
+    engine: &Engine,
+    peer: &Peer,
+    t: &Target,
+    method: &Method,
+    code: Option<&Secret>,
+) -> Result<Response, Failure> {
+    let Some(factor) = engine.factors.get(method) else {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            format!("unknown method {method}"),
+        ));
+    };
+    if factor.role() == Role::Recovery {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            format!(
+                "{method}s are not removed but regenerated (`twofold backup-codes regenerate`)"
+            ),
+        ));
+    }
+    let creds = engine.store.credentials(&t.user)?;
+    let mine = |c: &&crate::store::Credential| c.method == *method;
+    let missing = || {
+        fail(
+            ErrorKind::NotFound,
+            format!("{} has no {method} credential", t.user),
+        )
+    };
+    let mut claim = None;
+    if !t.admin_other {
+        if !creds.iter().filter(mine).any(|c| c.confirmed_at.is_some()) {
+            return Err(missing());
+        }
+        let last = !creds
+            .iter()
+            .any(|c| c.method != *method && c.confirmed_at.is_some());
+        // The recovery codes hang on the primary factors: removing the
+        // last one removes them too, which policy may forbid.
+        if last {
+            match engine.required_somewhere(&t.user) {
+                Ok(None) => {}
+                Ok(Some(why)) => {
+                    return Err(fail(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "{why}; you cannot remove your last factor yourself (an admin can)"
+                        ),
+                    ))
+                }
+                Err(e) => {
+                    return Err(Failure {
+                        kind: ErrorKind::Internal,
+                        message:
+                            "cannot check the policy (group lookup failed); nothing was changed"
+                                .into(),
+                        detail: Some(e.to_string()),
+                    })
+                }
+            }
+        }
+        claim = authorize(engine, t, code)?;
+    }
+    let what = Removal::Method {
+        method: method.clone(),
+        codes_too: engine.factors.recovery_methods(),
+    };
+    let ev = AuditEvent::new(event::FACTOR_REMOVED, &t.user, &peer.actor()).method(method.as_str());
+    let change = engine
+        .store
+        .remove(&t.user, what, claim, engine.now(), Vec::new(), vec![ev])?;
+    changed(engine, change, missing)?;
+    Ok(Response::Done {
+        message: format!("{method} of {} removed", t.user),
+    })
+}
+
+fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure> {
+    super::admin::require_admin(peer)?;
+    validate::user(user).map_err(|e| fail(ErrorKind::BadRequest, e.to_string()))?;
+    if !engine.store.user_exists(user)? {
+        return Err(fail(
+            ErrorKind::NotFound,
+            format!("no twofold account {user:?}"),
+        ));
+    }
+    let always = vec![AuditEvent::new(event::ADMIN, user, &peer.actor()).with("action", "disable")];
+    // One row per factor the account held, as `twofold audit` shows removals.
+    let mut methods: Vec<Method> = engine
+        .store
+        .credentials(user)?
+        .into_iter()
+        .map(|c| c.method)
+        .collect();
+    methods.dedup();
+    let removed = methods
+        .iter()
+        .map(|m| AuditEvent::new(event::FACTOR_REMOVED, user, &peer.actor()).method(m.as_str()))
+        .collect();
+    let change = engine
+        .store
+        .remove(user, Removal::All, None, engine.now(), always, removed)?;
+    changed(engine, change, || {
+        fail(ErrorKind::NotFound, format!("no twofold account {user:?}"))
+    })?;
+    Ok(Response::Done {
+        message: format!("all factors of {user} removed"),
+    })
+}
+
+fn list(engine: &Engine, peer: &Peer) -> Result<Response, Failure> {
+    super::admin::require_admin(peer)?;
+    let names = engine.store.users()?;
+    let users = names
+        .iter()
+        .map(|n| status_of(engine, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Response::Users { users })
+}
+
+/// What `twofold status` shows of `user`: each factor's report.
+pub(crate) fn status_of(engine: &Engine, user: &str) -> Result<UserStatus, StoreError> {
+    let now = engine.now();
+    let cx = engine.ctx();
+    let creds = engine.store.credentials(user)?;
+    let mut status = UserStatus {
+        user: user.to_owned(),
+        factors: Vec::new(),
+        backup_codes_left: 0,
+        pending_enrollment: false,
+        grace_deadline: engine.store.grace_deadline(user)?,
+        locked_until: engine.store.user_lock(user, now)?,
+    };
+    for f in engine.factors.all() {
+        let r = f.report(&cx, user, &creds)?;
+        status.factors.extend(r.factors);
+        status.pending_enrollment |= r.pending;
+        if f.role() == Role::Recovery {
+            status.backup_codes_left += r.codes_left.unwrap_or(0);
+        }
+    }
+    Ok(status)
+}
