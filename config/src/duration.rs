@@ -48,7 +48,7 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
 /// Renders seconds in the largest unit that divides them.
 pub fn format_duration(secs: u64) -> String {
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if secs != 0 && secs % size == 0 {
+        if secs != 0 && secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

@@ -2,6 +2,7 @@
 //! the socket and hands over to the library.
 
 use anyhow::Context;
+use nix::sys::signal::{SigSet, Signal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -76,28 +77,17 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), String> {
 /// Blocks SIGTERM and SIGINT in every thread and turns them into a
 /// shutdown from one dedicated thread; must run before any other thread starts.
 fn handle_signals(shutdown: Shutdown) -> anyhow::Result<()> {
-    // SAFETY: sigset_t is plain old data, initialized by sigemptyset before use.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid sigset_t; these calls only fail for invalid signals.
-    let rc = unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        anyhow::bail!(
-            "cannot block signals: {}",
-            std::io::Error::from_raw_os_error(rc)
-        );
-    }
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set.thread_block()
+        .map_err(std::io::Error::from)
+        .context("cannot block signals")?;
     std::thread::Builder::new()
         .name("twofoldd-signals".into())
         .spawn(move || loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: set and sig are valid for the call.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
-                eprintln!("twofoldd: signal {sig} received; shutting down");
+            if let Ok(sig) = set.wait() {
+                eprintln!("twofoldd: signal {} received; shutting down", sig as i32);
                 shutdown.trigger();
             }
         })

@@ -104,6 +104,10 @@ fn sigterm_shuts_down_cleanly_with_exit_0() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.contains("listening on"), "{err}");
     assert!(
+        err.contains("twofoldd: signal 15 received; shutting down"),
+        "{err}"
+    );
+    assert!(
         err.contains("twofoldd: request type=status peer_uid="),
         "{err}"
     );

@@ -3,6 +3,7 @@
 
 use crate::login::{Authtok, ConvError, Conversation, Level, Log, Notice};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use twofold_proto::zeroize::Zeroize;
 use twofold_proto::Secret;
 
 /// Successful function return.
@@ -294,10 +295,10 @@ unsafe fn take_reply(resp: *mut PamResponse) -> Result<Secret, ConvError> {
     // SAFETY: text is NUL-terminated (caller); the slice excludes the NUL.
     let bytes = unsafe { std::slice::from_raw_parts_mut(text.cast::<u8>(), libc::strlen(text)) };
     let answer = String::from_utf8(bytes.to_vec()).map_err(|e| {
-        wipe(&mut e.into_bytes());
+        e.into_bytes().zeroize();
         ConvError("the answer is not valid UTF-8")
     });
-    wipe(bytes);
+    bytes.zeroize();
     // SAFETY: both came from the application's malloc.
     unsafe {
         libc::free(text.cast());
@@ -320,24 +321,12 @@ unsafe fn free_reply(resp: *mut PamResponse) {
     if !text.is_null() {
         // SAFETY: NUL-terminated, malloc'd by the application.
         unsafe {
-            wipe(std::slice::from_raw_parts_mut(
-                text.cast::<u8>(),
-                libc::strlen(text),
-            ));
+            std::slice::from_raw_parts_mut(text.cast::<u8>(), libc::strlen(text)).zeroize();
             libc::free(text.cast());
         }
     }
     // SAFETY: malloc'd by the application.
     unsafe { libc::free(resp.cast()) };
-}
-
-/// Overwrites memory that held an answer; volatile so it is not optimized away.
-fn wipe(bytes: &mut [u8]) {
-    for b in bytes.iter_mut() {
-        // SAFETY: b is a valid, exclusive reference.
-        unsafe { std::ptr::write_volatile(b, 0) };
-    }
-    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
 /// PAM_AUTHTOK through libpam, for single-prompt mode.
@@ -357,14 +346,14 @@ impl Authtok for PamAuthtok {
     fn set(&mut self, password: &Secret) -> Result<(), &'static str> {
         let mut bytes = password.expose().as_bytes().to_vec();
         if bytes.contains(&0) {
-            wipe(&mut bytes);
+            bytes.zeroize();
             return Err("the password contains a NUL byte");
         }
         bytes.push(0);
         // SAFETY: h is live; bytes is NUL-terminated and libpam copies it
         // (and wipes its copy at pam_end).
         let rc = unsafe { pam_set_item(self.h, PAM_AUTHTOK, bytes.as_ptr().cast()) };
-        wipe(&mut bytes);
+        bytes.zeroize();
         if rc == PAM_SUCCESS {
             Ok(())
         } else {

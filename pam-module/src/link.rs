@@ -14,6 +14,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use twofold_proto::zeroize::Zeroize;
 use twofold_proto::{
     check_welcome, connect_unix_nonblocking, hello, write_message, ClientError, FrameError,
     FrameReader, Request, Response,
@@ -99,7 +100,7 @@ impl Daemon for Link {
         let built = write_message(&mut frames, req).map_err(ClientError::Frame);
         let sent = built
             .and_then(|()| self.charged(|io, _| io.write_all(&frames).map_err(FrameError::from)));
-        wipe(&mut frames);
+        frames.zeroize();
         sent
     }
 
@@ -113,15 +114,6 @@ impl Daemon for Link {
             self.welcomed = true;
         }
         self.charged(|io, reader| reader.read_message(io))
-    }
-}
-
-/// Overwrites bytes that may have held a request with a code in it
-/// (volatile, so the compiler cannot drop the stores as dead).
-fn wipe(bytes: &mut [u8]) {
-    for b in bytes.iter_mut() {
-        // SAFETY: b is a valid, aligned, exclusive reference.
-        unsafe { std::ptr::write_volatile(b, 0) };
     }
 }
 

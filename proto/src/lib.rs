@@ -26,6 +26,9 @@ pub use messages::{
 };
 pub use method::Method;
 pub use secret::Secret;
+/// Re-exported so that `pam_twofold.so`, whose only dependencies are this
+/// crate and `libc`, wipes answers with the same crate `Secret` uses.
+pub use zeroize;
 
 /// The protocol version this build speaks.
 ///

@@ -10,8 +10,8 @@
 //! m = 19 MiB, t = 2); a stored PHC string keeps verifying with its own
 //! parameters.
 
-use argon2::{Algorithm, Argon2, Block, Params, Version};
-use base64ct::{Base64Unpadded, Encoding};
+use argon2::password_hash::phc::{Ident, Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version, ARGON2ID_IDENT};
 use std::sync::{Condvar, Mutex, OnceLock};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
@@ -24,6 +24,14 @@ pub const T_COST: u32 = 5;
 pub const P_COST: u32 = 1;
 /// Hash length in bytes.
 const OUT_LEN: usize = 32;
+/// The shortest hash a stored string may hold (PHC allows 10 bytes).
+const MIN_STORED_OUT_LEN: usize = 16;
+/// The parameters of a stored string, all of them, in this order.
+const PARAM_NAMES: [Ident; 3] = [
+    Ident::new_unwrap("m"),
+    Ident::new_unwrap("t"),
+    Ident::new_unwrap("p"),
+];
 /// The largest `m` (KiB) a stored hash may ask for; above it, verification
 /// fails (a hash twofold never writes, and a way to exhaust memory).
 pub const MAX_M_COST: u32 = 64 * 1024;
@@ -119,73 +127,56 @@ fn new_params() -> Result<Params, KdfError> {
 /// The argon2id PHC string of `pwd` with a fresh `salt` (16 bytes) and the
 /// parameters of new hashes.
 pub fn hash(pwd: &[u8], salt: &[u8; 16]) -> Result<String, KdfError> {
+    let params = new_params()?;
     let mut out = Zeroizing::new([0u8; OUT_LEN]);
-    run(new_params()?, pwd, salt, &mut out[..])?;
-    Ok(format!(
-        "$argon2id$v=19$m={M_COST},t={T_COST},p={P_COST}${}${}",
-        Base64Unpadded::encode_string(salt),
-        Base64Unpadded::encode_string(&out[..])
-    ))
+    run(params.clone(), pwd, salt, &mut out[..])?;
+    let phc = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| KdfError(e.to_string()))?,
+        salt: Some(Salt::new(salt).map_err(|e| KdfError(e.to_string()))?),
+        hash: Some(Output::new(&out[..]).map_err(|e| KdfError(e.to_string()))?),
+    };
+    Ok(phc.to_string())
 }
 
-/// A parsed `$argon2id$v=19$m=…,t=…,p=…$salt$hash` string.
-struct Phc {
-    params: Params,
-    salt: Vec<u8>,
-    hash: Vec<u8>,
-}
-
-/// Parses the only PHC form twofold writes (argon2id, version 19, m/t/p in
-/// that order, within the limits above); anything else is `None`.
-fn parse(phc: &str) -> Option<Phc> {
-    let mut parts = phc.split('$');
-    let ("", Some("argon2id"), Some("v=19"), Some(p), Some(salt), Some(hash), None) = (
-        parts.next()?,
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let mut nums = p.split(',');
-    let mut field = |name: &str| -> Option<u32> {
-        let v = nums.next()?.strip_prefix(name)?.strip_prefix('=')?;
-        // Decimal without sign or leading zeros, as PHC requires.
-        if v.is_empty() || (v.len() > 1 && v.starts_with('0')) {
-            return None;
-        }
-        v.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| v.parse().ok())?
-    };
-    let (m, t, p) = (field("m")?, field("t")?, field("p")?);
-    if nums.next().is_some() || m > MAX_M_COST || t > MAX_T_COST || p > MAX_P_COST {
+/// Parses `phc` with the argon2 crate's own PHC parser, then accepts only
+/// the form twofold writes: argon2id, version 19, exactly `m`, `t`, `p` in
+/// that order (no `keyid` or `data`) within the limits above, a salt and a
+/// hash of at least [`MIN_STORED_OUT_LEN`] bytes. Anything else is `None`.
+fn parse(phc: &str) -> Option<(Params, Salt, Output)> {
+    let phc = PasswordHash::new(phc).ok()?;
+    if phc.algorithm != ARGON2ID_IDENT
+        || phc.version != Some(Version::V0x13.into())
+        || !phc.params.iter().map(|(name, _)| name).eq(PARAM_NAMES)
+    {
         return None;
     }
-    let salt = Base64Unpadded::decode_vec(salt).ok()?;
-    let hash = Base64Unpadded::decode_vec(hash).ok()?;
-    if !(8..=64).contains(&salt.len()) || !(16..=64).contains(&hash.len()) {
+    // Decimal values (no sign, no leading zero), argon2's own ranges, and
+    // the output length of the stored hash.
+    let params = Params::try_from(&phc).ok()?;
+    if params.m_cost() > MAX_M_COST || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST
+    {
         return None;
     }
-    let params = Params::new(m, t, p, Some(hash.len())).ok()?;
-    Some(Phc { params, salt, hash })
+    let (Some(salt), Some(hash)) = (phc.salt, phc.hash) else {
+        return None;
+    };
+    (hash.len() >= MIN_STORED_OUT_LEN).then_some((params, salt, hash))
 }
 
 /// Whether `pwd` matches `phc` (one argon2 run with the string's own
 /// parameters; compared in constant time). A string that does not parse,
 /// or asks for more than the limits, never matches.
 pub fn verify(pwd: &[u8], phc: &str) -> bool {
-    let Some(phc) = parse(phc) else {
+    let Some((params, salt, expected)) = parse(phc) else {
         return false;
     };
-    let mut out = Zeroizing::new(vec![0u8; phc.hash.len()]);
-    if run(phc.params, pwd, &phc.salt, &mut out).is_err() {
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    if run(params, pwd, &salt, &mut out).is_err() {
         return false;
     }
-    bool::from(out.ct_eq(&phc.hash))
+    bool::from(out.ct_eq(expected.as_bytes()))
 }
 
 #[cfg(test)]
@@ -235,6 +226,10 @@ mod tests {
             format!("$argon2id$v=19$m=07168,t=5,p=1${tail}"),
             format!("$argon2id$v=19$m=+7168,t=5,p=1${tail}"),
             format!("$argon2id$v=19$m=7168,t=5,p=1,keyid=AAAA${tail}"),
+            format!("$argon2id$v=19$m=7168,t=5,p=1,data=AAAA${tail}"),
+            // argon2 would default the missing p to 1: not a form we write.
+            format!("$argon2id$v=19$m=7168,t=5${tail}"),
+            format!("$argon2id$v=19$m=7168,t=5,p=1,p=1${tail}"),
             format!("$argon2id$v=19$m=4194304,t=5,p=1${tail}"),
             format!("$argon2id$v=19$m=7168,t=1000,p=1${tail}"),
             format!("$argon2id$v=19$m=7168,t=5,p=1${tail}$"),

@@ -15,6 +15,7 @@ use crate::engine::{Engine, Stats};
 use crate::factors::Registry;
 use crate::log::Logger;
 use crate::store::{SqliteStore, StoreError};
+use nix::sys::socket::{self as sock, Shutdown as How};
 use peer::{peer_cred, Peer};
 use std::collections::HashMap;
 use std::io;
@@ -181,8 +182,7 @@ impl Daemon {
         }
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
         // connections are refused from now on.
-        // SAFETY: shutdown(2) on the listener's open descriptor.
-        unsafe { libc::shutdown(pool.listener.as_raw_fd(), libc::SHUT_RD) };
+        let _ = sock::shutdown(pool.listener.as_raw_fd(), How::Read);
         let open = pool.live.lock().unwrap_or_else(|e| e.into_inner()).len();
         engine
             .log
@@ -194,8 +194,8 @@ impl Daemon {
             // Conversations still waiting for a person: close them so the
             // daemon exits within a bounded time.
             for fd in pool.live.lock().unwrap_or_else(|e| e.into_inner()).values() {
-                // SAFETY: shutdown(2) on an open descriptor (see `Live`).
-                unsafe { libc::shutdown(*fd, libc::SHUT_RDWR) };
+                // Still open: an entry leaves `Live` before its stream closes.
+                let _ = sock::shutdown(*fd, How::Both);
             }
             pool.workers.wait_idle(Duration::from_secs(1));
         }

@@ -3,7 +3,8 @@
 //! **Invariant:** identity comes from `SO_PEERCRED` only, never from a payload.
 
 use crate::accounts::Directory;
-use std::os::fd::AsRawFd;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use nix::unistd::geteuid;
 use std::os::unix::net::UnixStream;
 use twofold_config::groups::group_named;
 
@@ -20,36 +21,17 @@ pub struct PeerCred {
 
 /// Reads `SO_PEERCRED` of a connected Unix stream.
 pub fn peer_cred(stream: &UnixStream) -> std::io::Result<PeerCred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: cred and len are valid for writes of their sizes; the fd is open.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            std::ptr::addr_of_mut!(cred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let cred = getsockopt(stream, PeerCredentials)?;
     Ok(PeerCred {
-        pid: cred.pid,
-        uid: cred.uid,
-        gid: cred.gid,
+        pid: cred.pid(),
+        uid: cred.uid(),
+        gid: cred.gid(),
     })
 }
 
 /// The daemon's own effective uid.
 pub fn own_euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+    geteuid().as_raw()
 }
 
 /// A connected peer with everything authorization needs, resolved once.
