@@ -21,9 +21,8 @@ mod login;
 mod login_enroll;
 mod peer;
 mod policy;
-// The CLI's renderer, compiled here too: one drawing of QR codes for both.
-#[path = "../../cli/src/qr.rs"]
-mod qr;
+// The renderer the CLI draws with too: one drawing of QR codes for both.
+use twofold_qr as qr;
 mod selfservice;
 mod server;
 mod store;
