@@ -17,8 +17,9 @@ mod error;
 mod format;
 mod input;
 mod policy;
-mod qr;
 mod stats;
+
+use twofold_qr as qr;
 
 pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;

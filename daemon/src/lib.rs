@@ -26,9 +26,9 @@ mod requests;
 mod server;
 pub mod store;
 mod validate;
-// The CLI's renderer, compiled here too: one drawing of QR codes for both.
-#[path = "../../cli/src/qr.rs"]
-mod qr;
+
+// The QR renderer the CLI draws with too.
+use twofold_qr as qr;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crypto::kdf::{M_COST as ARGON2_M_COST, P_COST as ARGON2_P_COST, T_COST as ARGON2_T_COST};

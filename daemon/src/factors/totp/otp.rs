@@ -1,10 +1,11 @@
 //! HOTP (RFC 4226) and TOTP (RFC 6238), base32 and `otpauth://` URIs.
 //!
-//! This module only computes and compares; replay protection (a step accepted
+//! The codes and base32 are `totp-rs`'s; this module chooses its parameters,
+//! walks the skew window and writes the URI (the crate's `otpauth` feature
+//! would bring a URL parser for one `format!`). It only computes and compares; replay protection (a step accepted
 //! at most once) lives in storage, where it is atomic.
 
-use hmac::{Hmac, KeyInit, Mac};
-use subtle::ConstantTimeEq;
+use totp_rs::{Builder, Secret, Totp};
 use twofold_proto::Algorithm;
 use zeroize::Zeroizing;
 
@@ -28,40 +29,34 @@ pub fn secret_len(algorithm: Algorithm) -> usize {
     }
 }
 
-fn mac(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Zeroizing<Vec<u8>> {
-    macro_rules! run {
-        ($d:ty) => {{
-            let mut m = <Hmac<$d> as KeyInit>::new_from_slice(key)
-                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-            m.update(msg);
-            Zeroizing::new(m.finalize().into_bytes().to_vec())
-        }};
-    }
-    match algorithm {
-        Algorithm::Sha1 => run!(sha1::Sha1),
-        Algorithm::Sha256 => run!(sha2::Sha256),
-        Algorithm::Sha512 => run!(sha2::Sha512),
-    }
-}
-
-/// The HOTP value for `counter`, already reduced to `digits` digits.
-pub fn hotp(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> u32 {
-    let h = mac(algorithm, key, &counter.to_be_bytes());
-    let offset = usize::from(h[h.len() - 1] & 0x0f);
-    let bin = (u32::from(h[offset]) & 0x7f) << 24
-        | u32::from(h[offset + 1]) << 16
-        | u32::from(h[offset + 2]) << 8
-        | u32::from(h[offset + 3]);
-    bin % 10u32.pow(digits)
-}
-
-/// The code for `counter` as the person sees it, zero-padded.
-pub fn hotp_code(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> Zeroizing<String> {
-    Zeroizing::new(format!(
-        "{:0width$}",
-        hotp(algorithm, key, counter, digits),
-        width = digits as usize
-    ))
+/// A `totp-rs` generator for one credential that checks a single step (skew
+/// 0): [`matching_step`] walks the window itself so that it never stops early.
+///
+/// `build_noncompliant` rather than `build`: `build` refuses keys shorter
+/// than 128 bits, which this module has always accepted for a stored
+/// credential (new ones are [`secret_len`] long), and the daemon checks the
+/// digits itself (6 to 8 at enrollment, the shape in [`looks_like_code`]).
+/// `None` for what totp-rs cannot compute: from 10 digits on it panics.
+/// The key is copied into the generator, which wipes it when dropped
+/// (feature `zeroize`).
+fn generator(params: &TotpParams, key: &[u8]) -> Option<Totp> {
+    let digits = u8::try_from(params.digits)
+        .ok()
+        .filter(|d| (1..=9).contains(d))?;
+    let algorithm = match params.algorithm {
+        Algorithm::Sha1 => totp_rs::Algorithm::SHA1,
+        Algorithm::Sha256 => totp_rs::Algorithm::SHA256,
+        Algorithm::Sha512 => totp_rs::Algorithm::SHA512,
+    };
+    Some(
+        Builder::new()
+            .with_algorithm(algorithm)
+            .with_digits(digits)
+            .with_skew(0)
+            .with_step_duration(params.period.max(1))
+            .with_secret(Secret::from(key))
+            .build_noncompliant(),
+    )
 }
 
 /// The time step that contains `now`.
@@ -77,8 +72,9 @@ pub fn looks_like_code(params: &TotpParams, code: &str) -> bool {
 
 /// The latest step within `skew` steps of `now` whose code equals `code`.
 ///
-/// Every candidate step is computed and compared in constant time, so timing
-/// tells nothing about which step (if any) matched.
+/// Every candidate step is computed and compared in constant time (totp-rs
+/// compares tokens with `constant_time_eq`), so timing tells nothing about
+/// which step (if any) matched.
 pub fn matching_step(
     params: &TotpParams,
     key: &[u8],
@@ -89,39 +85,30 @@ pub fn matching_step(
     if !looks_like_code(params, code) {
         return None;
     }
-    let center = step_at(now, params.period);
+    let totp = generator(params, key)?;
+    let period = totp.step();
+    let center = step_at(now, period);
     let first = center.saturating_sub(u64::from(skew));
     let last = center.saturating_add(u64::from(skew));
     let mut found = None;
     for step in first..=last {
-        let expected = hotp_code(params.algorithm, key, step, params.digits);
-        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+        // A step whose start overflows a u64 has no code to match.
+        let Some(start) = step.checked_mul(period) else {
+            continue;
+        };
+        if totp.check(code, start).is_some() {
             found = Some(step);
         }
     }
     found
 }
 
-const B32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
 /// RFC 4648 base32 without padding, as authenticator apps expect.
 pub fn base32_encode(data: &[u8]) -> Zeroizing<String> {
-    let mut out = Zeroizing::new(String::with_capacity(data.len().div_ceil(5) * 8));
-    let mut buffer: u16 = 0;
-    let mut bits = 0u32;
-    for &b in data {
-        buffer = (buffer << 8) | u16::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(B32[usize::from((buffer >> bits) & 31)]));
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(char::from(B32[usize::from((buffer << (5 - bits)) & 31)]));
-    }
-    out
+    // The copy in `Secret` is wiped when dropped (feature `zeroize`). The
+    // encoder underestimates its buffer and grows it once, so a freed partial
+    // copy stays on the heap, as it does when serde_json writes the reply.
+    Zeroizing::new(Secret::from(data).to_base32())
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -162,13 +149,32 @@ mod tests {
     const SEED32: &[u8] = b"12345678901234567890123456789012";
     const SEED64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
+    /// The code `params` give for `step`, as the person's app shows it.
+    fn code_at(params: &TotpParams, key: &[u8], step: u64) -> String {
+        generator(params, key)
+            .unwrap()
+            .generate(step * params.period)
+            .to_string()
+    }
+
     #[test]
     fn rfc4226_appendix_d() {
+        // HOTP for counter c is TOTP with a one-second period at time c.
+        let params = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 1,
+        };
         let expected = [
-            755224, 287082, 359152, 969429, 338314, 254676, 287922, 162583, 399871, 520489,
+            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583",
+            "399871", "520489",
         ];
-        for (counter, want) in expected.into_iter().enumerate() {
-            assert_eq!(hotp(Algorithm::Sha1, SEED20, counter as u64, 6), want);
+        for (counter, want) in (0u64..).zip(expected) {
+            assert_eq!(code_at(&params, SEED20, counter), want);
+            assert_eq!(
+                matching_step(&params, SEED20, counter, 0, want),
+                Some(counter)
+            );
         }
     }
 
@@ -194,7 +200,7 @@ mod tests {
                     period: 30,
                 };
                 let step = step_at(t, 30);
-                assert_eq!(&*hotp_code(alg, seed, step, 8), want, "{alg:?} at {t}");
+                assert_eq!(code_at(&params, seed, step), want, "{alg:?} at {t}");
                 assert_eq!(matching_step(&params, seed, t, 0, want), Some(step));
             }
         }
@@ -211,7 +217,7 @@ mod tests {
         let center = step_at(now, 30);
         for (offset, accepted) in [(-2i64, false), (-1, true), (0, true), (1, true), (2, false)] {
             let step = center.checked_add_signed(offset).unwrap();
-            let code = hotp_code(Algorithm::Sha1, SEED20, step, 6);
+            let code = code_at(&params, SEED20, step);
             let got = matching_step(&params, SEED20, now, 1, &code);
             assert_eq!(got.is_some(), accepted, "offset {offset}");
             if accepted {
@@ -227,10 +233,50 @@ mod tests {
             digits: 6,
             period: 30,
         };
-        let code = hotp_code(Algorithm::Sha1, SEED20, step_at(59, 30), 6);
-        assert!(matching_step(&params, SEED20, 59, 1, &format!("{}0", &*code)).is_none());
+        let code = code_at(&params, SEED20, step_at(59, 30));
+        assert!(matching_step(&params, SEED20, 59, 1, &format!("{code}0")).is_none());
         assert!(matching_step(&params, SEED20, 59, 1, &format!(" {}", &code[1..])).is_none());
+        assert!(matching_step(&params, SEED20, 59, 1, &format!("+{}", &code[1..])).is_none());
         assert!(matching_step(&params, SEED20, 59, 1, "").is_none());
+    }
+
+    /// totp-rs's `build` refuses keys under 128 bits; stored credentials
+    /// have never been refused for their length.
+    #[test]
+    fn short_keys_still_match() {
+        let params = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let key = &SEED20[..10];
+        let code = code_at(&params, key, step_at(59, 30));
+        assert_eq!(matching_step(&params, key, 59, 0, &code), Some(1));
+    }
+
+    /// totp-rs panics from 10 digits on; such a credential matches nothing.
+    #[test]
+    fn ten_digits_never_match_and_never_panic() {
+        let params = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 10,
+            period: 30,
+        };
+        assert!(matching_step(&params, SEED20, 59, 1, "1234567890").is_none());
+    }
+
+    /// Steps whose start does not fit a u64 are skipped, not wrapped.
+    #[test]
+    fn window_at_the_end_of_time_does_not_overflow() {
+        let params = TotpParams {
+            algorithm: Algorithm::Sha1,
+            digits: 6,
+            period: 30,
+        };
+        let now = u64::MAX;
+        let step = step_at(now, 30);
+        let code = code_at(&params, SEED20, step);
+        assert_eq!(matching_step(&params, SEED20, now, 1, &code), Some(step));
     }
 
     #[test]

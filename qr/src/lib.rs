@@ -1,4 +1,4 @@
-//! QR codes drawn in the terminal with Unicode half blocks.
+//! QR codes drawn in the terminal with Unicode half blocks, alike in the CLI and in twofoldd.
 
 use qrcode::{Color, EcLevel, QrCode};
 
