@@ -1,17 +1,22 @@
-//! Real daemons for end-to-end tests: in-process on a temp socket with a
+//! Real daemons for tests: in-process on a temp socket with a
 //! [`ManualClock`] (so TOTP windows are tested without sleeping), or the
 //! built `twofoldd` binary as a child process (for crash and restart tests).
+//! The daemon's own integration tests (`tests/daemon_*.rs`) and the
+//! end-to-end suites share this one harness.
 
-use crate::otp::oathtool;
+use crate::otp::{oathtool, oathtool_totp};
 use crate::PamConfig;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use twofold_config::Config;
-use twofold_daemon::{bind, Daemon, DaemonError, Logger, ManualClock, MemoryLog, Shutdown};
-use twofold_proto::{Client, Request, Response, Secret};
+use twofold_daemon::{
+    bind, Clock, Daemon, DaemonError, Logger, ManualClock, MemoryLog, Shutdown, Stats,
+};
+use twofold_proto::{Client, ErrorKind, Request, Response, Secret, TotpEnrollment};
 
 /// A fixed instant for tests: 2027-01-15T08:00:00Z, the start of a 30 s step.
 pub const T0: u64 = 1_800_000_000;
@@ -62,6 +67,8 @@ pub struct TestDaemon {
     pub log: Arc<MemoryLog>,
     /// The syslog socket the daemon sends its audit lines to.
     pub syslog: SyslogSink,
+    /// Counters of the daemon serving now (replaced by a restart).
+    pub stats: Arc<Stats>,
     shutdown: Shutdown,
     thread: Option<JoinHandle<Result<(), DaemonError>>>,
 }
@@ -79,34 +86,53 @@ impl TestDaemon {
         let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
         config.audit.syslog_socket = syslog.path.clone();
         edit(&mut config);
-        let clock = Arc::new(ManualClock::new(T0));
+        TestDaemon::serve_in(dir, config, Arc::new(ManualClock::new(T0)), syslog)
+    }
+
+    /// A second daemon on this one's database, master key and clock, with
+    /// its own socket, log and syslog sink (e.g. to race two daemons).
+    pub fn beside(&self) -> TestDaemon {
+        let dir = open_tempdir();
+        let mut config = self.config.clone();
+        config.daemon.socket = dir.path().join("twofold.sock");
+        let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
+        config.audit.syslog_socket = syslog.path.clone();
+        TestDaemon::serve_in(dir, config, self.clock.clone(), syslog)
+    }
+
+    fn serve_in(
+        dir: tempfile::TempDir,
+        config: Config,
+        clock: Arc<ManualClock>,
+        syslog: SyslogSink,
+    ) -> TestDaemon {
         let log = Arc::new(MemoryLog::new());
-        let mut d = TestDaemon {
+        let (stats, shutdown, thread) = serve(&config, &clock, &log);
+        TestDaemon {
             dir,
             config,
             clock,
             log,
             syslog,
-            shutdown: Shutdown::new(),
-            thread: None,
-        };
-        d.restart();
-        d
+            stats,
+            shutdown,
+            thread: Some(thread),
+        }
     }
 
     /// (Re)starts serving on the same database, key, clock and socket.
     pub fn restart(&mut self) {
         self.stop();
-        let listener = bind(&self.config.daemon.socket).expect("bind daemon socket");
-        let daemon = Daemon::open_with_log(
-            self.config.clone(),
-            self.clock.clone(),
-            Logger::new(self.log.clone()),
-        )
-        .expect("open daemon");
-        self.shutdown = Shutdown::new();
-        let shutdown = self.shutdown.clone();
-        self.thread = Some(std::thread::spawn(move || daemon.serve(listener, shutdown)));
+        let (stats, shutdown, thread) = serve(&self.config, &self.clock, &self.log);
+        self.stats = stats;
+        self.shutdown = shutdown;
+        self.thread = Some(thread);
+    }
+
+    /// Triggers shutdown without waiting: conversations in flight go on
+    /// ([`TestDaemon::stop`] waits for them).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.trigger();
     }
 
     /// Stops serving and waits for the daemon to finish; the socket goes away.
@@ -135,56 +161,114 @@ impl TestDaemon {
         &self.config.daemon.socket
     }
 
-    /// One request on a fresh connection, as the test process's user.
-    pub fn call(&self, req: &Request) -> Response {
-        let mut c = Client::connect(self.socket(), Duration::from_secs(5), "e2e").expect("connect");
-        c.call(req).expect("call")
+    /// The manual clock's now.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
     }
 
-    /// Enrolls `user` with TOTP (SHA1, 6 digits) confirmed by an `oathtool`
-    /// code two minutes before the clock's now, so every code from now on is
-    /// fresh.
-    pub fn enroll(&self, user: &str) -> Enrolled {
-        let pending = match self.call(&Request::TotpEnrollStart {
+    /// A connected, handshaken client, as the test process's user.
+    pub fn client(&self) -> Client {
+        Client::connect(self.socket(), Duration::from_secs(10), "test").expect("connect")
+    }
+
+    /// A raw connection without handshake.
+    pub fn raw(&self) -> UnixStream {
+        let s = UnixStream::connect(self.socket()).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        s
+    }
+
+    /// One request on a fresh connection, as the test process's user.
+    pub fn call(&self, req: &Request) -> Response {
+        self.client().call(req).expect("call")
+    }
+
+    /// Asserts that a brand-new client is served (handshake and a request).
+    pub fn assert_serves_new_client(&self) {
+        match self.call(&Request::Status { user: None }) {
+            Response::Status(s) => assert_eq!(s.user, "root"),
+            other => panic!("expected status, got {other:?}"),
+        }
+    }
+
+    /// Starts a TOTP enrollment for `user` (SHA1, 6 digits) as root/admin.
+    pub fn enroll_start(&self, user: &str) -> TotpEnrollment {
+        match self.call(&Request::TotpEnrollStart {
             user: Some(user.into()),
             algorithm: None,
             digits: None,
         }) {
             Response::TotpPending(p) => p,
             other => panic!("enroll start for {user}: {other:?}"),
-        };
-        let secret = pending.secret.expose().to_owned();
-        let now = self.clock_now();
-        self.clock.set(now - 120);
-        let code = oathtool(&secret, now - 120);
-        let reply = self.call(&Request::TotpEnrollConfirm {
-            user: Some(user.into()),
-            code: Secret::from(code.as_str()),
-        });
-        self.clock.set(now);
-        let backup_codes = match reply {
-            Response::BackupCodes { codes } => {
-                codes.iter().map(|c| c.expose().to_owned()).collect()
-            }
-            other => panic!("enroll confirm for {user}: {other:?}"),
-        };
-        Enrolled {
-            user: user.into(),
-            secret,
-            backup_codes,
         }
     }
 
-    /// The manual clock's now.
-    pub fn clock_now(&self) -> u64 {
-        use twofold_daemon::Clock;
-        self.clock.now()
+    /// Enrolls `user` with TOTP confirmed by the `oathtool` code of the
+    /// clock's now, which that spends: a login needs the clock moved on a
+    /// step. Returns the enrollment as shown and the backup codes.
+    pub fn enroll_totp(&self, user: &str) -> (TotpEnrollment, Vec<Secret>) {
+        let pending = self.enroll_start(user);
+        let code = oathtool_totp(&pending, self.now(), 0);
+        match self.call(&Request::TotpEnrollConfirm {
+            user: Some(user.into()),
+            code: Secret::from(code.as_str()),
+        }) {
+            Response::BackupCodes { codes } => (pending, codes),
+            other => panic!("enroll confirm for {user}: {other:?}"),
+        }
+    }
+
+    /// Enrolls `user` with TOTP (SHA1, 6 digits) confirmed two minutes
+    /// before the clock's now, so every code from now on is fresh.
+    pub fn enroll(&self, user: &str) -> Enrolled {
+        let now = self.now();
+        self.clock.set(now - 120);
+        let (pending, codes) = self.enroll_totp(user);
+        self.clock.set(now);
+        Enrolled {
+            user: user.into(),
+            secret: pending.secret.expose().to_owned(),
+            backup_codes: codes.iter().map(|c| c.expose().to_owned()).collect(),
+        }
     }
 
     /// `oathtool`'s code for `secret` at now + `steps` × 30 s.
     pub fn code(&self, secret: &str, steps: i64) -> String {
-        let t = self.clock_now() as i64 + steps * 30;
+        let t = self.now() as i64 + steps * 30;
         oathtool(secret, t as u64)
+    }
+
+    /// Runs a whole login (service `sudo` on `pts/0`, as root) over the
+    /// protocol with `answers`, acknowledging errors; returns every response
+    /// the daemon sent after `Begin`, up to its end or an unanswered prompt.
+    pub fn login(&self, user: &str, answers: &[&str]) -> Vec<Response> {
+        let mut c = self.client();
+        let mut seen = Vec::new();
+        let mut answers = answers.iter();
+        let mut resp = c
+            .call(&Request::Begin {
+                user: user.into(),
+                service: "sudo".into(),
+                rhost: None,
+                tty: Some("pts/0".into()),
+                ruser: Some("root".into()),
+            })
+            .expect("begin");
+        loop {
+            seen.push(resp.clone());
+            let next = match &resp {
+                Response::Prompt { .. } => match answers.next() {
+                    Some(a) => Request::Answer {
+                        text: Secret::from(*a),
+                    },
+                    None => return seen,
+                },
+                Response::Error { .. } | Response::Info { .. } => Request::Ack,
+                _ => return seen,
+            };
+            resp = c.call(&next).expect("answer");
+        }
     }
 
     /// A PAM config dir with service `tf` = `auth required pam_twofold.so socket=… timeout=2`.
@@ -233,6 +317,33 @@ impl TestDaemon {
             .stdin(Stdio::null())
             .output()
             .expect("run twofold")
+    }
+}
+
+type Serving = (Arc<Stats>, Shutdown, JoinHandle<Result<(), DaemonError>>);
+
+/// Opens a daemon on `config` and serves it from a new thread.
+fn serve(config: &Config, clock: &Arc<ManualClock>, log: &Arc<MemoryLog>) -> Serving {
+    let listener = bind(&config.daemon.socket).expect("bind daemon socket");
+    let daemon = Daemon::open_with_log(config.clone(), clock.clone(), Logger::new(log.clone()))
+        .expect("open daemon");
+    let stats = daemon.stats();
+    let shutdown = Shutdown::new();
+    let stop = shutdown.clone();
+    let thread = std::thread::spawn(move || daemon.serve(listener, stop));
+    (stats, shutdown, thread)
+}
+
+/// The last response of a conversation.
+pub fn last(seen: &[Response]) -> &Response {
+    seen.last().expect("no response")
+}
+
+/// The kind of a `Failed` response; `None` for any other response.
+pub fn failed_kind(r: &Response) -> Option<ErrorKind> {
+    match r {
+        Response::Failed { kind, .. } => Some(*kind),
+        _ => None,
     }
 }
 
@@ -436,6 +547,17 @@ fn unique() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Asserts that a re-executed test child (under another uid or in a
+/// namespace) passed and printed its "child ok" marker.
+pub fn assert_child_ok(out: &std::process::Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child ok"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// True when the tests run as root (uid switching, mount namespaces).

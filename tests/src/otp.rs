@@ -3,6 +3,7 @@
 //! tests; used where `oathtool` may be absent (the demo, the benchmarks).
 
 use hmac::{Hmac, KeyInit, Mac};
+use twofold_proto::TotpEnrollment;
 
 /// Decodes RFC 4648 base32 (no padding needed; case and spaces ignored).
 pub fn base32_decode(text: &str) -> Option<Vec<u8>> {
@@ -56,12 +57,29 @@ pub fn wrong_code(right: &str) -> &'static str {
 /// `oathtool`'s code for a base32 secret at `unix_time` (SHA1, 6 digits).
 /// Panics when oathtool is missing: end-to-end tests need it.
 pub fn oathtool(secret_b32: &str, unix_time: u64) -> String {
+    run_oathtool(&["--totp".to_owned()], secret_b32, unix_time)
+}
+
+/// `oathtool`'s code for an enrollment as the daemon showed it (its
+/// algorithm, digits and period) at `time` shifted by `offset` steps.
+pub fn oathtool_totp(e: &TotpEnrollment, time: u64, offset: i64) -> String {
+    let t = time as i64 + offset * i64::from(e.period);
+    let options = [
+        format!("--totp={}", e.algorithm.as_str().to_lowercase()),
+        format!("--digits={}", e.digits),
+        format!("--time-step-size={}s", e.period),
+    ];
+    run_oathtool(&options, e.secret.expose(), t as u64)
+}
+
+fn run_oathtool(options: &[String], secret_b32: &str, unix_time: u64) -> String {
     let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", "--now"])
+        .args(options)
+        .args(["-b", "--now"])
         .arg(format!("@{unix_time}"))
         .arg(secret_b32)
         .output()
-        .expect("oathtool is needed for end-to-end tests (scripts/deps installs it)");
+        .expect("oathtool is needed for these tests (scripts/deps installs it)");
     assert!(out.status.success(), "oathtool failed: {out:?}");
     String::from_utf8(out.stdout)
         .expect("oathtool prints ASCII")

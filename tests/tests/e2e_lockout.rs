@@ -113,7 +113,7 @@ fn the_user_wide_threshold_locks_every_source() {
     match d.call(&Request::Status {
         user: Some("alice".into()),
     }) {
-        Response::Status(s) => assert_eq!(s.locked_until, Some(d.clock_now() + 900)),
+        Response::Status(s) => assert_eq!(s.locked_until, Some(d.now() + 900)),
         other => panic!("{other:?}"),
     }
 }

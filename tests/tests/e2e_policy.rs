@@ -187,7 +187,7 @@ fn enrollment_can_be_skipped_within_grace_and_is_refused_after_it() {
         reset: false,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let now = d.clock_now();
+    let now = d.now();
     let (code, t) = login(&pam, "tf", "mail", "", enroll_responder(&d, now));
     assert_eq!(code, PAM_SUCCESS, "{t:?}");
     assert!(t.infos()[0].contains("1 day left"), "{t:?}");

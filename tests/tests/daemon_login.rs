@@ -1,16 +1,15 @@
 //! Login conversations through a real socket with a ManualClock.
 
-mod common;
-
-use common::*;
 use std::io::Write;
 use twofold_daemon::INVALID_CODE;
 use twofold_proto::{read_message, write_message, ErrorKind, Request, Response, Secret};
+use twofold_tests::daemon::{last, TestDaemon};
+use twofold_tests::otp::{oathtool_totp, wrong_code};
 
 #[test]
 fn enroll_start_confirm_then_login_succeeds() {
     let d = TestDaemon::start();
-    let (e, codes) = d.enroll("alice");
+    let (e, codes) = d.enroll_totp("alice");
     assert_eq!(e.user, "alice");
     assert_eq!(e.digits, 6);
     assert_eq!(e.period, 30);
@@ -20,7 +19,7 @@ fn enroll_start_confirm_then_login_succeeds() {
         .starts_with("otpauth://totp/twofold:alice?secret="));
     assert_eq!(codes.len(), 10);
     d.clock.advance(30);
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     let seen = d.login("alice", &[&code]);
     assert!(
         matches!(seen[0], Response::Prompt { echo: false, .. }),
@@ -38,9 +37,9 @@ fn enroll_start_confirm_then_login_succeeds() {
 #[test]
 fn three_wrong_codes_are_denied() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(60);
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let wrong = wrong_code(&good);
     let seen = d.login("alice", &[wrong, wrong, wrong, &good]);
     let prompts = seen
@@ -71,9 +70,9 @@ fn three_wrong_codes_are_denied() {
 #[test]
 fn a_protocol_1_client_gets_the_last_error_before_denied() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(60);
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let wrong = wrong_code(&good);
     let mut s = d.raw();
     let hello = Request::Hello {
@@ -122,7 +121,7 @@ fn a_protocol_1_client_gets_the_last_error_before_denied() {
 #[test]
 fn begin_sent_behind_hello_gets_welcome_and_prompt() {
     let d = TestDaemon::start();
-    d.enroll("alice");
+    d.enroll_totp("alice");
     let mut both = Vec::new();
     write_message(&mut both, &twofold_proto::hello("pipelined")).unwrap();
     write_message(&mut both, &begin("alice")).unwrap();
@@ -153,9 +152,9 @@ fn begin(user: &str) -> Request {
 #[test]
 fn wrong_then_right_code_succeeds_within_max_tries() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(60);
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let seen = d.login("alice", &["12345", &good]);
     assert_eq!(last(&seen), &Response::Success, "{seen:?}");
 }
@@ -163,9 +162,9 @@ fn wrong_then_right_code_succeeds_within_max_tries() {
 #[test]
 fn same_code_twice_second_is_refused() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(90);
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     assert_eq!(last(&d.login("alice", &[&code])), &Response::Success);
     let again = d.login("alice", &[&code, &code, &code]);
     assert!(matches!(last(&again), Response::Denied { .. }), "{again:?}");
@@ -180,7 +179,7 @@ fn same_code_twice_second_is_refused() {
 fn confirmation_code_cannot_open_a_login() {
     let d = TestDaemon::start();
     let e = d.enroll_start("alice");
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     let mut c = d.client();
     let r = c
         .call(&Request::TotpEnrollConfirm {
@@ -196,18 +195,18 @@ fn confirmation_code_cannot_open_a_login() {
 #[test]
 fn previous_and_next_step_accepted_two_steps_off_refused() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(30 * 10);
     let now = d.now();
     for off in [-2, 2] {
-        let seen = d.login("alice", &[&oathtool(&e, now, off)]);
+        let seen = d.login("alice", &[&oathtool_totp(&e, now, off)]);
         assert!(
             matches!(seen[1], Response::Error { .. }),
             "offset {off}: {seen:?}"
         );
     }
     for off in [-1, 0, 1] {
-        let seen = d.login("alice", &[&oathtool(&e, now, off)]);
+        let seen = d.login("alice", &[&oathtool_totp(&e, now, off)]);
         assert_eq!(last(&seen), &Response::Success, "offset {off}: {seen:?}");
     }
 }
@@ -229,7 +228,7 @@ fn pending_only_user_is_ignored() {
 #[test]
 fn backup_code_works_once_with_one_argon2_verification_per_attempt() {
     let d = TestDaemon::start();
-    let (_, codes) = d.enroll("alice");
+    let (_, codes) = d.enroll_totp("alice");
     assert_eq!(d.stats.argon2_verifications(), 0);
 
     // A well-formed code that was never issued: no row, no argon2 at all.
@@ -267,7 +266,7 @@ fn backup_code_works_once_with_one_argon2_verification_per_attempt() {
 #[test]
 fn ten_thousand_character_code_is_refused_and_next_client_served() {
     let d = TestDaemon::start();
-    let (_, _) = d.enroll("alice");
+    let (_, _) = d.enroll_totp("alice");
     let long = "1".repeat(10_000);
     let seen = d.login("alice", &[&long]);
     assert!(matches!(seen[1], Response::Error { .. }), "{seen:?}");
@@ -306,13 +305,10 @@ fn concurrent_logins_with_one_code_exactly_one_wins() {
     // Two daemons on one database: the race is decided by SQL, not by a lock
     // inside one process.
     let a = TestDaemon::start();
-    let (e, _) = a.enroll("alice");
-    let dir2 = common::TempDir::new("d2");
-    let mut config2 = a.config.clone();
-    config2.daemon.socket = dir2.0.join("second.sock");
-    let b = TestDaemon::start_on(dir2, config2, a.clock.clone());
+    let (e, _) = a.enroll_totp("alice");
+    let b = a.beside();
     a.clock.advance(30);
-    let code = oathtool(&e, a.now(), 0);
+    let code = oathtool_totp(&e, a.now(), 0);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
     let results: Vec<Response> = std::thread::scope(|s| {
         let hs: Vec<_> = [&a, &b]
@@ -359,9 +355,9 @@ fn concurrent_logins_with_one_code_exactly_one_wins() {
 #[test]
 fn a_wrong_codes_record_is_synced_to_disk_soon_after_the_answer() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(60);
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let wrong = wrong_code(&good);
     let before = d.stats.commits().deferred_syncs();
     let seen = d.login("alice", &[wrong, wrong, wrong]);
@@ -391,9 +387,9 @@ fn prompted(d: &TestDaemon, user: &str) -> twofold_proto::Client {
 #[test]
 fn a_lock_made_while_the_person_types_refuses_the_answer() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(60);
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let wrong = wrong_code(&good);
     let mut right_one = prompted(&d, "alice");
     let mut wrong_one = prompted(&d, "alice");

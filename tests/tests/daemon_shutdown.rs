@@ -1,16 +1,15 @@
 //! Graceful shutdown: in-flight conversations finish, waiting is bounded.
 
-mod common;
-
-use common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 use twofold_proto::{Request, Response, Secret};
+use twofold_tests::daemon::TestDaemon;
+use twofold_tests::otp::oathtool_totp;
 
 #[test]
 fn in_flight_login_finishes_after_shutdown_is_triggered() {
     let mut d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(30);
     let mut c = d.client();
     let r = c
@@ -23,11 +22,11 @@ fn in_flight_login_finishes_after_shutdown_is_triggered() {
         })
         .unwrap();
     assert!(matches!(r, Response::Prompt { .. }), "{r:?}");
-    d.shutdown.trigger();
+    d.begin_shutdown();
     std::thread::sleep(Duration::from_millis(300));
     let r = c
         .call(&Request::Answer {
-            text: Secret::from(oathtool(&e, d.now(), 0).as_str()),
+            text: Secret::from(oathtool_totp(&e, d.now(), 0).as_str()),
         })
         .unwrap();
     assert_eq!(r, Response::Success);

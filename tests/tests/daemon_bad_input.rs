@@ -1,15 +1,13 @@
 //! Every bad input gets a clear error or a closed connection, and the daemon
 //! keeps serving the next client.
 
-mod common;
-
-use common::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 use twofold_proto::{
     read_message, write_frame, write_message, ErrorKind, Request, Response, PROTO_VERSION,
 };
+use twofold_tests::daemon::{failed_kind, TestDaemon};
 
 fn hello() -> Request {
     twofold_proto::hello("bad-input-test")

@@ -1,14 +1,12 @@
 //! `bind`: directory creation, stale sockets, and paths it must not touch.
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::PermissionsExt;
+use twofold_tests::daemon::open_tempdir;
 
 #[test]
 fn creates_parent_and_sets_mode_0666() {
-    let dir = TempDir::new("bind");
-    let path = dir.0.join("a/b/twofold.sock");
+    let dir = open_tempdir();
+    let path = dir.path().join("a/b/twofold.sock");
     let _l = twofold_daemon::bind(&path).unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666);
@@ -16,8 +14,8 @@ fn creates_parent_and_sets_mode_0666() {
 
 #[test]
 fn stale_socket_is_replaced_but_a_live_one_is_not() {
-    let dir = TempDir::new("stale");
-    let path = dir.0.join("s.sock");
+    let dir = open_tempdir();
+    let path = dir.path().join("s.sock");
     let live = twofold_daemon::bind(&path).unwrap();
     let err = twofold_daemon::bind(&path).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
@@ -29,8 +27,8 @@ fn stale_socket_is_replaced_but_a_live_one_is_not() {
 
 #[test]
 fn regular_file_at_the_socket_path_is_left_alone() {
-    let dir = TempDir::new("notsock");
-    let path = dir.0.join("s.sock");
+    let dir = open_tempdir();
+    let path = dir.path().join("s.sock");
     std::fs::write(&path, "precious").unwrap();
     let err = twofold_daemon::bind(&path).unwrap_err();
     assert!(err.to_string().contains("not a socket"), "{err}");

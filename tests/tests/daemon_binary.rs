@@ -1,17 +1,19 @@
 //! The `twofoldd` binary: flags, configuration errors, signals.
 
-mod common;
-
-use common::*;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twofold_proto::{Client, Request, Response};
+use twofold_tests::daemon::{bin_path, config_in, open_tempdir};
 
-const BIN: &str = env!("CARGO_BIN_EXE_twofoldd");
+/// The built `twofoldd` (`cargo build --workspace --bins` first; scripts/test does).
+fn twofoldd() -> PathBuf {
+    bin_path("twofoldd")
+}
 
 #[test]
 fn missing_explicit_config_exits_2_naming_the_file() {
-    let out = Command::new(BIN)
+    let out = Command::new(twofoldd())
         .args(["--config", "/nonexistent/twofold.toml"])
         .output()
         .unwrap();
@@ -22,10 +24,10 @@ fn missing_explicit_config_exits_2_naming_the_file() {
 
 #[test]
 fn invalid_config_exits_2_naming_line_and_key() {
-    let dir = TempDir::new("badcfg");
-    let path = dir.0.join("twofold.toml");
+    let dir = open_tempdir();
+    let path = dir.path().join("twofold.toml");
     std::fs::write(&path, "[totp]\ndigits = 6\ndigitz = 7\n").unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(twofoldd())
         .arg(format!("--config={}", path.display()))
         .output()
         .unwrap();
@@ -36,7 +38,10 @@ fn invalid_config_exits_2_naming_line_and_key() {
 
 #[test]
 fn unknown_flag_exits_2() {
-    let out = Command::new(BIN).arg("--frobnicate").output().unwrap();
+    let out = Command::new(twofoldd())
+        .arg("--frobnicate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--frobnicate"));
 }
@@ -44,15 +49,15 @@ fn unknown_flag_exits_2() {
 #[test]
 fn unsafe_master_key_exits_nonzero_with_a_clear_message() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = TempDir::new("binkey");
-    let config = config_in(&dir.0);
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
     let key = &config.daemon.master_key;
     std::fs::create_dir_all(key.parent().unwrap()).unwrap();
     std::fs::write(key, "cd".repeat(32)).unwrap();
     std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let path = dir.0.join("twofold.toml");
+    let path = dir.path().join("twofold.toml");
     std::fs::write(&path, config.to_toml()).unwrap();
-    let out = Command::new(BIN)
+    let out = Command::new(twofoldd())
         .arg("--config")
         .arg(&path)
         .output()
@@ -67,11 +72,11 @@ fn unsafe_master_key_exits_nonzero_with_a_clear_message() {
 
 #[test]
 fn sigterm_shuts_down_cleanly_with_exit_0() {
-    let dir = TempDir::new("bin");
-    let config = config_in(&dir.0);
-    let path = dir.0.join("twofold.toml");
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    let path = dir.path().join("twofold.toml");
     std::fs::write(&path, config.to_toml()).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = Command::new(twofoldd())
         .arg("--config")
         .arg(&path)
         .stderr(Stdio::piped())

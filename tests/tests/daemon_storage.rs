@@ -1,12 +1,11 @@
 //! The database and master key on disk: modes, migrations, tampering.
 
-mod common;
-
-use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use twofold_daemon::{Daemon, DaemonError, KeyError, ManualClock, StoreError, SCHEMA_VERSION};
 use twofold_proto::Response;
+use twofold_tests::daemon::{config_in, failed_kind, last, open_tempdir, TestDaemon, T0};
+use twofold_tests::otp::oathtool_totp;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -15,16 +14,16 @@ fn mode(p: &std::path::Path) -> u32 {
 #[test]
 fn database_key_and_their_directories_are_private() {
     let d = TestDaemon::start();
-    d.enroll("alice");
-    let db = &d.config.daemon.database;
+    d.enroll_totp("alice");
+    let db = &d.config().daemon.database;
     assert_eq!(mode(db), 0o600);
     let wal = db.with_extension("db-wal");
     assert!(wal.exists(), "WAL mode should leave a -wal file while open");
     assert_eq!(mode(&wal), 0o600);
     assert_eq!(mode(&db.with_extension("db-shm")), 0o600);
     assert_eq!(mode(db.parent().unwrap()), 0o700);
-    assert_eq!(mode(&d.config.daemon.master_key), 0o600);
-    assert_eq!(mode(d.config.daemon.master_key.parent().unwrap()), 0o700);
+    assert_eq!(mode(&d.config().daemon.master_key), 0o600);
+    assert_eq!(mode(d.config().daemon.master_key.parent().unwrap()), 0o700);
     assert_eq!(mode(d.socket()), 0o666);
     let conn = rusqlite::Connection::open(db).unwrap();
     let journal: String = conn
@@ -35,8 +34,8 @@ fn database_key_and_their_directories_are_private() {
 
 #[test]
 fn group_readable_master_key_refuses_to_start() {
-    let dir = TempDir::new("key");
-    let config = config_in(&dir.0);
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
     let key = &config.daemon.master_key;
     std::fs::create_dir_all(key.parent().unwrap()).unwrap();
     std::fs::write(key, format!("{}\n", "ab".repeat(32))).unwrap();
@@ -63,12 +62,10 @@ fn group_readable_master_key_refuses_to_start() {
 #[test]
 fn reopening_keeps_data_and_migrations_are_idempotent() {
     let mut d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.stop();
-    let dir = std::mem::replace(&mut d.dir, TempDir::new("unused"));
-    let config = d.config.clone();
+    let config = d.config().clone();
     let clock = d.clock.clone();
-    drop(d);
     for _ in 0..2 {
         let db = rusqlite::Connection::open(&config.daemon.database).unwrap();
         let v: u32 = db
@@ -77,18 +74,18 @@ fn reopening_keeps_data_and_migrations_are_idempotent() {
         assert_eq!(v, SCHEMA_VERSION);
         Daemon::open(config.clone(), clock.clone()).unwrap();
     }
-    let d = TestDaemon::start_on(dir, config, clock);
+    d.restart();
     d.clock.advance(30);
     assert_eq!(
-        last(&d.login("alice", &[&oathtool(&e, d.now(), 0)])),
+        last(&d.login("alice", &[&oathtool_totp(&e, d.now(), 0)])),
         &Response::Success
     );
 }
 
 #[test]
 fn database_from_a_newer_daemon_is_refused() {
-    let dir = TempDir::new("newer");
-    let config = config_in(&dir.0);
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
     Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
     let db = rusqlite::Connection::open(&config.daemon.database).unwrap();
     db.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
@@ -104,9 +101,9 @@ fn database_from_a_newer_daemon_is_refused() {
 #[test]
 fn ciphertext_moved_to_another_users_row_fails_closed() {
     let d = TestDaemon::start();
-    let (alice, _) = d.enroll("alice");
-    d.enroll("bob");
-    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    let (alice, _) = d.enroll_totp("alice");
+    d.enroll_totp("bob");
+    let db = rusqlite::Connection::open(&d.config().daemon.database).unwrap();
     let changed = db
         .execute(
             "UPDATE credentials SET sealed = (SELECT sealed FROM credentials WHERE user = 'alice'),
@@ -118,7 +115,7 @@ fn ciphertext_moved_to_another_users_row_fails_closed() {
     assert_eq!(changed, 1);
     drop(db);
     d.clock.advance(30);
-    let seen = d.login("bob", &[&oathtool(&alice, d.now(), 0)]);
+    let seen = d.login("bob", &[&oathtool_totp(&alice, d.now(), 0)]);
     assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
     assert!(
         d.log_text().contains("user=bob") && d.log_text().contains("cannot be decrypted"),
@@ -127,7 +124,7 @@ fn ciphertext_moved_to_another_users_row_fails_closed() {
     );
     // alice is unaffected.
     assert_eq!(
-        last(&d.login("alice", &[&oathtool(&alice, d.now(), 0)])),
+        last(&d.login("alice", &[&oathtool_totp(&alice, d.now(), 0)])),
         &Response::Success
     );
 }
@@ -135,8 +132,8 @@ fn ciphertext_moved_to_another_users_row_fails_closed() {
 #[test]
 fn swapping_row_identity_also_fails() {
     let d = TestDaemon::start();
-    let (alice, _) = d.enroll("alice");
-    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    let (alice, _) = d.enroll_totp("alice");
+    let db = rusqlite::Connection::open(&d.config().daemon.database).unwrap();
     db.execute(
         "UPDATE credentials SET id = id + 1 WHERE user = 'alice'",
         [],
@@ -144,14 +141,14 @@ fn swapping_row_identity_also_fails() {
     .unwrap();
     drop(db);
     d.clock.advance(30);
-    let seen = d.login("alice", &[&oathtool(&alice, d.now(), 0)]);
+    let seen = d.login("alice", &[&oathtool_totp(&alice, d.now(), 0)]);
     assert!(matches!(last(&seen), Response::Denied { .. }), "{seen:?}");
 }
 
 #[test]
 fn loose_database_mode_is_warned_about() {
-    let dir = TempDir::new("loose");
-    let config = config_in(&dir.0);
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
     Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
     std::fs::set_permissions(
         &config.daemon.database,
@@ -175,8 +172,8 @@ fn loose_database_mode_is_warned_about() {
 #[test]
 fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
     let d = TestDaemon::start();
-    d.enroll("alice");
-    let db = rusqlite::Connection::open(&d.config.daemon.database).unwrap();
+    d.enroll_totp("alice");
+    let db = rusqlite::Connection::open(&d.config().daemon.database).unwrap();
     db.execute_batch("DROP TABLE failures").unwrap();
     // The login starts; the wrong code cannot be counted, so no answer is given.
     let seen = d.login("alice", &["abcde-fghij"]);

@@ -1,17 +1,16 @@
 //! Self-service and admin requests through the socket (the test runs as root:
 //! its own account is `root`, and it is an admin for everyone else).
 
-mod common;
-
-use common::*;
 use twofold_proto::{Algorithm, ErrorKind, Request, Response};
+use twofold_tests::daemon::{failed_kind, last, TestDaemon};
+use twofold_tests::otp::oathtool_totp;
 
 #[test]
 fn expired_enrollment_is_not_found() {
     let d = TestDaemon::start();
     let e = d.enroll_start("alice");
     d.clock.advance(15 * 60 + 1);
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     let r = d
         .client()
         .call(&Request::TotpEnrollConfirm {
@@ -28,7 +27,7 @@ fn enrollment_just_inside_the_timeout_confirms() {
     let d = TestDaemon::start();
     let e = d.enroll_start("alice");
     d.clock.advance(15 * 60);
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     let r = d
         .client()
         .call(&Request::TotpEnrollConfirm {
@@ -44,7 +43,7 @@ fn confirm_with_wrong_code_is_invalid_and_pending_stays() {
     let d = TestDaemon::start();
     let e = d.enroll_start("alice");
     let mut c = d.client();
-    let good = oathtool(&e, d.now(), 0);
+    let good = oathtool_totp(&e, d.now(), 0);
     let wrong = if good == "123456" { "654321" } else { "123456" };
     let r = c
         .call(&Request::TotpEnrollConfirm {
@@ -85,7 +84,7 @@ fn confirm_without_pending_is_not_found_and_second_start_conflicts() {
         })
         .unwrap();
     assert_eq!(failed_kind(&r), Some(ErrorKind::NotFound), "{r:?}");
-    d.enroll("alice");
+    d.enroll_totp("alice");
     let r = d
         .client()
         .call(&Request::TotpEnrollStart {
@@ -103,8 +102,8 @@ fn restarting_a_pending_enrollment_replaces_the_secret() {
     let first = d.enroll_start("alice");
     let second = d.enroll_start("alice");
     assert_ne!(first.secret, second.secret);
-    let old = oathtool(&first, d.now(), 0);
-    let new = oathtool(&second, d.now(), 0);
+    let old = oathtool_totp(&first, d.now(), 0);
+    let new = oathtool_totp(&second, d.now(), 0);
     let mut c = d.client();
     if old != new {
         let r = c
@@ -149,13 +148,13 @@ fn sha512_eight_digit_enrollment_logs_in() {
     let r = c
         .call(&Request::TotpEnrollConfirm {
             user: Some("alice".into()),
-            code: oathtool(&e, d.now(), 0).as_str().into(),
+            code: oathtool_totp(&e, d.now(), 0).as_str().into(),
         })
         .unwrap();
     assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
     d.clock.advance(30);
     assert_eq!(
-        last(&d.login("alice", &[&oathtool(&e, d.now(), 0)])),
+        last(&d.login("alice", &[&oathtool_totp(&e, d.now(), 0)])),
         &Response::Success
     );
 }
@@ -179,7 +178,7 @@ fn bad_digits_are_a_bad_request() {
 #[test]
 fn self_service_regenerate_needs_a_fresh_code_that_is_then_used_up() {
     let d = TestDaemon::start();
-    let (e, old_codes) = d.enroll("root");
+    let (e, old_codes) = d.enroll_totp("root");
     d.clock.advance(30);
     let mut c = d.client();
     let r = c
@@ -189,7 +188,7 @@ fn self_service_regenerate_needs_a_fresh_code_that_is_then_used_up() {
         })
         .unwrap();
     assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
-    let code = oathtool(&e, d.now(), 0);
+    let code = oathtool_totp(&e, d.now(), 0);
     let wrong = if code == "000000" { "111111" } else { "000000" };
     let r = c
         .call(&Request::RegenerateBackupCodes {
@@ -222,7 +221,7 @@ fn self_service_regenerate_needs_a_fresh_code_that_is_then_used_up() {
 #[test]
 fn admin_regenerates_and_removes_for_another_user_without_a_code() {
     let d = TestDaemon::start();
-    d.enroll("alice");
+    d.enroll_totp("alice");
     let mut c = d.client();
     let r = c
         .call(&Request::RegenerateBackupCodes {
@@ -251,7 +250,7 @@ fn admin_regenerates_and_removes_for_another_user_without_a_code() {
 #[test]
 fn self_service_remove_needs_a_code() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("root");
+    let (e, _) = d.enroll_totp("root");
     d.clock.advance(30);
     let mut c = d.client();
     let r = c
@@ -264,7 +263,7 @@ fn self_service_remove_needs_a_code() {
     let r = c
         .call(&Request::RemoveTotp {
             user: None,
-            code: Some(oathtool(&e, d.now(), 0).as_str().into()),
+            code: Some(oathtool_totp(&e, d.now(), 0).as_str().into()),
         })
         .unwrap();
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
@@ -274,8 +273,8 @@ fn self_service_remove_needs_a_code() {
 #[test]
 fn admin_list_and_disable() {
     let d = TestDaemon::start();
-    d.enroll("carol");
-    d.enroll("alice");
+    d.enroll_totp("carol");
+    d.enroll_totp("alice");
     d.enroll_start("bob");
     let mut c = d.client();
     let Response::Users { users } = c.call(&Request::AdminList).unwrap() else {
@@ -309,11 +308,11 @@ fn admin_list_and_disable() {
 #[test]
 fn status_reports_last_use() {
     let d = TestDaemon::start();
-    let (e, _) = d.enroll("alice");
+    let (e, _) = d.enroll_totp("alice");
     d.clock.advance(30);
     let at = d.now();
     assert_eq!(
-        last(&d.login("alice", &[&oathtool(&e, at, 0)])),
+        last(&d.login("alice", &[&oathtool_totp(&e, at, 0)])),
         &Response::Success
     );
     let Response::Status(s) = d
@@ -333,12 +332,12 @@ fn status_reports_last_use() {
 #[test]
 fn no_code_or_secret_reaches_the_log() {
     let d = TestDaemon::start();
-    let (e, codes) = d.enroll("alice");
+    let (e, codes) = d.enroll_totp("alice");
     let mut secrets: Vec<String> = vec![e.secret.expose().to_owned(), e.uri.expose().to_owned()];
     let mut typed = Vec::new();
     for _ in 1..4u64 {
         d.clock.advance(30);
-        let code = oathtool(&e, d.now(), 0);
+        let code = oathtool_totp(&e, d.now(), 0);
         typed.push(code.clone());
         d.login("alice", &["98765432", &code]);
     }

@@ -4,11 +4,10 @@
 //! copy of `/etc/group` is bind-mounted over the real one, so the host's
 //! file is never touched, and edits that copy between logins.
 
-mod common;
-
-use common::*;
 use std::process::Command;
 use twofold_proto::{Request, Response};
+use twofold_tests::daemon::{assert_child_ok, last, open_tempdir, TestDaemon};
+use twofold_tests::otp::oathtool_totp;
 
 const GROUP_ENV: &str = "TWOFOLD_TEST_GROUP_FILE";
 
@@ -19,8 +18,8 @@ fn group_edit_reaches_the_next_login_despite_the_cache() {
         eprintln!("skipped: a private mount namespace needs root and unshare");
         return;
     }
-    let dir = TempDir::new("group-cache");
-    let copy = dir.0.join("group");
+    let dir = open_tempdir();
+    let copy = dir.path().join("group");
     std::fs::copy("/etc/group", &copy).unwrap();
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
@@ -86,10 +85,10 @@ fn an_enrolled_users_login_asks_nss_only_when_the_policy_names_groups() {
                 c.policy.exempt_groups = g;
             }
         });
-        let (e, _) = d.enroll("alice");
+        let (e, _) = d.enroll_totp("alice");
         d.clock.advance(30);
         let before = d.stats.nss_lookups();
-        let seen = d.login("alice", &[&oathtool(&e, d.now(), 0)]);
+        let seen = d.login("alice", &[&oathtool_totp(&e, d.now(), 0)]);
         assert_eq!(*last(&seen), Response::Success, "{seen:?}");
         let asked = d.stats.nss_lookups() - before;
         if names_groups {

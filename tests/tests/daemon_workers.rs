@@ -2,9 +2,7 @@
 //! than `max_connections`: the daemon runs in this process, so its threads
 //! are this process's (`/proc/self/task`).
 
-mod common;
-
-use common::*;
+use twofold_tests::daemon::TestDaemon;
 
 /// Threads of this process named like connection workers (the kernel keeps
 /// 15 bytes of a thread name: `twofoldd-worker`).

@@ -1,14 +1,8 @@
 //! Admin requests over the socket: each bad input refused with a clear
 //! error and nothing changed; audit paging.
 
-mod common;
-
-use common::*;
 use twofold_proto::{ErrorKind, Request, Response, TimeRef};
-
-fn call(d: &TestDaemon, r: &Request) -> Response {
-    d.client().call(r).unwrap()
-}
+use twofold_tests::daemon::{failed_kind, TestDaemon};
 
 #[test]
 fn bad_admin_inputs_are_refused_and_change_nothing() {
@@ -23,7 +17,7 @@ fn bad_admin_inputs_are_refused_and_change_nothing() {
         after_id: None,
         limit: None,
     };
-    let before = call(&d, &everything);
+    let before = d.call(&everything);
     for bad in [
         Request::AdminUnlock { user: "".into() },
         Request::AdminUnlock {
@@ -46,12 +40,12 @@ fn bad_admin_inputs_are_refused_and_change_nothing() {
         },
     ] {
         assert_eq!(
-            failed_kind(&call(&d, &bad)),
+            failed_kind(&d.call(&bad)),
             Some(ErrorKind::BadRequest),
             "{bad:?}"
         );
     }
-    let after = call(&d, &everything);
+    let after = d.call(&everything);
     assert_eq!(before, after, "nothing was audited or changed");
 }
 
@@ -59,22 +53,16 @@ fn bad_admin_inputs_are_refused_and_change_nothing() {
 fn grace_extension_counts_from_the_later_of_now_and_the_deadline() {
     let d = TestDaemon::start();
     let grace = |extend| {
-        call(
-            &d,
-            &Request::AdminGrace {
-                user: "carol".into(),
-                extend: Some(extend),
-                reset: false,
-            },
-        )
+        d.call(&Request::AdminGrace {
+            user: "carol".into(),
+            extend: Some(extend),
+            reset: false,
+        })
     };
     assert!(matches!(grace(86_400), Response::Done { .. }));
-    let status = |d: &TestDaemon| match call(
-        d,
-        &Request::Status {
-            user: Some("carol".into()),
-        },
-    ) {
+    let status = |d: &TestDaemon| match d.call(&Request::Status {
+        user: Some("carol".into()),
+    }) {
         Response::Status(s) => s.grace_deadline,
         other => panic!("{other:?}"),
     };
@@ -92,14 +80,11 @@ fn grace_extension_counts_from_the_later_of_now_and_the_deadline() {
         Some(d.now() + 60),
         "a past deadline counts from now"
     );
-    call(
-        &d,
-        &Request::AdminGrace {
-            user: "carol".into(),
-            extend: None,
-            reset: true,
-        },
-    );
+    d.call(&Request::AdminGrace {
+        user: "carol".into(),
+        extend: None,
+        reset: true,
+    });
     assert_eq!(status(&d), None);
 }
 
@@ -107,27 +92,21 @@ fn grace_extension_counts_from_the_later_of_now_and_the_deadline() {
 fn audit_pages_follow_after_id_and_filters() {
     let d = TestDaemon::start();
     for u in ["a", "b", "c", "d", "e"] {
-        call(
-            &d,
-            &Request::AdminGrace {
-                user: u.into(),
-                extend: Some(60),
-                reset: false,
-            },
-        );
+        d.call(&Request::AdminGrace {
+            user: u.into(),
+            extend: Some(60),
+            reset: false,
+        });
     }
-    let page = |after, limit| match call(
-        &d,
-        &Request::AuditQuery {
-            user: None,
-            event: Some("admin".into()),
-            service: None,
-            since: Some(TimeRef::Ago(60)),
-            until: None,
-            after_id: Some(after),
-            limit: Some(limit),
-        },
-    ) {
+    let page = |after, limit| match d.call(&Request::AuditQuery {
+        user: None,
+        event: Some("admin".into()),
+        service: None,
+        since: Some(TimeRef::Ago(60)),
+        until: None,
+        after_id: Some(after),
+        limit: Some(limit),
+    }) {
         Response::AuditRecords { records, more } => (records, more),
         other => panic!("{other:?}"),
     };

@@ -2,13 +2,11 @@
 //! as `nobody` against a daemon it started, so identity really comes from
 //! SO_PEERCRED.
 
-mod common;
-
-use common::*;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 use twofold_proto::{Client, ErrorKind, Request, Response};
+use twofold_tests::daemon::{assert_child_ok, failed_kind, TestDaemon};
 
 const SOCKET_ENV: &str = "TWOFOLD_TEST_PEER_SOCKET";
 const MODE_ENV: &str = "TWOFOLD_TEST_PEER_MODE";
@@ -38,7 +36,7 @@ fn run_child_as_nobody(d: &TestDaemon, mode: &str) {
 #[test]
 fn plain_user_may_only_act_on_itself() {
     let d = TestDaemon::start();
-    d.enroll("alice");
+    d.enroll_totp("alice");
     run_child_as_nobody(&d, "plain");
     assert!(d.log_text().contains("peer_uid=65534"), "{}", d.log_text());
 }
@@ -46,7 +44,7 @@ fn plain_user_may_only_act_on_itself() {
 #[test]
 fn admin_group_member_may_administer_but_not_log_in_others() {
     let d = TestDaemon::start_with(|c| c.daemon.admin_group = Some("nogroup".into()));
-    d.enroll("alice");
+    d.enroll_totp("alice");
     run_child_as_nobody(&d, "admin");
 }
 
