@@ -231,12 +231,7 @@ fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {
     }
     Ok(StatsReport {
         now,
-        enrolled: this
-            .store
-            .method_users()?
-            .into_iter()
-            .map(|(method, users)| MethodCount { method, users })
-            .collect(),
+        enrolled: enrolled(this)?,
         required_unenrolled,
         logins_ok_24h: count(event::LOGIN_SUCCESS),
         logins_failed_24h: count(event::LOGIN_DENIED) + count(event::LOGIN_LOCKED),
@@ -251,6 +246,32 @@ fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {
         .map(|(user, left)| BackupLow { user, left })
         .collect(),
     })
+}
+
+/// Users per method, for every factor this daemon offers (none left out
+/// for having no users), then any other method the store holds.
+fn enrolled(this: &Engine) -> Result<Vec<MethodCount>, Failure> {
+    let mut counts = this.store.method_users()?;
+    let mut out: Vec<MethodCount> = this
+        .factors
+        .all()
+        .map(|f| {
+            let method = f.method();
+            let users = counts
+                .iter()
+                .filter(|(m, _)| *m == method)
+                .map(|(_, n)| *n)
+                .sum();
+            MethodCount { method, users }
+        })
+        .collect();
+    counts.retain(|(m, _)| this.factors.get(m).is_none());
+    out.extend(
+        counts
+            .into_iter()
+            .map(|(method, users)| MethodCount { method, users }),
+    );
+    Ok(out)
 }
 
 pub(crate) fn require_admin(peer: &Peer) -> Result<(), Failure> {

@@ -272,13 +272,13 @@ fn remove(
         )
     };
     let mut claim = None;
+    let last = !creds
+        .iter()
+        .any(|c| c.method != *method && c.confirmed_at.is_some());
     if !t.admin_other {
         if !creds.iter().filter(mine).any(|c| c.confirmed_at.is_some()) {
             return Err(missing());
         }
-        let last = !creds
-            .iter()
-            .any(|c| c.method != *method && c.confirmed_at.is_some());
         // The recovery codes hang on the primary factors: removing the
         // last one removes them too, which policy may forbid.
         if last {
@@ -314,8 +314,12 @@ fn remove(
         .store
         .remove(&t.user, what, claim, engine.now(), Vec::new(), vec![ev])?;
     changed(engine, change, missing)?;
+    let also = match engine.factors.recovery() {
+        Some(r) if last => format!(" and the {}s", r.method().as_str().replace('_', " ")),
+        _ => String::new(),
+    };
     Ok(Response::Done {
-        message: format!("{method} of {} removed", t.user),
+        message: format!("{method}{also} of {} removed", t.user),
     })
 }
 
