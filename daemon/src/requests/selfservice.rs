@@ -12,8 +12,9 @@ use crate::engine::Engine;
 use crate::factors::{enroll, EnrollOptions, Found, Role, VerifyError, Who};
 use crate::failure::{fail, Failure};
 use crate::login::MAX_ANSWER;
+use crate::login::{locked_message, token};
 use crate::server::peer::Peer;
-use crate::store::{Change, Claim, Removal, StoreError};
+use crate::store::{Change, Claim, Durability, FailureOutcome, Locked, Removal, StoreError};
 use crate::validate;
 use twofold_proto::{ErrorKind, Method, Request, Response, Secret, UserStatus};
 
@@ -136,12 +137,83 @@ fn enroll_confirm(
     Ok(Response::BackupCodes { codes: done.codes })
 }
 
+/// The service name of code checks made by requests, in audit rows.
+const SERVICE: &str = "twofold";
+/// Where a request's code check counts against the rate limits: local,
+/// like sudo's and su's, so guessing through requests and through local
+/// logins shares one count and one lock.
+const SOURCE: &str = "";
+
+/// A request whose fresh answer is being checked.
+struct Authorizing<'a> {
+    engine: &'a Engine,
+    user: &'a str,
+    /// Every audit row of the check starts from this.
+    base: AuditEvent,
+}
+
+impl Authorizing<'_> {
+    /// A refusal because a lock is in force (audited, like a login's).
+    fn locked(&self, l: Locked) -> Failure {
+        let now = self.engine.now();
+        let scope = if l.user_wide { "user" } else { "source" };
+        let ev = self
+            .base
+            .renamed(event::LOGIN_LOCKED)
+            .with("scope", scope)
+            .with("until", &l.until.to_string());
+        if let Err(e) = self.engine.audit(&[ev]) {
+            return e.into();
+        }
+        fail(ErrorKind::PermissionDenied, locked_message(l.until, now))
+    }
+
+    /// A wrong answer: counted, maybe locked, audited — as a login's.
+    fn wrong(&self, why: &str) -> Failure {
+        let now = self.engine.now();
+        let f = crate::store::Failure {
+            user: self.user.to_owned(),
+            source: SOURCE.to_owned(),
+            now,
+            limits: self.engine.config.rate_limit.clone(),
+            failure: self
+                .base
+                .renamed(event::LOGIN_FAILURE)
+                .with("reason", &token(why)),
+            denied: self.base.renamed(event::LOGIN_DENIED),
+            last: true,
+        };
+        match self.engine.store.record_failure(f, Durability::Deferred) {
+            Ok(FailureOutcome::Recorded(locked, recs)) => {
+                self.engine.syslog_records(&recs);
+                let message = match locked {
+                    Some(l) => format!(
+                        "invalid verification code; {}",
+                        locked_message(l.until, now)
+                    ),
+                    None => "invalid verification code".to_owned(),
+                };
+                fail(ErrorKind::InvalidCode, message)
+            }
+            Ok(FailureOutcome::Locked(l)) => self.locked(l),
+            Err(e) => e.into(),
+        }
+    }
+}
+
 /// A fresh answer authorizes a change: checked by the factors that may
-/// authorize changes, and spent (as the returned claim) in the change's
+/// authorize changes, under the same lock, failure count and audit as a
+/// login's answer, and spent (as the returned claim) in the change's
 /// transaction. `None` for an admin acting on someone else.
-fn authorize(engine: &Engine, t: &Target, code: Option<&Secret>) -> Result<Option<Claim>, Failure> {
+fn authorize<'a>(
+    engine: &'a Engine,
+    peer: &Peer,
+    t: &'a Target,
+    request: &str,
+    code: Option<&Secret>,
+) -> Result<(Option<Claim>, Option<Authorizing<'a>>), Failure> {
     if t.admin_other {
-        return Ok(None);
+        return Ok((None, None));
     }
     let Some(code) = code else {
         return Err(fail(
@@ -149,11 +221,20 @@ fn authorize(engine: &Engine, t: &Target, code: Option<&Secret>) -> Result<Optio
             "a current verification code is required",
         ));
     };
-    let invalid = || fail(ErrorKind::InvalidCode, "invalid verification code");
-    if code.len() > MAX_ANSWER {
-        return Err(invalid());
+    let mut base = AuditEvent::new("", &t.user, &peer.actor()).with("request", request);
+    base.service = SERVICE.to_owned();
+    let a = Authorizing {
+        engine,
+        user: &t.user,
+        base,
+    };
+    let snap = engine.store.snapshot(&t.user, SOURCE, engine.now())?;
+    if let Some(l) = snap.lock {
+        return Err(a.locked(l));
     }
-    let snap = engine.store.snapshot(&t.user, "", engine.now())?;
+    if code.len() > MAX_ANSWER {
+        return Err(a.wrong("answer too long"));
+    }
     let allowed: Vec<Method> = engine
         .factors
         .all()
@@ -162,23 +243,27 @@ fn authorize(engine: &Engine, t: &Target, code: Option<&Secret>) -> Result<Optio
         .collect();
     let who = Who {
         user: &t.user,
-        source: "",
+        source: SOURCE,
     };
     let found = engine
         .factors
         .check(&engine.ctx(), &who, &snap, &allowed, code.expose().trim());
     match found {
-        Ok(Some((_, Found::Claim(c)))) => Ok(Some(c)),
-        Ok(_) => Err(invalid()),
+        Ok(Some((_, Found::Claim(c)))) => Ok((Some(c), Some(a))),
+        Ok(Some((_, Found::Locked(l)))) => Err(a.locked(l)),
+        Ok(Some((_, Found::Rejected(why)))) => Err(a.wrong(why)),
+        Ok(None) => Err(a.wrong("not a code")),
         Err(VerifyError::Storage(e)) => Err(e.into()),
         Err(VerifyError::Decrypt(e)) => Err(e.into()),
     }
 }
 
-/// The outcome of a change, as the client hears it.
+/// The outcome of a change, as the client hears it; a claim that another
+/// request or login spent first is a wrong answer of `by`.
 fn changed(
     engine: &Engine,
     change: Change,
+    by: Option<&Authorizing<'_>>,
     nothing: impl FnOnce() -> Failure,
 ) -> Result<(), Failure> {
     match change {
@@ -186,7 +271,10 @@ fn changed(
             engine.syslog_records(&recs);
             Ok(())
         }
-        Change::Lost => Err(fail(ErrorKind::InvalidCode, "invalid verification code")),
+        Change::Lost => Err(match by {
+            Some(a) => a.wrong("code already used"),
+            None => fail(ErrorKind::InvalidCode, "invalid verification code"),
+        }),
         Change::Nothing => Err(nothing()),
     }
 }
@@ -213,7 +301,7 @@ fn regenerate(
     if !has_confirmed(engine, &t.user)? {
         return Err(no_factor(&t.user));
     }
-    let claim = authorize(engine, t, code)?;
+    let (claim, by) = authorize(engine, peer, t, "regenerate_backup_codes", code)?;
     let cx = engine.ctx();
     let Some(issued) = recovery.issue(&cx, &t.user)? else {
         return Err(fail(
@@ -228,7 +316,7 @@ fn regenerate(
         engine
             .store
             .replace_codes(&t.user, &method, issued.rows, claim, engine.now(), vec![ev])?;
-    changed(engine, change, || no_factor(&t.user))?;
+    changed(engine, change, by.as_ref(), || no_factor(&t.user))?;
     Ok(Response::BackupCodes {
         codes: issued.shown,
     })
@@ -272,6 +360,7 @@ fn remove(
         )
     };
     let mut claim = None;
+    let mut by = None;
     let last = !creds
         .iter()
         .any(|c| c.method != *method && c.confirmed_at.is_some());
@@ -303,7 +392,7 @@ fn remove(
                 }
             }
         }
-        claim = authorize(engine, t, code)?;
+        (claim, by) = authorize(engine, peer, t, "remove_factor", code)?;
     }
     let what = Removal::Method {
         method: method.clone(),
@@ -313,7 +402,7 @@ fn remove(
     let change = engine
         .store
         .remove(&t.user, what, claim, engine.now(), Vec::new(), vec![ev])?;
-    changed(engine, change, missing)?;
+    changed(engine, change, by.as_ref(), missing)?;
     let also = match engine.factors.recovery() {
         Some(r) if last => format!(" and the {}s", r.method().as_str().replace('_', " ")),
         _ => String::new(),
@@ -348,7 +437,7 @@ fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure
     let change = engine
         .store
         .remove(user, Removal::All, None, engine.now(), always, removed)?;
-    changed(engine, change, || {
+    changed(engine, change, None, || {
         fail(ErrorKind::NotFound, format!("no twofold account {user:?}"))
     })?;
     Ok(Response::Done {
