@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use twofold_config::Config;
+use twofold_daemon::factors::Registry;
 use twofold_daemon::{
     bind, Clock, Daemon, DaemonError, Logger, ManualClock, MemoryLog, Shutdown, Stats,
 };
@@ -69,6 +70,8 @@ pub struct TestDaemon {
     pub syslog: SyslogSink,
     /// Counters of the daemon serving now (replaced by a restart).
     pub stats: Arc<Stats>,
+    /// The factors it offers (kept across restarts).
+    factors: Registry,
     shutdown: Shutdown,
     thread: Option<JoinHandle<Result<(), DaemonError>>>,
 }
@@ -81,12 +84,20 @@ impl TestDaemon {
 
     /// Starts a daemon after `edit` adjusts the configuration.
     pub fn start_with(edit: impl FnOnce(&mut Config)) -> TestDaemon {
+        TestDaemon::start_with_factors(edit, Registry::builtin())
+    }
+
+    /// Like [`TestDaemon::start_with`], offering the factors of `factors`
+    /// (e.g. the built-in ones plus one a test registers); a restart and
+    /// [`TestDaemon::beside`] offer them too.
+    pub fn start_with_factors(edit: impl FnOnce(&mut Config), factors: Registry) -> TestDaemon {
         let dir = open_tempdir();
         let mut config = config_in(dir.path());
         let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
         config.audit.syslog_socket = syslog.path.clone();
         edit(&mut config);
-        TestDaemon::serve_in(dir, config, Arc::new(ManualClock::new(T0)), syslog)
+        let clock = Arc::new(ManualClock::new(T0));
+        TestDaemon::serve_in(dir, config, clock, syslog, factors)
     }
 
     /// A second daemon on this one's database, master key and clock, with
@@ -97,7 +108,8 @@ impl TestDaemon {
         config.daemon.socket = dir.path().join("twofold.sock");
         let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
         config.audit.syslog_socket = syslog.path.clone();
-        TestDaemon::serve_in(dir, config, self.clock.clone(), syslog)
+        let factors = self.factors.clone();
+        TestDaemon::serve_in(dir, config, self.clock.clone(), syslog, factors)
     }
 
     fn serve_in(
@@ -105,9 +117,10 @@ impl TestDaemon {
         config: Config,
         clock: Arc<ManualClock>,
         syslog: SyslogSink,
+        factors: Registry,
     ) -> TestDaemon {
         let log = Arc::new(MemoryLog::new());
-        let (stats, shutdown, thread) = serve(&config, &clock, &log);
+        let (stats, shutdown, thread) = serve(&config, &clock, &log, &factors);
         TestDaemon {
             dir,
             config,
@@ -115,6 +128,7 @@ impl TestDaemon {
             log,
             syslog,
             stats,
+            factors,
             shutdown,
             thread: Some(thread),
         }
@@ -123,7 +137,7 @@ impl TestDaemon {
     /// (Re)starts serving on the same database, key, clock and socket.
     pub fn restart(&mut self) {
         self.stop();
-        let (stats, shutdown, thread) = serve(&self.config, &self.clock, &self.log);
+        let (stats, shutdown, thread) = serve(&self.config, &self.clock, &self.log, &self.factors);
         self.stats = stats;
         self.shutdown = shutdown;
         self.thread = Some(thread);
@@ -322,11 +336,24 @@ impl TestDaemon {
 
 type Serving = (Arc<Stats>, Shutdown, JoinHandle<Result<(), DaemonError>>);
 
-/// Opens a daemon on `config` and serves it from a new thread.
-fn serve(config: &Config, clock: &Arc<ManualClock>, log: &Arc<MemoryLog>) -> Serving {
+/// Opens a daemon on `config` offering `factors` and serves it from a new
+/// thread.
+fn serve(
+    config: &Config,
+    clock: &Arc<ManualClock>,
+    log: &Arc<MemoryLog>,
+    factors: &Registry,
+) -> Serving {
     let listener = bind(&config.daemon.socket).expect("bind daemon socket");
-    let daemon = Daemon::open_with_log(config.clone(), clock.clone(), Logger::new(log.clone()))
-        .expect("open daemon");
+    let daemon = Daemon::open_with_factors(
+        config.clone(),
+        clock.clone(),
+        Logger::new(log.clone()),
+        // What `Daemon::open_with_log` names in the `config_loaded` row.
+        "built-in defaults or caller",
+        factors.clone(),
+    )
+    .expect("open daemon");
     let stats = daemon.stats();
     let shutdown = Shutdown::new();
     let stop = shutdown.clone();
