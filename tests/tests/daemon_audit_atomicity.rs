@@ -16,6 +16,8 @@ use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 use twofold_tests::daemon::{failed_kind, last, TestDaemon};
 use twofold_tests::otp::{oathtool_totp, wrong_code};
 
+/// Each `sqlite3` run waits for the daemon's write lock instead of failing.
+const WAIT: &str = "PRAGMA busy_timeout = 10000;";
 const REFUSE_AUDIT: &str = "CREATE TRIGGER audit_refuses BEFORE INSERT ON audit \
                             BEGIN SELECT RAISE(ABORT, 'disk says no'); END;";
 const ALLOW_AUDIT: &str = "DROP TRIGGER audit_refuses;";
@@ -23,8 +25,9 @@ const ALLOW_AUDIT: &str = "DROP TRIGGER audit_refuses;";
 /// Every row an account change (or a login) could touch, blobs as hex, in
 /// a fixed order, each line tagged with its table.
 fn dump(d: &TestDaemon) -> String {
-    d.sqlite3(
-        "SELECT 'users', name, created_at FROM users ORDER BY name;
+    d.sqlite3(&format!(
+        "{WAIT}
+         SELECT 'users', name, created_at FROM users ORDER BY name;
          SELECT 'credentials', id, user, method, label, hex(sealed), hex(nonce), params,
                 created_at, confirmed_at, counter, last_used
            FROM credentials ORDER BY id;
@@ -37,8 +40,8 @@ fn dump(d: &TestDaemon) -> String {
            FROM locks ORDER BY id;
          SELECT 'failures', id, user, source, at FROM failures ORDER BY id;
          SELECT 'audit', count(*), max(id) FROM audit;
-         SELECT 'audit_head', last_id, hex(hash) FROM audit_head;",
-    )
+         SELECT 'audit_head', last_id, hex(hash) FROM audit_head;"
+    ))
 }
 
 /// The lines only in `before` (`-`) and only in `after` (`+`).
@@ -77,7 +80,7 @@ fn refusals(d: &TestDaemon) -> usize {
 
 /// Makes every audit INSERT fail and returns the state before the request.
 fn refuse_audit(d: &TestDaemon) -> Before {
-    d.sqlite3(REFUSE_AUDIT);
+    d.sqlite3(&format!("{WAIT} {REFUSE_AUDIT}"));
     Before {
         dump: dump(d),
         refusals: refusals(d),
@@ -105,7 +108,7 @@ fn assert_unchanged_by_the_trigger(d: &TestDaemon, what: &str, before: &Before) 
         "{what}: a change was stored without its audit row:\n{}",
         changed_lines(&before.dump, &after)
     );
-    d.sqlite3(ALLOW_AUDIT);
+    d.sqlite3(&format!("{WAIT} {ALLOW_AUDIT}"));
 }
 
 fn backup_codes(r: &Response) -> &[Secret] {
