@@ -27,6 +27,9 @@ pub fn fail(kind: ErrorKind, message: impl Into<String>) -> Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
+        if let StoreError::TooLong(m) = e {
+            return fail(ErrorKind::BadRequest, m);
+        }
         Failure {
             kind: ErrorKind::Internal,
             message: "internal error (storage); nothing was changed".into(),

@@ -42,6 +42,9 @@ pub enum StoreError {
     /// A transaction did not commit; nothing in it counts.
     #[error("database: commit failed: {0}")]
     Commit(String),
+    /// A query was stopped at its time budget; the message says how to narrow it.
+    #[error("{0}")]
+    TooLong(String),
     /// A row holds a value this build cannot interpret.
     #[error("database: corrupt row: {0}")]
     Corrupt(String),

@@ -4,6 +4,7 @@
 use super::{from_db, to_db, Db};
 use crate::audit::{row_hash, AuditEvent, ChainRow, GENESIS};
 use crate::store::{AuditFilter, StoreError};
+use rusqlite::types::Value;
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use twofold_proto::AuditRecord;
 
@@ -89,31 +90,39 @@ impl Db {
         Ok(out)
     }
 
-    /// Up to `limit` rows matching `f`, oldest first.
+    /// Up to `limit` rows matching `f`, oldest first. The statement names
+    /// only the filters given, so a query for one user walks that user's
+    /// rows by the `(user, id)` index instead of the whole table.
     pub fn audit_rows(&self, f: &AuditFilter, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut sql = String::from(
             "SELECT id, at, event, user, service, rhost, tty, method, actor, detail FROM audit
-             WHERE id > ?1
-               AND (?2 IS NULL OR user = ?2)
-               AND (?3 IS NULL OR event = ?3)
-               AND (?4 IS NULL OR service = ?4)
-               AND (?5 IS NULL OR at >= ?5)
-               AND (?6 IS NULL OR at <= ?6)
-             ORDER BY id LIMIT ?7",
-        )?;
+             WHERE id > ?1",
+        );
+        let mut args = vec![Value::Integer(to_db(f.after_id))];
+        let mut and = |clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(u) = &f.user {
+            and("user =", Value::Text(u.clone()));
+        }
+        if let Some(e) = &f.event {
+            and("event =", Value::Text(e.clone()));
+        }
+        if let Some(s) = &f.service {
+            and("service =", Value::Text(s.clone()));
+        }
+        if let Some(t) = f.since {
+            and("at >=", Value::Integer(to_db(t)));
+        }
+        if let Some(t) = f.until {
+            and("at <=", Value::Integer(to_db(t)));
+        }
+        args.push(Value::Integer(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(
-                params![
-                    to_db(f.after_id),
-                    f.user,
-                    f.event,
-                    f.service,
-                    f.since.map(to_db),
-                    f.until.map(to_db),
-                    i64::from(limit)
-                ],
-                record,
-            )?
+            .query_map(rusqlite::params_from_iter(args.iter()), record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }

@@ -77,16 +77,22 @@ impl Db {
         }
         // Create the file ourselves first: SQLite would use the umask, and its
         // -wal and -shm files copy the main file's mode.
+        // Never through a symbolic link: whoever placed one would choose
+        // where the daemon writes (O_NOFOLLOW here, SQLITE_OPEN_NOFOLLOW
+        // for the database and its -wal and -shm files).
         OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(create)?;
         let mut conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -115,6 +121,45 @@ impl Db {
         Ok(Db {
             conn,
             wal: wal.into(),
+        })
+    }
+
+    /// A second connection, read-only, for the audit trail's queries: a
+    /// long query then never holds the connection logins write through,
+    /// and [`Db::with_budget`] bounds how long it may run.
+    pub fn open_reader(path: &Path) -> Result<Db, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+        Ok(Db {
+            conn,
+            wal: std::path::PathBuf::new(),
+        })
+    }
+
+    /// Runs `f`, interrupting its statements once `budget` has passed (the
+    /// error then says so).
+    pub fn with_budget<T>(
+        &mut self,
+        budget: Duration,
+        f: impl FnOnce(&Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let deadline = std::time::Instant::now() + budget;
+        self.conn
+            .progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))?;
+        let out = f(self);
+        self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        out.map_err(|e| match e {
+            StoreError::Database(m) if m.contains("interrupted") => StoreError::TooLong(format!(
+                "the query ran longer than {:.1} s; narrow it (a user, an event, a time range)",
+                budget.as_secs_f64()
+            )),
+            other => other,
         })
     }
 

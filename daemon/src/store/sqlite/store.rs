@@ -18,6 +18,7 @@ use crate::store::{
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 use twofold_proto::{AuditRecord, LockInfo, Method};
 
 /// The embedded store: one connection, shared under a lock, and the group
@@ -26,7 +27,13 @@ use twofold_proto::{AuditRecord, LockInfo, Method};
 pub struct SqliteStore {
     db: Arc<Mutex<Db>>,
     commit: GroupCommit,
+    /// The audit trail's queries, on a read-only connection of their own.
+    reader: Mutex<Db>,
 }
+
+/// How long one audit query may run (a page of `twofold audit`, the
+/// figures of `twofold stats`); verification walks the chain unbounded.
+const QUERY_BUDGET: Duration = Duration::from_secs(2);
 
 impl SqliteStore {
     /// Opens (creating 0600, directory 0700, if absent) and migrates the
@@ -36,6 +43,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             commit: GroupCommit::new(db.clone(), stats),
             db,
+            reader: Mutex::new(Db::open_reader(path)?),
         })
     }
 
@@ -43,6 +51,10 @@ impl SqliteStore {
     /// (it rolls back on drop), so a poisoned lock is safe to reuse.
     fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn reader(&self) -> MutexGuard<'_, Db> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
@@ -342,11 +354,12 @@ impl Store for SqliteStore {
     }
 
     fn audit_rows(&self, f: &AuditFilter, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        self.db().audit_rows(f, limit)
+        self.reader()
+            .with_budget(QUERY_BUDGET, |r| r.audit_rows(f, limit))
     }
 
     fn audit_walk(&self, f: &mut dyn FnMut(Walk<'_>) -> bool) -> Result<(), StoreError> {
-        self.db().read(|db| {
+        self.reader().read(|db| {
             let (id, hash) = db.audit_anchor()?;
             if !f(Walk::Anchor(id, &hash)) {
                 return Ok(());
@@ -359,7 +372,8 @@ impl Store for SqliteStore {
     }
 
     fn audit_counts(&self, since: u64) -> Result<Vec<(String, u64)>, StoreError> {
-        self.db().audit_counts(since)
+        self.reader()
+            .with_budget(QUERY_BUDGET, |r| r.audit_counts(since))
     }
 
     fn prune(

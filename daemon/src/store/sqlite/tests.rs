@@ -529,3 +529,34 @@ fn a_failing_lone_login_is_rolled_back_whole() {
     let fresh = Db::open(&db.0).unwrap();
     assert!(!fresh.spend_counter(1, 11, None).unwrap());
 }
+
+/// An audit query stops at its time budget with advice instead of
+/// running on (it holds the reader connection meanwhile).
+#[test]
+fn a_query_past_its_budget_is_interrupted_with_advice() {
+    let db = TempDb::new("budget");
+    drop(Db::open(&db.0).unwrap());
+    let mut r = Db::open_reader(&db.0).unwrap();
+    let slow = r.with_budget(std::time::Duration::from_millis(50), |r| {
+        Ok(r.conn.query_row(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000)
+             SELECT COUNT(*) FROM n",
+            [],
+            |row| row.get::<_, i64>(0),
+        )?)
+    });
+    match slow {
+        Err(StoreError::TooLong(m)) => assert!(m.contains("narrow it"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // The handler is gone afterwards: the next query runs to its end.
+    let n: i64 = r
+        .with_budget(std::time::Duration::from_secs(10), |r| {
+            Ok(r.conn
+                .query_row("SELECT COUNT(*) FROM audit", [], |row| row.get(0))?)
+        })
+        .unwrap();
+    assert_eq!(n, 0);
+    // It cannot write.
+    assert!(r.conn.execute("DELETE FROM failures", []).is_err());
+}
