@@ -5,6 +5,7 @@
 use crate::accounts::{Account, Directory};
 use crate::audit::syslog::Syslog;
 use crate::audit::{self, event, AuditEvent};
+use crate::budget::WriteBudget;
 use crate::clock::Clock;
 use crate::crypto::keys::Keys;
 use crate::factors::{Ctx, Registry};
@@ -55,6 +56,8 @@ pub(crate) struct Engine {
     pub stats: Arc<Stats>,
     /// The passwd and group databases, cached while unchanged.
     pub directory: Directory,
+    /// What each unprivileged uid may still make the daemon write.
+    pub budget: WriteBudget,
     syslog: Syslog,
     next_prune: AtomicU64,
 }
@@ -90,6 +93,7 @@ impl Engine {
             log,
             stats,
             directory,
+            budget: WriteBudget::default(),
             syslog,
             next_prune: AtomicU64::new(0),
         }
@@ -200,6 +204,27 @@ impl Engine {
     pub fn required_somewhere(&self, user: &str) -> std::io::Result<Option<String>> {
         let a = self.account(user)?;
         Ok(self.config.policy.required_somewhere(user, &a.groups))
+    }
+
+    /// Spends one of the peer's writes (unprivileged peers only); `Err`
+    /// holds what to tell it when it has none left. The first refusal of
+    /// a run is logged, the rest are not (a flood cannot fill the log).
+    pub fn admit_write(&self, uid: u32, what: &str) -> Result<(), String> {
+        if uid == 0 {
+            return Ok(());
+        }
+        self.budget.take(uid, self.now()).map_err(|r| {
+            if r.first {
+                self.log.event(
+                    "rate_limited",
+                    &[("peer_uid", &uid.to_string()), ("request", what)],
+                );
+            }
+            format!(
+                "too many requests from this user; try again in {} s",
+                r.retry_in
+            )
+        })
     }
 
     /// Whether the user has anything a login can check.

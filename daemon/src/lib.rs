@@ -15,6 +15,7 @@
 
 mod accounts;
 pub mod audit;
+mod budget;
 mod clock;
 mod crypto;
 mod engine;

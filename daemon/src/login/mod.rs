@@ -470,6 +470,11 @@ pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
         );
         return;
     }
+    // Every login writes audit rows: an unprivileged peer's are budgeted.
+    if let Err(why) = engine.admit_write(l.conn.peer.cred.uid, "login") {
+        l.conn.send_failed(ErrorKind::PermissionDenied, &why);
+        return;
+    }
     // The passwd/group lookup is made only when its answer matters: the
     // groups when a policy setting names groups, whether the account
     // exists only for a user with nothing enrolled.

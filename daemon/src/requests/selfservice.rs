@@ -221,6 +221,10 @@ fn authorize<'a>(
             "a current verification code is required",
         ));
     };
+    // A check writes audit rows (and a wrong code, a failure): budgeted.
+    engine
+        .admit_write(peer.cred.uid, request)
+        .map_err(|why| fail(ErrorKind::PermissionDenied, why))?;
     let mut base = AuditEvent::new("", &t.user, &peer.actor()).with("request", request);
     base.service = SERVICE.to_owned();
     let a = Authorizing {

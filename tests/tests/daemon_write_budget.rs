@@ -1,0 +1,115 @@
+//! Issue 10, item 6: every login conversation an unprivileged peer starts
+//! writes an fsynced audit row; one local user made ~1 000 a second and
+//! could fill the disk. Each unprivileged uid now has a budget of requests
+//! that write (a burst of 20, then one per 6 s on the daemon's clock); past
+//! it the request is refused before anything is written. The test (root)
+//! re-runs itself as uid 65534, so identity really comes from SO_PEERCRED.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::Duration;
+use twofold_proto::{Client, ErrorKind, Request, Response};
+use twofold_tests::daemon::{assert_child_ok, failed_kind, TestDaemon};
+
+const SOCKET_ENV: &str = "TWOFOLD_TEST_BUDGET_SOCKET";
+const TRIES_ENV: &str = "TWOFOLD_TEST_BUDGET_TRIES";
+const ALLOWED_ENV: &str = "TWOFOLD_TEST_BUDGET_ALLOWED";
+
+/// Runs `child_logins_as_nobody` as uid 65534: `tries` logins, of which
+/// exactly the first `allowed` must be served.
+fn logins_as_nobody(d: &TestDaemon, tries: u32, allowed: u32) {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "acting as uid 65534 needs root: run as root (scripts/test does)"
+    );
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_logins_as_nobody",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SOCKET_ENV, d.socket())
+        .env(TRIES_ENV, tries.to_string())
+        .env(ALLOWED_ENV, allowed.to_string())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_child_ok(&out);
+}
+
+fn rows(d: &TestDaemon) -> u64 {
+    d.sqlite3("SELECT COUNT(*) FROM audit WHERE user = 'nobody'")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn regression_an_unprivileged_user_cannot_make_the_daemon_write_without_bound() {
+    let d = TestDaemon::start();
+    logins_as_nobody(&d, 60, 20);
+    assert_eq!(
+        rows(&d),
+        20,
+        "one row per served login, none for the refused"
+    );
+    // One log line for the run of refusals, not one each.
+    let limited = d
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("rate_limited"))
+        .count();
+    assert_eq!(limited, 1, "{}", d.log_text());
+    // The budget refills on the daemon's clock: one more per 6 s.
+    d.clock.advance(60);
+    logins_as_nobody(&d, 15, 10);
+    assert_eq!(rows(&d), 30);
+    // Root's logins are not budgeted.
+    for _ in 0..40 {
+        assert_eq!(d.login("nobody", &[]), vec![Response::Ignore]);
+    }
+}
+
+/// Runs only when re-executed by the test above, as uid 65534.
+#[test]
+fn child_logins_as_nobody() {
+    let (Ok(socket), Ok(tries), Ok(allowed)) = (
+        std::env::var(SOCKET_ENV),
+        std::env::var(TRIES_ENV),
+        std::env::var(ALLOWED_ENV),
+    ) else {
+        return;
+    };
+    let tries: u32 = tries.parse().unwrap();
+    let allowed: u32 = allowed.parse().unwrap();
+    for i in 0..tries {
+        let r = Client::connect(socket.as_ref(), Duration::from_secs(10), "budget-test")
+            .unwrap()
+            .call(&Request::Begin {
+                user: "nobody".into(),
+                service: "i3lock".into(),
+                rhost: None,
+                tty: None,
+                ruser: None,
+            })
+            .unwrap();
+        if i < allowed {
+            assert_eq!(r, Response::Ignore, "login {i}");
+        } else {
+            assert_eq!(
+                failed_kind(&r),
+                Some(ErrorKind::PermissionDenied),
+                "login {i}: {r:?}"
+            );
+            let Response::Failed { message, .. } = r else {
+                unreachable!()
+            };
+            assert!(message.contains("too many requests"), "{message}");
+        }
+    }
+    println!("child ok");
+}
