@@ -51,7 +51,9 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), String> {
         None => {
             let path = PathBuf::from(DEFAULT_CONFIG);
             if !path.exists() {
-                eprintln!("twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults");
+                say(format_args!(
+                    "twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults"
+                ));
                 return Ok((Config::default(), "built-in defaults".into()));
             }
             path
@@ -87,12 +89,25 @@ fn handle_signals(shutdown: Shutdown) -> anyhow::Result<()> {
         .name("twofoldd-signals".into())
         .spawn(move || loop {
             if let Ok(sig) = set.wait() {
-                eprintln!("twofoldd: signal {} received; shutting down", sig as i32);
+                // Shut down first, then say so without `eprintln!`, which
+                // panics on a closed or broken stderr: this thread must
+                // never die, or every later SIGTERM would be ignored.
                 shutdown.trigger();
+                say(format_args!(
+                    "twofoldd: signal {} received; shutting down",
+                    sig as i32
+                ));
             }
         })
         .context("cannot start the signal thread")?;
     Ok(())
+}
+
+/// Writes a line to standard error; a closed or broken stderr is ignored
+/// (`eprintln!` would panic, and a panic here must not stop the daemon).
+fn say(line: std::fmt::Arguments<'_>) {
+    let text = format!("{line}\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }
 
 fn serve(config: Config, origin: &str) -> anyhow::Result<()> {
@@ -102,7 +117,7 @@ fn serve(config: Config, origin: &str) -> anyhow::Result<()> {
     let daemon = Daemon::open_with_origin(config, Arc::new(SystemClock), Logger::stderr(), origin)?;
     let listener =
         bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
-    eprintln!("twofoldd: listening on {}", socket.display());
+    say(format_args!("twofoldd: listening on {}", socket.display()));
     let result = daemon.serve(listener, shutdown);
     let _ = std::fs::remove_file(&socket);
     result?;
@@ -121,14 +136,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("twofoldd: {e}\n{USAGE}");
+            say(format_args!("twofoldd: {e}\n{USAGE}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let (config, origin) = match load_config(explicit) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("twofoldd: {e}");
+            say(format_args!("twofoldd: {e}"));
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -136,7 +151,7 @@ fn main() -> ExitCode {
     match serve(config, &origin) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("twofoldd: {e:#}");
+            say(format_args!("twofoldd: {e:#}"));
             ExitCode::FAILURE
         }
     }

@@ -118,3 +118,53 @@ fn sigterm_shuts_down_cleanly_with_exit_0() {
     );
     assert!(!socket.exists(), "socket file should be removed on exit");
 }
+
+/// Issue 10: the signal thread printed with `eprintln!`, which panics on a
+/// broken stderr; the thread died before triggering the shutdown, and every
+/// later SIGTERM was ignored (the signals stay blocked in every thread).
+#[test]
+fn regression_sigterm_still_stops_the_daemon_when_its_stderr_is_broken() {
+    use std::io::{BufRead, BufReader};
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    let mut child = Command::new(twofoldd())
+        .arg("--config")
+        .arg(&path)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for it to listen, then close the reading end: every later write
+    // to its stderr fails with EPIPE.
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("listening on") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "twofoldd exited early"
+        );
+    }
+    drop(err);
+    // A request makes it log (to the broken stderr) before the signal.
+    let mut client = Client::connect(&config.daemon.socket, Duration::from_secs(5), "bin-test")
+        .expect("twofoldd is listening");
+    let r = client.call(&Request::Status { user: None }).unwrap();
+    assert!(matches!(r, Response::Status(_)), "{r:?}");
+    drop(client);
+    // SAFETY: plain syscall on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("twofoldd ignored SIGTERM with a broken stderr");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+}

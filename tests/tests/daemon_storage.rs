@@ -200,3 +200,62 @@ fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
         "{r:?}"
     );
 }
+
+/// Issue 10: the master key's owner was not checked, so a key file that
+/// another user owns (and could replace, or read through a later chmod)
+/// was used. Needs root to hand the file to another uid.
+#[test]
+fn regression_a_master_key_owned_by_another_user_refuses_to_start() {
+    assert_eq!(
+        nix_euid(),
+        0,
+        "this test gives the key file to uid 65534: run it as root (scripts/test does)"
+    );
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    let key = &config.daemon.master_key;
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(key, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(key, Some(65534), Some(65534)).unwrap();
+    let err = Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DaemonError::Key(KeyError::Owner {
+                owner: 65534,
+                euid: 0,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("owned by uid 65534"), "{err}");
+    assert!(!config.daemon.database.exists());
+    std::os::unix::fs::chown(key, Some(0), Some(0)).unwrap();
+    Daemon::open(config, Arc::new(ManualClock::new(T0))).unwrap();
+}
+
+/// Issue 10: files were created through symbolic links, so whoever could
+/// place one at the database's path chose where the daemon writes.
+#[test]
+fn regression_a_symlink_at_the_database_path_refuses_to_start_and_writes_nothing() {
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    let db = &config.daemon.database;
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let elsewhere = dir.path().join("elsewhere.db");
+    std::os::unix::fs::symlink(&elsewhere, db).unwrap();
+    let err = Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap_err();
+    assert!(matches!(err, DaemonError::Store(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(&db.display().to_string()),
+        "names the path: {err}"
+    );
+    assert!(!elsewhere.exists(), "nothing was created through the link");
+}
+
+fn nix_euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -46,6 +46,19 @@ pub enum KeyError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file belongs to someone other than the daemon's user, who could
+    /// replace it.
+    #[error(
+        "master key {path} is owned by uid {owner}, not by the uid twofoldd runs as ({euid}): chown it, or run twofoldd as its owner"
+    )]
+    Owner {
+        /// The key file.
+        path: String,
+        /// Its owner.
+        owner: u32,
+        /// The daemon's effective uid.
+        euid: u32,
+    },
     /// The file holds neither 64 hex characters nor 32 raw bytes.
     #[error("master key {path}: expected 64 hex characters (optionally followed by a newline) or 32 raw bytes, found {len} bytes")]
     Format {
@@ -229,6 +242,14 @@ fn read_master(path: &Path, mut file: File) -> Result<Zeroizing<[u8; KEY_LEN]>, 
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(KeyError::Permissions { path: shown, mode });
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Err(KeyError::Owner {
+            path: shown,
+            owner: meta.uid(),
+            euid,
+        });
     }
     let mut raw = Zeroizing::new(Vec::with_capacity(80));
     // Read at most one byte past the longest valid form, so a huge file is not slurped.
