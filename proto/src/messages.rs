@@ -240,12 +240,26 @@ impl Request {
             _ => return Err(DecodeError::Malformed("missing \"type\" field".into())),
         };
         serde_json::from_value(value).map_err(|e| {
-            if e.to_string().starts_with("unknown variant") {
-                DecodeError::Unknown(kind.chars().take(64).collect())
-            } else {
+            // Not "the error says unknown variant": that is also the error
+            // of a known request with a bad value in an enum field
+            // (`"algorithm":"SHA2"`), which is malformed, not unsupported.
+            if Request::is_known_type(&kind) {
                 DecodeError::Malformed(e.to_string())
+            } else {
+                DecodeError::Unknown(kind.chars().take(64).collect())
             }
         })
+    }
+
+    /// Whether `kind` is a request type of this build: a body holding only
+    /// that type fails, if at all, for a missing field, never for an
+    /// unknown variant (the only enum in it being the type).
+    fn is_known_type(kind: &str) -> bool {
+        let probe = serde_json::json!({ "type": kind });
+        match serde_json::from_value::<Request>(probe) {
+            Ok(_) => true,
+            Err(e) => !e.to_string().starts_with("unknown variant"),
+        }
     }
 }
 
@@ -596,6 +610,34 @@ mod tests {
             Request::decode(br#"{"type":"begin","user":5}"#),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    /// Found by fuzzing (request_decode): a known request with an unknown
+    /// value in one of its enum fields was reported as an unknown request
+    /// type, so twofoldd answered `Unsupported { request: "enroll_start" }`
+    /// and kept the connection, and the CLI told of a daemon too old for
+    /// enrollment, instead of refusing a malformed request.
+    #[test]
+    fn a_bad_enum_value_in_a_known_request_is_malformed_not_unsupported() {
+        let found = br#"{"type":"enroll_start","user":null,"method":"totp","algorithm":"SHA2","digits":6}"#;
+        assert!(matches!(
+            Request::decode(found),
+            Err(DecodeError::Malformed(_))
+        ));
+        for body in [
+            &br#"{"type":"totp_enroll_start","algorithm":"MD5"}"#[..],
+            br#"{"type":"audit_query","since":{"weeks":1}}"#,
+        ] {
+            assert!(
+                matches!(Request::decode(body), Err(DecodeError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            Request::decode(br#"{"type":"enroll_later","algorithm":"SHA2"}"#),
+            Err(DecodeError::Unknown("enroll_later".into()))
+        );
     }
 
     #[test]
