@@ -363,7 +363,10 @@ mod tests {
                 "t.toml:2: totp.issuer: must be non-empty and contain no ':'",
             ),
         ] {
-            assert_eq!(Config::parse(text, "t.toml").unwrap_err().to_string(), shown);
+            assert_eq!(
+                Config::parse(text, "t.toml").unwrap_err().to_string(),
+                shown
+            );
         }
     }
 

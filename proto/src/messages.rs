@@ -617,7 +617,8 @@ mod tests {
     /// enrollment, instead of refusing a malformed request.
     #[test]
     fn a_bad_enum_value_in_a_known_request_is_malformed_not_unsupported() {
-        let found = br#"{"type":"enroll_start","user":null,"method":"totp","algorithm":"SHA2","digits":6}"#;
+        let found =
+            br#"{"type":"enroll_start","user":null,"method":"totp","algorithm":"SHA2","digits":6}"#;
         assert!(matches!(
             Request::decode(found),
             Err(DecodeError::Malformed(_))

@@ -38,7 +38,9 @@ fn check_error(text: &str, e: &ConfigError) {
     let (path, line) = match e {
         ConfigError::Read { .. } => panic!("parse gave a read error: {e}"),
         ConfigError::Parse { path, line, .. } => (path, *line),
-        ConfigError::Invalid { path, line, key, .. } => {
+        ConfigError::Invalid {
+            path, line, key, ..
+        } => {
             assert!(!key.is_empty(), "an Invalid error names no key: {e}");
             (path, *line)
         }
@@ -63,7 +65,11 @@ fn policy(config: &Config) {
         .service
         .iter()
         .flat_map(|r| r.services.iter().map(String::as_str))
-        .chain(p.trusted_network.iter().flat_map(|t| t.services.iter().map(String::as_str)))
+        .chain(
+            p.trusted_network
+                .iter()
+                .flat_map(|t| t.services.iter().map(String::as_str)),
+        )
         .take(8)
         .collect();
     services.push("fuzz-other-service");
@@ -72,7 +78,13 @@ fn policy(config: &Config) {
         .iter()
         .flat_map(|t| &t.networks)
         .take(4)
-        .map(|n| n.to_string().split('/').next().unwrap_or_default().to_owned())
+        .map(|n| {
+            n.to_string()
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
     let rhosts = std::iter::once(None).chain(hosts.iter().map(|h| Some(h.as_str())));
     let rhosts: Vec<Option<&str>> = rhosts.collect();

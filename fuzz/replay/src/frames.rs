@@ -166,7 +166,10 @@ impl<'a> Drip<'a> {
 
 impl Read for Drip<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        assert!(!buf.is_empty(), "a read of 0 bytes, which looks like an EOF");
+        assert!(
+            !buf.is_empty(),
+            "a read of 0 bytes, which looks like an EOF"
+        );
         self.reads += 1;
         let size = match self.sizes.get(self.next % self.sizes.len().max(1)) {
             None => usize::MAX,

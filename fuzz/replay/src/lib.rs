@@ -20,9 +20,12 @@ pub mod frames;
 pub mod request;
 pub mod response;
 
+/// A target's body: panics when a property breaks.
+pub type Body = fn(&[u8]);
+
 /// Every fuzz target, by the name of its file in `fuzz/fuzz_targets/` and
 /// of its folders in `fuzz/corpus/` and `fuzz/artifacts/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("frame_reader", frames::frame_reader),
     ("request_decode", request::request_decode),
     ("response_decode", response::response_decode),
