@@ -44,6 +44,39 @@ pub fn grace(
     )
 }
 
+/// `twofold admin enroll-token`.
+pub fn enroll_token(
+    daemon: &Daemon,
+    user: &str,
+    valid: Option<u64>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::AdminEnrollToken {
+        user: user.to_owned(),
+        valid,
+    };
+    let (token, expires_at) = match daemon.call(&req)? {
+        Response::EnrollToken { token, expires_at } => (token, expires_at),
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    let text = if json {
+        format!(
+            "{}\n",
+            json!({ "user": user, "token": token.expose(), "expires_at": expires_at })
+        )
+    } else {
+        format!(
+            "Enrollment token for {user} (works once, until {} UTC; it is not shown again):\n  {}\n",
+            crate::format::utc(expires_at),
+            token.expose()
+        )
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
 /// `twofold admin locks`.
 pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
     let locks = match daemon.call(&Request::AdminLocks)? {

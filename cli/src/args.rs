@@ -255,6 +255,18 @@ pub enum Admin {
         #[arg(long)]
         reset: bool,
     },
+    /// Issue a one-time token that lets the account set up its first factor
+    /// inside a login (`enroll_at_login = "token"`); shown once.
+    EnrollToken {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// How long the token works (1m to 30d; default 24h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        valid: Option<u64>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
 }
 
 /// `twofold config ...`.

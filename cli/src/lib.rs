@@ -123,6 +123,9 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             extend,
             reset,
         }) => admin::grace(&daemon()?, user, *extend, *reset, io),
+        Command::Admin(Admin::EnrollToken { user, valid, json }) => {
+            admin::enroll_token(&daemon()?, user, *valid, json.json, io)
+        }
         Command::Audit {
             verify: Some(AuditCmd::Verify { json }),
             ..

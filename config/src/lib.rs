@@ -16,7 +16,7 @@ pub mod time;
 pub use duration::{format_duration, parse_duration, Seconds};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
-pub use policy::{Decision, Effective, Method, PolicyConfig, Subject, Unenrolled};
+pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};

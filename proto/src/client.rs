@@ -165,6 +165,7 @@ pub fn response_name(r: &Response) -> &'static str {
         Response::Users { .. } => "users",
         Response::Done { .. } => "done",
         Response::Locks { .. } => "locks",
+        Response::EnrollToken { .. } => "enroll_token",
         Response::AuditRecords { .. } => "audit_records",
         Response::AuditVerified(_) => "audit_verified",
         Response::StatsReport(_) => "stats_report",

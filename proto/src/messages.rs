@@ -149,6 +149,15 @@ pub enum Request {
         #[serde(default)]
         reset: bool,
     },
+    /// Admin: a one-time token that lets the account enroll inside a login
+    /// (`enroll_at_login = "token"`); replaces an older one.
+    AdminEnrollToken {
+        /// The account.
+        user: String,
+        /// Seconds the token stays valid; `None` takes 24 h.
+        #[serde(default)]
+        valid: Option<u64>,
+    },
     /// Audit rows matching every given filter, oldest first. Admins see
     /// every account; others only their own.
     AuditQuery {
@@ -212,6 +221,7 @@ impl Request {
             Request::AdminUnlock { .. } => "admin_unlock",
             Request::AdminLocks => "admin_locks",
             Request::AdminGrace { .. } => "admin_grace",
+            Request::AdminEnrollToken { .. } => "admin_enroll_token",
             Request::AuditQuery { .. } => "audit_query",
             Request::AuditVerify => "audit_verify",
             Request::Stats => "stats",
@@ -337,6 +347,13 @@ pub enum Response {
     Done {
         /// What was done, for the person.
         message: String,
+    },
+    /// A one-time enrollment token, shown once.
+    EnrollToken {
+        /// The token, as the person types it.
+        token: Secret,
+        /// When it stops working (Unix seconds).
+        expires_at: u64,
     },
     /// Locks in force.
     Locks {

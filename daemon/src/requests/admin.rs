@@ -6,6 +6,7 @@ use super::Answer;
 use crate::audit::syslog::utc_minutes;
 use crate::audit::{event, AuditEvent, ChainCheck};
 use crate::engine::Engine;
+use crate::factors::enroll::{make_token, TOKEN};
 use crate::failure::{fail, Failure};
 use crate::server::peer::Peer;
 use crate::store::{AuditFilter, Walk};
@@ -115,6 +116,11 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                     more,
                 })
             }
+            Request::AdminEnrollToken { user, valid } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                enroll_token(this, peer, &user, valid)
+            }
             Request::AuditVerify => {
                 require_admin(peer)?;
                 Ok(Response::AuditVerified(verify_audit(this)?))
@@ -129,6 +135,40 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
             )),
         }
     }
+}
+
+/// How long an enrollment token stays valid unless the admin says.
+const TOKEN_VALID: u64 = 86_400;
+/// The longest an enrollment token may stay valid.
+const TOKEN_VALID_MAX: u64 = 30 * 86_400;
+
+/// Issues a one-time enrollment token for `user` (replacing an older one),
+/// audited with its expiry; the token itself is shown once and stored
+/// hashed.
+fn enroll_token(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    valid: Option<u64>,
+) -> Result<Response, Failure> {
+    let valid = valid.unwrap_or(TOKEN_VALID);
+    if !(60..=TOKEN_VALID_MAX).contains(&valid) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "a token may be valid for 1 minute to 30 days",
+        ));
+    }
+    let now = this.now();
+    let expires_at = now.saturating_add(valid);
+    let (token, row) = make_token(&this.ctx(), user, expires_at)?;
+    let ev = AuditEvent::new(event::ADMIN, user, &peer.actor())
+        .with("action", "enroll_token")
+        .with("expires", &expires_at.to_string());
+    let recs = this
+        .store
+        .issue_codes(user, &TOKEN, vec![row], now, vec![ev])?;
+    this.syslog_records(&recs);
+    Ok(Response::EnrollToken { token, expires_at })
 }
 
 fn grace(
@@ -249,10 +289,11 @@ fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {
 }
 
 /// Users per method, for every factor this daemon offers (none left out
-/// for having no users), then any other method the store holds.
+/// for having no users; rows of other kinds, such as enrollment tokens,
+/// are not factors and are not counted).
 fn enrolled(this: &Engine) -> Result<Vec<MethodCount>, Failure> {
-    let mut counts = this.store.method_users()?;
-    let mut out: Vec<MethodCount> = this
+    let counts = this.store.method_users()?;
+    Ok(this
         .factors
         .all()
         .map(|f| {
@@ -264,14 +305,7 @@ fn enrolled(this: &Engine) -> Result<Vec<MethodCount>, Failure> {
                 .sum();
             MethodCount { method, users }
         })
-        .collect();
-    counts.retain(|(m, _)| this.factors.get(m).is_none());
-    out.extend(
-        counts
-            .into_iter()
-            .map(|(method, users)| MethodCount { method, users }),
-    );
-    Ok(out)
+        .collect())
 }
 
 pub(crate) fn require_admin(peer: &Peer) -> Result<(), Failure> {

@@ -132,7 +132,15 @@ fn enroll_confirm(
     let enrolled = AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
         .method(method.as_str())
         .with("via", "cli");
-    let done = enroll::confirm(&engine.ctx(), &engine.factors, e, &t.user, code, enrolled)?;
+    let done = enroll::confirm(
+        &engine.ctx(),
+        &engine.factors,
+        e,
+        &t.user,
+        code,
+        None,
+        enrolled,
+    )?;
     engine.syslog_records(&done.records);
     Ok(Response::BackupCodes { codes: done.codes })
 }

@@ -123,6 +123,8 @@ pub struct NewCode {
     pub lookup: [u8; 32],
     /// argon2id PHC string of the normalized code.
     pub hash: String,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<u64>,
 }
 
 /// A single-use code found by its lookup.
@@ -134,6 +136,8 @@ pub struct CodeRecord {
     pub hash: String,
     /// When it was used; `None` while unused.
     pub used_at: Option<u64>,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<u64>,
 }
 
 /// What a login reads before it prompts, in one snapshot.
@@ -330,8 +334,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes pending credential `id` (an enrollment that lapsed).
     fn delete_pending(&self, id: i64) -> Result<(), StoreError>;
 
-    /// Confirms pending credential `id` with its first `counter`, replaces
-    /// the user's codes of a method with `codes` when given, and appends
+    /// Spends `authorize` (when given: e.g. an enrollment token), confirms
+    /// pending credential `id` with its first `counter`, replaces the
+    /// user's codes of a method with `codes` when given, and appends
     /// `events`, in one durable transaction. `Nothing` when it is no
     /// longer pending.
     fn confirm(
@@ -339,9 +344,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: i64,
         counter: Option<u64>,
         codes: Option<(Method, Vec<NewCode>)>,
+        authorize: Option<Claim>,
         now: u64,
         events: Vec<AuditEvent>,
     ) -> Result<Change, StoreError>;
+
+    /// Replaces `user`'s `method` codes with `codes` whatever the user has
+    /// enrolled (an admin's enrollment token for an unenrolled user), and
+    /// appends `events`, in one durable transaction.
+    fn issue_codes(
+        &self,
+        user: &str,
+        method: &Method,
+        codes: Vec<NewCode>,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Spends `authorize` (when given), replaces the user's `method` codes
     /// and appends `events`, in one durable transaction. `Nothing` when the

@@ -133,6 +133,7 @@ fn backup_codes_are_single_use_and_replaced_whole() {
     let code = |b: u8| NewCode {
         lookup: [b; 32],
         hash: format!("h{b}"),
+        expires_at: None,
     };
     assert!(
         !s.replace_backup_codes("alice", &[code(1)], 1),
