@@ -79,10 +79,48 @@ pub fn enroll_token(
 
 /// `twofold admin locks`.
 pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
-    let locks = match daemon.call(&Request::AdminLocks)? {
-        Response::Locks { locks } => locks,
-        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
-    };
+    // Page by page: many locks (an attack on many accounts) cannot be
+    // answered in one frame.
+    let mut locks = Vec::new();
+    let mut after = None;
+    loop {
+        match daemon.call(&Request::AdminLocksPage { after })? {
+            Response::LocksPage { locks: page, next } => {
+                locks.extend(page);
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            Response::Locks { locks: all } => {
+                locks = all;
+                break;
+            }
+            Response::Unsupported { .. } => match daemon.call(&Request::AdminLocks)? {
+                Response::Locks { locks: all } => {
+                    locks = all;
+                    break;
+                }
+                other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+            },
+            other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+        }
+    }
+    // By account, then its user-wide lock before the per-source ones.
+    locks.sort_by(|a, b| {
+        (
+            &a.user,
+            a.source.is_some(),
+            &a.source,
+            std::cmp::Reverse(a.until),
+        )
+            .cmp(&(
+                &b.user,
+                b.source.is_some(),
+                &b.source,
+                std::cmp::Reverse(b.until),
+            ))
+    });
     let text = if json {
         let v: Vec<_> = locks
             .iter()

@@ -166,6 +166,8 @@ pub fn response_name(r: &Response) -> &'static str {
         Response::Done { .. } => "done",
         Response::Locks { .. } => "locks",
         Response::EnrollToken { .. } => "enroll_token",
+        Response::UsersPage { .. } => "users_page",
+        Response::LocksPage { .. } => "locks_page",
         Response::AuditRecords { .. } => "audit_records",
         Response::AuditVerified(_) => "audit_verified",
         Response::StatsReport(_) => "stats_report",

@@ -137,6 +137,18 @@ pub enum Request {
     },
     /// Admin: the locks in force now.
     AdminLocks,
+    /// Admin: one page of every account the daemon knows, by name.
+    AdminListPage {
+        /// Only accounts after this name (the previous page's `next`).
+        #[serde(default)]
+        after: Option<String>,
+    },
+    /// Admin: one page of the locks in force now.
+    AdminLocksPage {
+        /// Only locks after this one (the previous page's `next`).
+        #[serde(default)]
+        after: Option<u64>,
+    },
     /// Admin: changes an account's enrollment grace deadline (`enroll` mode).
     AdminGrace {
         /// The account.
@@ -220,6 +232,8 @@ impl Request {
             Request::AdminList => "admin_list",
             Request::AdminUnlock { .. } => "admin_unlock",
             Request::AdminLocks => "admin_locks",
+            Request::AdminListPage { .. } => "admin_list_page",
+            Request::AdminLocksPage { .. } => "admin_locks_page",
             Request::AdminGrace { .. } => "admin_grace",
             Request::AdminEnrollToken { .. } => "admin_enroll_token",
             Request::AuditQuery { .. } => "audit_query",
@@ -347,6 +361,22 @@ pub enum Response {
     Done {
         /// What was done, for the person.
         message: String,
+    },
+    /// One page of accounts.
+    UsersPage {
+        /// The accounts, by name.
+        users: Vec<UserStatus>,
+        /// Ask again with `after` = this for the next page; `None`: no more.
+        #[serde(default)]
+        next: Option<String>,
+    },
+    /// One page of locks.
+    LocksPage {
+        /// The locks.
+        locks: Vec<LockInfo>,
+        /// Ask again with `after` = this for the next page; `None`: no more.
+        #[serde(default)]
+        next: Option<u64>,
     },
     /// A one-time enrollment token, shown once.
     EnrollToken {

@@ -2,7 +2,7 @@
 //! figures. Everything here that reveals other users needs an admin; the
 //! audit query alone is open to users for their own rows.
 
-use super::Answer;
+use super::{fitting, too_many, Answer};
 use crate::audit::syslog::utc_minutes;
 use crate::audit::{event, AuditEvent, ChainCheck};
 use crate::engine::Engine;
@@ -13,15 +13,15 @@ use crate::store::{AuditFilter, Walk};
 use crate::validate;
 use std::collections::BTreeMap;
 use twofold_proto::{
-    AuditReport, BackupLow, ErrorKind, GraceInfo, MethodCount, Request, Response, StatsReport,
-    TimeRef,
+    AuditReport, BackupLow, ErrorKind, GraceInfo, LockInfo, MethodCount, Request, Response,
+    StatsReport, TimeRef,
 };
 
-/// Rows per audit page at most; a page also stops before this many bytes.
+/// Rows per audit page at most; a page also stops before it would not fit
+/// in one frame.
 const PAGE_ROWS: u32 = 500;
-const PAGE_BYTES: usize = 48 * 1024;
-/// Locks listed at most.
-const MAX_LOCKS: u32 = 500;
+/// Locks per page at most (a page also stops before it would not fit).
+const LOCKS_PAGE: u32 = 500;
 /// Backup codes below which `twofold stats` lists a user.
 const LOW_BACKUP: u32 = 3;
 /// Users listed at most in each list of `twofold stats`.
@@ -48,8 +48,16 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
             }
             Request::AdminLocks => {
                 require_admin(peer)?;
-                let locks = this.store.locks(this.now(), MAX_LOCKS)?;
+                let (locks, next) = locks_page(this, 0)?;
+                if next.is_some() {
+                    return Err(too_many("locks"));
+                }
                 Ok(Response::Locks { locks })
+            }
+            Request::AdminLocksPage { after } => {
+                require_admin(peer)?;
+                let (locks, next) = locks_page(this, after.unwrap_or(0))?;
+                Ok(Response::LocksPage { locks, next })
             }
             Request::AdminGrace {
                 user,
@@ -100,16 +108,8 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 let mut more = rows.len() > want as usize;
                 rows.truncate(want as usize);
                 // Keep the answer inside one frame.
-                let mut size = 0;
-                let mut keep = rows.len();
-                for (i, r) in rows.iter().enumerate() {
-                    size += serde_json::to_vec(r).map(|v| v.len()).unwrap_or(PAGE_BYTES);
-                    if size > PAGE_BYTES {
-                        keep = i;
-                        more = true;
-                        break;
-                    }
-                }
+                let keep = fitting(&rows);
+                more |= keep < rows.len();
                 rows.truncate(keep);
                 Ok(Response::AuditRecords {
                     records: rows,
@@ -135,6 +135,21 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
             )),
         }
     }
+}
+
+/// One page of the locks in force after lock `after`, and where the next
+/// page starts when there is one.
+fn locks_page(this: &Engine, after: u64) -> Result<(Vec<LockInfo>, Option<u64>), Failure> {
+    let rows = this.store.locks(this.now(), after, LOCKS_PAGE + 1)?;
+    let more = rows.len() > LOCKS_PAGE as usize;
+    let (ids, mut locks): (Vec<u64>, Vec<LockInfo>) =
+        rows.into_iter().take(LOCKS_PAGE as usize).unzip();
+    let keep = fitting(&locks);
+    locks.truncate(keep);
+    let next = (more || keep < ids.len())
+        .then(|| keep.checked_sub(1).map(|i| ids[i]))
+        .flatten();
+    Ok((locks, next))
 }
 
 /// How long an enrollment token stays valid unless the admin says.

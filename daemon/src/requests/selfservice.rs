@@ -62,6 +62,8 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         }
         Request::AdminDisable { user } => disable(engine, peer, &user),
         Request::AdminList => list(engine, peer),
+        Request::AdminListPage { after } => list_page(engine, peer, after.as_deref())
+            .map(|(users, next)| Response::UsersPage { users, next }),
         other => return Err(Unhandled(Box::new(other))),
     })
 }
@@ -457,13 +459,37 @@ fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure
     })
 }
 
-fn list(engine: &Engine, peer: &Peer) -> Result<Response, Failure> {
+/// Accounts per page at most (a page also stops before it would not fit).
+const USERS_PAGE: u32 = 200;
+
+/// One page of accounts after `after`, and where the next starts if any.
+fn list_page(
+    engine: &Engine,
+    peer: &Peer,
+    after: Option<&str>,
+) -> Result<(Vec<UserStatus>, Option<String>), Failure> {
     super::admin::require_admin(peer)?;
-    let names = engine.store.users()?;
-    let users = names
+    let names = engine.store.users(after, USERS_PAGE + 1)?;
+    let more = names.len() > USERS_PAGE as usize;
+    let mut users = names
         .iter()
+        .take(USERS_PAGE as usize)
         .map(|n| status_of(engine, n))
         .collect::<Result<Vec<_>, _>>()?;
+    let keep = super::fitting(&users);
+    let cut = keep < users.len();
+    users.truncate(keep);
+    let next = (more || cut)
+        .then(|| users.last().map(|u| u.user.clone()))
+        .flatten();
+    Ok((users, next))
+}
+
+fn list(engine: &Engine, peer: &Peer) -> Result<Response, Failure> {
+    let (users, next) = list_page(engine, peer, None)?;
+    if next.is_some() {
+        return Err(super::too_many("accounts"));
+    }
     Ok(Response::Users { users })
 }
 

@@ -394,8 +394,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether the daemon has ever stored anything for `user`.
     fn user_exists(&self, user: &str) -> Result<bool, StoreError>;
 
-    /// Every known account, sorted by name.
-    fn users(&self) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` known accounts after `after`, sorted by name.
+    fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
 
     // --- rate limits and grace ---
 
@@ -411,8 +411,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         unlock: AuditEvent,
     ) -> Result<(u32, Vec<AuditRecord>), StoreError>;
 
-    /// Locks in force now, by user then source (user-wide first).
-    fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError>;
+    /// Up to `limit` locks in force now after lock `after`, each with its
+    /// id, in the order they were made.
+    fn locks(&self, now: u64, after: u64, limit: u32) -> Result<Vec<(u64, LockInfo)>, StoreError>;
 
     /// The stored grace deadline of `user`.
     fn grace_deadline(&self, user: &str) -> Result<Option<u64>, StoreError>;

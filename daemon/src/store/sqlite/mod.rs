@@ -303,11 +303,13 @@ impl Db {
         )?)
     }
 
-    /// Every known account, sorted by name.
-    pub fn users(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM users ORDER BY name")?;
+    /// Up to `limit` known accounts after `after`, sorted by name.
+    pub fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name FROM users WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2",
+        )?;
         let names = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map(params![after, i64::from(limit)], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }

@@ -329,8 +329,8 @@ impl Store for SqliteStore {
         self.db().user_exists(user)
     }
 
-    fn users(&self) -> Result<Vec<String>, StoreError> {
-        self.db().users()
+    fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.db().users(after, limit)
     }
 
     fn user_lock(&self, user: &str, now: u64) -> Result<Option<u64>, StoreError> {
@@ -346,8 +346,8 @@ impl Store for SqliteStore {
         self.db().unlock(user, now, unlock)
     }
 
-    fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError> {
-        self.db().locks(now, limit)
+    fn locks(&self, now: u64, after: u64, limit: u32) -> Result<Vec<(u64, LockInfo)>, StoreError> {
+        self.db().locks(now, after, limit)
     }
 
     fn grace_deadline(&self, user: &str) -> Result<Option<u64>, StoreError> {

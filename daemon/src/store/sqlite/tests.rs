@@ -266,10 +266,10 @@ fn the_user_wide_count_spans_sources() {
         Some(l)
     );
     assert_eq!(s.user_lock("alice", 520).unwrap(), Some(l.until));
-    let locks = s.locks(520, 10).unwrap();
+    let locks = s.locks(520, 0, 10).unwrap();
     assert_eq!(locks.len(), 1);
-    assert_eq!(locks[0].source, None);
-    assert_eq!(locks[0].failures, 20);
+    assert_eq!(locks[0].1.source, None);
+    assert_eq!(locks[0].1.failures, 20);
 }
 
 #[test]
