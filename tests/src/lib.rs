@@ -18,8 +18,10 @@ pub mod fake_daemon;
 mod module;
 pub mod otp;
 pub mod pam;
+mod require;
 pub mod sshd;
 pub mod syslog;
 pub mod system;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
+pub use require::{require_programs, require_root};

@@ -6,6 +6,7 @@ use twofold_daemon::{Daemon, DaemonError, KeyError, ManualClock, StoreError, SCH
 use twofold_proto::Response;
 use twofold_tests::daemon::{config_in, failed_kind, last, open_tempdir, TestDaemon, T0};
 use twofold_tests::otp::oathtool_totp;
+use twofold_tests::require_root;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -206,11 +207,7 @@ fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
 /// was used. Needs root to hand the file to another uid.
 #[test]
 fn regression_a_master_key_owned_by_another_user_refuses_to_start() {
-    assert_eq!(
-        nix_euid(),
-        0,
-        "this test gives the key file to uid 65534: run it as root (scripts/test does)"
-    );
+    require_root();
     let dir = open_tempdir();
     let config = config_in(dir.path());
     let key = &config.daemon.master_key;
@@ -253,9 +250,4 @@ fn regression_a_symlink_at_the_database_path_refuses_to_start_and_writes_nothing
         "names the path: {err}"
     );
     assert!(!elsewhere.exists(), "nothing was created through the link");
-}
-
-fn nix_euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
 }

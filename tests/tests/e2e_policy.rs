@@ -408,11 +408,9 @@ fn bad_policy_is_refused_by_config_check_and_by_the_daemon_naming_the_line() {
 #[test]
 fn supplementary_groups_come_from_the_group_database() {
     use std::process::Command;
-    use twofold_tests::daemon::{config_in, is_root, open_tempdir, DaemonProcess};
-    if !is_root() {
-        eprintln!("skipped: needs root for a private mount namespace");
-        return;
-    }
+    use twofold_tests::daemon::{config_in, open_tempdir, DaemonProcess};
+    twofold_tests::require_root();
+    twofold_tests::require_programs(&["unshare"]);
     // The real twofoldd, in a private mount namespace where /etc/group
     // lists mail as a supplementary member of a new group.
     let dir = open_tempdir();

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::module_line;
 use twofold_tests::otp::wrong_code;
-use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
+use twofold_tests::system::{run_bounded, HostFiles, Run, System, TestUser};
+use twofold_tests::{module_line, require_programs, require_root};
 
 const SINGLE: &str = "Password & verification code: ";
 
@@ -19,10 +19,9 @@ struct Setup {
     enrolled: Enrolled,
 }
 
-fn setup() -> Option<Setup> {
-    if !can_run(&["unshare", "pamtester", "oathtool"]) {
-        return None;
-    }
+fn setup() -> Setup {
+    require_root();
+    require_programs(&["unshare", "pamtester", "oathtool"]);
     let d = TestDaemon::start_with(|c| c.login.max_tries = 1);
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "pass word 12").unwrap();
@@ -47,12 +46,12 @@ fn setup() -> Option<Setup> {
     )
     .unwrap();
     let enrolled = d.enroll("tfuser");
-    Some(Setup {
+    Setup {
         d,
         sys,
         user,
         enrolled,
-    })
+    }
 }
 
 /// `pamtester tf-single USER authenticate`, one stdin line per prompt.
@@ -73,7 +72,7 @@ fn pamtester_on(s: &Setup, service: &str, user: &str, lines: &[&str]) -> Run {
 /// asked the password by pam_unix, then the code by twofold.
 #[test]
 fn pamtester_asks_password_then_code_without_single_prompt() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let code = s.d.code(&s.enrolled.secret, 0);
     let run = pamtester_on(&s, "tf-two", "tfuser", &[&s.user.password, &code]);
     assert_ok(&run);
@@ -107,7 +106,7 @@ fn assert_refused(run: &Run) {
 
 #[test]
 fn one_answer_carries_password_and_code() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let host = HostFiles::snapshot();
     let code = s.d.code(&s.enrolled.secret, 0);
     let run = pamtester(&s, "tfuser", &[&format!("{}{code}", s.user.password)]);
@@ -121,7 +120,7 @@ fn one_answer_carries_password_and_code() {
 
 #[test]
 fn a_wrong_password_or_a_wrong_code_is_refused() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let code = s.d.code(&s.enrolled.secret, 0);
     // Right code, wrong password: pam_unix refuses what it was handed.
     assert_refused(&pamtester(&s, "tfuser", &[&format!("pass word 13{code}")]));
@@ -140,7 +139,7 @@ fn a_wrong_password_or_a_wrong_code_is_refused() {
 
 #[test]
 fn a_backup_code_can_end_the_answer() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let backup = &s.enrolled.backup_codes[1];
     assert_ok(&pamtester(
         &s,
@@ -153,7 +152,7 @@ fn a_backup_code_can_end_the_answer() {
 /// then asks for the code.
 #[test]
 fn a_password_alone_is_followed_by_the_code_prompt() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let code = s.d.code(&s.enrolled.secret, 0);
     // The password ends in "12": not six digits, so no code is split off.
     let run = pamtester(&s, "tfuser", &[&s.user.password, &code]);
@@ -169,7 +168,7 @@ fn a_password_alone_is_followed_by_the_code_prompt() {
 /// pam_unix (`try_first_pass`) asks for the password itself.
 #[test]
 fn an_unenrolled_user_gets_the_ordinary_password_prompt() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let run = pamtester(&s, "plain", &["plain pw"]);
     assert_ok(&run);
     assert!(!run.text.contains(SINGLE), "{}", run.text);

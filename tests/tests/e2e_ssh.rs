@@ -4,10 +4,10 @@
 //! `oathtool`. The host's /etc is never touched (asserted). Needs root.
 
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::module_line;
 use twofold_tests::otp::wrong_code;
 use twofold_tests::sshd::{Sshd, SSHD};
-use twofold_tests::system::{can_run, HostFiles, Run, System, TestUser};
+use twofold_tests::system::{HostFiles, Run, System, TestUser};
+use twofold_tests::{module_line, require_programs, require_root};
 
 const PROMPT: &str = "Verification code:";
 const SHELL_OK: &str = "echo REMOTE-$((40+2)); id -un";
@@ -53,26 +53,25 @@ struct Setup {
     host: HostFiles,
 }
 
-fn setup(max_tries: u32) -> Option<Setup> {
+fn setup(max_tries: u32) -> Setup {
     setup_with(|c| c.login.max_tries = max_tries)
 }
 
-fn setup_with(edit: impl FnOnce(&mut twofold_config::Config)) -> Option<Setup> {
-    if !can_run(&["unshare", SSHD, "ssh", "ssh-keygen", "expect", "oathtool"]) {
-        return None;
-    }
+fn setup_with(edit: impl FnOnce(&mut twofold_config::Config)) -> Setup {
+    require_root();
+    require_programs(&["unshare", SSHD, "ssh", "ssh-keygen", "expect", "oathtool"]);
     let host = HostFiles::snapshot();
     let d = TestDaemon::start_with(edit);
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "correct horse 7").unwrap();
     let enrolled = d.enroll("tfuser");
-    Some(Setup {
+    Setup {
         d,
         sys,
         user,
         enrolled,
         host,
-    })
+    }
 }
 
 fn assert_logged_in(run: &Run, sshd: &Sshd) {
@@ -110,7 +109,7 @@ fn begins(d: &TestDaemon, user: &str) -> usize {
 
 #[test]
 fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
@@ -134,7 +133,7 @@ fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
 
 #[test]
 fn ssh_backup_code_is_accepted_once() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
     let backup = &s.enrolled.backup_codes[3];
     let ok = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, backup)]).unwrap();
@@ -146,7 +145,7 @@ fn ssh_backup_code_is_accepted_once() {
 
 #[test]
 fn ssh_keyboard_interactive_alone_asks_password_then_code() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = password_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
@@ -179,7 +178,7 @@ fn ssh_keyboard_interactive_alone_asks_password_then_code() {
 /// rate-limit slot.
 #[test]
 fn ssh_wrong_password_never_reaches_the_daemon() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = password_then_code_sshd(&s);
     let before = begins(&s.d, "tfuser");
     let no = sshd
@@ -208,7 +207,7 @@ fn ssh_wrong_password_never_reaches_the_daemon() {
 /// the module does it so that the placement does not depend on the sshd.)
 #[test]
 fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
@@ -228,7 +227,7 @@ fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
 /// reaches the ssh user's screen before "Permission denied".
 #[test]
 fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
@@ -244,12 +243,10 @@ fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
 /// why and when to retry, without being asked for a code.
 #[test]
 fn ssh_client_screen_shows_the_lockout_message() {
-    let Some(s) = setup_with(|c| {
+    let s = setup_with(|c| {
         c.login.max_tries = 1;
         c.rate_limit.source_failures = 2;
-    }) else {
-        return;
-    };
+    });
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
