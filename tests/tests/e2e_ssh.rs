@@ -18,10 +18,14 @@ fn twofold_line(d: &TestDaemon) -> String {
 }
 
 /// sshd with `AuthenticationMethods publickey,keyboard-interactive`: the
-/// key is checked by sshd, PAM asks only for the code.
+/// key is checked by sshd, PAM asks only for the code. `pam_permit` after
+/// twofold, as README gives it: twofold's PAM_IGNORE (an unenrolled user the
+/// policy lets through) must not be the stack's only result, which libpam
+/// turns into a denial.
 fn key_then_code_sshd(s: &Setup) -> Sshd {
     let stack = [
         twofold_line(&s.d),
+        "auth required pam_permit.so".into(),
         "account required pam_unix.so".into(),
         "session required pam_permit.so".into(),
         "password required pam_deny.so".into(),
@@ -128,6 +132,40 @@ fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
         let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, bad)]).unwrap();
         assert_refused(&no, &sshd);
     }
+    s.host.assert_unchanged();
+}
+
+/// Issue 10: README's key+code stack had twofold as its only auth module,
+/// so twofold's PAM_IGNORE for an unenrolled user (policy `allow`) left
+/// libpam without a result and every unenrolled user was refused.
+#[test]
+fn regression_ssh_key_then_code_lets_an_unenrolled_user_in_when_policy_allows() {
+    let s = setup(1);
+    let sshd = key_then_code_sshd(&s);
+    let r = s.d.call(&twofold_proto::Request::AdminDisable {
+        user: "tfuser".into(),
+    });
+    assert!(matches!(r, twofold_proto::Response::Done { .. }), "{r:?}");
+    // No code is asked for: the key alone, as policy `allow` says.
+    let ok = sshd.ssh("tfuser", SHELL_OK, &[]).unwrap();
+    assert_logged_in(&ok, &sshd);
+    assert!(!ok.text.contains(PROMPT), "{}", ok.text);
+    s.host.assert_unchanged();
+}
+
+#[test]
+fn ssh_key_then_code_refuses_an_unenrolled_user_when_policy_denies() {
+    let s = setup_with(|c| {
+        c.login.max_tries = 1;
+        c.policy.unenrolled = twofold_config::Unenrolled::Deny;
+    });
+    let sshd = key_then_code_sshd(&s);
+    let r = s.d.call(&twofold_proto::Request::AdminDisable {
+        user: "tfuser".into(),
+    });
+    assert!(matches!(r, twofold_proto::Response::Done { .. }), "{r:?}");
+    let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, "123456")]).unwrap();
+    assert_refused(&no, &sshd);
     s.host.assert_unchanged();
 }
 
