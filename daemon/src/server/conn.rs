@@ -5,9 +5,10 @@ use crate::login;
 use crate::server::peer::Peer;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 use twofold_proto::{
-    write_message, DecodeError, ErrorKind, FrameError, FrameReader, Request, Response,
-    PROTO_OLDEST, PROTO_VERSION,
+    write_message, DecodeError, ErrorKind, FrameDeadline, FrameError, FrameReader, Request,
+    Response, PROTO_OLDEST, PROTO_VERSION,
 };
 use zeroize::Zeroize;
 
@@ -64,6 +65,11 @@ impl<'a> Conn<'a> {
     /// Reads the next request. Garbage, oversized or truncated frames and
     /// timeouts end the connection (after a `Failed` where the peer can still
     /// read it); they never affect other connections.
+    ///
+    /// The request must be complete within `client_timeout` of now, and
+    /// within `frame_timeout` of its first byte: a client dribbling a byte
+    /// at a time holds this worker no longer than one that sends nothing.
+    /// (Every read of the connection is made here.)
     pub fn recv(&mut self) -> Incoming {
         if !self.held.is_empty() && !self.reader.has_frame() {
             // About to wait for the client: what it waits for goes first.
@@ -71,7 +77,12 @@ impl<'a> Conn<'a> {
                 return Incoming::End;
             }
         }
-        let mut body = match self.reader.read_frame(&mut self.stream) {
+        let limits = &self.engine.config.daemon;
+        let deadline = FrameDeadline {
+            by: Instant::now() + limits.client_timeout.duration(),
+            once_begun: limits.frame_timeout.duration(),
+        };
+        let mut body = match self.reader.read_frame_by(&mut self.stream, deadline) {
             Ok(b) => b,
             Err(FrameError::Closed) => return Incoming::End,
             Err(e @ FrameError::TooLarge { .. }) => {
