@@ -165,7 +165,9 @@ impl Drop for Conn<'_> {
     }
 }
 
-/// Serves one connection to its end.
+/// Serves one connection to its end. `peer` was resolved when it
+/// connected; each request is authorized with the peer's rights as they
+/// are when it arrives.
 pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
     let mut conn = Conn::new(engine, peer, stream);
     if !handshake(&mut conn) {
@@ -210,7 +212,17 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(req) => {
-                let resp = crate::requests::answer(engine, peer, req);
+                // Looked up again for each request, so that someone removed
+                // from `admin_group` loses admin rights on a connection they
+                // opened before. Cheap: the passwd entry comes from the
+                // directory cache, and the group is read only for a peer
+                // that is neither root nor the daemon's own user.
+                let now = Peer::resolve(
+                    peer.cred,
+                    engine.config.daemon.admin_group.as_deref(),
+                    &engine.directory,
+                );
+                let resp = crate::requests::answer(engine, &now, req);
                 if !conn.send(&resp) {
                     return;
                 }
