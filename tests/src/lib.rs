@@ -18,6 +18,7 @@ pub mod fake_daemon;
 mod module;
 pub mod otp;
 pub mod pam;
+pub mod peers;
 mod require;
 pub mod sshd;
 pub mod syslog;
