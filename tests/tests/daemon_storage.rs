@@ -251,3 +251,31 @@ fn regression_a_symlink_at_the_database_path_refuses_to_start_and_writes_nothing
     );
     assert!(!elsewhere.exists(), "nothing was created through the link");
 }
+
+/// Issue 10: a database others could write only drew a warning; whoever
+/// writes it can add their own factor to any account or erase locks.
+#[test]
+fn regression_a_database_others_may_write_refuses_to_start() {
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
+    for mode in [0o666, 0o620, 0o602] {
+        std::fs::set_permissions(
+            &config.daemon.database,
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+        let err = Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap_err();
+        assert!(matches!(err, DaemonError::Unsafe(_)), "{mode:o}: {err:?}");
+        assert!(
+            err.to_string().contains(&format!("mode {mode:04o}")),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(
+        &config.daemon.database,
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    Daemon::open(config, Arc::new(ManualClock::new(T0))).unwrap();
+}

@@ -47,6 +47,9 @@ pub enum DaemonError {
     /// The database cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file twofoldd would trust can be changed by someone else.
+    #[error("{0}")]
+    Unsafe(String),
     /// The listening socket failed.
     #[error("socket: {0}")]
     Io(#[from] io::Error),
@@ -124,6 +127,7 @@ impl Daemon {
             nss_lookups: directory.asked(),
             ..Stats::default()
         });
+        refuse_if_writable_by_others(&config.daemon.database)?;
         let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
         warn_if_shared(&log, "database", &config.daemon.database);
         let digest = crate::audit::config_digest(&config.to_toml());
@@ -227,8 +231,46 @@ impl Daemon {
     }
 }
 
+/// An existing database (and its write-ahead log) that someone else may
+/// write is refused: whoever writes it could add their own factor to any
+/// account, erase locks or rewrite the audit trail. One owned by another
+/// user is refused for the same reason.
+fn refuse_if_writable_by_others(db: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    for path in [db, Path::new(&wal)] {
+        // A symbolic link is refused when the store opens the file
+        // (O_NOFOLLOW), with the open's own error.
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.mode() & 0o7777;
+        let shown = path.display();
+        if mode & 0o022 != 0 {
+            return Err(DaemonError::Unsafe(format!(
+                "database {shown} has mode {mode:04o}: group or others may write it \
+                 (chmod 600 {shown})"
+            )));
+        }
+        if meta.uid() != euid {
+            return Err(DaemonError::Unsafe(format!(
+                "database {shown} is owned by uid {}, not by the uid twofoldd runs as ({euid}) \
+                 (chown it, or run twofoldd as its owner)",
+                meta.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An existing database may have been created looser than we create it;
-/// it holds no plaintext secret, so warn rather than refuse.
+/// readable by others, it holds no plaintext secret, so warn rather than
+/// refuse (writable by others is refused above).
 fn warn_if_shared(log: &Logger, what: &str, path: &Path) {
     use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = std::fs::metadata(path) {
