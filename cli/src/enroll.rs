@@ -73,6 +73,31 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
         show(&pending, opts.qr, io.out)?;
         io.out.flush().map_err(CliError::io("writing output"))?;
     }
+    let confirmed = confirm_interactively(daemon, opts, &pending, io);
+    if confirmed.is_err() {
+        // Nothing is left half done: the pending enrollment is dropped (it
+        // never counted), and the error says so.
+        let cancel = Request::EnrollCancel {
+            user: opts.user.clone(),
+            method: twofold_proto::Method::TOTP,
+        };
+        if daemon.call(&cancel).is_ok() {
+            let _ = writeln!(
+                io.err,
+                "twofold: the enrollment was not finished and has been dropped; nothing changed"
+            );
+        }
+    }
+    confirmed
+}
+
+/// Asks for codes until one confirms `pending` or the tries run out.
+fn confirm_interactively(
+    daemon: &Daemon,
+    opts: &TotpOptions,
+    pending: &TotpEnrollment,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
     let mut last = None;
     for attempt in 1..=CONFIRM_TRIES {
         let failure = match try_confirm(daemon, opts.user.as_deref(), io)? {
@@ -109,7 +134,7 @@ fn try_confirm(
 ) -> Result<Result<Response, String>, CliError> {
     let Some(raw) = io.codes.read_code(CODE_PROMPT)? else {
         return Err(CliError::Usage(format!(
-            "no code entered; the enrollment is pending: confirm it with `twofold enroll confirm{}`",
+            "no code entered: run `twofold enroll totp{}` again when the app is at hand",
             user_flag(user)
         )));
     };

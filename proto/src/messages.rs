@@ -87,6 +87,15 @@ pub enum Request {
         /// The answer (e.g. a code from the authenticator).
         code: Secret,
     },
+    /// Drops a pending (unconfirmed) enrollment of a factor; a confirmed
+    /// one is untouched.
+    EnrollCancel {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+    },
     /// What is enrolled for an account.
     Status {
         /// The account; `None` means the caller's own.
@@ -228,6 +237,7 @@ impl Request {
             Request::RemoveFactor { .. } => "remove_factor",
             Request::EnrollStart { .. } => "enroll_start",
             Request::EnrollConfirm { .. } => "enroll_confirm",
+            Request::EnrollCancel { .. } => "enroll_cancel",
             Request::AdminDisable { .. } => "admin_disable",
             Request::AdminList => "admin_list",
             Request::AdminUnlock { .. } => "admin_unlock",

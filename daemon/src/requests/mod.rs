@@ -19,7 +19,8 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::Status { user }
         | Request::RegenerateBackupCodes { user, .. }
         | Request::RemoveTotp { user, .. }
-        | Request::RemoveFactor { user, .. } => user.clone().or_else(|| peer.name.clone()),
+        | Request::RemoveFactor { user, .. }
+        | Request::EnrollCancel { user, .. } => user.clone().or_else(|| peer.name.clone()),
         Request::AdminDisable { user }
         | Request::AdminUnlock { user }
         | Request::AdminGrace { user, .. } => Some(user.clone()),

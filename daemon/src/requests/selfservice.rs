@@ -48,6 +48,9 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         } => start(user, Method::TOTP, algorithm, digits),
         Request::EnrollConfirm { user, method, code } => confirm(user, method, &code),
         Request::TotpEnrollConfirm { user, code } => confirm(user, Method::TOTP, &code),
+        Request::EnrollCancel { user, method } => {
+            target(peer, user).and_then(|t| enroll_cancel(engine, &t, &method))
+        }
         Request::Status { user } => {
             target(peer, user).and_then(|t| Ok(Response::Status(status_of(engine, &t.user)?)))
         }
@@ -145,6 +148,31 @@ fn enroll_confirm(
     )?;
     engine.syslog_records(&done.records);
     Ok(Response::BackupCodes { codes: done.codes })
+}
+
+/// Drops `t`'s pending enrollment of `method` (one that was never
+/// confirmed, so it never counted: no audit row).
+fn enroll_cancel(engine: &Engine, t: &Target, method: &Method) -> Result<Response, Failure> {
+    enrollable(engine, method)?;
+    let pending: Vec<i64> = engine
+        .store
+        .credentials(&t.user)?
+        .into_iter()
+        .filter(|c| c.method == *method && c.confirmed_at.is_none())
+        .map(|c| c.id)
+        .collect();
+    if pending.is_empty() {
+        return Err(fail(
+            ErrorKind::NotFound,
+            format!("{} has no pending {method} enrollment", t.user),
+        ));
+    }
+    for id in pending {
+        engine.store.delete_pending(id)?;
+    }
+    Ok(Response::Done {
+        message: format!("the pending {method} enrollment of {} was dropped", t.user),
+    })
 }
 
 /// The service name of code checks made by requests, in audit rows.
