@@ -219,11 +219,24 @@ fn child_alias_logins() {
     assert!(text.contains("successfully authenticated"), "{text}");
     d.clock.advance(30);
 
+    // Factors enrolled under an alias (an admin naming it) belong to no
+    // login: that name is refused, not answered from alice's state.
+    d.enroll("alice@example.com");
+    let right = d.code(&alice.secret, 0);
+    let (code, t) = login(&pam, "alice@example.com", &[&right]);
+    assert_eq!(code, PAM_AUTH_ERR, "{t:?}");
+    assert!(t.prompts().is_empty(), "{t:?}");
+    let log = d.log_text();
+    assert!(
+        log.contains("pam_user=alice@example.com service=tf")
+            && log.contains("reason=\"factors enrolled under another name\""),
+        "{log}"
+    );
+
     // One set of counters: four wrong codes under other names and a fifth
     // through alice2 lock alice out; her own right code is not looked at.
-    let right = d.code(&alice.secret, 0);
     let w = wrong_code(&right);
-    for user in ["alice", "ALICE", "EXAMPLE\\alice", "alice@example.com"] {
+    for user in ["alice", "ALICE", "EXAMPLE\\alice", "alice"] {
         let (code, t) = login(&pam, user, &[w]);
         assert_eq!(t.errors(), vec![INVALID_CODE], "{user}: {t:?}");
         assert_eq!(code, PAM_AUTH_ERR);

@@ -8,14 +8,15 @@
 //! to its account (names are not accounts: an alias — a second passwd name
 //! of a uid, a case variant, `DOMAIN\user`, `user@domain` — logs in to the
 //! account of its uid, and everything below is keyed by that account's
-//! name); the login is authorized; the policy
-//! may exempt the login (`Ignore`); a lock refuses it before any prompt; an
-//! unenrolled user is let through, refused or offered enrollment as the
-//! policy says; otherwise the person is prompted. A lock made while the
-//! person types refuses the answer in the transaction that would record it
-//! (no step spent, no failure added). A user the passwd
-//! database does not know gets what an unenrolled user in `deny` mode gets:
-//! the same prompt, the same message and a dummy check of the same cost.
+//! name); the login is authorized; the policy may exempt the login
+//! (`Ignore`); factors stored under the alias itself refuse it; a lock
+//! refuses it before any prompt; an unenrolled user is let through,
+//! refused or offered enrollment as the policy says; otherwise the person
+//! is prompted. A lock made while the person types refuses the answer in
+//! the transaction that would record it (no step spent, no failure added).
+//! A user the passwd database does not know gets what an unenrolled user
+//! in `deny` mode gets: the same prompt, the same message and a dummy
+//! check of the same cost.
 
 //!
 //! **Invariant:** this module names no factor and no database: it asks the
@@ -537,6 +538,20 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
+    if let Some(typed) = l.pam_user.clone() {
+        // Factors kept under the name typed (an admin request naming the
+        // alias, or an enrollment from before names were resolved) reach
+        // no login now; the account's own state, perhaps unenrolled, must
+        // not decide in their place. Only aliases pay this read.
+        match engine.has_login_factor(&typed) {
+            Ok(false) => {}
+            Ok(true) => {
+                let ev = l.base.renamed(event::LOGIN_DENIED);
+                return l.deny("factors enrolled under another name", None, ev);
+            }
+            Err(e) => return l.unavailable(&e),
+        }
+    }
     let snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
         Ok(s) => s,
         Err(e) => return l.unavailable(&e),
