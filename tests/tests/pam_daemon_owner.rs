@@ -48,7 +48,12 @@ impl Impostor {
     fn start() -> Impostor {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
-            .args(["--exact", "impostor_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "impostor_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, "1")
             .uid(NOBODY)
             .gid(NOBODY)
@@ -123,9 +128,10 @@ fn regression_an_impostor_daemon_not_run_by_root_is_refused_in_both_fail_modes()
         assert_eq!(login(service, &[&socket, mode]), PAM_AUTH_ERR, "{mode}");
         let lines = logged(service);
         assert!(
-            lines.iter().any(|(pri, l)| *pri
-                == libc::LOG_AUTHPRIV | libc::LOG_ERR
-                && l.contains("its socket is held by uid 65534, not root")),
+            lines
+                .iter()
+                .any(|(pri, l)| *pri == libc::LOG_AUTHPRIV | libc::LOG_ERR
+                    && l.contains("its socket is held by uid 65534, not root")),
             "{mode}: {lines:?}"
         );
         assert!(
