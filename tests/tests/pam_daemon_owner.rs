@@ -8,24 +8,27 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use twofold_tests::daemon::is_root;
 use twofold_tests::fake_daemon::{FakeDaemon, Script};
 use twofold_tests::pam::*;
-use twofold_tests::PamConfig;
+use twofold_tests::{require_root, PamConfig};
 
 twofold_tests::capture_pam_syslog!();
 
 const CHILD_ENV: &str = "TF_IMPOSTOR_CHILD";
 const NOBODY: u32 = 65534;
 
-/// Not a test of its own: when [`CHILD_ENV`] is set, this is the impostor.
-/// It prints its socket, serves until its stdin closes, then prints how
-/// many connections got as far as sending `Begin`.
+/// A child entry point, not a test of its own: re-executed by
+/// [`regression_an_impostor_daemon_not_run_by_root_is_refused_in_both_fail_modes`]
+/// as `nobody` with [`CHILD_ENV`] set, it is the impostor. It prints its
+/// socket, serves until its stdin closes, then prints how many connections
+/// got as far as sending `Begin`.
 #[test]
+#[ignore = "run by regression_an_impostor_daemon_not_run_by_root_is_refused_in_both_fail_modes as uid 65534"]
 fn impostor_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
-        return;
-    }
+    assert!(
+        std::env::var_os(CHILD_ENV).is_some(),
+        "a child entry point: run by regression_an_impostor_daemon_not_run_by_root_is_refused_in_both_fail_modes, which sets {CHILD_ENV}"
+    );
     let daemon = FakeDaemon::start(Script::login().success()).unwrap();
     println!("IMPOSTOR_SOCKET={}", daemon.socket().display());
     std::io::stdout().flush().unwrap();
@@ -35,6 +38,7 @@ fn impostor_child() {
         begins += usize::from(s.begin.is_some());
     }
     println!("IMPOSTOR_BEGINS={begins}");
+    println!("child ok");
 }
 
 /// The impostor, running as `nobody`.
@@ -49,6 +53,7 @@ impl Impostor {
         let exe = std::env::current_exe().unwrap();
         let mut child = Command::new(exe)
             .args([
+                "--ignored",
                 "--exact",
                 "impostor_child",
                 "--nocapture",
@@ -66,10 +71,20 @@ impl Impostor {
         Impostor { child, out, socket }
     }
 
-    /// Stops it; how many connections sent it a `Begin`.
+    /// Stops it; how many connections sent it a `Begin`. Fails unless it
+    /// ran as exactly one test and passed.
     fn stop(mut self) -> usize {
         drop(self.child.stdin.take());
         let begins = read_value(&mut self.out, "IMPOSTOR_BEGINS=");
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success()
+                && rest.contains("child ok")
+                && rest.contains("test result: ok. 1 passed;"),
+            "the impostor failed or did not run exactly one test:\n{rest}"
+        );
         begins.parse().unwrap()
     }
 }
@@ -115,10 +130,7 @@ fn login(service: &str, args: &[&str]) -> PamCode {
 /// `daemon_uid=`, the same process is trusted.
 #[test]
 fn regression_an_impostor_daemon_not_run_by_root_is_refused_in_both_fail_modes() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run the impostor as nobody");
-        return;
-    }
+    require_root();
     let impostor = Impostor::start();
     let socket = format!("socket={}", impostor.socket);
     for (service, mode) in [
