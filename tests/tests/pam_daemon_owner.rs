@@ -3,8 +3,8 @@
 //! `daemon_uid=` (issue 10, 8). An impostor is a fake daemon that answers
 //! `Success` to everything, listening on its own socket as `nobody`; it is
 //! this test binary run again as uid 65534 ([`impostor_child`], through
-//! `peers::AsNobody`), since
-//! SO_PEERCRED reports the uid a socket was listened on with. Needs root.
+//! `peers::AsNobody`), since SO_PEERCRED reports the uid a socket was
+//! listened on with. Needs root.
 
 use twofold_tests::fake_daemon::{FakeDaemon, Script};
 use twofold_tests::pam::*;
