@@ -1,8 +1,10 @@
 //! The few libpam functions the module needs, declared by hand, and safe
 //! wrappers over them: items, the conversation and syslog.
 
-use crate::login::{Authtok, ConvError, Conversation, Level, Log, Notice};
+use crate::login::{ConvError, Conversation, Level, Log, Notice};
+use crate::single::{Authtok, Stash, Typed, NO_VERIFY_LINE};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use twofold_proto::zeroize::Zeroize;
 use twofold_proto::Secret;
 
@@ -23,6 +25,16 @@ pub const PAM_IGNORE: c_int = 25;
 
 /// Flag: the module should show no informational messages.
 pub const PAM_SILENT: c_int = 0x8000;
+
+/// Flag to a PAM data cleanup: the data is being replaced, not freed at
+/// `pam_end`.
+const PAM_DATA_REPLACE: c_int = 0x2000_0000;
+/// Flag to a PAM data cleanup (from `pam_end`): the application asks for
+/// quiet, e.g. in a forked child.
+const PAM_DATA_SILENT: c_int = 0x4000_0000;
+
+/// The PAM data name under which the `ask` line keeps what it was typed.
+const STASH: &CStr = c"pam_twofold:single_prompt";
 
 const PAM_SERVICE: c_int = 1;
 const PAM_TTY: c_int = 3;
@@ -55,6 +67,8 @@ struct PamResponse {
     resp_retcode: c_int,
 }
 
+type CleanupFn = unsafe extern "C" fn(pamh: *mut PamHandle, data: *mut c_void, error_status: c_int);
+
 type ConvFn = unsafe extern "C" fn(
     num_msg: c_int,
     msg: *mut *const PamMessage,
@@ -77,6 +91,14 @@ extern "C" {
     fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
+    fn pam_set_data(
+        pamh: *mut PamHandle,
+        name: *const c_char,
+        data: *mut c_void,
+        cleanup: Option<CleanupFn>,
+    ) -> c_int;
+    fn pam_get_data(pamh: *const PamHandle, name: *const c_char, data: *mut *const c_void)
+        -> c_int;
 }
 
 /// A borrowed libpam handle, valid for the duration of one `pam_sm_*` call.
@@ -195,6 +217,11 @@ impl Pam {
     /// PAM_AUTHTOK of this transaction.
     pub fn authtok(&self) -> PamAuthtok {
         PamAuthtok { h: self.h }
+    }
+
+    /// The single-prompt stash: this handle's PAM data.
+    pub fn stash(&self) -> PamStash {
+        PamStash { h: self.h }
     }
 
     /// A logger writing to syslog (authpriv) through this handle.
@@ -360,6 +387,105 @@ impl Authtok for PamAuthtok {
             Err("pam_set_item refused it")
         }
     }
+}
+
+/// What the `ask` line keeps in PAM data, with whether a `verify` line has
+/// taken it.
+struct Stashed {
+    typed: Typed,
+    taken: bool,
+}
+
+/// [`Typed`] kept in PAM data between the `ask` and `verify` lines of one
+/// `pam_authenticate`.
+#[derive(Debug)]
+pub struct PamStash {
+    h: *mut PamHandle,
+}
+
+impl PamStash {
+    /// Replaces the data under [`STASH`] (libpam calls the cleanup of what
+    /// was there, which wipes it).
+    fn replace(&mut self, data: *mut Stashed) -> c_int {
+        let cleanup: Option<CleanupFn> = if data.is_null() {
+            None
+        } else {
+            Some(wipe_stashed)
+        };
+        // SAFETY: h is live and this runs inside a pam_sm_* call (PAM data
+        // may only be set by modules); data is null or a Box we hand over,
+        // freed by wipe_stashed.
+        unsafe { pam_set_data(self.h, STASH.as_ptr(), data.cast(), cleanup) }
+    }
+}
+
+impl Stash for PamStash {
+    fn put(&mut self, typed: Typed) -> Result<(), &'static str> {
+        let data = Box::into_raw(Box::new(Stashed {
+            typed,
+            taken: false,
+        }));
+        if self.replace(data) == PAM_SUCCESS {
+            return Ok(());
+        }
+        // SAFETY: libpam did not take it: still ours, from Box::into_raw.
+        drop(unsafe { Box::from_raw(data) });
+        Err("pam_set_data refused it")
+    }
+
+    fn take(&mut self) -> Option<Typed> {
+        let mut p: *const c_void = std::ptr::null();
+        // SAFETY: h is live; p is a valid out-pointer.
+        let rc = unsafe { pam_get_data(self.h, STASH.as_ptr(), &mut p) };
+        if rc != PAM_SUCCESS || p.is_null() {
+            return None;
+        }
+        // SAFETY: only `put` stores data under this name: a live Box of
+        // Stashed, owned by libpam until its cleanup runs, which cannot
+        // happen during this call but for the `replace` below.
+        let stashed = unsafe { &mut *(p as *mut Stashed) };
+        stashed.taken = true;
+        // The code moves out (its buffer is not copied); what stays is
+        // wiped by the cleanup that `replace` runs.
+        let typed = Typed {
+            user: std::mem::take(&mut stashed.typed.user),
+            code: stashed.typed.code.take(),
+        };
+        self.replace(std::ptr::null_mut());
+        Some(typed)
+    }
+}
+
+/// libpam's cleanup for [`Stashed`]: at `pam_end`, or when replaced. Frees
+/// (and so wipes) it; at a `pam_end` with PAM_SUCCESS, untaken data means
+/// no `verify` line ran after the `ask` line, which is logged loudly.
+///
+/// # Safety
+/// Called by libpam with the pointer `PamStash::put` stored.
+unsafe extern "C" fn wipe_stashed(pamh: *mut PamHandle, data: *mut c_void, status: c_int) {
+    // A panic must not unwind into libpam.
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if data.is_null() {
+            return;
+        }
+        // SAFETY: data came from Box::into_raw in `put`; libpam calls this
+        // once per stored pointer.
+        let stashed = unsafe { Box::from_raw(data.cast::<Stashed>()) };
+        let at_end = status & PAM_DATA_REPLACE == 0;
+        let result = status & !(PAM_DATA_REPLACE | PAM_DATA_SILENT);
+        if at_end && result == PAM_SUCCESS && !stashed.taken && !pamh.is_null() {
+            // SAFETY: pam_end runs data cleanups before it frees the handle.
+            let pam = unsafe { Pam::new(pamh) };
+            // Outside a module call libpam's prefix names neither the
+            // module nor the service, so the line names them itself.
+            let service = pam.service().unwrap_or_default();
+            pam.logger().log(
+                Level::Error,
+                &format!("pam_twofold({service}:auth): {NO_VERIFY_LINE}"),
+            );
+        }
+        drop(stashed);
+    }));
 }
 
 /// Writes log lines with `pam_syslog` on facility authpriv.

@@ -18,17 +18,19 @@ pub mod ffi;
 pub mod link;
 pub mod login;
 pub mod options;
+pub mod single;
 pub mod split;
 
 pub use login::{authenticate, relay, LoginItems, Outcome, CLIENT_NAME, MAX_MESSAGES};
-pub use options::{FailMode, Inline, OptionError, Options};
+pub use options::{FailMode, Inline, OptionError, Options, SinglePrompt};
 
 use ffi::{Pam, PamHandle, PAM_AUTH_ERR, PAM_SERVICE_ERR, PAM_SILENT, PAM_SUCCESS};
 use login::{Level, Log};
 use std::ffi::{c_char, c_int, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// libpam's `auth` entry point: runs one login conversation with the daemon.
+/// libpam's `auth` entry point: runs one login conversation with the daemon
+/// (or, on a `single_prompt=ask` line, asks the combined question only).
 ///
 /// # Safety
 /// Called by libpam with its live handle and `argc` valid C strings in `argv`.
@@ -84,6 +86,18 @@ unsafe fn authenticate_call(
             return PAM_SERVICE_ERR;
         }
     };
+    if opts.single_prompt == Some(SinglePrompt::Ask) {
+        let user = match pam.user() {
+            Ok(u) => u,
+            Err(e) => {
+                log.log(Level::Error, e.msg);
+                return e.code;
+            }
+        };
+        let (mut conv, mut authtok, mut stash) = (pam.conversation(), pam.authtok(), pam.stash());
+        // Never contacts the daemon, so failmode has nothing to apply to.
+        return single::ask(&opts, &user, &mut conv, &mut authtok, &mut stash, &log).pam_code();
+    }
     let items = match login_items(&pam) {
         Ok(i) => i,
         Err(e) => {
@@ -91,11 +105,13 @@ unsafe fn authenticate_call(
             return e.code;
         }
     };
+    let typed = match opts.single_prompt {
+        Some(SinglePrompt::Verify) => single::kept_code(&opts, &items.user, &mut pam.stash(), &log),
+        _ => None,
+    };
     let mut conv = pam.conversation();
-    let mut authtok = pam.authtok();
     let silent = flags & PAM_SILENT != 0;
-    authenticate(&opts, silent, &items, &mut conv, &mut authtok, &log)
-        .pam_code_for(&opts, &items, &log)
+    authenticate(&opts, silent, &items, &mut conv, typed, &log).pam_code_for(&opts, &items, &log)
 }
 
 fn login_items(pam: &Pam) -> Result<LoginItems, ffi::ItemError> {

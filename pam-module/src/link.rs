@@ -63,6 +63,33 @@ impl Link {
         })
     }
 
+    /// The effective uid of the process that holds the other end: for a
+    /// connection to a listening socket, the uid it called listen(2) with
+    /// (SO_PEERCRED, filled in by the kernel at connect, so no I/O).
+    pub fn peer_uid(&self) -> io::Result<u32> {
+        // SAFETY: ucred is plain old data; all-zero is a valid value.
+        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: the fd is open; cred and len are valid out-pointers of
+        // the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::addr_of_mut!(cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if len as usize != std::mem::size_of::<libc::ucred>() {
+            return Err(io::Error::other("SO_PEERCRED returned a short ucred"));
+        }
+        Ok(cred.uid)
+    }
+
     /// What is left of the budget.
     pub fn left(&self) -> Duration {
         self.left
@@ -244,6 +271,17 @@ mod tests {
             Link::connect(&socket_dir("missing").join("nope"), Duration::from_secs(2)).unwrap_err();
         assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
         assert!(start.elapsed() < Duration::from_millis(500));
+    }
+
+    /// The listener here is this process, so the peer is our own euid.
+    #[test]
+    fn peer_uid_is_the_listeners_euid() {
+        let path = socket_dir("peer").join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let _listener = UnixListener::bind(&path).unwrap();
+        let link = Link::connect(&path, Duration::from_secs(2)).unwrap();
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(link.peer_uid().unwrap(), unsafe { libc::geteuid() });
     }
 
     /// A daemon that sends a frame one byte every 100 ms: each read returns

@@ -71,24 +71,6 @@ impl Conversation for Person {
     }
 }
 
-/// PAM_AUTHTOK as a plain field.
-#[derive(Default)]
-struct Token {
-    preset: bool,
-    set: Option<String>,
-}
-
-impl Authtok for Token {
-    fn is_set(&self) -> bool {
-        self.preset || self.set.is_some()
-    }
-
-    fn set(&mut self, password: &Secret) -> Result<(), &'static str> {
-        self.set = Some(password.expose().to_owned());
-        Ok(())
-    }
-}
-
 #[derive(Default)]
 struct Lines(RefCell<Vec<(Level, String)>>);
 
@@ -120,15 +102,7 @@ fn items() -> LoginItems {
 
 fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, Lines) {
     let log = Lines::default();
-    let out = relay(
-        opts,
-        false,
-        &items_for("login"),
-        daemon,
-        person,
-        &mut Token::default(),
-        &log,
-    );
+    let out = relay(opts, false, &items_for("login"), daemon, person, None, &log);
     (out, log)
 }
 
@@ -140,7 +114,7 @@ fn run_silent(daemon: &mut Scripted, person: &mut Person) -> Outcome {
         &items(),
         daemon,
         person,
-        &mut Token::default(),
+        None,
         &Lines::default(),
     )
 }
