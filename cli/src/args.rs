@@ -163,6 +163,10 @@ pub enum Enroll {
         /// Do not draw the QR code (print only the URI and the secret).
         #[arg(long)]
         no_qr: bool,
+        /// Draw the QR code for a terminal with a light background (dark
+        /// text on white); chosen by itself when COLORFGBG says so.
+        #[arg(long)]
+        qr_invert: bool,
         /// Only start the enrollment and print it; confirm later with `twofold enroll confirm`.
         #[arg(long)]
         no_confirm: bool,

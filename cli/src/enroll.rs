@@ -26,6 +26,8 @@ pub struct TotpOptions {
     pub digits: Option<u32>,
     /// Draw the QR code.
     pub qr: bool,
+    /// Draw it for a light-background terminal.
+    pub qr_invert: bool,
     /// Ask for a code and confirm right away.
     pub confirm: bool,
     /// Print JSON on stdout.
@@ -53,7 +55,7 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
             })?;
             writeln!(io.out).map_err(CliError::io("writing output"))?;
         } else {
-            show(&pending, opts.qr, io.out)?;
+            show(&pending, opts.qr, opts.qr_invert, io.out)?;
         }
         // With --json the hint must not spoil stdout for scripts.
         let hint: &mut dyn Write = if opts.json { io.err } else { io.out };
@@ -68,9 +70,9 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
     // With --json, stdout carries only the JSON result; the enrollment is for
     // the person's eyes, so it goes to stderr.
     if opts.json {
-        show(&pending, opts.qr, io.err)?;
+        show(&pending, opts.qr, opts.qr_invert, io.err)?;
     } else {
-        show(&pending, opts.qr, io.out)?;
+        show(&pending, opts.qr, opts.qr_invert, io.out)?;
         io.out.flush().map_err(CliError::io("writing output"))?;
     }
     let confirmed = confirm_interactively(daemon, opts, &pending, io);
@@ -225,24 +227,38 @@ pub fn print_backup_codes(codes: &[Secret], json: bool, io: &mut Io<'_>) -> Resu
 }
 
 /// Shows a pending enrollment: QR code, manual-entry secret and URI.
-fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliError> {
+/// Whether COLORFGBG (set by rxvt, Konsole and others as `fg;bg`) names a
+/// light background: colour 7 or 15 (white), or 9 to 14 (bright ones).
+pub fn light_background(colorfgbg: Option<String>) -> bool {
+    colorfgbg
+        .as_deref()
+        .and_then(|v| v.rsplit(';').next())
+        .and_then(|bg| bg.parse::<u8>().ok())
+        .is_some_and(|bg| bg == 7 || (9..=15).contains(&bg))
+}
+
+/// Shows the enrollment: the key and the URI first, then the QR code right
+/// above the prompt that follows, so that on an 80×24 terminal the code is
+/// whole on screen while the person scans it (a usual URI's code is 23
+/// lines of 45 columns).
+fn show(
+    p: &TotpEnrollment,
+    with_qr: bool,
+    invert: bool,
+    w: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut text = String::new();
-    if with_qr {
-        let mut drawn = qr::render(p.uri.expose()).map_err(|e| CliError::Usage(e.to_string()))?;
-        text.push_str("Scan this QR code with your authenticator app:\n\n");
-        text.push_str(&drawn);
-        text.push('\n');
-        drawn.zeroize();
-        text.push_str("Or enter the key by hand:\n");
+    text.push_str(if with_qr {
+        "Add this key to your authenticator app, or scan the QR code below:\n"
     } else {
-        text.push_str("Add this key to your authenticator app:\n");
-    }
+        "Add this key to your authenticator app:\n"
+    });
     let mut grouped = format::group4(p.secret.expose());
     // Written straight into `text`, which is wiped, so no stray copy of the
     // key is left in a temporary.
     let _ = write!(
         text,
-        "  Account: {} (issuer {})\n  Key:     {}\n  Type:    time-based, {}, {} digits, every {} seconds\n\nURI: {}\n\n",
+        "  Account: {} (issuer {})\n  Key:     {}\n  Type:    time-based, {}, {} digits, every {} seconds\nURI: {}\n",
         p.user,
         p.issuer,
         grouped,
@@ -252,6 +268,14 @@ fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliE
         p.uri.expose()
     );
     grouped.zeroize();
+    if with_qr {
+        let mut drawn =
+            qr::render_with(p.uri.expose(), invert).map_err(|e| CliError::Usage(e.to_string()))?;
+        text.push_str(&drawn);
+        drawn.zeroize();
+    } else {
+        text.push('\n');
+    }
     let res = w
         .write_all(text.as_bytes())
         .and_then(|()| w.flush())
@@ -262,4 +286,20 @@ fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliE
 
 fn user_flag(user: Option<&str>) -> String {
     user.map(|u| format!(" --user {u}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::light_background;
+
+    #[test]
+    fn colorfgbg_names_a_light_background() {
+        for light in ["0;15", "0;7", "12;9", "default;15"] {
+            assert!(light_background(Some(light.into())), "{light}");
+        }
+        for dark in ["15;0", "7;0", "0;8", "", "junk", "15;default"] {
+            assert!(!light_background(Some(dark.into())), "{dark}");
+        }
+        assert!(!light_background(None));
+    }
 }

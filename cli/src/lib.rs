@@ -81,6 +81,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             algorithm,
             digits,
             no_qr,
+            qr_invert,
             no_confirm,
             json,
         }) => {
@@ -89,6 +90,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
                 algorithm: *algorithm,
                 digits: *digits,
                 qr: !no_qr,
+                qr_invert: *qr_invert || enroll::light_background(std::env::var("COLORFGBG").ok()),
                 confirm: !no_confirm,
                 json: json.json,
             };
