@@ -8,7 +8,6 @@ use twofold_config::{EnrollAtLogin, Unenrolled};
 use twofold_daemon::{CONFIRM_PROMPT, INVALID_CODE};
 use twofold_proto::{Request, Response};
 use twofold_tests::daemon::{TestDaemon, T0};
-use twofold_tests::otp::oathtool;
 use twofold_tests::pam::*;
 use twofold_tests::PamConfig;
 
@@ -38,25 +37,6 @@ fn login(pam: &PamConfig, rhost: &str, conv: Conversation) -> (PamCode, Transcri
         .tty("pts/1")
         .authenticate(conv)
         .unwrap()
-}
-
-/// Answers the confirmation prompt with oathtool's code for the secret
-/// shown in the information lines; `first` answers come before it.
-fn enrolling(first: &[&str], at: u64) -> Conversation {
-    answers(first).respond_with(move |t: &Transcript| {
-        let line = t
-            .infos()
-            .into_iter()
-            .find(|l| l.starts_with("Or type this secret: "))
-            .expect("the secret is shown")
-            .to_owned();
-        let secret: String = line["Or type this secret: ".len()..]
-            .split(" (")
-            .next()
-            .unwrap()
-            .replace(' ', "");
-        Reply::Answer(oathtool(&secret, at))
-    })
 }
 
 fn token(d: &TestDaemon, valid: Option<u64>) -> String {
