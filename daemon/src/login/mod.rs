@@ -8,8 +8,10 @@
 //! to its account (names are not accounts: an alias — a second passwd name
 //! of a uid, a case variant, `DOMAIN\user`, `user@domain` — logs in to the
 //! account of its uid, and everything below is keyed by that account's
-//! name); the login is authorized; the policy may exempt the login
-//! (`Ignore`); factors stored under the alias itself refuse it; a lock
+//! name — unless factors are stored under the name as typed, which then
+//! logs in with those: root's usual login of an enrolled name asks NSS
+//! nothing); the login is authorized; the policy may exempt the login
+//! (`Ignore`); a lock
 //! refuses it before any prompt; an unenrolled user is let through,
 //! refused or offered enrollment as the policy says; otherwise the person
 //! is prompted. A lock made while the person types refuses the answer in
@@ -475,7 +477,7 @@ impl<'c, 'a> Login<'c, 'a> {
 /// Validates `typed`, resolves its user name to the account (see
 /// [`crate::accounts::Account`]) and authorizes the peer to log it in;
 /// `None` when the login already ended (answered and logged).
-fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<Account> {
+fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<(Account, Option<Snapshot>)> {
     let engine = conn.engine;
     let mut l = Login::new(conn, typed, None);
     let valid = validate::user(&typed.user)
@@ -489,11 +491,35 @@ fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<Account> {
         return None;
     }
     let peer = l.conn.peer;
-    // Every login needs the account first: its name keys factors, locks and
+    let want_groups = engine.config.policy.uses_groups();
+    // The usual login — root runs it (sshd, sudo, su), no policy names
+    // groups, and factors are stored under the name as typed — takes that
+    // name as its account without asking NSS: an alias has no factors of
+    // its own, so it cannot pass for an enrolled name, and is resolved
+    // below like every other name. The snapshot read here is the login's.
+    let mut typed_snapshot = None;
+    if peer.is_root() && !want_groups {
+        let source = typed.rhost.clone().unwrap_or_default();
+        match engine.store.snapshot(&typed.user, &source, engine.now()) {
+            Ok(snap) if engine.factors.all().any(|f| f.usable(&snap)) => {
+                let account = Account {
+                    name: typed.user.clone(),
+                    uid: None,
+                    groups: Vec::new(),
+                };
+                return Some((account, Some(snap)));
+            }
+            Ok(snap) => typed_snapshot = Some(snap),
+            Err(e) => {
+                l.unavailable(&e);
+                return None;
+            }
+        }
+    }
+    // Otherwise the account comes first: its name keys factors, locks and
     // grace, and only its uid tells whether the peer may run it. A name an
     // unprivileged peer chooses is asked for without being kept, so it
     // cannot crowd root's logins out of the cache.
-    let want_groups = engine.config.policy.uses_groups();
     let found = if peer.is_root() || peer.is_self(&typed.user) {
         engine.directory.account(&typed.user, want_groups)
     } else {
@@ -519,14 +545,38 @@ fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<Account> {
         l.conn.send_failed(ErrorKind::PermissionDenied, &why);
         return None;
     }
-    Some(account)
+    Some((account, typed_snapshot))
 }
 
 /// Runs one login conversation to its end.
 pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
     let engine = conn.engine;
-    let Some(account) = resolve(conn, typed) else {
+    let Some((resolved, typed_snapshot)) = resolve(conn, typed) else {
         return;
+    };
+    // A name with factors of its own logs in with them (an admin enrolled
+    // the alias, or it was enrolled before names were resolved): it is
+    // its own account, as on the fast path, and never passes for the
+    // account's state (which may be unenrolled). A name without factors
+    // is its uid's account.
+    let (account, pre) = if resolved.name == typed.user {
+        (resolved, typed_snapshot)
+    } else {
+        let own = match &typed_snapshot {
+            Some(s) => Ok(engine.factors.all().any(|f| f.usable(s))),
+            None => engine.has_login_factor(&typed.user),
+        };
+        match own {
+            Ok(true) => {
+                let account = Account {
+                    name: typed.user.clone(),
+                    ..resolved
+                };
+                (account, typed_snapshot)
+            }
+            Ok(false) => (resolved, None),
+            Err(e) => return Login::new(conn, typed, None).unavailable(&e),
+        }
     };
     let pam_user = (account.name != typed.user).then(|| typed.user.clone());
     let b = &Begin {
@@ -538,23 +588,12 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    if let Some(typed) = l.pam_user.clone() {
-        // Factors kept under the name typed (an admin request naming the
-        // alias, or an enrollment from before names were resolved) reach
-        // no login now; the account's own state, perhaps unenrolled, must
-        // not decide in their place. Only aliases pay this read.
-        match engine.has_login_factor(&typed) {
-            Ok(false) => {}
-            Ok(true) => {
-                let ev = l.base.renamed(event::LOGIN_DENIED);
-                return l.deny("factors enrolled under another name", None, ev);
-            }
+    let snap = match pre {
+        Some(s) => s,
+        None => match engine.store.snapshot(&b.user, &l.source, engine.now()) {
+            Ok(s) => s,
             Err(e) => return l.unavailable(&e),
-        }
-    }
-    let snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
-        Ok(s) => s,
-        Err(e) => return l.unavailable(&e),
+        },
     };
     if let Some(lock) = snap.lock {
         return l.refuse_locked(lock);
