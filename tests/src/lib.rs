@@ -15,6 +15,7 @@ mod conv;
 pub mod daemon;
 pub mod drip;
 pub mod fake_daemon;
+pub mod faults;
 mod module;
 pub mod otp;
 pub mod pam;
