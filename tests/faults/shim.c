@@ -23,7 +23,9 @@
  *   get_data      pam_get_data: err = PAM_NO_MODULE_DATA, null = success, NULL
  *   set_data      pam_set_data: err = PAM_SYSTEM_ERR, nothing kept
  *   malloc_module malloc, calloc, realloc, posix_memalign, aligned_alloc and
- *                 memalign called from pam_twofold.so: NULL, ENOMEM
+ *                 memalign called from pam_twofold.so: NULL, ENOMEM; with
+ *                 variant `from`, the N-th and every later one fails too
+ *                 (memory that stays short)
  *   malloc_other  the same functions called from anywhere else (libpam, libc,
  *                 the host's conversation)
  *   conv          the host's conversation function (host.c asks tf_fault_hit)
@@ -32,7 +34,13 @@
  * The host calls tf_faults_arm(1) before pam_authenticate and
  * tf_faults_arm(0) after pam_setcred (freed blocks stay watched through
  * pam_end), and tf_faults_report() to print `key=value` lines: calls.SITE=K
- * for every site, injected=0|1, freed_secrets=K, and for the first few
+ * for every site, bytes.malloc_module=K (the bytes the module's allocations
+ * asked for, a realloc counting its new size: what its allocator's reserve
+ * would have to hand out if every one of them failed), failed_bytes=K (the
+ * bytes of the module's allocations that were failed: what its reserve did
+ * hand out), largest.malloc_module=K (its largest single request),
+ * injected=0|1,
+ * freed_secrets=K, and for the first few
  * freed_secret_at= which secret (1 = the first of TF_SECRETS), the block's
  * size, and the call stack that freed it as object+offset
  * (twofold_tests::faults::symbolize names the module's functions).
@@ -75,11 +83,12 @@ static const char *const site_names[S_COUNT] = {
     "malloc_module", "malloc_other", "conv", "syslog",
 };
 
-static int armed, watching, injected;
+static int armed, watching, injected, sticky;
 static int fault_site = -1;
 static char fault_variant[32];
 static long fault_at;
 static long counts[S_COUNT];
+static size_t module_bytes, module_largest, failed_bytes;
 static int log_fd = -1;
 static int item_filter = -1;
 
@@ -135,6 +144,7 @@ __attribute__((constructor)) static void tf_init(void) {
             _exit(70);
         }
         snprintf(fault_variant, sizeof fault_variant, "%s", colon ? colon + 1 : "err");
+        sticky = strcmp(fault_variant, "from") == 0;
     }
     const char *at = getenv("TF_FAULT_AT");
     fault_at = at ? strtol(at, NULL, 10) : 0;
@@ -164,9 +174,11 @@ static int in_module(const void *addr) {
     return strstr(info.dli_fname, "pam_twofold") != NULL;
 }
 
-/* Counts one call at `site`; true when it is the one to fail. */
+/* Counts one call at `site`; true when it is to fail. */
 static int hit(int site) {
     long n = ++counts[site];
+    if (site == fault_site && sticky && fault_at > 0 && n > fault_at)
+        return 1;
     if (site == fault_site && n == fault_at) {
         injected = 1;
         /* Said at once: the run may not live to report it. */
@@ -194,12 +206,20 @@ static int pam_call_fails(int site, const void *caller) {
 
 static int variant_is(const char *v) { return strcmp(fault_variant, v) == 0; }
 
-/* Counts one allocation; true to fail it. */
-static int alloc_fails(const void *caller) {
+/* Counts one allocation of `size` bytes; true to fail it. */
+static int alloc_fails(const void *caller, size_t size) {
     if (!armed || busy)
         return 0;
     busy = 1;
-    int fail = hit(in_module(caller) ? S_MALLOC_MODULE : S_MALLOC_OTHER);
+    int module = in_module(caller);
+    if (module) {
+        module_bytes += size;
+        if (size > module_largest)
+            module_largest = size;
+    }
+    int fail = hit(module ? S_MALLOC_MODULE : S_MALLOC_OTHER);
+    if (fail && module)
+        failed_bytes += size;
     busy = 0;
     return fail;
 }
@@ -277,6 +297,8 @@ void tf_faults_report(void) {
     busy = 1;
     for (int i = 0; i < S_COUNT; i++)
         printf("calls.%s=%ld\n", site_names[i], counts[i]);
+    printf("bytes.malloc_module=%zu\nfailed_bytes=%zu\nlargest.malloc_module=%zu\n",
+           module_bytes, failed_bytes, module_largest);
     printf("injected=%d\n", injected);
     printf("freed_secrets=%ld\n", freed_secrets);
     for (long i = 0; i < freed_secrets && i < MAX_WHERE; i++)
@@ -383,7 +405,7 @@ void __syslog_chk(int pri, int flag, const char *fmt, ...) {
 /* ---- the allocator ---- */
 
 void *malloc(size_t n) {
-    if (alloc_fails(__builtin_return_address(0))) {
+    if (alloc_fails(__builtin_return_address(0), n)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -391,7 +413,7 @@ void *malloc(size_t n) {
 }
 
 void *calloc(size_t n, size_t size) {
-    if (alloc_fails(__builtin_return_address(0))) {
+    if (alloc_fails(__builtin_return_address(0), n * size)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -405,7 +427,7 @@ void *realloc(void *p, size_t n) {
         __libc_free(p);
         return NULL;
     }
-    if (alloc_fails(caller)) {
+    if (alloc_fails(caller, n)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -427,7 +449,7 @@ void *realloc(void *p, size_t n) {
 }
 
 int posix_memalign(void **out, size_t align, size_t n) {
-    if (alloc_fails(__builtin_return_address(0)))
+    if (alloc_fails(__builtin_return_address(0), n))
         return ENOMEM;
     if (align < sizeof(void *) || (align & (align - 1)) != 0)
         return EINVAL;
@@ -439,7 +461,7 @@ int posix_memalign(void **out, size_t align, size_t n) {
 }
 
 void *aligned_alloc(size_t align, size_t n) {
-    if (alloc_fails(__builtin_return_address(0))) {
+    if (alloc_fails(__builtin_return_address(0), n)) {
         errno = ENOMEM;
         return NULL;
     }
@@ -447,7 +469,7 @@ void *aligned_alloc(size_t align, size_t n) {
 }
 
 void *memalign(size_t align, size_t n) {
-    if (alloc_fails(__builtin_return_address(0))) {
+    if (alloc_fails(__builtin_return_address(0), n)) {
         errno = ENOMEM;
         return NULL;
     }

@@ -2,9 +2,10 @@
 //! loads pam_twofold.so through the real libpam, with `tests/faults/shim.c`
 //! preloaded to fail one call of one kind (an item or data function of
 //! libpam, the conversation, an allocation) and to see every syslog line and
-//! every freed block. Both are compiled here with `cc`; the protocol between
-//! them and this file is the environment (`TF_*`) and `key=value` lines,
-//! described at the top of each C file.
+//! every freed block; `tests/faults/password.c` is the password line of a
+//! single-prompt stack ([`password_module`]). All three are compiled here
+//! with `cc`; the protocol between them and this file is the environment
+//! (`TF_*`) and `key=value` lines, described at the top of each C file.
 //!
 //! ```no_run
 //! use twofold_tests::faults::{Fault, HostLogin};
@@ -26,13 +27,15 @@ use std::time::Duration;
 
 const SHIM_C: &str = include_str!("../faults/shim.c");
 const HOST_C: &str = include_str!("../faults/host.c");
+const PASSWORD_C: &str = include_str!("../faults/password.c");
 
-/// The compiled shim and host, built once per test process next to the
-/// test binary.
+/// The compiled shim, host and password module, built once per test
+/// process next to the test binary.
 #[derive(Debug)]
 struct Lab {
     shim: PathBuf,
     host: PathBuf,
+    password: PathBuf,
 }
 
 fn lab() -> &'static Lab {
@@ -54,8 +57,24 @@ fn lab() -> &'static Lab {
                 &[],
             ),
             host: cc(&dir, "host.c", HOST_C, &[], "host", &["-l:libpam.so.0"]),
+            password: cc(
+                &dir,
+                "password.c",
+                PASSWORD_C,
+                &["-shared", "-fPIC"],
+                "password.so",
+                &["-l:libpam.so.0"],
+            ),
         }
     })
+}
+
+/// The absolute path of `tests/faults/password.c` built as a PAM module: the
+/// password line between single-prompt mode's `ask` and `verify` lines, as
+/// `pam_unix.so use_first_pass` would be. It takes PAM_AUTHTOK, never asks,
+/// and accepts only the password given to [`HostLogin::password`].
+pub fn password_module() -> &'static Path {
+    &lab().password
 }
 
 /// Compiles one C file with warnings as errors into `dir/out`. Built under
@@ -118,6 +137,7 @@ pub struct HostLogin {
     tty: String,
     rhost: Option<String>,
     answer: String,
+    password: Option<String>,
     secrets: Vec<String>,
     fault: Option<(Fault, u64)>,
     item: Option<i32>,
@@ -133,6 +153,7 @@ impl HostLogin {
             tty: tty.into(),
             rhost: None,
             answer: String::new(),
+            password: None,
             secrets: Vec::new(),
             fault: None,
             item: None,
@@ -153,6 +174,12 @@ impl HostLogin {
     /// What the person types at every prompt.
     pub fn answer(mut self, answer: &str) -> Self {
         self.answer = answer.into();
+        self
+    }
+
+    /// The password [`password_module`] accepts.
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.into());
         self
     }
 
@@ -197,6 +224,9 @@ impl HostLogin {
         }
         if let Some(item) = self.item {
             cmd.env("TF_ITEM", item.to_string());
+        }
+        if let Some(password) = &self.password {
+            cmd.env("TF_PASSWORD", password);
         }
         let (status, text) = run_killing_after(cmd, Duration::from_secs(30));
         let values = text

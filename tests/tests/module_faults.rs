@@ -22,9 +22,10 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 use twofold_config::Seconds;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::faults::{symbolize, Fault, HostLogin, HostRun};
+use twofold_tests::fake_daemon::{FakeDaemon, Script};
+use twofold_tests::faults::{password_module, symbolize, Fault, HostLogin, HostRun};
 use twofold_tests::otp::{base32_decode, totp_sha1};
-use twofold_tests::pam::{PAM_AUTH_ERR, PAM_SUCCESS};
+use twofold_tests::pam::{PAM_AUTH_ERR, PAM_BUF_ERR, PAM_SUCCESS, PAM_SYSTEM_ERR};
 use twofold_tests::{module_line, PamConfig};
 
 /// A password for single-prompt mode, longer than the 16 bytes at the
@@ -43,8 +44,9 @@ const fn fault(site: &'static str, variant: &'static str) -> Fault {
 }
 
 /// libpam's item and data functions, failed with an error or answered with
-/// nothing (a NULL item, no user). The module calls no pam_*_data yet; the
-/// sweep shows 0 points for them until it does.
+/// nothing (a NULL item, no user). Only single-prompt mode calls
+/// pam_*_data (the code kept between its `ask` and `verify` lines): the
+/// plain stack shows 0 points for them.
 const PAM_FAULTS: &[Fault] = &[
     fault("get_user", "err"),
     fault("get_user", "null"),
@@ -72,8 +74,12 @@ const CONV_FAULTS: &[Fault] = &[
 enum Stack {
     /// `pam_twofold.so` alone: a prompt for the code.
     Plain,
-    /// `pam_twofold.so single_prompt`: password and code in one answer, the
-    /// password handed on as PAM_AUTHTOK (pam_get_item, pam_set_item).
+    /// Single-prompt mode's three lines: `pam_twofold.so single_prompt=ask`
+    /// asks for password and code in one answer, hands the password on as
+    /// PAM_AUTHTOK (pam_get_item, pam_set_item) and keeps the code in PAM
+    /// data (pam_set_data); the password line (`faults::password_module`,
+    /// as `pam_unix.so use_first_pass`) checks it; `single_prompt=verify`
+    /// takes the code back (pam_get_data, pam_set_data) for the daemon.
     SinglePrompt,
 }
 
@@ -121,13 +127,21 @@ impl Bench {
         let socket = format!("socket={}", daemon.socket().display());
         let plain = [socket.as_str(), "timeout=5", "debug"];
         pam.twofold(Stack::Plain.service(), &plain).unwrap();
-        // The bare `single_prompt` of today's module. Once it gives way to
-        // `single_prompt=ask|verify`, this service becomes that three-line
-        // stack, and the pam_*_data faults get call sites to sweep.
-        let single = [socket.as_str(), "timeout=5", "debug", "single_prompt"];
+        let ask = [socket.as_str(), "debug", "single_prompt=ask"];
+        let verify = [
+            socket.as_str(),
+            "timeout=5",
+            "debug",
+            "single_prompt=verify",
+        ];
+        let password = format!("auth requisite {}", password_module().display());
         pam.service(
             Stack::SinglePrompt.service(),
-            &[&module_line("required", &single)],
+            &[
+                &module_line("requisite", &ask),
+                &password,
+                &module_line("required", &verify),
+            ],
         )
         .unwrap();
         Bench {
@@ -170,7 +184,10 @@ impl Bench {
         let login = HostLogin::new(self.pam.dir(), stack.service(), "alice", &tty).secret(&code);
         match stack {
             Stack::Plain => login.answer(&code),
-            Stack::SinglePrompt => login.answer(&format!("{PASSWORD}{code}")).secret(PASSWORD),
+            Stack::SinglePrompt => login
+                .answer(&format!("{PASSWORD}{code}"))
+                .password(PASSWORD)
+                .secret(PASSWORD),
         }
     }
 
@@ -316,6 +333,7 @@ fn sweep_all(faults: &[Fault]) {
     let mut bench = Bench::new();
     let mut sweeps = Vec::new();
     let mut violations = Vec::new();
+    let mut controls = Vec::new();
     for code in [Code::Wrong, Code::Valid] {
         for stack in [Stack::Plain, Stack::SinglePrompt] {
             let login = bench.login(stack, code);
@@ -331,20 +349,34 @@ fn sweep_all(faults: &[Fault]) {
             );
             let baseline: BTreeSet<String> =
                 control.run.leaks().into_iter().map(str::to_owned).collect();
+            controls.push((stack, code, control.run));
             for &f in faults {
                 let s = sweep(&mut bench, stack, code, f);
                 for r in &s.runs {
-                    violations.extend(
-                        r.violations(&baseline)
-                            .into_iter()
-                            .map(|v| format!("{stack:?}/{code:?} {} N={}: {v}", f.spec(), r.run.n)),
-                    );
+                    let mut bad = r.violations(&baseline);
+                    // Fail closed, and say why: the module's allocator
+                    // counts every failure and the entry point returns
+                    // PAM_BUF_ERR (pam-module src/reserve.rs).
+                    if f.site == "malloc_module"
+                        && r.run.injected()
+                        && r.run.survived()
+                        && r.run.authenticate() != Some(PAM_BUF_ERR)
+                    {
+                        bad.push(format!(
+                            "an allocation in the module failed, yet {}",
+                            r.run.outcome()
+                        ));
+                    }
+                    violations
+                        .extend(bad.into_iter().map(|v| {
+                            format!("{stack:?}/{code:?} {} N={}: {v}", f.spec(), r.run.n)
+                        }));
                 }
                 sweeps.push(s);
             }
         }
     }
-    let table = table(&sweeps, start.elapsed());
+    let table = table(&sweeps, &controls, start.elapsed());
     println!("{table}");
     let shown: Vec<String> = violations.iter().take(12).map(|v| symbolize(v)).collect();
     assert!(
@@ -356,8 +388,20 @@ fn sweep_all(faults: &[Fault]) {
     );
 }
 
-/// The table of injection points and outcomes.
-fn table(sweeps: &[Sweep], took: Duration) -> String {
+/// The most of its reserve the module says it had in use, in its
+/// out-of-memory log line (0 when it logged none).
+fn reserve_used(run: &HostRun) -> u64 {
+    run.logged
+        .lines()
+        .filter_map(|l| l.split_once("(at most ")?.1.split(' ').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// The table of injection points and outcomes, then what the module
+/// allocates: in each fault-free login, and at most from its reserve in one
+/// run of an allocation sweep.
+fn table(sweeps: &[Sweep], controls: &[(Stack, Code, HostRun)], took: Duration) -> String {
     let mut t = String::new();
     let runs: usize = sweeps.iter().map(|s| s.runs.len()).sum();
     let _ = writeln!(t, "{runs} runs in {:.1}s", took.as_secs_f64());
@@ -376,6 +420,33 @@ fn table(sweeps: &[Sweep], took: Duration) -> String {
             s.points(),
             s.outcomes()
         );
+    }
+    for (stack, code, run) in controls {
+        let _ = writeln!(
+            t,
+            "fault-free {stack:?}/{code:?}: the module asked for {} bytes in {} allocations, the largest {}",
+            run.number("bytes.malloc_module"),
+            run.number("calls.malloc_module"),
+            run.number("largest.malloc_module"),
+        );
+    }
+    for s in sweeps.iter().filter(|s| s.fault.site == "malloc_module") {
+        let failed = s.runs.iter().max_by_key(|r| r.run.number("failed_bytes"));
+        let reserve = s.runs.iter().max_by_key(|r| reserve_used(&r.run));
+        if let (Some(failed), Some(reserve)) = (failed, reserve) {
+            let _ = writeln!(
+                t,
+                "{:?}/{:?} {}: at most {} bytes of failed allocations in one run (N={}), \
+                 at most {} bytes of the reserve in use (N={})",
+                s.stack,
+                s.code,
+                s.fault.spec(),
+                failed.run.number("failed_bytes"),
+                failed.run.n,
+                reserve_used(&reserve.run),
+                reserve.run.n,
+            );
+        }
     }
     t
 }
@@ -436,10 +507,95 @@ fn failing_allocations_in_libpam_and_the_application_never_crash_the_login() {
 /// process, so a failed malloc anywhere in the module kills the application
 /// that loaded it: sshd's session process, su, sudo, or a screen locker,
 /// which may then leave the screen unlocked (the reason the module catches
-/// panics at all; see ARCHITECTURE.md).
+/// panics at all; see ARCHITECTURE.md). Fixed by the module's global
+/// allocator (pam-module src/reserve.rs): a failed allocation is served
+/// from a reserve and the call fails with PAM_BUF_ERR, which every
+/// injected run here must end in.
 #[test]
 fn failing_allocations_in_the_module_never_abort_the_application() {
     sweep_all(&[fault("malloc_module", "null")]);
+}
+
+/// Memory that stays short: from the N-th of the module's allocations on,
+/// every one fails, so the rest of the call runs on the allocator's reserve
+/// (pam-module src/reserve.rs). The reserve must carry every such run to
+/// PAM_BUF_ERR; the table shows how much of it the worst run took.
+#[test]
+fn memory_that_stays_short_never_aborts_the_application() {
+    sweep_all(&[fault("malloc_module", "from")]);
+}
+
+/// The most a daemon can make the module allocate in one step: an
+/// information line as long as a frame allows (`MAX_FRAME`), in lines, so
+/// its JSON is full of escapes (serde_json then builds the text in a
+/// growing scratch buffer), shown on its own or held and joined to the next
+/// prompt (`inline_messages=`). With memory short from the N-th allocation
+/// on, for every N, the reserve must carry each run to PAM_BUF_ERR: the
+/// link stops after the step in which memory ran out, and this is the
+/// largest step there is.
+#[test]
+fn the_reserve_carries_the_largest_message_a_daemon_can_send() {
+    let line = format!("{}\n", "x".repeat(79));
+    // Each newline is two bytes of JSON; 100 bytes are left for the rest.
+    let text = line.repeat((twofold_proto::MAX_FRAME - 100) / (line.len() + 1));
+    let daemon = FakeDaemon::start(
+        Script::login()
+            .info(&text)
+            .prompt("Verification code: ", false)
+            .denied("wrong code"),
+    )
+    .unwrap();
+    let pam = PamConfig::new().unwrap();
+    let socket = format!("socket={}", daemon.socket().display());
+    let mut report = String::new();
+    let mut violations = Vec::new();
+    for inline in ["inline_messages=no", "inline_messages=yes"] {
+        pam.twofold("tf-big", &[&socket, "timeout=5", inline])
+            .unwrap();
+        let login = HostLogin::new(pam.dir(), "tf-big", "alice", "big").answer("123456");
+        let control = login.run();
+        assert!(
+            control.survived() && control.authenticate() == Some(PAM_AUTH_ERR),
+            "{inline}: the fault-free login did not end in PAM_AUTH_ERR:\n{}",
+            control.text
+        );
+        let (mut most, mut reserve) = ((0, 0), (0, 0));
+        for n in 1..=MAX_SWEEP {
+            let run = login.clone().fault(fault("malloc_module", "from"), n).run();
+            if !run.injected() {
+                break;
+            }
+            if !run.survived() || run.authenticate() != Some(PAM_BUF_ERR) {
+                violations.push(format!(
+                    "{inline} N={n}: {} {:?}",
+                    run.outcome(),
+                    run.first_words()
+                ));
+            }
+            most = most.max((run.number("failed_bytes"), n));
+            reserve = reserve.max((reserve_used(&run), n));
+        }
+        let _ = writeln!(
+            report,
+            "{inline}: a {}-byte text; fault-free, the module asked for {} bytes in {} allocations; \
+             at most {} bytes of failed allocations in one run (N={}), \
+             at most {} bytes of the reserve in use (N={})",
+            text.len(),
+            control.number("bytes.malloc_module"),
+            control.number("calls.malloc_module"),
+            most.0,
+            most.1,
+            reserve.0,
+            reserve.1,
+        );
+    }
+    println!("{report}");
+    assert!(
+        violations.is_empty(),
+        "{} run(s) did not end in PAM_BUF_ERR:\n{}\n{report}",
+        violations.len(),
+        violations.join("\n")
+    );
 }
 
 /// Bug (issue 10): in single-prompt mode `PamAuthtok::set` (pam-module
@@ -447,6 +603,7 @@ fn failing_allocations_in_the_module_never_abort_the_application() {
 /// then pushes the NUL, so the Vec grows; when realloc moves it (the shim
 /// always moves a block holding a secret, as any realloc may), the first
 /// copy of the password is freed unwiped. Only the final copy is zeroized.
+/// Fixed by sizing the copy for the NUL from the start.
 #[test]
 fn no_block_freed_during_a_login_still_holds_the_code_or_password() {
     let mut bench = Bench::new();
@@ -480,6 +637,8 @@ fn no_block_freed_during_a_login_still_holds_the_code_or_password() {
 /// should fail closed, as a PAM_RHOST that is not UTF-8 already does. (A
 /// real libpam fails pam_get_item only for a bad handle or item type, so
 /// this is a fault-injection finding, not an attack seen in the field.)
+/// Fixed: a failed pam_get_item of any item is PAM_SYSTEM_ERR, before the
+/// daemon hears of the login; only PAM_SUCCESS with NULL means "not set".
 #[test]
 fn an_unreadable_rhost_is_not_taken_for_a_local_login() {
     let mut bench = Bench::new();
@@ -495,4 +654,50 @@ fn an_unreadable_rhost_is_not_taken_for_a_local_login() {
         !line.as_deref().is_some_and(|l| l.contains(" rhost=- ")),
         "a remote login whose PAM_RHOST could not be read reached the daemon as local: {line:?}"
     );
+    // It fails before the daemon hears of it, as a system error: nobody
+    // failed to authenticate, so no failure is counted against alice.
+    assert_eq!(judged.run.authenticate(), Some(PAM_SYSTEM_ERR));
+    assert_eq!(line, None);
+    assert!(
+        judged.run.logged.contains("pam_get_item(PAM_RHOST) failed"),
+        "{}",
+        judged.run.logged
+    );
+}
+
+/// The same for every item the module reads: a pam_get_item that fails is
+/// never taken for an item that is not set, whether the application set
+/// the item (PAM_TTY, PAM_RHOST) or not (PAM_RUSER), on the plain stack
+/// and on both lines of single-prompt mode (PAM_AUTHTOK on the `ask` line:
+/// an unreadable one is not taken for "nobody asked for the password yet").
+#[test]
+fn no_unreadable_item_is_taken_for_an_unset_one() {
+    let mut bench = Bench::new();
+    let items = [
+        (Stack::Plain, 3, "PAM_TTY"),
+        (Stack::Plain, 4, "PAM_RHOST"),
+        (Stack::Plain, 5, "PAM_CONV"),
+        (Stack::Plain, 8, "PAM_RUSER"),
+        (Stack::SinglePrompt, 6, "PAM_AUTHTOK"),
+        (Stack::SinglePrompt, 8, "PAM_RUSER"),
+    ];
+    for (stack, item, name) in items {
+        let login = bench
+            .login(stack, Code::Valid)
+            .rhost("198.51.100.7")
+            .item(item)
+            .fault(fault("get_item", "err"), 1);
+        let judged = bench.run(&login, Code::Valid);
+        let run = &judged.run;
+        assert!(run.injected() && run.survived(), "{name}: {}", run.text);
+        assert_eq!(
+            run.authenticate(),
+            Some(PAM_SYSTEM_ERR),
+            "{name}: {}",
+            run.text
+        );
+        assert_eq!(bench.daemon_line(login.tty()), None, "{name}");
+        let said = format!("pam_get_item({name}) failed");
+        assert!(run.logged.contains(&said), "{name}: {}", run.logged);
+    }
 }
