@@ -122,6 +122,12 @@ pub trait Conversation {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError>;
     /// Shows one line that needs no answer.
     fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError>;
+    /// Whether it refuses every message from now on (the module ran out of
+    /// memory, see [`crate::reserve`]). The relay then joins no held lines
+    /// for it: together they may be as long as many frames.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
 /// Syslog priority of a log line (facility is always authpriv).
@@ -395,18 +401,29 @@ impl<L: Log> Relay<'_, L> {
         if self.held.is_empty() {
             return;
         }
+        if conv.closed() {
+            self.held.clear();
+            return;
+        }
         let kind = if self.held.iter().any(|(k, _)| *k == Notice::Error) {
             Notice::Error
         } else {
             Notice::Info
         };
-        let text = self.take_held();
+        let text = self.take_held(0);
         show(conv, kind, text.trim_end_matches('\n'), &|m| self.debug(m));
     }
 
-    /// The lines held back, each ending in a newline.
-    fn take_held(&mut self) -> String {
-        let mut text = String::new();
+    /// The lines held back, each ending in a newline, with room for `more`
+    /// bytes after them: sized once, since a daemon's line may be as long
+    /// as a frame and a string that grows copies itself each time.
+    fn take_held(&mut self, more: usize) -> String {
+        let len = self
+            .held
+            .iter()
+            .map(|(_, line)| line.len() + 1)
+            .sum::<usize>();
+        let mut text = String::with_capacity(len.saturating_add(more));
         for (_, line) in self.held.drain(..) {
             text.push_str(&line);
             text.push('\n');
@@ -428,7 +445,11 @@ impl<L: Log> Relay<'_, L> {
             self.debug("single_prompt=verify: answering with the code typed with the password");
             return Ok(code);
         }
-        let mut question = self.take_held();
+        if conv.closed() {
+            // It refuses the question; the held lines are not joined to it.
+            return self.prompt(conv, text, echo);
+        }
+        let mut question = self.take_held(text.len());
         question.push_str(text);
         self.prompt(conv, &question, echo)
     }

@@ -67,6 +67,39 @@ fn held_lines_left_at_the_end_are_shown_as_one_message() {
     assert_eq!(p.seen, ["Error: Too many tries.\nBye"]);
 }
 
+/// Once the conversation is closed (memory ran out), held lines are
+/// neither joined to the question nor shown at the end: joined, they could
+/// be as long as many frames, allocated from the module's reserve.
+#[test]
+fn a_closed_conversation_gets_no_held_lines_joined() {
+    for end in [prompt("Verification code: "), Response::Success] {
+        let mut d = Scripted::new(vec![info("Welcome"), error("Try again."), end.clone()]);
+        let mut p = Person {
+            closed: true,
+            ..Person::default()
+        };
+        let out = relay(
+            &Options::default(),
+            false,
+            &items_for("sshd"),
+            &mut d,
+            &mut p,
+            None,
+            &Lines::default(),
+        );
+        match end {
+            Response::Success => {
+                assert_eq!(out, Outcome::Success);
+                assert!(p.seen.is_empty(), "{:?}", p.seen);
+            }
+            _ => {
+                assert_eq!(out, Outcome::ConvError);
+                assert_eq!(p.seen, ["prompt(echo=false): Verification code: "]);
+            }
+        }
+    }
+}
+
 /// For sshd the lines inside `Denied` join the held ones and are shown as
 /// the login ends, as one message.
 #[test]

@@ -50,12 +50,17 @@ impl Daemon for Scripted {
 struct Person {
     answers: VecDeque<Result<Secret, ConvError>>,
     refuse_notices: bool,
+    /// Refuses everything, as the module's does once memory ran out.
+    closed: bool,
     seen: Vec<String>,
 }
 
 impl Conversation for Person {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
         self.seen.push(format!("prompt(echo={echo}): {text}"));
+        if self.closed {
+            return Err(ConvError("closed"));
+        }
         self.answers
             .pop_front()
             .unwrap_or(Err(ConvError("no answer queued")))
@@ -63,11 +68,15 @@ impl Conversation for Person {
 
     fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError> {
         self.seen.push(format!("{kind:?}: {text}"));
-        if self.refuse_notices {
+        if self.refuse_notices || self.closed {
             Err(ConvError("refused"))
         } else {
             Ok(())
         }
+    }
+
+    fn closed(&self) -> bool {
+        self.closed
     }
 }
 

@@ -86,12 +86,60 @@ pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
 }
 
 /// Serializes `msg` and writes it as one frame. The serialized bytes are wiped
-/// afterwards, since they may carry a code.
+/// afterwards, since they may carry a code, and so is every smaller buffer
+/// they outgrew on the way ([`WipingBuf`]).
 pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    let mut body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let res = write_frame(w, &body);
-    body.zeroize();
+    let mut body = WipingBuf(Vec::new());
+    let res = serde_json::to_writer(&mut body, msg)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+        .and_then(|()| write_frame(w, &body.0));
+    body.0.zeroize();
     res
+}
+
+/// A growable buffer that wipes the block it moves out of whenever it
+/// grows. A plain `Vec` (as `serde_json::to_vec` uses) reallocates as it
+/// fills, and the allocator frees each smaller block with whatever part of
+/// the message, maybe a code, it held.
+struct WipingBuf(Vec<u8>);
+
+impl WipingBuf {
+    #[inline]
+    fn push(&mut self, data: &[u8]) {
+        if data.len() > self.0.capacity() - self.0.len() {
+            self.grow(data.len());
+        }
+        self.0.extend_from_slice(data);
+    }
+
+    /// Moves into a block with room for `more` bytes, wiping the old one.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, more: usize) {
+        let need = self.0.len().saturating_add(more);
+        let mut bigger = Vec::with_capacity(need.max(self.0.capacity() * 2).max(128));
+        bigger.extend_from_slice(&self.0);
+        self.0.zeroize();
+        self.0 = bigger;
+    }
+}
+
+impl Write for WipingBuf {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.push(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.push(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads one frame and parses it as `T`. The raw bytes are wiped afterwards.
@@ -370,6 +418,20 @@ mod tests {
         write_message(&mut buf, &Response::Success).unwrap();
         let back: Response = read_message(&mut Cursor::new(buf)).unwrap();
         assert!(matches!(back, Response::Success));
+    }
+
+    /// An answer long enough that the serialized body outgrows its first
+    /// buffers several times still makes exactly the frame it always did.
+    #[test]
+    fn a_message_that_outgrows_its_buffer_is_framed_whole() {
+        let answer = Request::Answer {
+            text: crate::Secret::from("7".repeat(5000).as_str()),
+        };
+        let mut buf = Vec::new();
+        write_message(&mut buf, &answer).unwrap();
+        let body = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(buf[..4], (body.len() as u32).to_be_bytes());
+        assert_eq!(buf[4..], body[..]);
     }
 
     #[test]
