@@ -327,24 +327,10 @@ fn line_of(text: &str, offset: usize) -> usize {
     locate::line_at(text, offset)
 }
 
-/// Line of `key` inside `[table]`, or 0 when it is not written in the file.
+/// Line of `key` inside `[table]`, however the file writes it (a table
+/// header, a dotted key, an inline table), from the spanned parse.
 fn key_line(text: &str, table: &str, key: &str) -> usize {
-    let mut current = String::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = name.trim().to_owned();
-            continue;
-        }
-        if current == table {
-            if let Some((k, _)) = line.split_once('=') {
-                if k.trim() == key {
-                    return i + 1;
-                }
-            }
-        }
-    }
-    0
+    line_of_path(text, &[Seg::Key(table), Seg::Key(key)])
 }
 
 #[cfg(test)]
@@ -390,6 +376,39 @@ mod tests {
     fn out_of_range_value_names_key_and_line() {
         let err = Config::parse("\n[totp]\ndigits = 9\n", "t.toml").unwrap_err();
         assert_eq!(err.to_string(), "t.toml:3: totp.digits: must be 6, 7 or 8");
+    }
+
+    /// Found by fuzzing (config_parse): a value out of range written as a
+    /// dotted key or in an inline table was reported at line 0, since its
+    /// line was looked for by matching `[table]` headers and `key =`
+    /// lines of text.
+    #[test]
+    fn an_out_of_range_dotted_or_inline_key_names_its_line() {
+        let found = "totp = { digits = 8, period = 60, algorithm = \"SHA512\", issuer = \"Example Corp\" }\ndaemon.max_connections = 8192\ndaemon.client_timeout = 30\naudit.retain = \"2h\"\naudit.syslog_socket = \"\"\n\"rate_limit\".source_failures = 1\n\n[login]\nmax_tries = 10\nprompt = \"\"\"\nCode: \"co\"\"\"\n";
+        let err = Config::parse(found, "t.toml").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.toml:2: daemon.max_connections: must be 1 to 4096"
+        );
+        for (text, shown) in [
+            (
+                "\n\ntotp = { digits = 9 }\n",
+                "t.toml:3: totp.digits: must be 6, 7 or 8",
+            ),
+            (
+                "[totp]\n\"digits\" = 9\n",
+                "t.toml:2: totp.digits: must be 6, 7 or 8",
+            ),
+            (
+                "[totp] # the codes\nissuer = \"a:b\"\n",
+                "t.toml:2: totp.issuer: must be non-empty and contain no ':'",
+            ),
+        ] {
+            assert_eq!(
+                Config::parse(text, "t.toml").unwrap_err().to_string(),
+                shown
+            );
+        }
     }
 
     #[test]

@@ -257,29 +257,41 @@ impl Request {
     pub fn decode(body: &[u8]) -> Result<Request, DecodeError> {
         // Well-formed requests (every login's) parse once, straight into
         // their type: no intermediate `Value` holding a copy of a code that
-        // nothing would wipe. Only a body that fails is looked at again, to
-        // tell which error it is.
-        match serde_json::from_slice::<Request>(body) {
-            Ok(r) => Ok(r),
-            Err(_) => Request::classify(body),
+        // nothing would wipe. A body that fails is looked at again only to
+        // tell which error it is: what this parse refuses is never accepted
+        // (a second, lenient parse let a repeated field through, the last
+        // one winning).
+        serde_json::from_slice::<Request>(body).map_err(|e| Request::classify(body, e))
+    }
+
+    /// Why `body`, which `strict` refused, is not a request: an unknown
+    /// type or malformed. Only the type is read; no other field is copied.
+    fn classify(body: &[u8], strict: serde_json::Error) -> DecodeError {
+        #[derive(Deserialize)]
+        struct TypeOnly {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        match serde_json::from_slice::<TypeOnly>(body) {
+            // Not "the error says unknown variant": that is also the error
+            // of a known request with a bad value in an enum field
+            // (`"algorithm":"SHA2"`), which is malformed, not unsupported.
+            Ok(t) if !Request::is_known_type(&t.kind) => {
+                DecodeError::Unknown(t.kind.chars().take(64).collect())
+            }
+            _ => DecodeError::Malformed(strict.to_string()),
         }
     }
 
-    /// Why `body` is not a request: an unknown type or malformed.
-    fn classify(body: &[u8]) -> Result<Request, DecodeError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        let kind = match value.get("type") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            _ => return Err(DecodeError::Malformed("missing \"type\" field".into())),
-        };
-        serde_json::from_value(value).map_err(|e| {
-            if e.to_string().starts_with("unknown variant") {
-                DecodeError::Unknown(kind.chars().take(64).collect())
-            } else {
-                DecodeError::Malformed(e.to_string())
-            }
-        })
+    /// Whether `kind` is a request type of this build: a body holding only
+    /// that type fails, if at all, for a missing field, never for an
+    /// unknown variant (the only enum in it being the type).
+    fn is_known_type(kind: &str) -> bool {
+        let probe = serde_json::json!({ "type": kind });
+        match serde_json::from_value::<Request>(probe) {
+            Ok(_) => true,
+            Err(e) => !e.to_string().starts_with("unknown variant"),
+        }
     }
 }
 
@@ -653,6 +665,57 @@ mod tests {
             Request::decode(br#"{"type":"begin","user":5}"#),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    /// Found by fuzzing (request_decode): a known request with an unknown
+    /// value in one of its enum fields was reported as an unknown request
+    /// type, so twofoldd answered `Unsupported { request: "enroll_start" }`
+    /// and kept the connection, and the CLI told of a daemon too old for
+    /// enrollment, instead of refusing a malformed request.
+    #[test]
+    fn a_bad_enum_value_in_a_known_request_is_malformed_not_unsupported() {
+        let found =
+            br#"{"type":"enroll_start","user":null,"method":"totp","algorithm":"SHA2","digits":6}"#;
+        assert!(matches!(
+            Request::decode(found),
+            Err(DecodeError::Malformed(_))
+        ));
+        for body in [
+            &br#"{"type":"totp_enroll_start","algorithm":"MD5"}"#[..],
+            br#"{"type":"audit_query","since":{"weeks":1}}"#,
+        ] {
+            assert!(
+                matches!(Request::decode(body), Err(DecodeError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        assert_eq!(
+            Request::decode(br#"{"type":"enroll_later","algorithm":"SHA2"}"#),
+            Err(DecodeError::Unknown("enroll_later".into()))
+        );
+    }
+
+    /// Found by fuzzing (request_decode): a body with a repeated field,
+    /// which the parse refuses, was parsed again into a `Value` (the last
+    /// copy winning) and accepted, so what twofoldd served was not what
+    /// its parse read, and a repeated answer's code sat unwiped in the
+    /// freed `Value`.
+    #[test]
+    fn a_request_with_a_repeated_field_is_malformed() {
+        let found = b"{\n  \"type\": \"audit_query\",\n  \"user\": \"alice\",\n  \"event\": \"lo\",\n  \"user\": \"alice\",\n  \"event\": \"lockout\",\n  \"service\": \"sshd\",\n  \"since\": {\n    \"ago\": 7200\n  },\n  \"ujtilter_id\": 9,\n  \"limit\": 100\n}";
+        for body in [
+            &found[..],
+            br#"{"type":"begin","user":"alice","service":"sudo","user":"root"}"#,
+            br#"{"type":"answer","text":"123456","text":"654321"}"#,
+            br#"{"type":"ack","type":"stats"}"#,
+        ] {
+            assert!(
+                matches!(Request::decode(body), Err(DecodeError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
