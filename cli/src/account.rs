@@ -38,10 +38,34 @@ pub fn status(
 
 /// `twofold admin list`.
 pub fn list(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
-    let users = match daemon.call(&Request::AdminList)? {
-        Response::Users { users } => users,
-        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
-    };
+    // Page by page: a daemon with many accounts cannot answer in one frame.
+    let mut users = Vec::new();
+    let mut after = None;
+    loop {
+        match daemon.call(&Request::AdminListPage { after })? {
+            Response::UsersPage { users: page, next } => {
+                users.extend(page);
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            // A daemon that answers the whole list at once.
+            Response::Users { users: all } => {
+                users = all;
+                break;
+            }
+            // An older daemon without pages.
+            Response::Unsupported { .. } => match daemon.call(&Request::AdminList)? {
+                Response::Users { users: all } => {
+                    users = all;
+                    break;
+                }
+                other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+            },
+            other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+        }
+    }
     let text = if json {
         pretty(&Value::Array(users.iter().map(status_json).collect()))
     } else {

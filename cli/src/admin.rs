@@ -44,12 +44,83 @@ pub fn grace(
     )
 }
 
-/// `twofold admin locks`.
-pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
-    let locks = match daemon.call(&Request::AdminLocks)? {
-        Response::Locks { locks } => locks,
+/// `twofold admin enroll-token`.
+pub fn enroll_token(
+    daemon: &Daemon,
+    user: &str,
+    valid: Option<u64>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::AdminEnrollToken {
+        user: user.to_owned(),
+        valid,
+    };
+    let (token, expires_at) = match daemon.call(&req)? {
+        Response::EnrollToken { token, expires_at } => (token, expires_at),
         other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
     };
+    let text = if json {
+        format!(
+            "{}\n",
+            json!({ "user": user, "token": token.expose(), "expires_at": expires_at })
+        )
+    } else {
+        format!(
+            "Enrollment token for {user} (works once, until {} UTC; it is not shown again):\n  {}\n",
+            crate::format::utc(expires_at),
+            token.expose()
+        )
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// `twofold admin locks`.
+pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
+    // Page by page: many locks (an attack on many accounts) cannot be
+    // answered in one frame.
+    let mut locks = Vec::new();
+    let mut after = None;
+    loop {
+        match daemon.call(&Request::AdminLocksPage { after })? {
+            Response::LocksPage { locks: page, next } => {
+                locks.extend(page);
+                match next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            Response::Locks { locks: all } => {
+                locks = all;
+                break;
+            }
+            Response::Unsupported { .. } => match daemon.call(&Request::AdminLocks)? {
+                Response::Locks { locks: all } => {
+                    locks = all;
+                    break;
+                }
+                other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+            },
+            other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+        }
+    }
+    // By account, then its user-wide lock before the per-source ones.
+    locks.sort_by(|a, b| {
+        (
+            &a.user,
+            a.source.is_some(),
+            &a.source,
+            std::cmp::Reverse(a.until),
+        )
+            .cmp(&(
+                &b.user,
+                b.source.is_some(),
+                &b.source,
+                std::cmp::Reverse(b.until),
+            ))
+    });
     let text = if json {
         let v: Vec<_> = locks
             .iter()

@@ -163,6 +163,10 @@ pub enum Enroll {
         /// Do not draw the QR code (print only the URI and the secret).
         #[arg(long)]
         no_qr: bool,
+        /// Draw the QR code for a terminal with a light background (dark
+        /// text on white); chosen by itself when COLORFGBG says so.
+        #[arg(long)]
+        qr_invert: bool,
         /// Only start the enrollment and print it; confirm later with `twofold enroll confirm`.
         #[arg(long)]
         no_confirm: bool,
@@ -254,6 +258,18 @@ pub enum Admin {
         /// Forget the deadline: the next login starts a fresh grace period.
         #[arg(long)]
         reset: bool,
+    },
+    /// Issue a one-time token that lets the account set up its first factor
+    /// inside a login (`enroll_at_login = "token"`); shown once.
+    EnrollToken {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// How long the token works (1m to 30d; default 24h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+        valid: Option<u64>,
+        #[command(flatten)]
+        json: JsonArg,
     },
 }
 

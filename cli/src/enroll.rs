@@ -26,6 +26,8 @@ pub struct TotpOptions {
     pub digits: Option<u32>,
     /// Draw the QR code.
     pub qr: bool,
+    /// Draw it for a light-background terminal.
+    pub qr_invert: bool,
     /// Ask for a code and confirm right away.
     pub confirm: bool,
     /// Print JSON on stdout.
@@ -53,7 +55,7 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
             })?;
             writeln!(io.out).map_err(CliError::io("writing output"))?;
         } else {
-            show(&pending, opts.qr, io.out)?;
+            show(&pending, opts.qr, opts.qr_invert, io.out)?;
         }
         // With --json the hint must not spoil stdout for scripts.
         let hint: &mut dyn Write = if opts.json { io.err } else { io.out };
@@ -68,11 +70,36 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
     // With --json, stdout carries only the JSON result; the enrollment is for
     // the person's eyes, so it goes to stderr.
     if opts.json {
-        show(&pending, opts.qr, io.err)?;
+        show(&pending, opts.qr, opts.qr_invert, io.err)?;
     } else {
-        show(&pending, opts.qr, io.out)?;
+        show(&pending, opts.qr, opts.qr_invert, io.out)?;
         io.out.flush().map_err(CliError::io("writing output"))?;
     }
+    let confirmed = confirm_interactively(daemon, opts, &pending, io);
+    if confirmed.is_err() {
+        // Nothing is left half done: the pending enrollment is dropped (it
+        // never counted), and the error says so.
+        let cancel = Request::EnrollCancel {
+            user: opts.user.clone(),
+            method: twofold_proto::Method::TOTP,
+        };
+        if daemon.call(&cancel).is_ok() {
+            let _ = writeln!(
+                io.err,
+                "twofold: the enrollment was not finished and has been dropped; nothing changed"
+            );
+        }
+    }
+    confirmed
+}
+
+/// Asks for codes until one confirms `pending` or the tries run out.
+fn confirm_interactively(
+    daemon: &Daemon,
+    opts: &TotpOptions,
+    pending: &TotpEnrollment,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
     let mut last = None;
     for attempt in 1..=CONFIRM_TRIES {
         let failure = match try_confirm(daemon, opts.user.as_deref(), io)? {
@@ -109,7 +136,7 @@ fn try_confirm(
 ) -> Result<Result<Response, String>, CliError> {
     let Some(raw) = io.codes.read_code(CODE_PROMPT)? else {
         return Err(CliError::Usage(format!(
-            "no code entered; the enrollment is pending: confirm it with `twofold enroll confirm{}`",
+            "no code entered: run `twofold enroll totp{}` again when the app is at hand",
             user_flag(user)
         )));
     };
@@ -200,24 +227,38 @@ pub fn print_backup_codes(codes: &[Secret], json: bool, io: &mut Io<'_>) -> Resu
 }
 
 /// Shows a pending enrollment: QR code, manual-entry secret and URI.
-fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliError> {
+/// Whether COLORFGBG (set by rxvt, Konsole and others as `fg;bg`) names a
+/// light background: colour 7 or 15 (white), or 9 to 14 (bright ones).
+pub fn light_background(colorfgbg: Option<String>) -> bool {
+    colorfgbg
+        .as_deref()
+        .and_then(|v| v.rsplit(';').next())
+        .and_then(|bg| bg.parse::<u8>().ok())
+        .is_some_and(|bg| bg == 7 || (9..=15).contains(&bg))
+}
+
+/// Shows the enrollment: the key and the URI first, then the QR code right
+/// above the prompt that follows, so that on an 80×24 terminal the code is
+/// whole on screen while the person scans it (a usual URI's code is 23
+/// lines of 45 columns).
+fn show(
+    p: &TotpEnrollment,
+    with_qr: bool,
+    invert: bool,
+    w: &mut dyn Write,
+) -> Result<(), CliError> {
     let mut text = String::new();
-    if with_qr {
-        let mut drawn = qr::render(p.uri.expose()).map_err(|e| CliError::Usage(e.to_string()))?;
-        text.push_str("Scan this QR code with your authenticator app:\n\n");
-        text.push_str(&drawn);
-        text.push('\n');
-        drawn.zeroize();
-        text.push_str("Or enter the key by hand:\n");
+    text.push_str(if with_qr {
+        "Add this key to your authenticator app, or scan the QR code below:\n"
     } else {
-        text.push_str("Add this key to your authenticator app:\n");
-    }
+        "Add this key to your authenticator app:\n"
+    });
     let mut grouped = format::group4(p.secret.expose());
     // Written straight into `text`, which is wiped, so no stray copy of the
     // key is left in a temporary.
     let _ = write!(
         text,
-        "  Account: {} (issuer {})\n  Key:     {}\n  Type:    time-based, {}, {} digits, every {} seconds\n\nURI: {}\n\n",
+        "  Account: {} (issuer {})\n  Key:     {}\n  Type:    time-based, {}, {} digits, every {} seconds\nURI: {}\n",
         p.user,
         p.issuer,
         grouped,
@@ -227,6 +268,14 @@ fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliE
         p.uri.expose()
     );
     grouped.zeroize();
+    if with_qr {
+        let mut drawn =
+            qr::render_with(p.uri.expose(), invert).map_err(|e| CliError::Usage(e.to_string()))?;
+        text.push_str(&drawn);
+        drawn.zeroize();
+    } else {
+        text.push('\n');
+    }
     let res = w
         .write_all(text.as_bytes())
         .and_then(|()| w.flush())
@@ -237,4 +286,20 @@ fn show(p: &TotpEnrollment, with_qr: bool, w: &mut dyn Write) -> Result<(), CliE
 
 fn user_flag(user: Option<&str>) -> String {
     user.map(|u| format!(" --user {u}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::light_background;
+
+    #[test]
+    fn colorfgbg_names_a_light_background() {
+        for light in ["0;15", "0;7", "12;9", "default;15"] {
+            assert!(light_background(Some(light.into())), "{light}");
+        }
+        for dark in ["15;0", "7;0", "0;8", "", "junk", "15;default"] {
+            assert!(!light_background(Some(dark.into())), "{dark}");
+        }
+        assert!(!light_background(None));
+    }
 }

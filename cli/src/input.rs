@@ -37,11 +37,13 @@ impl CodeSource for Terminal {
         }
         let mut tty = match self.tty.take() {
             Some(t) => t,
-            None => OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/tty")
-                .map_err(CliError::io("opening /dev/tty"))?,
+            None => match OpenOptions::new().read(true).write(true).open("/dev/tty") {
+                Ok(t) => t,
+                // Standard input is a terminal, but not the controlling one
+                // (or there is none: `su - user -c ...`, `setsid`): read
+                // from standard input itself, echo off all the same.
+                Err(_) => stdin_terminal()?,
+            },
         };
         let read = read_hidden(&mut tty, prompt)
             .map_err(CliError::io("reading the code from the terminal"));
@@ -49,6 +51,17 @@ impl CodeSource for Terminal {
         self.tty = Some(tty);
         read
     }
+}
+
+/// Standard input (a terminal) as a file to read a hidden line from; the
+/// prompt still goes to it, as it does to `/dev/tty`.
+fn stdin_terminal() -> Result<File, CliError> {
+    use std::os::fd::AsFd;
+    let fd = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(CliError::io("reading the code from standard input"))?;
+    Ok(File::from(fd))
 }
 
 /// Moves a raw line into a [`Secret`], dropping the line ending, and wipes the original.
@@ -108,8 +121,15 @@ fn read_hidden(tty: &mut File, prompt: &str) -> io::Result<Option<Secret>> {
     quiet.c_lflag &= !libc::ECHO;
     // ECHONL still moves the cursor to a new line when Enter is pressed.
     quiet.c_lflag |= libc::ECHONL;
-    tty.write_all(prompt.as_bytes())?;
-    tty.flush()?;
+    if tty
+        .write_all(prompt.as_bytes())
+        .and_then(|()| tty.flush())
+        .is_err()
+    {
+        // A terminal opened for reading only (standard input): say it on
+        // standard error instead.
+        eprint!("{prompt}");
+    }
     let _guard = EchoOff { fd, saved };
     // SAFETY: fd is valid; quiet is a complete termios.
     if unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) } != 0 {

@@ -81,6 +81,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             algorithm,
             digits,
             no_qr,
+            qr_invert,
             no_confirm,
             json,
         }) => {
@@ -89,6 +90,7 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
                 algorithm: *algorithm,
                 digits: *digits,
                 qr: !no_qr,
+                qr_invert: *qr_invert || enroll::light_background(std::env::var("COLORFGBG").ok()),
                 confirm: !no_confirm,
                 json: json.json,
             };
@@ -123,6 +125,9 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             extend,
             reset,
         }) => admin::grace(&daemon()?, user, *extend, *reset, io),
+        Command::Admin(Admin::EnrollToken { user, valid, json }) => {
+            admin::enroll_token(&daemon()?, user, *valid, json.json, io)
+        }
         Command::Audit {
             verify: Some(AuditCmd::Verify { json }),
             ..
@@ -148,29 +153,53 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             service,
             rhost,
         }) => {
-            let path = file
-                .as_deref()
-                .or(cli.config.as_deref())
-                .unwrap_or(Path::new(DEFAULT_CONFIG));
+            let explicit = file.as_deref().or(cli.config.as_deref());
+            let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
             let login = match (user, service) {
                 (Some(u), Some(s)) => Some((u.as_str(), s.as_str(), rhost.as_deref())),
                 _ => None,
             };
-            config_check(path, *print, login, io)
+            // No file named and none at the default path: twofoldd runs on
+            // its built-in defaults then, so that is what is checked.
+            let source = if explicit.is_none() && !path.exists() {
+                Source::Defaults(path)
+            } else {
+                Source::File(path)
+            };
+            config_check(source, *print, login, io)
         }
     }
 }
 
-/// `twofold config check`: prints `OK: FILE`, after the effective
+/// What `config check` checks.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A file.
+    File(&'a Path),
+    /// The built-in defaults, because no file is at this (default) path.
+    Defaults(&'a Path),
+}
+
+/// `twofold config check`: prints `OK: FILE` (to standard error with
+/// `--print`, whose standard output is only the TOML), after the effective
 /// configuration when `print` is set, and after the effective policy of one
 /// login (user, service, rhost) when one is given.
 pub fn config_check(
-    path: &Path,
+    source: Source<'_>,
     print: bool,
     login: Option<(&str, &str, Option<&str>)>,
     io: &mut Io<'_>,
 ) -> Result<(), CliError> {
-    let config = Config::load(path)?;
+    let (config, ok) = match source {
+        Source::File(path) => (Config::load(path)?, format!("OK: {}\n", path.display())),
+        Source::Defaults(path) => (
+            Config::default(),
+            format!(
+                "OK: no {} — twofoldd runs on its built-in defaults\n",
+                path.display()
+            ),
+        ),
+    };
     let mut text = String::new();
     if print {
         text.push_str(&config.to_toml());
@@ -181,10 +210,19 @@ pub fn config_check(
     if let Some((user, service, rhost)) = login {
         text.push_str(&policy::explain(&config, user, service, rhost)?);
     }
-    text.push_str(&format!("OK: {}\n", path.display()));
+    if !print {
+        text.push_str(&ok);
+    }
     io.out
         .write_all(text.as_bytes())
-        .map_err(CliError::io("writing output"))
+        .map_err(CliError::io("writing output"))?;
+    if print {
+        // Standard output is then exactly the TOML, for a file or a pipe.
+        io.err
+            .write_all(ok.as_bytes())
+            .map_err(CliError::io("writing output"))?;
+    }
+    Ok(())
 }
 
 /// The code given with `--code`, else one read from the person.

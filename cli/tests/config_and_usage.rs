@@ -13,14 +13,39 @@ fn config_check_valid_file_prints_ok() {
     let run = twofold(&["config", "check", "--file", path], "");
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(run.stdout, format!("OK: {path}\n"));
+    // Issue 11: `--print` prints only the TOML on stdout (it can be saved
+    // or piped as it is); the OK line goes to stderr.
     let run = twofold(&["config", "check", "--print", "--file", path], "");
     assert_eq!(run.code, 0, "{run:?}");
     assert_shows(&run, &["[totp]", "digits = 8"]);
-    assert!(
-        run.stdout.ends_with(&format!("\nOK: {path}\n")),
-        "{}",
-        run.stdout
+    assert!(!run.stdout.contains("OK:"), "{}", run.stdout);
+    assert_eq!(run.stderr, format!("OK: {path}\n"));
+    let printed = dir.0.join("printed.toml");
+    std::fs::write(&printed, &run.stdout).unwrap();
+    let again = twofold(
+        &["config", "check", "--file", printed.to_str().unwrap()],
+        "",
     );
+    assert_eq!(again.code, 0, "the printed TOML is a valid file: {again:?}");
+}
+
+#[test]
+fn config_check_without_a_file_reports_the_built_in_defaults() {
+    // No --file, no --config, and (in this test) nothing at the default
+    // path: twofoldd would run on its defaults, so that is what is shown.
+    if std::path::Path::new(twofold_config::DEFAULT_CONFIG).exists() {
+        panic!(
+            "{} exists on this machine; this test needs it absent",
+            twofold_config::DEFAULT_CONFIG
+        );
+    }
+    let run = twofold(&["config", "check"], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("built-in defaults"), "{}", run.stdout);
+    let run = twofold(&["config", "check", "--print"], "");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("[policy]"), "{}", run.stdout);
+    assert!(run.stderr.contains("built-in defaults"), "{}", run.stderr);
 }
 
 #[test]

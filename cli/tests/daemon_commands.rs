@@ -274,7 +274,7 @@ fn enroll_totp_json_keeps_stdout_for_the_codes() {
 }
 
 #[test]
-fn enroll_totp_input_ending_leaves_the_enrollment_pending() {
+fn enroll_totp_input_ending_drops_the_pending_enrollment() {
     let d = FakeDaemon::start("enroll-eof", enrolling);
     let run = d.run(&["enroll", "totp", "--no-qr"], "");
     assert_eq!(run.code, 2, "{run:?}");
@@ -284,6 +284,71 @@ fn enroll_totp_input_ending_leaves_the_enrollment_pending() {
         run.stderr
     );
     assert!(confirm_codes(&d.requests()).is_empty());
+    // Issue 11: nothing is left pending on an error.
+    assert!(
+        d.requests().iter().any(|r| matches!(
+            r,
+            Request::EnrollCancel { method, .. } if *method == twofold_proto::Method::TOTP
+        )),
+        "{:?}",
+        d.requests()
+    );
+}
+
+/// The drawn QR code: the lines after the URI.
+fn qr_lines(stdout: &str) -> Vec<&str> {
+    stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("URI: "))
+        .skip(1)
+        .collect()
+}
+
+/// Issue 11: the QR code, key and URI scrolled past an 80x24 terminal
+/// before the prompt. Now the key and URI come first and the code sits
+/// right above the prompt.
+#[test]
+fn enroll_totp_shows_the_whole_qr_code_right_above_the_prompt_on_80_by_24() {
+    let d = FakeDaemon::start("enroll-fit", enrolling);
+    let run = d.run(&["enroll", "totp"], "");
+    let qr = qr_lines(&run.stdout);
+    assert!(!qr.is_empty(), "{}", run.stdout);
+    // The QR code is the last thing shown before the prompt, and it and the
+    // prompt fit 24 lines of 80 columns.
+    assert!(run.stdout.ends_with(&format!("{}\n", qr[qr.len() - 1])));
+    assert!(qr.len() < 24, "{} lines", qr.len());
+    assert!(
+        run.stdout.contains("or scan the QR code below"),
+        "{}",
+        run.stdout
+    );
+    assert!(qr.iter().all(|l| l.chars().count() <= 80));
+    assert!(qr.iter().all(|l| l.chars().all(|c| "█▀▄ ".contains(c))));
+    let key = run.stdout.find("Key:").unwrap();
+    let drawn = run.stdout.find(qr[0]).unwrap();
+    assert!(key < drawn, "{}", run.stdout);
+}
+
+#[test]
+fn enroll_totp_qr_invert_draws_the_negative_for_light_backgrounds() {
+    let d = FakeDaemon::start("enroll-invert", enrolling);
+    let plain = d.run(&["enroll", "totp", "--no-confirm"], "");
+    let inverted = d.run(&["enroll", "totp", "--no-confirm", "--qr-invert"], "");
+    let (a, b) = (qr_lines(&plain.stdout), qr_lines(&inverted.stdout));
+    // The last line is the hint; the QR code is the square before it.
+    let side = a[0].chars().count();
+    let flip = |c: char| match c {
+        '█' => ' ',
+        ' ' => '█',
+        '▀' => '▄',
+        '▄' => '▀',
+        other => other,
+    };
+    // Every full row of modules flips (not the padding of an odd height).
+    for (x, y) in a.iter().zip(&b).take(side / 2) {
+        let flipped: String = x.chars().map(flip).collect();
+        assert_eq!(&flipped, y);
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The passwd and group databases (through NSS): an account by uid, a
-//! user's groups, a group by name and its members. The one place in
-//! twofold that calls the `get*_r` functions.
+//! The passwd and group databases (through NSS): an account by uid, by
+//! name or as the account a name stands for, a user's groups, a group by
+//! name and its members. The one place in twofold that calls the `get*_r`
+//! functions.
 
 use std::ffi::{CStr, CString, OsString};
 use std::os::unix::ffi::OsStringExt;
@@ -22,6 +23,8 @@ pub struct Account {
     /// Login name, as the bytes the database holds (callers decide how to
     /// treat a name that is not UTF-8).
     pub name: OsString,
+    /// User id: what makes two names one account.
+    pub uid: u32,
     /// Primary group id.
     pub gid: u32,
 }
@@ -80,6 +83,7 @@ fn passwd_entry(
                 name: OsString::from_vec(
                     unsafe { CStr::from_ptr(pwd.pw_name) }.to_bytes().to_vec(),
                 ),
+                uid: pwd.pw_uid,
                 gid: pwd.pw_gid,
             })),
             rc => Err(rc),
@@ -103,6 +107,21 @@ pub fn account_named(user: &str) -> std::io::Result<Option<Account>> {
         return Ok(None);
     };
     named(&cuser)
+}
+
+/// The account `user` stands for, as the passwd entry of its uid: the
+/// entry named `user` gives the uid, and the first entry of that uid (what
+/// `getpwuid` answers) gives the account's own name. So a second name for
+/// a uid, a case variant a case-insensitive directory accepts, or a
+/// `DOMAIN\user` / `user@domain` spelling all come back as the one
+/// account they log in to. When a source answers the name but not the uid,
+/// the entry named `user` is the answer. `None` when no entry is named
+/// `user`; an error means the database could not be asked.
+pub fn canonical_account(user: &str) -> std::io::Result<Option<Account>> {
+    let Some(named) = account_named(user)? else {
+        return Ok(None);
+    };
+    Ok(Some(account_of(named.uid)?.unwrap_or(named)))
 }
 
 fn named(user: &CStr) -> std::io::Result<Option<Account>> {
@@ -209,12 +228,27 @@ pub fn user_groups(user: &str) -> std::io::Result<Option<UserGroups>> {
     let Some(gid) = primary_gid(&cuser)? else {
         return Ok(None);
     };
+    let groups = groups_of_c(&cuser, gid)?;
+    Ok(Some(UserGroups { gid, groups }))
+}
+
+/// The group names of the account `name` whose primary group is `gid`
+/// (primary first, then supplementary, via `getgrouplist`), for a caller
+/// that already holds its passwd entry. An error means the databases could
+/// not be asked (or `name` cannot be a C string).
+pub fn groups_of(name: &str, gid: u32) -> std::io::Result<Vec<String>> {
+    let cname = CString::new(name)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in a name"))?;
+    groups_of_c(&cname, gid)
+}
+
+fn groups_of_c(user: &CStr, gid: u32) -> std::io::Result<Vec<String>> {
     let mut n: libc::c_int = 32;
     let gids = loop {
         let mut list = vec![0 as libc::gid_t; usize::try_from(n).unwrap_or(32)];
         let mut count = n;
         // SAFETY: list has room for `count` gids; getgrouplist updates count.
-        let rc = unsafe { libc::getgrouplist(cuser.as_ptr(), gid, list.as_mut_ptr(), &mut count) };
+        let rc = unsafe { libc::getgrouplist(user.as_ptr(), gid, list.as_mut_ptr(), &mut count) };
         if rc >= 0 {
             list.truncate(usize::try_from(count).unwrap_or(0));
             break list;
@@ -233,7 +267,7 @@ pub fn user_groups(user: &str) -> std::io::Result<Option<UserGroups>> {
             }
         }
     }
-    Ok(Some(UserGroups { gid, groups }))
+    Ok(groups)
 }
 
 /// getpwent is not reentrant: one walk at a time in this process.
@@ -323,6 +357,15 @@ mod tests {
         assert_eq!(account_of(0).unwrap().unwrap().name, "root");
         assert_eq!(account_of(4_000_000_000).unwrap(), None);
         assert_eq!(account_named("root").unwrap().unwrap().gid, 0);
+        assert_eq!(account_named("root").unwrap().unwrap().uid, 0);
+        let root = canonical_account("root").unwrap().unwrap();
+        assert_eq!((root.name.to_str(), root.uid), (Some("root"), 0));
+        assert_eq!(canonical_account("no-such-user-twofold").unwrap(), None);
+        assert_eq!(canonical_account("nul\0user").unwrap(), None);
+        assert_eq!(
+            groups_of("root", 0).unwrap(),
+            user_groups("root").unwrap().unwrap().groups
+        );
         assert_eq!(account_named("no-such-user-twofold").unwrap(), None);
         assert_eq!(account_named("nul\0user").unwrap(), None);
         assert_eq!(group_named("root").unwrap().unwrap().gid, 0);

@@ -16,7 +16,7 @@ pub mod time;
 pub use duration::{format_duration, parse_duration, Seconds};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
-pub use policy::{Decision, Effective, Method, PolicyConfig, Subject, Unenrolled};
+pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -60,10 +60,37 @@ pub struct DaemonConfig {
     /// and the daemon's own user).
     pub admin_group: Option<String>,
     /// Connections served at once; more wait in the listen queue. Default 64.
+    /// A quarter of them (at least one, see [`DaemonConfig::root_reserve`])
+    /// is kept for root: unprivileged peers together hold at most the rest.
     pub max_connections: u32,
-    /// How long the daemon waits for a client's next frame. Default `5m`
-    /// (a person typing a code).
+    /// Connections one unprivileged uid may hold at once, 1 to 4096; the
+    /// next one is refused at once. Root and the daemon's own uid are not
+    /// limited. Default 4.
+    pub max_connections_per_user: u32,
+    /// How long the daemon waits for the first byte of a client's next
+    /// frame, in total (bytes dribbled one at a time do not extend it).
+    /// Default `5m` (a person typing a code).
     pub client_timeout: Seconds,
+    /// How long a frame may take once its first byte has arrived, 1s to 1m,
+    /// however slowly it is sent; also the longest the daemon waits to
+    /// write one. Default `10s` (a frame is one write: only a stalled or
+    /// hostile client needs more).
+    pub frame_timeout: Seconds,
+}
+
+impl DaemonConfig {
+    /// Workers kept for root (sshd, sudo, su and login run PAM as root):
+    /// a quarter of `max_connections`, rounded down, at least 1.
+    pub fn root_reserve(&self) -> u32 {
+        (self.max_connections / 4).max(1)
+    }
+
+    /// Connections all unprivileged peers together may hold at once:
+    /// `max_connections` minus [`DaemonConfig::root_reserve`] (so none when
+    /// `max_connections` is 1).
+    pub fn unprivileged_connections(&self) -> u32 {
+        self.max_connections.saturating_sub(self.root_reserve())
+    }
 }
 
 impl Default for DaemonConfig {
@@ -74,7 +101,9 @@ impl Default for DaemonConfig {
             master_key: PathBuf::from("/etc/twofold/master.key"),
             admin_group: None,
             max_connections: 64,
+            max_connections_per_user: 4,
             client_timeout: Seconds(300),
+            frame_timeout: Seconds(10),
         }
     }
 }
@@ -221,7 +250,7 @@ impl Config {
     }
 
     fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let checks: [(&str, &str, bool, &str); 7] = [
+        let checks: [(&str, &str, bool, &str); 9] = [
             (
                 "totp",
                 "digits",
@@ -255,9 +284,21 @@ impl Config {
             ),
             (
                 "daemon",
+                "max_connections_per_user",
+                (1..=4096).contains(&self.daemon.max_connections_per_user),
+                "must be 1 to 4096",
+            ),
+            (
+                "daemon",
                 "client_timeout",
                 self.daemon.client_timeout.0 >= 1,
                 "must be at least 1s",
+            ),
+            (
+                "daemon",
+                "frame_timeout",
+                (1..=60).contains(&self.daemon.frame_timeout.0),
+                "must be between 1s and 1m",
             ),
         ];
         for (table, key, ok, message) in checks {
@@ -384,6 +425,43 @@ mod tests {
     fn bad_algorithm_is_refused() {
         let err = Config::parse("[totp]\nalgorithm = \"MD5\"\n", "t.toml").unwrap_err();
         assert!(err.to_string().starts_with("t.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        let c = Config::parse(
+            "[daemon]\nmax_connections_per_user = 2\nframe_timeout = \"3s\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.daemon.max_connections_per_user, 2);
+        assert_eq!(c.daemon.frame_timeout, Seconds(3));
+        for (bad, key) in [
+            (
+                "max_connections_per_user = 0",
+                "daemon.max_connections_per_user",
+            ),
+            ("frame_timeout = \"0s\"", "daemon.frame_timeout"),
+            ("frame_timeout = \"2m\"", "daemon.frame_timeout"),
+        ] {
+            let err = Config::parse(&format!("[daemon]\n{bad}\n"), "t.toml").unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("t.toml:2: {key}:")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn root_keeps_a_quarter_of_the_connections() {
+        let with = |max| DaemonConfig {
+            max_connections: max,
+            ..DaemonConfig::default()
+        };
+        for (max, reserve, others) in [(64, 16, 48), (8, 2, 6), (7, 1, 6), (2, 1, 1), (1, 1, 0)] {
+            assert_eq!(with(max).root_reserve(), reserve, "{max}");
+            assert_eq!(with(max).unprivileged_connections(), others, "{max}");
+        }
     }
 
     #[test]

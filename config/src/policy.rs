@@ -57,6 +57,34 @@ impl Unenrolled {
     }
 }
 
+/// Who may enroll inside a login during the grace period (`enroll` mode).
+/// Whatever the choice, a login that may not enroll may still be let in
+/// without MFA until the deadline, as `enroll` mode does; only setting up a
+/// factor is withheld.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollAtLogin {
+    /// Whoever has the password: trust on first use (a stolen password
+    /// during the grace period enrolls the thief's authenticator).
+    Password,
+    /// Only at logins without PAM_RHOST: the console, sudo, su, a screen
+    /// locker — never over the network.
+    Local,
+    /// Only with a one-time token an admin issued for the account.
+    Token,
+}
+
+impl EnrollAtLogin {
+    /// The name used in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnrollAtLogin::Password => "password",
+            EnrollAtLogin::Local => "local",
+            EnrollAtLogin::Token => "token",
+        }
+    }
+}
+
 /// `[policy]`: defaults and the rules. See the module documentation for the
 /// precedence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +99,11 @@ pub struct PolicyConfig {
     /// How long a required user may keep logging in without enrolling, from
     /// the first login twofold sees (`enroll` mode). Default `7d`.
     pub grace: crate::Seconds,
+    /// Who may enroll inside a login (`enroll` mode). Default `password`:
+    /// whoever has the password during the grace period (trust on first
+    /// use); `local` only at logins without PAM_RHOST (console, sudo, su);
+    /// `token` only with a one-time token from `twofold admin enroll-token`.
+    pub enroll_at_login: EnrollAtLogin,
     /// Groups whose members must always use MFA. Default: none.
     pub required_groups: Vec<String>,
     /// Groups whose members skip MFA (unless also in a required group). Default: none.
@@ -89,6 +122,7 @@ impl Default for PolicyConfig {
             methods: Method::KNOWN.to_vec(),
             unenrolled: Unenrolled::Allow,
             grace: crate::Seconds(7 * 86_400),
+            enroll_at_login: EnrollAtLogin::Password,
             required_groups: Vec::new(),
             exempt_groups: Vec::new(),
             service: Vec::new(),

@@ -1,8 +1,9 @@
 //! The passwd and group databases, asked at most once per user while they
 //! do not change.
 //!
-//! Every login needs the target user's account (is it known? which groups?)
-//! and every connection its peer's name; through NSS each answer re-reads
+//! Every login needs the target user's account (which account does the
+//! name stand for? which groups?) and every connection its peer's name;
+//! through NSS each answer re-reads
 //! `/etc/passwd` and `/etc/group` (tens of `openat`/`read` per login). The
 //! answers are kept while the files NSS reads are unchanged — a stamp of
 //! `/etc/passwd`, `/etc/group` and `/etc/nsswitch.conf` (device, inode, size,
@@ -25,13 +26,66 @@ pub const MAX_AGE: Duration = Duration::from_secs(10);
 const MAX_ENTRIES: usize = 4096;
 
 /// The account a login or request is about, as the system knows it.
+///
+/// Names are not accounts: the name a client sends may be a second passwd
+/// name of a uid, a case variant or a `DOMAIN\user` / `user@domain`
+/// spelling. Everything twofold keeps about an account (factors, failures,
+/// locks, grace, audit) is keyed by [`Account::name`], the one name of its
+/// uid, so every alias reaches the same state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Account {
-    /// Whether the passwd database knows the user.
-    pub known: bool,
-    /// Primary and supplementary group names (empty when unknown, or when
-    /// they were not asked for).
+    /// The account's name: what the passwd database answers for its uid
+    /// (the uid's first entry), or the name as given when the database
+    /// knows no entry of that name.
+    pub name: String,
+    /// Its uid; `None` when the passwd database does not know the name.
+    pub uid: Option<u32>,
+    /// Primary and supplementary group names of the account (empty when
+    /// unknown, or when they were not asked for).
     pub groups: Vec<String>,
+}
+
+impl Account {
+    /// Whether the passwd database knows the name.
+    pub fn known(&self) -> bool {
+        self.uid.is_some()
+    }
+}
+
+/// The account `user` stands for, straight from NSS (see [`Account`]).
+fn look_up(user: &str, want_groups: bool) -> std::io::Result<Account> {
+    let Some(entry) = groups::canonical_account(user)? else {
+        return Ok(Account {
+            name: user.to_owned(),
+            uid: None,
+            groups: Vec::new(),
+        });
+    };
+    let uid = entry.uid;
+    // The name keys storage and reaches paths, URIs and logs: a database
+    // answer that could not be a client's name is refused, not mangled
+    // (fail closed, like any other answer NSS cannot give).
+    let invalid = |why: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the account name of uid {uid} {why}"),
+        )
+    };
+    let name = entry
+        .name
+        .into_string()
+        .map_err(|_| invalid("is not UTF-8".into()))?;
+    crate::validate::user(&name).map_err(|e| invalid(format!("is refused: {}", e.why)))?;
+    let groups = if want_groups {
+        groups::groups_of(&name, entry.gid)?
+    } else {
+        Vec::new()
+    };
+    Ok(Account {
+        name,
+        uid: Some(uid),
+        groups,
+    })
 }
 
 /// What a file looked like: changes when it is edited or replaced.
@@ -112,9 +166,21 @@ impl Directory {
         c
     }
 
-    /// Looks `user` up; with `want_groups`, their group names too. An error
-    /// means NSS could not answer (fail closed; errors are not cached).
+    /// The account `user` stands for (see [`Account`]); with
+    /// `want_groups`, its group names too. An error means NSS could not
+    /// answer (fail closed; errors are not cached).
     pub fn account(&self, user: &str, want_groups: bool) -> std::io::Result<Account> {
+        self.answer(user, want_groups, true)
+    }
+
+    /// Like [`Directory::account`], but an answer NSS gives is not kept:
+    /// for names an unprivileged peer chooses, which must not fill (and
+    /// so empty) the cache that root's logins are answered from.
+    pub fn account_unkept(&self, user: &str, want_groups: bool) -> std::io::Result<Account> {
+        self.answer(user, want_groups, false)
+    }
+
+    fn answer(&self, user: &str, want_groups: bool, keep: bool) -> std::io::Result<Account> {
         let key = (user.to_owned(), want_groups);
         let stamp = {
             let c = self.fresh();
@@ -125,29 +191,15 @@ impl Directory {
         };
         // Asked without holding the cache: NSS may be slow.
         self.asked.fetch_add(1, Ordering::Relaxed);
-        let account = if want_groups {
-            match groups::user_groups(user)? {
-                Some(g) => Account {
-                    known: true,
-                    groups: g.groups,
-                },
-                None => Account {
-                    known: false,
-                    groups: Vec::new(),
-                },
-            }
-        } else {
-            Account {
-                known: groups::account_named(user)?.is_some(),
-                groups: Vec::new(),
-            }
-        };
-        self.keep(&stamp, |c| {
-            if c.users.len() >= MAX_ENTRIES {
-                c.users.clear();
-            }
-            c.users.insert(key, account.clone());
-        });
+        let account = look_up(user, want_groups)?;
+        if keep {
+            self.keep(&stamp, |c| {
+                if c.users.len() >= MAX_ENTRIES {
+                    c.users.clear();
+                }
+                c.users.insert(key, account.clone());
+            });
+        }
         Ok(account)
     }
 
@@ -193,7 +245,8 @@ mod tests {
         let dir = Directory::watching([&file]);
         let asked = || dir.asked.load(Ordering::Relaxed);
         let root = dir.account("root", true).unwrap();
-        assert!(root.known && root.groups[0] == "root", "{root:?}");
+        assert!(root.known() && root.groups[0] == "root", "{root:?}");
+        assert_eq!((root.name.as_str(), root.uid), ("root", Some(0)));
         assert_eq!(dir.account("root", true).unwrap(), root);
         assert_eq!(dir.peer(0).unwrap().unwrap().name, "root");
         assert_eq!(dir.peer(0).unwrap().unwrap().name, "root");
@@ -215,12 +268,35 @@ mod tests {
         assert_eq!(
             plain,
             Account {
-                known: true,
+                name: "root".into(),
+                uid: Some(0),
                 groups: Vec::new()
             }
         );
-        assert!(!dir.account("no-such-user-twofold", false).unwrap().known);
-        assert!(!dir.account("no-such-user-twofold", true).unwrap().known);
-        assert!(!dir.account("nul\0user", false).unwrap().known);
+        let unknown = dir.account("no-such-user-twofold", true).unwrap();
+        assert_eq!(
+            unknown,
+            Account {
+                name: "no-such-user-twofold".into(),
+                uid: None,
+                groups: Vec::new()
+            },
+            "an unknown name stays as given"
+        );
+        assert!(!dir.account("no-such-user-twofold", false).unwrap().known());
+        assert!(!dir.account("nul\0user", false).unwrap().known());
+    }
+
+    #[test]
+    fn unkept_answers_are_not_cached() {
+        let dir = Directory::watching(Vec::<PathBuf>::new());
+        let asked = || dir.asked.load(Ordering::Relaxed);
+        for _ in 0..2 {
+            assert!(dir.account_unkept("tf-unkept-user", false).is_ok());
+        }
+        assert_eq!(asked(), 2, "each unkept answer came from NSS");
+        dir.account("root", false).unwrap();
+        assert_eq!(dir.account_unkept("root", false).unwrap().uid, Some(0));
+        assert_eq!(asked(), 3, "a kept answer serves unkept questions too");
     }
 }

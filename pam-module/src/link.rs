@@ -7,8 +7,14 @@
 //! typing a code) is not, since that is not the daemon's doing. So a daemon
 //! that dribbles a message every few seconds, or a frame a byte at a time,
 //! still ends the login within `timeout`.
+//!
+//! Once an allocation has failed (see [`crate::reserve`]), the link sends
+//! and reads nothing more: the login will fail with PAM_BUF_ERR anyway, so
+//! no answer is spent on it, and the reserve only has to carry the module
+//! to the end of the step it was in.
 
 use crate::login::{Daemon, CLIENT_NAME};
+use crate::reserve::Watch;
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -39,6 +45,8 @@ pub struct Link {
     left: Duration,
     /// The whole budget, for error messages.
     timeout: Duration,
+    /// Allocation failures since the link was made.
+    memory: Watch,
 }
 
 impl Link {
@@ -47,6 +55,7 @@ impl Link {
     /// checked by the first [`Daemon::recv`], whose errors therefore include
     /// a refused handshake.
     pub fn connect(path: &Path, timeout: Duration) -> Result<Link, ClientError> {
+        let memory = Watch::start();
         let start = Instant::now();
         // Non-blocking: every read and write here polls first (`Bounded`).
         let stream = connect_unix_nonblocking(path, timeout)
@@ -60,7 +69,45 @@ impl Link {
             reader: FrameReader::new(),
             left: timeout.saturating_sub(start.elapsed()),
             timeout,
+            memory,
         })
+    }
+
+    /// An error once an allocation has failed since the link was made.
+    fn memory_ok(&self) -> Result<(), ClientError> {
+        if self.memory.failed() {
+            return Err(ClientError::Frame(FrameError::Io(
+                io::ErrorKind::OutOfMemory.into(),
+            )));
+        }
+        Ok(())
+    }
+
+    /// The effective uid of the process that holds the other end: for a
+    /// connection to a listening socket, the uid it called listen(2) with
+    /// (SO_PEERCRED, filled in by the kernel at connect, so no I/O).
+    pub fn peer_uid(&self) -> io::Result<u32> {
+        // SAFETY: ucred is plain old data; all-zero is a valid value.
+        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: the fd is open; cred and len are valid out-pointers of
+        // the sizes given.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::addr_of_mut!(cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if len as usize != std::mem::size_of::<libc::ucred>() {
+            return Err(io::Error::other("SO_PEERCRED returned a short ucred"));
+        }
+        Ok(cred.uid)
     }
 
     /// What is left of the budget.
@@ -94,6 +141,7 @@ impl Daemon for Link {
     /// One frame, one `sendto` (see [`Bounded::write`]); the first one
     /// behind the `Hello`, in the same `sendto`.
     fn send(&mut self, req: &Request) -> Result<(), ClientError> {
+        self.memory_ok()?;
         let Some(mut frames) = self.hello.take() else {
             return self.charged(|io, _| write_message(io, req));
         };
@@ -108,6 +156,7 @@ impl Daemon for Link {
     /// `poll` and one `recvfrom` (the first time, for the `Welcome` and the
     /// reply together).
     fn recv(&mut self) -> Result<Response, ClientError> {
+        self.memory_ok()?;
         if !self.welcomed {
             let welcome = self.charged(|io, reader| reader.read_message(io))?;
             check_welcome(welcome)?;
@@ -244,6 +293,17 @@ mod tests {
             Link::connect(&socket_dir("missing").join("nope"), Duration::from_secs(2)).unwrap_err();
         assert!(matches!(err, ClientError::Unreachable { .. }), "{err:?}");
         assert!(start.elapsed() < Duration::from_millis(500));
+    }
+
+    /// The listener here is this process, so the peer is our own euid.
+    #[test]
+    fn peer_uid_is_the_listeners_euid() {
+        let path = socket_dir("peer").join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let _listener = UnixListener::bind(&path).unwrap();
+        let link = Link::connect(&path, Duration::from_secs(2)).unwrap();
+        // SAFETY: geteuid cannot fail.
+        assert_eq!(link.peer_uid().unwrap(), unsafe { libc::geteuid() });
     }
 
     /// A daemon that sends a frame one byte every 100 ms: each read returns

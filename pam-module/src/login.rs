@@ -4,7 +4,6 @@
 
 use crate::link::Link;
 use crate::options::{FailMode, Options};
-use crate::split::{split, SINGLE_PROMPT};
 use twofold_proto::{response_name, Client, ClientError, Request, Response, Secret};
 
 /// Daemon messages accepted in one login; a daemon that sends more is
@@ -117,21 +116,18 @@ pub enum Notice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConvError(pub &'static str);
 
-/// PAM_AUTHTOK, through which single-prompt mode hands the password on to
-/// the next module (e.g. `pam_unix.so use_first_pass`).
-pub trait Authtok {
-    /// Whether an earlier module already set PAM_AUTHTOK.
-    fn is_set(&self) -> bool;
-    /// Sets PAM_AUTHTOK; the error is the reason, for the log.
-    fn set(&mut self, password: &Secret) -> Result<(), &'static str>;
-}
-
 /// The application's side of the login: the PAM conversation.
 pub trait Conversation {
     /// Asks the person one question; `echo` says whether typing may be shown.
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError>;
     /// Shows one line that needs no answer.
     fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError>;
+    /// Whether it refuses every message from now on (the module ran out of
+    /// memory, see [`crate::reserve`]). The relay then joins no held lines
+    /// for it: together they may be as long as many frames.
+    fn closed(&self) -> bool {
+        false
+    }
 }
 
 /// Syslog priority of a log line (facility is always authpriv).
@@ -152,14 +148,16 @@ pub trait Log {
     fn log(&self, level: Level, msg: &str);
 }
 
-/// Connects to the daemon named by `opts` and relays one login; the whole
-/// login waits on the daemon for at most `opts.timeout` (see [`Link`]).
+/// Connects to the daemon named by `opts`, checks who holds its socket
+/// ([`trusted_daemon`]) and relays one login; the whole login waits on the
+/// daemon for at most `opts.timeout` (see [`Link`]). `typed` is the code
+/// typed with the password in single-prompt mode.
 pub fn authenticate(
     opts: &Options,
     silent: bool,
     items: &LoginItems,
     conv: &mut impl Conversation,
-    authtok: &mut impl Authtok,
+    typed: Option<Secret>,
     log: &impl Log,
 ) -> Outcome {
     let mut link = match Link::connect(&opts.socket, opts.timeout) {
@@ -170,10 +168,49 @@ pub fn authenticate(
         }
         Err(e) => return failed(log, format!("handshake with twofoldd failed: {e}")),
     };
-    relay(opts, silent, items, &mut link, conv, authtok, log)
+    // Before anything is sent: an impostor learns neither the login's
+    // items nor an answer.
+    let peer = link
+        .peer_uid()
+        .map_err(|e| format!("cannot read the credentials of twofoldd's socket: {e}"))
+        .and_then(|uid| trusted_daemon(opts, uid));
+    if let Err(why) = peer {
+        return failed(log, why);
+    }
+    relay(opts, silent, items, &mut link, conv, typed, log)
+}
+
+/// Whether the process holding the daemon's socket (`uid`: its SO_PEERCRED,
+/// the effective uid it listened with) may answer for twofoldd: root, or
+/// the `daemon_uid=` the admin named. Never the caller's own uid by
+/// default: a screen locker runs the module as the person at the screen,
+/// who must not be able to answer for the daemon.
+///
+/// Anything else fails closed as a malformed daemon would (PAM_AUTH_ERR,
+/// whatever `failmode`), not as an unreachable one: it is not that twofoldd
+/// is down but that someone else answers in its place, and a stack that
+/// maps `authinfo_unavail` to `ignore` must not let that someone through.
+pub fn trusted_daemon(opts: &Options, uid: u32) -> Result<(), String> {
+    if uid == 0 || opts.daemon_uid == Some(uid) {
+        return Ok(());
+    }
+    let allowed = match opts.daemon_uid {
+        Some(d) => format!("root or daemon_uid={d}"),
+        None => "root (set daemon_uid= when twofoldd runs as its own user)".into(),
+    };
+    Err(format!(
+        "refusing the daemon at {}: its socket is held by uid {uid}, not {allowed}",
+        opts.socket.display()
+    ))
 }
 
 /// Runs one login conversation on an established connection.
+///
+/// `typed` is the code the person typed with the password (single-prompt
+/// mode): it answers the daemon's first message if that is a hidden
+/// prompt, without asking. If the daemon shows anything first (e.g. a QR
+/// code to enroll), the code was typed before the person saw the question
+/// and is wiped unused; every later question is asked as usual.
 ///
 /// `silent` is PAM_SILENT: information and error lines are not shown (but
 /// still acknowledged); prompts and waits are, since the person must act.
@@ -189,7 +226,7 @@ pub fn relay(
     items: &LoginItems,
     daemon: &mut impl Daemon,
     conv: &mut impl Conversation,
-    authtok: &mut impl Authtok,
+    typed: Option<Secret>,
     log: &impl Log,
 ) -> Outcome {
     let mut r = Relay {
@@ -198,10 +235,10 @@ pub fn relay(
         inline: opts.inline_for(&items.service),
         held: Vec::new(),
         started: false,
-        asked_single: false,
+        typed,
         log,
     };
-    let out = r.run(items, daemon, conv, authtok);
+    let out = r.run(items, daemon, conv);
     r.flush(conv);
     out
 }
@@ -217,8 +254,8 @@ struct Relay<'a, L: Log> {
     /// The daemon has sent something after `Begin`: from then on silence is
     /// `Unavailable`, to which `failmode` does not apply.
     started: bool,
-    /// Single-prompt mode has asked its one combined question.
-    asked_single: bool,
+    /// The code typed with the password, until the daemon's first message.
+    typed: Option<Secret>,
     log: &'a L,
 }
 
@@ -234,7 +271,6 @@ impl<L: Log> Relay<'_, L> {
         items: &LoginItems,
         daemon: &mut impl Daemon,
         conv: &mut impl Conversation,
-        authtok: &mut impl Authtok,
     ) -> Outcome {
         self.debug(&format!(
             "begin login: user={:?} service={:?} rhost={:?} tty={:?} ruser={:?}",
@@ -256,6 +292,7 @@ impl<L: Log> Relay<'_, L> {
                 Err(e) => return self.link_error(e),
             };
             self.started = true;
+            let typed = self.typed_answer(&resp);
             self.debug(&format!("daemon sent {}", response_name(&resp)));
             if shown_text(&resp).is_some_and(|t| t.contains('\0')) {
                 // A C string would cut the text short at the NUL.
@@ -268,7 +305,7 @@ impl<L: Log> Relay<'_, L> {
                 );
             }
             let reply = match resp {
-                Response::Prompt { text, echo } => match self.ask(&text, echo, conv, authtok) {
+                Response::Prompt { text, echo } => match self.ask(&text, echo, typed, conv) {
                     Ok(answer) => Request::Answer { text: answer },
                     Err(out) => return out,
                 },
@@ -325,6 +362,18 @@ impl<L: Log> Relay<'_, L> {
         )
     }
 
+    /// The code typed with the password, if `resp` may take it: it is the
+    /// daemon's first message (the code is taken out at the first, used or
+    /// wiped) and a hidden question.
+    fn typed_answer(&mut self, resp: &Response) -> Option<Secret> {
+        let code = self.typed.take()?;
+        if matches!(resp, Response::Prompt { echo: false, .. }) {
+            return Some(code);
+        }
+        self.debug("single_prompt=verify: the daemon's first message is not a hidden question; the code typed with the password is not used");
+        None
+    }
+
     /// Shows the lines that come with `Denied`, each as an error line, as
     /// the daemon's `Error`s would be shown: not at all under PAM_SILENT,
     /// held (and flushed as the login ends) when lines go inline.
@@ -352,18 +401,29 @@ impl<L: Log> Relay<'_, L> {
         if self.held.is_empty() {
             return;
         }
+        if conv.closed() {
+            self.held.clear();
+            return;
+        }
         let kind = if self.held.iter().any(|(k, _)| *k == Notice::Error) {
             Notice::Error
         } else {
             Notice::Info
         };
-        let text = self.take_held();
+        let text = self.take_held(0);
         show(conv, kind, text.trim_end_matches('\n'), &|m| self.debug(m));
     }
 
-    /// The lines held back, each ending in a newline.
-    fn take_held(&mut self) -> String {
-        let mut text = String::new();
+    /// The lines held back, each ending in a newline, with room for `more`
+    /// bytes after them: sized once, since a daemon's line may be as long
+    /// as a frame and a string that grows copies itself each time.
+    fn take_held(&mut self, more: usize) -> String {
+        let len = self
+            .held
+            .iter()
+            .map(|(_, line)| line.len() + 1)
+            .sum::<usize>();
+        let mut text = String::with_capacity(len.saturating_add(more));
         for (_, line) in self.held.drain(..) {
             text.push_str(&line);
             text.push('\n');
@@ -371,43 +431,27 @@ impl<L: Log> Relay<'_, L> {
         text
     }
 
-    /// Asks the daemon's question, with any held lines in front of it; in
-    /// single-prompt mode the first hidden question asks for the password
-    /// too and hands it on as PAM_AUTHTOK.
+    /// Asks the daemon's question, with any held lines in front of it, or
+    /// answers it with `typed`, the code typed with the password (only ever
+    /// given for the daemon's first message, a hidden prompt).
     fn ask(
         &mut self,
         text: &str,
         echo: bool,
+        typed: Option<Secret>,
         conv: &mut impl Conversation,
-        authtok: &mut impl Authtok,
     ) -> Result<Secret, Outcome> {
-        let single = self.opts.single_prompt && !self.asked_single && !echo;
-        if single && authtok.is_set() {
-            self.debug("single_prompt: PAM_AUTHTOK is already set; asking for the code only");
+        if let Some(code) = typed {
+            self.debug("single_prompt=verify: answering with the code typed with the password");
+            return Ok(code);
         }
-        let single = single && !authtok.is_set();
-        let mut question = self.take_held();
-        question.push_str(if single { SINGLE_PROMPT } else { text });
-        let answer = self.prompt(conv, &question, echo)?;
-        if !single {
-            return Ok(answer);
+        if conv.closed() {
+            // It refuses the question; the held lines are not joined to it.
+            return self.prompt(conv, text, echo);
         }
-        self.asked_single = true;
-        let parts = split(answer.expose(), self.opts.digits);
-        drop(answer);
-        if let Err(why) = authtok.set(&parts.password) {
-            return Err(failed(
-                self.log,
-                format!("single_prompt: cannot set PAM_AUTHTOK: {why}"),
-            ));
-        }
-        match parts.code {
-            Some(code) => Ok(code),
-            None => {
-                self.debug("single_prompt: the answer ends in no code; asking for it");
-                self.prompt(conv, text, echo)
-            }
-        }
+        let mut question = self.take_held(text.len());
+        question.push_str(text);
+        self.prompt(conv, &question, echo)
     }
 
     fn prompt(

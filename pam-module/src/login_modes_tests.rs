@@ -14,7 +14,7 @@ fn relay_as(
     opts: &Options,
     script: Vec<Response>,
     answers: &[&str],
-    token: &mut Token,
+    typed: Option<&str>,
 ) -> (Outcome, Scripted, Person, Lines) {
     let mut d = Scripted::new(script);
     let mut p = Person::default();
@@ -28,7 +28,7 @@ fn relay_as(
         &items_for(service),
         &mut d,
         &mut p,
-        token,
+        typed.map(Secret::from),
         &log,
     );
     (out, d, p, log)
@@ -42,13 +42,7 @@ fn for_sshd_info_and_error_lines_ride_inside_the_next_prompt() {
         prompt("Verification code: "),
         Response::Success,
     ];
-    let (out, d, p, _) = relay_as(
-        "sshd",
-        &Options::default(),
-        script,
-        &["1"],
-        &mut Token::default(),
-    );
+    let (out, d, p, _) = relay_as("sshd", &Options::default(), script, &["1"], None);
     assert_eq!(out, Outcome::Success);
     assert_eq!(
         p.seen,
@@ -68,15 +62,42 @@ fn held_lines_left_at_the_end_are_shown_as_one_message() {
             message: None,
         },
     ];
-    let (out, _, p, _) = relay_as(
-        "sshd",
-        &Options::default(),
-        script,
-        &[],
-        &mut Token::default(),
-    );
+    let (out, _, p, _) = relay_as("sshd", &Options::default(), script, &[], None);
     assert_eq!(out, Outcome::Denied);
     assert_eq!(p.seen, ["Error: Too many tries.\nBye"]);
+}
+
+/// Once the conversation is closed (memory ran out), held lines are
+/// neither joined to the question nor shown at the end: joined, they could
+/// be as long as many frames, allocated from the module's reserve.
+#[test]
+fn a_closed_conversation_gets_no_held_lines_joined() {
+    for end in [prompt("Verification code: "), Response::Success] {
+        let mut d = Scripted::new(vec![info("Welcome"), error("Try again."), end.clone()]);
+        let mut p = Person {
+            closed: true,
+            ..Person::default()
+        };
+        let out = relay(
+            &Options::default(),
+            false,
+            &items_for("sshd"),
+            &mut d,
+            &mut p,
+            None,
+            &Lines::default(),
+        );
+        match end {
+            Response::Success => {
+                assert_eq!(out, Outcome::Success);
+                assert!(p.seen.is_empty(), "{:?}", p.seen);
+            }
+            _ => {
+                assert_eq!(out, Outcome::ConvError);
+                assert_eq!(p.seen, ["prompt(echo=false): Verification code: "]);
+            }
+        }
+    }
 }
 
 /// For sshd the lines inside `Denied` join the held ones and are shown as
@@ -91,13 +112,7 @@ fn for_sshd_lines_inside_denied_are_shown_with_the_held_ones_at_the_end() {
             message: Some("Invalid verification code.\nLocked.".into()),
         },
     ];
-    let (out, _, p, _) = relay_as(
-        "sshd",
-        &Options::default(),
-        script,
-        &["1"],
-        &mut Token::default(),
-    );
+    let (out, _, p, _) = relay_as("sshd", &Options::default(), script, &["1"], None);
     assert_eq!(out, Outcome::Denied);
     assert_eq!(
         p.seen,
@@ -117,32 +132,20 @@ fn a_wait_shows_held_lines_first() {
         },
         Response::Success,
     ];
-    let (_, _, p, _) = relay_as(
-        "sshd",
-        &Options::default(),
-        script,
-        &[],
-        &mut Token::default(),
-    );
+    let (_, _, p, _) = relay_as("sshd", &Options::default(), script, &[], None);
     assert_eq!(p.seen, ["Info: a", "Info: Touch"]);
 }
 
 #[test]
 fn inline_messages_follows_the_option_and_the_service() {
     let script = || vec![info("i"), prompt("Code: "), Response::Success];
-    let (_, _, p, _) = relay_as(
-        "sudo",
-        &Options::default(),
-        script(),
-        &["1"],
-        &mut Token::default(),
-    );
+    let (_, _, p, _) = relay_as("sudo", &Options::default(), script(), &["1"], None);
     assert_eq!(p.seen, ["Info: i", "prompt(echo=false): Code: "]);
     let no = Options::parse(["inline_messages=no"]).unwrap();
-    let (_, _, p, _) = relay_as("sshd", &no, script(), &["1"], &mut Token::default());
+    let (_, _, p, _) = relay_as("sshd", &no, script(), &["1"], None);
     assert_eq!(p.seen, ["Info: i", "prompt(echo=false): Code: "]);
     let yes = Options::parse(["inline_messages=yes"]).unwrap();
-    let (_, _, p, _) = relay_as("sudo", &yes, script(), &["1"], &mut Token::default());
+    let (_, _, p, _) = relay_as("sudo", &yes, script(), &["1"], None);
     assert_eq!(p.seen, ["prompt(echo=false): i\nCode: "]);
 }
 
@@ -193,94 +196,71 @@ fn failmode_safe_lets_only_an_unreachable_daemon_through_and_logs_it() {
     }
 }
 
+/// Single-prompt mode's `verify` line: the code typed with the password
+/// answers the daemon's first question without asking, and is never shown
+/// or logged.
 #[test]
-fn single_prompt_splits_the_answer_and_hands_the_password_on() {
-    // With debug on, so the check below covers every log line there is.
-    let opts = Options::parse(["single_prompt", "debug"]).unwrap();
-    let mut token = Token::default();
+fn a_typed_code_answers_the_first_hidden_question_without_asking() {
+    let opts = Options::parse(["single_prompt=verify", "debug"]).unwrap();
     let script = vec![prompt("Verification code: "), Response::Success];
-    let (out, d, p, log) = relay_as("login", &opts, script, &["hunter2123456"], &mut token);
+    let (out, d, p, log) = relay_as("login", &opts, script, &[], Some("123456"));
     assert_eq!(out, Outcome::Success);
-    assert_eq!(
-        p.seen,
-        ["prompt(echo=false): Password & verification code: "]
-    );
-    assert_eq!(token.set.as_deref(), Some("hunter2"));
-    assert_eq!(
-        d.sent[1],
-        Request::Answer {
-            text: Secret::from("123456")
-        }
-    );
-    assert!(!log.all().is_empty());
-    assert!(!log.all().contains("hunter2"), "{}", log.all());
+    assert!(p.seen.is_empty(), "{:?}", p.seen);
+    assert_eq!(d.answers(), ["123456"]);
+    assert!(log.all().contains("answering with the code typed"));
     assert!(!log.all().contains("123456"), "{}", log.all());
 }
 
+/// After a wrong code the daemon asks again, and the person is asked: the
+/// typed code answers once.
 #[test]
-fn single_prompt_asks_for_the_code_when_the_answer_has_none() {
-    let opts = Options::parse(["single_prompt"]).unwrap();
-    let mut token = Token::default();
-    let script = vec![prompt("Verification code: "), Response::Success];
-    let (out, d, p, _) = relay_as("login", &opts, script, &["hunter2", "654321"], &mut token);
-    assert_eq!(out, Outcome::Success);
-    assert_eq!(
-        p.seen,
-        [
-            "prompt(echo=false): Password & verification code: ",
-            "prompt(echo=false): Verification code: "
-        ]
-    );
-    assert_eq!(token.set.as_deref(), Some("hunter2"));
-    assert_eq!(
-        d.sent[1],
-        Request::Answer {
-            text: Secret::from("654321")
-        }
-    );
-}
-
-#[test]
-fn single_prompt_asks_once_then_retries_ask_for_the_code_only() {
-    let opts = Options::parse(["single_prompt"]).unwrap();
-    let mut token = Token::default();
+fn a_typed_code_answers_once_then_retries_ask_for_the_code() {
+    let opts = Options::parse(["single_prompt=verify"]).unwrap();
     let script = vec![
         prompt("Verification code: "),
         error("Invalid verification code."),
         prompt("Verification code: "),
         Response::Success,
     ];
-    let (out, d, p, _) = relay_as("login", &opts, script, &["pw000000", "111111"], &mut token);
+    let (out, d, p, _) = relay_as("login", &opts, script, &["111111"], Some("000000"));
     assert_eq!(out, Outcome::Success);
     assert_eq!(
         p.seen,
         [
-            "prompt(echo=false): Password & verification code: ",
             "Error: Invalid verification code.",
             "prompt(echo=false): Verification code: "
         ]
     );
-    assert_eq!(token.set.as_deref(), Some("pw"));
     assert_eq!(d.answers(), ["000000", "111111"]);
 }
 
+/// When the daemon shows something before its first question (enrollment
+/// at login shows a QR code, then asks to confirm), the code was typed
+/// before the person saw what is asked: it is wiped, and the question asked.
 #[test]
-fn single_prompt_leaves_an_authtok_set_by_an_earlier_module_alone() {
-    let opts = Options::parse(["single_prompt"]).unwrap();
-    let mut token = Token {
-        preset: true,
-        set: None,
-    };
-    let script = vec![prompt("Verification code: "), Response::Success];
-    let (_, _, p, _) = relay_as("login", &opts, script, &["123456"], &mut token);
-    assert_eq!(p.seen, ["prompt(echo=false): Verification code: "]);
-    assert_eq!(token.set, None);
+fn a_typed_code_is_not_used_when_the_daemon_shows_something_first() {
+    let opts = Options::parse(["single_prompt=verify", "debug"]).unwrap();
+    let script = vec![
+        info("Scan this QR code"),
+        prompt("Code from the app: "),
+        Response::Success,
+    ];
+    let (out, d, p, log) = relay_as("login", &opts, script, &["654321"], Some("123456"));
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(
+        p.seen,
+        [
+            "Info: Scan this QR code",
+            "prompt(echo=false): Code from the app: "
+        ]
+    );
+    assert_eq!(d.answers(), ["654321"]);
+    assert!(log.all().contains("not used"), "{}", log.all());
 }
 
 #[test]
-fn single_prompt_never_combines_an_echoed_question() {
-    let opts = Options::parse(["single_prompt"]).unwrap();
-    let mut token = Token::default();
+fn a_typed_code_never_answers_an_echoed_question() {
+    let opts = Options::parse(["single_prompt=verify"]).unwrap();
     let script = vec![
         Response::Prompt {
             text: "Name: ".into(),
@@ -288,7 +268,39 @@ fn single_prompt_never_combines_an_echoed_question() {
         },
         Response::Success,
     ];
-    let (_, _, p, _) = relay_as("login", &opts, script, &["bob"], &mut token);
+    let (_, d, p, _) = relay_as("login", &opts, script, &["bob"], Some("123456"));
     assert_eq!(p.seen, ["prompt(echo=true): Name: "]);
-    assert_eq!(token.set, None);
+    assert_eq!(d.answers(), ["bob"]);
+}
+
+/// An unenrolled user: the daemon says `Ignore` and the code goes nowhere.
+#[test]
+fn a_typed_code_is_not_sent_when_the_daemon_ignores_the_login() {
+    let opts = Options::parse(["single_prompt=verify"]).unwrap();
+    let (out, d, p, _) = relay_as("login", &opts, vec![Response::Ignore], &[], Some("123456"));
+    assert_eq!(out, Outcome::Ignore);
+    assert!(p.seen.is_empty());
+    assert!(d.answers().is_empty());
+}
+
+/// Issue 10 (8): only root, or the uid named by `daemon_uid=`, may hold
+/// the daemon's socket; never anyone else, the caller included.
+#[test]
+fn regression_only_root_or_daemon_uid_may_hold_the_daemon_socket() {
+    let default = Options::default();
+    assert_eq!(trusted_daemon(&default, 0), Ok(()));
+    let err = trusted_daemon(&default, 65534).unwrap_err();
+    assert!(err.contains("held by uid 65534"), "{err}");
+    assert!(err.contains("daemon_uid="), "{err}");
+    let dedicated = Options::parse(["daemon_uid=998"]).unwrap();
+    assert_eq!(trusted_daemon(&dedicated, 998), Ok(()));
+    assert_eq!(trusted_daemon(&dedicated, 0), Ok(()));
+    for other in [1, 997, 999, 1000, 65534] {
+        assert!(trusted_daemon(&dedicated, other).is_err(), "{other}");
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 {
+        assert!(trusted_daemon(&default, me).is_err());
+    }
 }

@@ -50,12 +50,17 @@ impl Daemon for Scripted {
 struct Person {
     answers: VecDeque<Result<Secret, ConvError>>,
     refuse_notices: bool,
+    /// Refuses everything, as the module's does once memory ran out.
+    closed: bool,
     seen: Vec<String>,
 }
 
 impl Conversation for Person {
     fn prompt(&mut self, text: &str, echo: bool) -> Result<Secret, ConvError> {
         self.seen.push(format!("prompt(echo={echo}): {text}"));
+        if self.closed {
+            return Err(ConvError("closed"));
+        }
         self.answers
             .pop_front()
             .unwrap_or(Err(ConvError("no answer queued")))
@@ -63,29 +68,15 @@ impl Conversation for Person {
 
     fn show(&mut self, kind: Notice, text: &str) -> Result<(), ConvError> {
         self.seen.push(format!("{kind:?}: {text}"));
-        if self.refuse_notices {
+        if self.refuse_notices || self.closed {
             Err(ConvError("refused"))
         } else {
             Ok(())
         }
     }
-}
 
-/// PAM_AUTHTOK as a plain field.
-#[derive(Default)]
-struct Token {
-    preset: bool,
-    set: Option<String>,
-}
-
-impl Authtok for Token {
-    fn is_set(&self) -> bool {
-        self.preset || self.set.is_some()
-    }
-
-    fn set(&mut self, password: &Secret) -> Result<(), &'static str> {
-        self.set = Some(password.expose().to_owned());
-        Ok(())
+    fn closed(&self) -> bool {
+        self.closed
     }
 }
 
@@ -120,15 +111,7 @@ fn items() -> LoginItems {
 
 fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, Lines) {
     let log = Lines::default();
-    let out = relay(
-        opts,
-        false,
-        &items_for("login"),
-        daemon,
-        person,
-        &mut Token::default(),
-        &log,
-    );
+    let out = relay(opts, false, &items_for("login"), daemon, person, None, &log);
     (out, log)
 }
 
@@ -140,7 +123,7 @@ fn run_silent(daemon: &mut Scripted, person: &mut Person) -> Outcome {
         &items(),
         daemon,
         person,
-        &mut Token::default(),
+        None,
         &Lines::default(),
     )
 }

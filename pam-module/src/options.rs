@@ -25,12 +25,16 @@ pub struct Options {
     /// `failmode=secure|safe`: what to return when the daemon cannot be
     /// reached or stays silent before the conversation starts.
     pub failmode: FailMode,
-    /// `single_prompt`: ask for password and code in one answer and hand the
-    /// password on to the next module as PAM_AUTHTOK (see [`crate::split`]).
-    pub single_prompt: bool,
+    /// `single_prompt=ask|verify`: this line's part in single-prompt mode
+    /// (see [`crate::single`]); `None` for an ordinary line.
+    pub single_prompt: Option<SinglePrompt>,
     /// `digits=N`: length of a TOTP code, used only to split a single-prompt
     /// answer; must match the daemon's `[totp].digits`.
     pub digits: usize,
+    /// `daemon_uid=N`: a uid besides root that the daemon's socket may be
+    /// held by (SO_PEERCRED of the connection), for a twofoldd running as a
+    /// dedicated user. `None`: root only.
+    pub daemon_uid: Option<u32>,
     /// `inline_messages=auto|yes|no`: carry information and error lines
     /// inside the next prompt (OpenSSH bug 2876).
     pub inline_messages: Inline,
@@ -44,6 +48,25 @@ pub enum FailMode {
     /// Allow: `PAM_SUCCESS`, logged on authpriv.
     Safe,
 }
+
+/// A line's part in single-prompt mode (`single_prompt=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinglePrompt {
+    /// `ask`: the first line. Asks the combined question, hands the
+    /// password on as PAM_AUTHTOK, keeps the code for `verify`, and returns
+    /// PAM_IGNORE without contacting the daemon.
+    Ask,
+    /// `verify`: the line after the password module. Runs the daemon's
+    /// conversation, answering its first question with the kept code.
+    Verify,
+}
+
+/// What an admin whose PAM line still says bare `single_prompt` is told.
+pub const SINGLE_PROMPT_STACK: &str = "it let twofold check the code before the password \
+(a wrong password could spend a code or lock the user out); write three lines instead: \
+`auth requisite pam_twofold.so single_prompt=ask`, \
+`auth requisite pam_unix.so use_first_pass`, \
+`auth required pam_twofold.so single_prompt=verify`";
 
 /// When information and error lines are carried inside the next prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +97,9 @@ impl Default for Options {
             timeout: Duration::from_secs(5),
             debug: false,
             failmode: FailMode::Secure,
-            single_prompt: false,
+            single_prompt: None,
             digits: 6,
+            daemon_uid: None,
             inline_messages: Inline::Auto,
         }
     }
@@ -101,6 +125,14 @@ pub enum OptionError {
         /// What was wrong with it.
         reason: &'static str,
     },
+    /// An option whose old form is refused because it was unsafe; the
+    /// text says what to write instead.
+    Retired {
+        /// The option's name.
+        name: &'static str,
+        /// Why, and what to write instead.
+        hint: &'static str,
+    },
     /// An argument was not valid UTF-8.
     NotUtf8,
 }
@@ -119,6 +151,12 @@ impl fmt::Display for OptionError {
                 value,
                 reason,
             } => write!(f, "bad value {value:?} for option {name}: {reason}"),
+            OptionError::Retired { name, hint } => {
+                write!(
+                    f,
+                    "option {name} without a value is no longer accepted: {hint}"
+                )
+            }
             OptionError::NotUtf8 => write!(f, "an option is not valid UTF-8"),
         }
     }
@@ -137,6 +175,9 @@ enum Kind {
 struct Spec {
     name: &'static str,
     kind: Kind,
+    /// For a value option that used to be a flag: why the bare flag is
+    /// refused (never read as a default).
+    retired_flag: Option<&'static str>,
     /// Applies the value (`""` for flags); the error is the reason it was refused.
     apply: fn(&mut Options, &str) -> Result<(), &'static str>,
 }
@@ -146,6 +187,7 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "socket",
         kind: Kind::Value,
+        retired_flag: None,
         apply: |o, v| {
             if !v.starts_with('/') {
                 return Err("must be an absolute path");
@@ -161,6 +203,7 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "timeout",
         kind: Kind::Value,
+        retired_flag: None,
         apply: |o, v| {
             let digits = v.strip_suffix('s').unwrap_or(v);
             if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -178,6 +221,7 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "debug",
         kind: Kind::Flag,
+        retired_flag: None,
         apply: |o, _| {
             o.debug = true;
             Ok(())
@@ -186,6 +230,7 @@ const SPECS: &[Spec] = &[
     Spec {
         name: "failmode",
         kind: Kind::Value,
+        retired_flag: None,
         apply: |o, v| {
             o.failmode = match v {
                 "secure" => FailMode::Secure,
@@ -197,15 +242,21 @@ const SPECS: &[Spec] = &[
     },
     Spec {
         name: "single_prompt",
-        kind: Kind::Flag,
-        apply: |o, _| {
-            o.single_prompt = true;
+        kind: Kind::Value,
+        retired_flag: Some(SINGLE_PROMPT_STACK),
+        apply: |o, v| {
+            o.single_prompt = Some(match v {
+                "ask" => SinglePrompt::Ask,
+                "verify" => SinglePrompt::Verify,
+                _ => return Err("must be ask or verify"),
+            });
             Ok(())
         },
     },
     Spec {
         name: "digits",
         kind: Kind::Value,
+        retired_flag: None,
         apply: |o, v| {
             o.digits = match v {
                 "6" => 6,
@@ -217,8 +268,27 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        name: "daemon_uid",
+        kind: Kind::Value,
+        retired_flag: None,
+        apply: |o, v| {
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err("must be a numeric uid");
+            }
+            match v.parse::<u32>() {
+                // (uid_t)-1 means "no change" to the kernel, never a user.
+                Ok(n) if n != u32::MAX => {
+                    o.daemon_uid = Some(n);
+                    Ok(())
+                }
+                _ => Err("must be a uid below 4294967295"),
+            }
+        },
+    },
+    Spec {
         name: "inline_messages",
         kind: Kind::Value,
+        retired_flag: None,
         apply: |o, v| {
             o.inline_messages = match v {
                 "auto" => Inline::Auto,
@@ -252,7 +322,15 @@ impl Options {
             let value = match (spec.kind, value) {
                 (Kind::Flag, None) => "",
                 (Kind::Flag, Some(_)) => return Err(OptionError::UnexpectedValue(spec.name)),
-                (Kind::Value, None) => return Err(OptionError::MissingValue(spec.name)),
+                (Kind::Value, None) => {
+                    return Err(match spec.retired_flag {
+                        Some(hint) => OptionError::Retired {
+                            name: spec.name,
+                            hint,
+                        },
+                        None => OptionError::MissingValue(spec.name),
+                    })
+                }
                 (Kind::Value, Some(v)) => v,
             };
             (spec.apply)(&mut opts, value).map_err(|reason| OptionError::Malformed {
@@ -285,8 +363,9 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(5));
         assert!(!o.debug);
         assert_eq!(o.failmode, FailMode::Secure);
-        assert!(!o.single_prompt);
+        assert_eq!(o.single_prompt, None);
         assert_eq!(o.digits, 6);
+        assert_eq!(o.daemon_uid, None);
         assert_eq!(o.inline_messages, Inline::Auto);
     }
 
@@ -297,8 +376,9 @@ mod tests {
             "timeout=7",
             "debug",
             "failmode=safe",
-            "single_prompt",
+            "single_prompt=verify",
             "digits=8",
+            "daemon_uid=998",
             "inline_messages=no",
         ])
         .unwrap();
@@ -306,13 +386,19 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(7));
         assert!(o.debug);
         assert_eq!(o.failmode, FailMode::Safe);
-        assert!(o.single_prompt);
+        assert_eq!(o.single_prompt, Some(SinglePrompt::Verify));
         assert_eq!(o.digits, 8);
+        assert_eq!(o.daemon_uid, Some(998));
         assert_eq!(o.inline_messages, Inline::No);
         assert_eq!(
             parse(&["failmode=secure"]).unwrap().failmode,
             FailMode::Secure
         );
+        assert_eq!(
+            parse(&["single_prompt=ask"]).unwrap().single_prompt,
+            Some(SinglePrompt::Ask)
+        );
+        assert_eq!(parse(&["daemon_uid=0"]).unwrap().daemon_uid, Some(0));
     }
 
     #[test]
@@ -327,6 +413,15 @@ mod tests {
             ("digits=06", "digits"),
             ("inline_messages=1", "inline_messages"),
             ("inline_messages=", "inline_messages"),
+            ("single_prompt=", "single_prompt"),
+            ("single_prompt=yes", "single_prompt"),
+            ("single_prompt=Ask", "single_prompt"),
+            ("daemon_uid=", "daemon_uid"),
+            ("daemon_uid=-1", "daemon_uid"),
+            ("daemon_uid=+5", "daemon_uid"),
+            ("daemon_uid=root", "daemon_uid"),
+            ("daemon_uid=4294967295", "daemon_uid"),
+            ("daemon_uid=99999999999", "daemon_uid"),
         ] {
             match parse(&[bad]) {
                 Err(OptionError::Malformed { name: n, .. }) => assert_eq!(n, name, "{bad}"),
@@ -334,12 +429,38 @@ mod tests {
             }
         }
         assert_eq!(
-            parse(&["single_prompt=yes"]),
-            Err(OptionError::UnexpectedValue("single_prompt"))
-        );
-        assert_eq!(
             parse(&["failmode"]),
             Err(OptionError::MissingValue("failmode"))
+        );
+    }
+
+    /// Issue 10: the bare flag made twofold check the code before the
+    /// password. It is refused with what to write instead, never read as
+    /// either part of the new stack (`ask` alone would drop the second
+    /// factor; `verify` alone would stop asking the combined question).
+    #[test]
+    fn regression_bare_single_prompt_is_refused_with_the_new_stack() {
+        let err = parse(&["single_prompt"]).unwrap_err();
+        assert_eq!(
+            err,
+            OptionError::Retired {
+                name: "single_prompt",
+                hint: SINGLE_PROMPT_STACK
+            }
+        );
+        let msg = err.to_string();
+        for needed in [
+            "single_prompt without a value is no longer accepted",
+            "auth requisite pam_twofold.so single_prompt=ask",
+            "auth requisite pam_unix.so use_first_pass",
+            "auth required pam_twofold.so single_prompt=verify",
+        ] {
+            assert!(msg.contains(needed), "{msg}");
+        }
+        assert!(!msg.contains("  "), "{msg}");
+        assert_eq!(
+            parse(&["single_prompt=ask", "single_prompt=verify"]),
+            Err(OptionError::Duplicate("single_prompt"))
         );
     }
 

@@ -1,6 +1,8 @@
 use crate::MAX_FRAME;
 use serde::{de::DeserializeOwned, Serialize};
 use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 /// Why a frame could not be read or written.
@@ -84,12 +86,60 @@ pub fn write_frame(w: &mut impl Write, body: &[u8]) -> Result<(), FrameError> {
 }
 
 /// Serializes `msg` and writes it as one frame. The serialized bytes are wiped
-/// afterwards, since they may carry a code.
+/// afterwards, since they may carry a code, and so is every smaller buffer
+/// they outgrew on the way ([`WipingBuf`]).
 pub fn write_message<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
-    let mut body = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let res = write_frame(w, &body);
-    body.zeroize();
+    let mut body = WipingBuf(Vec::new());
+    let res = serde_json::to_writer(&mut body, msg)
+        .map_err(|e| FrameError::Malformed(e.to_string()))
+        .and_then(|()| write_frame(w, &body.0));
+    body.0.zeroize();
     res
+}
+
+/// A growable buffer that wipes the block it moves out of whenever it
+/// grows. A plain `Vec` (as `serde_json::to_vec` uses) reallocates as it
+/// fills, and the allocator frees each smaller block with whatever part of
+/// the message, maybe a code, it held.
+struct WipingBuf(Vec<u8>);
+
+impl WipingBuf {
+    #[inline]
+    fn push(&mut self, data: &[u8]) {
+        if data.len() > self.0.capacity() - self.0.len() {
+            self.grow(data.len());
+        }
+        self.0.extend_from_slice(data);
+    }
+
+    /// Moves into a block with room for `more` bytes, wiping the old one.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, more: usize) {
+        let need = self.0.len().saturating_add(more);
+        let mut bigger = Vec::with_capacity(need.max(self.0.capacity() * 2).max(128));
+        bigger.extend_from_slice(&self.0);
+        self.0.zeroize();
+        self.0 = bigger;
+    }
+}
+
+impl Write for WipingBuf {
+    #[inline]
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.push(data);
+        Ok(data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.push(data);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Reads one frame and parses it as `T`. The raw bytes are wiped afterwards.
@@ -184,6 +234,40 @@ impl FrameReader {
         Ok(body)
     }
 
+    /// Like [`FrameReader::read_frame`], with the whole frame bounded in
+    /// time however the peer sends it: each read waits only for what is
+    /// left of the deadline (see [`FrameDeadline`]), so a peer dribbling a
+    /// byte at a time cannot stretch it. Running out is
+    /// [`FrameError::Timeout`] while no byte of the frame has come, and a
+    /// [`FrameError::Io`] of kind `TimedOut` that says so once one has.
+    pub fn read_frame_by(
+        &mut self,
+        r: &mut impl TimedRead,
+        deadline: FrameDeadline,
+    ) -> Result<Vec<u8>, FrameError> {
+        let mut timed = Timed {
+            inner: r,
+            until: deadline.by,
+            once_begun: deadline.once_begun,
+            begun: false,
+            cut_by_frame: false,
+        };
+        if self.buffered() > 0 {
+            // Its first bytes came with the previous frame.
+            timed.begin(Instant::now());
+        }
+        match self.read_frame(&mut timed) {
+            Err(FrameError::Timeout) if timed.cut_by_frame => Err(FrameError::Io(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "frame not complete {}s after its first byte",
+                    deadline.once_begun.as_secs_f32()
+                ),
+            ))),
+            other => other,
+        }
+    }
+
     /// Reads one frame and parses it as `T`; the raw bytes are wiped.
     pub fn read_message<T: DeserializeOwned>(
         &mut self,
@@ -239,6 +323,76 @@ impl Drop for FrameReader {
     }
 }
 
+/// A stream whose reads can be bounded in time, for
+/// [`FrameReader::read_frame_by`]; a socket sets `SO_RCVTIMEO`.
+pub trait TimedRead: Read {
+    /// Makes each following read wait at most `limit` (never zero).
+    fn limit_reads(&mut self, limit: Duration) -> io::Result<()>;
+}
+
+impl TimedRead for &UnixStream {
+    fn limit_reads(&mut self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))
+    }
+}
+
+impl TimedRead for UnixStream {
+    fn limit_reads(&mut self, limit: Duration) -> io::Result<()> {
+        self.set_read_timeout(Some(limit))
+    }
+}
+
+/// When a frame read by [`FrameReader::read_frame_by`] must be complete:
+/// by `by` (the wait between frames, counted once, not per byte), and
+/// within `once_begun` of its first byte, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameDeadline {
+    /// The whole frame is in by then, or the read fails.
+    pub by: Instant,
+    /// Time allowed from a frame's first byte to its last: a frame is one
+    /// write, so only a stalled or hostile peer needs long.
+    pub once_begun: Duration,
+}
+
+/// A stream seen through a [`FrameDeadline`]: every read waits at most
+/// until the deadline that applies, which tightens when the frame begins.
+struct Timed<'r, R> {
+    inner: &'r mut R,
+    until: Instant,
+    once_begun: Duration,
+    /// A byte of the frame has arrived.
+    begun: bool,
+    /// `until` is the frame's own deadline (not the wait's).
+    cut_by_frame: bool,
+}
+
+impl<R> Timed<'_, R> {
+    fn begin(&mut self, at: Instant) {
+        self.begun = true;
+        if let Some(end) = at.checked_add(self.once_begun) {
+            if end < self.until {
+                self.until = end;
+                self.cut_by_frame = true;
+            }
+        }
+    }
+}
+
+impl<R: TimedRead> Read for Timed<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.inner.limit_reads(left)?;
+        let n = self.inner.read(buf)?;
+        if n > 0 && !self.begun {
+            self.begin(Instant::now());
+        }
+        Ok(n)
+    }
+}
+
 /// `read_exact`, with an early end reported as [`FrameError::Truncated`].
 fn read_exact_or_truncated(r: &mut impl Read, mut buf: &mut [u8]) -> Result<(), FrameError> {
     while !buf.is_empty() {
@@ -264,6 +418,20 @@ mod tests {
         write_message(&mut buf, &Response::Success).unwrap();
         let back: Response = read_message(&mut Cursor::new(buf)).unwrap();
         assert!(matches!(back, Response::Success));
+    }
+
+    /// An answer long enough that the serialized body outgrows its first
+    /// buffers several times still makes exactly the frame it always did.
+    #[test]
+    fn a_message_that_outgrows_its_buffer_is_framed_whole() {
+        let answer = Request::Answer {
+            text: crate::Secret::from("7".repeat(5000).as_str()),
+        };
+        let mut buf = Vec::new();
+        write_message(&mut buf, &answer).unwrap();
+        let body = serde_json::to_vec(&answer).unwrap();
+        assert_eq!(buf[..4], (body.len() as u32).to_be_bytes());
+        assert_eq!(buf[4..], body[..]);
     }
 
     #[test]
@@ -430,6 +598,94 @@ mod tests {
         assert!(matches!(
             FrameReader::new().read_frame(&mut s),
             Err(FrameError::TooLarge { .. })
+        ));
+    }
+
+    /// A dribbling peer: one byte every `gap`, of a frame that never ends.
+    fn dribbler(gap: Duration) -> UnixStream {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            let mut bytes = 1000u32.to_be_bytes().to_vec();
+            bytes.resize(1004, b' ');
+            for b in bytes {
+                if theirs.write_all(&[b]).is_err() {
+                    return;
+                }
+                std::thread::sleep(gap);
+            }
+        });
+        ours
+    }
+
+    #[test]
+    fn a_dribbled_frame_is_cut_at_its_deadline_though_every_read_gets_a_byte() {
+        let mut s = dribbler(Duration::from_millis(20));
+        let start = Instant::now();
+        let deadline = FrameDeadline {
+            by: start + Duration::from_secs(60),
+            once_begun: Duration::from_millis(300),
+        };
+        let err = FrameReader::new()
+            .read_frame_by(&mut s, deadline)
+            .unwrap_err();
+        let took = start.elapsed();
+        match err {
+            FrameError::Io(e) => {
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                assert!(e.to_string().contains("after its first byte"), "{e}");
+            }
+            other => panic!("expected the frame deadline, got {other:?}"),
+        }
+        assert!(
+            took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[test]
+    fn the_wait_for_a_frame_is_bounded_in_total_not_per_byte() {
+        // The frame's own deadline is longer than the wait: the wait wins.
+        let mut s = dribbler(Duration::from_millis(20));
+        let start = Instant::now();
+        let deadline = FrameDeadline {
+            by: start + Duration::from_millis(300),
+            once_begun: Duration::from_secs(60),
+        };
+        let err = FrameReader::new()
+            .read_frame_by(&mut s, deadline)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Timeout), "{err:?}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+        // A silent peer times out at `by` as before.
+        let (mut quiet, _keep) = UnixStream::pair().unwrap();
+        let start = Instant::now();
+        let deadline = FrameDeadline {
+            by: start + Duration::from_millis(100),
+            once_begun: Duration::from_secs(60),
+        };
+        let err = FrameReader::new()
+            .read_frame_by(&mut quiet, deadline)
+            .unwrap_err();
+        assert!(matches!(err, FrameError::Timeout), "{err:?}");
+    }
+
+    #[test]
+    fn frames_within_their_deadline_are_read_pipelined_or_not() {
+        let (mut ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut both = frame(b"one");
+        both.extend(frame(b"two"));
+        theirs.write_all(&both).unwrap();
+        let deadline = || FrameDeadline {
+            by: Instant::now() + Duration::from_secs(5),
+            once_begun: Duration::from_secs(1),
+        };
+        let mut r = FrameReader::new();
+        assert_eq!(r.read_frame_by(&mut ours, deadline()).unwrap(), b"one");
+        assert_eq!(r.read_frame_by(&mut ours, deadline()).unwrap(), b"two");
+        drop(theirs);
+        assert!(matches!(
+            r.read_frame_by(&mut ours, deadline()),
+            Err(FrameError::Closed)
         ));
     }
 

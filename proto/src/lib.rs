@@ -18,7 +18,10 @@ mod secret;
 
 pub use client::{check_welcome, hello, response_name, Client, ClientError};
 pub use connect::{connect_unix, connect_unix_nonblocking};
-pub use frame::{read_frame, read_message, write_frame, write_message, FrameError, FrameReader};
+pub use frame::{
+    read_frame, read_message, write_frame, write_message, FrameDeadline, FrameError, FrameReader,
+    TimedRead,
+};
 pub use messages::{
     Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
     FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TimeRef,

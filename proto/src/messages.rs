@@ -87,6 +87,15 @@ pub enum Request {
         /// The answer (e.g. a code from the authenticator).
         code: Secret,
     },
+    /// Drops a pending (unconfirmed) enrollment of a factor; a confirmed
+    /// one is untouched.
+    EnrollCancel {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+    },
     /// What is enrolled for an account.
     Status {
         /// The account; `None` means the caller's own.
@@ -137,6 +146,18 @@ pub enum Request {
     },
     /// Admin: the locks in force now.
     AdminLocks,
+    /// Admin: one page of every account the daemon knows, by name.
+    AdminListPage {
+        /// Only accounts after this name (the previous page's `next`).
+        #[serde(default)]
+        after: Option<String>,
+    },
+    /// Admin: one page of the locks in force now.
+    AdminLocksPage {
+        /// Only locks after this one (the previous page's `next`).
+        #[serde(default)]
+        after: Option<u64>,
+    },
     /// Admin: changes an account's enrollment grace deadline (`enroll` mode).
     AdminGrace {
         /// The account.
@@ -148,6 +169,15 @@ pub enum Request {
         /// Forgets the deadline: the next login starts a fresh grace period.
         #[serde(default)]
         reset: bool,
+    },
+    /// Admin: a one-time token that lets the account enroll inside a login
+    /// (`enroll_at_login = "token"`); replaces an older one.
+    AdminEnrollToken {
+        /// The account.
+        user: String,
+        /// Seconds the token stays valid; `None` takes 24 h.
+        #[serde(default)]
+        valid: Option<u64>,
     },
     /// Audit rows matching every given filter, oldest first. Admins see
     /// every account; others only their own.
@@ -207,11 +237,15 @@ impl Request {
             Request::RemoveFactor { .. } => "remove_factor",
             Request::EnrollStart { .. } => "enroll_start",
             Request::EnrollConfirm { .. } => "enroll_confirm",
+            Request::EnrollCancel { .. } => "enroll_cancel",
             Request::AdminDisable { .. } => "admin_disable",
             Request::AdminList => "admin_list",
             Request::AdminUnlock { .. } => "admin_unlock",
             Request::AdminLocks => "admin_locks",
+            Request::AdminListPage { .. } => "admin_list_page",
+            Request::AdminLocksPage { .. } => "admin_locks_page",
             Request::AdminGrace { .. } => "admin_grace",
+            Request::AdminEnrollToken { .. } => "admin_enroll_token",
             Request::AuditQuery { .. } => "audit_query",
             Request::AuditVerify => "audit_verify",
             Request::Stats => "stats",
@@ -349,6 +383,29 @@ pub enum Response {
     Done {
         /// What was done, for the person.
         message: String,
+    },
+    /// One page of accounts.
+    UsersPage {
+        /// The accounts, by name.
+        users: Vec<UserStatus>,
+        /// Ask again with `after` = this for the next page; `None`: no more.
+        #[serde(default)]
+        next: Option<String>,
+    },
+    /// One page of locks.
+    LocksPage {
+        /// The locks.
+        locks: Vec<LockInfo>,
+        /// Ask again with `after` = this for the next page; `None`: no more.
+        #[serde(default)]
+        next: Option<u64>,
+    },
+    /// A one-time enrollment token, shown once.
+    EnrollToken {
+        /// The token, as the person types it.
+        token: Secret,
+        /// When it stops working (Unix seconds).
+        expires_at: u64,
     },
     /// Locks in force.
     Locks {

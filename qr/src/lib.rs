@@ -16,16 +16,32 @@ pub struct QrError(String);
 /// most terminals are light text on a dark background: on such a terminal the
 /// code appears dark-on-light, as scanners expect. Every line ends in `\n`.
 pub fn render(data: &str) -> Result<String, QrError> {
-    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
+    render_with(data, false)
+}
+
+/// Like [`render`]; with `invert`, the dark modules are the drawn blocks:
+/// for terminals that draw dark text on a light background, where the
+/// default drawing comes out as a negative that many scanners refuse.
+pub fn render_with(data: &str, invert: bool) -> Result<String, QrError> {
+    // Level L: a screen is not a worn sticker, and the smaller code keeps a
+    // usual otpauth:// URI (about 115 bytes) at 23 lines, so it and a prompt
+    // fit an 80x24 terminal.
+    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::L)
         .map_err(|e| QrError(e.to_string()))?;
     let width = code.width();
     let colors = code.to_colors();
     let full = width + 2 * QUIET_ZONE;
     let light = |x: usize, y: usize| -> bool {
-        if x < QUIET_ZONE || y < QUIET_ZONE || x >= width + QUIET_ZONE || y >= width + QUIET_ZONE {
-            return true;
-        }
-        colors[(y - QUIET_ZONE) * width + (x - QUIET_ZONE)] == Color::Light
+        let is_light = if x < QUIET_ZONE
+            || y < QUIET_ZONE
+            || x >= width + QUIET_ZONE
+            || y >= width + QUIET_ZONE
+        {
+            true
+        } else {
+            colors[(y - QUIET_ZONE) * width + (x - QUIET_ZONE)] == Color::Light
+        };
+        is_light != invert
     };
     let mut out = String::with_capacity((full + 1) * full.div_ceil(2) * 3);
     for y in (0..full).step_by(2) {
@@ -104,6 +120,34 @@ mod tests {
         assert_eq!(grids.len(), 1, "exactly one QR code found");
         let (_meta, content) = grids[0].decode().unwrap();
         assert_eq!(content, URI);
+    }
+
+    /// Inverted, the drawn blocks are the dark modules: on a light
+    /// background terminal (blocks in dark ink) it reads dark-on-light.
+    #[test]
+    fn an_inverted_drawing_is_the_negative_and_decodes_as_dark_ink() {
+        let plain = parse(&render(URI).unwrap());
+        let inverted = parse(&render_with(URI, true).unwrap());
+        assert_eq!(plain.len(), inverted.len());
+        // Every module flips (the half row padding an odd height does not).
+        let n = plain[0].len();
+        for (a, b) in plain.iter().zip(&inverted).take(n) {
+            for (x, y) in a.iter().zip(b) {
+                assert_ne!(x, y);
+            }
+        }
+        let scale = 4;
+        // Blocks drawn in dark ink on white: a drawn block is a dark pixel.
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(n * scale, n * scale, |x, y| {
+            if inverted[y / scale][x / scale] {
+                0
+            } else {
+                255
+            }
+        });
+        let grids = img.detect_grids();
+        assert_eq!(grids.len(), 1, "exactly one QR code found");
+        assert_eq!(grids[0].decode().unwrap().1, URI);
     }
 
     #[test]

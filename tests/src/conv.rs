@@ -155,6 +155,26 @@ pub fn answers(list: &[&str]) -> Conversation {
     list.iter().fold(Conversation::new(), |c, a| c.answer(a))
 }
 
+/// The person enrolling inside a login: answers `first` in order, then
+/// every later prompt (the confirmation) with `oathtool`'s code at `at`
+/// for the secret the login showed ("Or type this secret: …").
+pub fn enrolling(first: &[&str], at: u64) -> Conversation {
+    answers(first).respond_with(move |t: &Transcript| {
+        let line = t
+            .infos()
+            .into_iter()
+            .find(|l| l.starts_with("Or type this secret: "))
+            .expect("the secret is shown")
+            .to_owned();
+        let secret: String = line["Or type this secret: ".len()..]
+            .split(" (")
+            .next()
+            .unwrap_or_default()
+            .replace(' ', "");
+        Reply::Answer(crate::otp::oathtool(&secret, at))
+    })
+}
+
 impl Conversation {
     /// A conversation with no answers that shows notices normally.
     pub fn new() -> Conversation {

@@ -577,12 +577,22 @@ fn unique() -> String {
 }
 
 /// Asserts that a re-executed test child (under another uid or in a
-/// namespace) passed and printed its "child ok" marker.
+/// namespace) ran as exactly one test, passed, and printed its "child ok"
+/// marker.
+///
+/// A child entry point is a `#[test]` marked `#[ignore = "run by …"]`, so
+/// the normal run does not count it as passing, that panics when its
+/// environment variable is missing. The parent re-executes the test binary
+/// with libtest's `--ignored --exact <name> --nocapture --test-threads=1`;
+/// a child that is not ignored, or renamed, then runs zero tests ("running
+/// 0 tests", exit 0), which this refuses.
 pub fn assert_child_ok(out: &std::process::Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("child ok"),
-        "child failed:\n{stdout}\n{}",
+        out.status.success()
+            && stdout.contains("child ok")
+            && stdout.contains("test result: ok. 1 passed;"),
+        "child failed or did not run exactly one test:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

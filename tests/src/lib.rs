@@ -15,11 +15,15 @@ mod conv;
 pub mod daemon;
 pub mod drip;
 pub mod fake_daemon;
+pub mod faults;
 mod module;
 pub mod otp;
 pub mod pam;
+pub mod peers;
+mod require;
 pub mod sshd;
 pub mod syslog;
 pub mod system;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
+pub use require::{require_programs, require_root};

@@ -104,11 +104,21 @@ fn build(profile_dir: &Path) -> Result<(), String> {
 }
 
 /// One `auth` line loading the built module by absolute path with `args`.
+///
+/// Run as anyone but root, the line also says `daemon_uid=` with this
+/// process's euid (unless `args` name one): the module trusts a daemon's
+/// socket only when root or that uid holds it, and the harness's daemons
+/// (fake or real, in this process or its children) run as this user.
 pub fn module_line(control: &str, args: &[&str]) -> String {
     let mut line = format!("auth {control} {}", module_path().display());
     for a in args {
         line.push(' ');
         line.push_str(a);
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me != 0 && !args.iter().any(|a| a.starts_with("daemon_uid=")) {
+        line.push_str(&format!(" daemon_uid={me}"));
     }
     line
 }

@@ -14,7 +14,7 @@
 //! ```
 
 pub use crate::conv::{
-    answers, Conversation, Message, Notices, Reply, Responder, Style, Transcript,
+    answers, enrolling, Conversation, Message, Notices, Reply, Responder, Style, Transcript,
 };
 use crate::conv::{converse, ConvState};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};

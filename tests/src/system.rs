@@ -408,23 +408,6 @@ fn tcl_brace_safe(s: &str) -> String {
         .collect()
 }
 
-/// Whether the tests can run system programs in namespaces: false (with a
-/// SKIPPED line) when not root; panics when a program is missing, since
-/// `scripts/deps` installs them and a silent skip would hide a gap.
-pub fn can_run(programs: &[&str]) -> bool {
-    if !crate::daemon::is_root() {
-        eprintln!("SKIPPED: needs root for private mount namespaces");
-        return false;
-    }
-    for p in programs {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(p).is_file()))
-            || Path::new(p).is_file();
-        assert!(found, "{p} is not installed (scripts/deps installs it)");
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

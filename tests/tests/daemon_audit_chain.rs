@@ -27,8 +27,9 @@
 use rusqlite::{Connection, OptionalExtension};
 use twofold_daemon::audit::row_hash;
 use twofold_proto::{AuditRecord, AuditReport, Request, Response, Secret};
-use twofold_tests::daemon::{is_root, last, TestDaemon, T0};
+use twofold_tests::daemon::{last, TestDaemon, T0};
 use twofold_tests::otp::{oathtool_totp, wrong_code};
+use twofold_tests::require_root;
 
 /// A `ruser` whose detail value needs escaping: an apostrophe, a space,
 /// double quotes, `=`, a backslash and a non-ASCII letter.
@@ -198,10 +199,8 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn row_hashing_still_verifies_databases_written_before() {
-    assert!(
-        is_root(),
-        "the fixed rows name root(0) as the actor: run as root (scripts/test does)"
-    );
+    // The fixed rows name root(0) as the actor.
+    require_root();
     let d = TestDaemon::start();
     write_history(&d);
 

@@ -70,18 +70,41 @@ fn unsafe_master_key_exits_nonzero_with_a_clear_message() {
     );
 }
 
-#[test]
-fn sigterm_shuts_down_cleanly_with_exit_0() {
-    let dir = open_tempdir();
-    let config = config_in(dir.path());
-    let path = dir.path().join("twofold.toml");
+/// Starts `twofoldd` on a fresh configuration in `dir`, stderr piped.
+fn spawn_twofoldd(dir: &std::path::Path) -> (std::process::Child, twofold_config::Config) {
+    let config = config_in(dir);
+    let path = dir.join("twofold.toml");
     std::fs::write(&path, config.to_toml()).unwrap();
-    let mut child = Command::new(twofoldd())
+    let child = Command::new(twofoldd())
         .arg("--config")
         .arg(&path)
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (child, config)
+}
+
+/// Sends SIGTERM and waits (at most 10 s) for `child` to exit.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    // SAFETY: plain syscall on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("twofoldd ignored SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly_with_exit_0() {
+    let dir = open_tempdir();
+    let (mut child, config) = spawn_twofoldd(dir.path());
     let socket = &config.daemon.socket;
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut client = loop {
@@ -94,16 +117,7 @@ fn sigterm_shuts_down_cleanly_with_exit_0() {
     let r = client.call(&Request::Status { user: None }).unwrap();
     assert!(matches!(r, Response::Status(_)), "{r:?}");
     drop(client);
-    // SAFETY: plain syscall on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "twofoldd ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = terminate(&mut child);
     let mut err = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
@@ -126,15 +140,7 @@ fn sigterm_shuts_down_cleanly_with_exit_0() {
 fn regression_sigterm_still_stops_the_daemon_when_its_stderr_is_broken() {
     use std::io::{BufRead, BufReader};
     let dir = open_tempdir();
-    let config = config_in(dir.path());
-    let path = dir.path().join("twofold.toml");
-    std::fs::write(&path, config.to_toml()).unwrap();
-    let mut child = Command::new(twofoldd())
-        .arg("--config")
-        .arg(&path)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, config) = spawn_twofoldd(dir.path());
     // Wait for it to listen, then close the reading end: every later write
     // to its stderr fails with EPIPE.
     let mut err = BufReader::new(child.stderr.take().unwrap());
@@ -153,18 +159,5 @@ fn regression_sigterm_still_stops_the_daemon_when_its_stderr_is_broken() {
     let r = client.call(&Request::Status { user: None }).unwrap();
     assert!(matches!(r, Response::Status(_)), "{r:?}");
     drop(client);
-    // SAFETY: plain syscall on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            panic!("twofoldd ignored SIGTERM with a broken stderr");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(terminate(&mut child).code(), Some(0));
 }

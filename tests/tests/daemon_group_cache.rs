@@ -8,22 +8,20 @@ use std::process::Command;
 use twofold_proto::{Request, Response};
 use twofold_tests::daemon::{assert_child_ok, last, open_tempdir, TestDaemon};
 use twofold_tests::otp::oathtool_totp;
+use twofold_tests::{require_programs, require_root};
 
 const GROUP_ENV: &str = "TWOFOLD_TEST_GROUP_FILE";
 
 #[test]
 fn group_edit_reaches_the_next_login_despite_the_cache() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 || !std::path::Path::new("/usr/bin/unshare").exists() {
-        eprintln!("skipped: a private mount namespace needs root and unshare");
-        return;
-    }
+    require_root();
+    require_programs(&["unshare"]);
     let dir = open_tempdir();
     let copy = dir.path().join("group");
     std::fs::copy("/etc/group", &copy).unwrap();
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
-        .arg(r#"mount --bind "$1" /etc/group && exec "$2" --exact child_in_namespace --nocapture --test-threads=1"#)
+        .arg(r#"mount --bind "$1" /etc/group && exec "$2" --ignored --exact child_in_namespace --nocapture --test-threads=1"#)
         .args(["sh", copy.to_str().unwrap()])
         .arg(std::env::current_exe().unwrap())
         .env(GROUP_ENV, &copy)
@@ -34,9 +32,10 @@ fn group_edit_reaches_the_next_login_despite_the_cache() {
 
 /// Runs only when re-executed by the test above, inside the namespace.
 #[test]
+#[ignore = "run by group_edit_reaches_the_next_login_despite_the_cache in a mount namespace"]
 fn child_in_namespace() {
     let Ok(copy) = std::env::var(GROUP_ENV) else {
-        return;
+        panic!("a child entry point: run by the test above, which sets {GROUP_ENV}");
     };
     let original = std::fs::read_to_string(&copy).unwrap();
     assert_eq!(std::fs::read_to_string("/etc/group").unwrap(), original);
@@ -86,18 +85,23 @@ fn an_enrolled_users_login_asks_nss_only_when_the_policy_names_groups() {
             }
         });
         let (e, _) = d.enroll_totp("alice");
-        d.clock.advance(30);
-        let before = d.stats.nss_lookups();
-        let seen = d.login("alice", &[&oathtool_totp(&e, d.now(), 0)]);
-        assert_eq!(*last(&seen), Response::Success, "{seen:?}");
-        let asked = d.stats.nss_lookups() - before;
-        if names_groups {
-            assert_eq!(asked, 1, "the target's groups, once");
-        } else {
-            assert_eq!(
-                asked, 0,
-                "nothing: the peer is cached, the target not needed"
-            );
+        for first in [true, false] {
+            d.clock.advance(30);
+            let before = d.stats.nss_lookups();
+            let seen = d.login("alice", &[&oathtool_totp(&e, d.now(), 0)]);
+            assert_eq!(*last(&seen), Response::Success, "{seen:?}");
+            let asked = d.stats.nss_lookups() - before;
+            if names_groups {
+                // The account with its groups (names are not accounts),
+                // once; then the cache answers.
+                let want = if first { 1 } else { 0 };
+                assert_eq!(asked, want, "first: {first}");
+            } else {
+                // Nothing: root runs the login and factors are stored under
+                // the name as typed, so it is the account (an alias has no
+                // factors of its own and is resolved); the peer is cached.
+                assert_eq!(asked, 0, "first: {first}");
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use twofold_daemon::{Daemon, DaemonError, KeyError, ManualClock, StoreError, SCH
 use twofold_proto::Response;
 use twofold_tests::daemon::{config_in, failed_kind, last, open_tempdir, TestDaemon, T0};
 use twofold_tests::otp::oathtool_totp;
+use twofold_tests::require_root;
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
@@ -206,11 +207,7 @@ fn storage_failure_is_unavailable_for_logins_and_internal_for_requests() {
 /// was used. Needs root to hand the file to another uid.
 #[test]
 fn regression_a_master_key_owned_by_another_user_refuses_to_start() {
-    assert_eq!(
-        nix_euid(),
-        0,
-        "this test gives the key file to uid 65534: run it as root (scripts/test does)"
-    );
+    require_root();
     let dir = open_tempdir();
     let config = config_in(dir.path());
     let key = &config.daemon.master_key;
@@ -255,7 +252,30 @@ fn regression_a_symlink_at_the_database_path_refuses_to_start_and_writes_nothing
     assert!(!elsewhere.exists(), "nothing was created through the link");
 }
 
-fn nix_euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
+/// Issue 10: a database others could write only drew a warning; whoever
+/// writes it can add their own factor to any account or erase locks.
+#[test]
+fn regression_a_database_others_may_write_refuses_to_start() {
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap();
+    for mode in [0o666, 0o620, 0o602] {
+        std::fs::set_permissions(
+            &config.daemon.database,
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+        let err = Daemon::open(config.clone(), Arc::new(ManualClock::new(T0))).unwrap_err();
+        assert!(matches!(err, DaemonError::Unsafe(_)), "{mode:o}: {err:?}");
+        assert!(
+            err.to_string().contains(&format!("mode {mode:04o}")),
+            "{err}"
+        );
+    }
+    std::fs::set_permissions(
+        &config.daemon.database,
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    Daemon::open(config, Arc::new(ManualClock::new(T0))).unwrap();
 }

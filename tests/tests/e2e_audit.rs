@@ -7,10 +7,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use twofold_proto::{Request, Response, Secret};
-use twofold_tests::daemon::{bin_path, config_in, is_root, open_tempdir, SyslogSink, TestDaemon};
+use twofold_tests::daemon::{bin_path, config_in, open_tempdir, SyslogSink, TestDaemon};
 use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
-use twofold_tests::PamConfig;
+use twofold_tests::{require_root, PamConfig};
 
 fn login(pam: &PamConfig, user: &str, codes: &[&str]) -> PamCode {
     let conv = answers(codes);
@@ -342,10 +342,7 @@ fn audit_follow_prints_new_rows_as_they_come() {
 
 #[test]
 fn a_user_reads_only_their_own_rows_and_stats_are_admin_only() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run the CLI as nobody");
-        return;
-    }
+    require_root();
     use std::os::unix::process::CommandExt;
     let (d, _) = busy();
     let as_nobody = |args: &[&str]| {

@@ -7,9 +7,10 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use twofold_tests::daemon::{is_root, TestDaemon};
+use twofold_tests::daemon::{assert_child_ok, TestDaemon};
 use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
+use twofold_tests::require_root;
 
 const PROMPT: &str = "Verification code: ";
 
@@ -79,13 +80,16 @@ fn a_prompt_with_no_answer_at_all_is_a_conversation_error() {
 /// Environment variable that turns [`screen_unlock_child`] into the child.
 const CHILD_ENV: &str = "TWOFOLD_UNLOCK_CHILD";
 
-/// The screen-locker side: when started by [`screen_unlock_as_the_user_itself`]
+/// The screen-locker side: started by [`screen_unlock_as_the_user_itself`]
 /// (as `nobody`, with [`CHILD_ENV`] set), runs one login through libpam and
-/// prints its result; otherwise there is nothing to do.
+/// prints its result.
 #[test]
+#[ignore = "run by screen_unlock_as_the_user_itself as uid 65534"]
 fn screen_unlock_child() {
     let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
+        panic!(
+            "a child entry point: run by screen_unlock_as_the_user_itself, which sets {CHILD_ENV}"
+        );
     };
     let mut parts = spec.splitn(3, '\n');
     let (confdir, user, answer) = (
@@ -104,13 +108,20 @@ fn screen_unlock_child() {
         rc.name(),
         t.prompts()
     );
+    println!("child ok");
 }
 
 /// Runs [`screen_unlock_child`] in a child process as `nobody`.
 fn unlock_as_nobody(confdir: &std::path::Path, user: &str, answer: &str) -> String {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
-        .args(["--exact", "screen_unlock_child", "--nocapture"])
+        .args([
+            "--ignored",
+            "--exact",
+            "screen_unlock_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(
             CHILD_ENV,
             format!("{}\n{user}\n{answer}", confdir.display()),
@@ -119,6 +130,7 @@ fn unlock_as_nobody(confdir: &std::path::Path, user: &str, answer: &str) -> Stri
         .gid(65534)
         .output()
         .unwrap();
+    assert_child_ok(&out);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -126,10 +138,7 @@ fn unlock_as_nobody(confdir: &std::path::Path, user: &str, answer: &str) -> Stri
 /// allows a login for the peer's own name, and only that.
 #[test]
 fn screen_unlock_as_the_user_itself() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to run a child as nobody");
-        return;
-    }
+    require_root();
     let d = TestDaemon::start();
     let nobody = d.enroll("nobody");
     d.enroll("alice");

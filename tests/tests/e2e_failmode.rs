@@ -11,8 +11,8 @@ use twofold_proto::Response;
 use twofold_tests::drip::DripDaemon;
 use twofold_tests::fake_daemon::{FakeDaemon, Script};
 use twofold_tests::pam::*;
-use twofold_tests::system::{can_run, run_bounded, HostFiles, System};
-use twofold_tests::{module_line, PamConfig};
+use twofold_tests::system::{run_bounded, HostFiles, System};
+use twofold_tests::{module_line, require_programs, require_root, PamConfig};
 
 /// How a daemon can be missing or silent.
 enum Broken {
@@ -255,9 +255,8 @@ fn the_reason_is_logged_on_authpriv_in_both_modes() {
 /// an authentication failure, not a signal.
 #[test]
 fn regression_sigpipe_a_daemon_closing_before_the_answer_does_not_kill_the_program() {
-    if !can_run(&["unshare", "pamtester"]) {
-        return;
-    }
+    require_root();
+    require_programs(&["unshare", "pamtester"]);
     let host = HostFiles::snapshot();
     let body = serde_json::to_vec(&Response::Prompt {
         text: "Verification code: ".into(),

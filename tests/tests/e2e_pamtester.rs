@@ -6,7 +6,8 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use twofold_tests::daemon::{is_root, TestDaemon};
+use twofold_tests::daemon::TestDaemon;
+use twofold_tests::{require_programs, require_root};
 
 /// Runs `pamtester -v SERVICE USER authenticate` with `confdir` as /etc/pam.d,
 /// feeding `input` to its conversation on stdin.
@@ -45,10 +46,8 @@ fn text(o: &Output) -> String {
 
 #[test]
 fn pamtester_logs_in_with_a_code_and_is_refused_a_replay() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root for a private mount namespace");
-        return;
-    }
+    require_root();
+    require_programs(&["unshare", "pamtester"]);
     let d = TestDaemon::start_with(|c| c.login.max_tries = 1);
     let alice = d.enroll("alice");
     let pam = d.pam();

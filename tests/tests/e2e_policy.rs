@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use twofold_daemon::{deadline_passed_message, INVALID_CODE};
 use twofold_proto::{ErrorKind, Request, Response, Secret};
 use twofold_tests::daemon::{TestDaemon, T0};
-use twofold_tests::otp::{oathtool, wrong_code};
+use twofold_tests::otp::wrong_code;
 use twofold_tests::pam::*;
 use twofold_tests::PamConfig;
 
@@ -99,31 +99,11 @@ fn unenrolled_deny_fails_exactly_like_a_wrong_code_even_for_unknown_users() {
     );
 }
 
-/// Answers the confirmation prompt of an in-PAM enrollment with oathtool's
-/// code for the secret shown in the Info lines.
-fn enroll_responder(d: &TestDaemon, at: u64) -> Conversation {
-    let _ = d;
-    Conversation::new().respond_with(move |t: &Transcript| {
-        let line = t
-            .infos()
-            .into_iter()
-            .find(|l| l.starts_with("Or type this secret: "))
-            .expect("the secret is shown")
-            .to_owned();
-        let secret: String = line["Or type this secret: ".len()..]
-            .split(" (")
-            .next()
-            .unwrap()
-            .replace(' ', "");
-        Reply::Answer(oathtool(&secret, at))
-    })
-}
-
 #[test]
 fn enroll_within_grace_completes_inside_pam_to_a_working_login() {
     let d = TestDaemon::start_with(|c| c.policy.unenrolled = twofold_config::Unenrolled::Enroll);
     let pam = pam_for(&d, &["tf"]);
-    let (code, t) = login(&pam, "tf", "mail", "", enroll_responder(&d, T0));
+    let (code, t) = login(&pam, "tf", "mail", "", enrolling(&[], T0));
     assert_eq!(code, PAM_SUCCESS, "{t:?}");
     let infos = t.infos();
     assert!(infos[0].contains("7 days left"), "{infos:?}");
@@ -188,7 +168,7 @@ fn enrollment_can_be_skipped_within_grace_and_is_refused_after_it() {
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     let now = d.now();
-    let (code, t) = login(&pam, "tf", "mail", "", enroll_responder(&d, now));
+    let (code, t) = login(&pam, "tf", "mail", "", enrolling(&[], now));
     assert_eq!(code, PAM_SUCCESS, "{t:?}");
     assert!(t.infos()[0].contains("1 day left"), "{t:?}");
     // Reset: the next unenrolled login starts a fresh grace period.
@@ -408,11 +388,9 @@ fn bad_policy_is_refused_by_config_check_and_by_the_daemon_naming_the_line() {
 #[test]
 fn supplementary_groups_come_from_the_group_database() {
     use std::process::Command;
-    use twofold_tests::daemon::{config_in, is_root, open_tempdir, DaemonProcess};
-    if !is_root() {
-        eprintln!("skipped: needs root for a private mount namespace");
-        return;
-    }
+    use twofold_tests::daemon::{config_in, open_tempdir, DaemonProcess};
+    twofold_tests::require_root();
+    twofold_tests::require_programs(&["unshare"]);
     // The real twofoldd, in a private mount namespace where /etc/group
     // lists mail as a supplementary member of a new group.
     let dir = open_tempdir();

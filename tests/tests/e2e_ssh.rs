@@ -4,10 +4,10 @@
 //! `oathtool`. The host's /etc is never touched (asserted). Needs root.
 
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::module_line;
 use twofold_tests::otp::wrong_code;
 use twofold_tests::sshd::{Sshd, SSHD};
-use twofold_tests::system::{can_run, HostFiles, Run, System, TestUser};
+use twofold_tests::system::{HostFiles, Run, System, TestUser};
+use twofold_tests::{module_line, require_programs, require_root};
 
 const PROMPT: &str = "Verification code:";
 const SHELL_OK: &str = "echo REMOTE-$((40+2)); id -un";
@@ -18,10 +18,14 @@ fn twofold_line(d: &TestDaemon) -> String {
 }
 
 /// sshd with `AuthenticationMethods publickey,keyboard-interactive`: the
-/// key is checked by sshd, PAM asks only for the code.
+/// key is checked by sshd, PAM asks only for the code. `pam_permit` after
+/// twofold, as README gives it: twofold's PAM_IGNORE (an unenrolled user the
+/// policy lets through) must not be the stack's only result, which libpam
+/// turns into a denial.
 fn key_then_code_sshd(s: &Setup) -> Sshd {
     let stack = [
         twofold_line(&s.d),
+        "auth required pam_permit.so".into(),
         "account required pam_unix.so".into(),
         "session required pam_permit.so".into(),
         "password required pam_deny.so".into(),
@@ -53,26 +57,25 @@ struct Setup {
     host: HostFiles,
 }
 
-fn setup(max_tries: u32) -> Option<Setup> {
+fn setup(max_tries: u32) -> Setup {
     setup_with(|c| c.login.max_tries = max_tries)
 }
 
-fn setup_with(edit: impl FnOnce(&mut twofold_config::Config)) -> Option<Setup> {
-    if !can_run(&["unshare", SSHD, "ssh", "ssh-keygen", "expect", "oathtool"]) {
-        return None;
-    }
+fn setup_with(edit: impl FnOnce(&mut twofold_config::Config)) -> Setup {
+    require_root();
+    require_programs(&["unshare", SSHD, "ssh", "ssh-keygen", "expect", "oathtool"]);
     let host = HostFiles::snapshot();
     let d = TestDaemon::start_with(edit);
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "correct horse 7").unwrap();
     let enrolled = d.enroll("tfuser");
-    Some(Setup {
+    Setup {
         d,
         sys,
         user,
         enrolled,
         host,
-    })
+    }
 }
 
 fn assert_logged_in(run: &Run, sshd: &Sshd) {
@@ -110,7 +113,7 @@ fn begins(d: &TestDaemon, user: &str) -> usize {
 
 #[test]
 fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
@@ -132,9 +135,43 @@ fn ssh_key_then_code_runs_the_remote_command_and_refuses_a_wrong_code() {
     s.host.assert_unchanged();
 }
 
+/// Issue 10: README's key+code stack had twofold as its only auth module,
+/// so twofold's PAM_IGNORE for an unenrolled user (policy `allow`) left
+/// libpam without a result and every unenrolled user was refused.
+#[test]
+fn regression_ssh_key_then_code_lets_an_unenrolled_user_in_when_policy_allows() {
+    let s = setup(1);
+    let sshd = key_then_code_sshd(&s);
+    let r = s.d.call(&twofold_proto::Request::AdminDisable {
+        user: "tfuser".into(),
+    });
+    assert!(matches!(r, twofold_proto::Response::Done { .. }), "{r:?}");
+    // No code is asked for: the key alone, as policy `allow` says.
+    let ok = sshd.ssh("tfuser", SHELL_OK, &[]).unwrap();
+    assert_logged_in(&ok, &sshd);
+    assert!(!ok.text.contains(PROMPT), "{}", ok.text);
+    s.host.assert_unchanged();
+}
+
+#[test]
+fn ssh_key_then_code_refuses_an_unenrolled_user_when_policy_denies() {
+    let s = setup_with(|c| {
+        c.login.max_tries = 1;
+        c.policy.unenrolled = twofold_config::Unenrolled::Deny;
+    });
+    let sshd = key_then_code_sshd(&s);
+    let r = s.d.call(&twofold_proto::Request::AdminDisable {
+        user: "tfuser".into(),
+    });
+    assert!(matches!(r, twofold_proto::Response::Done { .. }), "{r:?}");
+    let no = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, "123456")]).unwrap();
+    assert_refused(&no, &sshd);
+    s.host.assert_unchanged();
+}
+
 #[test]
 fn ssh_backup_code_is_accepted_once() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
     let backup = &s.enrolled.backup_codes[3];
     let ok = sshd.ssh("tfuser", SHELL_OK, &[(PROMPT, backup)]).unwrap();
@@ -146,7 +183,7 @@ fn ssh_backup_code_is_accepted_once() {
 
 #[test]
 fn ssh_keyboard_interactive_alone_asks_password_then_code() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = password_then_code_sshd(&s);
 
     let code = s.d.code(&s.enrolled.secret, 0);
@@ -179,7 +216,7 @@ fn ssh_keyboard_interactive_alone_asks_password_then_code() {
 /// rate-limit slot.
 #[test]
 fn ssh_wrong_password_never_reaches_the_daemon() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = password_then_code_sshd(&s);
     let before = begins(&s.d, "tfuser");
     let no = sshd
@@ -208,7 +245,7 @@ fn ssh_wrong_password_never_reaches_the_daemon() {
 /// the module does it so that the placement does not depend on the sshd.)
 #[test]
 fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
-    let Some(s) = setup(2) else { return };
+    let s = setup(2);
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
@@ -228,7 +265,7 @@ fn ssh_client_screen_shows_the_error_inside_the_next_prompt() {
 /// reaches the ssh user's screen before "Permission denied".
 #[test]
 fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
@@ -244,12 +281,10 @@ fn ssh_client_screen_shows_the_last_error_before_permission_denied() {
 /// why and when to retry, without being asked for a code.
 #[test]
 fn ssh_client_screen_shows_the_lockout_message() {
-    let Some(s) = setup_with(|c| {
+    let s = setup_with(|c| {
         c.login.max_tries = 1;
         c.rate_limit.source_failures = 2;
-    }) else {
-        return;
-    };
+    });
     let sshd = key_then_code_sshd(&s);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);

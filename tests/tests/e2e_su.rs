@@ -3,9 +3,9 @@
 //! typing the user's password and then an `oathtool` code. Needs root.
 
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::module_line;
 use twofold_tests::otp::wrong_code;
-use twofold_tests::system::{can_run, expect, HostFiles, Run, System, TestUser};
+use twofold_tests::system::{expect, HostFiles, Run, System, TestUser};
+use twofold_tests::{module_line, require_programs, require_root};
 
 const PROMPT: &str = "Verification code:";
 
@@ -16,10 +16,9 @@ struct Setup {
     enrolled: Enrolled,
 }
 
-fn setup(max_tries: u32) -> Option<Setup> {
-    if !can_run(&["unshare", "setpriv", "su", "expect", "oathtool"]) {
-        return None;
-    }
+fn setup(max_tries: u32) -> Setup {
+    require_root();
+    require_programs(&["unshare", "setpriv", "su", "expect", "oathtool"]);
     let d = TestDaemon::start_with(|c| c.login.max_tries = max_tries);
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "su pass 9").unwrap();
@@ -35,12 +34,12 @@ fn setup(max_tries: u32) -> Option<Setup> {
     )
     .unwrap();
     let enrolled = d.enroll("tfuser");
-    Some(Setup {
+    Setup {
         d,
         sys,
         user,
         enrolled,
-    })
+    }
 }
 
 /// `su tfuser -c …` run by `nobody` on a terminal, answering `dialog`.
@@ -62,7 +61,7 @@ fn su(s: &Setup, dialog: &[(&str, &str)]) -> Run {
 
 #[test]
 fn su_takes_password_then_code() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let host = HostFiles::snapshot();
     let code = s.d.code(&s.enrolled.secret, 0);
     let run = su(&s, &[("Password:", &s.user.password), (PROMPT, &code)]);
@@ -81,7 +80,7 @@ fn su_takes_password_then_code() {
 
 #[test]
 fn su_refuses_a_wrong_code_and_says_why() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
     let run = su(&s, &[("Password:", &s.user.password), (PROMPT, wrong)]);
@@ -97,7 +96,7 @@ fn su_refuses_a_wrong_code_and_says_why() {
 
 #[test]
 fn su_backup_code_works_once() {
-    let Some(s) = setup(1) else { return };
+    let s = setup(1);
     let backup = &s.enrolled.backup_codes[0];
     let ok = su(&s, &[("Password:", &s.user.password), (PROMPT, backup)]);
     assert!(ok.ok(), "{}", ok.text);

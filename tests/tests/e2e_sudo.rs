@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
-use twofold_tests::module_line;
 use twofold_tests::otp::wrong_code;
-use twofold_tests::system::{can_run, run_bounded, HostFiles, Run, System, TestUser};
+use twofold_tests::system::{run_bounded, HostFiles, Run, System, TestUser};
+use twofold_tests::{module_line, require_programs, require_root};
 
 const OK: &str = "SUDO-OK";
 
@@ -21,10 +21,9 @@ struct Setup {
     host: HostFiles,
 }
 
-fn setup(failmode: &str) -> Option<Setup> {
-    if !can_run(&["unshare", "setpriv", "sudo", "oathtool"]) {
-        return None;
-    }
+fn setup(failmode: &str) -> Setup {
+    require_root();
+    require_programs(&["unshare", "setpriv", "sudo", "oathtool"]);
     let host = HostFiles::snapshot();
     let d = TestDaemon::start_with(|c| c.login.max_tries = 1);
     let sys = System::new().unwrap();
@@ -32,13 +31,13 @@ fn setup(failmode: &str) -> Option<Setup> {
     sys.sudoers("tfuser ALL=(ALL:ALL) ALL").unwrap();
     debian_stack(&sys, &d, failmode);
     let enrolled = d.enroll("tfuser");
-    Some(Setup {
+    Setup {
         d,
         sys,
         user,
         enrolled,
         host,
-    })
+    }
 }
 
 /// Debian 12's own files, as shipped, with the one twofold line the admin
@@ -124,9 +123,7 @@ fn assert_refused(run: &Run) {
 
 #[test]
 fn sudo_s_from_a_script_takes_password_then_code() {
-    let Some(s) = setup("failmode=secure") else {
-        return;
-    };
+    let s = setup("failmode=secure");
     let code = s.d.code(&s.enrolled.secret, 0);
     let run = sudo(&s, &format!("{}\n{code}\n", s.user.password));
     assert_ran_as_root(&run);
@@ -141,9 +138,7 @@ fn sudo_s_from_a_script_takes_password_then_code() {
 
 #[test]
 fn sudo_refuses_a_wrong_code_and_a_replayed_one() {
-    let Some(s) = setup("failmode=secure") else {
-        return;
-    };
+    let s = setup("failmode=secure");
     let code = s.d.code(&s.enrolled.secret, 0);
     let wrong = wrong_code(&code);
     let run = sudo(&s, &format!("{}\n{wrong}\n", s.user.password));
@@ -170,9 +165,7 @@ fn sudo_refuses_a_wrong_code_and_a_replayed_one() {
 /// ends the attempt before the daemon hears of it.
 #[test]
 fn sudo_wrong_password_never_reaches_the_daemon() {
-    let Some(s) = setup("failmode=secure") else {
-        return;
-    };
+    let s = setup("failmode=secure");
     let code = s.d.code(&s.enrolled.secret, 0);
     let run = sudo(&s, &format!("wrong password\n{code}\n"));
     assert_refused(&run);
@@ -189,9 +182,7 @@ fn sudo_wrong_password_never_reaches_the_daemon() {
 #[test]
 fn sudo_with_the_daemon_stopped_follows_the_failmode() {
     for (mode, allowed) in [("failmode=secure", false), ("failmode=safe", true)] {
-        let Some(mut s) = setup(mode) else {
-            return;
-        };
+        let mut s = setup(mode);
         s.d.stop();
         let run = sudo(&s, &format!("{}\n", s.user.password));
         if allowed {

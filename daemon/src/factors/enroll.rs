@@ -1,12 +1,66 @@
 //! Confirming an enrollment through the seam: the factor checks the fresh
-//! answer; the confirmation, a fresh set of recovery codes and the audit
-//! row are stored in one transaction.
+//! answer; the confirmation, a fresh set of recovery codes, the enrollment
+//! token that allowed it (if any) and the audit row are stored in one
+//! transaction. Enrollment tokens are made and checked here too: one-time
+//! codes an admin issues so that only the account's owner can enroll
+//! inside a login (`enroll_at_login = "token"`).
 
-use super::{Ctx, Enroll, Registry};
+use super::backup::codes;
+use super::{Ctx, Enroll, Found, Registry, VerifyError, Who};
 use crate::audit::AuditEvent;
 use crate::failure::{fail, Failure};
-use crate::store::Change;
-use twofold_proto::{AuditRecord, ErrorKind, Secret};
+use crate::store::{Change, Claim, NewCode};
+use std::sync::atomic::Ordering;
+use twofold_proto::{AuditRecord, ErrorKind, Method, Secret};
+
+/// The codes table's name for enrollment tokens.
+pub const TOKEN: Method = Method::named("enroll_token");
+
+/// Makes a one-time enrollment token for `user`, valid until `expires_at`:
+/// what to show once, and the row to store (argon2id, keyed lookup).
+pub fn make_token(cx: &Ctx<'_>, user: &str, expires_at: u64) -> Result<(Secret, NewCode), Failure> {
+    let c = codes::generate()?;
+    let row = NewCode {
+        lookup: cx.keys.code_lookup(&TOKEN, user, &c.normalized),
+        hash: codes::hash(&c.normalized)?,
+        expires_at: Some(expires_at),
+    };
+    Ok((c.display, row))
+}
+
+/// Checks a typed enrollment token of `who`: a claim to spend with the
+/// enrollment, or why not (one argon2 verification at most, none when a
+/// lock is in force or no token has that lookup).
+pub fn check_token(cx: &Ctx<'_>, who: &Who<'_>, typed: &str) -> Result<Found, VerifyError> {
+    let Some(normalized) = codes::normalize(typed) else {
+        return Ok(Found::Rejected("not a token"));
+    };
+    let lookup = cx.keys.code_lookup(&TOKEN, who.user, &normalized);
+    let now = cx.now();
+    let (lock, row) = cx
+        .store
+        .find_code(who.user, who.source, &TOKEN, &lookup, now)?;
+    if let Some(l) = lock {
+        return Ok(Found::Locked(l));
+    }
+    let Some(row) = row else {
+        return Ok(Found::Rejected("wrong token"));
+    };
+    if row.used_at.is_some() {
+        return Ok(Found::Rejected("token already used"));
+    }
+    if row.expires_at.is_some_and(|t| now >= t) {
+        return Ok(Found::Rejected("token expired"));
+    }
+    cx.argon2_runs.fetch_add(1, Ordering::SeqCst);
+    if !codes::verify(&normalized, &row.hash) {
+        return Ok(Found::Rejected("wrong token"));
+    }
+    Ok(Found::Claim(Claim::Code {
+        id: row.id,
+        method: TOKEN,
+    }))
+}
 
 /// What a confirmed enrollment hands back.
 #[derive(Debug)]
@@ -27,6 +81,7 @@ pub fn confirm(
     enroll: &dyn Enroll,
     user: &str,
     answer: &Secret,
+    authorize: Option<Claim>,
     enrolled: AuditEvent,
 ) -> Result<Confirmed, Failure> {
     let c = enroll.confirm(cx, user, answer)?;
@@ -42,14 +97,18 @@ pub fn confirm(
     }
     match cx
         .store
-        .confirm(c.id, c.counter, rows, cx.now(), vec![enrolled])?
+        .confirm(c.id, c.counter, rows, authorize, cx.now(), vec![enrolled])?
     {
         Change::Done(records) => Ok(Confirmed {
             heading,
             codes,
             records,
         }),
-        Change::Lost | Change::Nothing => Err(fail(
+        Change::Lost => Err(fail(
+            ErrorKind::InvalidCode,
+            "the enrollment token was used meanwhile",
+        )),
+        Change::Nothing => Err(fail(
             ErrorKind::NotFound,
             "no pending enrollment; start one first",
         )),

@@ -8,10 +8,70 @@
 
 use crate::audit::event;
 use crate::audit::syslog::utc_minutes;
-use crate::factors::enroll::confirm;
-use crate::factors::EnrollOptions;
+use crate::factors::enroll::{check_token, confirm};
+use crate::factors::{EnrollOptions, Found, VerifyError, Who};
 use crate::login::{Login, INVALID_CODE};
+use crate::store::Claim;
+use twofold_config::EnrollAtLogin;
 use twofold_proto::{ErrorKind, Method, Response, Secret};
+
+/// The prompt for an enrollment token (`enroll_at_login = "token"`).
+pub const TOKEN_PROMPT: &str = "Enrollment token from your administrator (empty to skip for now): ";
+
+/// Tells the person why no factor is set up here and lets the login in
+/// (it is inside the grace period).
+fn not_here(l: &mut Login<'_, '_>, deadline: u64, why: &str) {
+    let text = format!(
+        "Two-factor authentication is required for this account from {}; {why}. \
+         Ask an administrator if you cannot.",
+        utc_minutes(deadline)
+    );
+    if l.tell(Response::Info { text }) {
+        l.skip("enrollment not allowed here");
+    }
+}
+
+/// Asks for an enrollment token until one is valid (`Some`, its claim to
+/// spend with the enrollment), the person skips, or the tries run out;
+/// wrong tokens count and are audited like wrong codes. `None` when the
+/// login is over.
+fn ask_token(l: &mut Login<'_, '_>) -> Option<Claim> {
+    let max = l.engine.config.login.max_tries;
+    for attempt in 1..=max {
+        let answer = l.ask(TOKEN_PROMPT)?;
+        let typed = answer.expose().trim();
+        if typed.is_empty() {
+            l.skip("enrollment postponed");
+            return None;
+        }
+        let who = Who {
+            user: &l.b.user,
+            source: &l.source,
+        };
+        let found = check_token(&l.engine.ctx(), &who, typed);
+        drop(answer);
+        let why = match found {
+            Ok(Found::Claim(c)) => return Some(c),
+            Ok(Found::Locked(lock)) => {
+                l.refuse_locked(lock);
+                return None;
+            }
+            Ok(Found::Rejected(why)) => why,
+            Err(VerifyError::Storage(e)) => {
+                l.unavailable(&e);
+                return None;
+            }
+            Err(VerifyError::Decrypt(e)) => {
+                l.unavailable(&e);
+                return None;
+            }
+        };
+        if !l.fail(attempt, attempt == max, why) {
+            return None;
+        }
+    }
+    None
+}
 
 /// The confirmation prompt shown during enrollment at login.
 pub const CONFIRM_PROMPT: &str = "Code from the app to finish (empty to skip for now): ";
@@ -55,6 +115,24 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
         return l.deny("enrollment deadline passed", Some(&shown), ev);
     }
     let cx = engine.ctx();
+    // Who may set up a factor here (the policy's `enroll_at_login`);
+    // whoever may not is let in during the grace period as before, and
+    // told how to enroll.
+    let token = match engine.config.policy.enroll_at_login {
+        EnrollAtLogin::Password => None,
+        EnrollAtLogin::Local if l.b.rhost.is_none() => None,
+        EnrollAtLogin::Local => {
+            return not_here(
+                l,
+                deadline,
+                "it can be set up only at a local login (console, sudo, su)",
+            )
+        }
+        EnrollAtLogin::Token => match ask_token(l) {
+            Some(claim) => Some(claim),
+            None => return,
+        },
+    };
     let pending = match enroll.start(&cx, &l.b.user, &EnrollOptions::default()) {
         Ok(p) => p,
         Err(f) if f.kind == ErrorKind::Internal => {
@@ -91,12 +169,24 @@ pub(crate) fn run(l: &mut Login<'_, '_>) {
         if answer.expose().trim().is_empty() {
             return l.skip("enrollment postponed");
         }
-        let enrolled = l
+        let mut enrolled = l
             .base
             .renamed(event::ENROLL)
             .method(method.as_str())
             .with("via", "login");
-        match confirm(&cx, &engine.factors, enroll, &l.b.user, &answer, enrolled) {
+        if token.is_some() {
+            enrolled = enrolled.with("authorized_by", "enroll_token");
+        }
+        let done = confirm(
+            &cx,
+            &engine.factors,
+            enroll,
+            &l.b.user,
+            &answer,
+            token.clone(),
+            enrolled,
+        );
+        match done {
             Ok(done) => {
                 drop(answer);
                 engine.syslog_records(&done.records);

@@ -4,14 +4,21 @@
 //! lockout, enrollment at login, outcome); the module only shows what it is
 //! sent and relays the answer.
 //!
-//! Order of decisions: the request is validated and authorized; the policy
-//! may exempt the login (`Ignore`); a lock refuses it before any prompt; an
-//! unenrolled user is let through, refused or offered enrollment as the
-//! policy says; otherwise the person is prompted. A lock made while the
-//! person types refuses the answer in the transaction that would record it
-//! (no step spent, no failure added). A user the passwd
-//! database does not know gets what an unenrolled user in `deny` mode gets:
-//! the same prompt, the same message and a dummy check of the same cost.
+//! Order of decisions: the request is validated; the user name is resolved
+//! to its account (names are not accounts: an alias — a second passwd name
+//! of a uid, a case variant, `DOMAIN\user`, `user@domain` — logs in to the
+//! account of its uid, and everything below is keyed by that account's
+//! name — unless factors are stored under the name as typed, which then
+//! logs in with those: root's usual login of an enrolled name asks NSS
+//! nothing); the login is authorized; the policy may exempt the login
+//! (`Ignore`); a lock
+//! refuses it before any prompt; an unenrolled user is let through,
+//! refused or offered enrollment as the policy says; otherwise the person
+//! is prompted. A lock made while the person types refuses the answer in
+//! the transaction that would record it (no step spent, no failure added).
+//! A user the passwd database does not know gets what an unenrolled user
+//! in `deny` mode gets: the same prompt, the same message and a dummy
+//! check of the same cost.
 
 //!
 //! **Invariant:** this module names no factor and no database: it asks the
@@ -20,6 +27,7 @@
 
 pub mod enroll;
 
+use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
 use crate::engine::Engine;
 use crate::factors::{Found, VerifyError, Who};
@@ -39,6 +47,7 @@ pub const MAX_ANSWER: usize = 64;
 pub const INVALID_CODE: &str = "Invalid verification code.";
 
 /// The PAM items of a `Begin`.
+#[derive(Clone)]
 pub(crate) struct Begin {
     pub user: String,
     pub service: String,
@@ -51,7 +60,10 @@ pub(crate) struct Begin {
 pub(crate) struct Login<'c, 'a> {
     pub conn: &'c mut Conn<'a>,
     pub engine: &'a Engine,
+    /// The items, with `user` the account's name (see [`crate::accounts`]).
     pub b: &'c Begin,
+    /// PAM_USER as the client sent it, when it is not the account's name.
+    pub pam_user: Option<String>,
     /// Every audit row of this login starts from this.
     pub base: AuditEvent,
     /// PAM_RHOST, `""` for local logins: the rate-limit source.
@@ -83,13 +95,16 @@ impl Login<'_, '_> {
     /// Writes the daemon's log line for this login.
     pub fn log(&self, result: &str, extra: &[(&str, &str)]) {
         let uid = self.conn.peer.cred.uid.to_string();
-        let mut fields = vec![
-            ("user", self.b.user.as_str()),
+        let mut fields = vec![("user", self.b.user.as_str())];
+        if let Some(typed) = &self.pam_user {
+            fields.push(("pam_user", typed.as_str()));
+        }
+        fields.extend_from_slice(&[
             ("service", self.b.service.as_str()),
             ("rhost", self.b.rhost.as_deref().unwrap_or("")),
             ("tty", self.b.tty.as_deref().unwrap_or("")),
             ("result", result),
-        ];
+        ]);
         fields.extend_from_slice(extra);
         fields.push(("ruser", self.b.ruser.as_deref().unwrap_or("")));
         fields.push(("peer_uid", uid.as_str()));
@@ -435,90 +450,164 @@ impl Login<'_, '_> {
     }
 }
 
-/// Runs one login conversation to its end.
-pub(crate) fn run(conn: &mut Conn<'_>, b: &Begin) {
-    let engine = conn.engine;
-    let mut base = AuditEvent::new("", &b.user, &conn.peer.actor());
-    base.service = b.service.clone();
-    base.rhost = b.rhost.clone().unwrap_or_default();
-    base.tty = b.tty.clone().unwrap_or_default();
-    if let Some(r) = b.ruser.as_deref() {
-        base = base.with("ruser", r);
+impl<'c, 'a> Login<'c, 'a> {
+    /// A login of `b.user`, who was sent as `pam_user` when that differs.
+    fn new(conn: &'c mut Conn<'a>, b: &'c Begin, pam_user: Option<String>) -> Login<'c, 'a> {
+        let mut base = AuditEvent::new("", &b.user, &conn.peer.actor());
+        base.service = b.service.clone();
+        base.rhost = b.rhost.clone().unwrap_or_default();
+        base.tty = b.tty.clone().unwrap_or_default();
+        if let Some(typed) = &pam_user {
+            base = base.with("pam_user", typed);
+        }
+        if let Some(r) = b.ruser.as_deref() {
+            base = base.with("ruser", r);
+        }
+        Login {
+            engine: conn.engine,
+            conn,
+            b,
+            pam_user,
+            base,
+            source: b.rhost.clone().unwrap_or_default(),
+        }
     }
-    let mut l = Login {
-        conn,
-        engine,
-        b,
-        base,
-        source: b.rhost.clone().unwrap_or_default(),
-    };
-    let valid = validate::user(&b.user)
-        .and_then(|()| validate::service(&b.service))
-        .and_then(|()| validate::item("rhost", b.rhost.as_deref()))
-        .and_then(|()| validate::item("tty", b.tty.as_deref()))
-        .and_then(|()| validate::item("ruser", b.ruser.as_deref()));
+}
+
+/// Validates `typed`, resolves its user name to the account (see
+/// [`crate::accounts::Account`]) and authorizes the peer to log it in;
+/// `None` when the login already ended (answered and logged).
+fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<(Account, Option<Snapshot>)> {
+    let engine = conn.engine;
+    let mut l = Login::new(conn, typed, None);
+    let valid = validate::user(&typed.user)
+        .and_then(|()| validate::service(&typed.service))
+        .and_then(|()| validate::item("rhost", typed.rhost.as_deref()))
+        .and_then(|()| validate::item("tty", typed.tty.as_deref()))
+        .and_then(|()| validate::item("ruser", typed.ruser.as_deref()));
     if let Err(e) = valid {
         l.log("bad_request", &[("error", &e.to_string())]);
         l.conn.send_failed(ErrorKind::BadRequest, &e.to_string());
-        return;
+        return None;
     }
-    if !l.conn.peer.is_root() && !l.conn.peer.is_self(&b.user) {
+    let peer = l.conn.peer;
+    let want_groups = engine.config.policy.uses_groups();
+    // The usual login — root runs it (sshd, sudo, su), no policy names
+    // groups, and factors are stored under the name as typed — takes that
+    // name as its account without asking NSS: an alias has no factors of
+    // its own, so it cannot pass for an enrolled name, and is resolved
+    // below like every other name. The snapshot read here is the login's.
+    let mut typed_snapshot = None;
+    if peer.is_root() && !want_groups {
+        let source = typed.rhost.clone().unwrap_or_default();
+        match engine.store.snapshot(&typed.user, &source, engine.now()) {
+            Ok(snap) if engine.factors.all().any(|f| f.usable(&snap)) => {
+                let account = Account {
+                    name: typed.user.clone(),
+                    uid: None,
+                    groups: Vec::new(),
+                };
+                return Some((account, Some(snap)));
+            }
+            Ok(snap) => typed_snapshot = Some(snap),
+            Err(e) => {
+                l.unavailable(&e);
+                return None;
+            }
+        }
+    }
+    // Otherwise the account comes first: its name keys factors, locks and
+    // grace, and only its uid tells whether the peer may run it. A name an
+    // unprivileged peer chooses is asked for without being kept, so it
+    // cannot crowd root's logins out of the cache.
+    let found = if peer.is_root() || peer.is_self(&typed.user) {
+        engine.directory.account(&typed.user, want_groups)
+    } else {
+        engine.directory.account_unkept(&typed.user, want_groups)
+    };
+    let account = match found {
+        Ok(a) => a,
+        Err(e) => {
+            l.unavailable(&format!("passwd/group lookup: {e}"));
+            return None;
+        }
+    };
+    if !peer.is_root() && !account.uid.is_some_and(|uid| peer.is_self(uid)) {
         l.log("permission_denied", &[]);
         l.conn.send_failed(
             ErrorKind::PermissionDenied,
             "only root may run a login for another user",
         );
-        return;
+        return None;
     }
     // Every login writes audit rows: an unprivileged peer's are budgeted.
-    if let Err(why) = engine.admit_write(l.conn.peer.cred.uid, "login") {
+    if let Err(why) = engine.admit_write(peer.cred.uid, "login") {
         l.conn.send_failed(ErrorKind::PermissionDenied, &why);
-        return;
+        return None;
     }
-    // The passwd/group lookup is made only when its answer matters: the
-    // groups when a policy setting names groups, whether the account
-    // exists only for a user with nothing enrolled.
-    let lookup = |l: &mut Login<'_, '_>| match engine.account(&l.b.user) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            l.unavailable(&format!("passwd/group lookup: {e}"));
-            None
+    Some((account, typed_snapshot))
+}
+
+/// Runs one login conversation to its end.
+pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
+    let engine = conn.engine;
+    let Some((resolved, typed_snapshot)) = resolve(conn, typed) else {
+        return;
+    };
+    // A name with factors of its own logs in with them (an admin enrolled
+    // the alias, or it was enrolled before names were resolved): it is
+    // its own account, as on the fast path, and never passes for the
+    // account's state (which may be unenrolled). A name without factors
+    // is its uid's account.
+    let (account, pre) = if resolved.name == typed.user {
+        (resolved, typed_snapshot)
+    } else {
+        let own = match &typed_snapshot {
+            Some(s) => Ok(engine.factors.all().any(|f| f.usable(s))),
+            None => engine.has_login_factor(&typed.user),
+        };
+        match own {
+            Ok(true) => {
+                let account = Account {
+                    name: typed.user.clone(),
+                    ..resolved
+                };
+                (account, typed_snapshot)
+            }
+            Ok(false) => (resolved, None),
+            Err(e) => return Login::new(conn, typed, None).unavailable(&e),
         }
     };
-    let mut account = None;
-    if engine.config.policy.uses_groups() {
-        let Some(a) = lookup(&mut l) else { return };
-        account = Some(a);
-    }
-    let groups = account.as_ref().map(|a| a.groups.as_slice()).unwrap_or(&[]);
-    let effective = match engine.decide(&b.user, groups, &b.service, b.rhost.as_deref()) {
+    let pam_user = (account.name != typed.user).then(|| typed.user.clone());
+    let b = &Begin {
+        user: account.name.clone(),
+        ..typed.clone()
+    };
+    let mut l = Login::new(conn, b, pam_user);
+    let effective = match engine.decide(&b.user, &account.groups, &b.service, b.rhost.as_deref()) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    let snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
-        Ok(s) => s,
-        Err(e) => return l.unavailable(&e),
+    let snap = match pre {
+        Some(s) => s,
+        None => match engine.store.snapshot(&b.user, &l.source, engine.now()) {
+            Ok(s) => s,
+            Err(e) => return l.unavailable(&e),
+        },
     };
     if let Some(lock) = snap.lock {
         return l.refuse_locked(lock);
     }
     let factors = engine.factors.usable(&snap);
     if factors.is_empty() {
-        let account = match account {
-            Some(a) => a,
-            None => match lookup(&mut l) {
-                Some(a) => a,
-                None => return,
-            },
-        };
         let mut action = effective.unenrolled;
-        if !account.known && action == Unenrolled::Enroll {
+        if !account.known() && action == Unenrolled::Enroll {
             // Nobody can enroll an account that does not exist.
             action = Unenrolled::Deny;
         }
         return match action {
             Unenrolled::Allow => l.skip("not enrolled"),
-            Unenrolled::Deny if account.known => l.prompts(Check::Nothing("not enrolled")),
+            Unenrolled::Deny if account.known() => l.prompts(Check::Nothing("not enrolled")),
             Unenrolled::Deny => l.prompts(Check::Nothing("unknown user")),
             Unenrolled::Enroll => enroll::run(&mut l),
         };

@@ -2,25 +2,26 @@
 //! figures. Everything here that reveals other users needs an admin; the
 //! audit query alone is open to users for their own rows.
 
-use super::Answer;
+use super::{fitting, too_many, Answer};
 use crate::audit::syslog::utc_minutes;
 use crate::audit::{event, AuditEvent, ChainCheck};
 use crate::engine::Engine;
+use crate::factors::enroll::{make_token, TOKEN};
 use crate::failure::{fail, Failure};
 use crate::server::peer::Peer;
 use crate::store::{AuditFilter, Walk};
 use crate::validate;
 use std::collections::BTreeMap;
 use twofold_proto::{
-    AuditReport, BackupLow, ErrorKind, GraceInfo, MethodCount, Request, Response, StatsReport,
-    TimeRef,
+    AuditReport, BackupLow, ErrorKind, GraceInfo, LockInfo, MethodCount, Request, Response,
+    StatsReport, TimeRef,
 };
 
-/// Rows per audit page at most; a page also stops before this many bytes.
+/// Rows per audit page at most; a page also stops before it would not fit
+/// in one frame.
 const PAGE_ROWS: u32 = 500;
-const PAGE_BYTES: usize = 48 * 1024;
-/// Locks listed at most.
-const MAX_LOCKS: u32 = 500;
+/// Locks per page at most (a page also stops before it would not fit).
+const LOCKS_PAGE: u32 = 500;
 /// Backup codes below which `twofold stats` lists a user.
 const LOW_BACKUP: u32 = 3;
 /// Users listed at most in each list of `twofold stats`.
@@ -47,8 +48,16 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
             }
             Request::AdminLocks => {
                 require_admin(peer)?;
-                let locks = this.store.locks(this.now(), MAX_LOCKS)?;
+                let (locks, next) = locks_page(this, 0)?;
+                if next.is_some() {
+                    return Err(too_many("locks"));
+                }
                 Ok(Response::Locks { locks })
+            }
+            Request::AdminLocksPage { after } => {
+                require_admin(peer)?;
+                let (locks, next) = locks_page(this, after.unwrap_or(0))?;
+                Ok(Response::LocksPage { locks, next })
             }
             Request::AdminGrace {
                 user,
@@ -99,21 +108,18 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 let mut more = rows.len() > want as usize;
                 rows.truncate(want as usize);
                 // Keep the answer inside one frame.
-                let mut size = 0;
-                let mut keep = rows.len();
-                for (i, r) in rows.iter().enumerate() {
-                    size += serde_json::to_vec(r).map(|v| v.len()).unwrap_or(PAGE_BYTES);
-                    if size > PAGE_BYTES {
-                        keep = i;
-                        more = true;
-                        break;
-                    }
-                }
+                let keep = fitting(&rows);
+                more |= keep < rows.len();
                 rows.truncate(keep);
                 Ok(Response::AuditRecords {
                     records: rows,
                     more,
                 })
+            }
+            Request::AdminEnrollToken { user, valid } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                enroll_token(this, peer, &user, valid)
             }
             Request::AuditVerify => {
                 require_admin(peer)?;
@@ -129,6 +135,55 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
             )),
         }
     }
+}
+
+/// One page of the locks in force after lock `after`, and where the next
+/// page starts when there is one.
+fn locks_page(this: &Engine, after: u64) -> Result<(Vec<LockInfo>, Option<u64>), Failure> {
+    let rows = this.store.locks(this.now(), after, LOCKS_PAGE + 1)?;
+    let more = rows.len() > LOCKS_PAGE as usize;
+    let (ids, mut locks): (Vec<u64>, Vec<LockInfo>) =
+        rows.into_iter().take(LOCKS_PAGE as usize).unzip();
+    let keep = fitting(&locks);
+    locks.truncate(keep);
+    let next = (more || keep < ids.len())
+        .then(|| keep.checked_sub(1).map(|i| ids[i]))
+        .flatten();
+    Ok((locks, next))
+}
+
+/// How long an enrollment token stays valid unless the admin says.
+const TOKEN_VALID: u64 = 86_400;
+/// The longest an enrollment token may stay valid.
+const TOKEN_VALID_MAX: u64 = 30 * 86_400;
+
+/// Issues a one-time enrollment token for `user` (replacing an older one),
+/// audited with its expiry; the token itself is shown once and stored
+/// hashed.
+fn enroll_token(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    valid: Option<u64>,
+) -> Result<Response, Failure> {
+    let valid = valid.unwrap_or(TOKEN_VALID);
+    if !(60..=TOKEN_VALID_MAX).contains(&valid) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "a token may be valid for 1 minute to 30 days",
+        ));
+    }
+    let now = this.now();
+    let expires_at = now.saturating_add(valid);
+    let (token, row) = make_token(&this.ctx(), user, expires_at)?;
+    let ev = AuditEvent::new(event::ADMIN, user, &peer.actor())
+        .with("action", "enroll_token")
+        .with("expires", &expires_at.to_string());
+    let recs = this
+        .store
+        .issue_codes(user, &TOKEN, vec![row], now, vec![ev])?;
+    this.syslog_records(&recs);
+    Ok(Response::EnrollToken { token, expires_at })
 }
 
 fn grace(
@@ -249,10 +304,11 @@ fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {
 }
 
 /// Users per method, for every factor this daemon offers (none left out
-/// for having no users), then any other method the store holds.
+/// for having no users; rows of other kinds, such as enrollment tokens,
+/// are not factors and are not counted).
 fn enrolled(this: &Engine) -> Result<Vec<MethodCount>, Failure> {
-    let mut counts = this.store.method_users()?;
-    let mut out: Vec<MethodCount> = this
+    let counts = this.store.method_users()?;
+    Ok(this
         .factors
         .all()
         .map(|f| {
@@ -264,14 +320,7 @@ fn enrolled(this: &Engine) -> Result<Vec<MethodCount>, Failure> {
                 .sum();
             MethodCount { method, users }
         })
-        .collect();
-    counts.retain(|(m, _)| this.factors.get(m).is_none());
-    out.extend(
-        counts
-            .into_iter()
-            .map(|(method, users)| MethodCount { method, users }),
-    );
-    Ok(out)
+        .collect())
 }
 
 pub(crate) fn require_admin(peer: &Peer) -> Result<(), Failure> {

@@ -19,7 +19,8 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::Status { user }
         | Request::RegenerateBackupCodes { user, .. }
         | Request::RemoveTotp { user, .. }
-        | Request::RemoveFactor { user, .. } => user.clone().or_else(|| peer.name.clone()),
+        | Request::RemoveFactor { user, .. }
+        | Request::EnrollCancel { user, .. } => user.clone().or_else(|| peer.name.clone()),
         Request::AdminDisable { user }
         | Request::AdminUnlock { user }
         | Request::AdminGrace { user, .. } => Some(user.clone()),
@@ -61,6 +62,33 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
             }
         }
     }
+}
+
+/// Replies stop before this many bytes of items, so a page (and its frame
+/// header and envelope) always fits in one 64 KiB frame.
+pub(crate) const PAGE_BYTES: usize = 48 * 1024;
+
+/// How many of `items` (in order) fit in one reply's page.
+pub(crate) fn fitting<T: serde::Serialize>(items: &[T]) -> usize {
+    let mut size = 0;
+    for (i, item) in items.iter().enumerate() {
+        size += serde_json::to_vec(item)
+            .map(|v| v.len() + 1)
+            .unwrap_or(PAGE_BYTES);
+        if size > PAGE_BYTES {
+            return i;
+        }
+    }
+    items.len()
+}
+
+/// The refusal of an old whole-list request whose answer would not fit in
+/// one frame (nothing is ever cut off silently).
+pub(crate) fn too_many(what: &str) -> Failure {
+    crate::failure::fail(
+        twofold_proto::ErrorKind::BadRequest,
+        format!("the {what} do not fit in one reply; use a twofold that pages them (this version's CLI does)"),
+    )
 }
 
 /// A request one part does not answer, handed to the next.

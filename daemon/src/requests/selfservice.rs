@@ -48,6 +48,9 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         } => start(user, Method::TOTP, algorithm, digits),
         Request::EnrollConfirm { user, method, code } => confirm(user, method, &code),
         Request::TotpEnrollConfirm { user, code } => confirm(user, Method::TOTP, &code),
+        Request::EnrollCancel { user, method } => {
+            target(peer, user).and_then(|t| enroll_cancel(engine, &t, &method))
+        }
         Request::Status { user } => {
             target(peer, user).and_then(|t| Ok(Response::Status(status_of(engine, &t.user)?)))
         }
@@ -62,6 +65,8 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         }
         Request::AdminDisable { user } => disable(engine, peer, &user),
         Request::AdminList => list(engine, peer),
+        Request::AdminListPage { after } => list_page(engine, peer, after.as_deref())
+            .map(|(users, next)| Response::UsersPage { users, next }),
         other => return Err(Unhandled(Box::new(other))),
     })
 }
@@ -132,9 +137,42 @@ fn enroll_confirm(
     let enrolled = AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
         .method(method.as_str())
         .with("via", "cli");
-    let done = enroll::confirm(&engine.ctx(), &engine.factors, e, &t.user, code, enrolled)?;
+    let done = enroll::confirm(
+        &engine.ctx(),
+        &engine.factors,
+        e,
+        &t.user,
+        code,
+        None,
+        enrolled,
+    )?;
     engine.syslog_records(&done.records);
     Ok(Response::BackupCodes { codes: done.codes })
+}
+
+/// Drops `t`'s pending enrollment of `method` (one that was never
+/// confirmed, so it never counted: no audit row).
+fn enroll_cancel(engine: &Engine, t: &Target, method: &Method) -> Result<Response, Failure> {
+    enrollable(engine, method)?;
+    let pending: Vec<i64> = engine
+        .store
+        .credentials(&t.user)?
+        .into_iter()
+        .filter(|c| c.method == *method && c.confirmed_at.is_none())
+        .map(|c| c.id)
+        .collect();
+    if pending.is_empty() {
+        return Err(fail(
+            ErrorKind::NotFound,
+            format!("{} has no pending {method} enrollment", t.user),
+        ));
+    }
+    for id in pending {
+        engine.store.delete_pending(id)?;
+    }
+    Ok(Response::Done {
+        message: format!("the pending {method} enrollment of {} was dropped", t.user),
+    })
 }
 
 /// The service name of code checks made by requests, in audit rows.
@@ -449,13 +487,37 @@ fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure
     })
 }
 
-fn list(engine: &Engine, peer: &Peer) -> Result<Response, Failure> {
+/// Accounts per page at most (a page also stops before it would not fit).
+const USERS_PAGE: u32 = 200;
+
+/// One page of accounts after `after`, and where the next starts if any.
+fn list_page(
+    engine: &Engine,
+    peer: &Peer,
+    after: Option<&str>,
+) -> Result<(Vec<UserStatus>, Option<String>), Failure> {
     super::admin::require_admin(peer)?;
-    let names = engine.store.users()?;
-    let users = names
+    let names = engine.store.users(after, USERS_PAGE + 1)?;
+    let more = names.len() > USERS_PAGE as usize;
+    let mut users = names
         .iter()
+        .take(USERS_PAGE as usize)
         .map(|n| status_of(engine, n))
         .collect::<Result<Vec<_>, _>>()?;
+    let keep = super::fitting(&users);
+    let cut = keep < users.len();
+    users.truncate(keep);
+    let next = (more || cut)
+        .then(|| users.last().map(|u| u.user.clone()))
+        .flatten();
+    Ok((users, next))
+}
+
+fn list(engine: &Engine, peer: &Peer) -> Result<Response, Failure> {
+    let (users, next) = list_page(engine, peer, None)?;
+    if next.is_some() {
+        return Err(super::too_many("accounts"));
+    }
     Ok(Response::Users { users })
 }
 

@@ -5,9 +5,10 @@ use crate::login;
 use crate::server::peer::Peer;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 use twofold_proto::{
-    write_message, DecodeError, ErrorKind, FrameError, FrameReader, Request, Response,
-    PROTO_OLDEST, PROTO_VERSION,
+    write_message, DecodeError, ErrorKind, FrameDeadline, FrameError, FrameReader, Request,
+    Response, PROTO_OLDEST, PROTO_VERSION,
 };
 use zeroize::Zeroize;
 
@@ -64,6 +65,11 @@ impl<'a> Conn<'a> {
     /// Reads the next request. Garbage, oversized or truncated frames and
     /// timeouts end the connection (after a `Failed` where the peer can still
     /// read it); they never affect other connections.
+    ///
+    /// The request must be complete within `client_timeout` of now, and
+    /// within `frame_timeout` of its first byte: a client dribbling a byte
+    /// at a time holds this worker no longer than one that sends nothing.
+    /// (Every read of the connection is made here.)
     pub fn recv(&mut self) -> Incoming {
         if !self.held.is_empty() && !self.reader.has_frame() {
             // About to wait for the client: what it waits for goes first.
@@ -71,7 +77,12 @@ impl<'a> Conn<'a> {
                 return Incoming::End;
             }
         }
-        let mut body = match self.reader.read_frame(&mut self.stream) {
+        let limits = &self.engine.config.daemon;
+        let deadline = FrameDeadline {
+            by: Instant::now() + limits.client_timeout.duration(),
+            once_begun: limits.frame_timeout.duration(),
+        };
+        let mut body = match self.reader.read_frame_by(&mut self.stream, deadline) {
             Ok(b) => b,
             Err(FrameError::Closed) => return Incoming::End,
             Err(e @ FrameError::TooLarge { .. }) => {
@@ -154,7 +165,9 @@ impl Drop for Conn<'_> {
     }
 }
 
-/// Serves one connection to its end.
+/// Serves one connection to its end. `peer` was resolved when it
+/// connected; each request is authorized with the peer's rights as they
+/// are when it arrives.
 pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
     let mut conn = Conn::new(engine, peer, stream);
     if !handshake(&mut conn) {
@@ -199,7 +212,17 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(req) => {
-                let resp = crate::requests::answer(engine, peer, req);
+                // Looked up again for each request, so that someone removed
+                // from `admin_group` loses admin rights on a connection they
+                // opened before. Cheap: the passwd entry comes from the
+                // directory cache, and the group is read only for a peer
+                // that is neither root nor the daemon's own user.
+                let now = Peer::resolve(
+                    peer.cred,
+                    engine.config.daemon.admin_group.as_deref(),
+                    &engine.directory,
+                );
+                let resp = crate::requests::answer(engine, &now, req);
                 if !conn.send(&resp) {
                     return;
                 }

@@ -1,10 +1,12 @@
 //! Serving the socket: a pool of connection workers, each blocking in
 //! accept(2) and serving what it accepts (started as needed, at most
 //! `max_connections`, reused: no thread is started per login, and no
-//! thread hands a connection to another), and a graceful shutdown that
-//! lets in-flight conversations finish (bounded).
+//! thread hands a connection to another), limits on unprivileged peers'
+//! connections (`limits.rs`), and a graceful shutdown that lets in-flight
+//! conversations finish (bounded).
 
 pub(crate) mod conn;
+mod limits;
 pub(crate) mod peer;
 
 use crate::accounts::Directory;
@@ -15,8 +17,9 @@ use crate::engine::{Engine, Stats};
 use crate::factors::Registry;
 use crate::log::Logger;
 use crate::store::{SqliteStore, StoreError};
+use limits::{Admission, Lingering, RefusalLog};
 use nix::sys::socket::{self as sock, Shutdown as How};
-use peer::{peer_cred, Peer};
+use peer::{own_euid, peer_cred, Peer};
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -44,6 +47,9 @@ pub enum DaemonError {
     /// The database cannot be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file twofoldd would trust can be changed by someone else.
+    #[error("{0}")]
+    Unsafe(String),
     /// The listening socket failed.
     #[error("socket: {0}")]
     Io(#[from] io::Error),
@@ -121,6 +127,7 @@ impl Daemon {
             nss_lookups: directory.asked(),
             ..Stats::default()
         });
+        refuse_if_writable_by_others(&config.daemon.database)?;
         let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
         warn_if_shared(&log, "database", &config.daemon.database);
         let digest = crate::audit::config_digest(&config.to_toml());
@@ -155,21 +162,36 @@ impl Daemon {
         // one per connection, and that worker serves it. (A separate accept
         // loop handing connections over cost a wake-up per login.)
         listener.set_nonblocking(false)?;
-        let max = engine.config.daemon.max_connections.max(1) as usize;
+        let limits = &engine.config.daemon;
+        let max = limits.max_connections.max(1) as usize;
         let pool = Arc::new(Pool {
             engine: engine.clone(),
             listener,
             shutdown: shutdown.clone(),
             max,
+            admission: Admission::new(limits, own_euid()),
+            lingering: Lingering::default(),
+            refusals: RefusalLog::default(),
             workers: Alive::default(),
             live: Mutex::default(),
             next_id: AtomicU64::new(0),
             accepting: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
         });
-        engine
-            .log
-            .event("start", &[("max_connections", &max.to_string())]);
+        engine.log.event(
+            "start",
+            &[
+                ("max_connections", &max.to_string()),
+                (
+                    "max_connections_per_user",
+                    &limits.max_connections_per_user.to_string(),
+                ),
+                (
+                    "unprivileged_connections",
+                    &limits.unprivileged_connections().to_string(),
+                ),
+            ],
+        );
         if !Pool::grow(&pool) {
             return Err(DaemonError::Io(io::Error::other(
                 "cannot start a connection worker",
@@ -179,7 +201,11 @@ impl Daemon {
             std::thread::sleep(TICK);
             // Wrong codes' records reach the disk within a tick.
             engine.sync_deferred();
+            pool.lingering.tick();
+            pool.refusals.report(&engine.log, Instant::now(), false);
         }
+        pool.lingering.close_all();
+        pool.refusals.report(&engine.log, Instant::now(), true);
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
         // connections are refused from now on.
         let _ = sock::shutdown(pool.listener.as_raw_fd(), How::Read);
@@ -205,8 +231,46 @@ impl Daemon {
     }
 }
 
+/// An existing database (and its write-ahead log) that someone else may
+/// write is refused: whoever writes it could add their own factor to any
+/// account, erase locks or rewrite the audit trail. One owned by another
+/// user is refused for the same reason.
+fn refuse_if_writable_by_others(db: &Path) -> Result<(), DaemonError> {
+    use std::os::unix::fs::MetadataExt;
+    let euid = nix::unistd::geteuid().as_raw();
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    for path in [db, Path::new(&wal)] {
+        // A symbolic link is refused when the store opens the file
+        // (O_NOFOLLOW), with the open's own error.
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.mode() & 0o7777;
+        let shown = path.display();
+        if mode & 0o022 != 0 {
+            return Err(DaemonError::Unsafe(format!(
+                "database {shown} has mode {mode:04o}: group or others may write it \
+                 (chmod 600 {shown})"
+            )));
+        }
+        if meta.uid() != euid {
+            return Err(DaemonError::Unsafe(format!(
+                "database {shown} is owned by uid {}, not by the uid twofoldd runs as ({euid}) \
+                 (chown it, or run twofoldd as its owner)",
+                meta.uid()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An existing database may have been created looser than we create it;
-/// it holds no plaintext secret, so warn rather than refuse.
+/// readable by others, it holds no plaintext secret, so warn rather than
+/// refuse (writable by others is refused above).
 fn warn_if_shared(log: &Logger, what: &str, path: &Path) {
     use std::os::unix::fs::MetadataExt;
     if let Ok(meta) = std::fs::metadata(path) {
@@ -245,50 +309,23 @@ impl Drop for Registered<'_> {
     }
 }
 
-fn connection(engine: &Engine, stream: UnixStream, live: &Live, id: u64) {
-    let cred = match peer_cred(&stream) {
-        Ok(c) => c,
-        Err(e) => {
-            engine
-                .log
-                .event("connection", &[("error", &format!("SO_PEERCRED: {e}"))]);
-            return;
-        }
-    };
-    // accept(2) on the blocking listener gives a blocking socket; each
-    // read and write waits at most `client_timeout`.
-    let timeout = Some(engine.config.daemon.client_timeout.duration());
-    let setup = stream
-        .set_read_timeout(timeout)
-        .and_then(|()| stream.set_write_timeout(timeout));
-    if let Err(e) = setup {
-        engine
-            .log
-            .event("connection", &[("error", &format!("socket setup: {e}"))]);
-        return;
-    }
-    live.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, stream.as_raw_fd());
-    let _registered = Registered { live, id };
-    let peer = Peer::resolve(
-        cred,
-        engine.config.daemon.admin_group.as_deref(),
-        &engine.directory,
-    );
-    conn::serve(engine, &peer, &stream);
-}
-
 /// The connection workers and what they share. Each worker blocks in
-/// accept(2), serves the connection it got, and goes back; they start as
+/// accept(2), serves the connection it got (or refuses it at once, when
+/// its peer is over a limit of `limits.rs`), and goes back; they start as
 /// needed (when the last worker waiting in accept takes a connection) and
 /// never number more than `max`, so at most `max` connections are served
-/// at once and the rest wait in the listen queue.
+/// at once and the rest wait in the listen queue. Unprivileged peers
+/// together never hold more than `max` minus root's reserve.
 struct Pool {
     engine: Arc<Engine>,
     listener: UnixListener,
     shutdown: Shutdown,
     max: usize,
+    /// Connections of unprivileged peers, limited.
+    admission: Admission,
+    /// Refused connections, about to be closed.
+    lingering: Lingering,
+    refusals: RefusalLog,
     /// Workers alive (serving, or waiting in accept(2)).
     workers: Alive,
     live: Live,
@@ -357,9 +394,7 @@ impl Pool {
                 Pool::grow(&self);
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let served = catch_unwind(AssertUnwindSafe(|| {
-                connection(&self.engine, stream, &self.live, id)
-            }));
+            let served = catch_unwind(AssertUnwindSafe(|| self.connection(stream, id)));
             if served.is_err() {
                 // A bug in one conversation ends that connection only; the
                 // worker, and the pool's size, stay.
@@ -369,6 +404,56 @@ impl Pool {
             }
             self.accepting.fetch_add(1, Ordering::SeqCst);
         }
+    }
+
+    /// Serves one accepted connection, or refuses it at once when its peer
+    /// is over a limit (see `limits.rs`).
+    fn connection(&self, stream: UnixStream, id: u64) {
+        let engine = &self.engine;
+        let cred = match peer_cred(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                engine
+                    .log
+                    .event("connection", &[("error", &format!("SO_PEERCRED: {e}"))]);
+                return;
+            }
+        };
+        let _admitted = match self.admission.admit(cred.uid) {
+            Ok(a) => a,
+            Err(why) => {
+                // No audit row, no worker held: a flood of these costs a few
+                // system calls each and one log line per window.
+                limits::send_refusal(&stream, self.admission.message(why, cred.uid));
+                self.refusals.note(&engine.log, cred, why, Instant::now());
+                self.lingering.keep(stream);
+                return;
+            }
+        };
+        // accept(2) on the blocking listener gives a blocking socket. Each
+        // read is bounded by `Conn::recv` (the time left of the request's
+        // deadline); a reply must go out within `frame_timeout`.
+        let timeout = Some(engine.config.daemon.frame_timeout.duration());
+        if let Err(e) = stream.set_write_timeout(timeout) {
+            engine
+                .log
+                .event("connection", &[("error", &format!("socket setup: {e}"))]);
+            return;
+        }
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, stream.as_raw_fd());
+        let _registered = Registered {
+            live: &self.live,
+            id,
+        };
+        let peer = Peer::resolve(
+            cred,
+            engine.config.daemon.admin_group.as_deref(),
+            &engine.directory,
+        );
+        conn::serve(engine, &peer, &stream);
     }
 }
 

@@ -34,6 +34,33 @@ pub fn own_euid() -> u32 {
     geteuid().as_raw()
 }
 
+/// An account as [`Peer::is_self`] compares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose<'a> {
+    /// A uid, e.g. of the account a login's user name stands for.
+    Uid(u32),
+    /// An account name as a request gives it, unresolved.
+    Name(&'a str),
+}
+
+impl From<u32> for Whose<'_> {
+    fn from(uid: u32) -> Self {
+        Whose::Uid(uid)
+    }
+}
+
+impl<'a> From<&'a str> for Whose<'a> {
+    fn from(name: &'a str) -> Self {
+        Whose::Name(name)
+    }
+}
+
+impl<'a> From<&'a String> for Whose<'a> {
+    fn from(name: &'a String) -> Self {
+        Whose::Name(name)
+    }
+}
+
 /// A connected peer with everything authorization needs, resolved once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
@@ -70,9 +97,16 @@ impl Peer {
         self.cred.uid == 0
     }
 
-    /// Whether `user` is the peer's own account.
-    pub fn is_self(&self, user: &str) -> bool {
-        self.name.as_deref() == Some(user)
+    /// Whether `account` is the peer's own. By uid: a login resolves the
+    /// name it is given to its account first, so any name of the peer's
+    /// own uid is its own and a name of another uid never is. A name is
+    /// the peer's own only when it is the name its uid resolved to (an
+    /// alias is not: that refuses, it never grants).
+    pub fn is_self<'a>(&self, account: impl Into<Whose<'a>>) -> bool {
+        match account.into() {
+            Whose::Uid(uid) => self.cred.uid == uid,
+            Whose::Name(user) => self.name.as_deref() == Some(user),
+        }
     }
 
     /// Who acted, for the audit trail: `name(uid)`, or `uid(N)` without a name.
@@ -110,6 +144,7 @@ mod tests {
         assert!(!plain.admin || own_euid() == 65534);
         assert_eq!(plain.name.as_deref(), Some("nobody"));
         assert!(plain.is_self("nobody") && !plain.is_self("root"));
+        assert!(plain.is_self(65534_u32) && !plain.is_self(0_u32));
         let via_primary = Peer::resolve(cred, Some("nogroup"), &Directory::default());
         assert!(via_primary.admin, "primary group membership counts");
         let other = Peer::resolve(cred, Some("root"), &Directory::default());

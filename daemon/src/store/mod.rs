@@ -123,6 +123,8 @@ pub struct NewCode {
     pub lookup: [u8; 32],
     /// argon2id PHC string of the normalized code.
     pub hash: String,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<u64>,
 }
 
 /// A single-use code found by its lookup.
@@ -134,6 +136,8 @@ pub struct CodeRecord {
     pub hash: String,
     /// When it was used; `None` while unused.
     pub used_at: Option<u64>,
+    /// When it stops working; `None`: never.
+    pub expires_at: Option<u64>,
 }
 
 /// What a login reads before it prompts, in one snapshot.
@@ -330,8 +334,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Deletes pending credential `id` (an enrollment that lapsed).
     fn delete_pending(&self, id: i64) -> Result<(), StoreError>;
 
-    /// Confirms pending credential `id` with its first `counter`, replaces
-    /// the user's codes of a method with `codes` when given, and appends
+    /// Spends `authorize` (when given: e.g. an enrollment token), confirms
+    /// pending credential `id` with its first `counter`, replaces the
+    /// user's codes of a method with `codes` when given, and appends
     /// `events`, in one durable transaction. `Nothing` when it is no
     /// longer pending.
     fn confirm(
@@ -339,9 +344,22 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         id: i64,
         counter: Option<u64>,
         codes: Option<(Method, Vec<NewCode>)>,
+        authorize: Option<Claim>,
         now: u64,
         events: Vec<AuditEvent>,
     ) -> Result<Change, StoreError>;
+
+    /// Replaces `user`'s `method` codes with `codes` whatever the user has
+    /// enrolled (an admin's enrollment token for an unenrolled user), and
+    /// appends `events`, in one durable transaction.
+    fn issue_codes(
+        &self,
+        user: &str,
+        method: &Method,
+        codes: Vec<NewCode>,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Spends `authorize` (when given), replaces the user's `method` codes
     /// and appends `events`, in one durable transaction. `Nothing` when the
@@ -376,8 +394,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether the daemon has ever stored anything for `user`.
     fn user_exists(&self, user: &str) -> Result<bool, StoreError>;
 
-    /// Every known account, sorted by name.
-    fn users(&self) -> Result<Vec<String>, StoreError>;
+    /// Up to `limit` known accounts after `after`, sorted by name.
+    fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
 
     // --- rate limits and grace ---
 
@@ -393,8 +411,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         unlock: AuditEvent,
     ) -> Result<(u32, Vec<AuditRecord>), StoreError>;
 
-    /// Locks in force now, by user then source (user-wide first).
-    fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError>;
+    /// Up to `limit` locks in force now after lock `after`, each with its
+    /// id, in the order they were made.
+    fn locks(&self, now: u64, after: u64, limit: u32) -> Result<Vec<(u64, LockInfo)>, StoreError>;
 
     /// The stored grace deadline of `user`.
     fn grace_deadline(&self, user: &str) -> Result<Option<u64>, StoreError>;

@@ -101,6 +101,7 @@ impl Factor for BackupCodes {
                     .keys
                     .code_lookup(&Method::BACKUP_CODE, user, &c.normalized),
                 hash: codes::hash(&c.normalized)?,
+                expires_at: None,
             });
             shown.push(c.display);
         }

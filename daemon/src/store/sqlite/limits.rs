@@ -75,22 +75,31 @@ impl Db {
         Ok((u32::try_from(n).unwrap_or(u32::MAX), recs))
     }
 
-    /// Locks in force now, by user then source (user-wide first).
-    pub fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT user, source, created_at, until, failures FROM locks
-             WHERE cleared_at IS NULL AND until > ?1
-             ORDER BY user, source IS NOT NULL, source, until DESC LIMIT ?2",
+    /// Up to `limit` locks in force now after lock `after`, with their ids,
+    /// in the order they were made.
+    pub fn locks(
+        &self,
+        now: u64,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<(u64, LockInfo)>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, user, source, created_at, until, failures FROM locks
+             WHERE id > ?2 AND cleared_at IS NULL AND until > ?1
+             ORDER BY id LIMIT ?3",
         )?;
         let rows = stmt
-            .query_map(params![to_db(now), i64::from(limit)], |r| {
-                Ok(LockInfo {
-                    user: r.get(0)?,
-                    source: r.get(1)?,
-                    since: from_db(r.get(2)?),
-                    until: from_db(r.get(3)?),
-                    failures: r.get(4)?,
-                })
+            .query_map(params![to_db(now), to_db(after), i64::from(limit)], |r| {
+                Ok((
+                    from_db(r.get(0)?),
+                    LockInfo {
+                        user: r.get(1)?,
+                        source: r.get(2)?,
+                        since: from_db(r.get(3)?),
+                        until: from_db(r.get(4)?),
+                        failures: r.get(5)?,
+                    },
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

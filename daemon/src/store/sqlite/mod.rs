@@ -268,7 +268,7 @@ impl Db {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT id, hash, used_at FROM codes
+                "SELECT id, hash, used_at, expires_at FROM codes
                  WHERE lookup = ?3 AND user = ?1 AND method = ?2",
             )?
             .query_row(params![user, method.as_str(), &lookup[..]], |r| {
@@ -276,6 +276,7 @@ impl Db {
                     id: r.get(0)?,
                     hash: r.get(1)?,
                     used_at: r.get::<_, Option<i64>>(2)?.map(from_db),
+                    expires_at: r.get::<_, Option<i64>>(3)?.map(from_db),
                 })
             })
             .optional()?)
@@ -302,11 +303,13 @@ impl Db {
         )?)
     }
 
-    /// Every known account, sorted by name.
-    pub fn users(&self) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT name FROM users ORDER BY name")?;
+    /// Up to `limit` known accounts after `after`, sorted by name.
+    pub fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name FROM users WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2",
+        )?;
         let names = stmt
-            .query_map([], |r| r.get(0))?
+            .query_map(params![after, i64::from(limit)], |r| r.get(0))?
             .collect::<Result<Vec<String>, _>>()?;
         Ok(names)
     }
@@ -467,7 +470,8 @@ pub(crate) fn insert_codes(
         params![user, method.as_str()],
     )?;
     let mut stmt = conn.prepare(
-        "INSERT INTO codes (user, method, lookup, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO codes (user, method, lookup, hash, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     for c in codes {
         stmt.execute(params![
@@ -475,7 +479,8 @@ pub(crate) fn insert_codes(
             method.as_str(),
             &c.lookup[..],
             c.hash,
-            to_db(now)
+            to_db(now),
+            c.expires_at.map(to_db)
         ])?;
     }
     Ok(())

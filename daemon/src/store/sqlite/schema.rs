@@ -125,6 +125,8 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO codes (id, user, method, lookup, hash, created_at, used_at)
         SELECT id, user, 'backup_code', lookup, hash, created_at, used_at FROM backup_codes;
     DROP TABLE backup_codes;",
+    // 4: codes that expire (enrollment tokens; later, codes sent by mail).
+    "ALTER TABLE codes ADD COLUMN expires_at INTEGER;",
 ];
 
 /// The schema version this build creates and understands.

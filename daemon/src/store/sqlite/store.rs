@@ -189,10 +189,24 @@ impl Store for SqliteStore {
         id: i64,
         counter: Option<u64>,
         codes: Option<(Method, Vec<NewCode>)>,
+        authorize: Option<Claim>,
         now: u64,
         events: Vec<AuditEvent>,
     ) -> Result<Change, StoreError> {
         self.write(Durability::Durable, move |tx| {
+            let pending: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM credentials WHERE id = ?1 AND confirmed_at IS NULL)",
+                [id],
+                |r| r.get(0),
+            )?;
+            if !pending {
+                return Ok(Change::Nothing);
+            }
+            if let Some(c) = &authorize {
+                if !spend(tx, c, now, false)? {
+                    return Ok(Change::Lost);
+                }
+            }
             let Some(user) = confirm_credential(tx, id, counter, now)? else {
                 return Ok(Change::Nothing);
             };
@@ -200,6 +214,25 @@ impl Store for SqliteStore {
                 insert_codes(tx, &user, method, codes, now)?;
             }
             Ok(Change::Done(append(tx, now, &events)?))
+        })
+    }
+
+    fn issue_codes(
+        &self,
+        user: &str,
+        method: &Method,
+        codes: Vec<NewCode>,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let (user, method) = (user.to_owned(), method.clone());
+        self.write(Durability::Durable, move |tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO users (name, created_at) VALUES (?1, ?2)",
+                rusqlite::params![user, super::to_db(now)],
+            )?;
+            insert_codes(tx, &user, &method, &codes, now)?;
+            append(tx, now, &events)
         })
     }
 
@@ -296,8 +329,8 @@ impl Store for SqliteStore {
         self.db().user_exists(user)
     }
 
-    fn users(&self) -> Result<Vec<String>, StoreError> {
-        self.db().users()
+    fn users(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError> {
+        self.db().users(after, limit)
     }
 
     fn user_lock(&self, user: &str, now: u64) -> Result<Option<u64>, StoreError> {
@@ -313,8 +346,8 @@ impl Store for SqliteStore {
         self.db().unlock(user, now, unlock)
     }
 
-    fn locks(&self, now: u64, limit: u32) -> Result<Vec<LockInfo>, StoreError> {
-        self.db().locks(now, limit)
+    fn locks(&self, now: u64, after: u64, limit: u32) -> Result<Vec<(u64, LockInfo)>, StoreError> {
+        self.db().locks(now, after, limit)
     }
 
     fn grace_deadline(&self, user: &str) -> Result<Option<u64>, StoreError> {

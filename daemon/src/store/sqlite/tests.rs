@@ -133,6 +133,7 @@ fn backup_codes_are_single_use_and_replaced_whole() {
     let code = |b: u8| NewCode {
         lookup: [b; 32],
         hash: format!("h{b}"),
+        expires_at: None,
     };
     assert!(
         !s.replace_backup_codes("alice", &[code(1)], 1),
@@ -265,10 +266,10 @@ fn the_user_wide_count_spans_sources() {
         Some(l)
     );
     assert_eq!(s.user_lock("alice", 520).unwrap(), Some(l.until));
-    let locks = s.locks(520, 10).unwrap();
+    let locks = s.locks(520, 0, 10).unwrap();
     assert_eq!(locks.len(), 1);
-    assert_eq!(locks[0].source, None);
-    assert_eq!(locks[0].failures, 20);
+    assert_eq!(locks[0].1.source, None);
+    assert_eq!(locks[0].1.failures, 20);
 }
 
 #[test]
