@@ -23,6 +23,7 @@ pub mod factors;
 mod failure;
 mod log;
 mod login;
+pub mod notify;
 mod requests;
 mod server;
 pub mod store;
