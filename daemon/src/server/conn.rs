@@ -201,7 +201,10 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(
-                req @ (Request::Hello { .. } | Request::Answer { .. } | Request::Ack),
+                req @ (Request::Hello { .. }
+                | Request::Answer { .. }
+                | Request::PasswordAnswer
+                | Request::Ack),
             ) => {
                 let what = req.kind();
                 conn.log_error(&format!("unexpected {what}"));
