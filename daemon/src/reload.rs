@@ -238,14 +238,6 @@ pub(crate) fn reload(shared: &Shared, source: &mut ConfigSource) {
         );
     }
     shared.install(r.config);
-    shared.log.event(
-        "config_reload",
-        &[
-            ("result", "applied"),
-            ("source", &origin),
-            ("changed", &changed),
-        ],
-    );
     if !r.restart_needed.is_empty() {
         shared.log.event(
             "config_reload",
@@ -258,6 +250,15 @@ pub(crate) fn reload(shared: &Shared, source: &mut ConfigSource) {
             ],
         );
     }
+    // Last: the line that says the reload is over.
+    shared.log.event(
+        "config_reload",
+        &[
+            ("result", "applied"),
+            ("source", &origin),
+            ("changed", &changed),
+        ],
+    );
 }
 
 /// A refused file: the running configuration stays; logged in

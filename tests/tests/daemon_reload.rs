@@ -12,7 +12,8 @@ use twofold_config::{Config, Unenrolled};
 use twofold_proto::{AuditRecord, Client, Request, Response, Secret};
 use twofold_tests::daemon::{bin_path, config_in, open_tempdir, DaemonProcess};
 
-/// What every reload logs exactly once, whatever its outcome.
+/// What every reload logs exactly once, whatever its outcome, as its
+/// last line.
 const RELOADED: &str = "twofoldd: config_reload result=";
 
 /// A configuration in `dir` whose failures never lock anyone out here
@@ -31,9 +32,16 @@ fn signal(d: &DaemonProcess, sig: libc::c_int) {
     assert_eq!(unsafe { libc::kill(d.pid() as i32, sig) }, 0, "kill");
 }
 
-/// Lines of the daemon's log holding `needle`.
+/// The daemon's log up to its last complete line.
+fn log(d: &DaemonProcess) -> String {
+    let mut text = d.log();
+    text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
+    text
+}
+
+/// Complete lines of the daemon's log holding `needle`.
 fn count(d: &DaemonProcess, needle: &str) -> usize {
-    d.log().lines().filter(|l| l.contains(needle)).count()
+    log(d).lines().filter(|l| l.contains(needle)).count()
 }
 
 /// Waits (at most 20 s) until the log holds `n` lines with `needle`.
@@ -59,11 +67,11 @@ fn reload_with(d: &DaemonProcess, text: &str) -> String {
 /// Sends SIGHUP and waits for the reload it asks for; returns the log
 /// lines it added.
 fn hup_and_wait(d: &DaemonProcess) -> String {
-    let before = d.log().lines().count();
+    let before = log(d).lines().count();
     let done = count(d, RELOADED);
     signal(d, libc::SIGHUP);
     wait_for(d, RELOADED, done + 1);
-    d.log().lines().skip(before).collect::<Vec<_>>().join("\n")
+    log(d).lines().skip(before).collect::<Vec<_>>().join("\n")
 }
 
 /// A login of `user` for `service` begun as root: the connection and the
@@ -402,5 +410,76 @@ fn settings_fixed_at_start_are_reported_and_not_applied() {
                 .contains("restart_needed=daemon.socket,daemon.max_connections"),
         "{:?}",
         rows[0]
+    );
+}
+
+#[test]
+fn each_request_on_a_connection_opened_before_a_reload_runs_under_the_new_file() {
+    use twofold_tests::otp::oathtool;
+    let dir = open_tempdir();
+    let running = config(dir.path(), |_| {});
+    let socket = running.daemon.socket.clone();
+    let d = DaemonProcess::start(dir.path(), &running);
+    let mut open = Client::connect(&socket, Duration::from_secs(10), "reload-test").unwrap();
+    assert!(matches!(
+        open.call(&Request::Status { user: None }).unwrap(),
+        Response::Status(_)
+    ));
+
+    reload_with(
+        &d,
+        &config(dir.path(), |c| c.backup_codes.count = 4).to_toml(),
+    );
+    // Requests are authorized and answered under the configuration in
+    // force when each arrives (so a reload that drops someone from
+    // `admin_group` takes effect on a connection they hold).
+    let pending = match open
+        .call(&Request::TotpEnrollStart {
+            user: Some("dave".into()),
+            algorithm: None,
+            digits: None,
+        })
+        .unwrap()
+    {
+        Response::TotpPending(p) => p,
+        other => panic!("{other:?}"),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = oathtool(pending.secret.expose(), now);
+    match open
+        .call(&Request::TotpEnrollConfirm {
+            user: Some("dave".into()),
+            code: code.as_str().into(),
+        })
+        .unwrap()
+    {
+        Response::BackupCodes { codes } => assert_eq!(codes.len(), 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_reload_moves_the_syslog_copy_to_the_socket_the_file_names() {
+    use twofold_tests::daemon::SyslogSink;
+    let dir = open_tempdir();
+    // config_in turns the syslog copy off.
+    let running = config(dir.path(), |_| {});
+    let socket = running.daemon.socket.clone();
+    let d = DaemonProcess::start(dir.path(), &running);
+    let sink = SyslogSink::bind(&dir.path().join("syslog.sock"));
+    reload_with(
+        &d,
+        &config(dir.path(), |c| c.audit.syslog_socket = sink.path.clone()).to_toml(),
+    );
+    assert_eq!(decision(&socket, "carol", "sudo"), Response::Ignore);
+    let lines = sink.lines();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("event=login_skipped") && l.contains("user=carol")),
+        "{lines:?}"
     );
 }
