@@ -53,8 +53,8 @@ impl Stats {
 }
 
 /// Everything connections share. The configuration in force is read
-/// through [`Shared::current_config`] (a reload replaces it) or, by connections,
-/// through the snapshot an [`Engine`] holds.
+/// through [`Shared::current_config`] (a reload replaces it) or, by
+/// connections, through the snapshot an [`Engine`] holds.
 pub(crate) struct Shared {
     /// The configuration in force: replaced whole, never changed in place.
     config: RwLock<Arc<Config>>,
@@ -136,8 +136,9 @@ impl Shared {
 
     /// The configuration in force now. A login or request reads the
     /// snapshot of its [`Engine`] (`engine.config`) instead, so that a
-    /// reload never changes it halfway; hence this name, which an
-    /// `Engine` does not hide.
+    /// reload never changes it halfway. (Not named `config`: through
+    /// `Engine`'s `Deref`, `engine.config()` would then quietly read this
+    /// one instead of the login's.)
     pub fn current_config(&self) -> Arc<Config> {
         self.config
             .read()
