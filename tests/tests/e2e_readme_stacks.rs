@@ -155,7 +155,7 @@ fn try_installed(stack: &Stack, socket: &Path) -> Result<Vec<(String, Vec<String
 }
 
 /// One stack on one [`System`]: an enrolled and an unenrolled user, a
-/// daemon with each policy for the unenrolled, and a dead socket.
+/// daemon with each policy for the unenrolled, and a daemon down.
 struct Bed {
     stack: Stack,
     sys: System,
@@ -163,9 +163,11 @@ struct Bed {
     allow: TestDaemon,
     /// `unenrolled = "deny"`.
     deny: TestDaemon,
-    /// A socket file nobody listens on: a stopped or crashed daemon.
+    /// A socket file nobody listens on: a crashed daemon's.
     dead: PathBuf,
-    _dead_dir: tempfile::TempDir,
+    /// No socket file at all: a stopped daemon's.
+    missing: PathBuf,
+    _down_dir: tempfile::TempDir,
     user: TestUser,
     enrolled: Enrolled,
     /// Nothing enrolled.
@@ -187,9 +189,10 @@ impl Bed {
             })
         };
         let (allow, deny) = (daemon(Unenrolled::Allow), daemon(Unenrolled::Deny));
-        let dead_dir = tempfile::tempdir().unwrap();
-        let dead = dead_dir.path().join("twofold.sock");
+        let down_dir = tempfile::tempdir().unwrap();
+        let dead = down_dir.path().join("crashed.sock");
         drop(UnixListener::bind(&dead).unwrap());
+        let missing = down_dir.path().join("stopped.sock");
         let user = sys.add_user("tfuser", "enrolled pw 1").unwrap();
         let plain = sys.add_user("tfplain", "plain pw 2").unwrap();
         sys.sudoers("tfuser ALL=(ALL:ALL) ALL\ntfplain ALL=(ALL:ALL) ALL")
@@ -201,7 +204,8 @@ impl Bed {
             allow,
             deny,
             dead,
-            _dead_dir: dead_dir,
+            missing,
+            _down_dir: down_dir,
             user,
             enrolled,
             plain,
@@ -232,13 +236,18 @@ impl Bed {
         log: &dyn Fn() -> String,
     ) {
         let show = |what: &str, run: &Run| {
+            let file = std::fs::read_to_string(self.sys.pam_d().join(service)).unwrap_or_default();
             format!(
-                "README {} stack, {service}: {what}: exit {:?} after {:?}\n{}\n--- log ---\n{}",
+                "README {} stack, {service}: {what}: exit {:?} after {:?}\n{}\n\
+                 --- client's server log ---\n{}\n--- twofoldd (allow) ---\n{}\n\
+                 --- twofoldd (deny) ---\n{}\n--- /etc/pam.d/{service} ---\n{file}",
                 self.stack.key,
                 run.code(),
                 run.took,
                 run.text,
-                log()
+                log(),
+                self.allow.log_text(),
+                self.deny.log_text(),
             )
         };
         let let_in = |what: &str, run: &Run| {
@@ -322,14 +331,17 @@ impl Bed {
             show("unenrolled, deny", &run)
         );
 
-        // 3. The daemon down: nobody gets in, and nobody waits long.
-        self.point_at(&self.dead);
-        for (who, user) in [("enrolled", &self.user), ("unenrolled", &self.plain)] {
-            let what = format!("{who}, daemon down");
-            let run = login(user, None);
-            refused(&what, &run);
-            assert!(!run.text.contains(PROMPT), "{}", show(&what, &run));
-            assert!(run.took < DOWN_BOUND, "{}", show(&what, &run));
+        // 3. The daemon down, crashed (its socket left behind) or stopped
+        // (no socket): nobody gets in, and nobody waits long.
+        for (down, socket) in [("crashed", &self.dead), ("stopped", &self.missing)] {
+            self.point_at(socket);
+            for (who, user) in [("enrolled", &self.user), ("unenrolled", &self.plain)] {
+                let what = format!("{who}, daemon {down}");
+                let run = login(user, None);
+                refused(&what, &run);
+                assert!(!run.text.contains(PROMPT), "{}", show(&what, &run));
+                assert!(run.took < DOWN_BOUND, "{}", show(&what, &run));
+            }
         }
 
         // The daemon back: nothing above locked the enrolled user out, and
@@ -520,7 +532,14 @@ fn readme_single_prompt() {
 fn every_readme_stack_is_run_by_a_test_here() {
     let stacks = readme::stacks(&readme::readme()).unwrap();
     let mut errors = Vec::new();
-    for s in &stacks {
+    for (i, s) in stacks.iter().enumerate() {
+        assert!(
+            stacks[..i].iter().all(|t| t.key != s.key),
+            "README lines {} and {}: two stacks named {:?}; tell them apart in readme.rs",
+            stacks.iter().find(|t| t.key == s.key).map_or(0, |t| t.line),
+            s.line,
+            s.key
+        );
         assert!(
             COVERED.iter().any(|(k, _)| *k == s.key),
             "README line {}: the stack {:?} is run by no test in e2e_readme_stacks.rs",
