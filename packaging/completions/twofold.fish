@@ -166,7 +166,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l user -d 'Only rows about this account' -r
-complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, audit_pruned)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, config_reloaded, config_reload_refused, audit_pruned)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l service -d 'Only rows of this PAM service' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l since -d 'From: a duration ago (`1h`, `7d`), `@UNIXTIME`, or UTC `YYYY-MM-DD[THH:MM[:SS]]`' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l until -d 'Up to (same forms as --since)' -r

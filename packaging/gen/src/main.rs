@@ -142,6 +142,54 @@ mod tests {
         }
     }
 
+    /// The hand-written pages keep up with what they document: every
+    /// option of the module's one option table (pam-module/src/options.rs)
+    /// has an entry in pam_twofold(8), every flag of twofoldd's usage one
+    /// in twofoldd(8).
+    #[test]
+    fn hand_written_pages_name_every_option() {
+        let root = packaging().join("..");
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let entries = |page: &str| -> Vec<String> {
+            let text = read(page);
+            let lines: Vec<&str> = text.lines().collect();
+            lines
+                .windows(2)
+                .filter(|w| w[0] == ".TP")
+                .map(|w| w[1].replace("\\-", "-"))
+                .collect()
+        };
+        let pam = entries("packaging/man/pam_twofold.8");
+        let options = read("pam-module/src/options.rs");
+        let names: Vec<&str> = options
+            .lines()
+            .filter_map(|l| l.strip_prefix("        name: \""))
+            .filter_map(|l| l.strip_suffix("\","))
+            .collect();
+        assert!(names.len() >= 9, "option table not found: {names:?}");
+        for name in names {
+            assert!(
+                pam.iter().any(|e| e.contains(name)),
+                "pam_twofold(8) has no entry for the option {name}="
+            );
+        }
+        let daemon = entries("packaging/man/twofoldd.8");
+        let main = read("daemon/src/main.rs");
+        let usage = &main[main.find("const USAGE").unwrap()..];
+        let usage = &usage[..usage.find(";\n").unwrap()];
+        let flags: Vec<&str> = usage
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| w.starts_with('-') && w.len() > 1)
+            .collect();
+        assert!(flags.contains(&"--config"), "usage not found: {flags:?}");
+        for flag in flags {
+            assert!(
+                daemon.iter().any(|e| e.contains(flag)),
+                "twofoldd(8) has no entry for {flag}"
+            );
+        }
+    }
+
     /// Uncommenting every `#key = value` and `#[table]` line of the shipped
     /// /etc/twofold/twofold.toml gives exactly the built-in defaults, and
     /// names every option the daemon has: the example neither lies about a
