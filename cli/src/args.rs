@@ -297,6 +297,10 @@ pub enum Admin {
     /// themselves (a hardware token).
     #[command(subcommand)]
     Enroll(AdminEnroll),
+    /// Import the secrets other OTP modules keep (a dry run unless
+    /// --apply; the files are only read).
+    #[command(subcommand)]
+    Import(AdminImport),
     /// Bring a hardware OATH token back in step from two consecutive codes
     /// (press it twice), when it was pressed far beyond the login window.
     HotpResync {
@@ -310,6 +314,37 @@ pub enum Admin {
         first: String,
         /// The code of the next press.
         second: String,
+    },
+}
+
+/// `twofold admin import ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminImport {
+    /// google-authenticator-libpam's ~/.google_authenticator: TOTP or HOTP
+    /// secret, scratch codes (become backup codes, hashed); its window,
+    /// rate-limit and reuse settings are reported.
+    GoogleAuthenticator {
+        /// One file (its owner is the account unless --user).
+        #[arg(long, value_name = "FILE", conflicts_with = "all_homes")]
+        from: Option<PathBuf>,
+        /// The account the file belongs to.
+        #[arg(long, value_name = "NAME", value_parser = parse_user, requires = "from")]
+        user: Option<String>,
+        /// Every ~/.google_authenticator under the homes in /etc/passwd.
+        #[arg(long)]
+        all_homes: bool,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// pam_oath's users.oath (HOTP and TOTP lines; counters kept).
+    Oath {
+        /// The file.
+        #[arg(long, value_name = "FILE", default_value = "/etc/users.oath")]
+        from: PathBuf,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
     },
 }
 

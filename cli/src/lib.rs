@@ -15,6 +15,7 @@ mod daemon;
 mod enroll;
 mod error;
 mod format;
+mod import;
 mod input;
 mod policy;
 mod stats;
@@ -24,8 +25,8 @@ use twofold_qr as qr;
 pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;
 pub use args::{
-    parse_user, Admin, AdminEnroll, AuditCmd, AuditFilterArgs, BackupCodes, Cli, CodeArg, Command,
-    ConfigCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
+    parse_user, Admin, AdminEnroll, AdminImport, AuditCmd, AuditFilterArgs, BackupCodes, Cli,
+    CodeArg, Command, ConfigCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
 };
 pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
@@ -156,6 +157,22 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             },
             io,
         ),
+        Command::Admin(Admin::Import(AdminImport::GoogleAuthenticator {
+            from,
+            user,
+            all_homes,
+            apply,
+        })) => import::google_authenticator(
+            &daemon()?,
+            from.as_deref(),
+            user.as_deref(),
+            *all_homes,
+            *apply,
+            io,
+        ),
+        Command::Admin(Admin::Import(AdminImport::Oath { from, apply })) => {
+            import::oath_file(&daemon()?, from, *apply, io)
+        }
         Command::Admin(Admin::HotpResync {
             user,
             name,

@@ -28,7 +28,12 @@ fn defaults_keep_todays_behaviour() {
     let e = mfa(decide(&p, &["alice"], "sshd", None));
     assert_eq!(
         e.methods,
-        vec![Method::TOTP, Method::BACKUP_CODE, Method::TEMP_CODE]
+        vec![
+            Method::TOTP,
+            Method::HOTP,
+            Method::BACKUP_CODE,
+            Method::TEMP_CODE
+        ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
     assert!(!e.is_required());

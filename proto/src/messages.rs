@@ -251,6 +251,29 @@ pub enum Request {
         #[serde(default)]
         name: Option<String>,
     },
+    /// Admin: enrolls a credential imported from another module's file
+    /// (google-authenticator, pam_oath); it counts at once.
+    AdminImport {
+        /// The account.
+        user: String,
+        /// `totp` or `hotp`.
+        method: Method,
+        /// The secret (raw bytes, hex-encoded).
+        secret_hex: Secret,
+        /// Code length, 6 to 8.
+        digits: u32,
+        /// TOTP's time step in seconds.
+        #[serde(default)]
+        period: Option<u64>,
+        /// TOTP: the last time step used; HOTP: the next counter value.
+        #[serde(default)]
+        counter: Option<u64>,
+        /// Single-use codes to keep as backup codes.
+        #[serde(default)]
+        scratch: Vec<Secret>,
+        /// Where it came from (`google-authenticator:/home/alice/…`), for the audit trail.
+        source: String,
+    },
     /// Admin: brings a token's counter forward to two consecutive codes
     /// (a token pressed far beyond the login window).
     AdminHotpResync {
@@ -309,6 +332,7 @@ impl Request {
             Request::AdminTempCode { .. } => "admin_temp_code",
             Request::AdminEnrollHotp { .. } => "admin_enroll_hotp",
             Request::AdminHotpResync { .. } => "admin_hotp_resync",
+            Request::AdminImport { .. } => "admin_import",
         }
     }
 

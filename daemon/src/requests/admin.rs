@@ -159,6 +159,29 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 };
                 enroll_hotp(this, peer, &user, &token)
             }
+            Request::AdminImport {
+                user,
+                method,
+                secret_hex,
+                digits,
+                period,
+                counter,
+                scratch,
+                source,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let imported = Imported {
+                    method,
+                    secret: hex_secret(&secret_hex)?,
+                    digits,
+                    period,
+                    counter,
+                    scratch,
+                    source,
+                };
+                import(this, peer, &user, imported)
+            }
             Request::AdminHotpResync {
                 user,
                 name,
@@ -352,6 +375,126 @@ fn hex_secret(text: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
         out.push((hi * 16 + lo) as u8);
     }
     Ok(out)
+}
+
+/// A credential imported from another module's file.
+struct Imported {
+    method: Method,
+    secret: zeroize::Zeroizing<Vec<u8>>,
+    digits: u32,
+    period: Option<u64>,
+    counter: Option<u64>,
+    scratch: Vec<Secret>,
+    source: String,
+}
+
+/// Enrolls an imported credential and its scratch codes (as backup codes)
+/// with the audit row, in one transaction after the pending row; refused
+/// when the account already has a confirmed credential of that kind.
+fn import(this: &Engine, peer: &Peer, user: &str, i: Imported) -> Result<Response, Failure> {
+    use crate::factors::{backup::codes, random_row_id, totp};
+    if i.source.len() > 512 || i.source.chars().any(char::is_control) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "the source is not a printable path",
+        ));
+    }
+    if i.scratch.len() > 32 {
+        return Err(fail(ErrorKind::BadRequest, "more than 32 scratch codes"));
+    }
+    let cx = this.ctx();
+    let now = this.now();
+    let (id, counter) = if i.method == Method::TOTP {
+        let period = i.period.unwrap_or(30);
+        if !(6..=8).contains(&i.digits) || !(1..=300).contains(&period) {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "TOTP codes must be 6 to 8 digits and steps 1 to 300 s",
+            ));
+        }
+        if !(10..=64).contains(&i.secret.len()) {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "the secret must be 10 to 64 bytes",
+            ));
+        }
+        let params = totp::otp::TotpParams {
+            algorithm: twofold_proto::Algorithm::Sha1,
+            digits: i.digits,
+            period,
+        };
+        let id = random_row_id()?;
+        let (sealed, nonce) = cx.keys.seal(&Method::TOTP, user, id, &i.secret)?;
+        let new = crate::store::NewCredential {
+            id,
+            method: Method::TOTP,
+            label: String::new(),
+            sealed,
+            nonce: nonce.to_vec(),
+            params: totp::params_text(&params),
+            single: true,
+        };
+        if !this.store.start_pending(user, new, now)? {
+            return Err(fail(
+                ErrorKind::Conflict,
+                format!("{user} already has a confirmed TOTP credential; nothing imported"),
+            ));
+        }
+        (id, i.counter)
+    } else if i.method == Method::HOTP {
+        let token = hotp::Token {
+            secret: i.secret,
+            algorithm: twofold_proto::Algorithm::Sha1,
+            digits: i.digits,
+            counter: i.counter.unwrap_or(0),
+            label: "imported".into(),
+        };
+        let id = hotp::store_pending(&cx, user, &token)?;
+        (id, hotp::first_counter(token.counter))
+    } else {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            format!("{} cannot be imported", i.method),
+        ));
+    };
+    let mut rows = Vec::with_capacity(i.scratch.len());
+    for code in &i.scratch {
+        let Some(normalized) = codes::normalize(code.expose()) else {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "a scratch code is not eight digits",
+            ));
+        };
+        rows.push(crate::store::NewCode {
+            lookup: cx.keys.code_lookup(&Method::BACKUP_CODE, user, &normalized),
+            hash: codes::hash(&normalized)?,
+            expires_at: None,
+        });
+    }
+    let n = rows.len();
+    let codes = (!rows.is_empty()).then_some((Method::BACKUP_CODE, rows));
+    let ev = AuditEvent::new(event::ENROLL, user, &peer.actor())
+        .method(i.method.as_str())
+        .with("imported_from", &i.source)
+        .with("scratch_codes", &n.to_string());
+    match this
+        .store
+        .confirm(id, counter, codes, None, now, vec![ev])?
+    {
+        crate::store::Change::Done(recs) => this.syslog_records(&recs),
+        _ => {
+            return Err(fail(
+                ErrorKind::Conflict,
+                "the credential was removed while it was being imported",
+            ))
+        }
+    }
+    Ok(Response::Done {
+        message: format!(
+            "{user}: {} imported with {n} scratch codes as backup codes",
+            i.method
+        ),
+    })
 }
 
 /// A token's name: 1 to 64 printable characters, `hotp` when none is given.

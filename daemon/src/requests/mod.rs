@@ -26,7 +26,8 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::AdminGrace { user, .. }
         | Request::AdminTempCode { user, .. }
         | Request::AdminEnrollHotp { user, .. }
-        | Request::AdminHotpResync { user, .. } => Some(user.clone()),
+        | Request::AdminHotpResync { user, .. }
+        | Request::AdminImport { user, .. } => Some(user.clone()),
         _ => None,
     };
     let result = match selfservice::answer(engine, peer, req) {
