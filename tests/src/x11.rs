@@ -228,6 +228,49 @@ impl Display {
         }
     }
 
+    /// The number of visible top-level windows (named or not: slock's has
+    /// no name), by `xwininfo`.
+    pub fn top_level_windows(&self) -> io::Result<usize> {
+        let mut cmd = Command::new("xwininfo");
+        cmd.args(["-root", "-children", "-display", &self.name()]);
+        let run = run_bounded(&mut cmd, "", X_LIMIT)?;
+        if !run.ok() {
+            return Err(io::Error::other(format!("xwininfo: {}", run.text)));
+        }
+        // `     N children:` (or `1 child:`)
+        Ok(run
+            .text
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                (l.ends_with("children:") || l.ends_with("child:"))
+                    .then(|| l.split_whitespace().next()?.parse().ok())
+                    .flatten()
+            })
+            .unwrap_or(0))
+    }
+
+    /// Whether some pixel on screen has exactly the colour `rgb` (e.g. the
+    /// red an error line is drawn in), by `xwd` and netpbm's `ppmhist`.
+    pub fn shows_colour(&self, rgb: (u8, u8, u8)) -> io::Result<bool> {
+        let mut cmd = Command::new("bash");
+        cmd.args([
+            "-c",
+            "set -o pipefail; xwd -root -silent -display \"$1\" | xwdtopnm 2>/dev/null | ppmhist -noheader",
+            "tf-colours",
+        ])
+        .arg(self.name());
+        let run = run_bounded(&mut cmd, "", X_LIMIT)?;
+        if !run.ok() {
+            return Err(io::Error::other(format!("ppmhist: {}", run.text)));
+        }
+        let want = [rgb.0, rgb.1, rgb.2].map(|c| c.to_string());
+        Ok(run.text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 3 && f[..3] == want
+        }))
+    }
+
     /// Saves the whole screen as `NN-label.png` in the artefacts directory
     /// and returns its path.
     pub fn screenshot(&mut self, label: &str) -> io::Result<PathBuf> {

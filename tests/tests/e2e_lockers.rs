@@ -348,3 +348,144 @@ fn child_xsecurelock_unlock() {
     assert!(b.audited()[0].starts_with("login_success|xsecurelock|"));
     println!("child ok");
 }
+
+/// The red xsecurelock draws error lines in (`XSECURELOCK_AUTH_WARNING_COLOR`).
+const RED: (u8, u8, u8) = (255, 0, 0);
+
+#[test]
+fn xsecurelock_shows_a_wrong_code_in_red_and_asks_again() {
+    run_in_namespace("child_xsecurelock_wrong_code");
+}
+
+#[test]
+#[ignore = "run by xsecurelock_shows_a_wrong_code_in_red_and_asks_again in its namespace"]
+fn child_xsecurelock_wrong_code() {
+    let b = bed("child_xsecurelock_wrong_code");
+    let mut x = Display::start(&b.artifacts).unwrap();
+    let mut locker = xsecurelock(&b, &mut x);
+    x.enter(&b.user.password).unwrap();
+    wait_begun(&b, 1);
+    let right = b.code();
+    x.enter(wrong_code(&right)).unwrap();
+    // The daemon counts the wrong code, then the module shows why; the
+    // line stays up to a second (or until a key), in red.
+    b.wait_event("login_failure", 1);
+    let red = wait_until(STEP, || x.shows_colour(RED).unwrap_or(false));
+    x.screenshot("invalid-code").unwrap();
+    assert!(red, "no red error line on screen: {}", locker.output());
+    assert!(
+        locker.exited().is_none(),
+        "the screen unlocked on a wrong code"
+    );
+    let rows = b.audited();
+    assert!(
+        rows[0].starts_with("login_failure|xsecurelock|") && rows[0].contains("reason=wrong_code"),
+        "{rows:?}"
+    );
+    // The daemon asks again (max_tries 3): the right code now unlocks.
+    x.enter(&right).unwrap();
+    let status = locker.wait_exit(STEP);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "xsecurelock did not unlock ({status:?}): {}\n{:?}",
+        locker.output(),
+        b.audited()
+    );
+    assert_eq!(
+        b.events(),
+        ["login_failure", "login_success"],
+        "{:?}",
+        b.audited()
+    );
+    println!("child ok");
+}
+
+/// Starts i3lock (no fork, debug output) as the user on `x`, waits for
+/// its window, and returns it.
+fn i3lock(b: &Bed, x: &mut Display) -> Locker {
+    let locker = Locker::spawn(
+        x,
+        &b.user,
+        &["i3lock", "-n", "--debug", "-c", "336699"],
+        &[],
+    )
+    .unwrap();
+    x.wait_for_window("^i3lock$", STEP).unwrap();
+    locker
+}
+
+#[test]
+fn i3lock_single_prompt_unlocks_with_password_and_code_typed_together() {
+    run_in_namespace("child_i3lock_unlock");
+}
+
+#[test]
+#[ignore = "run by i3lock_single_prompt_unlocks_with_password_and_code_typed_together in its namespace"]
+fn child_i3lock_unlock() {
+    let b = bed("child_i3lock_unlock");
+    b.single_prompt("i3lock");
+    let mut x = Display::start(&b.artifacts).unwrap();
+    let mut locker = i3lock(&b, &mut x);
+    x.screenshot("locked").unwrap();
+    x.enter(&format!("{}{}", b.user.password, b.code()))
+        .unwrap();
+    let status = locker.wait_exit(STEP);
+    x.screenshot("unlocked").unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "i3lock did not unlock ({status:?}): {}\n{:?}\n{}",
+        locker.output(),
+        b.audited(),
+        b.d.log_text()
+    );
+    assert_eq!(b.events(), ["login_success"], "{:?}", b.audited());
+    assert!(b.audited()[0].starts_with("login_success|i3lock|"));
+    println!("child ok");
+}
+
+#[test]
+fn i3lock_single_prompt_password_alone_five_times_does_not_lock_the_account() {
+    run_in_namespace("child_i3lock_password_alone");
+}
+
+#[test]
+#[ignore = "run by i3lock_single_prompt_password_alone_five_times_does_not_lock_the_account in its namespace"]
+fn child_i3lock_password_alone() {
+    let b = bed("child_i3lock_password_alone");
+    b.single_prompt("i3lock");
+    let mut x = Display::start(&b.artifacts).unwrap();
+    let mut locker = i3lock(&b, &mut x);
+    // The person forgets the code: the password alone, five times. i3lock
+    // answers the daemon's code prompt with the same text each time.
+    for i in 1..=5 {
+        x.enter(&b.user.password).unwrap();
+        // i3lock is ready for the next try once it has cleared "wrong".
+        let over = locker.wait_output("clearing auth wrong", i, STEP);
+        assert!(over, "try {i} did not end: {}", locker.output());
+        assert!(locker.exited().is_none(), "unlocked without a code");
+        if i == 1 {
+            x.screenshot("password-alone").unwrap();
+        }
+    }
+    let rows = b.audited();
+    assert!(
+        !b.events()
+            .iter()
+            .any(|e| e == "lockout" || e == "login_locked"),
+        "the password typed alone locked the account: {rows:?}\n{}",
+        b.d.log_text()
+    );
+    // Nothing held against the person: password and code now unlock.
+    x.enter(&format!("{}{}", b.user.password, b.code()))
+        .unwrap();
+    let status = locker.wait_exit(STEP);
+    x.screenshot("unlocked").unwrap();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "i3lock did not unlock after five tries of the password alone ({status:?}): {:?}\n{}",
+        b.audited(),
+        b.d.log_text()
+    );
+    assert_eq!(b.events().last().map(String::as_str), Some("login_success"));
+    println!("child ok");
+}
