@@ -104,8 +104,10 @@ fn stop(child: &mut Child) {
 /// An Xvfb server on a display of its own choosing.
 #[derive(Debug)]
 pub struct Display {
-    xvfb: Child,
+    /// None for a display another program started ([`Display::attach`]).
+    xvfb: Option<Child>,
     number: u32,
+    xauthority: Option<PathBuf>,
     artifacts: PathBuf,
     shots: u32,
 }
@@ -160,13 +162,34 @@ impl Display {
             )));
         };
         let display = Display {
-            xvfb,
+            xvfb: Some(xvfb),
             number,
+            xauthority: None,
             artifacts: artifacts.to_owned(),
             shots: 0,
         };
         display.xdotool(&["getdisplaygeometry"])?;
         Ok(display)
+    }
+
+    /// A display another program runs (e.g. the X server a display manager
+    /// starts), reached with the cookie in `xauthority`; not stopped on drop.
+    pub fn attach(number: u32, xauthority: &Path, artifacts: &Path) -> Display {
+        Display {
+            xvfb: None,
+            number,
+            xauthority: Some(xauthority.to_owned()),
+            artifacts: artifacts.to_owned(),
+            shots: 0,
+        }
+    }
+
+    /// Sets `DISPLAY` (and `XAUTHORITY` when needed) for an X client.
+    fn client_env(&self, cmd: &mut Command) {
+        cmd.env("DISPLAY", self.name());
+        if let Some(x) = &self.xauthority {
+            cmd.env("XAUTHORITY", x);
+        }
     }
 
     /// `:N`, for `DISPLAY`.
@@ -182,7 +205,8 @@ impl Display {
     /// Runs `xdotool ARGS…` on this display, bounded; fails when it does.
     pub fn xdotool(&self, args: &[&str]) -> io::Result<String> {
         let mut cmd = Command::new("xdotool");
-        cmd.args(args).env("DISPLAY", self.name());
+        cmd.args(args);
+        self.client_env(&mut cmd);
         let run = run_bounded(&mut cmd, "", X_LIMIT)?;
         if !run.ok() {
             return Err(io::Error::other(format!(
@@ -233,6 +257,7 @@ impl Display {
     pub fn top_level_windows(&self) -> io::Result<usize> {
         let mut cmd = Command::new("xwininfo");
         cmd.args(["-root", "-children", "-display", &self.name()]);
+        self.client_env(&mut cmd);
         let run = run_bounded(&mut cmd, "", X_LIMIT)?;
         if !run.ok() {
             return Err(io::Error::other(format!("xwininfo: {}", run.text)));
@@ -260,6 +285,7 @@ impl Display {
             "tf-colours",
         ])
         .arg(self.name());
+        self.client_env(&mut cmd);
         let run = run_bounded(&mut cmd, "", X_LIMIT)?;
         if !run.ok() {
             return Err(io::Error::other(format!("ppmhist: {}", run.text)));
@@ -286,6 +312,7 @@ impl Display {
         ])
         .arg(self.name())
         .arg(&file);
+        self.client_env(&mut cmd);
         let run = run_bounded(&mut cmd, "", X_LIMIT)?;
         let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         if !run.ok() || size == 0 {
@@ -302,7 +329,9 @@ impl Display {
 
 impl Drop for Display {
     fn drop(&mut self) {
-        stop(&mut self.xvfb);
+        if let Some(x) = &mut self.xvfb {
+            stop(x);
+        }
     }
 }
 
@@ -325,19 +354,8 @@ impl Locker {
         argv: &[&str],
         env: &[(&str, &str)],
     ) -> io::Result<Locker> {
-        let (program, args) = argv
-            .split_first()
-            .ok_or_else(|| io::Error::other("empty argv"))?;
-        let base = Path::new(program)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "locker".into());
-        let output = display.artifacts().join(format!("{base}.log"));
-        let log = std::fs::File::create(&output)?;
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        let mut cmd = Locker::command(display.artifacts(), argv)?;
+        cmd.0
             .env("HOME", &user.home)
             .env("USER", &user.name)
             .env("LOGNAME", &user.name)
@@ -345,11 +363,41 @@ impl Locker {
             .envs(env.iter().copied())
             .current_dir(&user.home)
             .uid(user.uid)
-            .gid(user.gid)
+            .gid(user.gid);
+        Locker::start(cmd)
+    }
+
+    /// Runs `argv` as root (e.g. a display manager, which starts its own X
+    /// server) with a clean environment plus `env`; output as for
+    /// [`Locker::spawn`].
+    pub fn spawn_root(artifacts: &Path, argv: &[&str], env: &[(&str, &str)]) -> io::Result<Locker> {
+        let mut cmd = Locker::command(artifacts, argv)?;
+        cmd.0.env("HOME", "/root").envs(env.iter().copied());
+        Locker::start(cmd)
+    }
+
+    fn command(artifacts: &Path, argv: &[&str]) -> io::Result<(Command, PathBuf)> {
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| io::Error::other("empty argv"))?;
+        let base = Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "locker".into());
+        let output = artifacts.join(format!("{base}.log"));
+        let log = std::fs::File::create(&output)?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
         die_with_parent(&mut cmd);
+        Ok((cmd, output))
+    }
+
+    fn start((mut cmd, output): (Command, PathBuf)) -> io::Result<Locker> {
         let child = cmd.spawn()?;
         Ok(Locker {
             child,
@@ -377,12 +425,25 @@ impl Locker {
         self.status
     }
 
-    /// Whether a process named `comm` (as in `/proc/PID/comm`) runs below
-    /// this one (e.g. xsecurelock's `auth_x11`, started on a key press).
-    pub fn runs_below(&self, comm: &str) -> bool {
+    /// SIGTERM to every process below this one and to itself (so an X
+    /// server a display manager started removes its socket), then up to
+    /// two seconds for it to exit; [`Drop`] kills what is left.
+    pub fn terminate_tree(&mut self) {
+        for (pid, _) in self.tree() {
+            if let Ok(pid) = i32::try_from(pid) {
+                // SAFETY: plain kill(2) on a process found below our child.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        stop(&mut self.child);
+        self.status = self.child.try_wait().ok().flatten();
+    }
+
+    /// Every process below this one: (pid, comm).
+    fn tree(&self) -> Vec<(u32, String)> {
         let mut parents = std::collections::HashMap::new();
         let Ok(dir) = std::fs::read_dir("/proc") else {
-            return false;
+            return Vec::new();
         };
         for e in dir.flatten() {
             let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
@@ -401,21 +462,28 @@ impl Locker {
                 parents.insert(pid, (ppid, name.to_owned()));
             }
         }
-        parents.iter().any(|(&pid, (_, name))| {
-            if name != comm {
-                return false;
-            }
-            let mut p = pid;
-            // Bounded walk up the tree: a cycle cannot occur, a long chain can.
-            for _ in 0..64 {
-                match parents.get(&p) {
-                    Some(&(pp, _)) if pp == self.pid() => return true,
-                    Some(&(pp, _)) if pp > 1 => p = pp,
-                    _ => return false,
+        parents
+            .iter()
+            .filter(|(&pid, _)| {
+                let mut p = pid;
+                // Bounded walk up the tree: a long chain ends the search.
+                for _ in 0..64 {
+                    match parents.get(&p) {
+                        Some(&(pp, _)) if pp == self.pid() => return true,
+                        Some(&(pp, _)) if pp > 1 => p = pp,
+                        _ => return false,
+                    }
                 }
-            }
-            false
-        })
+                false
+            })
+            .map(|(&pid, (_, name))| (pid, name.clone()))
+            .collect()
+    }
+
+    /// Whether a process named `comm` (as in `/proc/PID/comm`) runs below
+    /// this one (e.g. xsecurelock's `auth_x11`, started on a key press).
+    pub fn runs_below(&self, comm: &str) -> bool {
+        self.tree().iter().any(|(_, name)| name == comm)
     }
 
     /// What it printed so far.
