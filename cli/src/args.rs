@@ -110,7 +110,8 @@ pub struct AuditFilterArgs {
     pub user: Option<String>,
     /// Only this event (login_success, login_failure, login_denied, login_locked,
     /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
-    /// codes_regenerated, grace_started, admin, config_loaded, audit_pruned).
+    /// codes_regenerated, grace_started, admin, config_loaded, config_reloaded,
+    /// config_reload_refused, audit_pruned).
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Only rows of this PAM service.

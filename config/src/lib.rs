@@ -249,6 +249,37 @@ impl Config {
         toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
+    /// The options whose values differ between `self` and `other`, as
+    /// dotted keys (`policy.unenrolled`, `daemon.socket`), sorted; an
+    /// option set in one and unset in the other counts. The daemon's
+    /// reload reports with it what changed and what needs a restart.
+    pub fn changed_keys(&self, other: &Config) -> Vec<String> {
+        let (a, b) = (self.as_table(), other.as_table());
+        let mut changed = Vec::new();
+        for section in a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))) {
+            let (x, y) = (a.get(section), b.get(section));
+            match (x.and_then(|v| v.as_table()), y.and_then(|v| v.as_table())) {
+                (Some(x), Some(y)) => {
+                    for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                        if x.get(key) != y.get(key) {
+                            changed.push(format!("{section}.{key}"));
+                        }
+                    }
+                }
+                _ if x != y => changed.push(section.clone()),
+                _ => {}
+            }
+        }
+        changed.sort();
+        changed
+    }
+
+    /// The configuration as a TOML table (empty if it cannot be rendered,
+    /// which the types rule out: every field is a TOML value).
+    fn as_table(&self) -> toml::Table {
+        toml::Table::try_from(self).unwrap_or_default()
+    }
+
     fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
         let checks: [(&str, &str, bool, &str); 9] = [
             (
@@ -462,6 +493,24 @@ mod tests {
             assert_eq!(with(max).root_reserve(), reserve, "{max}");
             assert_eq!(with(max).unprivileged_connections(), others, "{max}");
         }
+    }
+
+    #[test]
+    fn changed_keys_name_each_option_that_differs() {
+        let old = Config::default();
+        assert!(old.changed_keys(&old.clone()).is_empty());
+        let new = Config::parse(
+            "[policy]\nunenrolled = \"deny\"\n[daemon]\nsocket = \"/tmp/x.sock\"\nadmin_group = \"wheel\"\n[login]\nmax_tries = 3\n",
+            "t.toml",
+        )
+        .unwrap();
+        // `admin_group` is unset by default (absent from the table) and
+        // `max_tries = 3` is the default: only real differences count.
+        assert_eq!(
+            old.changed_keys(&new),
+            ["daemon.admin_group", "daemon.socket", "policy.unenrolled"]
+        );
+        assert_eq!(new.changed_keys(&old), old.changed_keys(&new));
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The daemon's shared state — configuration, clock, keys, store, factor
 //! registry, log — and the few things every connection does with it:
 //! audit, policy, account lookups.
+//!
+//! The configuration in force lives in [`Shared`] and is replaced whole by
+//! a reload (SIGHUP, `reload.rs`). Connections never read it there: each
+//! login or request works through an [`Engine`], the shared state with the
+//! snapshot of the configuration taken when it began, so a login runs to
+//! its end under the configuration it started with.
 
 use crate::accounts::{Account, Directory};
 use crate::audit::syslog::Syslog;
@@ -11,8 +17,9 @@ use crate::crypto::keys::Keys;
 use crate::factors::{Ctx, Registry};
 use crate::log::Logger;
 use crate::store::{CommitStats, Durability, Store, StoreError};
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use twofold_config::{Config, Decision, Subject};
 use twofold_proto::AuditRecord;
 
@@ -45,9 +52,12 @@ impl Stats {
     }
 }
 
-/// Everything connections share.
-pub(crate) struct Engine {
-    pub config: Config,
+/// Everything connections share. The configuration in force is read
+/// through [`Shared::current_config`] (a reload replaces it) or, by
+/// connections, through the snapshot an [`Engine`] holds.
+pub(crate) struct Shared {
+    /// The configuration in force: replaced whole, never changed in place.
+    config: RwLock<Arc<Config>>,
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
     pub store: Box<dyn Store>,
@@ -58,8 +68,33 @@ pub(crate) struct Engine {
     pub directory: Directory,
     /// What each unprivileged uid may still make the daemon write.
     pub budget: WriteBudget,
-    syslog: Syslog,
+    /// Where audit lines go (`[audit] syslog_socket`): replaced with the
+    /// configuration when a reload changes it.
+    syslog: RwLock<Arc<Syslog>>,
     next_prune: AtomicU64,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared")
+    }
+}
+
+/// The shared state as one login or request sees it: [`Shared`], plus the
+/// configuration that was in force when the login or request began. A
+/// reload replaces the daemon's configuration, never this snapshot.
+pub(crate) struct Engine {
+    /// The configuration this login or request runs under, start to end.
+    pub config: Arc<Config>,
+    shared: Arc<Shared>,
+}
+
+impl Deref for Engine {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -68,7 +103,7 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-impl Engine {
+impl Shared {
     #[allow(
         clippy::too_many_arguments,
         reason = "each part is built by the caller, which opens and wires them"
@@ -82,10 +117,10 @@ impl Engine {
         log: Logger,
         stats: Arc<Stats>,
         directory: Directory,
-    ) -> Engine {
+    ) -> Shared {
         let syslog = Syslog::new(config.audit.syslog_socket.clone());
-        Engine {
-            config,
+        Shared {
+            config: RwLock::new(Arc::new(config)),
             clock,
             keys,
             store,
@@ -94,20 +129,42 @@ impl Engine {
             stats,
             directory,
             budget: WriteBudget::default(),
-            syslog,
+            syslog: RwLock::new(Arc::new(syslog)),
             next_prune: AtomicU64::new(0),
         }
     }
 
-    /// What a factor works with.
-    pub fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            config: &self.config,
-            keys: &self.keys,
-            store: self.store.as_ref(),
-            clock: self.clock.as_ref(),
-            argon2_runs: &self.stats.argon2_verifications,
+    /// The configuration in force now. A login or request reads the
+    /// snapshot of its [`Engine`] (`engine.config`) instead, so that a
+    /// reload never changes it halfway. (Not named `config`: through
+    /// `Engine`'s `Deref`, `engine.config()` would then quietly read this
+    /// one instead of the login's.)
+    pub fn current_config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The view a login or request starting now works with: the shared
+    /// state and the configuration in force now.
+    pub fn engine(self: &Arc<Shared>) -> Engine {
+        Engine {
+            config: self.current_config(),
+            shared: self.clone(),
         }
+    }
+
+    /// Puts `config` in force for every login and request that starts
+    /// from now on (those in progress keep theirs); a changed
+    /// `[audit] syslog_socket` takes effect with it.
+    pub fn install(&self, config: Config) {
+        let mut current = self.config.write().unwrap_or_else(|e| e.into_inner());
+        if current.audit.syslog_socket != config.audit.syslog_socket {
+            let syslog = Syslog::new(config.audit.syslog_socket.clone());
+            *self.syslog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(syslog);
+        }
+        *current = Arc::new(config);
     }
 
     pub fn now(&self) -> u64 {
@@ -128,10 +185,17 @@ impl Engine {
 
     /// Sends the syslog lines of rows already in the table.
     pub fn syslog_records(&self, recs: &[AuditRecord]) {
+        if recs.is_empty() {
+            return;
+        }
+        let syslog = self
+            .syslog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         for r in recs {
             if let Err(Some(w)) =
-                self.syslog
-                    .send(audit::severity(&r.event), r.at, &audit::syslog_text(r))
+                syslog.send(audit::severity(&r.event), r.at, &audit::syslog_text(r))
             {
                 self.log.event("warning", &[("error", &w)]);
             }
@@ -139,7 +203,8 @@ impl Engine {
     }
 
     /// Retention: drops audit rows older than `[audit] retain` (keeping the
-    /// chain verifiable from an anchor) and failures too old to count.
+    /// chain verifiable from an anchor) and failures too old to count, as
+    /// the configuration in force now says.
     pub fn prune_if_due(&self, now: u64) {
         let due = self.next_prune.load(Ordering::SeqCst);
         if now < due
@@ -155,11 +220,12 @@ impl Engine {
         {
             return;
         }
-        let cutoff = now.saturating_sub(self.config.audit.retain.0);
-        let rl = &self.config.rate_limit;
+        let config = self.current_config();
+        let cutoff = now.saturating_sub(config.audit.retain.0);
+        let rl = &config.rate_limit;
         let oldest_counted = now.saturating_sub(rl.source_window.0.max(rl.user_window.0));
         let pruned = AuditEvent::new(event::AUDIT_PRUNED, "", "twofoldd")
-            .with("retain", &self.config.audit.retain.to_string());
+            .with("retain", &config.audit.retain.to_string());
         match self.store.prune(oldest_counted, cutoff, now, pruned) {
             Ok(recs) => self.syslog_records(&recs),
             Err(e) => self.log.event("audit", &[("prune_error", &e.to_string())]),
@@ -172,6 +238,52 @@ impl Engine {
         if let Err(e) = self.store.sync_deferred() {
             self.log
                 .event("database", &[("error", &format!("syncing the log: {e}"))]);
+        }
+    }
+
+    /// Spends one of the peer's writes (unprivileged peers only); `Err`
+    /// holds what to tell it when it has none left. The first refusal of
+    /// a run is logged, the rest are not (a flood cannot fill the log).
+    pub fn admit_write(&self, uid: u32, what: &str) -> Result<(), String> {
+        if uid == 0 {
+            return Ok(());
+        }
+        self.budget.take(uid, self.now()).map_err(|r| {
+            if r.first {
+                self.log.event(
+                    "rate_limited",
+                    &[("peer_uid", &uid.to_string()), ("request", what)],
+                );
+            }
+            format!(
+                "too many requests from this user; try again in {} s",
+                r.retry_in
+            )
+        })
+    }
+
+    /// Whether the user has anything a login can check.
+    pub fn has_login_factor(&self, user: &str) -> Result<bool, StoreError> {
+        let snap = self.store.snapshot(user, "", self.now())?;
+        Ok(self.factors.all().any(|f| f.usable(&snap)))
+    }
+}
+
+impl Engine {
+    /// The same view with the configuration in force now (for the next
+    /// request of a connection that makes several).
+    pub fn renewed(&self) -> Engine {
+        self.shared.engine()
+    }
+
+    /// What a factor works with.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            config: &self.config,
+            keys: &self.keys,
+            store: self.store.as_ref(),
+            clock: self.clock.as_ref(),
+            argon2_runs: &self.stats.argon2_verifications,
         }
     }
 
@@ -204,32 +316,5 @@ impl Engine {
     pub fn required_somewhere(&self, user: &str) -> std::io::Result<Option<String>> {
         let a = self.account(user)?;
         Ok(self.config.policy.required_somewhere(user, &a.groups))
-    }
-
-    /// Spends one of the peer's writes (unprivileged peers only); `Err`
-    /// holds what to tell it when it has none left. The first refusal of
-    /// a run is logged, the rest are not (a flood cannot fill the log).
-    pub fn admit_write(&self, uid: u32, what: &str) -> Result<(), String> {
-        if uid == 0 {
-            return Ok(());
-        }
-        self.budget.take(uid, self.now()).map_err(|r| {
-            if r.first {
-                self.log.event(
-                    "rate_limited",
-                    &[("peer_uid", &uid.to_string()), ("request", what)],
-                );
-            }
-            format!(
-                "too many requests from this user; try again in {} s",
-                r.retry_in
-            )
-        })
-    }
-
-    /// Whether the user has anything a login can check.
-    pub fn has_login_factor(&self, user: &str) -> Result<bool, StoreError> {
-        let snap = self.store.snapshot(user, "", self.now())?;
-        Ok(self.factors.all().any(|f| f.usable(&snap)))
     }
 }

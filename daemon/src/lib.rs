@@ -7,7 +7,8 @@
 //! core), `requests/` (the CLI's requests), `factors/` (one folder per
 //! factor behind one trait), `store/` (one trait of domain operations;
 //! `sqlite/` implements it), `audit/` (hash chain and syslog), `crypto/`
-//! (master key, sealing, argon2).
+//! (master key, sealing, argon2), `reload.rs` (SIGHUP: the configuration
+//! read again and put in force for new logins).
 //!
 //! **Invariants:** identity comes from `SO_PEERCRED` only; time is a
 //! parameter ([`Clock`]); no code, secret or key reaches the log; no async
@@ -23,6 +24,7 @@ pub mod factors;
 mod failure;
 mod log;
 mod login;
+pub mod reload;
 mod requests;
 mod server;
 pub mod store;
@@ -39,5 +41,6 @@ pub use failure::Failure;
 pub use log::{LogSink, Logger, MemoryLog, StderrLog};
 pub use login::enroll::{deadline_passed_message, CONFIRM_PROMPT};
 pub use login::{locked_message, INVALID_CODE};
+pub use reload::{ConfigSource, Reload};
 pub use server::{bind, run, Daemon, DaemonError, Shutdown};
 pub use store::{CommitStats, StoreError, SCHEMA_VERSION};

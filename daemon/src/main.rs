@@ -7,14 +7,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use twofold_config::{Config, DEFAULT_CONFIG};
-use twofold_daemon::{bind, Daemon, Logger, Shutdown, SystemClock};
+use twofold_daemon::{bind, ConfigSource, Daemon, Logger, Reload, Shutdown, SystemClock};
 
 const USAGE: &str = "usage: twofoldd [--config FILE]\n\
 \n\
   -c, --config FILE   configuration file (default /etc/twofold/twofold.toml;\n\
                       if that file is absent, built-in defaults are used)\n\
   -h, --help          show this help\n\
-  -V, --version       show the version\n";
+  -V, --version       show the version\n\
+\n\
+SIGHUP reloads the configuration (a refused file keeps the running one);\n\
+SIGTERM and SIGINT stop the daemon.\n";
 
 /// Exit code for a bad command line or configuration.
 const EXIT_USAGE: u8 = 2;
@@ -44,26 +47,22 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     Ok(Args::Run(config))
 }
 
-/// The configuration and where it came from.
-fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), String> {
-    let path = match explicit {
-        Some(path) => path,
-        None => {
-            let path = PathBuf::from(DEFAULT_CONFIG);
-            if !path.exists() {
-                say(format_args!(
-                    "twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults"
-                ));
-                return Ok((Config::default(), "built-in defaults".into()));
-            }
-            path
-        }
-    };
-    let origin = path.display().to_string();
-    match Config::load(&path) {
-        Ok(c) => Ok((c, origin)),
+/// The configuration and where it came from (read again on SIGHUP).
+fn load_config(explicit: Option<PathBuf>) -> Result<(Config, ConfigSource), String> {
+    let source = ConfigSource::resolve(explicit);
+    if let ConfigSource::Defaults(_) = source {
+        say(format_args!(
+            "twofoldd: {DEFAULT_CONFIG} not found; running on built-in defaults"
+        ));
+    }
+    match source.load() {
+        Ok(c) => Ok((c, source)),
         Err(e) => {
-            let text = std::fs::read_to_string(&path).ok();
+            let origin = source.origin();
+            let text = match &source {
+                ConfigSource::File(path) => std::fs::read_to_string(path).ok(),
+                ConfigSource::Defaults(_) => None,
+            };
             let now = twofold_daemon::Clock::now(&SystemClock);
             twofold_daemon::audit::syslog_config_rejected(
                 &origin,
@@ -76,27 +75,41 @@ fn load_config(explicit: Option<PathBuf>) -> Result<(Config, String), String> {
     }
 }
 
-/// Blocks SIGTERM and SIGINT in every thread and turns them into a
-/// shutdown from one dedicated thread; must run before any other thread starts.
-fn handle_signals(shutdown: Shutdown) -> anyhow::Result<()> {
+/// Blocks SIGTERM, SIGINT and SIGHUP in every thread and handles them on
+/// one dedicated thread: TERM and INT trigger a shutdown, HUP asks for a
+/// reload of the configuration (coalesced, run by the daemon's reload
+/// thread, so this one is never held up). Must run before any other
+/// thread starts.
+fn handle_signals(shutdown: Shutdown, reload: Reload) -> anyhow::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
+    set.add(Signal::SIGHUP);
     set.thread_block()
         .map_err(std::io::Error::from)
         .context("cannot block signals")?;
     std::thread::Builder::new()
         .name("twofoldd-signals".into())
         .spawn(move || loop {
-            if let Ok(sig) = set.wait() {
-                // Shut down first, then say so without `eprintln!`, which
-                // panics on a closed or broken stderr: this thread must
-                // never die, or every later SIGTERM would be ignored.
-                shutdown.trigger();
-                say(format_args!(
-                    "twofoldd: signal {} received; shutting down",
-                    sig as i32
-                ));
+            match set.wait() {
+                Ok(Signal::SIGHUP) => {
+                    reload.request();
+                    say(format_args!(
+                        "twofoldd: signal 1 received; reloading the configuration"
+                    ));
+                }
+                Ok(sig) => {
+                    // Shut down first, then say so without `eprintln!`,
+                    // which panics on a closed or broken stderr: this
+                    // thread must never die, or every later SIGTERM would
+                    // be ignored.
+                    shutdown.trigger();
+                    say(format_args!(
+                        "twofoldd: signal {} received; shutting down",
+                        sig as i32
+                    ));
+                }
+                Err(_) => {}
             }
         })
         .context("cannot start the signal thread")?;
@@ -110,11 +123,15 @@ fn say(line: std::fmt::Arguments<'_>) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }
 
-fn serve(config: Config, origin: &str) -> anyhow::Result<()> {
+fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    handle_signals(shutdown.clone())?;
+    let reload = Reload::new();
+    handle_signals(shutdown.clone(), reload.clone())?;
     let socket = config.daemon.socket.clone();
-    let daemon = Daemon::open_with_origin(config, Arc::new(SystemClock), Logger::stderr(), origin)?;
+    let origin = source.origin();
+    let daemon =
+        Daemon::open_with_origin(config, Arc::new(SystemClock), Logger::stderr(), &origin)?
+            .reload_on(reload, source);
     let listener =
         bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
     say(format_args!("twofoldd: listening on {}", socket.display()));
@@ -140,7 +157,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let (config, origin) = match load_config(explicit) {
+    let (config, source) = match load_config(explicit) {
         Ok(c) => c,
         Err(e) => {
             say(format_args!("twofoldd: {e}"));
@@ -148,7 +165,7 @@ fn main() -> ExitCode {
         }
     };
     limit_malloc_arenas();
-    match serve(config, &origin) {
+    match serve(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             say(format_args!("twofoldd: {e:#}"));

@@ -21,6 +21,10 @@ pub const PAM_BUF_ERR: c_int = 5;
 pub const PAM_AUTH_ERR: c_int = 7;
 /// The authentication service (the daemon) is unreachable.
 pub const PAM_AUTHINFO_UNAVAIL: c_int = 9;
+/// Insufficient credentials to access authentication data.
+pub const PAM_CRED_INSUFFICIENT: c_int = 8;
+/// Maximum number of retries exceeded: do not try again.
+pub const PAM_MAXTRIES: c_int = 11;
 /// The user is not known.
 pub const PAM_USER_UNKNOWN: c_int = 10;
 /// Conversation error.
@@ -271,6 +275,28 @@ impl Pam {
             h: self.h,
             set_before: !p.is_null(),
         })
+    }
+
+    /// PAM_AUTHTOK's text, when an earlier module set it (the password
+    /// the stack verified): the relay compares answers with it so that a
+    /// program answering every question with the password is not counted
+    /// as typing wrong codes. `None` when it is not set or not UTF-8; the
+    /// copy is wiped when dropped.
+    pub fn password(&self) -> Result<Option<Secret>, ItemError> {
+        let p = self.item(PAM_AUTHTOK, "pam_get_item(PAM_AUTHTOK) failed")?;
+        if p.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: PAM_AUTHTOK is a NUL-terminated string owned by libpam.
+        let bytes = unsafe { CStr::from_ptr(p.cast()) }.to_bytes();
+        // `to_vec` allocates exactly once: no outgrown block keeps a copy.
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Ok(Some(Secret::new(text))),
+            Err(e) => {
+                e.into_bytes().zeroize();
+                Ok(None)
+            }
+        }
     }
 
     /// The single-prompt stash: this handle's PAM data.

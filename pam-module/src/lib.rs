@@ -26,7 +26,7 @@ pub mod single;
 pub mod split;
 
 pub use login::{authenticate, relay, LoginItems, Outcome, CLIENT_NAME, MAX_MESSAGES};
-pub use options::{FailMode, Inline, OptionError, Options, SinglePrompt};
+pub use options::{DeniedCode, FailMode, Inline, OptionError, Options, SinglePrompt};
 
 use ffi::{Pam, PamHandle, PAM_AUTH_ERR, PAM_BUF_ERR, PAM_SERVICE_ERR, PAM_SILENT, PAM_SUCCESS};
 use login::{Level, Log};
@@ -142,9 +142,13 @@ fn login(pam: &Pam, opts: &Options, silent: bool, watch: Watch) -> Result<c_int,
     let items = login_items(pam)?;
     let mut conv = pam.conversation()?;
     let log = pam.logger();
-    let typed = match opts.single_prompt {
+    let code = match opts.single_prompt {
         Some(SinglePrompt::Verify) => single::kept_code(opts, &items.user, &mut pam.stash(), &log),
         _ => None,
+    };
+    let typed = login::Typed {
+        code,
+        password: pam.password()?,
     };
     if watch.failed() {
         return Ok(PAM_BUF_ERR);

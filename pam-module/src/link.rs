@@ -39,6 +39,8 @@ pub struct Link {
     hello: Option<Vec<u8>>,
     /// Whether the daemon's `Welcome` has been read and checked.
     welcomed: bool,
+    /// The protocol version the daemon chose (from its `Welcome`).
+    proto: u32,
     /// Bytes read past the end of the last frame, kept for the next one.
     reader: FrameReader,
     /// What is left of the budget.
@@ -66,6 +68,7 @@ impl Link {
             stream,
             hello: Some(hello_frame),
             welcomed: false,
+            proto: twofold_proto::PROTO_OLDEST,
             reader: FrameReader::new(),
             left: timeout.saturating_sub(start.elapsed()),
             timeout,
@@ -159,10 +162,14 @@ impl Daemon for Link {
         self.memory_ok()?;
         if !self.welcomed {
             let welcome = self.charged(|io, reader| reader.read_message(io))?;
-            check_welcome(welcome)?;
+            self.proto = check_welcome(welcome)?;
             self.welcomed = true;
         }
         self.charged(|io, reader| reader.read_message(io))
+    }
+
+    fn proto(&self) -> u32 {
+        self.proto
     }
 }
 

@@ -53,8 +53,13 @@ impl Outcome {
     /// unreachable or silent daemon lets the login through, and says so on
     /// authpriv. Garbage, truncation and the daemon's own `Unavailable` stay
     /// failures whatever the mode.
+    ///
+    /// A login the daemon refused returns [`Options::denied_code_for`] the
+    /// service: sudo stops after it instead of asking the password and
+    /// then the code again (each round would cost the tries again).
     pub fn pam_code_for(&self, opts: &Options, items: &LoginItems, log: &impl Log) -> i32 {
         match (self, opts.failmode) {
+            (Outcome::Denied, _) => opts.denied_code_for(&items.service),
             (Outcome::Unreachable, FailMode::Safe) => {
                 log.log(
                     Level::Error,
@@ -91,6 +96,11 @@ pub trait Daemon {
     fn send(&mut self, req: &Request) -> Result<(), ClientError>;
     /// Waits for the daemon's next response.
     fn recv(&mut self) -> Result<Response, ClientError>;
+    /// The protocol version the daemon chose, known once its first
+    /// response has been received.
+    fn proto(&self) -> u32 {
+        twofold_proto::PROTO_VERSION
+    }
 }
 
 impl Daemon for Client {
@@ -148,16 +158,24 @@ pub trait Log {
     fn log(&self, level: Level, msg: &str);
 }
 
+/// What the stack knows of the person's typing before this line runs.
+#[derive(Debug, Default)]
+pub struct Typed {
+    /// The code typed with the password in single-prompt mode.
+    pub code: Option<Secret>,
+    /// PAM_AUTHTOK: the password an earlier module verified, if any.
+    pub password: Option<Secret>,
+}
+
 /// Connects to the daemon named by `opts`, checks who holds its socket
 /// ([`trusted_daemon`]) and relays one login; the whole login waits on the
-/// daemon for at most `opts.timeout` (see [`Link`]). `typed` is the code
-/// typed with the password in single-prompt mode.
+/// daemon for at most `opts.timeout` (see [`Link`]).
 pub fn authenticate(
     opts: &Options,
     silent: bool,
     items: &LoginItems,
     conv: &mut impl Conversation,
-    typed: Option<Secret>,
+    typed: Typed,
     log: &impl Log,
 ) -> Outcome {
     let mut link = match Link::connect(&opts.socket, opts.timeout) {
@@ -206,14 +224,25 @@ pub fn trusted_daemon(opts: &Options, uid: u32) -> Result<(), String> {
 
 /// Runs one login conversation on an established connection.
 ///
-/// `typed` is the code the person typed with the password (single-prompt
-/// mode): it answers the daemon's first message if that is a hidden
-/// prompt, without asking. If the daemon shows anything first (e.g. a QR
-/// code to enroll), the code was typed before the person saw the question
-/// and is wiped unused; every later question is asked as usual.
+/// `typed.code` is the code the person typed with the password
+/// (single-prompt mode): it answers the daemon's first message if that is
+/// a hidden prompt, without asking. If the daemon shows anything first
+/// (e.g. a QR code to enroll), the code was typed before the person saw
+/// the question and is wiped unused; every later question is asked as
+/// usual.
 ///
-/// `silent` is PAM_SILENT: information and error lines are not shown (but
-/// still acknowledged); prompts and waits are, since the person must act.
+/// `typed.password` is PAM_AUTHTOK. An answer equal to it (compared in
+/// constant time) is not sent: the daemon is told `PasswordAnswer`
+/// instead, which it does not count as a wrong code. Programs that ask
+/// one question (i3lock) answer every prompt with the password, and would
+/// otherwise lock their user out.
+///
+/// `silent` is PAM_SILENT (sudo sets it): nothing is shown on its own.
+/// Information and error lines are carried inside the next prompt's text
+/// (`Invalid verification code.` above `Verification code: `); lines left
+/// when the login ends are shown only if it failed, as the reason the
+/// application reports; prompts and waits are shown, since the person
+/// must act.
 ///
 /// When [`Options::inline_for`] the service, information and error lines are
 /// held back and shown at the start of the next prompt's text, one per line,
@@ -226,19 +255,23 @@ pub fn relay(
     items: &LoginItems,
     daemon: &mut impl Daemon,
     conv: &mut impl Conversation,
-    typed: Option<Secret>,
+    typed: Typed,
     log: &impl Log,
 ) -> Outcome {
     let mut r = Relay {
         opts,
-        silent,
-        inline: opts.inline_for(&items.service),
+        inline: silent || opts.inline_for(&items.service),
         held: Vec::new(),
         started: false,
-        typed,
+        typed: typed.code,
+        password: typed.password,
         log,
     };
     let out = r.run(items, daemon, conv);
+    if silent && matches!(out, Outcome::Success | Outcome::Ignore) {
+        // Nothing went wrong: under PAM_SILENT there is nothing to say.
+        r.held.clear();
+    }
     r.flush(conv);
     out
 }
@@ -246,7 +279,6 @@ pub fn relay(
 /// The state of one relayed login.
 struct Relay<'a, L: Log> {
     opts: &'a Options,
-    silent: bool,
     /// Carry lines inside the next prompt.
     inline: bool,
     /// Lines held back for the next prompt.
@@ -256,6 +288,8 @@ struct Relay<'a, L: Log> {
     started: bool,
     /// The code typed with the password, until the daemon's first message.
     typed: Option<Secret>,
+    /// PAM_AUTHTOK, to recognise the password typed at a code prompt.
+    password: Option<Secret>,
     log: &'a L,
 }
 
@@ -306,13 +340,9 @@ impl<L: Log> Relay<'_, L> {
             }
             let reply = match resp {
                 Response::Prompt { text, echo } => match self.ask(&text, echo, typed, conv) {
-                    Ok(answer) => Request::Answer { text: answer },
+                    Ok(answer) => self.answer(answer, daemon.proto()),
                     Err(out) => return out,
                 },
-                Response::Info { text } | Response::Error { text } if self.silent => {
-                    drop(text);
-                    Request::Ack
-                }
                 Response::Info { text } if self.inline => self.hold(Notice::Info, text),
                 Response::Error { text } if self.inline => self.hold(Notice::Error, text),
                 Response::Info { text } => show(conv, Notice::Info, &text, &|m| self.debug(m)),
@@ -374,13 +404,25 @@ impl<L: Log> Relay<'_, L> {
         None
     }
 
-    /// Shows the lines that come with `Denied`, each as an error line, as
-    /// the daemon's `Error`s would be shown: not at all under PAM_SILENT,
-    /// held (and flushed as the login ends) when lines go inline.
-    fn last_lines(&mut self, conv: &mut impl Conversation, text: &str) {
-        if self.silent {
-            return;
+    /// The reply to a prompt: the answer, or `PasswordAnswer` when it is
+    /// the password the stack verified and the daemon speaks protocol 3
+    /// (an older daemon is sent the answer, as before).
+    fn answer(&self, answer: Secret, proto: u32) -> Request {
+        let is_password = self
+            .password
+            .as_ref()
+            .is_some_and(|p| !p.is_empty() && p.same_as(answer.expose().as_bytes()));
+        if is_password && proto >= 3 {
+            self.debug("the answer is the password the stack verified; telling the daemon so instead of sending it");
+            return Request::PasswordAnswer;
         }
+        Request::Answer { text: answer }
+    }
+
+    /// Shows the lines that come with `Denied`, each as an error line, as
+    /// the daemon's `Error`s would be shown, or held (and flushed as the
+    /// login ends) when lines go inline.
+    fn last_lines(&mut self, conv: &mut impl Conversation, text: &str) {
         for line in text.lines() {
             if self.inline {
                 self.hold(Notice::Error, line.to_owned());

@@ -28,7 +28,10 @@ fn relay_as(
         &items_for(service),
         &mut d,
         &mut p,
-        typed.map(Secret::from),
+        Typed {
+            code: typed.map(Secret::from),
+            password: None,
+        },
         &log,
     );
     (out, d, p, log)
@@ -84,7 +87,7 @@ fn a_closed_conversation_gets_no_held_lines_joined() {
             &items_for("sshd"),
             &mut d,
             &mut p,
-            None,
+            Typed::default(),
             &Lines::default(),
         );
         match end {
@@ -155,6 +158,7 @@ fn silence_is_unreachable_before_the_conversation_and_unavailable_after() {
     let mut before = Scripted {
         replies: VecDeque::from([timeout()]),
         sent: Vec::new(),
+        ..Scripted::default()
     };
     let mut p = Person::default();
     assert_eq!(
@@ -164,6 +168,7 @@ fn silence_is_unreachable_before_the_conversation_and_unavailable_after() {
     let mut after = Scripted {
         replies: VecDeque::from([Ok(prompt("Code: ")), timeout()]),
         sent: Vec::new(),
+        ..Scripted::default()
     };
     p.answers.push_back(Ok(Secret::from("1")));
     assert_eq!(

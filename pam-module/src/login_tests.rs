@@ -9,6 +9,8 @@ use twofold_proto::{ErrorKind, FrameError};
 struct Scripted {
     replies: VecDeque<Result<Response, ClientError>>,
     sent: Vec<Request>,
+    /// The protocol version it chose.
+    proto: u32,
 }
 
 impl Scripted {
@@ -16,6 +18,7 @@ impl Scripted {
         Scripted {
             replies: replies.into_iter().map(Ok).collect(),
             sent: Vec::new(),
+            proto: twofold_proto::PROTO_VERSION,
         }
     }
 }
@@ -42,6 +45,10 @@ impl Daemon for Scripted {
         self.replies
             .pop_front()
             .unwrap_or(Err(ClientError::Frame(FrameError::Closed)))
+    }
+
+    fn proto(&self) -> u32 {
+        self.proto
     }
 }
 
@@ -111,7 +118,15 @@ fn items() -> LoginItems {
 
 fn run(daemon: &mut Scripted, person: &mut Person, opts: &Options) -> (Outcome, Lines) {
     let log = Lines::default();
-    let out = relay(opts, false, &items_for("login"), daemon, person, None, &log);
+    let out = relay(
+        opts,
+        false,
+        &items_for("login"),
+        daemon,
+        person,
+        Typed::default(),
+        &log,
+    );
     (out, log)
 }
 
@@ -123,7 +138,7 @@ fn run_silent(daemon: &mut Scripted, person: &mut Person) -> Outcome {
         &items(),
         daemon,
         person,
-        None,
+        Typed::default(),
         &Lines::default(),
     )
 }
@@ -219,21 +234,49 @@ fn refused_notices_do_not_stop_the_login() {
     assert_eq!(d.sent[1], Request::Ack);
 }
 
+/// PAM_SILENT (sudo): nothing is shown on its own; the lines ride inside
+/// the next prompt, so the person still learns why they are asked again.
 #[test]
-fn silent_hides_notices_but_not_prompts_or_waits() {
+fn silent_carries_notices_inside_the_next_prompt() {
     let mut d = Scripted::new(vec![
         Response::Info { text: "i".into() },
-        Response::Error { text: "e".into() },
+        Response::Error {
+            text: "Invalid verification code.".into(),
+        },
+        prompt("Verification code: "),
         Response::Wait { text: "w".into() },
-        prompt("Code: "),
         Response::Success,
     ]);
     let mut p = Person::default();
     p.answers.push_back(Ok(Secret::from("1")));
     let out = run_silent(&mut d, &mut p);
     assert_eq!(out, Outcome::Success);
-    assert_eq!(p.seen, vec!["Info: w", "prompt(echo=false): Code: "]);
+    assert_eq!(
+        p.seen,
+        vec![
+            "prompt(echo=false): i\nInvalid verification code.\nVerification code: ",
+            "Info: w",
+        ]
+    );
     assert_eq!(d.sent.len(), 5, "{:?}", d.sent);
+}
+
+/// A wait is shown at once (the person must act), with the lines held
+/// before it; lines left after a success are not shown under PAM_SILENT.
+#[test]
+fn silent_shows_no_line_after_a_success() {
+    let mut d = Scripted::new(vec![
+        prompt("Verification code: "),
+        Response::Info {
+            text: "2 backup codes left.".into(),
+        },
+        Response::Success,
+    ]);
+    let mut p = Person::default();
+    p.answers.push_back(Ok(Secret::from("1")));
+    let out = run_silent(&mut d, &mut p);
+    assert_eq!(out, Outcome::Success);
+    assert_eq!(p.seen, vec!["prompt(echo=false): Verification code: "]);
 }
 
 #[test]
@@ -299,13 +342,115 @@ fn lines_inside_denied_are_shown_as_errors_without_an_ack() {
     assert_eq!(d.sent.len(), 2, "begin and the answer only: {:?}", d.sent);
 }
 
+/// Under PAM_SILENT the reason a login was refused is still shown, once,
+/// as its last line: sudo prints it, then stops (see `denied_code`).
 #[test]
-fn lines_inside_denied_are_hidden_under_pam_silent() {
-    let mut d = Scripted::new(vec![denied(Some("Invalid verification code."))]);
+fn silent_shows_the_reason_of_a_denial_once() {
+    let mut d = Scripted::new(vec![
+        prompt("Verification code: "),
+        denied(Some(
+            "Invalid verification code.\nToo many failed attempts; try again in 15 minutes.",
+        )),
+    ]);
     let mut p = Person::default();
+    p.answers.push_back(Ok(Secret::from("1")));
     let out = run_silent(&mut d, &mut p);
     assert_eq!(out, Outcome::Denied);
-    assert!(p.seen.is_empty(), "{:?}", p.seen);
+    assert_eq!(
+        p.seen,
+        vec![
+            "prompt(echo=false): Verification code: ",
+            "Error: Invalid verification code.\nToo many failed attempts; try again in 15 minutes."
+        ]
+    );
+}
+
+/// An answer that is PAM_AUTHTOK (a locker that answers every question
+/// with the password) is never sent: the daemon is told
+/// `PasswordAnswer`. Any other answer is sent as typed; an empty
+/// PAM_AUTHTOK recognises nothing; a protocol-2 daemon gets the answer.
+#[test]
+fn the_password_typed_at_a_code_prompt_is_never_sent() {
+    let relay_with = |answer: &str, password: Option<&str>, proto: u32| {
+        let mut d = Scripted::new(vec![prompt("Verification code: "), Response::Success]);
+        d.proto = proto;
+        let mut p = Person::default();
+        p.answers.push_back(Ok(Secret::from(answer)));
+        let typed = Typed {
+            code: None,
+            password: password.map(Secret::from),
+        };
+        let log = Lines::default();
+        relay(
+            &Options::default(),
+            false,
+            &items(),
+            &mut d,
+            &mut p,
+            typed,
+            &log,
+        );
+        (d.sent.pop().unwrap(), log.all())
+    };
+    let (sent, log) = relay_with("hunter2", Some("hunter2"), 3);
+    assert_eq!(sent, Request::PasswordAnswer);
+    assert!(!log.contains("hunter2"), "{log}");
+    for (answer, password) in [
+        ("123456", Some("hunter2")),
+        ("hunter2", None),
+        ("", Some("")),
+    ] {
+        let (sent, _) = relay_with(answer, password, 3);
+        assert_eq!(
+            sent,
+            Request::Answer {
+                text: answer.into()
+            },
+            "{answer:?}"
+        );
+    }
+    let (sent, _) = relay_with("hunter2", Some("hunter2"), 2);
+    assert_eq!(
+        sent,
+        Request::Answer {
+            text: "hunter2".into()
+        }
+    );
+}
+
+/// A refused login returns PAM_AUTH_ERR, except under sudo, which asks
+/// the password again after PAM_AUTH_ERR (and PAM_MAXTRIES) but stops
+/// after PAM_CRED_INSUFFICIENT; `denied_code=` overrides.
+#[test]
+fn a_refused_login_returns_the_code_its_application_stops_on() {
+    let log = Lines::default();
+    let with = |args: &[&str], service: &str| {
+        let opts = Options::parse(args.iter().copied()).unwrap();
+        Outcome::Denied.pam_code_for(&opts, &items_for(service), &log)
+    };
+    assert_eq!(with(&[], "sshd"), crate::ffi::PAM_AUTH_ERR);
+    assert_eq!(with(&[], "su"), crate::ffi::PAM_AUTH_ERR);
+    assert_eq!(with(&[], "sudo"), crate::ffi::PAM_CRED_INSUFFICIENT);
+    assert_eq!(with(&[], "sudo-i"), crate::ffi::PAM_CRED_INSUFFICIENT);
+    assert_eq!(
+        with(&["denied_code=auth_err"], "sudo"),
+        crate::ffi::PAM_AUTH_ERR
+    );
+    assert_eq!(
+        with(&["denied_code=maxtries"], "login"),
+        crate::ffi::PAM_MAXTRIES
+    );
+    assert_eq!(
+        with(&["denied_code=cred_insufficient"], "sshd"),
+        crate::ffi::PAM_CRED_INSUFFICIENT
+    );
+    assert!(Options::parse(["denied_code=final"]).is_err());
+    // Other outcomes keep their codes under sudo.
+    let opts = Options::default();
+    assert_eq!(
+        Outcome::Failed("x".into()).pam_code_for(&opts, &items_for("sudo"), &log),
+        crate::ffi::PAM_AUTH_ERR
+    );
 }
 
 #[test]
@@ -382,6 +527,7 @@ fn link_errors_map_silence_to_unavailable_and_garbage_to_failure() {
         let mut d = Scripted {
             replies: VecDeque::from([Err(err)]),
             sent: Vec::new(),
+            ..Scripted::default()
         };
         let (out, log) = run(&mut d, &mut Person::default(), &Options::default());
         match want {

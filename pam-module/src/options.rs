@@ -38,6 +38,8 @@ pub struct Options {
     /// `inline_messages=auto|yes|no`: carry information and error lines
     /// inside the next prompt (OpenSSH bug 2876).
     pub inline_messages: Inline,
+    /// What a login the daemon refused returns (`denied_code=`).
+    pub denied_code: DeniedCode,
 }
 
 /// What the module returns when the daemon is unreachable or silent.
@@ -79,7 +81,36 @@ pub enum Inline {
     No,
 }
 
+/// The PAM code of a login the daemon refused (wrong codes, a lock, no
+/// allowed method): whether the application may simply ask again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeniedCode {
+    /// `cred_insufficient` for services whose name starts with `sudo`,
+    /// `auth_err` elsewhere (the default).
+    Auto,
+    /// PAM_AUTH_ERR: an ordinary failure; the application may ask again.
+    AuthErr,
+    /// PAM_MAXTRIES: "do not try again" (sshd ends the connection, login(1)
+    /// exits). sudo 1.9 asks again after it.
+    MaxTries,
+    /// PAM_CRED_INSUFFICIENT, which sudo 1.9 treats as final: it stops
+    /// instead of asking the password again for two more rounds, each of
+    /// which would cost the configured tries again.
+    CredInsufficient,
+}
+
 impl Options {
+    /// The PAM code a refused login returns for `service`.
+    pub fn denied_code_for(&self, service: &str) -> i32 {
+        use crate::ffi::{PAM_AUTH_ERR, PAM_CRED_INSUFFICIENT, PAM_MAXTRIES};
+        match self.denied_code {
+            DeniedCode::Auto if service.starts_with("sudo") => PAM_CRED_INSUFFICIENT,
+            DeniedCode::Auto | DeniedCode::AuthErr => PAM_AUTH_ERR,
+            DeniedCode::MaxTries => PAM_MAXTRIES,
+            DeniedCode::CredInsufficient => PAM_CRED_INSUFFICIENT,
+        }
+    }
+
     /// Whether lines are carried inside the next prompt for `service`.
     pub fn inline_for(&self, service: &str) -> bool {
         match self.inline_messages {
@@ -101,6 +132,7 @@ impl Default for Options {
             digits: 6,
             daemon_uid: None,
             inline_messages: Inline::Auto,
+            denied_code: DeniedCode::Auto,
         }
     }
 }
@@ -295,6 +327,21 @@ const SPECS: &[Spec] = &[
                 "yes" => Inline::Yes,
                 "no" => Inline::No,
                 _ => return Err("must be auto, yes or no"),
+            };
+            Ok(())
+        },
+    },
+    Spec {
+        name: "denied_code",
+        kind: Kind::Value,
+        retired_flag: None,
+        apply: |o, v| {
+            o.denied_code = match v {
+                "auto" => DeniedCode::Auto,
+                "auth_err" => DeniedCode::AuthErr,
+                "maxtries" => DeniedCode::MaxTries,
+                "cred_insufficient" => DeniedCode::CredInsufficient,
+                _ => return Err("must be auto, auth_err, maxtries or cred_insufficient"),
             };
             Ok(())
         },

@@ -215,7 +215,10 @@ mod tests {
         })
         .unwrap_err();
         assert!(
-            err.to_string().contains("unsupported protocol version 3"),
+            err.to_string().contains(&format!(
+                "unsupported protocol version {}",
+                PROTO_VERSION + 1
+            )),
             "{err}"
         );
         let err = check_welcome(Response::Success).unwrap_err();

@@ -39,7 +39,11 @@ pub use zeroize;
 /// "Invalid verification code.", the lockout notice), so a refused login
 /// ends without an `Error`/`Ack` round trip; and a client may send its
 /// first request right behind `Hello` without waiting for `Welcome`.
-pub const PROTO_VERSION: u32 = 2;
+///
+/// Version 3: a prompt may be answered with `PasswordAnswer` (the person
+/// typed the password the stack already verified), which the daemon does
+/// not count as a wrong code.
+pub const PROTO_VERSION: u32 = 3;
 
 /// The oldest version twofoldd still serves: a version-1 client is sent
 /// the closing line as an `Error` to acknowledge, then a bare `Denied`.

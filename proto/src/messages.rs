@@ -40,6 +40,13 @@ pub enum Request {
     },
     /// Acknowledges an [`Response::Info`], [`Response::Error`] or [`Response::Wait`].
     Ack,
+    /// Answers the last [`Response::Prompt`] by saying that the person
+    /// typed the password the stack had already verified (the module
+    /// compares the answer with PAM_AUTHTOK; the password itself is never
+    /// sent). Programs that ask one question (i3lock) answer every prompt
+    /// with it. Protocol version 3; a client sends it only to a daemon
+    /// that chose 3 or later.
+    PasswordAnswer,
     /// Starts (or restarts) a pending TOTP enrollment. Until it is confirmed
     /// by a valid code it does not count for logins.
     TotpEnrollStart {
@@ -229,6 +236,7 @@ impl Request {
             Request::Begin { .. } => "begin",
             Request::Answer { .. } => "answer",
             Request::Ack => "ack",
+            Request::PasswordAnswer => "password_answer",
             Request::TotpEnrollStart { .. } => "totp_enroll_start",
             Request::TotpEnrollConfirm { .. } => "totp_enroll_confirm",
             Request::Status { .. } => "status",

@@ -31,6 +31,21 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether `other` holds the same bytes, in time that depends only on
+    /// the longer length: every byte pair is looked at, and the lengths are
+    /// compared inside the same accumulator.
+    pub fn same_as(&self, other: &[u8]) -> bool {
+        let a = self.0.as_bytes();
+        let n = a.len().max(other.len());
+        let mut diff = (a.len() ^ other.len()) as u64;
+        for i in 0..n {
+            let x = a.get(i).copied().unwrap_or(0);
+            let y = other.get(i).copied().unwrap_or(0);
+            diff |= u64::from(x ^ y);
+        }
+        std::hint::black_box(diff) == 0
+    }
 }
 
 impl From<String> for Secret {
@@ -60,6 +75,17 @@ mod tests {
         let s = Secret::from("123456");
         let shown = format!("{s:?}");
         assert!(!shown.contains("123456"), "{shown}");
+    }
+
+    #[test]
+    fn same_as_compares_every_byte_and_the_length() {
+        let s = Secret::from("hunter2");
+        assert!(s.same_as(b"hunter2"));
+        assert!(!s.same_as(b"hunter3"));
+        assert!(!s.same_as(b"hunter"));
+        assert!(!s.same_as(b"hunter2 "));
+        assert!(!s.same_as(b""));
+        assert!(Secret::from("").same_as(b""));
     }
 
     #[test]

@@ -215,7 +215,7 @@ fn conversation_error_on_a_prompt_is_conv_err() {
 }
 
 #[test]
-fn silent_flag_hides_info_but_still_shows_prompts() {
+fn silent_flag_carries_info_inside_the_next_prompt() {
     let daemon = FakeDaemon::start(
         Script::login()
             .info("hello")
@@ -230,7 +230,8 @@ fn silent_flag_hides_info_but_still_shows_prompts() {
         .authenticate(Conversation::new().answer("1"))
         .unwrap();
     assert_eq!(code, PAM_SUCCESS);
-    assert_eq!(t.prompts(), ["Code: "]);
+    // PAM_SILENT: nothing shown on its own; the line rides in the prompt.
+    assert_eq!(t.prompts(), ["hello\nCode: "]);
     assert!(t.infos().is_empty(), "{t:?}");
     assert_eq!(daemon.session().acks(), 1);
 }

@@ -48,6 +48,11 @@ pub mod event {
     pub const CONFIG_LOADED: &str = "config_loaded";
     /// A configuration was refused.
     pub const CONFIG_REJECTED: &str = "config_rejected";
+    /// A reload put the configuration file in force again (`changed`
+    /// names the options it changed, `restart_needed` those it could not).
+    pub const CONFIG_RELOADED: &str = "config_reloaded";
+    /// A reload refused the file; the running configuration stays.
+    pub const CONFIG_RELOAD_REFUSED: &str = "config_reload_refused";
     /// Retention removed old rows (the chain continues from an anchor).
     pub const AUDIT_PRUNED: &str = "audit_pruned";
 }
@@ -294,7 +299,8 @@ pub fn severity(event: &str) -> u8 {
         | event::LOGIN_DENIED
         | event::LOGIN_LOCKED
         | event::LOCKOUT
-        | event::CONFIG_REJECTED => 5,
+        | event::CONFIG_REJECTED
+        | event::CONFIG_RELOAD_REFUSED => 5,
         _ => 6,
     }
 }

@@ -46,6 +46,15 @@ pub const MAX_ANSWER: usize = 64;
 /// Text shown after a wrong code.
 pub const INVALID_CODE: &str = "Invalid verification code.";
 
+/// Shown when the password is typed at a code prompt (once; it is not a
+/// wrong code).
+pub const PASSWORD_AGAIN: &str = "That was the password; type the verification code.";
+
+/// Shown when the password is typed at a code prompt a second time: the
+/// program answers every question with it (see `single_prompt`).
+pub const PASSWORD_TWICE: &str =
+    "The password was typed where the verification code was asked; the login was stopped.";
+
 /// The PAM items of a `Begin`.
 #[derive(Clone)]
 pub(crate) struct Begin {
@@ -68,6 +77,8 @@ pub(crate) struct Login<'c, 'a> {
     pub base: AuditEvent,
     /// PAM_RHOST, `""` for local logins: the rate-limit source.
     pub source: String,
+    /// Prompts answered with the password the stack verified.
+    password_answers: u32,
 }
 
 /// What the prompts are checked against.
@@ -157,31 +168,68 @@ impl Login<'_, '_> {
     }
 
     /// Prompts and returns the answer; `None` when the login is over (logged).
+    ///
+    /// An answer that is the password the stack verified (the module says
+    /// `PasswordAnswer` and never sends it) is no code and counts as no
+    /// failure: the first time the person is told so and asked again; the
+    /// second time the program evidently answers every question with the
+    /// password (i3lock), so the login is refused — audited, never
+    /// counted toward a lock — and the log tells the admin which service
+    /// needs `single_prompt`.
     pub fn ask(&mut self, text: &str) -> Option<Secret> {
-        let prompt = Response::Prompt {
-            text: text.to_owned(),
-            echo: false,
-        };
-        if !self.conn.send(&prompt) {
-            self.log("abandoned", &[]);
-            return None;
-        }
-        let got = match self.conn.recv() {
-            Incoming::Request(Request::Answer { text }) => return Some(text),
-            Incoming::End => {
+        loop {
+            let prompt = Response::Prompt {
+                text: text.to_owned(),
+                echo: false,
+            };
+            if !self.conn.send(&prompt) {
                 self.log("abandoned", &[]);
                 return None;
             }
-            Incoming::Request(other) => other.kind().to_owned(),
-            Incoming::Unknown(kind) => kind,
-        };
-        self.log(
-            "bad_request",
-            &[("error", &format!("expected answer, got {got}"))],
+            let got = match self.conn.recv() {
+                Incoming::Request(Request::Answer { text }) => return Some(text),
+                Incoming::Request(Request::PasswordAnswer) if self.conn.proto >= 3 => {
+                    if !self.password_answer() {
+                        return None;
+                    }
+                    continue;
+                }
+                Incoming::End => {
+                    self.log("abandoned", &[]);
+                    return None;
+                }
+                Incoming::Request(other) => other.kind().to_owned(),
+                Incoming::Unknown(kind) => kind,
+            };
+            self.log(
+                "bad_request",
+                &[("error", &format!("expected answer, got {got}"))],
+            );
+            self.conn
+                .send_failed(ErrorKind::BadRequest, "expected an answer to the prompt");
+            return None;
+        }
+    }
+
+    /// Handles a prompt answered with the password; `true` when the
+    /// question is to be asked again.
+    fn password_answer(&mut self) -> bool {
+        self.password_answers += 1;
+        let hint = format!(
+            "service {} answered a verification-code prompt with the password the stack verified; \
+             a program that asks only one question needs the single_prompt stack (README: Single-prompt mode)",
+            self.b.service
         );
-        self.conn
-            .send_failed(ErrorKind::BadRequest, "expected an answer to the prompt");
-        None
+        if self.password_answers == 1 {
+            self.log("password_answer", &[("hint", &hint)]);
+            return self.tell(Response::Error {
+                text: PASSWORD_AGAIN.into(),
+            });
+        }
+        self.log("password_answer", &[("hint", &hint)]);
+        let ev = self.base.renamed(event::LOGIN_DENIED);
+        self.deny("password at code prompt", Some(PASSWORD_TWICE), ev);
+        false
     }
 
     /// Ends the login `Unavailable` after a storage failure.
@@ -470,6 +518,7 @@ impl<'c, 'a> Login<'c, 'a> {
             pam_user,
             base,
             source: b.rhost.clone().unwrap_or_default(),
+            password_answers: 0,
         }
     }
 }

@@ -201,7 +201,10 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(
-                req @ (Request::Hello { .. } | Request::Answer { .. } | Request::Ack),
+                req @ (Request::Hello { .. }
+                | Request::Answer { .. }
+                | Request::PasswordAnswer
+                | Request::Ack),
             ) => {
                 let what = req.kind();
                 conn.log_error(&format!("unexpected {what}"));
@@ -212,11 +215,15 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 return;
             }
             Incoming::Request(req) => {
-                // Looked up again for each request, so that someone removed
-                // from `admin_group` loses admin rights on a connection they
-                // opened before. Cheap: the passwd entry comes from the
-                // directory cache, and the group is read only for a peer
-                // that is neither root nor the daemon's own user.
+                // Each request runs under the configuration in force when
+                // it arrives, and the peer's rights are looked up again,
+                // so that someone removed from `admin_group` (in the group
+                // database or by a reload) loses admin rights on a
+                // connection they opened before. Cheap: the passwd entry
+                // comes from the directory cache, and the group is read
+                // only for a peer that is neither root nor the daemon's
+                // own user.
+                let engine = &engine.renewed();
                 let now = Peer::resolve(
                     peer.cred,
                     engine.config.daemon.admin_group.as_deref(),

@@ -13,9 +13,10 @@ use crate::accounts::Directory;
 use crate::audit::{event, AuditEvent};
 use crate::clock::Clock;
 use crate::crypto::keys::{KeyError, Keys};
-use crate::engine::{Engine, Stats};
+use crate::engine::{Shared, Stats};
 use crate::factors::Registry;
 use crate::log::Logger;
+use crate::reload::{ConfigSource, Reload};
 use crate::store::{SqliteStore, StoreError};
 use limits::{Admission, Lingering, RefusalLog};
 use nix::sys::socket::{self as sock, Shutdown as How};
@@ -81,7 +82,9 @@ impl Shutdown {
 /// An opened daemon: database migrated and master key loaded, not yet serving.
 #[derive(Debug)]
 pub struct Daemon {
-    engine: Arc<Engine>,
+    shared: Arc<Shared>,
+    /// Where reload requests come from and what they read, when set.
+    reload: Option<(Reload, ConfigSource)>,
 }
 
 impl Daemon {
@@ -131,7 +134,7 @@ impl Daemon {
         let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
         warn_if_shared(&log, "database", &config.daemon.database);
         let digest = crate::audit::config_digest(&config.to_toml());
-        let engine = Engine::new(
+        let shared = Shared::new(
             config,
             clock,
             keys,
@@ -141,31 +144,48 @@ impl Daemon {
             stats,
             directory,
         );
-        engine.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
+        shared.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
             .with("source", origin)
             .with("sha256", &digest)])?;
         Ok(Daemon {
-            engine: Arc::new(engine),
+            shared: Arc::new(shared),
+            reload: None,
         })
     }
 
     /// Counters of this daemon, readable while it serves.
     pub fn stats(&self) -> Arc<Stats> {
-        self.engine.stats.clone()
+        self.shared.stats.clone()
+    }
+
+    /// While it serves, reloads the configuration from `source` each time
+    /// `requests` asks (twofoldd: SIGHUP), on a thread of its own; see
+    /// [`crate::reload`].
+    pub fn reload_on(self, requests: Reload, source: ConfigSource) -> Daemon {
+        Daemon {
+            reload: Some((requests, source)),
+            ..self
+        }
     }
 
     /// Serves until `shutdown` is triggered; then stops accepting, lets
     /// in-flight connections finish for a bounded time, and returns.
     pub fn serve(self, listener: UnixListener, shutdown: Shutdown) -> Result<(), DaemonError> {
-        let engine = self.engine;
+        let shared = self.shared;
+        // Sizes fixed for as long as it runs: a reload does not change
+        // them (`reload.rs` lists them).
+        let config = shared.current_config();
         // Workers block in accept(2) themselves: the kernel wakes exactly
         // one per connection, and that worker serves it. (A separate accept
         // loop handing connections over cost a wake-up per login.)
         listener.set_nonblocking(false)?;
-        let limits = &engine.config.daemon;
+        let limits = &config.daemon;
         let max = limits.max_connections.max(1) as usize;
+        if let Some((requests, source)) = self.reload {
+            crate::reload::start(&shared, requests, source, shutdown.clone())?;
+        }
         let pool = Arc::new(Pool {
-            engine: engine.clone(),
+            shared: shared.clone(),
             listener,
             shutdown: shutdown.clone(),
             max,
@@ -178,7 +198,7 @@ impl Daemon {
             accepting: AtomicUsize::new(0),
             started: AtomicUsize::new(0),
         });
-        engine.log.event(
+        shared.log.event(
             "start",
             &[
                 ("max_connections", &max.to_string()),
@@ -200,17 +220,17 @@ impl Daemon {
         while !shutdown.is_triggered() {
             std::thread::sleep(TICK);
             // Wrong codes' records reach the disk within a tick.
-            engine.sync_deferred();
+            shared.sync_deferred();
             pool.lingering.tick();
-            pool.refusals.report(&engine.log, Instant::now(), false);
+            pool.refusals.report(&shared.log, Instant::now(), false);
         }
         pool.lingering.close_all();
-        pool.refusals.report(&engine.log, Instant::now(), true);
+        pool.refusals.report(&shared.log, Instant::now(), true);
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
         // connections are refused from now on.
         let _ = sock::shutdown(pool.listener.as_raw_fd(), How::Read);
         let open = pool.live.lock().unwrap_or_else(|e| e.into_inner()).len();
-        engine
+        shared
             .log
             .event("shutdown", &[("open_connections", &open.to_string())]);
         // Every worker ends once its connection is over (an idle one at
@@ -225,8 +245,8 @@ impl Daemon {
             }
             pool.workers.wait_idle(Duration::from_secs(1));
         }
-        engine.sync_deferred();
-        engine.log.event("stopped", &[]);
+        shared.sync_deferred();
+        shared.log.event("stopped", &[]);
         Ok(())
     }
 }
@@ -317,7 +337,7 @@ impl Drop for Registered<'_> {
 /// at once and the rest wait in the listen queue. Unprivileged peers
 /// together never hold more than `max` minus root's reserve.
 struct Pool {
-    engine: Arc<Engine>,
+    shared: Arc<Shared>,
     listener: UnixListener,
     shutdown: Shutdown,
     max: usize,
@@ -359,7 +379,7 @@ impl Pool {
             pool.workers.leave();
             pool.accepting.fetch_sub(1, Ordering::SeqCst);
             pool.started.fetch_sub(1, Ordering::SeqCst);
-            pool.engine
+            pool.shared
                 .log
                 .event("accept", &[("error", &format!("cannot start thread: {e}"))]);
             return false;
@@ -379,7 +399,7 @@ impl Pool {
                 Err(e) => {
                     if e.kind() != io::ErrorKind::Interrupted {
                         // E.g. EMFILE: back off instead of spinning; keep serving.
-                        self.engine
+                        self.shared
                             .log
                             .event("accept", &[("error", &e.to_string())]);
                         std::thread::sleep(TICK);
@@ -398,7 +418,7 @@ impl Pool {
             if served.is_err() {
                 // A bug in one conversation ends that connection only; the
                 // worker, and the pool's size, stay.
-                self.engine
+                self.shared
                     .log
                     .event("connection", &[("error", "internal error (panic)")]);
             }
@@ -409,7 +429,9 @@ impl Pool {
     /// Serves one accepted connection, or refuses it at once when its peer
     /// is over a limit (see `limits.rs`).
     fn connection(&self, stream: UnixStream, id: u64) {
-        let engine = &self.engine;
+        // The configuration this connection runs under, whatever a reload
+        // does meanwhile (requests after the first take a fresh one).
+        let engine = &self.shared.engine();
         let cred = match peer_cred(&stream) {
             Ok(c) => c,
             Err(e) => {
