@@ -480,6 +480,14 @@ fn child_i3lock_password_alone() {
         "the password typed alone locked the account: {rows:?}\n{}",
         b.d.log_text()
     );
+    // Not one wrong code counted: each try was refused as the password at
+    // the code prompt.
+    assert_eq!(
+        rows,
+        vec!["login_denied|i3lock|reason=password_at_code_prompt"; 5],
+        "{}",
+        b.d.log_text()
+    );
     // Nothing held against the person: password and code now unlock.
     x.enter(&format!("{}{}", b.user.password, b.code()))
         .unwrap();
@@ -492,6 +500,49 @@ fn child_i3lock_password_alone() {
         b.d.log_text()
     );
     assert_eq!(b.events().last().map(String::as_str), Some("login_success"));
+    println!("child ok");
+}
+
+#[test]
+fn i3lock_with_debians_two_question_stack_is_refused_uncounted_and_the_log_names_single_prompt() {
+    run_in_namespace("child_i3lock_two_questions");
+}
+
+/// Issue 11, item 1, with the real i3lock: Debian's /etc/pam.d/i3lock
+/// (`auth include login`) with the ordinary twofold line added to it. One
+/// Enter after the password: i3lock answers the code prompt with the
+/// password, twice; the daemon counts nothing, refuses the login, and
+/// names the service that needs the single-prompt stack. Two such tries
+/// used to lock the person out of i3lock, sudo and su.
+#[test]
+#[ignore = "run by i3lock_with_debians_two_question_stack_is_refused_uncounted_and_the_log_names_single_prompt in its namespace"]
+fn child_i3lock_two_questions() {
+    let b = bed("child_i3lock_two_questions");
+    b.pam(
+        "i3lock",
+        &["auth include login".into(), b.twofold("required", &[])],
+    );
+    let mut x = Display::start(&b.artifacts).unwrap();
+    let locker = i3lock(&b, &mut x);
+    for i in 1..=3 {
+        x.enter(&b.user.password).unwrap();
+        let over = locker.wait_output("clearing auth wrong", i, STEP);
+        assert!(over, "try {i} did not end: {}", locker.output());
+    }
+    x.screenshot("refused").unwrap();
+    let rows = b.audited();
+    assert_eq!(
+        rows,
+        vec!["login_denied|i3lock|reason=password_at_code_prompt"; 3],
+        "{}",
+        b.d.log_text()
+    );
+    let log = b.d.log_text();
+    assert!(
+        log.contains("service i3lock answered a verification-code prompt with the password")
+            && log.contains("needs the single_prompt stack"),
+        "{log}"
+    );
     println!("child ok");
 }
 
@@ -551,8 +602,8 @@ fn child_slock_unlock() {
 /// Why slock needs the single-prompt stack: with Debian's own
 /// /etc/pam.d/slock plus the ordinary twofold line, the person types the
 /// password and presses Return once, and slock itself answers the daemon's
-/// code prompt (with the password again): the daemon gets an answer and
-/// ends the login without anything more being typed.
+/// code prompt, both times it is asked, with the password: the login ends
+/// without anything more being typed.
 #[test]
 fn slock_answers_the_code_prompt_itself_with_what_was_typed() {
     run_in_namespace("child_slock_two_questions");
@@ -578,11 +629,20 @@ fn child_slock_two_questions() {
     x.screenshot("refused").unwrap();
     assert!(locker.exited().is_none(), "slock unlocked without a code");
     let rows = b.audited();
-    println!("audited: {rows:?}");
+    // The module saw the answer was the password PAM_AUTHTOK holds: the
+    // daemon asked again, got the password again, and refused (counting
+    // nothing), naming the service.
+    assert_eq!(
+        rows,
+        ["login_denied|slock|reason=password_at_code_prompt"],
+        "{}",
+        b.d.log_text()
+    );
     assert!(
-        rows.iter().all(|r| r.contains("|slock|"))
-            && !rows.iter().any(|r| r.starts_with("login_success")),
-        "{rows:?}"
+        b.d.log_text()
+            .contains("service slock answered a verification-code prompt with the password"),
+        "{}",
+        b.d.log_text()
     );
     println!("child ok");
 }
