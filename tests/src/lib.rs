@@ -20,6 +20,7 @@ mod module;
 pub mod otp;
 pub mod pam;
 pub mod peers;
+pub mod readme;
 mod require;
 pub mod sshd;
 pub mod syslog;
