@@ -25,7 +25,7 @@ fn i3lock_single_prompt_unlocks_with_password_and_code_typed_together() {
 #[ignore = "run by i3lock_single_prompt_unlocks_with_password_and_code_typed_together in its namespace"]
 fn child_i3lock_unlock() {
     let b = bed("i3lock::child_i3lock_unlock");
-    b.single_prompt("i3lock");
+    b.readme_pam("i3lock");
     let mut x = Display::start(&b.artifacts).unwrap();
     let mut locker = i3lock(&b, &mut x);
     x.screenshot("locked").unwrap();
@@ -54,7 +54,7 @@ fn i3lock_single_prompt_password_alone_five_times_does_not_lock_the_account() {
 #[ignore = "run by i3lock_single_prompt_password_alone_five_times_does_not_lock_the_account in its namespace"]
 fn child_i3lock_password_alone() {
     let b = bed("i3lock::child_i3lock_password_alone");
-    b.single_prompt("i3lock");
+    b.readme_pam("i3lock");
     let mut x = Display::start(&b.artifacts).unwrap();
     let mut locker = i3lock(&b, &mut x);
     // The person forgets the code: the password alone, five times. i3lock

@@ -122,33 +122,6 @@ fn lightdm_display(lightdm: &Locker, dir: &Path, artifacts: &Path) -> Display {
     Display::attach(number, &xauthority, artifacts)
 }
 
-/// Debian 12's /etc/pam.d/lightdm (auth and account lines as shipped,
-/// the twofold line after `@include common-auth`; one session line, since
-/// the session LightDM then starts is not under test) and its
-/// lightdm-greeter file (the greeter's own login, as user `lightdm`).
-fn lightdm_pam(b: &Bed) {
-    b.pam(
-        "lightdm",
-        &[
-            "auth requisite pam_nologin.so".into(),
-            "@include common-auth".into(),
-            b.twofold("required", &[]),
-            "-auth optional pam_gnome_keyring.so".into(),
-            "@include common-account".into(),
-            "session optional pam_permit.so".into(),
-        ],
-    );
-    b.pam(
-        "lightdm-greeter",
-        &[
-            "auth required pam_permit.so".into(),
-            "account required pam_permit.so".into(),
-            "password required pam_deny.so".into(),
-            "session optional pam_permit.so".into(),
-        ],
-    );
-}
-
 #[test]
 fn lightdm_greeter_asks_password_then_code_and_shows_a_wrong_code() {
     run_in_namespace("lightdm::child_lightdm");
@@ -158,7 +131,9 @@ fn lightdm_greeter_asks_password_then_code_and_shows_a_wrong_code() {
 #[ignore = "run by lightdm_greeter_asks_password_then_code_and_shows_a_wrong_code in its namespace"]
 fn child_lightdm() {
     let b = bed("lightdm::child_lightdm");
-    lightdm_pam(&b);
+    // Debian's lightdm-greeter file (the greeter's own session, as user
+    // `lightdm`) stays as shipped; lightdm gets README's line.
+    b.readme_pam("lightdm");
     let tmp = tempfile::Builder::new()
         .prefix("tf-lightdm")
         .tempdir()

@@ -5,12 +5,13 @@
 //! `test-artifacts/lockers/<test>/` in the cargo target directory (or
 //! `$TWOFOLD_TEST_ARTIFACTS`; each test prints the path). Needs root.
 //!
-//! Each test makes a [`System`] (a namespace-only test user, Debian 12's
-//! own PAM files) and re-runs one child entry point of this binary inside
-//! its private mount namespace. The child serves the daemon in-process, so
-//! it resolves the locker's uid through the namespace's passwd as twofoldd
-//! would; it writes the locker's PAM file with the twofold line(s) the
-//! README prescribes, starts Xvfb, runs the locker as the test user (a
+//! Each test makes a [`System`] (a namespace-only test user, a copy of the
+//! host's Debian 12 `/etc/pam.d`) and re-runs one child entry point of this
+//! binary inside its private mount namespace. The child serves the daemon
+//! in-process, so it resolves the locker's uid through the namespace's
+//! passwd as twofoldd would; it writes the locker's PAM file as README's
+//! admin guide gives it (the block read from README.md and expanded on
+//! Debian's file, so the guide and these tests cannot drift), starts Xvfb, runs the locker as the test user (a
 //! locker runs PAM as the person at the screen), types, and checks the
 //! conversation through the daemon's audit rows (no OCR). The screenshots
 //! show what the person saw.
@@ -42,7 +43,7 @@ use std::time::Duration;
 use twofold_tests::daemon::{Enrolled, TestDaemon};
 use twofold_tests::system::{run_bounded, HostFiles, System, TestUser};
 use twofold_tests::x11::{artifacts_dir, wait_until, Display, Locker};
-use twofold_tests::{module_line, require_programs, require_root};
+use twofold_tests::{module_line, readme, require_programs, require_root};
 
 /// Names the child entry point to run inside the namespace (set only there).
 const CHILD_ENV: &str = "TWOFOLD_LOCKER_CHILD";
@@ -59,48 +60,27 @@ const CHILD_LIMIT: Duration = Duration::from_secs(100);
 /// Bounds one step of a conversation: a prompt to appear, an unlock.
 const STEP: Duration = Duration::from_secs(20);
 
-/// Debian 12's `common-auth`, `common-account` and `login` (auth and
-/// account lines; lockers open no session), and the files Debian's locker
-/// packages ship: `/etc/pam.d/i3lock` (i3lock) and `/etc/pam.d/slock`
-/// (suckless-tools). xsecurelock ships none (see the header).
-fn debian_pam_files(sys: &System) {
-    let files: [(&str, &[&str]); 5] = [
-        (
-            "common-auth",
-            &[
-                "auth [success=1 default=ignore] pam_unix.so nullok",
-                "auth requisite pam_deny.so",
-                "auth required pam_permit.so",
-                "auth optional pam_cap.so",
-            ],
-        ),
-        (
-            "common-account",
-            &[
-                "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so",
-                "account requisite pam_deny.so",
-                "account required pam_permit.so",
-            ],
-        ),
-        (
-            "login",
-            &[
-                "auth optional pam_faildelay.so delay=3000000",
-                "auth requisite pam_nologin.so",
-                "@include common-auth",
-                "auth optional pam_group.so",
-                "@include common-account",
-            ],
-        ),
-        ("i3lock", &["auth include login"]),
-        (
-            "slock",
-            &["@include common-auth", "@include common-account"],
-        ),
-    ];
-    for (name, lines) in files {
-        let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
-        sys.pam_service(name, &lines).unwrap();
+/// Copies the host's `/etc/pam.d` into the system's PAM directory: Debian's
+/// own files (`common-auth`, `login`, and those the locker packages ship:
+/// `i3lock`, `slock`, `lightdm`; scripts/deps installs them), untouched.
+fn copy_host_pam_d(sys: &System) {
+    for entry in std::fs::read_dir("/etc/pam.d").unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains("pam_twofold"),
+                "{} already loads twofold: not Debian's file",
+                path.display()
+            );
+            std::fs::copy(&path, sys.pam_d().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    for shipped in ["i3lock", "slock", "lightdm", "common-auth", "login"] {
+        assert!(
+            sys.pam_d().join(shipped).is_file(),
+            "/etc/pam.d/{shipped} is missing: run scripts/deps"
+        );
     }
 }
 
@@ -120,7 +100,7 @@ fn run_in_namespace(child: &str) -> String {
     let shadow = sys.etc().join("shadow");
     std::os::unix::fs::chown(&shadow, Some(0), Some(shadow_gid())).unwrap();
     std::fs::set_permissions(&shadow, std::fs::Permissions::from_mode(0o640)).unwrap();
-    debian_pam_files(&sys);
+    copy_host_pam_d(&sys);
     let exe = std::env::current_exe().unwrap();
     let exe = exe.to_str().expect("test binary path is UTF-8");
     let mut cmd = sys.command(&[
@@ -232,16 +212,42 @@ impl Bed {
         std::fs::write(Path::new("/etc/pam.d").join(service), text).unwrap();
     }
 
-    /// README's single-prompt stack, for a locker that asks one question.
-    fn single_prompt(&self, service: &str) {
-        self.pam(
-            service,
-            &[
-                self.twofold("requisite", &["single_prompt=ask"]),
-                "auth requisite pam_unix.so use_first_pass".into(),
-                self.twofold("required", &["single_prompt=verify"]),
-            ],
+    /// Writes `/etc/pam.d/<service>` as README's admin guide gives it: the
+    /// block naming that file, expanded on Debian's file as shipped (`...`
+    /// and commented-out lines, see [`readme::expand`]; xsecurelock ships
+    /// none), its twofold lines pointed at this test's daemon.
+    fn readme_pam(&self, service: &str) {
+        let stacks = readme::stacks(&readme::readme()).unwrap();
+        let stack = stacks
+            .iter()
+            .find(|s| s.files.iter().any(|f| f == service))
+            .unwrap_or_else(|| panic!("README gives no /etc/pam.d/{service}"));
+        let path = Path::new("/etc/pam.d").join(service);
+        let debian = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(_) if service == "xsecurelock" => String::new(),
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
+        let lines = readme::expand(&stack.lines, &debian)
+            .unwrap_or_else(|e| panic!("README line {}: {e}", stack.line));
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                if !readme::is_twofold(l) {
+                    return l.clone();
+                }
+                // `auth CONTROL pam_twofold.so ARGS…`, README's own options kept.
+                let code = readme::pam_code(l).unwrap_or_default();
+                let words: Vec<&str> = code.split(' ').collect();
+                self.twofold(words[1], &words[3..])
+            })
+            .collect();
+        println!(
+            "/etc/pam.d/{service} (README line {}):\n{}",
+            stack.line,
+            lines.join("\n")
         );
+        self.pam(service, &lines);
     }
 
     /// The audit rows of the user's logins: `event|service|detail`.

@@ -28,15 +28,7 @@ fn slock_single_prompt_unlocks_with_password_and_code_typed_together() {
 #[ignore = "run by slock_single_prompt_unlocks_with_password_and_code_typed_together in its namespace"]
 fn child_slock_unlock() {
     let b = bed("slock::child_slock_unlock");
-    b.pam(
-        "slock",
-        &[
-            b.twofold("requisite", &["single_prompt=ask"]),
-            "auth requisite pam_unix.so use_first_pass".into(),
-            b.twofold("required", &["single_prompt=verify"]),
-            "@include common-account".into(),
-        ],
-    );
+    b.readme_pam("slock");
     let mut x = Display::start(&b.artifacts).unwrap();
     let mut locker = slock(&b, &mut x);
     x.screenshot("locked").unwrap();

@@ -6,14 +6,7 @@ use twofold_tests::otp::wrong_code;
 /// Starts xsecurelock as the user on `x` with its own PAM service
 /// `xsecurelock`, wakes it, and waits for its password prompt.
 fn xsecurelock(b: &Bed, x: &mut Display) -> Locker {
-    b.pam(
-        "xsecurelock",
-        &[
-            "@include common-auth".into(),
-            b.twofold("required", &[]),
-            "@include common-account".into(),
-        ],
-    );
+    b.readme_pam("xsecurelock");
     let locker = Locker::spawn(
         x,
         &b.user,
