@@ -14,6 +14,7 @@ use twofold_tests::otp::wrong_code;
 /// later server could take for a live one. LightDM needs a system D-Bus to own its name on: a private
 /// `dbus-daemon` with an allow-all policy on a socket in a temp directory.
 fn lightdm(b: &Bed, dir: &Path) -> (Locker, Locker) {
+    private_var_lib(dir);
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let wrapper = bin.join("Xephyr");
@@ -107,6 +108,35 @@ fn lightdm(b: &Bed, dir: &Path) -> (Locker, Locker) {
     )
     .unwrap();
     (bus, lightdm)
+}
+
+/// LightDM keeps state under /var/lib: the greeter's home
+/// (`/var/lib/lightdm`: its X cookie, caches) and a data directory per
+/// user who logs in (`/var/lib/lightdm-data/NAME`). Empty directories in
+/// `dir`, owned by user `lightdm`, are mounted over both; the mounts live
+/// in this private mount namespace only, so the host's stay as they were.
+fn private_var_lib(dir: &Path) {
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let (uid, gid) = passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == "lightdm").then(|| (f[2].parse().unwrap(), f[3].parse().unwrap()))
+        })
+        .expect("user lightdm (the lightdm package creates it)");
+    for (host, mode) in [
+        ("/var/lib/lightdm", 0o750),
+        ("/var/lib/lightdm-data", 0o755),
+    ] {
+        let private = dir.join(Path::new(host).file_name().unwrap());
+        std::fs::create_dir_all(&private).unwrap();
+        std::os::unix::fs::chown(&private, Some(uid), Some(gid)).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut mount = std::process::Command::new("mount");
+        mount.arg("--bind").arg(&private).arg(host);
+        let run = run_bounded(&mut mount, "", STEP).unwrap();
+        assert!(run.ok(), "mount --bind over {host}: {}", run.text);
+    }
 }
 
 /// The display LightDM started, from its debug output.
