@@ -24,8 +24,8 @@ use twofold_qr as qr;
 pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;
 pub use args::{
-    parse_user, Admin, AuditCmd, AuditFilterArgs, BackupCodes, Cli, CodeArg, Command, ConfigCmd,
-    Enroll, JsonArg, Remove, StatsFormat, UserArg,
+    parse_user, Admin, AdminEnroll, AuditCmd, AuditFilterArgs, BackupCodes, Cli, CodeArg, Command,
+    ConfigCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
 };
 pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
@@ -128,6 +128,40 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Admin(Admin::EnrollToken { user, valid, json }) => {
             admin::enroll_token(&daemon()?, user, *valid, json.json, io)
         }
+        Command::Admin(Admin::TempCode {
+            user,
+            valid,
+            uses,
+            revoke,
+            json,
+        }) => admin::temp_code(&daemon()?, user, *valid, *uses, *revoke, json.json, io),
+        Command::Admin(Admin::Enroll(AdminEnroll::Hotp {
+            user,
+            secret_file,
+            base32,
+            algorithm,
+            digits,
+            counter,
+            name,
+        })) => admin::enroll_hotp(
+            &daemon()?,
+            admin::HotpToken {
+                user,
+                secret_file,
+                base32: *base32,
+                algorithm: *algorithm,
+                digits: *digits,
+                counter: *counter,
+                name: name.as_deref(),
+            },
+            io,
+        ),
+        Command::Admin(Admin::HotpResync {
+            user,
+            name,
+            first,
+            second,
+        }) => admin::hotp_resync(&daemon()?, user, name.as_deref(), first, second, io),
         Command::Audit {
             verify: Some(AuditCmd::Verify { json }),
             ..
