@@ -52,6 +52,13 @@ pub enum Command {
     /// Enroll a second factor.
     #[command(subcommand)]
     Enroll(Enroll),
+    /// Check this host's sshd, PAM stacks, twofoldd, its files and the
+    /// clock; each finding says what, why and the fix. Changes nothing.
+    /// Exit 0 when clean, 9 with warnings, 10 with errors.
+    Doctor {
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Show what is enrolled for an account.
     Status {
         /// Whose account.

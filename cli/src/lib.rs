@@ -12,6 +12,7 @@ mod admin;
 mod args;
 mod audit;
 mod daemon;
+mod doctor;
 mod enroll;
 mod error;
 mod format;
@@ -104,6 +105,16 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             json.json,
             io,
         ),
+        Command::Doctor { json } => {
+            let config = match cli.config.as_deref() {
+                Some(f) => Config::load(f)?,
+                None if Path::new(DEFAULT_CONFIG).exists() => {
+                    Config::load(Path::new(DEFAULT_CONFIG))?
+                }
+                None => Config::default(),
+            };
+            doctor::run(&daemon()?, &config, json.json, io)
+        }
         Command::Status { user, json } => {
             account::status(&daemon()?, user.user.as_deref(), json.json, io)
         }
