@@ -26,7 +26,15 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
-    assert_eq!(e.methods, vec![Method::TOTP, Method::BACKUP_CODE]);
+    assert_eq!(
+        e.methods,
+        vec![
+            Method::TOTP,
+            Method::HOTP,
+            Method::BACKUP_CODE,
+            Method::TEMP_CODE
+        ]
+    );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
     assert!(!e.is_required());
     assert_eq!(p.required_somewhere("alice", &["alice".into()]), None);

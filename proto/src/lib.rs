@@ -24,8 +24,8 @@ pub use frame::{
 };
 pub use messages::{
     Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
-    FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TimeRef,
-    TotpEnrollment, UserStatus,
+    FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TempCodeInfo,
+    TimeRef, TotpEnrollment, UserStatus,
 };
 pub use method::Method;
 pub use secret::Secret;

@@ -20,8 +20,17 @@ impl Method {
     pub const TOTP: Method = Method(Cow::Borrowed("totp"));
     /// A single-use backup code.
     pub const BACKUP_CODE: Method = Method(Cow::Borrowed("backup_code"));
+    /// A break-glass code an admin issued (`twofold admin temp-code`).
+    pub const TEMP_CODE: Method = Method(Cow::Borrowed("temp_code"));
+    /// A code from a hardware OATH token (RFC 4226 HOTP).
+    pub const HOTP: Method = Method(Cow::Borrowed("hotp"));
     /// Every method this build implements, in display order.
-    pub const KNOWN: &'static [Method] = &[Method::TOTP, Method::BACKUP_CODE];
+    pub const KNOWN: &'static [Method] = &[
+        Method::TOTP,
+        Method::HOTP,
+        Method::BACKUP_CODE,
+        Method::TEMP_CODE,
+    ];
 
     /// A method by a name made of `a`–`z`, `0`–`9` and `_`, 1 to 32 long;
     /// `None` for anything else. Known or not.

@@ -25,6 +25,7 @@ mod require;
 pub mod sshd;
 pub mod syslog;
 pub mod system;
+pub mod x11;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
 pub use require::{require_programs, require_root};

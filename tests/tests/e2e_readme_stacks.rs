@@ -49,6 +49,9 @@ const COVERED: &[(&str, &str)] = &[
     ("sudo", "readme_sudo"),
     ("su", "readme_su"),
     ("gdm-password, lightdm", "readme_desktop_greeters"),
+    ("xsecurelock", "readme_xsecurelock"),
+    ("i3lock, swaylock", "readme_i3lock_swaylock"),
+    ("slock", "readme_slock"),
     ("single-prompt", "readme_single_prompt"),
 ];
 
@@ -74,9 +77,16 @@ const SINGLE_SERVICE: &str = "readme-single-prompt";
 /// Debian 12's `/etc/pam.d/gdm-password` (gdm3 43.0-3) and
 /// `/etc/pam.d/lightdm` (lightdm 1.26.0-8+deb12u1), for a host without
 /// those packages (gdm3 drags in GNOME); the host's own file wins.
+///
+/// Also swaylock's (swaylock 1.7.2-1: it needs Wayland, so hosts of these
+/// tests rarely have it), and xsecurelock's, which Debian does not ship
+/// (its xsecurelock uses `common-auth`): README's block is a new file.
+/// e2e_lockers runs i3lock, slock, xsecurelock and LightDM themselves.
 const DEBIAN12: &[(&str, &str)] = &[
     ("gdm-password", include_str!("debian12-pam.d/gdm-password")),
     ("lightdm", include_str!("debian12-pam.d/lightdm")),
+    ("swaylock", include_str!("debian12-pam.d/swaylock")),
+    ("xsecurelock", ""),
 ];
 
 /// Debian's `/etc/pam.d/NAME`: the host's, else the copy above.
@@ -512,6 +522,45 @@ fn readme_desktop_greeters() {
             pamtester(&bed.sys, service, &u.name, &lines)
         };
         bed.run_matrix(service, false, &login, &pamtester_ok, &String::new);
+    }
+}
+
+/// xsecurelock's file: the password, then the code as a second question
+/// (pamtester standing in for its `authproto_pam` helper).
+#[test]
+fn readme_xsecurelock() {
+    let bed = Bed::new("readme_xsecurelock", &["pamtester"]);
+    assert_eq!(bed.stack.files, ["xsecurelock"]);
+    let login = |u: &TestUser, code: Option<&str>| {
+        let mut lines = vec![u.password.as_str()];
+        lines.extend(code);
+        pamtester(&bed.sys, "xsecurelock", &u.name, &lines)
+    };
+    bed.run_matrix("xsecurelock", false, &login, &pamtester_ok, &String::new);
+}
+
+/// The one-question lockers' files, on Debian's i3lock and swaylock: one
+/// answer, the password with the code at its end, as the locker sends it.
+#[test]
+fn readme_i3lock_swaylock() {
+    one_question_locker("readme_i3lock_swaylock", &["i3lock", "swaylock"]);
+}
+
+/// The same for Debian's slock (with its `@include common-account`).
+#[test]
+fn readme_slock() {
+    one_question_locker("readme_slock", &["slock"]);
+}
+
+fn one_question_locker(test: &str, files: &[&str]) {
+    let bed = Bed::new(test, &["pamtester"]);
+    assert_eq!(bed.stack.files, files);
+    for service in &bed.stack.files {
+        let login = |u: &TestUser, code: Option<&str>| {
+            let answer = format!("{}{}", u.password, code.unwrap_or(""));
+            pamtester(&bed.sys, service, &u.name, &[&answer])
+        };
+        bed.run_matrix(service, true, &login, &pamtester_ok, &String::new);
     }
 }
 

@@ -38,6 +38,8 @@ pub mod event {
     pub const UNLOCK: &str = "unlock";
     /// A backup code was used up.
     pub const BACKUP_CODE_USED: &str = "backup_code_used";
+    /// A break-glass code opened a login.
+    pub const TEMP_CODE_USED: &str = "temp_code_used";
     /// Backup codes were regenerated.
     pub const CODES_REGENERATED: &str = "codes_regenerated";
     /// A required user was first seen unenrolled: the grace deadline was set.

@@ -9,6 +9,8 @@
 
 pub mod backup;
 pub mod enroll;
+pub mod hotp;
+pub mod temp;
 pub mod totp;
 
 use crate::clock::Clock;
@@ -88,6 +90,9 @@ pub enum Role {
     /// Single-use codes issued when a primary factor is confirmed, which
     /// hang on it (removing the last primary factor removes them).
     Recovery,
+    /// Codes an admin issues for a person who lost every factor: never
+    /// enrolled by the person, never removed with a factor, they expire.
+    Issued,
 }
 
 /// What `twofold status` shows of one factor.
@@ -227,10 +232,15 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The factors built in: TOTP, then backup codes.
+    /// The factors built in: TOTP, backup codes, break-glass codes.
     pub fn builtin() -> Registry {
         Registry {
-            factors: vec![Arc::new(totp::Totp), Arc::new(backup::BackupCodes)],
+            factors: vec![
+                Arc::new(totp::Totp),
+                Arc::new(hotp::Hotp),
+                Arc::new(backup::BackupCodes),
+                Arc::new(temp::TempCode),
+            ],
         }
     }
 
@@ -277,8 +287,11 @@ impl Registry {
             .collect()
     }
 
-    /// Checks `typed` against each factor of `allowed` in order; the first
-    /// that recognises its shape decides. `None` when none does.
+    /// Checks `typed` against each factor of `allowed` in order. A match
+    /// or a lock decides at once; a factor that recognises the shape but
+    /// not the answer hands it on (a six-digit code may be a TOTP or an
+    /// HOTP code), and its refusal stands when no later factor matches.
+    /// `None` when none recognises the shape.
     pub fn check(
         &self,
         cx: &Ctx<'_>,
@@ -287,12 +300,17 @@ impl Registry {
         allowed: &[Method],
         typed: &str,
     ) -> Result<Option<(Method, Found)>, VerifyError> {
+        let mut refused = None;
         for f in self.all().filter(|f| allowed.contains(&f.method())) {
-            if let Some(found) = f.check(cx, who, snap, typed)? {
-                return Ok(Some((f.method(), found)));
+            match f.check(cx, who, snap, typed)? {
+                Some(Found::Rejected(why)) => {
+                    refused.get_or_insert((f.method(), Found::Rejected(why)));
+                }
+                Some(found) => return Ok(Some((f.method(), found))),
+                None => {}
             }
         }
-        Ok(None)
+        Ok(refused)
     }
 }
 

@@ -23,7 +23,11 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::EnrollCancel { user, .. } => user.clone().or_else(|| peer.name.clone()),
         Request::AdminDisable { user }
         | Request::AdminUnlock { user }
-        | Request::AdminGrace { user, .. } => Some(user.clone()),
+        | Request::AdminGrace { user, .. }
+        | Request::AdminTempCode { user, .. }
+        | Request::AdminEnrollHotp { user, .. }
+        | Request::AdminHotpResync { user, .. }
+        | Request::AdminImport { user, .. } => Some(user.clone()),
         _ => None,
     };
     let result = match selfservice::answer(engine, peer, req) {

@@ -94,6 +94,9 @@ pub struct Credential {
     pub confirmed_at: Option<u64>,
     /// When it last opened a login.
     pub last_used: Option<u64>,
+    /// The last counter value it accepted (a time step, an event count);
+    /// `None` before the first.
+    pub counter: Option<u64>,
 }
 
 /// A credential to store as pending.
@@ -390,6 +393,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// How many unused `method` codes `user` holds.
     fn code_count(&self, user: &str, method: &Method) -> Result<u32, StoreError>;
+
+    /// How many unused `method` codes of `user` still work at `now`, and
+    /// the latest expiry among them.
+    fn codes_outstanding(
+        &self,
+        user: &str,
+        method: &Method,
+        now: u64,
+    ) -> Result<(u32, Option<u64>), StoreError>;
+
+    /// Spends `claim` outside a login (an admin resynchronizing a token's
+    /// counter) and appends `events`, in one durable transaction; `Lost`
+    /// (nothing written) when it was spent already.
+    fn spend(&self, claim: Claim, now: u64, events: Vec<AuditEvent>) -> Result<Change, StoreError>;
 
     /// Whether the daemon has ever stored anything for `user`.
     fn user_exists(&self, user: &str) -> Result<bool, StoreError>;

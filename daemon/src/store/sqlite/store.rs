@@ -85,7 +85,7 @@ impl Store for SqliteStore {
             Ok(Snapshot {
                 lock: active_lock(&db.conn, user, source, now)?,
                 credentials: db.credentials(user)?,
-                codes: db.code_methods(user)?,
+                codes: db.code_methods(user, now)?,
             })
         })
     }
@@ -260,6 +260,15 @@ impl Store for SqliteStore {
         })
     }
 
+    fn spend(&self, claim: Claim, now: u64, events: Vec<AuditEvent>) -> Result<Change, StoreError> {
+        self.write(Durability::Durable, move |tx| {
+            if !spend(tx, &claim, now, false)? {
+                return Ok(Change::Lost);
+            }
+            Ok(Change::Done(append(tx, now, &events)?))
+        })
+    }
+
     fn remove(
         &self,
         user: &str,
@@ -323,6 +332,15 @@ impl Store for SqliteStore {
 
     fn code_count(&self, user: &str, method: &Method) -> Result<u32, StoreError> {
         self.db().code_count(user, method)
+    }
+
+    fn codes_outstanding(
+        &self,
+        user: &str,
+        method: &Method,
+        now: u64,
+    ) -> Result<(u32, Option<u64>), StoreError> {
+        super::outstanding(&self.db().conn, user, method, now)
     }
 
     fn user_exists(&self, user: &str) -> Result<bool, StoreError> {
