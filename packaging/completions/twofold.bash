@@ -28,6 +28,9 @@ _twofold() {
             twofold,config)
                 cmd="twofold__subcmd__config"
                 ;;
+            twofold,doctor)
+                cmd="twofold__subcmd__doctor"
+                ;;
             twofold,enroll)
                 cmd="twofold__subcmd__enroll"
                 ;;
@@ -43,11 +46,20 @@ _twofold() {
             twofold__subcmd__admin,disable)
                 cmd="twofold__subcmd__admin__subcmd__disable"
                 ;;
+            twofold__subcmd__admin,enroll)
+                cmd="twofold__subcmd__admin__subcmd__enroll"
+                ;;
             twofold__subcmd__admin,enroll-token)
                 cmd="twofold__subcmd__admin__subcmd__enroll__subcmd__token"
                 ;;
             twofold__subcmd__admin,grace)
                 cmd="twofold__subcmd__admin__subcmd__grace"
+                ;;
+            twofold__subcmd__admin,hotp-resync)
+                cmd="twofold__subcmd__admin__subcmd__hotp__subcmd__resync"
+                ;;
+            twofold__subcmd__admin,import)
+                cmd="twofold__subcmd__admin__subcmd__import"
                 ;;
             twofold__subcmd__admin,list)
                 cmd="twofold__subcmd__admin__subcmd__list"
@@ -55,8 +67,20 @@ _twofold() {
             twofold__subcmd__admin,locks)
                 cmd="twofold__subcmd__admin__subcmd__locks"
                 ;;
+            twofold__subcmd__admin,temp-code)
+                cmd="twofold__subcmd__admin__subcmd__temp__subcmd__code"
+                ;;
             twofold__subcmd__admin,unlock)
                 cmd="twofold__subcmd__admin__subcmd__unlock"
+                ;;
+            twofold__subcmd__admin__subcmd__enroll,hotp)
+                cmd="twofold__subcmd__admin__subcmd__enroll__subcmd__hotp"
+                ;;
+            twofold__subcmd__admin__subcmd__import,google-authenticator)
+                cmd="twofold__subcmd__admin__subcmd__import__subcmd__google__subcmd__authenticator"
+                ;;
+            twofold__subcmd__admin__subcmd__import,oath)
+                cmd="twofold__subcmd__admin__subcmd__import__subcmd__oath"
                 ;;
             twofold__subcmd__audit,verify)
                 cmd="twofold__subcmd__audit__subcmd__verify"
@@ -83,7 +107,7 @@ _twofold() {
 
     case "${cmd}" in
         twofold)
-            opts="-h -V --socket --config --timeout --help --version enroll status backup-codes remove admin config audit stats"
+            opts="-h -V --socket --config --timeout --help --version enroll doctor status backup-codes remove admin config audit stats"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -109,7 +133,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__admin)
-            opts="-h -V --socket --config --timeout --help --version disable list unlock locks grace enroll-token"
+            opts="-h -V --socket --config --timeout --help --version disable list unlock locks grace enroll-token temp-code enroll import hotp-resync"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -164,6 +188,32 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        twofold__subcmd__admin__subcmd__enroll)
+            opts="-h -V --socket --config --timeout --help --version hotp"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         twofold__subcmd__admin__subcmd__enroll__subcmd__token)
             opts="-h -V --user --valid --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -176,6 +226,56 @@ _twofold() {
                     return 0
                     ;;
                 --valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__enroll__subcmd__hotp)
+            opts="-h -V --user --secret-file --base32 --algorithm --digits --counter --name --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --secret-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --algorithm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --digits)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --counter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -232,6 +332,130 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        twofold__subcmd__admin__subcmd__hotp__subcmd__resync)
+            opts="-h -V --user --name --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__import)
+            opts="-h -V --socket --config --timeout --help --version google-authenticator oath"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__import__subcmd__google__subcmd__authenticator)
+            opts="-h -V --from --user --all-homes --apply --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__import__subcmd__oath)
+            opts="-h -V --from --apply --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         twofold__subcmd__admin__subcmd__list)
             opts="-h -V --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -265,6 +489,44 @@ _twofold() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__temp__subcmd__code)
+            opts="-h -V --user --valid --uses --revoke --json --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uses)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -495,6 +757,32 @@ _twofold() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__doctor)
+            opts="-h -V --json --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -30,6 +30,7 @@ complete -c twofold -n "__fish_twofold_needs_command" -l timeout -d 'Seconds to 
 complete -c twofold -n "__fish_twofold_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c twofold -n "__fish_twofold_needs_command" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "enroll" -d 'Enroll a second factor'
+complete -c twofold -n "__fish_twofold_needs_command" -f -a "doctor" -d 'Check this host\'s sshd, PAM stacks, twofoldd, its files and the clock; each finding says what, why and the fix. Changes nothing. Exit 0 when clean, 9 with warnings, 10 with errors'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "status" -d 'Show what is enrolled for an account'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "backup-codes" -d 'Manage backup codes'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "remove" -d 'Remove a second factor'
@@ -64,6 +65,12 @@ complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from confirm" -l json -d 'Print JSON for scripts (times as Unix seconds)'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from confirm" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from confirm" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l json -d 'Print JSON for scripts (times as Unix seconds)'
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand doctor" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand status" -l user -d 'Act on this account instead of your own (admins only)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand status" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand status" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
@@ -98,17 +105,21 @@ complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -s V -l version -d 'Print version'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -s h -l help -d 'Print help'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -s V -l version -d 'Print version'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "disable" -d 'Remove every factor of an account'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "list" -d 'List every account twofoldd knows'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "unlock" -d 'Clear every lock and failure count of an account'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "locks" -d 'List the locks in force (too many failed codes)'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "grace" -d 'Extend or reset an account\'s enrollment grace deadline (`unenrolled = "enroll"`)'
-complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token" -f -a "enroll-token" -d 'Issue a one-time token that lets the account set up its first factor inside a login (`enroll_at_login = "token"`); shown once'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "disable" -d 'Remove every factor of an account'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "list" -d 'List every account twofoldd knows'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "unlock" -d 'Clear every lock and failure count of an account'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "locks" -d 'List the locks in force (too many failed codes)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "grace" -d 'Extend or reset an account\'s enrollment grace deadline (`unenrolled = "enroll"`)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "enroll-token" -d 'Issue a one-time token that lets the account set up its first factor inside a login (`enroll_at_login = "token"`); shown once'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "temp-code" -d 'Issue a break-glass code for someone who lost every factor, instead of disabling MFA for them: it opens `--uses` logins (default 1) until it expires (default 1h), is shown once, and replaces an outstanding one. Issue it with `--uses 2` to let them log in and then replace the lost factor (`twofold enroll totp` asks for a code)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "enroll" -d 'Enroll a factor for an account that the person cannot enroll themselves (a hardware token)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "import" -d 'Import the secrets other OTP modules keep (a dry run unless --apply; the files are only read)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and not __fish_seen_subcommand_from disable list unlock locks grace enroll-token temp-code enroll import hotp-resync" -f -a "hotp-resync" -d 'Bring a hardware OATH token back in step from two consecutive codes (press it twice), when it was pressed far beyond the login window'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from disable" -l user -d 'The account' -r
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from disable" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from disable" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
@@ -149,6 +160,36 @@ complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_s
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll-token" -l json -d 'Print JSON for scripts (times as Unix seconds)'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll-token" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll-token" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l user -d 'The account' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l valid -d 'How long it works (1m to 7d; default 1h)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l uses -d 'How many logins it opens (1 to 10; default 1)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l revoke -d 'Withdraw the outstanding code instead'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -l json -d 'Print JSON for scripts (times as Unix seconds)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from temp-code" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from enroll" -f -a "hotp" -d 'A hardware OATH token (HOTP, RFC 4226), from its secret. It counts at once; codes are accepted up to 10 presses ahead, each once'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "google-authenticator" -d 'google-authenticator-libpam\'s ~/.google_authenticator: TOTP or HOTP secret, scratch codes (become backup codes, hashed); its window, rate-limit and reuse settings are reported'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "oath" -d 'pam_oath\'s users.oath (HOTP and TOTP lines; counters kept)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l user -d 'The account' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l name -d 'The token, when the account has several' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand config; and not __fish_seen_subcommand_from check" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand config; and not __fish_seen_subcommand_from check" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand config; and not __fish_seen_subcommand_from check" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
