@@ -96,6 +96,7 @@ fn begin_carries_the_items_the_application_set() {
             rhost: Some("192.0.2.44".into()),
             tty: Some("pts/3".into()),
             ruser: Some("bob".into()),
+            ssh_auth_info: None,
         })
     );
     let client = s.client().unwrap();
