@@ -7,6 +7,7 @@
 //! driven over the daemon's socket on its injected clock, which sshd
 //! cannot advance. Needs root.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use twofold_proto::{Request, Response, Secret};
@@ -440,4 +441,149 @@ fn only_named_services_and_allowed_groups_remember() {
         assert_eq!(done, Response::Success);
     }
     assert_eq!(d.sqlite3("SELECT count(*) FROM devices").trim(), "0");
+}
+
+/// After `twofold admin disable` the account's devices are forgotten: a
+/// later enrollment does not bring them back.
+#[test]
+fn disabling_an_account_forgets_its_devices() {
+    require_root();
+    let d = TestDaemon::start_with(|c| c.remember.ssh_services = vec!["sshd".into()]);
+    let e = d.enroll("alice");
+    let code = d.code(&e.secret, 0);
+    let first = sshd_login(&d, Some(KEY_LINE), Some(&code));
+    assert_eq!(first.last(), Some(&Response::Success), "{first:?}");
+    assert_eq!(sshd_login(&d, Some(KEY_LINE), None), [Response::Success]);
+    let r = d.call(&Request::AdminDisable {
+        user: "alice".into(),
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let forgotten = d.sqlite3(
+        "SELECT count(*) FROM audit WHERE event = 'device_forgotten' AND detail LIKE 'reason=disable %'",
+    );
+    assert_eq!(forgotten.trim(), "1");
+    d.clock.advance(60);
+    d.enroll("alice");
+    assert!(prompted(&sshd_login(&d, Some(KEY_LINE), None)));
+}
+
+const SOCKET_ENV: &str = "TWOFOLD_TEST_REMEMBER_SOCKET";
+
+/// Key lines from anyone but root are not honoured: a local user could
+/// send any public key (public keys are public) with service `sshd`.
+/// Users list and forget their own devices, and nobody else's.
+#[test]
+fn key_lines_from_an_unprivileged_peer_are_not_honoured() {
+    require_root();
+    let d = TestDaemon::start_with(|c| c.remember.ssh_services = vec!["sshd".into()]);
+    let e = d.enroll("nobody");
+    d.enroll("alice");
+    let code = d.code(&e.secret, 0);
+    let mut c = d.client();
+    let resp = c
+        .call(&Request::Begin {
+            user: "nobody".into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.7".into()),
+            tty: None,
+            ruser: None,
+            ssh_auth_info: Some(KEY_LINE.into()),
+        })
+        .unwrap();
+    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    let done = c
+        .call(&Request::Answer {
+            text: Secret::from(code.as_str()),
+        })
+        .unwrap();
+    assert_eq!(done, Response::Success);
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_as_nobody",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SOCKET_ENV, d.socket())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    twofold_tests::daemon::assert_child_ok(&out);
+    assert!(
+        d.log_text()
+            .contains("ignoring SSH key lines sent by uid 65534: only root (sshd) is trusted"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        d.sqlite3("SELECT count(*) FROM audit WHERE method = 'remembered'")
+            .trim(),
+        "0"
+    );
+    // Its own forget (by the child) was audited with its uid.
+    let forgot = d.sqlite3("SELECT actor FROM audit WHERE event = 'device_forgotten'");
+    assert_eq!(forgot.trim(), "nobody(65534)");
+}
+
+/// Runs only when re-executed by the test above, as uid 65534.
+#[test]
+#[ignore = "run by key_lines_from_an_unprivileged_peer_are_not_honoured as uid 65534"]
+fn child_as_nobody() {
+    let socket = std::env::var_os(SOCKET_ENV).expect("run by the test above");
+    let connect = || {
+        twofold_proto::Client::connect(
+            Path::new(&socket),
+            std::time::Duration::from_secs(10),
+            "remember-test",
+        )
+        .unwrap()
+    };
+    // Its own account's remembered key, sent by itself: asked.
+    let resp = connect()
+        .call(&Request::Begin {
+            user: "nobody".into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.7".into()),
+            tty: None,
+            ruser: None,
+            ssh_auth_info: Some(KEY_LINE.into()),
+        })
+        .unwrap();
+    assert!(matches!(resp, Response::Prompt { .. }), "{resp:?}");
+    // Its own devices: listed and forgotten; alice's: neither.
+    match connect().call(&Request::Devices { user: None }).unwrap() {
+        Response::DeviceList { user, devices } => {
+            assert_eq!(user, "nobody");
+            assert_eq!(devices.len(), 1, "{devices:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    for req in [
+        Request::Devices {
+            user: Some("alice".into()),
+        },
+        Request::DevicesForget {
+            user: Some("alice".into()),
+            id: None,
+            all: true,
+        },
+    ] {
+        let r = connect().call(&req).unwrap();
+        assert_eq!(
+            twofold_tests::daemon::failed_kind(&r),
+            Some(twofold_proto::ErrorKind::PermissionDenied),
+            "{r:?}"
+        );
+    }
+    let r = connect()
+        .call(&Request::DevicesForget {
+            user: None,
+            id: None,
+            all: true,
+        })
+        .unwrap();
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    println!("child ok");
 }

@@ -53,7 +53,7 @@ pub fn proofs(
                 // Only sshd (root) puts a verified key there; anyone else
                 // could send any public key.
                 return Err(format!(
-                    "ignoring SSH key lines sent by uid {}: only root's (sshd's) are trusted",
+                    "ignoring SSH key lines sent by uid {}: only root (sshd) is trusted with them",
                     peer.cred.uid
                 ));
             }
