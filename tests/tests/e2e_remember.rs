@@ -587,3 +587,74 @@ fn child_as_nobody() {
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     println!("child ok");
 }
+
+/// A break-glass code lets one person in once; it never makes a key
+/// trusted for weeks.
+#[test]
+fn a_break_glass_code_remembers_nothing() {
+    require_root();
+    let d = TestDaemon::start_with(|c| c.remember.ssh_services = vec!["sshd".into()]);
+    d.enroll("alice");
+    let code = match d.call(&Request::AdminTempCode {
+        user: "alice".into(),
+        valid: None,
+        uses: None,
+        revoke: false,
+    }) {
+        Response::TempCode { code, .. } => code.expose().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let seen = sshd_login(&d, Some(KEY_LINE), Some(&code));
+    assert_eq!(seen.last(), Some(&Response::Success), "{seen:?}");
+    assert_eq!(d.sqlite3("SELECT count(*) FROM devices").trim(), "0");
+    assert!(prompted(&sshd_login(&d, Some(KEY_LINE), None)));
+}
+
+const REFUSE_AUDIT: &str = "PRAGMA busy_timeout = 10000; CREATE TRIGGER audit_refuses \
+     BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk says no'); END;";
+const ALLOW_AUDIT: &str = "PRAGMA busy_timeout = 10000; DROP TRIGGER audit_refuses;";
+
+/// No device is remembered, used or forgotten without its audit row: with
+/// every audit insert failing, the login that would remember is
+/// `Unavailable` and stores nothing; the login a device would let through
+/// is `Unavailable` and leaves `last_used`; a forget is refused and the
+/// device stays.
+#[test]
+fn no_device_is_remembered_used_or_forgotten_without_its_audit_row() {
+    require_root();
+    let d = TestDaemon::start_with(|c| c.remember.ssh_services = vec!["sshd".into()]);
+    let e = d.enroll("alice");
+    let devices = || d.sqlite3("SELECT id, what, last_used, forgotten_at FROM devices");
+
+    d.sqlite3(REFUSE_AUDIT);
+    let code = d.code(&e.secret, 0);
+    let seen = sshd_login(&d, Some(KEY_LINE), Some(&code));
+    assert_eq!(seen.last(), Some(&Response::Unavailable), "{seen:?}");
+    assert_eq!(devices(), "");
+    d.sqlite3(ALLOW_AUDIT);
+    let seen = sshd_login(&d, Some(KEY_LINE), Some(&code));
+    assert_eq!(
+        seen.last(),
+        Some(&Response::Success),
+        "the step was not spent: {seen:?}"
+    );
+    let stored = devices();
+    assert_eq!(stored.lines().count(), 1, "{stored}");
+
+    d.clock.advance(60);
+    d.sqlite3(REFUSE_AUDIT);
+    assert_eq!(
+        sshd_login(&d, Some(KEY_LINE), None),
+        [Response::Unavailable]
+    );
+    assert_eq!(devices(), stored, "last_used moved without its row");
+    let r = d.call(&Request::DevicesForget {
+        user: Some("alice".into()),
+        id: None,
+        all: true,
+    });
+    assert!(matches!(r, Response::Failed { .. }), "{r:?}");
+    assert_eq!(devices(), stored, "forgotten without its row");
+    d.sqlite3(ALLOW_AUDIT);
+    assert_eq!(sshd_login(&d, Some(KEY_LINE), None), [Response::Success]);
+}
