@@ -13,7 +13,9 @@
 //! nothing); the login is authorized; the policy may exempt the login
 //! (`Ignore`); a lock
 //! refuses it before any prompt; an unenrolled user is let through,
-//! refused or offered enrollment as the policy says; otherwise the person
+//! refused or offered enrollment as the policy says; a device remembered
+//! after an earlier second factor (`remember.rs`: the SSH key sshd
+//! verified, the login session) is let through; otherwise the person
 //! is prompted. A lock made while the person types refuses the answer in
 //! the transaction that would record it (no step spent, no failure added).
 //! A user the passwd database does not know gets what an unenrolled user
