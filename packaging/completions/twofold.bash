@@ -28,6 +28,9 @@ _twofold() {
             twofold,config)
                 cmd="twofold__subcmd__config"
                 ;;
+            twofold,devices)
+                cmd="twofold__subcmd__devices"
+                ;;
             twofold,doctor)
                 cmd="twofold__subcmd__doctor"
                 ;;
@@ -91,6 +94,9 @@ _twofold() {
             twofold__subcmd__config,check)
                 cmd="twofold__subcmd__config__subcmd__check"
                 ;;
+            twofold__subcmd__devices,forget)
+                cmd="twofold__subcmd__devices__subcmd__forget"
+                ;;
             twofold__subcmd__enroll,confirm)
                 cmd="twofold__subcmd__enroll__subcmd__confirm"
                 ;;
@@ -107,7 +113,7 @@ _twofold() {
 
     case "${cmd}" in
         twofold)
-            opts="-h -V --socket --config --timeout --help --version enroll doctor status backup-codes remove admin config audit stats"
+            opts="-h -V --socket --config --timeout --help --version enroll doctor status backup-codes remove admin config audit stats devices"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -754,6 +760,66 @@ _twofold() {
                     return 0
                     ;;
                 --rhost)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__devices)
+            opts="-h -V --user --json --socket --config --timeout --help --version forget"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__devices__subcmd__forget)
+            opts="-h -V --all --user --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -38,6 +38,7 @@ complete -c twofold -n "__fish_twofold_needs_command" -f -a "admin" -d 'Administ
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "config" -d 'Work with the configuration file'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "audit" -d 'Read the audit trail (admins: every account; others: their own), or verify it'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "stats" -d 'Enrollment, policy and login figures (admins only)'
+complete -c twofold -n "__fish_twofold_needs_command" -f -a "devices" -d 'List the remembered devices (SSH keys, login sessions) that log in without a second factor until they expire, or forget them'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp confirm" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp confirm" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp confirm" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
@@ -207,7 +208,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l user -d 'Only rows about this account' -r
-complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, config_reloaded, config_reload_refused, audit_pruned)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, config_reloaded, config_reload_refused, audit_pruned, device_remembered, device_forgotten)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l service -d 'Only rows of this PAM service' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l since -d 'From: a duration ago (`1h`, `7d`), `@UNIXTIME`, or UTC `YYYY-MM-DD[THH:MM[:SS]]`' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l until -d 'Up to (same forms as --since)' -r
@@ -232,3 +233,18 @@ complete -c twofold -n "__fish_twofold_using_subcommand stats" -l json -d 'Print
 complete -c twofold -n "__fish_twofold_using_subcommand stats" -l prometheus -d 'Print the Prometheus text exposition format'
 complete -c twofold -n "__fish_twofold_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand stats" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -l user -d 'Act on this account instead of your own (admins only)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -l json -d 'Print JSON for scripts (times as Unix seconds)'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and not __fish_seen_subcommand_from forget" -f -a "forget" -d 'Forget a remembered device (its next login asks for the second factor again)'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -l user -d 'Act on this account instead of your own (admins only)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -l all -d 'Forget every remembered device of the account'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand devices; and __fish_seen_subcommand_from forget" -s V -l version -d 'Print version'
