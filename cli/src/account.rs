@@ -278,6 +278,7 @@ mod tests {
                 method: twofold_proto::Method::TOTP,
                 enrolled_at: 1_700_000_000,
                 last_used: Some(1_709_251_200),
+                destination: None,
             }],
             backup_codes_left: 7,
             pending_enrollment: false,

@@ -6,6 +6,7 @@
 
 mod check;
 mod duration;
+pub mod email;
 pub mod groups;
 mod locate;
 mod net;
@@ -14,6 +15,7 @@ mod tables;
 pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
+pub use email::{EmailConfig, SmtpTls};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
@@ -44,6 +46,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Codes sent by mail and security notifications.
+    pub email: EmailConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

@@ -21,7 +21,9 @@ impl Method {
     /// A single-use backup code.
     pub const BACKUP_CODE: Method = Method(Cow::Borrowed("backup_code"));
     /// Every method this build implements, in display order.
-    pub const KNOWN: &'static [Method] = &[Method::TOTP, Method::BACKUP_CODE];
+    pub const KNOWN: &'static [Method] = &[Method::TOTP, Method::BACKUP_CODE, Method::EMAIL];
+    /// Codes sent by mail to a confirmed address.
+    pub const EMAIL: Method = Method(Cow::Borrowed("email"));
 
     /// A method by a name made of `a`–`z`, `0`–`9` and `_`, 1 to 32 long;
     /// `None` for anything else. Known or not.

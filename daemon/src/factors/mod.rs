@@ -182,6 +182,8 @@ pub struct EnrollOptions {
     pub algorithm: Option<twofold_proto::Algorithm>,
     /// Code length (TOTP).
     pub digits: Option<u32>,
+    /// Where codes are sent (email).
+    pub address: Option<String>,
 }
 
 /// A pending enrollment: what the person is shown to set it up.

@@ -26,9 +26,14 @@ struct Target {
 
 /// Answers the requests of this part; hands the others back.
 pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answer, Unhandled> {
-    let start = |user, method, algorithm, digits| {
+    let start = |user, method, algorithm, digits, address| {
         let t = target(peer, user)?;
-        enroll_start(engine, &t, &method, EnrollOptions { algorithm, digits })
+        let options = EnrollOptions {
+            algorithm,
+            digits,
+            address,
+        };
+        enroll_start(engine, &t, &method, options)
     };
     let confirm = |user, method: Method, code: &Secret| {
         let t = target(peer, user)?;
@@ -40,12 +45,13 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
             method,
             algorithm,
             digits,
-        } => start(user, method, algorithm, digits),
+            address,
+        } => start(user, method, algorithm, digits, address),
         Request::TotpEnrollStart {
             user,
             algorithm,
             digits,
-        } => start(user, Method::TOTP, algorithm, digits),
+        } => start(user, Method::TOTP, algorithm, digits, None),
         Request::EnrollConfirm { user, method, code } => confirm(user, method, &code),
         Request::TotpEnrollConfirm { user, code } => confirm(user, Method::TOTP, &code),
         Request::EnrollCancel { user, method } => {

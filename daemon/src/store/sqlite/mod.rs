@@ -11,6 +11,7 @@ mod commit;
 mod grace;
 mod limits;
 mod schema;
+mod sends;
 mod store;
 
 pub use commit::CommitStats;
@@ -116,6 +117,7 @@ impl Db {
         // Every query here is by an indexed key; one plan serves all values.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&mut conn)?;
+        sends::on_open(&conn)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(Db {
@@ -170,6 +172,11 @@ impl Db {
         let out = f(self)?;
         snapshot.end()?;
         Ok(out)
+    }
+
+    /// The connection itself.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Every credential of `user`, pending or confirmed.

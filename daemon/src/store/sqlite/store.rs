@@ -49,7 +49,7 @@ impl SqliteStore {
 
     /// The connection. A panic elsewhere cannot leave a transaction open
     /// (it rolls back on drop), so a poisoned lock is safe to reuse.
-    fn db(&self) -> MutexGuard<'_, Db> {
+    pub(super) fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -57,7 +57,7 @@ impl SqliteStore {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
+    pub(super) fn write<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -419,5 +419,9 @@ impl Store for SqliteStore {
         let mut db = self.db();
         db.prune_failures(failures_before)?;
         Ok(db.prune_audit(audit_before, now, pruned)?.1)
+    }
+
+    fn sends(&self) -> Option<&dyn crate::store::Sends> {
+        Some(self)
     }
 }
