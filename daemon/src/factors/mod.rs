@@ -8,9 +8,11 @@
 //! code once.
 
 pub mod backup;
+pub mod email;
 pub mod enroll;
 pub mod totp;
 
+use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::crypto::keys::{Keys, SealError};
 use crate::failure::Failure;
@@ -33,6 +35,8 @@ pub struct Ctx<'a> {
     pub clock: &'a dyn Clock,
     /// Counts argon2 verifications (`Stats`).
     pub argon2_runs: &'a AtomicU64,
+    /// Where codes are sent through.
+    pub channels: &'a crate::dispatch::Channels,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -55,6 +59,9 @@ pub struct Who<'a> {
     pub user: &'a str,
     /// The rate-limit source (PAM_RHOST, `""` when local).
     pub source: &'a str,
+    /// The login conversation's id (`""` outside a login): codes sent
+    /// for one login are refused in another.
+    pub login: &'a str,
 }
 
 /// What checking an answer found.
@@ -162,6 +169,38 @@ pub trait Factor: Send + Sync + std::fmt::Debug {
     fn issue(&self, _cx: &Ctx<'_>, _user: &str) -> Result<Option<Issued>, Failure> {
         Ok(None)
     }
+
+    /// The word typed at the prompt to have a code of this factor sent
+    /// (`email`), for a factor that sends its codes.
+    fn keyword(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Sends a fresh code bound to login `who.login`, waiting at most the
+    /// configured short wait for the result; `audit` is the login's
+    /// template for the rows it writes. Never counts as a failed try.
+    fn send(&self, _cx: &Ctx<'_>, _who: &Who<'_>, _audit: &AuditEvent) -> Sent {
+        Sent {
+            told: "This method cannot send codes.".into(),
+            sent: false,
+            records: Vec::new(),
+        }
+    }
+
+    /// An answer of login `who` was refused after it asked this factor
+    /// for codes: each of them counts a wrong try.
+    fn missed(&self, _cx: &Ctx<'_>, _who: &Who<'_>) {}
+}
+
+/// What became of a send a person asked for.
+#[derive(Debug)]
+pub struct Sent {
+    /// The line to show (`Code sent to a•••@e•••.org (valid 10 minutes).`).
+    pub told: String,
+    /// Whether the provider took the message.
+    pub sent: bool,
+    /// The audit rows written (for syslog).
+    pub records: Vec<twofold_proto::AuditRecord>,
 }
 
 /// Codes just made: shown once, stored hashed.
@@ -214,6 +253,12 @@ pub trait Enroll: Send + Sync {
     /// Checks `answer` against the user's pending credential. Stores
     /// nothing (the caller confirms with the audit row and codes).
     fn confirm(&self, cx: &Ctx<'_>, user: &str, answer: &Secret) -> Result<Confirmation, Failure>;
+
+    /// Whether confirming it issues a fresh set of recovery codes (a
+    /// factor added beside others leaves the printed ones valid).
+    fn issues_recovery(&self) -> bool {
+        true
+    }
 }
 
 /// The factors this daemon offers, in the order a login tries them.
@@ -229,10 +274,14 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The factors built in: TOTP, then backup codes.
+    /// The factors built in: TOTP, backup codes, then email codes.
     pub fn builtin() -> Registry {
         Registry {
-            factors: vec![Arc::new(totp::Totp), Arc::new(backup::BackupCodes)],
+            factors: vec![
+                Arc::new(totp::Totp),
+                Arc::new(backup::BackupCodes),
+                Arc::new(email::Email),
+            ],
         }
     }
 
@@ -279,8 +328,10 @@ impl Registry {
             .collect()
     }
 
-    /// Checks `typed` against each factor of `allowed` in order; the first
-    /// that recognises its shape decides. `None` when none does.
+    /// Checks `typed` against each factor of `allowed` in order — those
+    /// that send codes first (their codes exist only once asked for, and
+    /// have the shape of others') — the first that recognises its shape
+    /// decides. `None` when none does.
     pub fn check(
         &self,
         cx: &Ctx<'_>,
@@ -289,7 +340,12 @@ impl Registry {
         allowed: &[Method],
         typed: &str,
     ) -> Result<Option<(Method, Found)>, VerifyError> {
-        for f in self.all().filter(|f| allowed.contains(&f.method())) {
+        let senders = self.all().filter(|f| f.keyword().is_some());
+        let others = self.all().filter(|f| f.keyword().is_none());
+        for f in senders
+            .chain(others)
+            .filter(|f| allowed.contains(&f.method()))
+        {
             if let Some(found) = f.check(cx, who, snap, typed)? {
                 return Ok(Some((f.method(), found)));
             }

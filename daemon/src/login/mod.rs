@@ -26,6 +26,7 @@
 //! it, and records outcomes through the store's domain operations.
 
 pub mod enroll;
+mod send;
 
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
@@ -79,6 +80,8 @@ pub(crate) struct Login<'c, 'a> {
     pub source: String,
     /// Prompts answered with the password the stack verified.
     password_answers: u32,
+    /// Codes this login asked to have sent (`send.rs`).
+    sends: send::Sends,
 }
 
 /// What the prompts are checked against.
@@ -319,6 +322,7 @@ impl Login<'_, '_> {
         let who = Who {
             user: &self.b.user,
             source: &self.source,
+            login: &self.sends.id,
         };
         match self
             .engine
@@ -349,11 +353,18 @@ impl Login<'_, '_> {
     /// failure that may lock the user out.
     fn prompts(&mut self, check: Check) {
         let max = self.engine.config.login.max_tries;
-        for attempt in 1..=max {
-            let prompt = self.engine.config.login.prompt.clone();
+        let mut attempt = 0;
+        while attempt < max {
+            let prompt = self.prompt_for(&check);
             let Some(answer) = self.ask(&prompt) else {
                 return;
             };
+            // A keyword ("email") has a code sent: no try is counted.
+            match self.send_asked(&check, answer.expose()) {
+                Some(true) => continue,
+                Some(false) => return,
+                None => attempt += 1,
+            }
             let checked = self.check(&check, &answer);
             drop(answer);
             let Ok((method, found)) = checked else {
@@ -367,6 +378,7 @@ impl Login<'_, '_> {
                 },
                 Found::Rejected(why) => why,
             };
+            self.sent_missed();
             if !self.fail(attempt, attempt == max, why) {
                 return;
             }
@@ -519,6 +531,7 @@ impl<'c, 'a> Login<'c, 'a> {
             base,
             source: b.rhost.clone().unwrap_or_default(),
             password_answers: 0,
+            sends: send::Sends::new(),
         }
     }
 }

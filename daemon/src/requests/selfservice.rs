@@ -290,6 +290,7 @@ fn authorize<'a>(
         .map(|f| f.method())
         .collect();
     let who = Who {
+        login: "",
         user: &t.user,
         source: SOURCE,
     };

@@ -1,0 +1,1 @@
+//! Drains the outbox of security notifications (placeholder; filled below).
