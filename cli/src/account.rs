@@ -137,7 +137,7 @@ fn authorization(
     totp_code(&raw).map(Some)
 }
 
-fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
+pub(crate) fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
     match resp {
         Response::Done { message } => {
             writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
@@ -160,6 +160,7 @@ pub fn status_json(st: &UserStatus) -> Value {
             "method": f.method,
             "enrolled_at": f.enrolled_at,
             "last_used": f.last_used,
+            "destination": f.destination,
         })).collect::<Vec<_>>(),
         "backup_codes_left": st.backup_codes_left,
         "pending_enrollment": st.pending_enrollment,
@@ -180,8 +181,13 @@ pub fn status_text(st: &UserStatus) -> String {
             .last_used
             .map(|t| format!("{} UTC", utc(t)))
             .unwrap_or_else(|| "never".into());
+        let to = f
+            .destination
+            .as_deref()
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "{label:<20}{} (enrolled {} UTC, last used {last})\n",
+            "{label:<20}{}{to} (enrolled {} UTC, last used {last})\n",
             f.method,
             utc(f.enrolled_at)
         ));

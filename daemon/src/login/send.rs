@@ -24,6 +24,10 @@ pub(crate) struct Sends {
     asks: u32,
     /// The factors asked to send.
     asked: Vec<Method>,
+    /// What a send that failed told: a later ask in this login is told
+    /// the same at once instead of waiting again (the module's time
+    /// budget counts every wait on the daemon).
+    failed: Option<String>,
 }
 
 impl Sends {
@@ -91,6 +95,13 @@ impl Login<'_, '_> {
             return None;
         }
         self.sends.asks += 1;
+        if let Some(told) = self.sends.failed.clone() {
+            self.log(
+                "code_not_sent",
+                &[("method", method.as_str()), ("reason", "failed before")],
+            );
+            return Some(self.tell(Response::Error { text: told }));
+        }
         let factor = self.engine.factors.get(&method)?;
         let who = Who {
             user: &self.b.user,

@@ -184,6 +184,7 @@ impl Daemon {
         if let Some((requests, source)) = self.reload {
             crate::reload::start(&shared, requests, source, shutdown.clone())?;
         }
+        crate::dispatch::outbox::start(&shared, shutdown.clone())?;
         let pool = Arc::new(Pool {
             shared: shared.clone(),
             listener,
@@ -224,6 +225,7 @@ impl Daemon {
             pool.lingering.tick();
             pool.refusals.report(&shared.log, Instant::now(), false);
         }
+        shared.channels.stop();
         pool.lingering.close_all();
         pool.refusals.report(&shared.log, Instant::now(), true);
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
