@@ -156,12 +156,18 @@ fn pretty(v: &Value) -> String {
 pub fn status_json(st: &UserStatus) -> Value {
     json!({
         "user": st.user,
-        "methods": st.factors.iter().map(|f| json!({
-            "method": f.method,
-            "enrolled_at": f.enrolled_at,
-            "last_used": f.last_used,
-            "destination": f.destination,
-        })).collect::<Vec<_>>(),
+        "methods": st.factors.iter().map(|f| {
+            let mut m = json!({
+                "method": f.method,
+                "enrolled_at": f.enrolled_at,
+                "last_used": f.last_used,
+            });
+            // Only a factor that sends codes has a (masked) destination.
+            if let Some(d) = &f.destination {
+                m["destination"] = json!(d);
+            }
+            m
+        }).collect::<Vec<_>>(),
         "backup_codes_left": st.backup_codes_left,
         "pending_enrollment": st.pending_enrollment,
         "grace_deadline": st.grace_deadline,

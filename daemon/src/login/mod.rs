@@ -359,7 +359,7 @@ impl Login<'_, '_> {
             let Some(answer) = self.ask(&prompt) else {
                 return;
             };
-            // A keyword ("email") has a code sent: no try is counted.
+            // A factor's keyword has a code sent: no try is counted.
             match self.send_asked(&check, answer.expose()) {
                 Some(true) => continue,
                 Some(false) => return,

@@ -1,5 +1,5 @@
 //! Codes sent inside a login: the prompt names the words that have one
-//! sent (`Verification code (or "email" to get one sent): `); typing one
+//! sent (`Verification code (or "<keyword>" to get one sent): `); typing one
 //! asks that factor to send a code bound to this login, tells the person
 //! what happened and asks again. Asking is never a failed try, but a login
 //! may ask only a few times (each ask is audited).
@@ -11,9 +11,10 @@ use super::{Check, Login};
 use crate::factors::Who;
 use twofold_proto::{Method, Response};
 
-/// Keyword answers one login may give beyond its send limit before they
-/// count as answers like any other.
-const EXTRA_ASKS: u32 = 2;
+/// Keyword answers one login may give before they count as answers like
+/// any other (each factor also limits its sends per login, in storage):
+/// a script cannot make one login write audit rows without end.
+const MAX_ASKS: u32 = 12;
 
 /// What one login asked to have sent.
 #[derive(Debug, Default)]
@@ -64,8 +65,8 @@ impl Login<'_, '_> {
             .collect()
     }
 
-    /// The prompt, naming the keywords: `Verification code (or "email"
-    /// to get one sent): `.
+    /// The prompt, naming the keywords: `Verification code (or
+    /// "<keyword>" to get one sent): `.
     pub(super) fn prompt_for(&self, check: &Check) -> String {
         let base = self.engine.config.login.prompt.clone();
         let words = self.keywords(check);
@@ -90,8 +91,7 @@ impl Login<'_, '_> {
             .keywords(check)
             .into_iter()
             .find(|(k, _)| *k == typed)?;
-        let limit = self.engine.config.email.sends_per_login + EXTRA_ASKS;
-        if self.sends.asks >= limit {
+        if self.sends.asks >= MAX_ASKS {
             return None;
         }
         self.sends.asks += 1;
