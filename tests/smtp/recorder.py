@@ -42,6 +42,12 @@ if mode == "silent":
         log_command("CONNECT")
         held.append(c)  # never greeted, never closed
 
+import logging
+import warnings
+
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+warnings.simplefilter("ignore")
+
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
@@ -52,9 +58,8 @@ class Recorder:
             "from": envelope.mail_from,
             "to": envelope.rcpt_tos,
             "data": envelope.content.decode("utf8", "replace"),
-            "tls": session.ssl is not None,
-            "auth": (session.auth_data.login.decode()
-                     if isinstance(session.auth_data, LoginPassword) else None),
+            "tls": server.transport.get_extra_info("ssl_object") is not None,
+            "auth": session.auth_data if isinstance(session.auth_data, str) else None,
         }
         with open(out, "a") as f:
             f.write(json.dumps(rec) + "\n")
@@ -100,7 +105,7 @@ def authenticator(server, session, envelope, mechanism, auth_data):
           and auth_data.login.decode() == creds[0]
           and auth_data.password.decode() == creds[1])
     log_command("AUTH-RESULT " + ("ok" if ok else "refused"))
-    return AuthResult(success=ok)
+    return AuthResult(success=ok, auth_data=auth_data.login.decode() if ok else None)
 
 
 class Ctl(Controller):
