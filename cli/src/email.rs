@@ -6,7 +6,7 @@ use crate::daemon::{is_self, Daemon};
 use crate::error::CliError;
 use crate::input::totp_code;
 use crate::{read_code, Io};
-use twofold_proto::{Method, Request, Response};
+use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 
 /// Asked for the code the daemon mailed.
 pub const MAIL_PROMPT: &str = "Enter the code from the mail: ";
@@ -23,13 +23,28 @@ pub fn enroll(
 ) -> Result<(), CliError> {
     let w = CliError::io("writing output");
     if let Some(address) = address {
-        let resp = daemon.call(&Request::EnrollStart {
-            user: user.map(str::to_owned),
-            method: Method::EMAIL,
-            algorithm: None,
-            digits: None,
-            address: Some(address.to_owned()),
-        })?;
+        let start = |code: Option<Secret>| {
+            daemon.call(&Request::EnrollStart {
+                user: user.map(str::to_owned),
+                method: Method::EMAIL,
+                algorithm: None,
+                digits: None,
+                address: Some(address.to_owned()),
+                code,
+            })
+        };
+        // Beside a confirmed factor, the daemon asks for a current code of
+        // it first (self-service only).
+        let resp = match start(None) {
+            Err(CliError::Failed {
+                kind: ErrorKind::BadRequest,
+                message,
+            }) if message.contains("verification code is required") => {
+                let raw = read_code(None, crate::account::AUTH_PROMPT, io)?;
+                start(Some(totp_code(&raw)?))?
+            }
+            other => other?,
+        };
         match resp {
             Response::Done { message } => writeln!(io.out, "{message}").map_err(w)?,
             other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),

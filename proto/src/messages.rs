@@ -85,6 +85,10 @@ pub enum Request {
         /// The address codes are sent to (email).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
+        /// A current code of another factor, when the factor asks for one
+        /// to be added beside it ([`Request::RemoveFactor`]'s rule).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<Secret>,
     },
     /// Confirms the pending enrollment of a factor with a fresh answer;
     /// answered with the new backup codes.

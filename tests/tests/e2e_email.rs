@@ -43,6 +43,7 @@ fn enroll_alice(d: &TestDaemon, s: &SmtpServer) -> (Vec<String>, String) {
         algorithm: None,
         digits: None,
         address: Some(ALICE.into()),
+        code: None,
     }) {
         Response::Done { message } => assert!(message.contains("a•••@e•••.org"), "{message}"),
         other => panic!("enroll start: {other:?}"),
@@ -308,6 +309,7 @@ fn a_login_code_does_not_confirm_an_enrollment() {
         algorithm: None,
         digits: None,
         address: Some("alice@new.example.net".into()),
+        code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     let r = d.call(&Request::EnrollConfirm {
@@ -393,6 +395,7 @@ fn the_address_and_global_ceilings_refuse() {
         algorithm: None,
         digits: None,
         address: Some("bob@example.org".into()),
+        code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     let r = d.call(&Request::EnrollStart {
@@ -401,6 +404,7 @@ fn the_address_and_global_ceilings_refuse() {
         algorithm: None,
         digits: None,
         address: Some("carol@example.org".into()),
+        code: None,
     });
     assert!(failed_kind(&r).is_some(), "{r:?}");
     let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_refused';");
@@ -411,4 +415,42 @@ fn the_address_and_global_ceilings_refuse() {
         .and_then(|m| m.code())
         .unwrap_or_default();
     assert_no_code_leaked(&d, &[c0, c1, bob], &[]);
+}
+
+/// In self-service, an address added beside a confirmed factor needs a
+/// current code of it, spent before anything is mailed: a process running
+/// as the user cannot point the codes at a mailbox of its own.
+#[test]
+fn adding_an_address_beside_totp_needs_a_current_code() {
+    let (_dir, s) = relay();
+    let d = daemon_for(&s, |_| {});
+    let (e, _) = d.enroll_totp("root");
+    d.clock.advance(30);
+    let start = |code: Option<&str>| {
+        d.call(&Request::EnrollStart {
+            user: None,
+            method: Method::EMAIL,
+            algorithm: None,
+            digits: None,
+            address: Some("root@example.org".into()),
+            code: code.map(Secret::from),
+        })
+    };
+    let r = start(None);
+    assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
+    let code = twofold_tests::otp::oathtool_totp(&e, d.now(), 0);
+    let wrong = twofold_tests::otp::wrong_code(&code);
+    let r = start(Some(wrong));
+    assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(s.mails().is_empty(), "nothing mailed without a valid code");
+    let r = start(Some(&code));
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    // The code was spent: the same step does not authorize twice.
+    let r = start(Some(&code));
+    assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
+    let rows = d.sqlite3("SELECT COUNT(*) FROM audit WHERE event = 'enroll_authorized';");
+    assert_eq!(rows.trim(), "1");
+    let sent = s.wait_mails(1, Duration::from_secs(10));
+    assert_no_code_leaked(&d, &[sent[0].code().expect("code"), code], &[]);
 }

@@ -74,6 +74,7 @@ fn a_notice_written_before_a_kill_9_is_sent_once_after_the_restart() {
         algorithm: None,
         digits: None,
         address: Some("alice@example.org".into()),
+        code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     let code = relay.wait_mails(1, Duration::from_secs(10))[0].code().expect("code");

@@ -77,6 +77,7 @@ fn a_hung_smtp_server_delays_no_other_login() {
             algorithm: None,
             digits: None,
             address: Some(format!("{user}@example.org")),
+            code: None,
         });
         assert!(matches!(r, Response::Done { .. }), "{r:?}");
         let m = good.wait_mails(i + 1, Duration::from_secs(10));

@@ -34,6 +34,7 @@ fn enroll(d: &TestDaemon, s: &SmtpServer) -> String {
         algorithm: None,
         digits: None,
         address: Some(ALICE.into()),
+        code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
     let mail = s

@@ -198,6 +198,7 @@ fn enroll_alice(d: &TestDaemon) -> Vec<String> {
         algorithm: None,
         digits: None,
         address: None,
+        code: None,
     }) {
         Response::Done { message } => assert!(message.contains("fixed_code"), "{message}"),
         other => panic!("enroll start: {other:?}"),
@@ -259,6 +260,7 @@ fn a_registered_factor_enrolls_through_the_generic_requests_and_gets_backup_code
         algorithm: None,
         digits: None,
         address: None,
+        code: None,
     }) {
         Response::Done { .. } => {}
         other => panic!("enroll start: {other:?}"),
@@ -435,6 +437,7 @@ fn a_factor_not_registered_cannot_be_enrolled() {
         algorithm: None,
         digits: None,
         address: None,
+        code: None,
     });
     assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
 }

@@ -55,6 +55,8 @@ pub mod event {
     pub const CONFIG_RELOAD_REFUSED: &str = "config_reload_refused";
     /// Retention removed old rows (the chain continues from an anchor).
     pub const AUDIT_PRUNED: &str = "audit_pruned";
+    /// A fresh code authorized adding a factor beside a confirmed one.
+    pub const ENROLL_AUTHORIZED: &str = "enroll_authorized";
 }
 
 /// One event to record. Empty fields do not apply.

@@ -259,6 +259,13 @@ pub trait Enroll: Send + Sync {
     fn issues_recovery(&self) -> bool {
         true
     }
+
+    /// Whether starting it for a user who has a confirmed factor needs a
+    /// current code of one (a process running as the user must not add a
+    /// destination of its own choosing and receive the codes there).
+    fn start_needs_authorization(&self) -> bool {
+        false
+    }
 }
 
 /// The factors this daemon offers, in the order a login tries them.

@@ -575,4 +575,14 @@ pub trait Sends: Send + Sync {
 
     /// Notification `id` failed; tried again at `next_at`.
     fn notice_retry(&self, id: i64, next_at: u64, error: &str) -> Result<(), StoreError>;
+
+    /// Spends `claim` (a fresh answer that authorizes a change not yet
+    /// stored, e.g. starting an enrollment) and appends `events`, in one
+    /// durable transaction; `Lost` when it was spent first.
+    fn spend_authorization(
+        &self,
+        claim: Claim,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError>;
 }

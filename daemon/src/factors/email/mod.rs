@@ -325,4 +325,8 @@ impl Enroll for Email {
     fn issues_recovery(&self) -> bool {
         false
     }
+
+    fn start_needs_authorization(&self) -> bool {
+        true
+    }
 }

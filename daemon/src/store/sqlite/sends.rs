@@ -7,7 +7,10 @@
 use super::audit::append;
 use super::{from_db, to_db, SqliteStore};
 use crate::audit::event;
-use crate::store::{CodeSend, CodeSendOutcome, Durability, Notice, Sends, StoreError};
+use crate::audit::AuditEvent;
+use crate::store::{
+    Change, Claim, CodeSend, CodeSendOutcome, Durability, Notice, Sends, StoreError,
+};
 use rusqlite::{params, Connection, Transaction};
 use twofold_proto::{AuditRecord, Method};
 
@@ -248,6 +251,20 @@ impl Sends for SqliteStore {
                 params![id, to_db(next_at), error],
             )?;
             Ok(())
+        })
+    }
+
+    fn spend_authorization(
+        &self,
+        claim: Claim,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError> {
+        self.write(Durability::Durable, move |tx| {
+            if !super::store::spend(tx, &claim, now, false)? {
+                return Ok(Change::Lost);
+            }
+            Ok(Change::Done(append(tx, now, &events)?))
         })
     }
 }
