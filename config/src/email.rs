@@ -259,3 +259,68 @@ pub fn valid_address(a: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, SmtpTls};
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "/etc/twofold/twofold.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn off_by_default_and_the_usual_ports() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert!(!c.email.enabled());
+        assert_eq!(c.email.port(), 587);
+        assert_eq!(c.email.wait.0, 3);
+        assert_eq!(c.email.code_lifetime.0, 600);
+        assert_eq!(c.email.code_tries, 5);
+        assert_eq!(c.email.sends_per_hour, 3);
+        assert_eq!(c.email.sends_per_login, 2);
+        let c = Config::parse(
+            "[email]\nhost = \"smtp.example.org\"\ntls = \"tls\"\nfrom = \"a@example.org\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!((c.email.tls, c.email.port()), (SmtpTls::Tls, 465));
+    }
+
+    #[test]
+    fn plain_to_another_host_is_refused_with_file_line_and_key() {
+        let e = err(
+            "[email]\nhost = \"smtp.example.org\"\nfrom = \"a@example.org\"\ntls = \"plain\"\n",
+        );
+        assert!(
+            e.starts_with(
+                "/etc/twofold/twofold.toml:4: email.tls: plain is allowed only to a loopback relay"
+            ),
+            "{e}"
+        );
+        let ok = "[email]\nhost = \"127.0.0.1\"\nfrom = \"a@example.org\"\ntls = \"plain\"\n";
+        assert!(Config::parse(ok, "t.toml").is_ok());
+    }
+
+    #[test]
+    fn each_refusal_names_its_key() {
+        for (text, key) in [
+            ("[email]\nhost = \"h.example.org\"\n", "email.from"),
+            ("[email]\nwait = \"45s\"\n", "email.wait"),
+            ("[email]\ncode_tries = 0\n", "email.code_tries"),
+            ("[email]\nsends_per_login = 11\n", "email.sends_per_login"),
+            ("[email]\ntemplate = \"no code here\"\n", "email.template"),
+            (
+                "[email]\nhost = \"h.example.org\"\nfrom = \"a@example.org\"\nusername = \"u\"\n",
+                "email.password_file",
+            ),
+        ] {
+            let e = err(text);
+            assert!(e.contains(&format!(": {key}: ")), "{text:?}: {e}");
+        }
+        let e = err("[email]\nhots = \"x\"\n");
+        assert!(e.starts_with("/etc/twofold/twofold.toml:2:"), "{e}");
+        assert!(e.contains("hots"), "{e}");
+    }
+}

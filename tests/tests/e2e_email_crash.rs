@@ -12,7 +12,10 @@ use twofold_tests::otp::oathtool;
 use twofold_tests::smtp::{free_port, Mode, SmtpServer};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
 }
 
 /// A login of alice answered with `answer`; the responses.
@@ -77,7 +80,9 @@ fn a_notice_written_before_a_kill_9_is_sent_once_after_the_restart() {
         code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = relay.wait_mails(1, Duration::from_secs(10))[0].code().expect("code");
+    let code = relay.wait_mails(1, Duration::from_secs(10))[0]
+        .code()
+        .expect("code");
     let r = d.call(&Request::EnrollConfirm {
         user: Some("alice".into()),
         method: Method::EMAIL,
@@ -104,8 +109,16 @@ fn a_notice_written_before_a_kill_9_is_sent_once_after_the_restart() {
         Duration::from_secs(30),
     );
     let notice = notice.expect("the notice arrives after the restart");
-    assert!(notice.body().contains("9 backup codes are left"), "{}", notice.body());
-    assert!(notice.body().contains("(sshd from 192.0.2.7)"), "{}", notice.body());
+    assert!(
+        notice.body().contains("9 backup codes are left"),
+        "{}",
+        notice.body()
+    );
+    assert!(
+        notice.body().contains("(sshd from 192.0.2.7)"),
+        "{}",
+        notice.body()
+    );
     // Exactly one: wait past the retry backoff, then count.
     std::thread::sleep(Duration::from_secs(7));
     let all = relay.mails();
@@ -118,9 +131,15 @@ fn a_notice_written_before_a_kill_9_is_sent_once_after_the_restart() {
     assert_eq!(all.len(), before + 1, "nothing else was (re)sent");
     // No code in the daemon's logs.
     let logs = format!("{log_before}\n{}", d.log());
-    assert!(!holds(&logs, &code), "the enrollment code is in the daemon's log");
+    assert!(
+        !holds(&logs, &code),
+        "the enrollment code is in the daemon's log"
+    );
     for b in &backup {
-        assert!(!logs.contains(b.expose()), "a backup code is in the daemon's log");
+        assert!(
+            !logs.contains(b.expose()),
+            "a backup code is in the daemon's log"
+        );
     }
     d.terminate();
 }

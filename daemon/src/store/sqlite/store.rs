@@ -70,7 +70,12 @@ impl SqliteStore {
 }
 
 /// Spends `claim` inside a transaction; `false` when someone spent it first.
-pub(super) fn spend(conn: &Connection, claim: &Claim, now: u64, login: bool) -> Result<bool, StoreError> {
+pub(super) fn spend(
+    conn: &Connection,
+    claim: &Claim,
+    now: u64,
+    login: bool,
+) -> Result<bool, StoreError> {
     match claim {
         Claim::Counter { credential, value } => {
             spend_counter(conn, *credential, *value, login.then_some(now))
