@@ -26,7 +26,12 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
-    assert_eq!(e.methods, vec![Method::TOTP, Method::BACKUP_CODE]);
+    // Every method this build knows; email is inert until `[email] host`
+    // names a relay (nobody can enroll an address before that).
+    assert_eq!(
+        e.methods,
+        vec![Method::TOTP, Method::BACKUP_CODE, Method::EMAIL]
+    );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
     assert!(!e.is_required());
     assert_eq!(p.required_somewhere("alice", &["alice".into()]), None);
