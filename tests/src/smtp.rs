@@ -270,6 +270,29 @@ impl SmtpServer {
         }
     }
 
+    /// The code mails so far (Subject `Your verification code`), oldest first.
+    pub fn code_mails(&self) -> Vec<Mail> {
+        self.mails()
+            .into_iter()
+            .filter(|m| m.header("Subject").as_deref() == Some("Your verification code"))
+            .collect()
+    }
+
+    /// The code of the `n`-th code mail (1-based), waiting for it up to 10 s.
+    pub fn nth_code(&self, n: usize) -> Option<String> {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.code_mails();
+            if m.len() >= n {
+                return m[n - 1].code();
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until a message satisfies `pred` (or `limit` passed).
     pub fn wait_for(&self, pred: impl Fn(&Mail) -> bool, limit: Duration) -> Option<Mail> {
         let end = Instant::now() + limit;

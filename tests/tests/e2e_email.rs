@@ -36,7 +36,7 @@ fn daemon_for(s: &SmtpServer, edit: impl FnOnce(&mut twofold_config::Config)) ->
 /// requests; returns her backup codes and the enrollment code.
 fn enroll_alice(d: &TestDaemon, s: &SmtpServer) -> (Vec<String>, String) {
     let e = d.enroll("alice");
-    let before = s.mails().len();
+    let before = s.code_mails().len();
     match d.call(&Request::EnrollStart {
         user: Some("alice".into()),
         method: Method::EMAIL,
@@ -48,11 +48,7 @@ fn enroll_alice(d: &TestDaemon, s: &SmtpServer) -> (Vec<String>, String) {
         Response::Done { message } => assert!(message.contains("a•••@e•••.org"), "{message}"),
         other => panic!("enroll start: {other:?}"),
     }
-    let mails = s.wait_mails(before + 1, Duration::from_secs(10));
-    let code = mails
-        .last()
-        .and_then(|m| m.code())
-        .expect("a code in the mail");
+    let code = s.nth_code(before + 1).expect("a code in the mail");
     let r = d.call(&Request::EnrollConfirm {
         user: Some("alice".into()),
         method: Method::EMAIL,
@@ -67,18 +63,15 @@ fn enroll_alice(d: &TestDaemon, s: &SmtpServer) -> (Vec<String>, String) {
 
 /// Asks for a code in `l` and reads it from the newest mail.
 fn ask(l: &mut Steps, s: &SmtpServer) -> String {
-    let before = s.mails().len();
+    let before = s.code_mails().len();
     let got = l.answer("email");
     assert!(
         got.iter().any(|r| matches!(r, Response::Info { text } if text.starts_with("Code sent to a•••@e•••.org (valid 10 minutes)"))),
         "{got:?}"
     );
-    let mails = s.wait_mails(before + 1, Duration::from_secs(10));
-    assert_eq!(mails.len(), before + 1, "one mail per ask");
-    mails
-        .last()
-        .and_then(|m| m.code())
-        .expect("a code in the mail")
+    let code = s.nth_code(before + 1);
+    assert_eq!(s.code_mails().len(), before + 1, "one mail per ask");
+    code.expect("a code in the mail")
 }
 
 #[test]
@@ -106,10 +99,8 @@ fn enrollment_by_the_cli_then_a_login_through_libpam_with_a_mailed_code() {
         said.contains("Code sent to a•••@e•••.org (valid 10 minutes)"),
         "{said}"
     );
-    let mail = s
-        .wait_mails(1, Duration::from_secs(10))
-        .pop()
-        .expect("the enrollment mail");
+    assert!(s.nth_code(1).is_some(), "the enrollment mail");
+    let mail = s.code_mails().remove(0);
     assert_eq!(mail.to, vec![ALICE.to_owned()]);
     assert_eq!(mail.from, "twofold@host.example.org");
     assert_eq!(
@@ -133,14 +124,14 @@ fn enrollment_by_the_cli_then_a_login_through_libpam_with_a_mailed_code() {
     assert!(st.contains("email a•••@e•••.org"), "{st}");
     outputs.push(st);
     // The enrollment is mailed to the new address too.
-    let notice = s.wait_mails(2, Duration::from_secs(10));
-    assert!(
-        notice[1]
-            .body()
-            .contains("A second factor (email) was added to alice"),
-        "{}",
-        notice[1].body()
+    let added = s.wait_for(
+        |m| {
+            m.body()
+                .contains("A second factor (email) was added to alice")
+        },
+        Duration::from_secs(10),
     );
+    assert!(added.is_some(), "the enrollment notice");
 
     // A login through the real libpam: "email", then the code from the mail.
     let pam = PamConfig::new().expect("pam dir");
@@ -188,7 +179,9 @@ fn a_backup_code_login_mails_how_many_are_left() {
     let (_dir, s) = relay();
     let d = daemon_for(&s, |_| {});
     let (backup, code) = enroll_alice(&d, &s);
-    let before = s.wait_mails(2, Duration::from_secs(10)).len();
+    let added = s.wait_for(|m| m.body().contains("was added"), Duration::from_secs(10));
+    assert!(added.is_some(), "the enrollment notice");
+    let before = s.mails().len();
     let seen = d.login("alice", &[&backup[0]]);
     assert!(matches!(seen.last(), Some(Response::Success)), "{seen:?}");
     let mails = s.wait_mails(before + 1, Duration::from_secs(10));
@@ -409,11 +402,7 @@ fn the_address_and_global_ceilings_refuse() {
     assert!(failed_kind(&r).is_some(), "{r:?}");
     let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_refused';");
     assert!(rows.contains("limit=global"), "{rows}");
-    let bob = s
-        .wait_mails(4, Duration::from_secs(10))
-        .last()
-        .and_then(|m| m.code())
-        .unwrap_or_default();
+    let bob = s.nth_code(3).unwrap_or_default();
     assert_no_code_leaked(&d, &[c0, c1, bob], &[]);
 }
 
@@ -451,6 +440,6 @@ fn adding_an_address_beside_totp_needs_a_current_code() {
     assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
     let rows = d.sqlite3("SELECT COUNT(*) FROM audit WHERE event = 'enroll_authorized';");
     assert_eq!(rows.trim(), "1");
-    let sent = s.wait_mails(1, Duration::from_secs(10));
-    assert_no_code_leaked(&d, &[sent[0].code().expect("code"), code], &[]);
+    let sent = s.nth_code(1).expect("code");
+    assert_no_code_leaked(&d, &[sent, code], &[]);
 }

@@ -80,9 +80,7 @@ fn a_notice_written_before_a_kill_9_is_sent_once_after_the_restart() {
         code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = relay.wait_mails(1, Duration::from_secs(10))[0]
-        .code()
-        .expect("code");
+    let code = relay.nth_code(1).expect("code");
     let r = d.call(&Request::EnrollConfirm {
         user: Some("alice".into()),
         method: Method::EMAIL,

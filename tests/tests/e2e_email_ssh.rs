@@ -50,9 +50,7 @@ fn ssh_email_typed_at_the_prompt_then_the_mailed_code_logs_in() {
         code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let enroll_code = relay.wait_mails(1, Duration::from_secs(10))[0]
-        .code()
-        .expect("code");
+    let enroll_code = relay.nth_code(1).expect("code");
     let r = d.call(&Request::EnrollConfirm {
         user: Some("tfuser".into()),
         method: Method::EMAIL,

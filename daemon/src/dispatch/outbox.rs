@@ -52,7 +52,7 @@ pub(crate) fn start(shared: &Arc<Shared>, shutdown: Shutdown) -> std::io::Result
 }
 
 /// One look at the outbox; `true` when a full batch was handled.
-fn drain(shared: &Shared) -> bool {
+fn drain(shared: &Arc<Shared>) -> bool {
     let config = shared.current_config();
     let e = &config.email;
     if !e.enabled() {
@@ -124,7 +124,9 @@ fn drain(shared: &Shared) -> bool {
                 hostname()
             )),
         });
-        match ticket.wait(e.timeout.duration() + Duration::from_secs(1)) {
+        let result = ticket.wait(e.timeout.duration() + Duration::from_secs(1));
+        audit_breaker(shared, &dispatcher);
+        match result {
             Ok(()) => {
                 let _ = sends.notice_done(n.id, shared.clock.now(), "");
                 log(fields("sent", ""));
@@ -136,6 +138,25 @@ fn drain(shared: &Shared) -> bool {
         }
     }
     full
+}
+
+/// Audits the breaker's changes that the drain's sends caused.
+fn audit_breaker(shared: &Arc<Shared>, d: &crate::dispatch::Dispatcher) {
+    let changes = d.take_changes();
+    if changes.is_empty() {
+        return;
+    }
+    let base = crate::audit::AuditEvent::new("", "", "twofoldd");
+    let engine = shared.engine();
+    let cx = engine.ctx();
+    if let Ok(recs) = crate::factors::email::send::breaker_rows(
+        &cx,
+        &changes,
+        &base,
+        &twofold_proto::Method::EMAIL,
+    ) {
+        shared.syslog_records(&recs);
+    }
 }
 
 fn retry(shared: &Shared, n: &Notice, now: u64, why: &str) {

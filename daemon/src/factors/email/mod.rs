@@ -255,7 +255,7 @@ impl Enroll for Email {
         match outcome {
             Outcome::Sent(_) => {
                 let text = format!(
-                    "Code sent to {} (valid {minutes} minutes); confirm with: twofold enroll confirm email",
+                    "Code sent to {} (valid {minutes} minutes); confirm with: twofold enroll email (it asks for the code)",
                     mask(address)
                 );
                 Ok(Pending {

@@ -29,6 +29,9 @@ const LOCKOUT_DEDUP: i64 = 3600;
 /// Sent-code rows are kept this long (the hourly limits count them).
 const KEEP_SENT: u64 = 86_400;
 
+/// Sent (or dropped) notices are kept this long, for inspection.
+const KEEP_NOTICES: u64 = 30 * 86_400;
+
 /// Run on each connection: a confirmed address deleted in a transaction
 /// (a removal, an admin's disable) is remembered in a temporary table of
 /// that connection, so the notice of that very event still reaches it.
@@ -239,6 +242,8 @@ impl Sends for SqliteStore {
                 "UPDATE outbox SET sent_at = ?2, error = ?3, attempts = attempts + 1 WHERE id = ?1",
                 params![id, to_db(now), error],
             )?;
+            tx.prepare_cached("DELETE FROM outbox WHERE sent_at < ?1")?
+                .execute([to_db(now.saturating_sub(KEEP_NOTICES))])?;
             Ok(())
         })
     }
