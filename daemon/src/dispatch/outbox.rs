@@ -33,26 +33,30 @@ fn backoff(attempts: u32) -> u64 {
     }
 }
 
-/// Starts the drainer thread; it ends when `shutdown` is triggered.
-pub(crate) fn start(shared: &Arc<Shared>, shutdown: Shutdown) -> std::io::Result<()> {
+/// Starts the drainer thread; it ends soon after `shutdown` is triggered
+/// (join it before the store is dropped).
+pub(crate) fn start(
+    shared: &Arc<Shared>,
+    shutdown: Shutdown,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let shared = shared.clone();
     std::thread::Builder::new()
         .name("twofoldd-outbox".into())
         .spawn(move || {
             while !shutdown.is_triggered() {
-                let more =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drain(&shared)))
-                        .unwrap_or(false);
+                let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    drain(&shared, &shutdown)
+                }))
+                .unwrap_or(false);
                 if !more {
                     std::thread::sleep(POLL);
                 }
             }
-        })?;
-    Ok(())
+        })
 }
 
 /// One look at the outbox; `true` when a full batch was handled.
-fn drain(shared: &Arc<Shared>) -> bool {
+fn drain(shared: &Arc<Shared>, shutdown: &Shutdown) -> bool {
     let config = shared.current_config();
     let e = &config.email;
     if !e.enabled() {
@@ -74,6 +78,9 @@ fn drain(shared: &Arc<Shared>) -> bool {
     };
     let full = due.len() as u32 == BATCH;
     for n in due {
+        if shutdown.is_triggered() {
+            return false;
+        }
         let masked = crate::factors::email::send::mask(&n.address);
         let event = n
             .record
@@ -124,7 +131,19 @@ fn drain(shared: &Arc<Shared>) -> bool {
                 hostname()
             )),
         });
-        let result = ticket.wait(e.timeout.duration() + Duration::from_secs(1));
+        // Waited for in slices, so a shutdown is not held up by a slow relay
+        // (the notice stays due and is sent after the restart).
+        let end = std::time::Instant::now() + e.timeout.duration() + Duration::from_secs(1);
+        let result = loop {
+            match ticket.wait(POLL) {
+                Err(crate::dispatch::SendError::Deadline(_))
+                    if std::time::Instant::now() < end && !shutdown.is_triggered() => {}
+                Err(crate::dispatch::SendError::Deadline(_)) => {
+                    break Err(crate::dispatch::SendError::Deadline(e.timeout.0 + 1))
+                }
+                other => break other,
+            }
+        };
         audit_breaker(shared, &dispatcher);
         match result {
             Ok(()) => {

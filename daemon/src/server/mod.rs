@@ -184,7 +184,7 @@ impl Daemon {
         if let Some((requests, source)) = self.reload {
             crate::reload::start(&shared, requests, source, shutdown.clone())?;
         }
-        crate::dispatch::outbox::start(&shared, shutdown.clone())?;
+        let outbox = crate::dispatch::outbox::start(&shared, shutdown.clone())?;
         let pool = Arc::new(Pool {
             shared: shared.clone(),
             listener,
@@ -247,6 +247,9 @@ impl Daemon {
             }
             pool.workers.wait_idle(Duration::from_secs(1));
         }
+        // The outbox's drainer holds the store: it ends within a poll
+        // (its waits on a send are sliced), before the store is closed.
+        let _ = outbox.join();
         shared.sync_deferred();
         shared.log.event("stopped", &[]);
         Ok(())
