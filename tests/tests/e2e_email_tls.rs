@@ -225,6 +225,13 @@ fn a_password_file_others_can_read_is_refused() {
         &bad,
     );
     assert!(bad.commands().is_empty(), "not even connected");
+    // Said at start, not only at the first send.
+    let log = d.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("email result=unusable") && l.contains("readable")),
+        "{log}"
+    );
     assert!(v[1].contains("readable"), "{}", v[1]);
     assert_no_code_leaked(&d, &v[..1], &[]);
 }

@@ -144,6 +144,18 @@ impl Daemon {
             stats,
             directory,
         );
+        // A relay setting that cannot work (an unreadable CA or password
+        // file, a password file others can read) is said at start, not at
+        // the first login that asks for a code (which is then told it
+        // could not be sent, and audited).
+        let email = &shared.current_config().email;
+        if email.enabled() {
+            if let Err(why) = shared.channels.email(email) {
+                shared
+                    .log
+                    .event("email", &[("result", "unusable"), ("error", &why)]);
+            }
+        }
         shared.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
             .with("source", origin)
             .with("sha256", &digest)])?;
