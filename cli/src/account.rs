@@ -207,6 +207,14 @@ pub fn status_text(st: &UserStatus) -> String {
             utc(u)
         ));
     }
+    if let Some(t) = &st.temp_code {
+        let uses = if t.uses_left == 1 { "login" } else { "logins" };
+        s.push_str(&format!(
+            "Break-glass code:   outstanding, opens {} {uses} until {} UTC (`twofold admin temp-code --revoke`)\n",
+            t.uses_left,
+            utc(t.expires_at)
+        ));
+    }
     s.push_str(&format!(
         "Backup codes left:  {}\nPending enrollment: {}\n",
         st.backup_codes_left,
@@ -296,6 +304,7 @@ mod tests {
             pending_enrollment: false,
             grace_deadline: None,
             locked_until: None,
+            temp_code: None,
         }
     }
 
@@ -322,6 +331,7 @@ mod tests {
             pending_enrollment: true,
             grace_deadline: None,
             locked_until: None,
+            temp_code: None,
         };
         let t = status_text(&st);
         assert!(t.contains("Methods:            none\n"), "{t}");
@@ -329,6 +339,7 @@ mod tests {
         let t = status_text(&UserStatus {
             grace_deadline: Some(1_700_000_000),
             locked_until: Some(1_700_000_900),
+            temp_code: None,
             ..st.clone()
         });
         assert!(

@@ -77,6 +77,153 @@ pub fn enroll_token(
         .map_err(CliError::io("writing output"))
 }
 
+/// `twofold admin temp-code`.
+pub fn temp_code(
+    daemon: &Daemon,
+    user: &str,
+    valid: Option<u64>,
+    uses: Option<u32>,
+    revoke: bool,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::AdminTempCode {
+        user: user.to_owned(),
+        valid,
+        uses,
+        revoke,
+    };
+    let text = match daemon.call(&req)? {
+        Response::TempCode {
+            code,
+            expires_at,
+            uses,
+        } => {
+            if json {
+                format!(
+                    "{}\n",
+                    json!({ "user": user, "code": code.expose(), "expires_at": expires_at, "uses": uses })
+                )
+            } else {
+                let logins = if uses == 1 {
+                    "one login".to_owned()
+                } else {
+                    format!("{uses} logins")
+                };
+                format!(
+                    "Break-glass code for {user} (opens {logins}, until {} UTC; it is not shown again):\n  {}\n",
+                    crate::format::utc(expires_at),
+                    code.expose()
+                )
+            }
+        }
+        Response::Done { message } if json => format!("{}\n", json!({ "message": message })),
+        Response::Done { message } => format!("{message}\n"),
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    };
+    io.out
+        .write_all(text.as_bytes())
+        .map_err(CliError::io("writing output"))
+}
+
+/// What `twofold admin enroll hotp` was given.
+#[derive(Debug)]
+pub struct HotpToken<'a> {
+    /// The account.
+    pub user: &'a str,
+    /// The file holding the secret.
+    pub secret_file: &'a std::path::Path,
+    /// The file holds base32, not hex.
+    pub base32: bool,
+    /// HMAC algorithm.
+    pub algorithm: Option<twofold_proto::Algorithm>,
+    /// Code length.
+    pub digits: Option<u32>,
+    /// The counter of the next code.
+    pub counter: Option<u64>,
+    /// The token's name.
+    pub name: Option<&'a str>,
+}
+
+/// `twofold admin enroll hotp`: the secret is read from a file (never an
+/// argument, which other users could read in `ps`), sent as hex and wiped.
+pub fn enroll_hotp(daemon: &Daemon, t: HotpToken<'_>, io: &mut Io<'_>) -> Result<(), CliError> {
+    let path = t.secret_file;
+    let raw = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the secret file {}: {e}",
+            path.display()
+        ))
+    })?);
+    let text: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(raw.chars().filter(|c| !c.is_whitespace()).collect());
+    let hex = if t.base32 {
+        let bytes = base32_decode(&text).ok_or_else(|| {
+            CliError::Usage(format!(
+                "{}: not base32 (RFC 4648: A-Z, 2-7, optional = padding)",
+                path.display()
+            ))
+        })?;
+        zeroize::Zeroizing::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    } else {
+        if text.is_empty()
+            || !text.bytes().all(|b| b.is_ascii_hexdigit())
+            || !text.len().is_multiple_of(2)
+        {
+            return Err(CliError::Usage(format!(
+                "{}: not an even number of hexadecimal digits (use --base32 for a base32 secret)",
+                path.display()
+            )));
+        }
+        zeroize::Zeroizing::new(text.to_ascii_lowercase())
+    };
+    let req = Request::AdminEnrollHotp {
+        user: t.user.to_owned(),
+        secret_hex: twofold_proto::Secret::new(hex.to_string()),
+        algorithm: t.algorithm,
+        digits: t.digits,
+        counter: t.counter,
+        name: t.name.map(str::to_owned),
+    };
+    done(daemon.call(&req)?, io)
+}
+
+/// RFC 4648 base32 (upper or lower case, `=` padding optional).
+fn base32_decode(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(text.len() * 5 / 8));
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase())? as u32;
+        acc = (acc << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// `twofold admin hotp-resync`.
+pub fn hotp_resync(
+    daemon: &Daemon,
+    user: &str,
+    name: Option<&str>,
+    first: &str,
+    second: &str,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let req = Request::AdminHotpResync {
+        user: user.to_owned(),
+        name: name.map(str::to_owned),
+        first: first.into(),
+        second: second.into(),
+    };
+    done(daemon.call(&req)?, io)
+}
+
 /// `twofold admin locks`.
 pub fn locks(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliError> {
     // Page by page: many locks (an attack on many accounts) cannot be

@@ -52,6 +52,13 @@ pub enum Command {
     /// Enroll a second factor.
     #[command(subcommand)]
     Enroll(Enroll),
+    /// Check this host's sshd, PAM stacks, twofoldd, its files and the
+    /// clock; each finding says what, why and the fix. Changes nothing.
+    /// Exit 0 when clean, 9 with warnings, 10 with errors.
+    Doctor {
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Show what is enrolled for an account.
     Status {
         /// Whose account.
@@ -89,6 +96,41 @@ pub enum Command {
         #[command(flatten)]
         format: StatsFormat,
     },
+    /// List the remembered devices (SSH keys, login sessions) that log in
+    /// without a second factor until they expire, or forget them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Devices {
+        /// `forget` takes a device's trust away.
+        #[command(subcommand)]
+        forget: Option<DevicesCmd>,
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// `twofold devices forget`.
+#[derive(Debug, Subcommand)]
+pub enum DevicesCmd {
+    /// Forget a remembered device (its next login asks for the second factor again).
+    Forget {
+        /// The device's id, as `twofold devices` lists it.
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        id: Option<i64>,
+        /// Forget every remembered device of the account.
+        #[arg(long)]
+        all: bool,
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+    },
 }
 
 /// `twofold audit verify`.
@@ -111,7 +153,7 @@ pub struct AuditFilterArgs {
     /// Only this event (login_success, login_failure, login_denied, login_locked,
     /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
     /// codes_regenerated, grace_started, admin, config_loaded, config_reloaded,
-    /// config_reload_refused, audit_pruned).
+    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten).
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Only rows of this PAM service.
@@ -299,6 +341,111 @@ pub enum Admin {
         valid: Option<u64>,
         #[command(flatten)]
         json: JsonArg,
+    },
+    /// Issue a break-glass code for someone who lost every factor, instead
+    /// of disabling MFA for them: it opens `--uses` logins (default 1)
+    /// until it expires (default 1h), is shown once, and replaces an
+    /// outstanding one. Issue it with `--uses 2` to let them log in and
+    /// then replace the lost factor (`twofold enroll totp` asks for a code).
+    TempCode {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// How long it works (1m to 7d; default 1h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg, conflicts_with = "revoke")]
+        valid: Option<u64>,
+        /// How many logins it opens (1 to 10; default 1).
+        #[arg(long, value_name = "N", conflicts_with = "revoke")]
+        uses: Option<u32>,
+        /// Withdraw the outstanding code instead.
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Enroll a factor for an account that the person cannot enroll
+    /// themselves (a hardware token).
+    #[command(subcommand)]
+    Enroll(AdminEnroll),
+    /// Import the secrets other OTP modules keep (a dry run unless
+    /// --apply; the files are only read).
+    #[command(subcommand)]
+    Import(AdminImport),
+    /// Bring a hardware OATH token back in step from two consecutive codes
+    /// (press it twice), when it was pressed far beyond the login window.
+    HotpResync {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// The token, when the account has several.
+        #[arg(long, value_name = "TOKEN")]
+        name: Option<String>,
+        /// The first code.
+        first: String,
+        /// The code of the next press.
+        second: String,
+    },
+}
+
+/// `twofold admin import ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminImport {
+    /// google-authenticator-libpam's ~/.google_authenticator: TOTP or HOTP
+    /// secret, scratch codes (become backup codes, hashed); its window,
+    /// rate-limit and reuse settings are reported.
+    GoogleAuthenticator {
+        /// One file (its owner is the account unless --user).
+        #[arg(long, value_name = "FILE", conflicts_with = "all_homes")]
+        from: Option<PathBuf>,
+        /// The account the file belongs to.
+        #[arg(long, value_name = "NAME", value_parser = parse_user, requires = "from")]
+        user: Option<String>,
+        /// Every ~/.google_authenticator under the homes in /etc/passwd.
+        #[arg(long)]
+        all_homes: bool,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// pam_oath's users.oath (HOTP and TOTP lines; counters kept).
+    Oath {
+        /// The file.
+        #[arg(long, value_name = "FILE", default_value = "/etc/users.oath")]
+        from: PathBuf,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+/// `twofold admin enroll ...`.
+#[derive(Debug, Subcommand)]
+pub enum AdminEnroll {
+    /// A hardware OATH token (HOTP, RFC 4226), from its secret. It counts
+    /// at once; codes are accepted up to 10 presses ahead, each once.
+    Hotp {
+        /// The account.
+        #[arg(long, value_name = "NAME", value_parser = parse_user)]
+        user: String,
+        /// A file holding the token's secret, hexadecimal (as oathtool and
+        /// pam_oath's users.oath write it) unless --base32.
+        #[arg(long, value_name = "F")]
+        secret_file: PathBuf,
+        /// The file holds base32 (RFC 4648) instead of hexadecimal.
+        #[arg(long)]
+        base32: bool,
+        /// HMAC algorithm (SHA1, SHA256, SHA512) [default: SHA1].
+        #[arg(long, value_parser = parse_algorithm)]
+        algorithm: Option<Algorithm>,
+        /// Code length, 6 to 8 [default: 6].
+        #[arg(long)]
+        digits: Option<u32>,
+        /// The counter value of the token's next code [default: 0].
+        #[arg(long, value_name = "N")]
+        counter: Option<u64>,
+        /// A name for the token, e.g. its serial number [default: hotp].
+        #[arg(long, value_name = "TOKEN")]
+        name: Option<String>,
     },
 }
 

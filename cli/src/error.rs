@@ -26,6 +26,10 @@ pub enum Exit {
     Conflict,
     /// 8: `twofold audit verify` found the chain broken.
     AuditBroken,
+    /// 9: `twofold doctor` found warnings (and no errors).
+    DoctorWarnings,
+    /// 10: `twofold doctor` found errors.
+    DoctorErrors,
 }
 
 impl Exit {
@@ -41,6 +45,8 @@ impl Exit {
             Exit::NotFound => 6,
             Exit::Conflict => 7,
             Exit::AuditBroken => 8,
+            Exit::DoctorWarnings => 9,
+            Exit::DoctorErrors => 10,
         }
     }
 
@@ -85,7 +91,9 @@ Exit codes:
   5  invalid code
   6  account or factor not found
   7  conflict (already enrolled)
-  8  audit chain broken (`twofold audit verify`)";
+  8  audit chain broken (`twofold audit verify`)
+  9  `twofold doctor` found warnings
+ 10  `twofold doctor` found errors";
 
 /// Why a `twofold` command failed. Messages never contain a code or secret.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +124,14 @@ pub enum CliError {
     /// The daemon answered with a message that does not fit the request.
     #[error("unexpected reply from twofoldd: {0}")]
     Unexpected(&'static str),
+    /// `twofold doctor` found problems (already printed).
+    #[error("{count} problem(s) found")]
+    Doctor {
+        /// How many warnings and errors.
+        count: usize,
+        /// Whether any is an error.
+        errors: bool,
+    },
     /// `twofold audit verify` found a row that does not verify.
     #[error("audit chain broken at row {id}: {reason}")]
     AuditBroken {
@@ -146,6 +162,8 @@ impl CliError {
             }
             CliError::Io { .. } => Exit::Internal,
             CliError::AuditBroken { .. } => Exit::AuditBroken,
+            CliError::Doctor { errors: true, .. } => Exit::DoctorErrors,
+            CliError::Doctor { errors: false, .. } => Exit::DoctorWarnings,
         }
     }
 

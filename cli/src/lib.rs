@@ -12,10 +12,13 @@ mod admin;
 mod args;
 mod audit;
 mod daemon;
+mod devices;
+mod doctor;
 mod email;
 mod enroll;
 mod error;
 mod format;
+mod import;
 mod input;
 mod policy;
 mod stats;
@@ -25,8 +28,8 @@ use twofold_qr as qr;
 pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;
 pub use args::{
-    parse_user, Admin, AuditCmd, AuditFilterArgs, BackupCodes, Cli, CodeArg, Command, ConfigCmd,
-    Enroll, JsonArg, Remove, StatsFormat, UserArg,
+    parse_user, Admin, AdminEnroll, AdminImport, AuditCmd, AuditFilterArgs, BackupCodes, Cli,
+    CodeArg, Command, ConfigCmd, DevicesCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
 };
 pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
@@ -104,6 +107,16 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             json.json,
             io,
         ),
+        Command::Doctor { json } => {
+            let config = match cli.config.as_deref() {
+                Some(f) => Config::load(f)?,
+                None if Path::new(DEFAULT_CONFIG).exists() => {
+                    Config::load(Path::new(DEFAULT_CONFIG))?
+                }
+                None => Config::default(),
+            };
+            doctor::run(&daemon()?, &config, json.json, io)
+        }
         Command::Status { user, json } => {
             account::status(&daemon()?, user.user.as_deref(), json.json, io)
         }
@@ -145,6 +158,56 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Admin(Admin::EnrollToken { user, valid, json }) => {
             admin::enroll_token(&daemon()?, user, *valid, json.json, io)
         }
+        Command::Admin(Admin::TempCode {
+            user,
+            valid,
+            uses,
+            revoke,
+            json,
+        }) => admin::temp_code(&daemon()?, user, *valid, *uses, *revoke, json.json, io),
+        Command::Admin(Admin::Enroll(AdminEnroll::Hotp {
+            user,
+            secret_file,
+            base32,
+            algorithm,
+            digits,
+            counter,
+            name,
+        })) => admin::enroll_hotp(
+            &daemon()?,
+            admin::HotpToken {
+                user,
+                secret_file,
+                base32: *base32,
+                algorithm: *algorithm,
+                digits: *digits,
+                counter: *counter,
+                name: name.as_deref(),
+            },
+            io,
+        ),
+        Command::Admin(Admin::Import(AdminImport::GoogleAuthenticator {
+            from,
+            user,
+            all_homes,
+            apply,
+        })) => import::google_authenticator(
+            &daemon()?,
+            from.as_deref(),
+            user.as_deref(),
+            *all_homes,
+            *apply,
+            io,
+        ),
+        Command::Admin(Admin::Import(AdminImport::Oath { from, apply })) => {
+            import::oath_file(&daemon()?, from, *apply, io)
+        }
+        Command::Admin(Admin::HotpResync {
+            user,
+            name,
+            first,
+            second,
+        }) => admin::hotp_resync(&daemon()?, user, name.as_deref(), first, second, io),
         Command::Audit {
             verify: Some(AuditCmd::Verify { json }),
             ..
@@ -163,6 +226,15 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             };
             stats::stats(&daemon()?, out, io)
         }
+        Command::Devices {
+            forget: Some(DevicesCmd::Forget { id, all, user }),
+            ..
+        } => devices::forget(&daemon()?, user.user.as_deref(), *id, *all, io),
+        Command::Devices {
+            forget: None,
+            user,
+            json,
+        } => devices::list(&daemon()?, user.user.as_deref(), json.json, io),
         Command::Config(ConfigCmd::Check {
             file,
             print,

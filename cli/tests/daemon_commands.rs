@@ -26,6 +26,7 @@ fn alice() -> UserStatus {
         pending_enrollment: false,
         grace_deadline: None,
         locked_until: None,
+        temp_code: None,
     }
 }
 

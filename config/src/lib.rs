@@ -11,6 +11,7 @@ pub mod groups;
 mod locate;
 mod net;
 pub mod policy;
+pub mod remember;
 mod tables;
 pub mod time;
 
@@ -19,6 +20,7 @@ pub use email::{EmailConfig, SmtpTls};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
+pub use remember::{Remember, RememberConfig};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Devices remembered after a second factor (off unless services are named).
+    pub remember: RememberConfig,
     /// Codes sent by mail and security notifications.
     pub email: EmailConfig,
 }

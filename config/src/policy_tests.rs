@@ -30,7 +30,13 @@ fn defaults_keep_todays_behaviour() {
     // names a relay (nobody can enroll an address before that).
     assert_eq!(
         e.methods,
-        vec![Method::TOTP, Method::BACKUP_CODE, Method::EMAIL]
+        vec![
+            Method::TOTP,
+            Method::HOTP,
+            Method::BACKUP_CODE,
+            Method::TEMP_CODE,
+            Method::EMAIL
+        ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
     assert!(!e.is_required());

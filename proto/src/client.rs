@@ -171,6 +171,8 @@ pub fn response_name(r: &Response) -> &'static str {
         Response::AuditRecords { .. } => "audit_records",
         Response::AuditVerified(_) => "audit_verified",
         Response::StatsReport(_) => "stats_report",
+        Response::TempCode { .. } => "temp_code",
+        Response::DeviceList { .. } => "device_list",
     }
 }
 

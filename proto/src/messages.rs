@@ -32,6 +32,12 @@ pub enum Request {
         /// PAM_RUSER: the requesting user (sudo, su).
         #[serde(default)]
         ruser: Option<String>,
+        /// The `publickey` lines of `SSH_AUTH_INFO_0` from the PAM
+        /// environment (`publickey ssh-ed25519 AAAA…`, one a line): the
+        /// keys sshd verified before PAM ran. The daemon honours them only
+        /// from a root peer on a service `[remember]` names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_auth_info: Option<String>,
     },
     /// The person's answer to the last [`Response::Prompt`].
     Answer {
@@ -222,6 +228,98 @@ pub enum Request {
     AuditVerify,
     /// Admin: enrollment, policy and login figures.
     Stats,
+    /// Admin: issues a break-glass code for an account whose owner lost
+    /// every factor (replacing an outstanding one), or with `revoke`
+    /// withdraws the outstanding one.
+    AdminTempCode {
+        /// The account.
+        user: String,
+        /// Seconds it stays valid; `None` takes one hour.
+        #[serde(default)]
+        valid: Option<u64>,
+        /// Logins it opens; `None` takes one.
+        #[serde(default)]
+        uses: Option<u32>,
+        /// Withdraw the outstanding code instead of issuing one.
+        #[serde(default)]
+        revoke: bool,
+    },
+    /// Admin: enrolls a hardware OATH token (HOTP, RFC 4226) from its
+    /// secret; it counts at once.
+    AdminEnrollHotp {
+        /// The account.
+        user: String,
+        /// The token's secret (raw bytes, hex-encoded).
+        secret_hex: Secret,
+        /// HMAC algorithm; `None`: SHA1.
+        #[serde(default)]
+        algorithm: Option<Algorithm>,
+        /// Code length, 6 to 8; `None`: 6.
+        #[serde(default)]
+        digits: Option<u32>,
+        /// The counter value of the token's next code; `None`: 0.
+        #[serde(default)]
+        counter: Option<u64>,
+        /// A name for the token (its serial number); `None`: `hotp`.
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Admin: enrolls a credential imported from another module's file
+    /// (google-authenticator, pam_oath); it counts at once.
+    AdminImport {
+        /// The account.
+        user: String,
+        /// `totp` or `hotp`.
+        method: Method,
+        /// The secret (raw bytes, hex-encoded).
+        secret_hex: Secret,
+        /// Code length, 6 to 8.
+        digits: u32,
+        /// TOTP's time step in seconds.
+        #[serde(default)]
+        period: Option<u64>,
+        /// TOTP: the last time step used; HOTP: the next counter value.
+        #[serde(default)]
+        counter: Option<u64>,
+        /// Single-use codes to keep as backup codes.
+        #[serde(default)]
+        scratch: Vec<Secret>,
+        /// Where it came from (`google-authenticator:/home/alice/…`), for the audit trail.
+        source: String,
+    },
+    /// Admin: brings a token's counter forward to two consecutive codes
+    /// (a token pressed far beyond the login window).
+    AdminHotpResync {
+        /// The account.
+        user: String,
+        /// The token, when the account has several.
+        #[serde(default)]
+        name: Option<String>,
+        /// The first code.
+        first: Secret,
+        /// The code of the press after it.
+        second: Secret,
+    },
+    /// The devices remembered for an account (SSH keys, login sessions)
+    /// that still let it in.
+    Devices {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Forgets remembered devices of an account: the next login from them
+    /// asks for the second factor again.
+    DevicesForget {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// The device (its id in [`Response::DeviceList`]); `None` with `all`.
+        #[serde(default)]
+        id: Option<i64>,
+        /// Every device of the account.
+        #[serde(default)]
+        all: bool,
+    },
 }
 
 /// A point in time given to the daemon, which reads its own clock for
@@ -264,6 +362,12 @@ impl Request {
             Request::AuditQuery { .. } => "audit_query",
             Request::AuditVerify => "audit_verify",
             Request::Stats => "stats",
+            Request::AdminTempCode { .. } => "admin_temp_code",
+            Request::AdminEnrollHotp { .. } => "admin_enroll_hotp",
+            Request::AdminHotpResync { .. } => "admin_hotp_resync",
+            Request::AdminImport { .. } => "admin_import",
+            Request::Devices { .. } => "devices",
+            Request::DevicesForget { .. } => "devices_forget",
         }
     }
 
@@ -438,6 +542,22 @@ pub enum Response {
     AuditVerified(AuditReport),
     /// Enrollment, policy and login figures.
     StatsReport(StatsReport),
+    /// A break-glass code, shown once.
+    TempCode {
+        /// The code, as the person types it.
+        code: Secret,
+        /// When it stops working (Unix seconds).
+        expires_at: u64,
+        /// Logins it opens.
+        uses: u32,
+    },
+    /// The remembered devices of an account.
+    DeviceList {
+        /// The account.
+        user: String,
+        /// Its devices, oldest first.
+        devices: Vec<DeviceInfo>,
+    },
 }
 
 /// A lock on logins of an account, from one source or from every source.
@@ -659,6 +779,39 @@ pub struct UserStatus {
     /// Until when logins are locked from every source, if they are.
     #[serde(default)]
     pub locked_until: Option<u64>,
+    /// An outstanding break-glass code (issued by an admin), if any.
+    #[serde(default)]
+    pub temp_code: Option<TempCodeInfo>,
+}
+
+/// An outstanding break-glass code: what `twofold status` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TempCodeInfo {
+    /// Logins it still opens.
+    pub uses_left: u32,
+    /// When it stops working (Unix seconds).
+    pub expires_at: u64,
+}
+
+/// A remembered device: what `twofold devices` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its id, for `twofold devices forget ID`.
+    pub id: i64,
+    /// `ssh_key` or `session`.
+    pub kind: String,
+    /// What was proven: `ssh-ed25519 SHA256:…` for a key, `session 1234
+    /// on pts/3` for a login session.
+    pub what: String,
+    /// The service where the second factor remembered it.
+    pub service: String,
+    /// When it was remembered (Unix seconds).
+    pub since: u64,
+    /// When it last let a login through without a prompt.
+    #[serde(default)]
+    pub last_used: Option<u64>,
+    /// When it stops letting logins through (Unix seconds).
+    pub expires_at: u64,
 }
 
 #[cfg(test)]
@@ -747,7 +900,8 @@ mod tests {
                 service: "sshd".into(),
                 rhost: None,
                 tty: None,
-                ruser: None
+                ruser: None,
+                ssh_auth_info: None,
             }
         );
     }

@@ -20,8 +20,18 @@ impl Method {
     pub const TOTP: Method = Method(Cow::Borrowed("totp"));
     /// A single-use backup code.
     pub const BACKUP_CODE: Method = Method(Cow::Borrowed("backup_code"));
+    /// A break-glass code an admin issued (`twofold admin temp-code`).
+    pub const TEMP_CODE: Method = Method(Cow::Borrowed("temp_code"));
+    /// A code from a hardware OATH token (RFC 4226 HOTP).
+    pub const HOTP: Method = Method(Cow::Borrowed("hotp"));
     /// Every method this build implements, in display order.
-    pub const KNOWN: &'static [Method] = &[Method::TOTP, Method::BACKUP_CODE, Method::EMAIL];
+    pub const KNOWN: &'static [Method] = &[
+        Method::TOTP,
+        Method::HOTP,
+        Method::BACKUP_CODE,
+        Method::TEMP_CODE,
+        Method::EMAIL,
+    ];
     /// Codes sent by mail to a confirmed address.
     pub const EMAIL: Method = Method(Cow::Borrowed("email"));
 

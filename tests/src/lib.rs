@@ -21,11 +21,13 @@ mod module;
 pub mod otp;
 pub mod pam;
 pub mod peers;
+pub mod readme;
 mod require;
 pub mod smtp;
 pub mod sshd;
 pub mod syslog;
 pub mod system;
+pub mod x11;
 
 pub use module::{module_line, module_path, write_service, PamConfig, MODULE_ENV};
 pub use require::{require_programs, require_root};

@@ -40,6 +40,7 @@ impl Steps {
                 rhost: None,
                 tty: Some("pts/0".into()),
                 ruser: Some("root".into()),
+                ssh_auth_info: None,
             })
             .expect("begin");
         let mut s = Steps {

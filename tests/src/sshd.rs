@@ -28,6 +28,24 @@ impl Sshd {
     /// `publickey,keyboard-interactive`), authorizing a fresh client key for
     /// `user`. The PAM service is `sshd` (`sys.pam_d()/sshd`).
     pub fn start(sys: &System, user: &TestUser, methods: &str) -> io::Result<Sshd> {
+        let auth = [
+            "UsePAM yes".to_owned(),
+            "KbdInteractiveAuthentication yes".to_owned(),
+            "PasswordAuthentication no".to_owned(),
+            format!("AuthenticationMethods {methods}"),
+        ];
+        Sshd::start_configured(sys, &[user], &auth)
+    }
+
+    /// Starts sshd in `sys` with `auth` as its authentication settings
+    /// (lines of `sshd_config`, e.g. taken from the admin guide; they come
+    /// before the harness's own lines, so they win), authorizing the client
+    /// key for each of `users`.
+    pub fn start_configured(
+        sys: &System,
+        users: &[&TestUser],
+        auth: &[String],
+    ) -> io::Result<Sshd> {
         let dir = sys.path().join("ssh");
         std::fs::create_dir_all(dir.join("authorized"))?;
         let host_key = dir.join("host_ed25519");
@@ -37,16 +55,18 @@ impl Sshd {
                 keygen(k)?;
             }
         }
-        std::fs::copy(
-            key.with_extension("pub"),
-            dir.join("authorized").join(&user.name),
-        )?;
+        for user in users {
+            std::fs::copy(
+                key.with_extension("pub"),
+                dir.join("authorized").join(&user.name),
+            )?;
+        }
         let mut last_err = String::new();
         // A port found free may be taken before sshd binds it; try a few.
         for _ in 0..5 {
             let port = free_port()?;
             let config = dir.join("sshd_config");
-            std::fs::write(&config, config_text(port, &host_key, &dir, methods))?;
+            std::fs::write(&config, config_text(port, &host_key, &dir, auth))?;
             let log = dir.join(format!("sshd-{port}.log"));
             let child = sys
                 .command(&[SSHD, "-D", "-e", "-f", &config.display().to_string()])
@@ -142,10 +162,16 @@ impl Drop for Sshd {
     }
 }
 
-/// The server configuration: 127.0.0.1 only, PAM, keyboard-interactive,
-/// authorized keys outside /tmp's strict-mode checks.
-fn config_text(port: u16, host_key: &Path, dir: &Path, methods: &str) -> String {
-    format!(
+/// The server configuration: `auth` first (sshd keeps the first value of
+/// each keyword), then 127.0.0.1 only, PAM, keyboard-interactive, authorized
+/// keys outside /tmp's strict-mode checks.
+fn config_text(port: u16, host_key: &Path, dir: &Path, auth: &[String]) -> String {
+    let mut text = String::new();
+    for line in auth {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&format!(
         "Port {port}\n\
          ListenAddress 127.0.0.1\n\
          HostKey {}\n\
@@ -154,7 +180,6 @@ fn config_text(port: u16, host_key: &Path, dir: &Path, methods: &str) -> String 
          KbdInteractiveAuthentication yes\n\
          PasswordAuthentication no\n\
          PubkeyAuthentication yes\n\
-         AuthenticationMethods {methods}\n\
          AuthorizedKeysFile {}/authorized/%u\n\
          StrictModes no\n\
          PermitRootLogin no\n\
@@ -167,7 +192,8 @@ fn config_text(port: u16, host_key: &Path, dir: &Path, methods: &str) -> String 
          LogLevel VERBOSE\n",
         host_key.display(),
         dir.display()
-    )
+    ));
+    text
 }
 
 fn keygen(path: &Path) -> io::Result<()> {

@@ -28,6 +28,7 @@ fn login(socket: &std::path::Path, answer: &str) -> Vec<Response> {
             rhost: Some("192.0.2.7".into()),
             tty: None,
             ruser: None,
+            ssh_auth_info: None,
         })
         .expect("begin")];
     let mut answered = false;

@@ -38,6 +38,8 @@ pub mod event {
     pub const UNLOCK: &str = "unlock";
     /// A backup code was used up.
     pub const BACKUP_CODE_USED: &str = "backup_code_used";
+    /// A break-glass code opened a login.
+    pub const TEMP_CODE_USED: &str = "temp_code_used";
     /// Backup codes were regenerated.
     pub const CODES_REGENERATED: &str = "codes_regenerated";
     /// A required user was first seen unenrolled: the grace deadline was set.
@@ -55,6 +57,10 @@ pub mod event {
     pub const CONFIG_RELOAD_REFUSED: &str = "config_reload_refused";
     /// Retention removed old rows (the chain continues from an anchor).
     pub const AUDIT_PRUNED: &str = "audit_pruned";
+    /// A second factor remembered a device (an SSH key, a login session).
+    pub const DEVICE_REMEMBERED: &str = "device_remembered";
+    /// A remembered device was forgotten (by its user or an admin).
+    pub const DEVICE_FORGOTTEN: &str = "device_forgotten";
     /// A fresh code authorized adding a factor beside a confirmed one.
     pub const ENROLL_AUTHORIZED: &str = "enroll_authorized";
 }

@@ -10,6 +10,8 @@
 pub mod backup;
 pub mod email;
 pub mod enroll;
+pub mod hotp;
+pub mod temp;
 pub mod totp;
 
 use crate::audit::AuditEvent;
@@ -95,6 +97,9 @@ pub enum Role {
     /// Single-use codes issued when a primary factor is confirmed, which
     /// hang on it (removing the last primary factor removes them).
     Recovery,
+    /// Codes an admin issues for a person who lost every factor: never
+    /// enrolled by the person, never removed with a factor, they expire.
+    Issued,
 }
 
 /// What `twofold status` shows of one factor.
@@ -281,12 +286,15 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The factors built in: TOTP, backup codes, then email codes.
+    /// The factors built in: TOTP, HOTP, backup codes, break-glass codes,
+    /// then email codes.
     pub fn builtin() -> Registry {
         Registry {
             factors: vec![
                 Arc::new(totp::Totp),
+                Arc::new(hotp::Hotp),
                 Arc::new(backup::BackupCodes),
+                Arc::new(temp::TempCode),
                 Arc::new(email::Email),
             ],
         }
@@ -337,8 +345,12 @@ impl Registry {
 
     /// Checks `typed` against each factor of `allowed` in order — those
     /// that send codes first (their codes exist only once asked for, and
-    /// have the shape of others') — the first that recognises its shape
-    /// decides. `None` when none does.
+    /// have the shape of others', so their refusal, e.g. an expired code,
+    /// is the one that stands). A match or a lock decides at once; a
+    /// factor that recognises the shape but not the answer hands it on (a
+    /// six-digit code may be a TOTP or an HOTP code), and its refusal
+    /// stands when no later factor matches. `None` when none recognises
+    /// the shape.
     pub fn check(
         &self,
         cx: &Ctx<'_>,
@@ -347,17 +359,22 @@ impl Registry {
         allowed: &[Method],
         typed: &str,
     ) -> Result<Option<(Method, Found)>, VerifyError> {
+        let mut refused = None;
         let senders = self.all().filter(|f| f.keyword().is_some());
         let others = self.all().filter(|f| f.keyword().is_none());
         for f in senders
             .chain(others)
             .filter(|f| allowed.contains(&f.method()))
         {
-            if let Some(found) = f.check(cx, who, snap, typed)? {
-                return Ok(Some((f.method(), found)));
+            match f.check(cx, who, snap, typed)? {
+                Some(Found::Rejected(why)) => {
+                    refused.get_or_insert((f.method(), Found::Rejected(why)));
+                }
+                Some(found) => return Ok(Some((f.method(), found))),
+                None => {}
             }
         }
-        Ok(None)
+        Ok(refused)
     }
 }
 

@@ -7,14 +7,15 @@ use crate::audit::syslog::utc_minutes;
 use crate::audit::{event, AuditEvent, ChainCheck};
 use crate::engine::Engine;
 use crate::factors::enroll::{make_token, TOKEN};
+use crate::factors::{hotp, temp};
 use crate::failure::{fail, Failure};
 use crate::server::peer::Peer;
 use crate::store::{AuditFilter, Walk};
 use crate::validate;
 use std::collections::BTreeMap;
 use twofold_proto::{
-    AuditReport, BackupLow, ErrorKind, GraceInfo, LockInfo, MethodCount, Request, Response,
-    StatsReport, TimeRef,
+    AuditReport, BackupLow, ErrorKind, GraceInfo, LockInfo, Method, MethodCount, Request, Response,
+    Secret, StatsReport, TimeRef,
 };
 
 /// Rows per audit page at most; a page also stops before it would not fit
@@ -129,6 +130,97 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 require_admin(peer)?;
                 stats_report(this).map(Response::StatsReport)
             }
+            Request::AdminTempCode {
+                user,
+                valid,
+                uses,
+                revoke,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                temp_code(this, peer, &user, valid, uses, revoke)
+            }
+            Request::AdminEnrollHotp {
+                user,
+                secret_hex,
+                algorithm,
+                digits,
+                counter,
+                name,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let token = hotp::Token {
+                    secret: hex_secret(&secret_hex)?,
+                    algorithm: algorithm.unwrap_or(twofold_proto::Algorithm::Sha1),
+                    digits: digits.unwrap_or(6),
+                    counter: counter.unwrap_or(0),
+                    label: token_name(name)?,
+                };
+                enroll_hotp(this, peer, &user, &token)
+            }
+            Request::AdminImport {
+                user,
+                method,
+                secret_hex,
+                digits,
+                period,
+                counter,
+                scratch,
+                source,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let imported = Imported {
+                    method,
+                    secret: hex_secret(&secret_hex)?,
+                    digits,
+                    period,
+                    counter,
+                    scratch,
+                    source,
+                };
+                import(this, peer, &user, imported)
+            }
+            Request::AdminHotpResync {
+                user,
+                name,
+                first,
+                second,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let claim = hotp::resync(
+                    &this.ctx(),
+                    &user,
+                    name.as_deref(),
+                    first.expose().trim(),
+                    second.expose().trim(),
+                )?;
+                let value = match &claim {
+                    crate::store::Claim::Counter { value, .. } => *value,
+                    crate::store::Claim::Code { .. } => 0,
+                };
+                let ev = AuditEvent::new(event::ADMIN, &user, &peer.actor())
+                    .method(Method::HOTP.as_str())
+                    .with("action", "hotp_resync")
+                    .with("counter", &value.to_string());
+                match this.store.spend(claim, this.now(), vec![ev])? {
+                    crate::store::Change::Done(recs) => this.syslog_records(&recs),
+                    _ => {
+                        return Err(fail(
+                            ErrorKind::Conflict,
+                            "those codes were used meanwhile; press twice more and try again",
+                        ))
+                    }
+                }
+                Ok(Response::Done {
+                    message: format!(
+                        "the HOTP token of {user} is in step again; its next code is number {}",
+                        value + 1
+                    ),
+                })
+            }
             other => Err(fail(
                 ErrorKind::BadRequest,
                 format!("{} is not valid here", other.kind()),
@@ -184,6 +276,272 @@ fn enroll_token(
         .issue_codes(user, &TOKEN, vec![row], now, vec![ev])?;
     this.syslog_records(&recs);
     Ok(Response::EnrollToken { token, expires_at })
+}
+
+/// Issues a break-glass code for `user` (replacing an outstanding one) or
+/// withdraws it (`revoke`); audited with its expiry and uses, the code
+/// itself shown once and stored hashed. Only for an account that has a
+/// factor: the code stands in for one its owner lost, it never enrolls
+/// anyone.
+fn temp_code(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    valid: Option<u64>,
+    uses: Option<u32>,
+    revoke: bool,
+) -> Result<Response, Failure> {
+    let now = this.now();
+    let ev = AuditEvent::new(event::ADMIN, user, &peer.actor());
+    if revoke {
+        let (left, _) = this
+            .store
+            .codes_outstanding(user, &Method::TEMP_CODE, now)?;
+        let ev = ev
+            .with("action", "temp_code_revoked")
+            .with("outstanding", &left.to_string());
+        let recs = this
+            .store
+            .issue_codes(user, &Method::TEMP_CODE, Vec::new(), now, vec![ev])?;
+        this.syslog_records(&recs);
+        let message = if left == 0 {
+            format!("{user} had no outstanding break-glass code")
+        } else {
+            format!("the break-glass code of {user} is revoked")
+        };
+        return Ok(Response::Done { message });
+    }
+    let valid = valid.unwrap_or(temp::VALID);
+    if !(60..=temp::VALID_MAX).contains(&valid) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "a break-glass code may be valid for 1 minute to 7 days",
+        ));
+    }
+    let uses = uses.unwrap_or(1);
+    if !(1..=temp::USES_MAX).contains(&uses) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            format!("a break-glass code may open 1 to {} logins", temp::USES_MAX),
+        ));
+    }
+    let enrolled = this
+        .store
+        .credentials(user)?
+        .iter()
+        .any(|c| c.confirmed_at.is_some());
+    if !enrolled {
+        return Err(fail(
+            ErrorKind::NotFound,
+            format!(
+                "{user} has no factor to stand in for; with nothing enrolled the policy's `unenrolled` setting decides (see `twofold admin enroll-token` to let them enroll)"
+            ),
+        ));
+    }
+    let expires_at = now.saturating_add(valid);
+    let made = temp::make(&this.ctx(), user, uses, expires_at)
+        .map_err(|e| fail(ErrorKind::Internal, format!("cannot make a code: {e}")))?;
+    let ev = ev
+        .with("action", "temp_code")
+        .with("uses", &uses.to_string())
+        .with("expires", &expires_at.to_string());
+    let recs = this
+        .store
+        .issue_codes(user, &Method::TEMP_CODE, made.rows, now, vec![ev])?;
+    this.syslog_records(&recs);
+    Ok(Response::TempCode {
+        code: made.shown,
+        expires_at,
+        uses,
+    })
+}
+
+/// The raw secret of a hex string (whitespace ignored), wiped when dropped.
+fn hex_secret(text: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+    let digits: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+        text.expose()
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect(),
+    );
+    let bad = || fail(ErrorKind::BadRequest, "the secret is not hexadecimal");
+    if !digits.len().is_multiple_of(2) {
+        return Err(bad());
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
+    for pair in digits.chunks(2) {
+        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
+        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
+        out.push((hi * 16 + lo) as u8);
+    }
+    Ok(out)
+}
+
+/// A credential imported from another module's file.
+struct Imported {
+    method: Method,
+    secret: zeroize::Zeroizing<Vec<u8>>,
+    digits: u32,
+    period: Option<u64>,
+    counter: Option<u64>,
+    scratch: Vec<Secret>,
+    source: String,
+}
+
+/// Enrolls an imported credential and its scratch codes (as backup codes)
+/// with the audit row, in one transaction after the pending row; refused
+/// when the account already has a confirmed credential of that kind.
+fn import(this: &Engine, peer: &Peer, user: &str, i: Imported) -> Result<Response, Failure> {
+    use crate::factors::{backup::codes, random_row_id, totp};
+    if i.source.len() > 512 || i.source.chars().any(char::is_control) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "the source is not a printable path",
+        ));
+    }
+    if i.scratch.len() > 32 {
+        return Err(fail(ErrorKind::BadRequest, "more than 32 scratch codes"));
+    }
+    let cx = this.ctx();
+    let now = this.now();
+    let (id, counter) = if i.method == Method::TOTP {
+        let period = i.period.unwrap_or(30);
+        if !(6..=8).contains(&i.digits) || !(1..=300).contains(&period) {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "TOTP codes must be 6 to 8 digits and steps 1 to 300 s",
+            ));
+        }
+        if !(10..=64).contains(&i.secret.len()) {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "the secret must be 10 to 64 bytes",
+            ));
+        }
+        let params = totp::otp::TotpParams {
+            algorithm: twofold_proto::Algorithm::Sha1,
+            digits: i.digits,
+            period,
+        };
+        let id = random_row_id()?;
+        let (sealed, nonce) = cx.keys.seal(&Method::TOTP, user, id, &i.secret)?;
+        let new = crate::store::NewCredential {
+            id,
+            method: Method::TOTP,
+            label: String::new(),
+            sealed,
+            nonce: nonce.to_vec(),
+            params: totp::params_text(&params),
+            single: true,
+        };
+        if !this.store.start_pending(user, new, now)? {
+            return Err(fail(
+                ErrorKind::Conflict,
+                format!("{user} already has a confirmed TOTP credential; nothing imported"),
+            ));
+        }
+        (id, i.counter)
+    } else if i.method == Method::HOTP {
+        let token = hotp::Token {
+            secret: i.secret,
+            algorithm: twofold_proto::Algorithm::Sha1,
+            digits: i.digits,
+            counter: i.counter.unwrap_or(0),
+            label: "imported".into(),
+        };
+        let id = hotp::store_pending(&cx, user, &token)?;
+        (id, hotp::first_counter(token.counter))
+    } else {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            format!("{} cannot be imported", i.method),
+        ));
+    };
+    let mut rows = Vec::with_capacity(i.scratch.len());
+    for code in &i.scratch {
+        let Some(normalized) = codes::normalize(code.expose()) else {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "a scratch code is not eight digits",
+            ));
+        };
+        rows.push(crate::store::NewCode {
+            lookup: cx.keys.code_lookup(&Method::BACKUP_CODE, user, &normalized),
+            hash: codes::hash(&normalized)?,
+            expires_at: None,
+        });
+    }
+    let n = rows.len();
+    let codes = (!rows.is_empty()).then_some((Method::BACKUP_CODE, rows));
+    let ev = AuditEvent::new(event::ENROLL, user, &peer.actor())
+        .method(i.method.as_str())
+        .with("imported_from", &i.source)
+        .with("scratch_codes", &n.to_string());
+    match this
+        .store
+        .confirm(id, counter, codes, None, now, vec![ev])?
+    {
+        crate::store::Change::Done(recs) => this.syslog_records(&recs),
+        _ => {
+            return Err(fail(
+                ErrorKind::Conflict,
+                "the credential was removed while it was being imported",
+            ))
+        }
+    }
+    Ok(Response::Done {
+        message: format!(
+            "{user}: {} imported with {n} scratch codes as backup codes",
+            i.method
+        ),
+    })
+}
+
+/// A token's name: 1 to 64 printable characters, `hotp` when none is given.
+fn token_name(name: Option<String>) -> Result<String, Failure> {
+    let name = name.unwrap_or_else(|| "hotp".into());
+    if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "a token name is 1 to 64 printable characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// Enrolls a hardware token for `user`: stored pending, then confirmed
+/// with its counter and the audit row in one transaction.
+fn enroll_hotp(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    token: &hotp::Token,
+) -> Result<Response, Failure> {
+    let cx = this.ctx();
+    let id = hotp::store_pending(&cx, user, token)?;
+    let ev = AuditEvent::new(event::ENROLL, user, &peer.actor())
+        .method(Method::HOTP.as_str())
+        .with("name", &token.label)
+        .with("counter", &token.counter.to_string());
+    let first = hotp::first_counter(token.counter);
+    match this
+        .store
+        .confirm(id, first, None, None, this.now(), vec![ev])?
+    {
+        crate::store::Change::Done(recs) => this.syslog_records(&recs),
+        _ => {
+            return Err(fail(
+                ErrorKind::Conflict,
+                "the token was removed while it was being enrolled",
+            ))
+        }
+    }
+    Ok(Response::Done {
+        message: format!(
+            "HOTP token {:?} enrolled for {user}; its next code is number {}",
+            token.label, token.counter
+        ),
+    })
 }
 
 fn grace(

@@ -16,7 +16,7 @@ use crate::login::{locked_message, token};
 use crate::server::peer::Peer;
 use crate::store::{Change, Claim, Durability, FailureOutcome, Locked, Removal, StoreError};
 use crate::validate;
-use twofold_proto::{ErrorKind, Method, Request, Response, Secret, UserStatus};
+use twofold_proto::{ErrorKind, Method, Request, Response, Secret, TempCodeInfo, UserStatus};
 
 /// Whom a request acts on, and whether an admin acts on someone else.
 struct Target {
@@ -512,6 +512,14 @@ fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure
     changed(engine, change, None, || {
         fail(ErrorKind::NotFound, format!("no twofold account {user:?}"))
     })?;
+    // Remembered devices stand on a second factor the account no longer
+    // has: a later enrollment must not bring them back.
+    let forgotten =
+        AuditEvent::new(event::DEVICE_FORGOTTEN, user, &peer.actor()).with("reason", "disable");
+    let (_, recs) = engine
+        .store
+        .forget_devices(user, None, engine.now(), forgotten)?;
+    engine.syslog_records(&recs);
     Ok(Response::Done {
         message: format!("all factors of {user} removed"),
     })
@@ -563,6 +571,16 @@ pub(crate) fn status_of(engine: &Engine, user: &str) -> Result<UserStatus, Store
         pending_enrollment: false,
         grace_deadline: engine.store.grace_deadline(user)?,
         locked_until: engine.store.user_lock(user, now)?,
+        temp_code: match engine
+            .store
+            .codes_outstanding(user, &Method::TEMP_CODE, now)?
+        {
+            (0, _) | (_, None) => None,
+            (uses_left, Some(expires_at)) => Some(TempCodeInfo {
+                uses_left,
+                expires_at,
+            }),
+        },
     };
     for f in engine.factors.all() {
         let r = f.report(&cx, user, &creds)?;

@@ -94,6 +94,9 @@ pub struct Credential {
     pub confirmed_at: Option<u64>,
     /// When it last opened a login.
     pub last_used: Option<u64>,
+    /// The last counter value it accepted (a time step, an event count);
+    /// `None` before the first.
+    pub counter: Option<u64>,
 }
 
 /// A credential to store as pending.
@@ -391,6 +394,20 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// How many unused `method` codes `user` holds.
     fn code_count(&self, user: &str, method: &Method) -> Result<u32, StoreError>;
 
+    /// How many unused `method` codes of `user` still work at `now`, and
+    /// the latest expiry among them.
+    fn codes_outstanding(
+        &self,
+        user: &str,
+        method: &Method,
+        now: u64,
+    ) -> Result<(u32, Option<u64>), StoreError>;
+
+    /// Spends `claim` outside a login (an admin resynchronizing a token's
+    /// counter) and appends `events`, in one durable transaction; `Lost`
+    /// (nothing written) when it was spent already.
+    fn spend(&self, claim: Claim, now: u64, events: Vec<AuditEvent>) -> Result<Change, StoreError>;
+
     /// Whether the daemon has ever stored anything for `user`.
     fn user_exists(&self, user: &str) -> Result<bool, StoreError>;
 
@@ -472,6 +489,65 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         pruned: AuditEvent,
     ) -> Result<Vec<AuditRecord>, StoreError>;
 
+    // --- remembered devices ---
+
+    /// [`Store::record_success`], and in the same durable transaction
+    /// remembers `devices` for `s.user` (an active one of the same kind
+    /// and identity is replaced) and appends `remembered` (one row per
+    /// device; `device=ID` is added).
+    fn record_success_remembering(
+        &self,
+        s: Success,
+        devices: Vec<NewDevice>,
+        remembered: AuditEvent,
+    ) -> Result<SuccessOutcome, StoreError> {
+        if devices.is_empty() {
+            return self.record_success(s);
+        }
+        let _ = remembered;
+        Err(StoreError::Database(
+            "this store cannot remember devices".into(),
+        ))
+    }
+
+    /// A login let through by a remembered device: in one durable
+    /// transaction, refuses if a lock is in force, finds an active device
+    /// of `user` of `kind` among `whats` (not forgotten, not expired at
+    /// `now`), marks it used, forgets the source's failures and appends
+    /// `success` (with `device=ID` and `what=…` added).
+    fn remembered_login(
+        &self,
+        user: &str,
+        source: &str,
+        kind: &str,
+        whats: &[String],
+        now: u64,
+        success: AuditEvent,
+    ) -> Result<RememberedOutcome, StoreError> {
+        let _ = (user, source, kind, whats, now, success);
+        Ok(RememberedOutcome::NotFound)
+    }
+
+    /// The active devices of `user` at `now`, oldest first.
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<Device>, StoreError> {
+        let _ = (user, now);
+        Ok(Vec::new())
+    }
+
+    /// Forgets device `id` of `user` (`None`: every one) and appends
+    /// `forgotten` per device (with `device=ID` and `what=…` added), in
+    /// one durable transaction; how many were forgotten.
+    fn forget_devices(
+        &self,
+        user: &str,
+        id: Option<i64>,
+        now: u64,
+        forgotten: AuditEvent,
+    ) -> Result<(u32, Vec<AuditRecord>), StoreError> {
+        let _ = (user, id, now, forgotten);
+        Ok((0, Vec::new()))
+    }
+
     // --- sent codes and notifications ---
 
     /// Email codes and the notification outbox; `None` when this store
@@ -479,6 +555,49 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn sends(&self) -> Option<&dyn Sends> {
         None
     }
+}
+
+/// A device to remember with a login's success.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// `ssh_key` or `session` (see `crate::devices`).
+    pub kind: String,
+    /// Its identity (a key's type and fingerprint, a session's numbers).
+    pub what: String,
+    /// The service of the login that remembered it.
+    pub service: String,
+    /// When it stops letting logins through.
+    pub expires_at: u64,
+}
+
+/// A remembered device.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Row identity.
+    pub id: i64,
+    /// See [`NewDevice::kind`].
+    pub kind: String,
+    /// See [`NewDevice::what`].
+    pub what: String,
+    /// See [`NewDevice::service`].
+    pub service: String,
+    /// When it was remembered.
+    pub since: u64,
+    /// When it last let a login through.
+    pub last_used: Option<u64>,
+    /// When it stops.
+    pub expires_at: u64,
+}
+
+/// How a login by a remembered device ended.
+#[derive(Debug)]
+pub enum RememberedOutcome {
+    /// Let through: the device and the rows appended.
+    Done(Device, Vec<AuditRecord>),
+    /// No active device matches; nothing was written.
+    NotFound,
+    /// A lock is in force; nothing was written.
+    Locked(Locked),
 }
 
 /// One step of an audit walk.

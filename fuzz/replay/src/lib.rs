@@ -13,10 +13,13 @@
 //! | `request_decode`  | [`request::request_decode`]|
 //! | `response_decode` | [`response::response_decode`] |
 //! | `config_parse`    | [`config::config_parse`]   |
+//! | `import_google`   | [`import::import_google`]  |
+//! | `import_oath`     | [`import::import_oath`]    |
 
 pub mod alloc;
 pub mod config;
 pub mod frames;
+pub mod import;
 pub mod request;
 pub mod response;
 
@@ -30,4 +33,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("request_decode", request::request_decode),
     ("response_decode", response::response_decode),
     ("config_parse", config::config_parse),
+    ("import_google", import::import_google),
+    ("import_oath", import::import_oath),
 ];

@@ -54,7 +54,9 @@ fn every_target_is_replayed_here() {
             "frame_reader",
             "request_decode",
             "response_decode",
-            "config_parse"
+            "config_parse",
+            "import_google",
+            "import_oath"
         ]
     );
 }
@@ -112,4 +114,14 @@ fn valid_seeds_are_accepted() {
         let parsed = twofold_config::Config::parse(&text, &path.display().to_string());
         assert!(parsed.is_ok(), "{}: {parsed:?}", path.display());
     }
+}
+
+#[test]
+fn import_google_corpus_and_artifacts() {
+    replay("import_google");
+}
+
+#[test]
+fn import_oath_corpus_and_artifacts() {
+    replay("import_oath");
 }

@@ -38,6 +38,7 @@ pub fn generate() -> Result<NewCode, KeyError> {
 
 /// The canonical form of a typed code (lowercase, no `-` or spaces), or
 /// `None` when it cannot be a backup code; needs no hashing to decide.
+/// Eight digits are a scratch code imported from google-authenticator.
 pub fn normalize(answer: &str) -> Option<Zeroizing<String>> {
     if answer.len() > MAX_ANSWER {
         return None;
@@ -50,8 +51,12 @@ pub fn normalize(answer: &str) -> Option<Zeroizing<String>> {
             .collect(),
     );
     let ok = s.len() == CODE_LEN && s.bytes().all(|b| ALPHABET.contains(&b));
-    ok.then_some(s)
+    let scratch = s.len() == SCRATCH_LEN && s.bytes().all(|b| b.is_ascii_digit());
+    (ok || scratch).then_some(s)
 }
+
+/// Digits in a google-authenticator scratch code.
+pub const SCRATCH_LEN: usize = 8;
 
 /// The argon2id PHC string of a normalized code (see [`kdf`]).
 pub fn hash(normalized: &str) -> Result<String, KeyError> {

@@ -103,6 +103,35 @@ pub fn matching_step(
     found
 }
 
+/// The counter values in `from..from + count` whose code equals `code`
+/// (HOTP, RFC 4226, with `params.period` 1: TOTP at time `c` with a
+/// one-second step is HOTP of counter `c`). Every value is computed and
+/// compared in constant time.
+pub fn matching_counters(
+    params: &TotpParams,
+    key: &[u8],
+    from: u64,
+    count: u64,
+    code: &str,
+) -> Vec<u64> {
+    let mut found = Vec::new();
+    if !looks_like_code(params, code) {
+        return found;
+    }
+    let Some(totp) = generator(params, key) else {
+        return found;
+    };
+    for value in from..from.saturating_add(count) {
+        let Some(time) = value.checked_mul(totp.step()) else {
+            continue;
+        };
+        if totp.check(code, time).is_some() {
+            found.push(value);
+        }
+    }
+    found
+}
+
 /// RFC 4648 base32 without padding, as authenticator apps expect.
 pub fn base32_encode(data: &[u8]) -> Zeroizing<String> {
     // The copy in `Secret` is wiped when dropped (feature `zeroize`). The

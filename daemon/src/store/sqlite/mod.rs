@@ -8,6 +8,7 @@
 
 mod audit;
 mod commit;
+mod devices;
 mod grace;
 mod limits;
 mod schema;
@@ -186,11 +187,12 @@ impl Db {
 
     /// The methods of which `user` holds an unused code. Every login asks,
     /// so the covering index answers it without reading the rows.
-    pub fn code_methods(&self, user: &str) -> Result<Vec<Method>, StoreError> {
+    pub fn code_methods(&self, user: &str, now: u64) -> Result<Vec<Method>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT method FROM codes WHERE user = ?1 AND used_at IS NULL",
+            "SELECT DISTINCT method FROM codes WHERE user = ?1 AND used_at IS NULL
+             AND (expires_at IS NULL OR expires_at > ?2)",
         )?;
-        let mut rows = stmt.query([user])?;
+        let mut rows = stmt.query(params![user, to_db(now)])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
             out.push(method(r.get_ref(0)?.as_str()?)?);
@@ -276,7 +278,8 @@ impl Db {
             .conn
             .prepare_cached(
                 "SELECT id, hash, used_at, expires_at FROM codes
-                 WHERE lookup = ?3 AND user = ?1 AND method = ?2",
+                 WHERE lookup = ?3 AND user = ?1 AND method = ?2
+                 ORDER BY used_at IS NOT NULL, id LIMIT 1",
             )?
             .query_row(params![user, method.as_str(), &lookup[..]], |r| {
                 Ok(CodeRecord {
@@ -394,7 +397,7 @@ pub(crate) fn credentials(conn: &Connection, user: &str) -> Result<Vec<Credentia
     // profile).
     let mut stmt = conn.prepare_cached(
         "SELECT id, user, method, label, sealed, nonce, params, created_at, confirmed_at,
-                last_used
+                last_used, counter
          FROM credentials WHERE user = ?1 ORDER BY created_at, id",
     )?;
     let mut rows = stmt.query([user])?;
@@ -411,6 +414,7 @@ pub(crate) fn credentials(conn: &Connection, user: &str) -> Result<Vec<Credentia
             created_at: from_db(r.get(7)?),
             confirmed_at: r.get::<_, Option<i64>>(8)?.map(from_db),
             last_used: r.get::<_, Option<i64>>(9)?.map(from_db),
+            counter: r.get::<_, Option<i64>>(10)?.map(from_db),
         });
     }
     Ok(out)
@@ -452,6 +456,24 @@ pub(crate) fn code_count(
             "SELECT COUNT(*) FROM codes WHERE user = ?1 AND method = ?2 AND used_at IS NULL",
         )?
         .query_row(params![user, method.as_str()], |r| r.get(0))?)
+}
+
+/// Unused, unexpired `method` codes of `user` at `now`, and the latest
+/// expiry among them.
+pub(crate) fn outstanding(
+    conn: &Connection,
+    user: &str,
+    method: &Method,
+    now: u64,
+) -> Result<(u32, Option<u64>), StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*), MAX(expires_at) FROM codes WHERE user = ?1 AND method = ?2
+             AND used_at IS NULL AND (expires_at IS NULL OR expires_at > ?3)",
+        )?
+        .query_row(params![user, method.as_str(), to_db(now)], |r| {
+            Ok((r.get(0)?, r.get::<_, Option<i64>>(1)?.map(from_db)))
+        })?)
 }
 
 /// Whether `user` has a confirmed credential, read inside `conn`'s

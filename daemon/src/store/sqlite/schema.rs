@@ -151,6 +151,19 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX outbox_due ON outbox(next_at) WHERE sent_at IS NULL;
     CREATE INDEX outbox_user ON outbox(user, event, created_at);",
+    // 6: remembered devices (SSH keys sshd verified, login sessions).
+    "CREATE TABLE devices (
+        id            INTEGER PRIMARY KEY NOT NULL,
+        user          TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        what          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_used     INTEGER,
+        expires_at    INTEGER NOT NULL,
+        forgotten_at  INTEGER
+    ) STRICT;
+    CREATE INDEX devices_user ON devices(user, kind, what);",
 ];
 
 /// The schema version this build creates and understands.

@@ -66,7 +66,7 @@ impl Db {
     }
 
     fn has_unused_backup_code(&self, user: &str) -> bool {
-        self.code_methods(user)
+        self.code_methods(user, 0)
             .unwrap()
             .contains(&Method::BACKUP_CODE)
     }

@@ -1,0 +1,151 @@
+//! The daemon, its files and the clock.
+
+use super::{Finding, Host, Severity};
+use crate::daemon::Daemon;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+use twofold_proto::{Client, Request, Response};
+
+/// The findings about twofoldd and the machine it runs on.
+pub fn check(daemon: &Daemon, host: &Host<'_>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let reachable = Client::connect(&daemon.socket, daemon.timeout, crate::CLIENT_NAME).is_ok();
+    if !reachable {
+        out.push(Finding {
+            id: "daemon.unreachable",
+            severity: Severity::Error,
+            what: format!("twofoldd does not answer at {}", daemon.socket.display()),
+            why: "every login through a twofold line fails (failmode=secure) or goes without a second factor (failmode=safe)".into(),
+            fix: "start it (`systemctl start twofoldd`) and read why it stopped (`journalctl -u twofoldd`)".into(),
+        });
+    }
+    let d = &host.config.daemon;
+    secret_file(&mut out, &d.master_key, "the master key", true);
+    secret_file(&mut out, &d.database, "the database", false);
+    if let Some(dir) = d.socket.parent() {
+        if let Ok(m) = std::fs::metadata(dir) {
+            let mode = m.permissions().mode();
+            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                out.push(Finding {
+                    id: "files.socket_dir_writable",
+                    severity: Severity::Error,
+                    what: format!("{} (the socket's directory) is writable by everyone", dir.display()),
+                    why: "anyone can replace the socket; the module refuses a socket not held by root or daemon_uid=, so every login fails".into(),
+                    fix: format!("chmod 0755 {}", dir.display()),
+                });
+            }
+        }
+    }
+    out.extend(clock());
+    if reachable {
+        out.extend(admin_enrolled(daemon));
+    }
+    out
+}
+
+/// A file holding secrets: owned by root, not readable by others (the key
+/// not even by its group).
+fn secret_file(out: &mut Vec<Finding>, path: &Path, what: &str, key: bool) {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        out.push(Finding {
+            id: "files.missing",
+            severity: Severity::Info,
+            what: format!("{what} ({}) does not exist", path.display()),
+            why: "twofoldd makes it on its first start; if it is running with this configuration, it reads another path".into(),
+            fix: "check `[daemon]` in the configuration (`twofold config check --print`)".into(),
+        });
+        return;
+    };
+    let mode = m.permissions().mode() & 0o7777;
+    let loose = if key { mode & 0o077 } else { mode & 0o007 };
+    if loose != 0 {
+        out.push(Finding {
+            id: if key {
+                "files.key_mode"
+            } else {
+                "files.database_mode"
+            },
+            severity: Severity::Error,
+            what: format!("{what} ({}) has mode {mode:04o}", path.display()),
+            why: if key {
+                "whoever reads the master key can decrypt every TOTP secret in the database".into()
+            } else {
+                "the database holds sealed secrets, code hashes and the audit trail".into()
+            },
+            fix: format!(
+                "chmod {} {}",
+                if key { "0600" } else { "0640" },
+                path.display()
+            ),
+        });
+    }
+    if m.uid() != 0 {
+        out.push(Finding {
+            id: "files.owner",
+            severity: Severity::Warning,
+            what: format!(
+                "{what} ({}) is owned by uid {}, not root",
+                path.display(),
+                m.uid()
+            ),
+            why: "that user can read or replace it".into(),
+            fix: format!("chown root {}", path.display()),
+        });
+    }
+}
+
+/// Whether the clock is kept synchronized (TOTP codes depend on it).
+fn clock() -> Vec<Finding> {
+    let sync = Command::new("timedatectl")
+        .args(["show", "-p", "NTPSynchronized", "--value"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "yes")
+        .or_else(|| {
+            Command::new("chronyc")
+                .arg("tracking")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains("Leap status     : Normal"))
+        });
+    match sync {
+        Some(true) => Vec::new(),
+        Some(false) => vec![Finding {
+            id: "clock.unsynchronized",
+            severity: Severity::Warning,
+            what: "the clock is not synchronized".into(),
+            why: "TOTP codes are computed from the time: a clock a minute off refuses every right code".into(),
+            fix: "enable time synchronization (`timedatectl set-ntp true`, or chrony)".into(),
+        }],
+        None => vec![Finding {
+            id: "clock.unknown",
+            severity: Severity::Info,
+            what: "whether the clock is synchronized could not be told (no timedatectl or chronyc answered)".into(),
+            why: "TOTP codes are computed from the time".into(),
+            fix: "make sure NTP (systemd-timesyncd or chrony) keeps the clock".into(),
+        }],
+    }
+}
+
+/// The admin who runs doctor through sudo should have a factor before
+/// twofold guards sudo.
+fn admin_enrolled(daemon: &Daemon) -> Vec<Finding> {
+    let Some(me) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()) else {
+        return Vec::new();
+    };
+    match daemon.call(&Request::Status {
+        user: Some(me.clone()),
+    }) {
+        Ok(Response::Status(s)) if s.factors.is_empty() => vec![Finding {
+            id: "admin.not_enrolled",
+            severity: Severity::Warning,
+            what: format!("you ({me}) have no second factor enrolled"),
+            why: "once twofold guards sudo with `unenrolled = \"deny\"` (or a required group), you are locked out of root".into(),
+            fix: format!("run `twofold enroll totp` as {me} and keep the backup codes"),
+        }],
+        _ => Vec::new(),
+    }
+}
