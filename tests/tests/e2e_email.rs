@@ -443,3 +443,48 @@ fn adding_an_address_beside_totp_needs_a_current_code() {
     let sent = s.nth_code(1).expect("code");
     assert_no_code_leaked(&d, &[sent, code], &[]);
 }
+
+/// Issue 16: a break-glass code is told by mail when an admin issues it
+/// and when it opens a login (the code itself never is).
+#[test]
+fn a_break_glass_code_is_told_by_mail_when_issued_and_when_used() {
+    let (_dir, s) = relay();
+    let d = daemon_for(&s, |_| {});
+    let (_, enrolled) = enroll_alice(&d, &s);
+    let added = s.wait_for(|m| m.body().contains("was added"), Duration::from_secs(10));
+    assert!(added.is_some(), "the enrollment notice");
+    let code = match d.call(&Request::AdminTempCode {
+        user: "alice".into(),
+        valid: None,
+        uses: None,
+        revoke: false,
+    }) {
+        Response::TempCode { code, .. } => code.expose().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let issued = s.wait_for(
+        |m| m.body().contains("issued a break-glass code for alice"),
+        Duration::from_secs(10),
+    );
+    assert!(
+        issued.is_some(),
+        "{:?}",
+        s.mails().iter().map(|m| m.body()).collect::<Vec<_>>()
+    );
+    let seen = d.login("alice", &[&code]);
+    assert!(matches!(seen.last(), Some(Response::Success)), "{seen:?}");
+    let used = s.wait_for(
+        |m| {
+            m.body()
+                .contains("break-glass code an administrator issued was used")
+        },
+        Duration::from_secs(10),
+    );
+    let used = used.expect("the use is told");
+    assert!(
+        used.body().contains("It opens 0 more logins."),
+        "{}",
+        used.body()
+    );
+    assert_no_code_leaked(&d, &[code, enrolled], &[]);
+}

@@ -226,6 +226,13 @@ pub fn body(r: &twofold_proto::AuditRecord) -> String {
                  {left} backup codes are left."
             )
         }
+        crate::audit::event::TEMP_CODE_USED => {
+            let left = detail(&r.detail, "left").unwrap_or("?");
+            format!(
+                "A break-glass code an administrator issued was used to log in as {user} on {host}{whence}. \
+                 It opens {left} more logins."
+            )
+        }
         crate::audit::event::ENROLL => {
             format!("A second factor ({method}) was added to {user} on {host}.")
         }
@@ -235,6 +242,24 @@ pub fn body(r: &twofold_proto::AuditRecord) -> String {
         crate::audit::event::ADMIN => match detail(&r.detail, "action") {
             Some("disable") => {
                 format!("An administrator disabled two-factor authentication of {user} on {host}.")
+            }
+            Some("temp_code") => {
+                let until = detail(&r.detail, "expires")
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .map(|t| {
+                        let u = Utc::from_unix(t);
+                        format!(
+                            " until {:04}-{:02}-{:02} {:02}:{:02} UTC",
+                            u.year, u.month, u.day, u.hour, u.minute
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "An administrator issued a break-glass code for {user} on {host}{until}: it logs in without your second factor."
+                )
+            }
+            Some("temp_code_revoked") => {
+                format!("An administrator withdrew the break-glass code of {user} on {host}.")
             }
             Some(a) => format!("An administrator changed {user} on {host} ({a})."),
             None => format!("An administrator changed {user} on {host}."),

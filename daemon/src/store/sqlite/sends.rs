@@ -17,6 +17,7 @@ use twofold_proto::{AuditRecord, Method};
 /// The events a person with a confirmed address is told of by mail.
 const NOTIFIED: &[&str] = &[
     event::BACKUP_CODE_USED,
+    event::TEMP_CODE_USED,
     event::ENROLL,
     event::FACTOR_REMOVED,
     event::ADMIN,
