@@ -35,6 +35,9 @@ pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), Con
         .or_else(|| crate::remember::check(&config.remember))
         .or_else(|| {
             crate::email::problem(&config.email).map(|(path, message)| Problem { path, message })
+        })
+        .or_else(|| {
+            crate::sms::problem(&config.sms).map(|(path, message)| Problem { path, message })
         });
     match problem {
         None => Ok(()),

@@ -12,6 +12,7 @@ mod locate;
 mod net;
 pub mod policy;
 pub mod remember;
+pub mod sms;
 mod tables;
 pub mod time;
 
@@ -21,6 +22,7 @@ pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
 pub use remember::{Remember, RememberConfig};
+pub use sms::{SmsConfig, SmsProvider};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +54,8 @@ pub struct Config {
     pub remember: RememberConfig,
     /// Codes sent by mail and security notifications.
     pub email: EmailConfig,
+    /// Codes sent by text message.
+    pub sms: SmsConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.
