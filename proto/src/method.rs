@@ -31,9 +31,12 @@ impl Method {
         Method::BACKUP_CODE,
         Method::TEMP_CODE,
         Method::EMAIL,
+        Method::SMS,
     ];
     /// Codes sent by mail to a confirmed address.
     pub const EMAIL: Method = Method(Cow::Borrowed("email"));
+    /// Codes sent by text message to a confirmed number.
+    pub const SMS: Method = Method(Cow::Borrowed("sms"));
 
     /// A method by a name made of `a`–`z`, `0`–`9` and `_`, 1 to 32 long;
     /// `None` for anything else. Known or not.
@@ -123,8 +126,9 @@ mod tests {
         assert_eq!(Method::new("totp"), Some(Method::TOTP));
         assert!(Method::new("totp").is_some_and(|m| m.is_known()));
         assert_eq!(Method::new("email"), Some(Method::EMAIL));
-        let sms = Method::new("sms").expect("a token");
-        assert!(!sms.is_known());
+        assert_eq!(Method::new("sms"), Some(Method::SMS));
+        let other = Method::new("carrier_pigeon").expect("a token");
+        assert!(!other.is_known());
         for bad in ["", "TOTP", "a b", "x-y", &"a".repeat(33), "tötp"] {
             assert_eq!(Method::new(bad), None, "{bad:?}");
         }

@@ -9,6 +9,7 @@
 //! never the message.
 
 pub mod outbox;
+pub mod sms;
 pub mod smtp;
 
 use crate::clock::Clock;
@@ -290,6 +291,7 @@ impl Dispatcher {
 pub struct Channels {
     clock: Arc<dyn Clock>,
     email: Mutex<Option<(twofold_config::EmailConfig, Arc<Dispatcher>)>>,
+    sms: Mutex<Option<(twofold_config::SmsConfig, Arc<Dispatcher>)>>,
 }
 
 impl std::fmt::Debug for Channels {
@@ -304,6 +306,7 @@ impl Channels {
         Channels {
             clock,
             email: Mutex::new(None),
+            sms: Mutex::new(None),
         }
     }
 
@@ -336,9 +339,41 @@ impl Channels {
         Ok(d)
     }
 
+    /// The SMS dispatcher for settings `c`.
+    pub fn sms(&self, c: &twofold_config::SmsConfig) -> Result<Arc<Dispatcher>, String> {
+        if !c.enabled() {
+            return Err(SendError::Off.to_string());
+        }
+        let mut slot = self.sms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built, d)) = slot.as_ref() {
+            if built == c {
+                return Ok(d.clone());
+            }
+        }
+        let sender = sms::sender(c).map_err(|e| e.to_string())?;
+        let d = Dispatcher::new(
+            Arc::from(sender),
+            Limits {
+                workers: c.workers,
+                queue: c.queue,
+                timeout: c.timeout.duration(),
+                breaker_failures: c.breaker_failures,
+                breaker_open: c.breaker_open.0,
+            },
+            self.clock.clone(),
+        );
+        if let Some((_, old)) = slot.replace((c.clone(), d.clone())) {
+            old.stop();
+        }
+        Ok(d)
+    }
+
     /// Stops every channel's workers once their queues are empty.
     pub fn stop(&self) {
         if let Some((_, d)) = self.email.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            d.stop();
+        }
+        if let Some((_, d)) = self.sms.lock().unwrap_or_else(|e| e.into_inner()).take() {
             d.stop();
         }
     }

@@ -46,7 +46,7 @@ impl std::fmt::Debug for Smtp {
     }
 }
 
-fn file_error(path: &Path, message: impl Into<String>) -> SetupError {
+pub(crate) fn file_error(path: &Path, message: impl Into<String>) -> SetupError {
     SetupError::File {
         path: path.display().to_string(),
         message: message.into(),
@@ -56,6 +56,17 @@ fn file_error(path: &Path, message: impl Into<String>) -> SetupError {
 /// Reads the AUTH password: the first line of a regular file owned by the
 /// daemon's user (or root) that neither group nor others can read.
 fn read_password(path: &Path) -> Result<Zeroizing<String>, SetupError> {
+    let text = read_private(path)?;
+    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
+    if line.is_empty() {
+        return Err(file_error(path, "is empty"));
+    }
+    Ok(Zeroizing::new(line.to_owned()))
+}
+
+/// Reads a regular file owned by the daemon's user (or root) that neither
+/// group nor others can read (a password, a token, secret headers).
+pub(crate) fn read_private(path: &Path) -> Result<Zeroizing<String>, SetupError> {
     let meta = std::fs::symlink_metadata(path).map_err(|e| file_error(path, e.to_string()))?;
     if !meta.file_type().is_file() {
         return Err(file_error(path, "is not a regular file"));
@@ -74,13 +85,9 @@ fn read_password(path: &Path) -> Result<Zeroizing<String>, SetupError> {
             "must not be readable by group or others (chmod 600)",
         ));
     }
-    let text =
-        Zeroizing::new(std::fs::read_to_string(path).map_err(|e| file_error(path, e.to_string()))?);
-    let line = text.lines().next().unwrap_or("").trim_end_matches('\r');
-    if line.is_empty() {
-        return Err(file_error(path, "is empty"));
-    }
-    Ok(Zeroizing::new(line.to_owned()))
+    Ok(Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| file_error(path, e.to_string()))?,
+    ))
 }
 
 /// This machine's name for EHLO.

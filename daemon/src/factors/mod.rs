@@ -287,7 +287,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The factors built in: TOTP, HOTP, backup codes, break-glass codes,
-    /// then email codes.
+    /// then email and SMS codes.
     pub fn builtin() -> Registry {
         Registry {
             factors: vec![
@@ -295,7 +295,8 @@ impl Registry {
                 Arc::new(hotp::Hotp),
                 Arc::new(backup::BackupCodes),
                 Arc::new(temp::TempCode),
-                Arc::new(email::Email),
+                Arc::new(email::Email::email()),
+                Arc::new(email::Email::sms()),
             ],
         }
     }

@@ -156,6 +156,14 @@ impl Daemon {
                     .event("email", &[("result", "unusable"), ("error", &why)]);
             }
         }
+        let sms = &shared.current_config().sms;
+        if sms.enabled() {
+            if let Err(why) = shared.channels.sms(sms) {
+                shared
+                    .log
+                    .event("sms", &[("result", "unusable"), ("error", &why)]);
+            }
+        }
         shared.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
             .with("source", origin)
             .with("sha256", &digest)])?;

@@ -13,7 +13,7 @@ use super::{
 use crate::audit::AuditEvent;
 use crate::failure::{fail, Failure};
 use crate::store::{Claim, Credential, NewCredential, Snapshot, StoreError};
-use send::{mask, send_code, Outcome};
+use send::{send_code, Outcome};
 use twofold_proto::{ErrorKind, FactorStatus, Method, Response, Secret};
 
 /// What a code is bound to at login.
@@ -26,11 +26,11 @@ fn enroll_bound(id: i64) -> String {
     format!("enroll:{id}")
 }
 
-/// The confirmed address of `creds`, if any.
-fn confirmed(creds: &[Credential]) -> Option<&Credential> {
+/// The confirmed destination of `method` in `creds`, if any.
+fn confirmed<'c>(creds: &'c [Credential], method: &Method) -> Option<&'c Credential> {
     creds
         .iter()
-        .find(|c| c.method == Method::EMAIL && c.confirmed_at.is_some())
+        .find(|c| c.method == *method && c.confirmed_at.is_some())
 }
 
 /// Shown when a code could not be sent.
@@ -44,11 +44,39 @@ fn shaped(typed: &str) -> bool {
     typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Email codes.
-#[derive(Debug)]
-pub struct Email;
+/// Codes sent to a confirmed destination: email (`Email::email()`) or
+/// SMS (`Email::sms()`), the same machinery with another channel.
+#[derive(Debug, Clone)]
+pub struct Email {
+    method: Method,
+    keyword: &'static str,
+}
 
 impl Email {
+    /// Codes sent by mail.
+    pub fn email() -> Email {
+        Email {
+            method: Method::EMAIL,
+            keyword: "email",
+        }
+    }
+
+    /// Codes sent by text message.
+    pub fn sms() -> Email {
+        Email {
+            method: Method::SMS,
+            keyword: "sms",
+        }
+    }
+
+    fn settings(&self, cx: &Ctx<'_>) -> send::Settings {
+        send::settings(cx.config, &self.method)
+    }
+
+    fn mask(&self, destination: &str) -> String {
+        send::mask_for(&self.method, destination)
+    }
+
     /// Looks `typed` up among the codes bound to `bound`.
     fn find(
         &self,
@@ -57,11 +85,11 @@ impl Email {
         bound: &str,
         typed: &str,
     ) -> Result<Option<Found>, VerifyError> {
-        let lookup = send::lookup(cx, &Method::EMAIL, who.user, bound, typed);
+        let lookup = send::lookup(cx, &self.method, who.user, bound, typed);
         let now = cx.now();
         let (lock, row) = cx
             .store
-            .find_code(who.user, who.source, &Method::EMAIL, &lookup, now)?;
+            .find_code(who.user, who.source, &self.method, &lookup, now)?;
         if let Some(l) = lock {
             return Ok(Some(Found::Locked(l)));
         }
@@ -76,18 +104,18 @@ impl Email {
         }
         Ok(Some(Found::Claim(Claim::Code {
             id: row.id,
-            method: Method::EMAIL,
+            method: self.method.clone(),
         })))
     }
 }
 
 impl Factor for Email {
     fn method(&self) -> Method {
-        Method::EMAIL
+        self.method.clone()
     }
 
     fn usable(&self, snap: &Snapshot) -> bool {
-        confirmed(&snap.credentials).is_some()
+        confirmed(&snap.credentials, &self.method).is_some()
     }
 
     fn check(
@@ -99,7 +127,10 @@ impl Factor for Email {
     ) -> Result<Option<Found>, VerifyError> {
         // Codes exist only for a login that asked: outside one (a
         // request's authorization) none can match.
-        if who.login.is_empty() || !shaped(typed) || confirmed(&snap.credentials).is_none() {
+        if who.login.is_empty()
+            || !shaped(typed)
+            || confirmed(&snap.credentials, &self.method).is_none()
+        {
             return Ok(None);
         }
         self.find(cx, who, &login_bound(who.login), typed)
@@ -112,13 +143,13 @@ impl Factor for Email {
         creds: &[Credential],
     ) -> Result<Report, StoreError> {
         let mut r = Report::default();
-        for c in creds.iter().filter(|c| c.method == Method::EMAIL) {
+        for c in creds.iter().filter(|c| c.method == self.method) {
             match c.confirmed_at {
                 Some(at) => r.factors.push(FactorStatus {
-                    method: Method::EMAIL,
+                    method: self.method.clone(),
                     enrolled_at: at,
                     last_used: c.last_used,
-                    destination: Some(mask(&c.params)),
+                    destination: Some(self.mask(&c.params)),
                 }),
                 None => r.pending = true,
             }
@@ -131,7 +162,7 @@ impl Factor for Email {
     }
 
     fn keyword(&self) -> Option<&'static str> {
-        Some("email")
+        Some(self.keyword)
     }
 
     fn send(&self, cx: &Ctx<'_>, who: &Who<'_>, audit: &AuditEvent) -> Sent {
@@ -141,21 +172,21 @@ impl Factor for Email {
                 return Sent {
                     told: NOT_SENT.into(),
                     sent: false,
-                    records: fail_rows(cx, audit, &e.to_string()),
+                    records: fail_rows(cx, &self.method, audit, &e.to_string()),
                 }
             }
         };
-        let Some(c) = confirmed(&creds) else {
+        let Some(c) = confirmed(&creds, &self.method) else {
             return Sent {
                 told: NOT_SENT.into(),
                 sent: false,
                 records: Vec::new(),
             };
         };
-        let minutes = cx.config.email.code_lifetime.0.div_ceil(60);
+        let minutes = self.settings(cx).code_lifetime.div_ceil(60);
         match send_code(
             cx,
-            &Method::EMAIL,
+            &self.method,
             who.user,
             &c.params,
             &login_bound(who.login),
@@ -164,7 +195,7 @@ impl Factor for Email {
             Ok(Outcome::Sent(records)) => Sent {
                 told: format!(
                     "Code sent to {} (valid {minutes} minutes).",
-                    mask(&c.params)
+                    self.mask(&c.params)
                 ),
                 sent: true,
                 records,
@@ -182,7 +213,7 @@ impl Factor for Email {
             Err(e) => Sent {
                 told: NOT_SENT.into(),
                 sent: false,
-                records: fail_rows(cx, audit, &e.to_string()),
+                records: fail_rows(cx, &self.method, audit, &e.to_string()),
             },
         }
     }
@@ -193,9 +224,9 @@ impl Factor for Email {
             // the code's lifetime still bounds it.
             let _ = s.sent_code_missed(
                 who.user,
-                &Method::EMAIL,
+                &self.method,
                 &login_bound(who.login),
-                cx.config.email.code_tries,
+                self.settings(cx).code_tries,
                 cx.now(),
             );
         }
@@ -203,10 +234,15 @@ impl Factor for Email {
 }
 
 /// Audits a send that storage failed before it started.
-fn fail_rows(cx: &Ctx<'_>, audit: &AuditEvent, why: &str) -> Vec<twofold_proto::AuditRecord> {
+fn fail_rows(
+    cx: &Ctx<'_>,
+    method: &Method,
+    audit: &AuditEvent,
+    why: &str,
+) -> Vec<twofold_proto::AuditRecord> {
     let ev = audit
         .renamed(send::events::CODE_SEND_FAILED)
-        .method(Method::EMAIL.as_str())
+        .method(method.as_str())
         .with("error", &why.replace(' ', "_"));
     cx.store
         .append_audit(cx.now(), vec![ev], crate::store::Durability::Durable)
@@ -215,19 +251,34 @@ fn fail_rows(cx: &Ctx<'_>, audit: &AuditEvent, why: &str) -> Vec<twofold_proto::
 
 impl Enroll for Email {
     fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
-        if !cx.config.email.enabled() {
+        let sms = self.method == Method::SMS;
+        if !self.settings(cx).enabled {
             return Err(fail(
                 ErrorKind::Internal,
-                "email codes are not set up on this host ([email] host)",
+                if sms {
+                    "SMS codes are not set up on this host ([sms] provider)"
+                } else {
+                    "email codes are not set up on this host ([email] host)"
+                },
             ));
         }
         let Some(address) = options.address.as_deref() else {
             return Err(fail(
                 ErrorKind::BadRequest,
-                "an address is required (--address)",
+                if sms {
+                    "a number is required (--phone)"
+                } else {
+                    "an address is required (--address)"
+                },
             ));
         };
-        if !twofold_config::email::valid_address(address) {
+        if sms && !twofold_config::sms::valid_phone(address) {
+            return Err(fail(
+                ErrorKind::BadRequest,
+                "not an E.164 number such as +14155550100 (+ then 8 to 15 digits)",
+            ));
+        }
+        if !sms && !twofold_config::email::valid_address(address) {
             return Err(fail(
                 ErrorKind::BadRequest,
                 "not an address such as a@example.org",
@@ -236,7 +287,7 @@ impl Enroll for Email {
         let id = random_row_id()?;
         let new = NewCredential {
             id,
-            method: Method::EMAIL,
+            method: self.method.clone(),
             label: String::new(),
             sealed: Vec::new(),
             nonce: Vec::new(),
@@ -246,17 +297,21 @@ impl Enroll for Email {
         if !cx.store.start_pending(user, new, cx.now())? {
             return Err(fail(
                 ErrorKind::Conflict,
-                "an address is confirmed already; remove it first (twofold remove email)",
+                format!(
+                    "a destination is confirmed already; remove it first (twofold remove {})",
+                    self.keyword
+                ),
             ));
         }
         let base = AuditEvent::new("", user, "twofoldd");
-        let minutes = cx.config.email.code_lifetime.0.div_ceil(60);
-        let outcome = send_code(cx, &Method::EMAIL, user, address, &enroll_bound(id), &base)?;
+        let minutes = self.settings(cx).code_lifetime.div_ceil(60);
+        let outcome = send_code(cx, &self.method, user, address, &enroll_bound(id), &base)?;
         match outcome {
             Outcome::Sent(_) => {
                 let text = format!(
-                    "Code sent to {} (valid {minutes} minutes); confirm with: twofold enroll email (it asks for the code)",
-                    mask(address)
+                    "Code sent to {} (valid {minutes} minutes); confirm with: twofold enroll {} (it asks for the code)",
+                    self.mask(address),
+                    self.keyword
                 );
                 Ok(Pending {
                     response: Response::Done {
@@ -269,7 +324,7 @@ impl Enroll for Email {
             Outcome::Limited(..) => Err(fail(ErrorKind::Internal, TOO_MANY)),
             Outcome::Failed(why, _) => Err(fail(
                 ErrorKind::Internal,
-                format!("could not send the code to {}: {why}", mask(address)),
+                format!("could not send the code to {}: {why}", self.mask(address)),
             )),
         }
     }
@@ -278,11 +333,11 @@ impl Enroll for Email {
         let creds = cx.store.credentials(user)?;
         let Some(pending) = creds
             .iter()
-            .find(|c| c.method == Method::EMAIL && c.confirmed_at.is_none())
+            .find(|c| c.method == self.method && c.confirmed_at.is_none())
         else {
             return Err(fail(
                 ErrorKind::NotFound,
-                "no pending email enrollment; start one first",
+                format!("no pending {} enrollment; start one first", self.keyword),
             ));
         };
         let typed = answer.expose().trim();
@@ -311,9 +366,9 @@ impl Enroll for Email {
                 if let Some(s) = cx.store.sends() {
                     s.sent_code_missed(
                         user,
-                        &Method::EMAIL,
+                        &self.method,
                         &bound,
-                        cx.config.email.code_tries,
+                        self.settings(cx).code_tries,
                         cx.now(),
                     )?;
                 }

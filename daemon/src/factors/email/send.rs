@@ -69,16 +69,90 @@ pub fn mask(address: &str) -> String {
     }
 }
 
-/// The code mail's body: `[email] template` with its fields filled.
-fn render(cx: &Ctx<'_>, user: &str, service: &str, code: &str) -> Secret {
+/// `+1•••••••0100`: the first digit and the last four.
+pub fn mask_phone(number: &str) -> String {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if digits.len() < 6 || !digits.is_ascii() {
+        return "+•••".into();
+    }
+    format!("+{}•••••••{}", &digits[..1], &digits[digits.len() - 4..])
+}
+
+/// The destination of `method` masked for showing.
+pub fn mask_for(method: &Method, destination: &str) -> String {
+    if *method == Method::SMS {
+        mask_phone(destination)
+    } else {
+        mask(destination)
+    }
+}
+
+/// A sending channel's settings, whichever section holds them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Whether the channel is configured.
+    pub enabled: bool,
+    /// How long a login waits for its send.
+    pub wait: twofold_config::Seconds,
+    /// How long a code is valid, in seconds.
+    pub code_lifetime: u64,
+    /// Wrong answers after which a code is void.
+    pub code_tries: u32,
+    /// Codes per user per hour.
+    pub sends_per_hour: u32,
+    /// Codes per login (or enrollment).
+    pub sends_per_login: u32,
+    /// Codes per destination per hour.
+    pub sends_per_destination_per_hour: u32,
+    /// Codes in all per hour.
+    pub sends_global_per_hour: u32,
+    /// Subject line (email).
+    pub subject: String,
+    /// The message's template.
+    pub template: String,
+}
+
+/// The settings of `method`'s channel (`[email]` or `[sms]`).
+pub fn settings(config: &twofold_config::Config, method: &Method) -> Settings {
+    if *method == Method::SMS {
+        let s = &config.sms;
+        Settings {
+            enabled: s.enabled(),
+            wait: s.wait,
+            code_lifetime: s.code_lifetime.0,
+            code_tries: s.code_tries,
+            sends_per_hour: s.sends_per_hour,
+            sends_per_login: s.sends_per_login,
+            sends_per_destination_per_hour: s.sends_per_number_per_hour,
+            sends_global_per_hour: s.sends_global_per_hour,
+            subject: String::new(),
+            template: s.template.clone(),
+        }
+    } else {
+        let e = &config.email;
+        Settings {
+            enabled: e.enabled(),
+            wait: e.wait,
+            code_lifetime: e.code_lifetime.0,
+            code_tries: e.code_tries,
+            sends_per_hour: e.sends_per_hour,
+            sends_per_login: e.sends_per_login,
+            sends_per_destination_per_hour: e.sends_per_address_per_hour,
+            sends_global_per_hour: e.sends_global_per_hour,
+            subject: e.subject.clone(),
+            template: e.template.clone(),
+        }
+    }
+}
+
+/// The code message's body: the channel's template with its fields filled.
+fn render(e: &Settings, user: &str, service: &str, code: &str) -> Secret {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();
-    let minutes = cx.config.email.code_lifetime.0.div_ceil(60).to_string();
+    let minutes = e.code_lifetime.div_ceil(60).to_string();
     Secret::new(
-        cx.config
-            .email
-            .template
+        e.template
             .replace("{user}", user)
             .replace("{host}", &host)
             .replace("{service}", service)
@@ -97,9 +171,9 @@ pub fn send_code(
     bound: &str,
     base: &AuditEvent,
 ) -> Result<Outcome, StoreError> {
-    let e = &cx.config.email;
+    let e = &settings(cx.config, method);
     let now = cx.now();
-    let masked = mask(address);
+    let masked = mask_for(method, address);
     let failed = |why: String, mut recs: Vec<AuditRecord>| -> Result<Outcome, StoreError> {
         let ev = base
             .renamed(events::CODE_SEND_FAILED)
@@ -115,7 +189,12 @@ pub fn send_code(
     let Some(sends) = cx.store.sends() else {
         return failed("this store keeps no sent codes".into(), Vec::new());
     };
-    let dispatcher = match cx.channels.email(e) {
+    let channel = if *method == Method::SMS {
+        cx.channels.sms(&cx.config.sms)
+    } else {
+        cx.channels.email(&cx.config.email)
+    };
+    let dispatcher = match channel {
         Ok(d) => d,
         Err(why) => return failed(why, Vec::new()),
     };
@@ -127,10 +206,10 @@ pub fn send_code(
         destination: address.to_owned(),
         lookup: lookup(cx, method, user, bound, code.expose()),
         now,
-        expires_at: now + e.code_lifetime.0,
+        expires_at: now + e.code_lifetime,
         per_user_hour: e.sends_per_hour,
         per_bound: e.sends_per_login,
-        per_destination_hour: e.sends_per_address_per_hour,
+        per_destination_hour: e.sends_per_destination_per_hour,
         global_hour: e.sends_global_per_hour,
         sent: base
             .renamed(events::CODE_SENT)
@@ -153,7 +232,7 @@ pub fn send_code(
     let ticket = dispatcher.submit(Message {
         to: address.to_owned(),
         subject: e.subject.clone(),
-        body: render(cx, user, service, code.expose()),
+        body: render(e, user, service, code.expose()),
         id: None,
     });
     drop(code);
@@ -196,10 +275,11 @@ pub fn breaker_rows(
 
 #[cfg(test)]
 mod tests {
-    use super::mask;
+    use super::{mask, mask_phone};
 
     #[test]
     fn masks_as_the_issue_shows() {
+        assert_eq!(mask_phone("+14155550100"), "+1•••••••0100");
         assert_eq!(mask("a@example.org"), "a•••@e•••.org");
         assert_eq!(mask("alice@mail.example.co.uk"), "a•••@m•••.uk");
         assert_eq!(mask("root@localhost"), "r•••@l•••");
