@@ -248,6 +248,26 @@ pub enum Enroll {
         #[arg(long)]
         no_confirm: bool,
     },
+    /// Enroll a phone number for SMS codes: the daemon texts a code to it,
+    /// and the number counts once that code is typed back. SMS is the
+    /// weakest factor (SIM swap): prefer TOTP where it matters.
+    #[command(
+        after_help = "Without --phone, confirms the pending number with the code from the text message."
+    )]
+    Sms {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// The number codes are sent to, in E.164 form (+14155550100).
+        #[arg(long, value_name = "NUMBER")]
+        phone: Option<String>,
+        /// The code from the text message.
+        #[command(flatten)]
+        code: CodeArg,
+        /// Only send the code; confirm later with `twofold enroll sms`.
+        #[arg(long)]
+        no_confirm: bool,
+    },
 }
 
 /// `twofold backup-codes ...`.
@@ -281,6 +301,15 @@ pub enum Remove {
     },
     /// Remove the email address codes are sent to.
     Email {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+    },
+    /// Remove the phone number SMS codes are sent to.
+    Sms {
         /// Whose account.
         #[command(flatten)]
         user: UserArg,

@@ -11,6 +11,9 @@ use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 /// Asked for the code the daemon mailed.
 pub const MAIL_PROMPT: &str = "Enter the code from the mail: ";
 
+/// Asked for the code the daemon texted.
+pub const SMS_PROMPT: &str = "Enter the code from the text message: ";
+
 /// `twofold enroll email [--address A] [--code C] [--no-confirm]`: sends a
 /// code to the address (when given), then confirms with the code.
 pub fn enroll(
@@ -21,12 +24,39 @@ pub fn enroll(
     confirm: bool,
     io: &mut Io<'_>,
 ) -> Result<(), CliError> {
+    enroll_sent(daemon, &Method::EMAIL, user, address, code, confirm, io)
+}
+
+/// `twofold enroll sms [--phone N] [--code C] [--no-confirm]`: sends a
+/// code to the number (when given), then confirms with the code.
+pub fn enroll_sms(
+    daemon: &Daemon,
+    user: Option<&str>,
+    phone: Option<&str>,
+    code: Option<&str>,
+    confirm: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    enroll_sent(daemon, &Method::SMS, user, phone, code, confirm, io)
+}
+
+/// Enrolls a destination of a sending factor (`email` or `sms`).
+fn enroll_sent(
+    daemon: &Daemon,
+    method: &Method,
+    user: Option<&str>,
+    address: Option<&str>,
+    code: Option<&str>,
+    confirm: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let sms = *method == Method::SMS;
     let w = CliError::io("writing output");
     if let Some(address) = address {
         let start = |code: Option<Secret>| {
             daemon.call(&Request::EnrollStart {
                 user: user.map(str::to_owned),
-                method: Method::EMAIL,
+                method: method.clone(),
                 algorithm: None,
                 digits: None,
                 address: Some(address.to_owned()),
@@ -53,10 +83,10 @@ pub fn enroll(
             return Ok(());
         }
     }
-    let raw = read_code(code, MAIL_PROMPT, io)?;
+    let raw = read_code(code, if sms { SMS_PROMPT } else { MAIL_PROMPT }, io)?;
     let resp = daemon.call(&Request::EnrollConfirm {
         user: user.map(str::to_owned),
-        method: Method::EMAIL,
+        method: method.clone(),
         code: totp_code(&raw)?,
     })?;
     match resp {
@@ -66,7 +96,8 @@ pub fn enroll(
                 .or_else(crate::daemon::own_user_name);
             writeln!(
                 io.out,
-                "Email codes are now enrolled for {}.",
+                "{} codes are now enrolled for {}.",
+                if sms { "SMS" } else { "Email" },
                 who.as_deref().unwrap_or("your account")
             )
             .map_err(CliError::io("writing output"))?;
@@ -79,9 +110,10 @@ pub fn enroll(
     }
 }
 
-/// `twofold remove email`: needs a current code in self-service.
+/// `twofold remove email` and `twofold remove sms`: need a current code in self-service.
 pub fn remove(
     daemon: &Daemon,
+    method: Method,
     user: Option<&str>,
     code: Option<&str>,
     io: &mut Io<'_>,
@@ -94,7 +126,7 @@ pub fn remove(
     };
     let req = Request::RemoveFactor {
         user: user.map(str::to_owned),
-        method: Method::EMAIL,
+        method,
         code,
     };
     done(daemon.call(&req)?, io)

@@ -143,9 +143,33 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             !no_confirm,
             io,
         ),
-        Command::Remove(Remove::Email { user, code }) => {
-            email::remove(&daemon()?, user.user.as_deref(), code.code.as_deref(), io)
-        }
+        Command::Remove(Remove::Email { user, code }) => email::remove(
+            &daemon()?,
+            twofold_proto::Method::EMAIL,
+            user.user.as_deref(),
+            code.code.as_deref(),
+            io,
+        ),
+        Command::Enroll(Enroll::Sms {
+            user,
+            phone,
+            code,
+            no_confirm,
+        }) => email::enroll_sms(
+            &daemon()?,
+            user.user.as_deref(),
+            phone.as_deref(),
+            code.code.as_deref(),
+            !no_confirm,
+            io,
+        ),
+        Command::Remove(Remove::Sms { user, code }) => email::remove(
+            &daemon()?,
+            twofold_proto::Method::SMS,
+            user.user.as_deref(),
+            code.code.as_deref(),
+            io,
+        ),
         Command::Admin(Admin::Disable { user }) => account::disable(&daemon()?, user, io),
         Command::Admin(Admin::List { json }) => account::list(&daemon()?, json.json, io),
         Command::Admin(Admin::Unlock { user }) => admin::unlock(&daemon()?, user, io),

@@ -103,11 +103,17 @@ _twofold() {
             twofold__subcmd__enroll,email)
                 cmd="twofold__subcmd__enroll__subcmd__email"
                 ;;
+            twofold__subcmd__enroll,sms)
+                cmd="twofold__subcmd__enroll__subcmd__sms"
+                ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
                 ;;
             twofold__subcmd__remove,email)
                 cmd="twofold__subcmd__remove__subcmd__email"
+                ;;
+            twofold__subcmd__remove,sms)
+                cmd="twofold__subcmd__remove__subcmd__sms"
                 ;;
             twofold__subcmd__remove,totp)
                 cmd="twofold__subcmd__remove__subcmd__totp"
@@ -875,7 +881,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp confirm email"
+            opts="-h -V --socket --config --timeout --help --version totp confirm email sms"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -972,6 +978,44 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        twofold__subcmd__enroll__subcmd__sms)
+            opts="-h -V --user --phone --code --no-confirm --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --phone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         twofold__subcmd__enroll__subcmd__totp)
             opts="-h -V --user --algorithm --digits --no-qr --qr-invert --no-confirm --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1011,7 +1055,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp email"
+            opts="-h -V --socket --config --timeout --help --version totp email sms"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1037,6 +1081,40 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove__subcmd__email)
+            opts="-h -V --user --code --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__remove__subcmd__sms)
             opts="-h -V --user --code --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
