@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod drip;
 pub mod fake_daemon;
 pub mod faults;
+pub mod http;
 pub mod mailtest;
 mod module;
 pub mod otp;

@@ -9,6 +9,7 @@
 use super::smtp::{file_error, read_private, SetupError};
 use super::{Message, SendError, Sender};
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -245,6 +246,17 @@ impl Sender for Webhook {
     }
 }
 
+/// Kills the command's process group (it leads it).
+fn kill_group(child: &std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill has no memory preconditions; the group is the
+        // child's own (process_group(0)), not yet reaped.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
 /// A local command.
 #[derive(Debug)]
 pub struct Command {
@@ -265,6 +277,8 @@ impl Sender for Command {
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .current_dir("/")
+            // Its own process group, so that what it starts dies with it.
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -286,6 +300,7 @@ impl Sender for Command {
                     )))
                 }
                 Ok(None) if Instant::now() >= end => {
+                    kill_group(&child);
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(SendError::Provider(format!(
