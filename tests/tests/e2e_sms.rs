@@ -1,0 +1,391 @@
+//! SMS codes end to end: a daemon whose `[sms]` points at a real local
+//! HTTP endpoint (Twilio format, and the webhook) or a command script;
+//! enrollment confirmed by a sent code through the real `twofold` CLI, a
+//! login through the real libpam and the built module with `sms` typed at
+//! the prompt (and beside email, both named), a service whose policy
+//! leaves sms out, and no code sent in any log, audit row, argv or
+//! transcript.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use twofold_config::{Config, SmsProvider, SmtpTls};
+use twofold_proto::{Method, Request, Response, Secret};
+use twofold_tests::daemon::TestDaemon;
+use twofold_tests::http::HttpRecorder;
+use twofold_tests::mailtest::{assert_no_code_leaked, holds, point_at, Steps, ALICE};
+use twofold_tests::pam::*;
+use twofold_tests::smtp::{Mode, SmtpServer};
+use twofold_tests::PamConfig;
+
+const PHONE: &str = "+14155550100";
+const MASKED: &str = "+1•••••••0100";
+
+fn twilio_at(c: &mut Config, dir: &Path, rec: &HttpRecorder) {
+    let token = dir.join("twilio-token");
+    std::fs::write(&token, "tok-e2e\n").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    c.sms.provider = SmsProvider::Twilio;
+    c.sms.twilio.base_url = rec.base_url();
+    c.sms.twilio.account_sid = "AC42".into();
+    c.sms.twilio.auth_token_file = Some(token);
+    c.sms.twilio.from = Some("+15005550006".into());
+}
+
+/// The code in the `n`th (1-based) Twilio request's Body.
+fn nth_code(rec: &HttpRecorder, n: usize) -> String {
+    let r = rec.wait_requests(n, Duration::from_secs(10));
+    assert!(r.len() >= n, "request {n} never came: {r:?}");
+    let body = r[n - 1].field("Body").expect("a Body");
+    assert_eq!(r[n - 1].field("To").as_deref(), Some(PHONE));
+    body.split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a code in the body")
+        .to_owned()
+}
+
+fn enroll_sms(d: &TestDaemon, rec: &HttpRecorder) -> String {
+    let r = d.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        algorithm: None,
+        digits: None,
+        address: Some(PHONE.into()),
+        code: None,
+    });
+    assert!(
+        matches!(&r, Response::Done { message } if message.contains(MASKED)),
+        "{r:?}"
+    );
+    let n = rec.requests().len();
+    let code = nth_code(rec, n);
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        code: Secret::from(code.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    code
+}
+
+#[test]
+fn enrollment_by_the_cli_then_a_login_through_libpam_with_a_texted_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| twilio_at(c, &p, &rec));
+    d.enroll("alice");
+    let mut codes = Vec::new();
+    let mut outputs = Vec::new();
+    // A number that is not E.164 is refused before anything is sent.
+    let out = d.twofold(&[
+        "enroll",
+        "sms",
+        "--user",
+        "alice",
+        "--phone",
+        "4155550100",
+        "--no-confirm",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("E.164"),
+        "{out:?}"
+    );
+    assert!(rec.requests().is_empty());
+
+    let out = d.twofold(&[
+        "enroll",
+        "sms",
+        "--user",
+        "alice",
+        "--phone",
+        PHONE,
+        "--no-confirm",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("Code sent to {MASKED} (valid 10 minutes)")),
+        "{said}"
+    );
+    let code = nth_code(&rec, 1);
+    let r = &rec.requests()[0];
+    assert_eq!(r.path, "/2010-04-01/Accounts/AC42/Messages.json");
+    assert_eq!(r.field("ValidityPeriod").as_deref(), Some("600"));
+    codes.push(code.clone());
+    // Not counted until confirmed.
+    let st = d.twofold(&["status", "--user", "alice"]);
+    assert!(!String::from_utf8_lossy(&st.stdout).contains("sms"));
+    let out = d.twofold(&["enroll", "sms", "--user", "alice", "--code", &code]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    outputs.push(said);
+    outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    let st = d.twofold(&["status", "--user", "alice"]);
+    let st = String::from_utf8_lossy(&st.stdout).into_owned();
+    assert!(st.contains(&format!("sms {MASKED}")), "{st}");
+    outputs.push(st);
+
+    // A login through the real libpam: "sms", then the code from the request.
+    let pam = PamConfig::new().expect("pam dir");
+    pam.twofold(
+        "tf",
+        &[&format!("socket={}", d.socket().display()), "timeout=10"],
+    )
+    .expect("service");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (rec2, seen2) = (rec.clone(), seen.clone());
+    let conv = Conversation::new()
+        .answer("sms")
+        .respond_with(move |_t: &Transcript| {
+            let n = rec2.requests().len();
+            let code = nth_code(&rec2, n);
+            seen2.lock().unwrap().push(code.clone());
+            Reply::Answer(code)
+        });
+    let (rc, t) = PamLogin::new(pam.dir(), "tf", "alice")
+        .expect("pam")
+        .authenticate(conv)
+        .expect("authenticate");
+    assert_eq!(rc, PAM_SUCCESS, "{t:?}");
+    assert_eq!(
+        t.prompts()[0],
+        "Verification code (or \"sms\" to get one sent): "
+    );
+    assert!(
+        t.infos()
+            .iter()
+            .any(|i| i.starts_with(&format!("Code sent to {MASKED} (valid 10 minutes)."))),
+        "{t:?}"
+    );
+    codes.extend(seen.lock().unwrap().iter().cloned());
+    outputs.push(format!("{t:?}"));
+    let audit =
+        d.sqlite3("SELECT event, method FROM audit WHERE event IN ('code_sent', 'login_success');");
+    assert!(
+        audit.contains("code_sent|sms") && audit.contains("login_success|sms"),
+        "{audit}"
+    );
+    // The code is used once: replay is refused.
+    let replay = d.login("alice", &[seen.lock().unwrap()[0].as_str()]);
+    assert!(
+        !matches!(replay.last(), Some(Response::Success)),
+        "{replay:?}"
+    );
+    assert_no_code_leaked(&d, &codes, &outputs);
+
+    // Removal (as root, for her) stops the factor.
+    let out = d.twofold(&["remove", "sms", "--user", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = d.twofold(&["status", "--user", "alice"]);
+    assert!(!String::from_utf8_lossy(&st.stdout).contains(MASKED));
+}
+
+#[test]
+fn provider_refusals_are_audited_and_the_user_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| twilio_at(c, &p, &rec));
+    d.enroll("alice");
+    let c0 = enroll_sms(&d, &rec);
+    for (status, body) in [
+        (
+            400,
+            r#"{"code": 21614, "message": "not a mobile number", "status": 400}"#,
+        ),
+        (
+            429,
+            r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#,
+        ),
+    ] {
+        rec.reply_next(status, body);
+        let mut l = Steps::begin(&d, "alice");
+        let got = l.answer("sms");
+        assert!(
+            got.iter().any(|r| matches!(r, Response::Info { text } | Response::Error { text } if text == "Could not send the code; use another method.")),
+            "{got:?}"
+        );
+    }
+    let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_failed';");
+    assert!(
+        rows.contains("error_21614") || rows.contains("21614"),
+        "{rows}"
+    );
+    assert!(rows.contains("429"), "{rows}");
+    assert_no_code_leaked(&d, &[c0], &[]);
+}
+
+#[test]
+fn beside_email_the_prompt_names_both_and_policy_can_leave_sms_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let s = SmtpServer::start(dir.path(), Mode::Plain, None, None);
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| {
+        twilio_at(c, &p, &rec);
+        point_at(c, &s, SmtpTls::Plain);
+        c.policy.service.push(twofold_config::policy::ServiceRule {
+            services: vec!["sudo".into()],
+            methods: Some(vec![Method::TOTP, Method::BACKUP_CODE, Method::EMAIL]),
+            unenrolled: None,
+        });
+    });
+    d.enroll("alice");
+    let c0 = enroll_sms(&d, &rec);
+    let r = d.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::EMAIL,
+        algorithm: None,
+        digits: None,
+        address: Some(ALICE.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let c1 = s.nth_code(1).expect("mail code");
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::EMAIL,
+        code: Secret::from(c1.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+
+    // Through libpam, service "tf": both named.
+    let pam = PamConfig::new().expect("pam dir");
+    pam.twofold(
+        "tf",
+        &[&format!("socket={}", d.socket().display()), "timeout=10"],
+    )
+    .expect("service");
+    let conv = Conversation::new()
+        .answer("000000")
+        .answer("000000")
+        .answer("000000");
+    let (_rc, t) = PamLogin::new(pam.dir(), "tf", "alice")
+        .expect("pam")
+        .authenticate(conv)
+        .expect("authenticate");
+    assert_eq!(
+        t.prompts()[0],
+        "Verification code (or \"email\" / \"sms\" to get one sent): "
+    );
+    // sudo leaves sms out: only email is named, and "sms" sends nothing.
+    let before = rec.requests().len();
+    let mut l = Steps::begin(&d, "alice");
+    assert_eq!(
+        l.last(),
+        &Response::Prompt {
+            text: "Verification code (or \"email\" to get one sent): ".into(),
+            echo: false
+        }
+    );
+    l.answer("sms");
+    assert_eq!(rec.requests().len(), before, "nothing texted for sudo");
+    assert_no_code_leaked(&d, &[c0, c1], &[format!("{t:?}")]);
+}
+
+#[test]
+fn the_webhook_and_the_command_deliver_login_codes_and_the_code_is_never_in_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    // Webhook.
+    let rec = HttpRecorder::start();
+    let url = format!("{}/send", rec.base_url());
+    let d = TestDaemon::start_with(|c| {
+        c.sms.provider = SmsProvider::Webhook;
+        c.sms.webhook.url = url.clone();
+    });
+    d.enroll("alice");
+    let r = d.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        algorithm: None,
+        digits: None,
+        address: Some(PHONE.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let req = rec.wait_requests(1, Duration::from_secs(10)).pop().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&req.body).expect("JSON");
+    assert_eq!(v["to"], PHONE);
+    let text = v["message"].as_str().unwrap().to_owned();
+    let c0 = text.split_whitespace().next().unwrap().to_owned();
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        code: Secret::from(c0.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    assert_no_code_leaked(&d, &[c0], &[]);
+    drop(d);
+
+    // Command: a script that records argv (and its parent's view of it) and stdin.
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let script = dir.path().join("gammu");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> {o}/argv\ntr '\\0' ' ' < /proc/$$/cmdline >> {o}/argv\ncat >> {o}/stdin\n",
+            o = out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = TestDaemon::start_with(|c| {
+        c.sms.provider = SmsProvider::Command;
+        c.sms.command.path = script.clone();
+        c.sms.command.args = vec!["TEXT".into(), "{to}".into()];
+    });
+    d.enroll("alice");
+    let r = d.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        algorithm: None,
+        digits: None,
+        address: Some(PHONE.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
+    let c1 = stdin.split_whitespace().next().unwrap().to_owned();
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        code: Secret::from(c1.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    let mut l = Steps::begin(&d, "alice");
+    l.answer("sms");
+    let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
+    let c2 = stdin
+        .lines()
+        .filter(|l| !l.is_empty())
+        .last()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_ne!(c1, c2);
+    l.answer(&c2);
+    assert!(matches!(l.last(), Response::Success), "{:?}", l.seen);
+    let argv = std::fs::read_to_string(out.join("argv")).unwrap();
+    assert!(argv.contains(PHONE), "{argv}");
+    for c in [&c1, &c2] {
+        assert!(!holds(&argv, c), "a code in argv: {argv}");
+    }
+    assert_no_code_leaked(&d, &[c1, c2], &[argv]);
+}
