@@ -26,8 +26,8 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
-    // Every method this build knows; email is inert until `[email] host`
-    // names a relay (nobody can enroll an address before that).
+    // Every method this build knows; email and sms are inert until their
+    // section names a relay or provider (nobody can enroll before that).
     assert_eq!(
         e.methods,
         vec![
@@ -35,7 +35,8 @@ fn defaults_keep_todays_behaviour() {
             Method::HOTP,
             Method::BACKUP_CODE,
             Method::TEMP_CODE,
-            Method::EMAIL
+            Method::EMAIL,
+            Method::SMS
         ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
@@ -145,7 +146,7 @@ fn refused(text: &str) -> String {
 fn bad_policy_is_refused_naming_file_line_and_key() {
     let cases: &[(&str, &str)] = &[
         (
-            "[policy]\nmethods = [\"totp\", \"sms\"]\n",
+            "[policy]\nmethods = [\"totp\", \"carrier_pigeon\"]\n",
             "t.toml:2:",
         ),
         (

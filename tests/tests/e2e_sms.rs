@@ -372,8 +372,7 @@ fn the_webhook_and_the_command_deliver_login_codes_and_the_code_is_never_in_argv
     let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
     let c2 = stdin
         .lines()
-        .filter(|l| !l.is_empty())
-        .last()
+        .rfind(|l| !l.is_empty())
         .unwrap()
         .split_whitespace()
         .next()

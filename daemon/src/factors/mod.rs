@@ -295,8 +295,8 @@ impl Registry {
                 Arc::new(hotp::Hotp),
                 Arc::new(backup::BackupCodes),
                 Arc::new(temp::TempCode),
-                Arc::new(email::Email::email()),
-                Arc::new(email::Email::sms()),
+                Arc::new(email::SentCodes::email()),
+                Arc::new(email::SentCodes::sms()),
             ],
         }
     }

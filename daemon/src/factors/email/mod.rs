@@ -44,26 +44,26 @@ fn shaped(typed: &str) -> bool {
     typed.len() == 6 && typed.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Codes sent to a confirmed destination: email (`Email::email()`) or
-/// SMS (`Email::sms()`), the same machinery with another channel.
+/// Codes sent to a confirmed destination: email (`SentCodes::email()`) or
+/// SMS (`SentCodes::sms()`), the same machinery with another channel.
 #[derive(Debug, Clone)]
-pub struct Email {
+pub struct SentCodes {
     method: Method,
     keyword: &'static str,
 }
 
-impl Email {
+impl SentCodes {
     /// Codes sent by mail.
-    pub fn email() -> Email {
-        Email {
+    pub fn email() -> SentCodes {
+        SentCodes {
             method: Method::EMAIL,
             keyword: "email",
         }
     }
 
     /// Codes sent by text message.
-    pub fn sms() -> Email {
-        Email {
+    pub fn sms() -> SentCodes {
+        SentCodes {
             method: Method::SMS,
             keyword: "sms",
         }
@@ -109,7 +109,7 @@ impl Email {
     }
 }
 
-impl Factor for Email {
+impl Factor for SentCodes {
     fn method(&self) -> Method {
         self.method.clone()
     }
@@ -249,7 +249,7 @@ fn fail_rows(
         .unwrap_or_default()
 }
 
-impl Enroll for Email {
+impl Enroll for SentCodes {
     fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
         let sms = self.method == Method::SMS;
         if !self.settings(cx).enabled {
