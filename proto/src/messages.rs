@@ -88,7 +88,7 @@ pub enum Request {
         /// Code length (TOTP); `None` takes the configured default.
         #[serde(default)]
         digits: Option<u32>,
-        /// The address codes are sent to (email).
+        /// Where codes are sent: an address (email) or an E.164 number (sms).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         address: Option<String>,
         /// A current code of another factor, when the factor asks for one

@@ -226,7 +226,7 @@ pub struct EnrollOptions {
     pub algorithm: Option<twofold_proto::Algorithm>,
     /// Code length (TOTP).
     pub digits: Option<u32>,
-    /// Where codes are sent (email).
+    /// Where codes are sent: an address (email) or an E.164 number (sms).
     pub address: Option<String>,
 }
 

@@ -1,8 +1,9 @@
-//! Codes sent by mail to a confirmed address. A person types `email` at
-//! the prompt; the daemon sends a 6-digit code bound to that login
-//! (`send.rs`), and the code opens only that login, once, within
-//! `[email] code_lifetime` and `code_tries`. The address counts once a
-//! code sent to it is typed back (enrollment).
+//! Codes sent to a confirmed destination: by mail (`email`) or by text
+//! message (`sms`). A person types the keyword at the prompt; the daemon
+//! sends a 6-digit code bound to that login (`send.rs`), and the code opens
+//! only that login, once, within the channel's `code_lifetime` and
+//! `code_tries`. The address or number counts once a code sent to it is
+//! typed back (enrollment).
 
 pub mod send;
 
