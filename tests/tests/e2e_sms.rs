@@ -388,3 +388,171 @@ fn the_webhook_and_the_command_deliver_login_codes_and_the_code_is_never_in_argv
     }
     assert_no_code_leaked(&d, &[c1, c2], &[argv]);
 }
+
+/// Asks for a code in `l` and reads it from the newest Twilio request.
+fn ask(l: &mut Steps, rec: &HttpRecorder) -> String {
+    let before = rec.requests().len();
+    let got = l.answer("sms");
+    assert!(
+        got.iter().any(|r| matches!(r, Response::Info { text } if text.starts_with(&format!("Code sent to {MASKED} (valid 10 minutes)")))),
+        "{got:?}"
+    );
+    nth_code(rec, before + 1)
+}
+
+#[test]
+fn on_the_injected_clock_codes_expire_are_bound_to_their_login_and_each_limit_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| {
+        twilio_at(c, &p, &rec);
+        c.sms.sends_per_hour = 100;
+        c.sms.sends_per_number_per_hour = 5;
+    });
+    d.enroll("alice");
+    let mut codes = vec![enroll_sms(&d, &rec)];
+    // Expiry at 10 minutes.
+    let mut l = Steps::begin(&d, "alice");
+    let c = ask(&mut l, &rec);
+    codes.push(c.clone());
+    d.clock.advance(600);
+    l.answer(&c);
+    assert!(matches!(l.last(), Response::Prompt { .. }), "{:?}", l.seen);
+    let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'login_failure';");
+    assert!(rows.contains("reason=code_expired"), "{rows}");
+    // Bound to its login: refused in another, then works once in its own.
+    let mut a = Steps::begin(&d, "alice");
+    let c = ask(&mut a, &rec);
+    codes.push(c.clone());
+    let mut b = Steps::begin(&d, "alice");
+    b.answer(&c);
+    assert!(matches!(b.last(), Response::Prompt { .. }), "{:?}", b.seen);
+    a.answer(&c);
+    assert!(matches!(a.last(), Response::Success), "{:?}", a.seen);
+    // Two per login.
+    let mut l = Steps::begin(&d, "alice");
+    codes.push(ask(&mut l, &rec));
+    codes.push(ask(&mut l, &rec));
+    let got = l.answer("sms");
+    assert!(got.iter().any(|r| matches!(r, Response::Error { text } if text.starts_with("No more codes can be sent now"))), "{got:?}");
+    // Five per number per hour (the enrollment's counted): refused now.
+    let mut l = Steps::begin(&d, "alice");
+    let got = l.answer("sms");
+    assert!(
+        got.iter()
+            .any(|r| matches!(r, Response::Error { text } if text.starts_with("No more codes"))),
+        "{got:?}"
+    );
+    let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_refused';");
+    assert!(
+        rows.contains("limit=login") && rows.contains("limit=destination"),
+        "{rows}"
+    );
+    assert!(
+        rows.contains("method=sms")
+            || d.sqlite3("SELECT method FROM audit WHERE event = 'code_send_refused';")
+                .contains("sms"),
+        "{rows}"
+    );
+    // An hour later, a code again; asking was never a failed try.
+    d.clock.advance(3601);
+    let mut l = Steps::begin(&d, "alice");
+    codes.push(ask(&mut l, &rec));
+    assert_no_code_leaked(&d, &codes, &[]);
+}
+
+#[test]
+fn a_failing_provider_opens_the_breaker_audited_and_later_asks_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| {
+        twilio_at(c, &p, &rec);
+        c.sms.breaker_failures = 2;
+        c.sms.sends_per_hour = 100;
+        c.sms.sends_per_number_per_hour = 100;
+    });
+    d.enroll("alice");
+    let c0 = enroll_sms(&d, &rec);
+    for _ in 0..2 {
+        rec.reply_next(500, "{}");
+        let mut l = Steps::begin(&d, "alice");
+        l.answer("sms");
+    }
+    let rows = d.sqlite3("SELECT method, detail FROM audit WHERE event = 'channel_breaker';");
+    assert!(
+        rows.contains("sms|") && rows.contains("state=open"),
+        "{rows}"
+    );
+    let before = rec.requests().len();
+    let mut l = Steps::begin(&d, "alice");
+    let got = l.answer("sms");
+    assert!(got.iter().any(|r| matches!(r, Response::Error { text } | Response::Info { text } if text == "Could not send the code; use another method.")), "{got:?}");
+    assert_eq!(rec.requests().len(), before, "refused without a request");
+    assert_no_code_leaked(&d, &[c0], &[]);
+}
+
+#[test]
+fn a_hanging_command_does_not_hold_the_login_past_its_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stdin");
+    let pidfile = dir.path().join("pid");
+    let script = dir.path().join("modem");
+    // The first run (the enrollment) answers; later runs hang.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ -e {o} ]; then echo $$ > {p}; exec sleep 300; fi\ncat > {o}\n",
+            o = out.display(),
+            p = pidfile.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = TestDaemon::start_with(|c| {
+        c.sms.provider = SmsProvider::Command;
+        c.sms.command.path = script.clone();
+        c.sms.wait = twofold_config::Seconds(1);
+        c.sms.timeout = twofold_config::Seconds(3);
+    });
+    d.enroll("alice");
+    let r = d.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        algorithm: None,
+        digits: None,
+        address: Some(PHONE.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let c0 = std::fs::read_to_string(&out)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::SMS,
+        code: Secret::from(c0.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    let mut l = Steps::begin(&d, "alice");
+    let t0 = std::time::Instant::now();
+    let got = l.answer("sms");
+    let took = t0.elapsed();
+    assert!(took < Duration::from_secs(2), "told after {took:?}");
+    assert!(got.iter().any(|r| matches!(r, Response::Error { text } | Response::Info { text } if text == "Could not send the code; use another method.")), "{got:?}");
+    // The worker kills it at its deadline; the failure is audited.
+    std::thread::sleep(Duration::from_secs(3));
+    let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_failed';");
+    assert!(rows.contains("no_answer_within_1_s"), "{rows}");
+    let pid = std::fs::read_to_string(&pidfile).expect("the hung command ran");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()));
+    assert!(
+        stat.as_ref().map_or(true, |s| s.contains(") Z ")),
+        "the command still runs: {stat:?}"
+    );
+    assert_no_code_leaked(&d, &[c0], &[]);
+}
