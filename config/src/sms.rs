@@ -96,6 +96,9 @@ pub struct CommandConfig {
 pub struct SmsConfig {
     /// `none` (default), `twilio`, `webhook` or `command`.
     pub provider: SmsProvider,
+    /// A PEM file of the CA certificates an `https://` provider's
+    /// certificate must chain to, instead of the system's.
+    pub ca_file: Option<PathBuf>,
     /// The message; `{code}`, `{minutes}`, `{user}`, `{host}` and
     /// `{service}` are replaced.
     pub template: String,
@@ -135,6 +138,7 @@ impl Default for SmsConfig {
     fn default() -> Self {
         SmsConfig {
             provider: SmsProvider::None,
+            ca_file: None,
             template: "{code} is your verification code for {user} on {host} ({service}); valid {minutes} minutes.".into(),
             wait: Seconds(3),
             timeout: Seconds(10),

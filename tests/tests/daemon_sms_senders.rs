@@ -258,3 +258,70 @@ fn a_hanging_command_is_killed_at_its_deadline_and_the_login_is_told_within_the_
     assert!(gone, "the command still runs");
     d.stop();
 }
+
+/// An HTTPS recorder (`tests/http/tls_recorder.py`) serving a certificate
+/// of `ca`; killed when dropped.
+struct Https {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Https {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn https(dir: &Path, ca: &twofold_tests::smtp::TestCa) -> Https {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("http/tls_recorder.py");
+    let port_file = dir.join("https.port");
+    let log = dir.join("https.log");
+    let child = std::process::Command::new(twofold_tests::smtp::PYTHON)
+        .arg(&script)
+        .args([&port_file, &ca.cert, &ca.key, &log])
+        .spawn()
+        .expect("start the HTTPS recorder");
+    let end = Instant::now() + Duration::from_secs(10);
+    let port = loop {
+        if let Ok(p) = std::fs::read_to_string(&port_file) {
+            break p.trim().parse().expect("a port");
+        }
+        assert!(Instant::now() < end, "the HTTPS recorder did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Https { child, port, log }
+}
+
+#[test]
+fn over_https_the_provider_must_chain_to_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = twofold_tests::smtp::make_ca(dir.path(), "good");
+    let other = twofold_tests::smtp::make_ca(dir.path(), "other");
+    let server = https(dir.path(), &good);
+    let rec = HttpRecorder::start();
+    let mut c = twilio(dir.path(), &rec);
+    c.twilio.base_url = format!("https://127.0.0.1:{}", server.port);
+    c.ca_file = Some(good.ca.clone());
+    sms::sender(&c)
+        .unwrap()
+        .send(&message())
+        .expect("sent over TLS");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let row: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        row["path"],
+        "/2010-04-01/Accounts/AC0123456789/Messages.json"
+    );
+    assert!(row["body"].as_str().unwrap().contains("ValidityPeriod=600"));
+    // A certificate from another CA: refused before anything is sent; the
+    // system's store does not know the test CA either.
+    c.ca_file = Some(other.ca.clone());
+    let e = sms::sender(&c).unwrap().send(&message()).unwrap_err();
+    assert!(matches!(e, SendError::Provider(_)), "{e:?}");
+    c.ca_file = None;
+    assert!(sms::sender(&c).unwrap().send(&message()).is_err());
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert_eq!(log.lines().count(), 1, "nothing more reached the server");
+}

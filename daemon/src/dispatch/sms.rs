@@ -12,8 +12,10 @@ use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twofold_config::{SmsConfig, SmsProvider};
+use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 use zeroize::Zeroizing;
 
 /// The sender `c` names (SMS must be enabled).
@@ -35,17 +37,49 @@ pub fn sender(c: &SmsConfig) -> Result<Box<dyn Sender>, SetupError> {
     }
 }
 
+/// The CAs a provider's certificate must chain to: `[sms] ca_file`, else
+/// the system's store (the bundled web roots only when it has none).
+fn roots(c: &SmsConfig) -> Result<RootCerts, SetupError> {
+    if let Some(ca) = &c.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| file_error(ca, e.to_string()))?;
+        let mut certs = Vec::new();
+        for item in parse_pem(&pem) {
+            match item {
+                Ok(PemItem::Certificate(cert)) => certs.push(cert),
+                Ok(_) => {}
+                Err(e) => return Err(file_error(ca, format!("not PEM certificates: {e}"))),
+            }
+        }
+        if certs.is_empty() {
+            return Err(file_error(ca, "holds no PEM certificate"));
+        }
+        return Ok(RootCerts::Specific(Arc::new(certs)));
+    }
+    let native = rustls_native_certs::load_native_certs();
+    let certs: Vec<Certificate<'static>> = native
+        .certs
+        .iter()
+        .map(|d| Certificate::from_der(d.as_ref()).to_owned())
+        .collect();
+    if certs.is_empty() {
+        return Ok(RootCerts::WebPki);
+    }
+    Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
 /// One agent per sender: the whole request bounded by `timeout`, HTTP
 /// errors returned as responses, no redirect followed, no proxy.
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
+fn agent(c: &SmsConfig) -> Result<ureq::Agent, SetupError> {
+    let tls = TlsConfig::builder().root_certs(roots(c)?).build();
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .timeout_global(Some(c.timeout.duration()))
         .http_status_as_error(false)
         .max_redirects(0)
         .proxy(None)
         .user_agent("twofoldd")
         .build()
-        .new_agent()
+        .new_agent())
 }
 
 /// What a provider's answer means for the send.
@@ -126,7 +160,7 @@ impl Twilio {
             return Err(file_error(file, "is empty"));
         }
         Ok(Twilio {
-            agent: agent(c.timeout.duration()),
+            agent: agent(c)?,
             url: format!(
                 "{}/2010-04-01/Accounts/{}/Messages.json",
                 t.base_url.trim_end_matches('/'),
@@ -216,7 +250,7 @@ impl Webhook {
             }
         }
         Ok(Webhook {
-            agent: agent(c.timeout.duration()),
+            agent: agent(c)?,
             url: w.url.clone(),
             headers,
             body: w.body.clone(),
