@@ -1,6 +1,6 @@
 //! Storage: every persistent fact behind one trait of domain operations.
-//! `sqlite/` is the embedded implementation; nothing outside it names SQL
-//! or a database type.
+//! `sqlite/` is the embedded implementation, `postgres/` the fleet's;
+//! nothing outside them names SQL or a database type.
 //!
 //! **Invariant:** every write a login's answer depends on (a spent claim, a
 //! failure, a lock, their audit rows) is committed before the answer is
@@ -9,8 +9,10 @@
 //! How soon a committed write is on disk is the [`Durability`] the caller
 //! asks for.
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::{CommitStats, SqliteStore, SCHEMA_VERSION};
 
 use crate::audit::{AuditEvent, ChainRow};
@@ -45,6 +47,10 @@ pub enum StoreError {
     /// A query was stopped at its time budget; the message says how to narrow it.
     #[error("{0}")]
     TooLong(String),
+    /// The master key cannot open the database's key check (a fleet host
+    /// with another key file): nothing it stored could be read.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// A row holds a value this build cannot interpret.
     #[error("database: corrupt row: {0}")]
     Corrupt(String),
@@ -493,6 +499,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// One step of an audit walk.
 #[derive(Debug)]
 pub enum Walk<'a> {
+    /// Before each chain's anchor, where the store keeps several chains
+    /// (the fleet store: one per host and connection): its name.
+    Chain(&'a str),
     /// First: the last id retention removed (0: none) and the hash the
     /// next row must chain from.
     Anchor(u64, &'a [u8]),
