@@ -257,32 +257,7 @@ impl TestDaemon {
     /// protocol with `answers`, acknowledging errors; returns every response
     /// the daemon sent after `Begin`, up to its end or an unanswered prompt.
     pub fn login(&self, user: &str, answers: &[&str]) -> Vec<Response> {
-        let mut c = self.client();
-        let mut seen = Vec::new();
-        let mut answers = answers.iter();
-        let mut resp = c
-            .call(&Request::Begin {
-                user: user.into(),
-                service: "sudo".into(),
-                rhost: None,
-                tty: Some("pts/0".into()),
-                ruser: Some("root".into()),
-            })
-            .expect("begin");
-        loop {
-            seen.push(resp.clone());
-            let next = match &resp {
-                Response::Prompt { .. } => match answers.next() {
-                    Some(a) => Request::Answer {
-                        text: Secret::from(*a),
-                    },
-                    None => return seen,
-                },
-                Response::Error { .. } | Response::Info { .. } => Request::Ack,
-                _ => return seen,
-            };
-            resp = c.call(&next).expect("answer");
-        }
+        login_at(self.socket(), user, answers)
     }
 
     /// A PAM config dir with service `tf` = `auth required pam_twofold.so socket=… timeout=2`.
@@ -466,6 +441,37 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
+/// [`TestDaemon::login`] on the daemon at `socket` (any daemon, e.g. a
+/// [`DaemonProcess`]).
+pub fn login_at(socket: &Path, user: &str, answers: &[&str]) -> Vec<Response> {
+    let mut c = Client::connect(socket, Duration::from_secs(10), "test").expect("connect");
+    let mut seen = Vec::new();
+    let mut answers = answers.iter();
+    let mut resp = c
+        .call(&Request::Begin {
+            user: user.into(),
+            service: "sudo".into(),
+            rhost: None,
+            tty: Some("pts/0".into()),
+            ruser: Some("root".into()),
+        })
+        .expect("begin");
+    loop {
+        seen.push(resp.clone());
+        let next = match &resp {
+            Response::Prompt { .. } => match answers.next() {
+                Some(a) => Request::Answer {
+                    text: Secret::from(*a),
+                },
+                None => return seen,
+            },
+            Response::Error { .. } | Response::Info { .. } => Request::Ack,
+            _ => return seen,
+        };
+        resp = c.call(&next).expect("answer");
+    }
+}
+
 /// The built `twofoldd` running as a child process, stderr captured to a file.
 #[derive(Debug)]
 pub struct DaemonProcess {
@@ -532,6 +538,11 @@ impl DaemonProcess {
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// One request on a fresh connection.

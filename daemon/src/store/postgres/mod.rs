@@ -319,4 +319,3 @@ fn lock_user(tx: &mut Transaction<'_>, user: &str) -> Result<(), StoreError> {
     )?;
     Ok(())
 }
-
