@@ -10,6 +10,7 @@ pub mod groups;
 mod locate;
 mod net;
 pub mod policy;
+pub mod remember;
 mod store;
 mod tables;
 pub mod time;
@@ -18,6 +19,7 @@ pub use duration::{format_duration, parse_duration, Seconds};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
+pub use remember::{Remember, RememberConfig};
 pub use store::{Backend, StoreConfig};
 pub use tables::{AuditConfig, RateLimitConfig};
 
@@ -48,6 +50,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Where the state is kept: SQLite (one host) or PostgreSQL (a fleet).
     pub store: StoreConfig,
+    /// Devices remembered after a second factor (off unless services are named).
+    pub remember: RememberConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

@@ -19,6 +19,7 @@ pub mod audit;
 mod budget;
 mod clock;
 mod crypto;
+mod devices;
 mod engine;
 pub mod factors;
 mod failure;

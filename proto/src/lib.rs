@@ -23,7 +23,7 @@ pub use frame::{
     TimedRead,
 };
 pub use messages::{
-    Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, ErrorKind,
+    Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, DeviceInfo, ErrorKind,
     FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TempCodeInfo,
     TimeRef, TotpEnrollment, UserStatus,
 };

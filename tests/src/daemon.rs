@@ -454,6 +454,7 @@ pub fn login_at(socket: &Path, user: &str, answers: &[&str]) -> Vec<Response> {
             rhost: None,
             tty: Some("pts/0".into()),
             ruser: Some("root".into()),
+            ssh_auth_info: None,
         })
         .expect("begin");
     loop {

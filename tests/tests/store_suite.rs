@@ -10,7 +10,8 @@ use twofold_config::{Config, RateLimitConfig};
 use twofold_daemon::audit::{event, AuditEvent, ChainCheck};
 use twofold_daemon::store::{
     AuditFilter, Change, Claim, Durability, Failure, FailureOutcome, NewCode, NewCredential,
-    PgStore, Removal, SqliteStore, Store, StoreError, Success, SuccessOutcome, Walk,
+    NewDevice, PgStore, RememberedOutcome, Removal, SqliteStore, Store, StoreError, Success,
+    SuccessOutcome, Walk,
 };
 use twofold_daemon::{CommitStats, Keys, Logger};
 use twofold_proto::Method;
@@ -458,6 +459,65 @@ fn removal_grace_and_figures(fx: Fx) {
     assert!(s.credentials("kim").unwrap().is_empty());
 }
 
+fn a_device_remembered_on_one_daemon_lets_in_on_another_until_forgotten(fx: Fx) {
+    let s = &*fx.store;
+    confirmed(s, "mia", 6);
+    let device = NewDevice {
+        kind: "ssh_key".into(),
+        what: "ED25519 SHA256:abc".into(),
+        service: "sshd".into(),
+        expires_at: 10_000,
+    };
+    let done = s
+        .record_success_remembering(
+            Success {
+                user: "mia".into(),
+                source: "10.0.0.1".into(),
+                now: 200,
+                claim: Some(step(6, 11)),
+                events: vec![ev(event::LOGIN_SUCCESS, "mia")],
+                code_used: None,
+            },
+            vec![device],
+            ev(event::ADMIN, "mia"),
+        )
+        .unwrap();
+    assert!(won(&done), "{done:?}");
+    let other = (fx.other)("host-b");
+    assert_eq!(other.devices("mia", 300).unwrap().len(), 1);
+    let whats = [
+        "ED25519 SHA256:zzz".to_string(),
+        "ED25519 SHA256:abc".to_string(),
+    ];
+    let by = |s: &dyn Store, now| {
+        s.remembered_login(
+            "mia",
+            "10.0.0.1",
+            "ssh_key",
+            &whats,
+            now,
+            ev(event::LOGIN_SUCCESS, "mia"),
+        )
+        .unwrap()
+    };
+    assert!(
+        matches!(by(&*other, 300), RememberedOutcome::Done(ref d, _) if d.last_used == Some(300))
+    );
+    assert!(
+        matches!(by(&*other, 20_000), RememberedOutcome::NotFound),
+        "expired"
+    );
+    let (n, rows) = s
+        .forget_devices("mia", None, 400, ev(event::ADMIN, "mia"))
+        .unwrap();
+    assert_eq!((n, rows.len()), (1, 1));
+    assert!(
+        matches!(by(&*other, 500), RememberedOutcome::NotFound),
+        "forgotten"
+    );
+    assert!(other.devices("mia", 500).unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -491,6 +551,7 @@ both!(
     a_lock_made_meanwhile_refuses_the_success,
     audit_rows_chain_and_survive_pruning,
     removal_grace_and_figures,
+    a_device_remembered_on_one_daemon_lets_in_on_another_until_forgotten,
 );
 
 /// A host whose master key differs from the fleet's refuses to start,

@@ -188,6 +188,7 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 rhost,
                 tty,
                 ruser,
+                ssh_auth_info,
             }) => {
                 let begin = login::Begin {
                     user,
@@ -195,6 +196,7 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                     rhost,
                     tty,
                     ruser,
+                    ssh_auth_info,
                 };
                 login::run(&mut conn, &begin);
                 // One connection is one login.

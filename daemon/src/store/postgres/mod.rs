@@ -25,6 +25,7 @@
 //! host's chain breaks both.
 
 mod audit;
+mod devices;
 mod pool;
 mod schema;
 mod store;

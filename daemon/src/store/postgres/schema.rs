@@ -115,6 +115,19 @@ const MIGRATIONS: &[&str] = &[
         nonce       BYTEA NOT NULL,
         created_at  BIGINT NOT NULL
     );",
+    // 2: remembered devices (SSH keys sshd verified, login sessions).
+    "CREATE TABLE devices (
+        id            BIGSERIAL PRIMARY KEY,
+        username      TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        what          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        last_used     BIGINT,
+        expires_at    BIGINT NOT NULL,
+        forgotten_at  BIGINT
+    );
+    CREATE INDEX devices_user ON devices(username, kind, what);",
 ];
 
 /// The schema version this build creates and understands.

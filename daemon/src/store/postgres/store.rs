@@ -2,19 +2,19 @@
 //! takes its account's advisory lock first; each read one snapshot.
 
 use super::audit::{self, append};
-use super::{from_db, method, to_db, PgStore};
+use super::{devices, from_db, method, to_db, Ctx, PgStore};
 use crate::audit::{event, AuditEvent};
 use crate::store::{
-    AuditFilter, Change, Claim, CodeRecord, Credential, Durability, Failure, FailureOutcome,
-    Locked, NewCode, NewCredential, Removal, Snapshot, Store, StoreError, Success, SuccessOutcome,
-    Walk,
+    AuditFilter, Change, Claim, CodeRecord, Credential, Device, Durability, Failure,
+    FailureOutcome, Locked, NewCode, NewCredential, NewDevice, RememberedOutcome, Removal,
+    Snapshot, Store, StoreError, Success, SuccessOutcome, Walk,
 };
 use postgres::{GenericClient, Transaction};
 use twofold_config::RateLimitConfig;
 use twofold_proto::{AuditRecord, LockInfo, Method};
 
 /// The lock that refuses a login of `user` from `source` at `now`.
-fn active_lock(
+pub(crate) fn active_lock(
     c: &mut impl GenericClient,
     user: &str,
     source: &str,
@@ -31,6 +31,51 @@ fn active_lock(
         until: from_db(r.get(0)),
         user_wide: r.get(1),
     }))
+}
+
+/// Forgets the failures of `user` from `source` (after a login there).
+pub(crate) fn clear_source_failures(
+    tx: &mut Transaction<'_>,
+    user: &str,
+    source: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM failures WHERE username = $1 AND source = $2",
+        &[&user, &source],
+    )?;
+    Ok(())
+}
+
+/// A login's success (see [`Store::record_success`]), remembering
+/// `devices` with their `remembered` rows in the same transaction.
+fn success(
+    tx: &mut Transaction<'_>,
+    ctx: &Ctx<'_>,
+    s: &Success,
+    devices: &[NewDevice],
+    remembered: Option<&AuditEvent>,
+) -> Result<SuccessOutcome, StoreError> {
+    let now = s.now;
+    let mut events = s.events.clone();
+    if let Some(claim) = &s.claim {
+        // A lock made while the person typed (on any host) refuses the
+        // login before the claim is spent.
+        if let Some(l) = active_lock(tx, &s.user, &s.source, now)? {
+            return Ok(SuccessOutcome::Locked(l));
+        }
+        if !spend(tx, claim, now, true)? {
+            return Ok(SuccessOutcome::Lost);
+        }
+        if let (Claim::Code { method, .. }, Some(used)) = (claim, &s.code_used) {
+            let left = code_count(tx, &s.user, method)?;
+            events.push(used.clone().with("left", &left.to_string()));
+        }
+    }
+    clear_source_failures(tx, &s.user, &s.source)?;
+    if let Some(r) = remembered {
+        events.extend(devices::remember(tx, &s.user, devices, now, r)?);
+    }
+    Ok(SuccessOutcome::Done(append(tx, ctx, now, &events)?))
 }
 
 fn credentials(c: &mut impl GenericClient, user: &str) -> Result<Vec<Credential>, StoreError> {
@@ -268,27 +313,7 @@ impl Store for PgStore {
     }
 
     fn record_success(&self, s: Success) -> Result<SuccessOutcome, StoreError> {
-        self.write(true, &s.user, |tx, ctx| {
-            let now = s.now;
-            let mut events = s.events.clone();
-            if let Some(claim) = &s.claim {
-                if let Some(l) = active_lock(tx, &s.user, &s.source, now)? {
-                    return Ok(SuccessOutcome::Locked(l));
-                }
-                if !spend(tx, claim, now, true)? {
-                    return Ok(SuccessOutcome::Lost);
-                }
-                if let (Claim::Code { method, .. }, Some(used)) = (claim, &s.code_used) {
-                    let left = code_count(tx, &s.user, method)?;
-                    events.push(used.clone().with("left", &left.to_string()));
-                }
-            }
-            tx.execute(
-                "DELETE FROM failures WHERE username = $1 AND source = $2",
-                &[&s.user, &s.source],
-            )?;
-            Ok(SuccessOutcome::Done(append(tx, ctx, now, &events)?))
-        })
+        self.write(true, &s.user, |tx, ctx| success(tx, ctx, &s, &[], None))
     }
 
     fn record_failure(
@@ -798,6 +823,47 @@ impl Store for PgStore {
                 .with("rows", &rows.to_string())
                 .with("chains", &chains.to_string());
             append(tx, ctx, now, &[pruned])
+        })
+    }
+
+    fn record_success_remembering(
+        &self,
+        s: Success,
+        devices: Vec<NewDevice>,
+        remembered: AuditEvent,
+    ) -> Result<SuccessOutcome, StoreError> {
+        self.write(true, &s.user, |tx, ctx| {
+            success(tx, ctx, &s, &devices, Some(&remembered))
+        })
+    }
+
+    fn remembered_login(
+        &self,
+        user: &str,
+        source: &str,
+        kind: &str,
+        whats: &[String],
+        now: u64,
+        success: AuditEvent,
+    ) -> Result<RememberedOutcome, StoreError> {
+        self.write(true, user, |tx, ctx| {
+            devices::login(tx, ctx, user, source, kind, whats, now, &success)
+        })
+    }
+
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<Device>, StoreError> {
+        self.read(|tx| devices::list(tx, user, now))
+    }
+
+    fn forget_devices(
+        &self,
+        user: &str,
+        id: Option<i64>,
+        now: u64,
+        forgotten: AuditEvent,
+    ) -> Result<(u32, Vec<AuditRecord>), StoreError> {
+        self.write(true, user, |tx, ctx| {
+            devices::forget(tx, ctx, user, id, now, &forgotten)
         })
     }
 }
