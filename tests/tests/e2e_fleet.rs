@@ -239,13 +239,55 @@ fn postgres_stopped_mid_run_fails_logins_closed_quickly_and_restarted_lets_them_
         );
         // Within the module's default budget (timeout=5 a reply).
         assert!(took < Duration::from_secs(5), "took {took:?}");
+        eprintln!("PostgreSQL stopped: Unavailable after {took:?}");
     }
     server.restart();
     for (i, h) in f.hosts.iter().enumerate() {
+        let started = Instant::now();
         let seen = login(h, "erin", &backup[2 + i]);
         assert!(succeeded(&seen), "host {i} resumed: {seen:?}");
+        eprintln!(
+            "PostgreSQL restarted: host {i} logs in again in {:?}",
+            started.elapsed()
+        );
     }
     let log = f.hosts[0].log();
     assert!(log.contains("store_"), "the outage is logged: {log}");
     assert!(log.contains("store_reconnected"), "{log}");
+}
+
+#[test]
+fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_again() {
+    let f = fleet(1, PgDatabase::new(), |c| {
+        c.store.statement_timeout = Seconds(2);
+    });
+    let (_, backup) = enroll(&f.hosts[0], "fay");
+    // Another session holds the credentials table for 6 s: every login's
+    // read waits on it.
+    let mut holder = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(&f.db.socket_dir)
+        .args(["-U", "postgres", "-d", &f.db.name, "-X", "-q", "-c"])
+        .arg("BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let seen = login(&f.hosts[0], "fay", &backup[0]);
+    let took = started.elapsed();
+    assert!(
+        matches!(seen.last(), Some(Response::Unavailable)),
+        "{seen:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    eprintln!("PostgreSQL slow (table locked): Unavailable after {took:?}");
+    holder.wait().unwrap();
+    assert!(
+        succeeded(&login(&f.hosts[0], "fay", &backup[0])),
+        "serves again"
+    );
 }
