@@ -616,3 +616,50 @@ fn postgres_audit_rows_are_append_only_and_an_edit_is_found() {
             .unwrap_or_else(twofold_daemon::store::postgres::system_host_name)
     );
 }
+
+/// Figures, not a check (`cargo test --test store_suite -- --ignored
+/// --nocapture latency`): the median time of a login's store calls (the
+/// snapshot, then a success spending a new time step) on each backend, one
+/// at a time and from 16 threads at once.
+#[test]
+#[ignore = "figures: run by hand"]
+fn latency_of_a_login_on_each_backend() {
+    for (name, fx) in [("sqlite", sqlite()), ("postgres", postgres())] {
+        for threads in [1usize, 16] {
+            let s = &*fx.store;
+            for t in 0..threads {
+                confirmed(s, &format!("u{threads}-{t}"), (threads * 100 + t) as i64);
+            }
+            let per = 400 / threads.max(1) * threads.min(4);
+            let started = std::time::Instant::now();
+            let mut times: Vec<f64> = std::thread::scope(|sc| {
+                let hs: Vec<_> = (0..threads)
+                    .map(|t| {
+                        sc.spawn(move || {
+                            let user = format!("u{threads}-{t}");
+                            let id = (threads * 100 + t) as i64;
+                            (0..per)
+                                .map(|i| {
+                                    let at = std::time::Instant::now();
+                                    s.snapshot(&user, "10.0.0.1", 1000).unwrap();
+                                    let o = login(s, &user, step(id, 11 + i as u64), 1000);
+                                    assert!(won(&o));
+                                    at.elapsed().as_secs_f64() * 1000.0
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+            });
+            let wall = started.elapsed().as_secs_f64();
+            times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            eprintln!(
+                "{name}: {threads} at once: p50 {:.2} ms, p99 {:.2} ms, {:.0} logins/s",
+                times[times.len() / 2],
+                times[times.len() * 99 / 100],
+                times.len() as f64 / wall
+            );
+        }
+    }
+}

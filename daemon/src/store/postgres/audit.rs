@@ -2,11 +2,11 @@
 //! with a fleet-wide id (listing, `--follow`) and a position in their
 //! chain (`seq`, what the hash covers).
 
-use super::{from_db, to_db, Ctx};
+use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::{row_hash, AuditEvent, ChainRow};
 use crate::store::{AuditFilter, StoreError, Walk};
 use postgres::types::ToSql;
-use postgres::{Client, GenericClient, Row, Transaction};
+use postgres::{Client, Row};
 use sha2::{Digest, Sha256};
 use twofold_proto::AuditRecord;
 
@@ -35,7 +35,7 @@ pub(crate) fn open_chain(c: &mut Client, host: &str, lane: i32) -> Result<(), St
 /// Appends `events` at time `at` to the chain of `ctx`'s lane, inside `tx`.
 /// The returned records carry their fleet-wide ids.
 pub(crate) fn append(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
     at: u64,
     events: &[AuditEvent],
@@ -52,18 +52,17 @@ pub(crate) fn append(
         Some(r) => (from_db(r.get(0)), r.get::<_, Vec<u8>>(1)),
         None => (0, genesis(ctx.host, ctx.lane).to_vec()),
     };
-    let insert = tx.prepare(
-        "INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty, method,
-                            actor, detail, prev_hash, hash)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-    )?;
+    let insert = "INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
+                                     method, actor, detail, prev_hash, hash)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  RETURNING id";
     let mut out = Vec::with_capacity(events.len());
     for ev in events {
         let mut rec = ev.record(last + 1, at);
         let hash = row_hash(&prev, &rec);
         let id: i64 = tx
             .query_one(
-                &insert,
+                insert,
                 &[
                     &ctx.host,
                     &ctx.lane,
@@ -118,7 +117,7 @@ enum Arg {
 /// Up to `limit` rows matching `f`, by fleet-wide id; the statement names
 /// only the filters given.
 pub(crate) fn rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     f: &AuditFilter,
     limit: u32,
 ) -> Result<Vec<AuditRecord>, StoreError> {
@@ -161,10 +160,7 @@ pub(crate) fn rows(
 /// Walks every chain in one snapshot: for each (host, lane), its name,
 /// its anchor, its rows in order (with their position as id, which the
 /// hash covers), and its head. Stops when `f` returns `false`.
-pub(crate) fn walk(
-    tx: &mut Transaction<'_>,
-    f: &mut dyn FnMut(Walk<'_>) -> bool,
-) -> Result<(), StoreError> {
+pub(crate) fn walk(tx: &mut Tx<'_>, f: &mut dyn FnMut(Walk<'_>) -> bool) -> Result<(), StoreError> {
     let chains = tx.query(
         "SELECT h.host, h.lane, h.last_seq, h.hash, a.last_seq, a.hash
          FROM audit_head h LEFT JOIN audit_anchor a ON a.host = h.host AND a.lane = h.lane
@@ -212,10 +208,7 @@ pub(crate) fn walk(
 }
 
 /// Rows per event since `since`.
-pub(crate) fn counts(
-    c: &mut impl GenericClient,
-    since: u64,
-) -> Result<Vec<(String, u64)>, StoreError> {
+pub(crate) fn counts(c: &mut Tx<'_>, since: u64) -> Result<Vec<(String, u64)>, StoreError> {
     Ok(c.query(
         "SELECT event, COUNT(*) FROM audit WHERE at >= $1 GROUP BY event",
         &[&to_db(since)],
@@ -228,11 +221,7 @@ pub(crate) fn counts(
 /// Removes each chain's oldest rows written before `cutoff` (a prefix of
 /// each chain), moving its anchor to the last one removed; returns how
 /// many rows went and from how many chains.
-pub(crate) fn prune(
-    tx: &mut Transaction<'_>,
-    cutoff: u64,
-    now: u64,
-) -> Result<(u64, u64), StoreError> {
+pub(crate) fn prune(tx: &mut Tx<'_>, cutoff: u64, now: u64) -> Result<(u64, u64), StoreError> {
     let chains = tx.query("SELECT host, lane FROM audit_head ORDER BY host, lane", &[])?;
     let (mut rows, mut pruned) = (0, 0);
     for c in chains {

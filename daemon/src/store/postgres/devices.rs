@@ -4,10 +4,10 @@
 
 use super::audit::append;
 use super::store::{active_lock, clear_source_failures};
-use super::{from_db, to_db, Ctx};
+use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::AuditEvent;
 use crate::store::{Device, NewDevice, RememberedOutcome, StoreError};
-use postgres::{GenericClient, Row, Transaction};
+use postgres::Row;
 use twofold_proto::AuditRecord;
 
 const COLUMNS: &str = "id, kind, what, service, created_at, last_used, expires_at";
@@ -27,7 +27,7 @@ fn device(r: &Row) -> Device {
 /// Remembers `devices` for `user` (replacing an active one of the same
 /// kind and identity) and returns the rows of `remembered` to append.
 pub(crate) fn remember(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: &str,
     devices: &[NewDevice],
     now: u64,
@@ -72,7 +72,7 @@ pub(crate) fn remember(
     reason = "the trait method's arguments, plus the transaction and its chain"
 )]
 pub(crate) fn login(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
     user: &str,
     source: &str,
@@ -119,11 +119,7 @@ pub(crate) fn login(
 }
 
 /// The active devices of `user` at `now`, oldest first.
-pub(crate) fn list(
-    c: &mut impl GenericClient,
-    user: &str,
-    now: u64,
-) -> Result<Vec<Device>, StoreError> {
+pub(crate) fn list(c: &mut Tx<'_>, user: &str, now: u64) -> Result<Vec<Device>, StoreError> {
     Ok(c.query(
         &format!(
             "SELECT {COLUMNS} FROM devices
@@ -139,7 +135,7 @@ pub(crate) fn list(
 /// See [`crate::store::Store::forget_devices`]. Expired devices are
 /// forgotten too (they are no longer listed, but an `--all` leaves none).
 pub(crate) fn forget(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
     user: &str,
     id: Option<i64>,

@@ -35,9 +35,10 @@ pub use schema::PG_SCHEMA_VERSION;
 use crate::crypto::keys::Keys;
 use crate::log::Logger;
 use crate::store::StoreError;
-use pool::{Lease, Pool};
+use pool::{Conn, Lease, Pool};
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, Transaction};
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, Row, Transaction};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -179,8 +180,7 @@ impl PgStore {
         let store = PgStore { pool, host };
         {
             let mut lease = store.pool_get_unchained()?;
-            let c = lease.client()?;
-            schema::migrate(c)?;
+            schema::migrate(lease.client())?;
         }
         store.check_key(keys)?;
         Ok(store)
@@ -231,10 +231,14 @@ impl PgStore {
         &self,
         durable: bool,
         user: &str,
-        mut work: impl FnMut(&mut Transaction<'_>, &Ctx<'_>) -> Result<T, StoreError>,
+        mut work: impl FnMut(&mut Tx<'_>, &Ctx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.with_lease(|client, lane| {
-            let mut tx = client.transaction()?;
+        self.with_lease(|conn, lane| {
+            let Conn { client, cache } = conn;
+            let mut tx = Tx {
+                tx: client.transaction()?,
+                cache,
+            };
             if !durable {
                 tx.batch_execute("SET LOCAL synchronous_commit = off")?;
             }
@@ -246,7 +250,8 @@ impl PgStore {
                 lane,
             };
             let out = work(&mut tx, &ctx)?;
-            tx.commit()
+            tx.tx
+                .commit()
                 .map_err(|e| StoreError::Commit(StoreError::from(e).to_string()))?;
             Ok(out)
         })
@@ -255,29 +260,33 @@ impl PgStore {
     /// Runs `work` in one read-only REPEATABLE READ transaction: one snapshot.
     fn read<T>(
         &self,
-        mut work: impl FnMut(&mut Transaction<'_>) -> Result<T, StoreError>,
+        mut work: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.with_lease(|client, _| {
-            let mut tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
+        self.with_lease(|conn, _| {
+            let Conn { client, cache } = conn;
+            let mut tx = Tx {
+                tx: client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+                cache,
+            };
             let out = work(&mut tx)?;
-            tx.commit()?;
+            tx.tx.commit()?;
             Ok(out)
         })
     }
 
     fn with_lease<T>(
         &self,
-        mut f: impl FnMut(&mut Client, i32) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut Conn, i32) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         for attempt in 0..2 {
             let mut lease: Lease<'_> = self.pool.get()?;
             let fresh = lease.fresh;
             let lane = lease.lane;
-            let out = lease.client().and_then(|c| f(c, lane));
+            let out = lease.conn().and_then(|c| f(c, lane));
             lease.after(&out);
             match out {
                 // A connection that broke while it sat in the pool (the
@@ -306,14 +315,66 @@ pub(crate) struct Ctx<'a> {
 struct Unchained(Client);
 
 impl Unchained {
-    fn client(&mut self) -> Result<&mut Client, StoreError> {
-        Ok(&mut self.0)
+    fn client(&mut self) -> &mut Client {
+        &mut self.0
+    }
+}
+
+/// A transaction whose statements are prepared once per connection.
+pub(crate) struct Tx<'a> {
+    tx: Transaction<'a>,
+    cache: &'a mut std::collections::HashMap<String, postgres::Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    fn stmt(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.cache.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Runs `sql`; the rows it changed.
+    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.execute(&s, params)
+    }
+
+    /// Runs `sql`; its rows.
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query(&s, params)
+    }
+
+    /// Runs `sql`; its one row.
+    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_one(&s, params)
+    }
+
+    /// Runs `sql`; its row, if any.
+    pub fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_opt(&s, params)
+    }
+
+    /// Runs statements without parameters (not prepared).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
     }
 }
 
 /// Takes `user`'s advisory lock until the transaction ends: every write
 /// about one account, from any host, runs one at a time.
-fn lock_user(tx: &mut Transaction<'_>, user: &str) -> Result<(), StoreError> {
+fn lock_user(tx: &mut Tx<'_>, user: &str) -> Result<(), StoreError> {
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended('twofold/user/' || $1, 0))",
         &[&user],

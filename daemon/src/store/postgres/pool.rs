@@ -11,10 +11,18 @@
 
 use crate::log::Logger;
 use crate::store::StoreError;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// An open connection and the statements prepared on it (each prepared
+/// once per connection: a statement is then one round trip, not two).
+pub(crate) struct Conn {
+    pub client: Client,
+    pub cache: HashMap<String, Statement>,
+}
 
 /// Runs on each new connection of a lane before it is used.
 pub(crate) type OnConnect = Box<dyn Fn(&mut Client, i32) -> Result<(), StoreError> + Send + Sync>;
@@ -22,7 +30,7 @@ pub(crate) type OnConnect = Box<dyn Fn(&mut Client, i32) -> Result<(), StoreErro
 /// The connection slots of one host.
 pub(crate) struct Pool {
     config: postgres::Config,
-    free: Mutex<Vec<(i32, Option<Client>)>>,
+    free: Mutex<Vec<(i32, Option<Conn>)>>,
     freed: Condvar,
     /// How long a call waits for a free lane.
     wait: Duration,
@@ -49,7 +57,7 @@ pub(crate) struct Lease<'p> {
     /// Whether the connection was opened for this call (else it sat in
     /// the pool, and may have broken there unnoticed).
     pub fresh: bool,
-    client: Option<Client>,
+    client: Option<Conn>,
 }
 
 impl Pool {
@@ -74,7 +82,7 @@ impl Pool {
         }
     }
 
-    fn free(&self) -> MutexGuard<'_, Vec<(i32, Option<Client>)>> {
+    fn free(&self) -> MutexGuard<'_, Vec<(i32, Option<Conn>)>> {
         self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -108,7 +116,7 @@ impl Pool {
             pool: self,
             lane,
             fresh: false,
-            client: client.filter(|c| !c.is_closed()),
+            client: client.filter(|c| !c.client.is_closed()),
         };
         if lease.client.is_none() {
             lease.client = Some(self.connect(lane)?);
@@ -122,19 +130,22 @@ impl Pool {
         Ok(self.config.connect(NoTls)?)
     }
 
-    fn connect(&self, lane: i32) -> Result<Client, StoreError> {
+    fn connect(&self, lane: i32) -> Result<Conn, StoreError> {
         let opened = self
             .config
             .connect(NoTls)
             .map_err(StoreError::from)
             .and_then(|mut c| (self.on_connect)(&mut c, lane).map(|()| c));
         match opened {
-            Ok(c) => {
+            Ok(client) => {
                 if self.down.swap(false, Ordering::SeqCst) {
                     self.log
                         .event("store_reconnected", &[("backend", "postgres")]);
                 }
-                Ok(c)
+                Ok(Conn {
+                    client,
+                    cache: HashMap::new(),
+                })
             }
             Err(e) => {
                 if !self.down.swap(true, Ordering::SeqCst) {
@@ -156,7 +167,7 @@ impl Pool {
 
 impl Lease<'_> {
     /// The open connection.
-    pub fn client(&mut self) -> Result<&mut Client, StoreError> {
+    pub fn conn(&mut self) -> Result<&mut Conn, StoreError> {
         self.client
             .as_mut()
             .ok_or_else(|| StoreError::Database("postgres: connection lost".into()))
@@ -170,7 +181,7 @@ impl Lease<'_> {
     /// Notes the outcome of a call: a broken connection is dropped (and
     /// logged once per outage), so the next call reconnects.
     pub fn after<T>(&mut self, r: &Result<T, StoreError>) {
-        if r.is_err() && self.client.as_ref().is_none_or(|c| c.is_closed()) {
+        if r.is_err() && self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.client = None;
             if !self.pool.down.swap(true, Ordering::SeqCst) {
                 let e = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();
@@ -185,7 +196,7 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let client = self.client.take().filter(|c| !c.is_closed());
+        let client = self.client.take().filter(|c| !c.client.is_closed());
         self.pool.free().push((self.lane, client));
         self.pool.freed.notify_one();
     }

@@ -2,20 +2,19 @@
 //! takes its account's advisory lock first; each read one snapshot.
 
 use super::audit::{self, append};
-use super::{devices, from_db, method, to_db, Ctx, PgStore};
+use super::{devices, from_db, method, to_db, Ctx, PgStore, Tx};
 use crate::audit::{event, AuditEvent};
 use crate::store::{
     AuditFilter, Change, Claim, CodeRecord, Credential, Device, Durability, Failure,
     FailureOutcome, Locked, NewCode, NewCredential, NewDevice, RememberedOutcome, Removal,
     Snapshot, Store, StoreError, Success, SuccessOutcome, Walk,
 };
-use postgres::{GenericClient, Transaction};
 use twofold_config::RateLimitConfig;
 use twofold_proto::{AuditRecord, LockInfo, Method};
 
 /// The lock that refuses a login of `user` from `source` at `now`.
 pub(crate) fn active_lock(
-    c: &mut impl GenericClient,
+    c: &mut Tx<'_>,
     user: &str,
     source: &str,
     now: u64,
@@ -35,7 +34,7 @@ pub(crate) fn active_lock(
 
 /// Forgets the failures of `user` from `source` (after a login there).
 pub(crate) fn clear_source_failures(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: &str,
     source: &str,
 ) -> Result<(), StoreError> {
@@ -49,7 +48,7 @@ pub(crate) fn clear_source_failures(
 /// A login's success (see [`Store::record_success`]), remembering
 /// `devices` with their `remembered` rows in the same transaction.
 fn success(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
     s: &Success,
     devices: &[NewDevice],
@@ -78,7 +77,7 @@ fn success(
     Ok(SuccessOutcome::Done(append(tx, ctx, now, &events)?))
 }
 
-fn credentials(c: &mut impl GenericClient, user: &str) -> Result<Vec<Credential>, StoreError> {
+fn credentials(c: &mut Tx<'_>, user: &str) -> Result<Vec<Credential>, StoreError> {
     c.query(
         "SELECT id, username, method, label, sealed, nonce, params, created_at, confirmed_at,
                 last_used, counter
@@ -104,11 +103,7 @@ fn credentials(c: &mut impl GenericClient, user: &str) -> Result<Vec<Credential>
     .collect()
 }
 
-fn code_methods(
-    c: &mut impl GenericClient,
-    user: &str,
-    now: u64,
-) -> Result<Vec<Method>, StoreError> {
+fn code_methods(c: &mut Tx<'_>, user: &str, now: u64) -> Result<Vec<Method>, StoreError> {
     c.query(
         "SELECT DISTINCT method FROM codes WHERE username = $1 AND used_at IS NULL
          AND (expires_at IS NULL OR expires_at > $2)",
@@ -119,7 +114,7 @@ fn code_methods(
     .collect()
 }
 
-fn code_count(c: &mut impl GenericClient, user: &str, m: &Method) -> Result<u32, StoreError> {
+fn code_count(c: &mut Tx<'_>, user: &str, m: &Method) -> Result<u32, StoreError> {
     let n: i64 = c
         .query_one(
             "SELECT COUNT(*) FROM codes WHERE username = $1 AND method = $2 AND used_at IS NULL",
@@ -129,7 +124,7 @@ fn code_count(c: &mut impl GenericClient, user: &str, m: &Method) -> Result<u32,
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
-fn has_confirmed(tx: &mut Transaction<'_>, user: &str) -> Result<bool, StoreError> {
+fn has_confirmed(tx: &mut Tx<'_>, user: &str) -> Result<bool, StoreError> {
     Ok(tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM credentials
@@ -139,7 +134,7 @@ fn has_confirmed(tx: &mut Transaction<'_>, user: &str) -> Result<bool, StoreErro
         .get(0))
 }
 
-fn add_user(tx: &mut Transaction<'_>, user: &str, now: u64) -> Result<(), StoreError> {
+fn add_user(tx: &mut Tx<'_>, user: &str, now: u64) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO users (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         &[&user, &to_db(now)],
@@ -148,7 +143,7 @@ fn add_user(tx: &mut Transaction<'_>, user: &str, now: u64) -> Result<(), StoreE
 }
 
 fn insert_codes(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: &str,
     m: &Method,
     codes: &[NewCode],
@@ -158,13 +153,11 @@ fn insert_codes(
         "DELETE FROM codes WHERE username = $1 AND method = $2",
         &[&user, &m.as_str()],
     )?;
-    let stmt = tx.prepare(
-        "INSERT INTO codes (username, method, lookup, hash, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )?;
+    let insert = "INSERT INTO codes (username, method, lookup, hash, created_at, expires_at)
+                  VALUES ($1, $2, $3, $4, $5, $6)";
     for c in codes {
         tx.execute(
-            &stmt,
+            insert,
             &[
                 &user,
                 &m.as_str(),
@@ -180,12 +173,7 @@ fn insert_codes(
 
 /// Spends `claim`: one conditional `UPDATE` whose changed-row count says
 /// whether this transaction won; `false` when someone spent it first.
-fn spend(
-    tx: &mut Transaction<'_>,
-    claim: &Claim,
-    now: u64,
-    login: bool,
-) -> Result<bool, StoreError> {
+fn spend(tx: &mut Tx<'_>, claim: &Claim, now: u64, login: bool) -> Result<bool, StoreError> {
     let changed = match claim {
         Claim::Counter { credential, value } => tx.execute(
             "UPDATE credentials SET counter = $2, last_used = COALESCE($3, last_used)
@@ -204,7 +192,7 @@ fn spend(
 /// SQLite store's `failure_rows`: the same counting, under the user's
 /// advisory lock instead of SQLite's one writer).
 fn failure_rows(
-    tx: &mut Transaction<'_>,
+    tx: &mut Tx<'_>,
     user: &str,
     source: &str,
     now: u64,
