@@ -381,3 +381,27 @@ fn lock_user(tx: &mut Tx<'_>, user: &str) -> Result<(), StoreError> {
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_password;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_password_file_is_read_only_when_no_one_else_can_read_it() {
+        let dir = std::env::temp_dir().join(format!("tf-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pg.pass");
+        std::fs::write(&file, "s3cret\nignored\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&file).unwrap().as_str(), "s3cret");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read_password(&file).unwrap_err().to_string();
+        assert!(err.contains("mode 640") && err.contains("0600"), "{err}");
+        let link = dir.join("link.pass");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let err = read_password(&link).unwrap_err().to_string();
+        assert!(err.contains("regular file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
