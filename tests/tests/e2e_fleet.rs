@@ -291,3 +291,27 @@ fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_a
         "serves again"
     );
 }
+
+#[test]
+fn twofold_doctor_says_when_the_fleet_database_is_unreachable() {
+    let db = PgDatabase::own_server();
+    let f = fleet(1, db, |_| {});
+    let h = &f.hosts[0];
+    let doctor = || {
+        let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))
+            .arg("--socket")
+            .arg(h.socket())
+            .arg("--config")
+            .arg(&h.config_file)
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!doctor().contains("store.unreachable"), "{}", doctor());
+    f.db.own.as_ref().unwrap().stop();
+    let shown = doctor();
+    assert!(shown.contains("store.unreachable"), "{shown}");
+    f.db.own.as_ref().unwrap().restart();
+    assert!(!doctor().contains("store.unreachable"), "reconnected");
+}
