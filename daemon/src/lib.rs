@@ -25,6 +25,7 @@ pub mod factors;
 mod failure;
 mod log;
 mod login;
+pub mod notify;
 pub mod reload;
 mod requests;
 mod server;
