@@ -114,6 +114,30 @@ fn enrolled_on_a_logs_in_on_b_and_a_code_used_on_a_is_refused_on_b() {
     let hosts =
         f.db.psql("SELECT string_agg(DISTINCT host, ',' ORDER BY host) FROM audit");
     assert_eq!(hosts, "host-a,host-b");
+    // `twofold audit verify` on either host checks every host's chains.
+    let rows: u64 = f.db.psql("SELECT COUNT(*) FROM audit").parse().unwrap();
+    for h in &f.hosts {
+        match h.call(&Request::AuditVerify) {
+            Response::AuditVerified(r) => {
+                assert_eq!(r.broken, None);
+                assert_eq!(r.rows, rows, "every host's rows");
+            }
+            other => panic!("audit verify: {other:?}"),
+        }
+    }
+    // An edit of a row of host A's is found from host B, naming its chain.
+    f.db.psql(
+        "ALTER TABLE audit DISABLE TRIGGER audit_guard;
+         UPDATE audit SET detail = detail || ' x'
+         WHERE id = (SELECT MIN(id) FROM audit WHERE host = 'host-a')",
+    );
+    match b.call(&Request::AuditVerify) {
+        Response::AuditVerified(r) => {
+            let broken = r.broken.expect("the edit is found");
+            assert!(broken.reason.starts_with("chain host-a#"), "{broken:?}");
+        }
+        other => panic!("audit verify: {other:?}"),
+    }
 }
 
 #[test]
