@@ -663,3 +663,41 @@ fn latency_of_a_login_on_each_backend() {
         }
     }
 }
+
+/// Hosts starting at once on an empty database apply each migration once
+/// (an advisory lock orders them), and agree on the key check.
+#[test]
+fn postgres_hosts_starting_at_once_migrate_once() {
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let barrier = Barrier::new(4);
+    std::thread::scope(|sc| {
+        for i in 0..4 {
+            let (store, barrier) = (config.store.clone(), &barrier);
+            sc.spawn(move || {
+                let mut store = store;
+                store.host_name = Some(format!("h{i}"));
+                barrier.wait();
+                PgStore::open(&store, 2, &keys(), Logger::stderr()).unwrap();
+            });
+        }
+    });
+    assert_eq!(
+        db.psql("SELECT version FROM twofold_schema"),
+        twofold_daemon::store::postgres::PG_SCHEMA_VERSION.to_string()
+    );
+    assert_eq!(db.psql("SELECT COUNT(*) FROM fleet"), "1");
+}
+
+/// A database migrated by a newer twofoldd is refused, not written.
+#[test]
+fn postgres_a_newer_schema_is_refused() {
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap();
+    db.psql("UPDATE twofold_schema SET version = 99");
+    let err = PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
