@@ -339,3 +339,74 @@ fn twofold_doctor_says_when_the_fleet_database_is_unreachable() {
     f.db.own.as_ref().unwrap().restart();
     assert!(!doctor().contains("store.unreachable"), "reconnected");
 }
+
+/// Going from one host to many: a host's SQLite state (enrollment, a spent
+/// backup code, its audit chain) moves into the fleet database with
+/// `twofoldd --migrate-from-sqlite`, a dry run first, once only; the same
+/// host, now in fleet mode, and a second host serve it.
+#[test]
+fn a_single_hosts_sqlite_state_moves_into_the_fleet_database_once() {
+    let dir = open_tempdir();
+    let single = config_in(dir.path());
+    let d = DaemonProcess::start(dir.path(), &single);
+    let (_, backup) = enroll(&d, "gus");
+    assert!(succeeded(&login(&d, "gus", &backup[0])));
+    let _ = d.terminate();
+    let db = PgDatabase::new();
+    let mut fleet_config = single.clone();
+    db.configure(&mut fleet_config);
+    fleet_config.store.host_name = Some("old-single".into());
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, fleet_config.to_toml()).unwrap();
+    let migrate = |apply: bool| {
+        let mut c = std::process::Command::new(twofold_tests::daemon::bin_path("twofoldd"));
+        c.arg("--config").arg(&file).arg("--migrate-from-sqlite");
+        if apply {
+            c.arg("--apply");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = migrate(false);
+    assert!(
+        dry.contains("dry run") && dry.contains("1 accounts"),
+        "{dry}"
+    );
+    assert_eq!(
+        db.psql("SELECT COUNT(*) FROM users"),
+        "0",
+        "a dry run writes nothing"
+    );
+    let done = migrate(true);
+    assert!(done.contains("moved into the fleet database"), "{done}");
+    assert!(migrate(true).contains("nothing to do"), "once only");
+    // The same host in fleet mode, and a new one.
+    let again = open_tempdir();
+    let mut second = config_in(again.path());
+    db.configure(&mut second);
+    second.daemon.master_key = single.daemon.master_key.clone();
+    second.store.host_name = Some("new-host".into());
+    let a = DaemonProcess::start(dir.path(), &fleet_config);
+    let b = DaemonProcess::start(again.path(), &second);
+    assert!(
+        !succeeded(&login(&b, "gus", &backup[0])),
+        "spent before the move"
+    );
+    assert!(succeeded(&login(&b, "gus", &backup[1])));
+    assert!(succeeded(&login(&a, "gus", &backup[2])));
+    // The old chain verifies as it was, beside the fleet's.
+    match b.call(&Request::AuditVerify) {
+        Response::AuditVerified(r) => assert_eq!(r.broken, None, "{r:?}"),
+        other => panic!("audit verify: {other:?}"),
+    }
+    let imported: u64 = db
+        .psql("SELECT COUNT(*) FROM audit WHERE host = 'old-single' AND lane = -1")
+        .parse()
+        .unwrap();
+    assert!(imported >= 3, "the single host's rows: {imported}");
+}

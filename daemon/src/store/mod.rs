@@ -12,8 +12,8 @@
 pub mod postgres;
 pub mod sqlite;
 
-pub use postgres::PgStore;
-pub use sqlite::{CommitStats, SqliteStore, SCHEMA_VERSION};
+pub use postgres::{ImportReport, PgStore};
+pub use sqlite::{export_sqlite, CommitStats, SqliteStore, SCHEMA_VERSION};
 
 use crate::audit::{AuditEvent, ChainRow};
 use twofold_config::RateLimitConfig;
@@ -596,6 +596,69 @@ pub enum RememberedOutcome {
     NotFound,
     /// A lock is in force; nothing was written.
     Locked(Locked),
+}
+
+/// A single host's whole state, read from its SQLite file to move it
+/// into the fleet's database (`twofoldd --migrate-from-sqlite`).
+#[derive(Debug, Default)]
+pub struct Export {
+    /// Accounts and when each was first stored.
+    pub users: Vec<(String, u64)>,
+    /// Every credential, pending or confirmed (ids kept: they are sealed
+    /// into the secrets).
+    pub credentials: Vec<Credential>,
+    /// Every single-use code, used or not.
+    pub codes: Vec<ExportCode>,
+    /// Failures still stored: (user, source, at).
+    pub failures: Vec<(String, String, u64)>,
+    /// Every lock, cleared or not.
+    pub locks: Vec<ExportLock>,
+    /// Grace deadlines: (user, first seen, deadline).
+    pub grace: Vec<(String, u64, u64)>,
+    /// Remembered devices: (user, device, when forgotten).
+    pub devices: Vec<(String, Device, Option<u64>)>,
+    /// The audit chain's rows, in order, with their hashes.
+    pub audit: Vec<ChainRow>,
+    /// The chain's retention anchor (last id pruned, its hash).
+    pub anchor: (u64, Vec<u8>),
+    /// The chain's head (last id, its hash).
+    pub head: Option<(u64, Vec<u8>)>,
+}
+
+/// A single-use code as stored.
+#[derive(Debug, Clone)]
+pub struct ExportCode {
+    /// The account.
+    pub user: String,
+    /// Its method's name.
+    pub method: String,
+    /// Keyed lookup.
+    pub lookup: Vec<u8>,
+    /// argon2id PHC string.
+    pub hash: String,
+    /// When it was made.
+    pub created_at: u64,
+    /// When it was used.
+    pub used_at: Option<u64>,
+    /// When it stops working.
+    pub expires_at: Option<u64>,
+}
+
+/// A lock as stored.
+#[derive(Debug, Clone)]
+pub struct ExportLock {
+    /// The account.
+    pub user: String,
+    /// The source it locks; `None`: every source.
+    pub source: Option<String>,
+    /// When it was made.
+    pub created_at: u64,
+    /// When it ends.
+    pub until: u64,
+    /// The failures that made it.
+    pub failures: u32,
+    /// When an admin cleared it.
+    pub cleared_at: Option<u64>,
 }
 
 /// One step of an audit walk.

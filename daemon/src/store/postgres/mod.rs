@@ -26,10 +26,12 @@
 
 mod audit;
 mod devices;
+mod import;
 mod pool;
 mod schema;
 mod store;
 
+pub use import::{ImportReport, IMPORTED_LANE};
 pub use schema::PG_SCHEMA_VERSION;
 
 use crate::crypto::keys::Keys;

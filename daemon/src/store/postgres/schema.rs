@@ -128,6 +128,11 @@ const MIGRATIONS: &[&str] = &[
         forgotten_at  BIGINT
     );
     CREATE INDEX devices_user ON devices(username, kind, what);",
+    // 3: single hosts whose SQLite state was moved in (once each).
+    "CREATE TABLE imports (
+        host         TEXT PRIMARY KEY,
+        imported_at  BIGINT NOT NULL
+    );",
 ];
 
 /// The schema version this build creates and understands.

@@ -9,12 +9,14 @@
 mod audit;
 mod commit;
 mod devices;
+mod export;
 mod grace;
 mod limits;
 mod schema;
 mod store;
 
 pub use commit::CommitStats;
+pub use export::export_sqlite;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 
