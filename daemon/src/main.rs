@@ -14,10 +14,9 @@ const USAGE: &str = "usage: twofoldd [--config FILE]\n\
 \n\
   -c, --config FILE   configuration file (default /etc/twofold/twofold.toml;\n\
                       if that file is absent, built-in defaults are used)\n\
-      --migrate-from-sqlite\n\
-                      move this host's SQLite state ([daemon] database) into\n\
-                      the PostgreSQL database of [store] (twofoldd stopped,\n\
-                      same master key), once per host; a dry run without --apply\n\
+      --migrate-from-sqlite  move this host's SQLite state ([daemon]\n\
+                      database) into the PostgreSQL database of [store] (twofoldd stopped,\n\
+                      same master key), once per host; without --apply a dry run\n\
       --apply         with --migrate-from-sqlite, write it\n\
   -h, --help          show this help\n\
   -V, --version       show the version\n\
