@@ -32,7 +32,10 @@ fn key_name(path: &[Seg<'_>]) -> String {
 pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
     let problem = policy(config)
         .or_else(|| limits(config))
-        .or_else(|| crate::remember::check(&config.remember));
+        .or_else(|| crate::remember::check(&config.remember))
+        .or_else(|| {
+            crate::email::problem(&config.email).map(|(path, message)| Problem { path, message })
+        });
     match problem {
         None => Ok(()),
         Some(p) => Err(ConfigError::Invalid {

@@ -6,6 +6,7 @@
 
 mod check;
 mod duration;
+pub mod email;
 pub mod groups;
 mod locate;
 mod net;
@@ -16,6 +17,7 @@ mod tables;
 pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
+pub use email::{EmailConfig, SmtpTls};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
@@ -52,6 +54,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// Devices remembered after a second factor (off unless services are named).
     pub remember: RememberConfig,
+    /// Codes sent by mail and security notifications.
+    pub email: EmailConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

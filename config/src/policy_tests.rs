@@ -26,13 +26,16 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
+    // Every method this build knows; email is inert until `[email] host`
+    // names a relay (nobody can enroll an address before that).
     assert_eq!(
         e.methods,
         vec![
             Method::TOTP,
             Method::HOTP,
             Method::BACKUP_CODE,
-            Method::TEMP_CODE
+            Method::TEMP_CODE,
+            Method::EMAIL
         ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);

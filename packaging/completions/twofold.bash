@@ -100,8 +100,14 @@ _twofold() {
             twofold__subcmd__enroll,confirm)
                 cmd="twofold__subcmd__enroll__subcmd__confirm"
                 ;;
+            twofold__subcmd__enroll,email)
+                cmd="twofold__subcmd__enroll__subcmd__email"
+                ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
+                ;;
+            twofold__subcmd__remove,email)
+                cmd="twofold__subcmd__remove__subcmd__email"
                 ;;
             twofold__subcmd__remove,totp)
                 cmd="twofold__subcmd__remove__subcmd__totp"
@@ -869,7 +875,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp confirm"
+            opts="-h -V --socket --config --timeout --help --version totp confirm email"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -902,6 +908,44 @@ _twofold() {
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__enroll__subcmd__email)
+            opts="-h -V --user --address --code --no-confirm --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -967,12 +1011,46 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp"
+            opts="-h -V --socket --config --timeout --help --version totp email"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__remove__subcmd__email)
+            opts="-h -V --user --code --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -518,6 +518,26 @@ fn a_device_remembered_on_one_daemon_lets_in_on_another_until_forgotten(fx: Fx) 
     assert!(other.devices("mia", 500).unwrap().is_empty());
 }
 
+fn an_authorization_is_spent_once(fx: Fx) {
+    let s = &*fx.store;
+    confirmed(s, "nia", 12);
+    let sends = s.sends().expect("every store keeps authorizations");
+    let spend = |s: &dyn Store| {
+        s.sends()
+            .unwrap()
+            .spend_authorization(step(12, 40), 300, vec![ev(event::ADMIN, "nia")])
+            .unwrap()
+    };
+    assert!(matches!(
+        sends
+            .spend_authorization(step(12, 40), 300, vec![ev(event::ADMIN, "nia")])
+            .unwrap(),
+        Change::Done(ref r) if r.len() == 1
+    ));
+    assert!(matches!(spend(s), Change::Lost));
+    assert!(matches!(spend(&*(fx.other)("host-b")), Change::Lost));
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -552,6 +572,7 @@ both!(
     audit_rows_chain_and_survive_pruning,
     removal_grace_and_figures,
     a_device_remembered_on_one_daemon_lets_in_on_another_until_forgotten,
+    an_authorization_is_spent_once,
 );
 
 /// A host whose master key differs from the fleet's refuses to start,

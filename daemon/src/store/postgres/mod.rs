@@ -29,6 +29,7 @@ mod devices;
 mod import;
 mod pool;
 mod schema;
+mod sends;
 mod store;
 
 pub use import::{ImportReport, IMPORTED_LANE};

@@ -6,7 +6,7 @@ use super::{devices, from_db, method, to_db, Ctx, PgStore, Tx};
 use crate::audit::{event, AuditEvent};
 use crate::store::{
     AuditFilter, Change, Claim, CodeRecord, Credential, Device, Durability, Failure,
-    FailureOutcome, Locked, NewCode, NewCredential, NewDevice, RememberedOutcome, Removal,
+    FailureOutcome, Locked, NewCode, NewCredential, NewDevice, RememberedOutcome, Removal, Sends,
     Snapshot, Store, StoreError, Success, SuccessOutcome, Walk,
 };
 use twofold_config::RateLimitConfig;
@@ -173,7 +173,12 @@ fn insert_codes(
 
 /// Spends `claim`: one conditional `UPDATE` whose changed-row count says
 /// whether this transaction won; `false` when someone spent it first.
-fn spend(tx: &mut Tx<'_>, claim: &Claim, now: u64, login: bool) -> Result<bool, StoreError> {
+pub(crate) fn spend(
+    tx: &mut Tx<'_>,
+    claim: &Claim,
+    now: u64,
+    login: bool,
+) -> Result<bool, StoreError> {
     let changed = match claim {
         Claim::Counter { credential, value } => tx.execute(
             "UPDATE credentials SET counter = $2, last_used = COALESCE($3, last_used)
@@ -812,6 +817,10 @@ impl Store for PgStore {
                 .with("chains", &chains.to_string());
             append(tx, ctx, now, &[pruned])
         })
+    }
+
+    fn sends(&self) -> Option<&dyn Sends> {
+        Some(self)
     }
 
     fn record_success_remembering(

@@ -13,6 +13,7 @@ mod export;
 mod grace;
 mod limits;
 mod schema;
+mod sends;
 mod store;
 
 pub use commit::CommitStats;
@@ -119,6 +120,7 @@ impl Db {
         // Every query here is by an indexed key; one plan serves all values.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&mut conn)?;
+        sends::on_open(&conn)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(Db {
@@ -173,6 +175,11 @@ impl Db {
         let out = f(self)?;
         snapshot.end()?;
         Ok(out)
+    }
+
+    /// The connection itself.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Every credential of `user`, pending or confirmed.
