@@ -24,12 +24,15 @@ impl Method {
     pub const TEMP_CODE: Method = Method(Cow::Borrowed("temp_code"));
     /// A code from a hardware OATH token (RFC 4226 HOTP).
     pub const HOTP: Method = Method(Cow::Borrowed("hotp"));
+    /// A FIDO2 security key touched at the machine that runs the login.
+    pub const FIDO2: Method = Method(Cow::Borrowed("fido2"));
     /// Every method this build implements, in display order.
     pub const KNOWN: &'static [Method] = &[
         Method::TOTP,
         Method::HOTP,
         Method::BACKUP_CODE,
         Method::TEMP_CODE,
+        Method::FIDO2,
     ];
 
     /// A method by a name made of `a`–`z`, `0`–`9` and `_`, 1 to 32 long;

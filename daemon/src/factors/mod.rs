@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod enroll;
+pub mod fido2;
 pub mod hotp;
 pub mod temp;
 pub mod totp;
@@ -167,6 +168,46 @@ pub trait Factor: Send + Sync + std::fmt::Debug {
     fn issue(&self, _cx: &Ctx<'_>, _user: &str) -> Result<Option<Issued>, Failure> {
         Ok(None)
     }
+
+    /// For a factor the daemon answers itself by talking to a device (a
+    /// security key): the wait to run before the code prompt, when the
+    /// device is there and holds one of `snap`'s credentials. `None`: the
+    /// code prompt follows at once.
+    fn attend<'s>(
+        &'s self,
+        _cx: &Ctx<'_>,
+        _who: &Who<'_>,
+        _snap: &Snapshot,
+        _place: &Place<'_>,
+    ) -> Result<Option<Box<dyn Attend + 's>>, VerifyError> {
+        Ok(None)
+    }
+}
+
+/// Where a login runs, for [`Factor::attend`].
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The PAM service.
+    pub service: &'a str,
+    /// PAM_RHOST, when set.
+    pub rhost: Option<&'a str>,
+}
+
+/// Tells a wait on a device when to give up early.
+pub trait Stop: Sync {
+    /// Whether to stop now (the PAM client went away).
+    fn stop(&self) -> bool;
+}
+
+/// A wait the daemon does itself (a security key's touch).
+pub trait Attend: std::fmt::Debug {
+    /// What the person is shown (as `Wait`) before the wait.
+    fn cue(&self) -> &str;
+
+    /// Waits for the device, within the factor's own deadline, and checks
+    /// what it returned. `None`: nothing came (no touch, cancelled), so
+    /// the code prompt follows and nothing is counted.
+    fn wait(&self, cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError>;
 }
 
 /// Codes just made: shown once, stored hashed.
@@ -232,7 +273,8 @@ impl Default for Registry {
 }
 
 impl Registry {
-    /// The factors built in: TOTP, backup codes, break-glass codes.
+    /// The factors built in: TOTP, HOTP, backup codes, break-glass codes,
+    /// FIDO2 security keys (over USB HID).
     pub fn builtin() -> Registry {
         Registry {
             factors: vec![
@@ -240,6 +282,7 @@ impl Registry {
                 Arc::new(hotp::Hotp),
                 Arc::new(backup::BackupCodes),
                 Arc::new(temp::TempCode),
+                Arc::new(fido2::Fido2::hid()),
             ],
         }
     }

@@ -30,7 +30,7 @@ pub mod enroll;
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
 use crate::engine::Engine;
-use crate::factors::{Found, VerifyError, Who};
+use crate::factors::{Found, Place, Stop, VerifyError, Who};
 use crate::server::conn::{Conn, Incoming};
 use crate::store::{
     Claim, Durability, Failure, FailureOutcome, Locked, Snapshot, Success, SuccessOutcome,
@@ -348,8 +348,100 @@ impl Login<'_, '_> {
     /// Prompts up to `max_tries` times; each wrong answer is an audited
     /// failure that may lock the user out.
     fn prompts(&mut self, check: Check) {
+        self.prompts_from(check, 1);
+    }
+
+    /// Runs the wait of the first allowed factor that has one (a security
+    /// key's touch: the cue as `Wait`, then the factor's own deadline),
+    /// before any prompt. `Ok(tries)`: the tries it used (a refused
+    /// assertion is a wrong answer, counted); `Err(())`: the login is over.
+    fn attend(&mut self, methods: &[Method], snap: &Snapshot) -> Result<u32, ()> {
+        let engine = self.engine;
+        let cx = engine.ctx();
+        let who = Who {
+            user: &self.b.user,
+            source: &self.source,
+        };
+        let place = Place {
+            service: &self.b.service,
+            rhost: self.b.rhost.as_deref(),
+        };
+        let mut found = None;
+        for f in engine
+            .factors
+            .all()
+            .filter(|f| methods.contains(&f.method()))
+        {
+            match f.attend(&cx, &who, snap, &place) {
+                Ok(Some(w)) => {
+                    found = Some((f.method(), w));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.verify_error(e)),
+            }
+        }
+        let Some((method, wait)) = found else {
+            return Ok(0);
+        };
+        if !self.tell(Response::Wait {
+            text: wait.cue().to_owned(),
+        }) {
+            self.log("abandoned", &[]);
+            return Err(());
+        }
+        let gone = Gone(self.conn);
+        let got = wait.wait(&cx, &gone);
+        drop(wait);
+        if self.conn.hung_up() {
+            self.log("abandoned", &[("method", method.as_str())]);
+            return Err(());
+        }
+        let max = engine.config.login.max_tries;
+        let why = match got {
+            Ok(None) => {
+                self.log("no_touch", &[("method", method.as_str())]);
+                return Ok(0);
+            }
+            Ok(Some(Found::Locked(l))) => {
+                self.refuse_locked(l);
+                return Err(());
+            }
+            Ok(Some(Found::Claim(claim))) => match self.succeed(method, claim) {
+                Some(lost) => lost,
+                None => return Err(()),
+            },
+            Ok(Some(Found::Rejected(why))) => why,
+            Err(e) => return Err(self.verify_error(e)),
+        };
+        if self.fail(1, max <= 1, why) {
+            Ok(1)
+        } else {
+            Err(())
+        }
+    }
+
+    /// Ends the login after a check could not be completed.
+    fn verify_error(&mut self, e: VerifyError) {
+        match e {
+            VerifyError::Storage(e) => self.unavailable(&e),
+            VerifyError::Decrypt(e) => {
+                self.log("denied", &[("error", &e.to_string())]);
+                let ev = self
+                    .base
+                    .renamed(event::LOGIN_DENIED)
+                    .with("reason", "credential_cannot_be_decrypted");
+                if self.audit(&[ev]) {
+                    self.denied("the stored credential cannot be decrypted", &[]);
+                }
+            }
+        }
+    }
+
+    /// Prompts from try `first` to `max_tries`.
+    fn prompts_from(&mut self, check: Check, first: u32) {
         let max = self.engine.config.login.max_tries;
-        for attempt in 1..=max {
+        for attempt in first..=max {
             let prompt = self.engine.config.login.prompt.clone();
             let Some(answer) = self.ask(&prompt) else {
                 return;
@@ -679,5 +771,17 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
             .with("allowed", &allowed.join(","));
         return l.deny("no allowed method enrolled", Some(&shown), ev);
     }
-    l.prompts(Check::Factors(usable, snap));
+    let Ok(used) = l.attend(&usable, &snap) else {
+        return;
+    };
+    l.prompts_from(Check::Factors(usable, snap), used + 1);
+}
+
+/// Whether the PAM client went away, for a wait on a device.
+struct Gone<'c, 'a>(&'c Conn<'a>);
+
+impl Stop for Gone<'_, '_> {
+    fn stop(&self) -> bool {
+        self.0.hung_up()
+    }
 }

@@ -174,6 +174,13 @@ pub enum Claim {
         /// Its method.
         method: Method,
     },
+    /// Credential `credential` opened a login without a counter (a
+    /// security key that always signs 0): spendable only while its stored
+    /// counter is 0 too (a key that once counted cannot go back to 0).
+    Unmetered {
+        /// The credential row.
+        credential: i64,
+    },
 }
 
 /// A login's success to record.

@@ -76,6 +76,9 @@ fn spend(conn: &Connection, claim: &Claim, now: u64, login: bool) -> Result<bool
             spend_counter(conn, *credential, *value, login.then_some(now))
         }
         Claim::Code { id, .. } => use_code(conn, *id, now),
+        Claim::Unmetered { credential } => {
+            super::spend_unmetered(conn, *credential, login.then_some(now))
+        }
     }
 }
 
