@@ -378,7 +378,10 @@ impl Login<'_, '_> {
                     break;
                 }
                 Ok(None) => {}
-                Err(e) => return Err(self.verify_error(e)),
+                Err(e) => {
+                    self.verify_error(e);
+                    return Err(());
+                }
             }
         }
         let Some((method, wait)) = found else {
@@ -412,7 +415,10 @@ impl Login<'_, '_> {
                 None => return Err(()),
             },
             Ok(Some(Found::Rejected(why))) => why,
-            Err(e) => return Err(self.verify_error(e)),
+            Err(e) => {
+                self.verify_error(e);
+                return Err(());
+            }
         };
         if self.fail(1, max <= 1, why) {
             Ok(1)

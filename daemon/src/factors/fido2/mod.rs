@@ -79,7 +79,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -337,9 +337,7 @@ impl Attend for Touch<'_> {
         let f = self.factor;
         Ok(
             match f.assert(&self.dev, &self.rp_id, &self.creds, self.conv, stop) {
-                Ok(Some((row, n))) if n == 0 => {
-                    Some(Found::Claim(Claim::Unmetered { credential: row }))
-                }
+                Ok(Some((row, 0))) => Some(Found::Claim(Claim::Unmetered { credential: row })),
                 Ok(Some((row, n))) => Some(Found::Claim(Claim::Counter {
                     credential: row,
                     value: n,
