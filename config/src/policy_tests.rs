@@ -32,7 +32,8 @@ fn defaults_keep_todays_behaviour() {
             Method::TOTP,
             Method::HOTP,
             Method::BACKUP_CODE,
-            Method::TEMP_CODE
+            Method::TEMP_CODE,
+            Method::FIDO2
         ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);
