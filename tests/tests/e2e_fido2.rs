@@ -42,13 +42,18 @@ fn bed_with(uv: bool, tries: u32) -> Bed {
     Bed { d, keys, a, b }
 }
 
-/// Enrolls the plugged-in key for alice through the generic requests.
+/// Enrolls the plugged-in key for alice through the generic requests
+/// (its name the daemon's choice).
 fn enroll(d: &TestDaemon) -> Response {
-    match d.call(&Request::EnrollStart {
+    enroll_named(d, None)
+}
+
+/// Enrolls the plugged-in key for alice under `name`.
+fn enroll_named(d: &TestDaemon, name: Option<&str>) -> Response {
+    match d.call(&Request::EnrollStartNamed {
         user: Some("alice".into()),
         method: Method::FIDO2,
-        algorithm: None,
-        digits: None,
+        name: name.map(str::to_owned),
     }) {
         Response::Done { message } => assert!(message.contains("pam://"), "{message}"),
         other => panic!("enroll start: {other:?}"),
@@ -148,7 +153,7 @@ fn a_second_key_logs_in_and_the_first_is_not_registered_twice() {
     assert!(failed_kind(&again).is_some(), "{again:?}");
     bed.keys.unplug("key-a");
     bed.keys.plug(&bed.b);
-    match enroll(&bed.d) {
+    match enroll_named(&bed.d, Some("YubiKey 5")) {
         // Not the first factor: no new backup codes are issued.
         Response::BackupCodes { .. } | Response::Done { .. } => {}
         other => panic!("second key: {other:?}"),
@@ -163,6 +168,89 @@ fn a_second_key_logs_in_and_the_first_is_not_registered_twice() {
     bed.keys.unplug("key-b");
     assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);
     assert_eq!(audit(&bed.d, "login_success").len(), 3);
+    let s = status(&bed.d);
+    let mut names: Vec<&str> = s.credentials.iter().map(|k| k.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["YubiKey 5", "key-1"], "{s:?}");
+    assert!(s.credentials.iter().all(|k| k.detail.starts_with("pam://")));
+    // The same name twice is refused.
+    let dup = bed.d.call(&Request::EnrollStartNamed {
+        user: Some("alice".into()),
+        method: Method::FIDO2,
+        name: Some("YubiKey 5".into()),
+    });
+    assert!(failed_kind(&dup).is_some(), "{dup:?}");
+}
+
+fn status(d: &TestDaemon) -> twofold_proto::UserStatus {
+    match d.call(&Request::Status {
+        user: Some("alice".into()),
+    }) {
+        Response::Status(s) => s,
+        other => panic!("status: {other:?}"),
+    }
+}
+
+#[test]
+fn removing_one_key_by_name_keeps_the_other_and_the_backup_codes() {
+    let bed = enrolled();
+    bed.keys.unplug("key-a");
+    bed.keys.plug(&bed.b);
+    enroll_named(&bed.d, Some("spare"));
+    match bed.d.call(&Request::RemoveCredential {
+        user: Some("alice".into()),
+        method: Method::FIDO2,
+        name: "key-1".into(),
+        code: None,
+    }) {
+        Response::Done { message } => assert!(message.contains("key-1"), "{message}"),
+        other => panic!("remove: {other:?}"),
+    }
+    assert_eq!(audit(&bed.d, "factor_removed"), ["fido2|name=key-1"]);
+    let s = status(&bed.d);
+    let names: Vec<&str> = s.credentials.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["spare"]);
+    assert_eq!(s.backup_codes_left, 10);
+    // The removed key no longer opens a login (the silent check finds
+    // nothing it holds: the code prompt, no cue); the other one does.
+    bed.keys.plug(&bed.a);
+    bed.keys.unplug("key-b");
+    let (code, t) = login(&bed.d, Conversation::new());
+    assert_ne!(code, PAM_SUCCESS, "{t:?}");
+    assert!(t.infos().is_empty(), "{t:?}");
+    bed.keys.plug(&bed.b);
+    assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);
+    // An unknown name removes nothing.
+    let none = bed.d.call(&Request::RemoveCredential {
+        user: Some("alice".into()),
+        method: Method::FIDO2,
+        name: "key-1".into(),
+        code: None,
+    });
+    assert!(failed_kind(&none).is_some(), "{none:?}");
+}
+
+#[test]
+fn the_cli_enrolls_lists_and_removes_a_named_key_for_another_user_as_admin() {
+    let bed = bed_with(false, 1);
+    let out = bed
+        .d
+        .twofold(&["enroll", "fido2", "--user", "alice", "--name", "desk key"]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Touch your security key"), "{err}");
+    let out = bed.d.twofold(&["status", "--user", "alice"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Security keys:      \"desk key\" (fido2, pam://"),
+        "{text}"
+    );
+    assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);
+    let out = bed
+        .d
+        .twofold(&["remove", "fido2", "--user", "alice", "--name", "desk key"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(status(&bed.d).credentials.is_empty());
 }
 
 #[test]

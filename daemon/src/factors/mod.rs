@@ -105,6 +105,9 @@ pub struct Report {
     pub pending: bool,
     /// Unused codes, for a factor of codes.
     pub codes_left: Option<u32>,
+    /// Named credentials (security keys), for a factor a person holds
+    /// several of.
+    pub credentials: Vec<twofold_proto::CredentialInfo>,
 }
 
 /// A second factor.
@@ -228,6 +231,8 @@ pub struct EnrollOptions {
     pub algorithm: Option<twofold_proto::Algorithm>,
     /// Code length (TOTP).
     pub digits: Option<u32>,
+    /// The credential's name (security keys).
+    pub name: Option<String>,
 }
 
 /// A pending enrollment: what the person is shown to set it up.

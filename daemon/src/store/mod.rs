@@ -267,6 +267,14 @@ pub enum Removal {
         /// Code methods removed with the last credential.
         codes_too: Vec<Method>,
     },
+    /// One credential (a security key of several), and the codes of
+    /// `codes_too` when no confirmed credential is left.
+    Credential {
+        /// The credential row.
+        id: i64,
+        /// Code methods removed with the last credential.
+        codes_too: Vec<Method>,
+    },
 }
 
 /// Filters of an audit query (all optional, combined with AND).

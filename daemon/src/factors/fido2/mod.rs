@@ -30,13 +30,30 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use twofold_proto::{ErrorKind, FactorStatus, Method, Response, Secret};
+use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Response, Secret};
 
 /// What the person is shown before the daemon waits for the touch.
 pub const CUE: &str = "Touch your security key";
 
 /// The default wait for a touch.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Security keys one account may hold.
+pub const MAX_KEYS: usize = 16;
+
+/// A key's name: 1 to 64 printable characters, no quote or backslash.
+fn valid_name(n: &str) -> Result<(), Failure> {
+    let ok = (1..=64).contains(&n.chars().count())
+        && n.chars().all(|c| !c.is_control() && c != '"' && c != '\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(refused(
+            ErrorKind::BadRequest,
+            "a key's name is 1 to 64 printable characters, without quotes or backslashes",
+        ))
+    }
+}
 
 /// How long the silent check (which key holds a credential) may take.
 const SILENT: Duration = Duration::from_secs(2);
@@ -378,11 +395,20 @@ impl Factor for Fido2 {
         let mut r = Report::default();
         for c in creds.iter().filter(|c| c.method == Method::FIDO2) {
             match c.confirmed_at {
-                Some(at) => r.factors.push(FactorStatus {
-                    method: Method::FIDO2,
-                    enrolled_at: at,
-                    last_used: c.last_used,
-                }),
+                Some(at) => {
+                    r.factors.push(FactorStatus {
+                        method: Method::FIDO2,
+                        enrolled_at: at,
+                        last_used: c.last_used,
+                    });
+                    r.credentials.push(CredentialInfo {
+                        method: Method::FIDO2,
+                        name: c.label.clone(),
+                        detail: stored(c).map(|s| s.rp_id).unwrap_or_default(),
+                        created_at: at,
+                        last_used: c.last_used,
+                    });
+                }
                 None => r.pending = true,
             }
         }
@@ -425,12 +451,35 @@ impl Factor for Fido2 {
 }
 
 impl Enroll for Fido2 {
-    fn start(
-        &self,
-        cx: &Ctx<'_>,
-        user: &str,
-        _options: &EnrollOptions,
-    ) -> Result<Pending, Failure> {
+    fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
+        let creds = cx.store.credentials(user)?;
+        let taken = |n: &str| {
+            creds
+                .iter()
+                .any(|c| c.method == Method::FIDO2 && c.confirmed_at.is_some() && c.label == n)
+        };
+        let name = match &options.name {
+            Some(n) => {
+                valid_name(n)?;
+                if taken(n) {
+                    return Err(refused(
+                        ErrorKind::Conflict,
+                        format!("{user} already has a security key named {n:?}"),
+                    ));
+                }
+                n.clone()
+            }
+            None => (1..)
+                .map(|i| format!("key-{i}"))
+                .find(|n| !taken(n))
+                .unwrap_or_default(),
+        };
+        if Fido2::mine(&creds, true).len() >= MAX_KEYS {
+            return Err(refused(
+                ErrorKind::Conflict,
+                format!("{user} already has {MAX_KEYS} security keys"),
+            ));
+        }
         let devices = self
             .dev
             .enumerate()
@@ -441,7 +490,6 @@ impl Enroll for Fido2 {
                 "no security key found: plug one in and try again",
             ));
         };
-        let creds = cx.store.credentials(user)?;
         let exclude: Vec<Vec<u8>> = Fido2::mine(&creds, true)
             .into_iter()
             .map(|c| c.credential_id)
@@ -472,11 +520,17 @@ impl Enroll for Fido2 {
         let Some(att) = ad.attested else {
             return Err(bad("no credential returned"));
         };
-        let n = creds.iter().filter(|c| c.method == Method::FIDO2).count() + 1;
+        // One key is enrolled at a time: an older pending one is dropped.
+        for c in creds
+            .iter()
+            .filter(|c| c.method == Method::FIDO2 && c.confirmed_at.is_none())
+        {
+            cx.store.delete_pending(c.id)?;
+        }
         let new = NewCredential {
             id: random_row_id()?,
             method: Method::FIDO2,
-            label: format!("key-{n}"),
+            label: name.clone(),
             sealed: Vec::new(),
             nonce: Vec::new(),
             params: params(&rp_id, &att.credential_id, &att.key),
@@ -486,7 +540,7 @@ impl Enroll for Fido2 {
         Ok(Pending {
             response: Response::Done {
                 message: format!(
-                    "security key registered for {user} ({rp_id}); touch it again to confirm"
+                    "security key {name:?} registered for {user} ({rp_id}); touch it again to confirm"
                 ),
             },
             qr: None,

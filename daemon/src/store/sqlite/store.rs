@@ -295,6 +295,11 @@ impl Store for SqliteStore {
                     [user.as_str(), method.as_str()],
                     |r| r.get(0),
                 )?,
+                Removal::Credential { id, .. } => tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM credentials WHERE user = ?1 AND id = ?2)",
+                    rusqlite::params![user.as_str(), id],
+                    |r| r.get(0),
+                )?,
             };
             if !there && always.is_empty() {
                 return Ok(Change::Nothing);
@@ -305,24 +310,33 @@ impl Store for SqliteStore {
                     return Ok(Change::Lost);
                 }
             }
-            match &what {
+            let codes_too: &[Method] = match &what {
                 Removal::All => {
                     tx.execute("DELETE FROM credentials WHERE user = ?1", [&user])?;
                     tx.execute("DELETE FROM codes WHERE user = ?1", [&user])?;
+                    &[]
                 }
                 Removal::Method { method, codes_too } => {
                     tx.execute(
                         "DELETE FROM credentials WHERE user = ?1 AND method = ?2",
                         [user.as_str(), method.as_str()],
                     )?;
-                    if !has_confirmed(tx, &user)? {
-                        for m in codes_too {
-                            tx.execute(
-                                "DELETE FROM codes WHERE user = ?1 AND method = ?2",
-                                [user.as_str(), m.as_str()],
-                            )?;
-                        }
-                    }
+                    codes_too
+                }
+                Removal::Credential { id, codes_too } => {
+                    tx.execute(
+                        "DELETE FROM credentials WHERE user = ?1 AND id = ?2",
+                        rusqlite::params![user.as_str(), id],
+                    )?;
+                    codes_too
+                }
+            };
+            if !codes_too.is_empty() && !has_confirmed(tx, &user)? {
+                for m in codes_too {
+                    tx.execute(
+                        "DELETE FROM codes WHERE user = ?1 AND method = ?2",
+                        [user.as_str(), m.as_str()],
+                    )?;
                 }
             }
             let mut events = always;
