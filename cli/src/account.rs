@@ -182,7 +182,7 @@ fn pretty(v: &Value) -> String {
 
 /// The JSON shape of one account, times as Unix seconds.
 pub fn status_json(st: &UserStatus) -> Value {
-    json!({
+    let mut v = json!({
         "user": st.user,
         "methods": st.factors.iter().map(|f| json!({
             "method": f.method,
@@ -193,14 +193,24 @@ pub fn status_json(st: &UserStatus) -> Value {
         "pending_enrollment": st.pending_enrollment,
         "grace_deadline": st.grace_deadline,
         "locked_until": st.locked_until,
-        "security_keys": st.credentials.iter().map(|k| json!({
-            "name": k.name,
-            "method": k.method,
-            "rp_id": k.detail,
-            "created_at": k.created_at,
-            "last_used": k.last_used,
-        })).collect::<Vec<_>>(),
-    })
+    });
+    // Only when there are any: the shape scripts know stays as it was.
+    if !st.credentials.is_empty() {
+        v["security_keys"] = st
+            .credentials
+            .iter()
+            .map(|k| {
+                json!({
+                    "name": k.name,
+                    "method": k.method,
+                    "rp_id": k.detail,
+                    "created_at": k.created_at,
+                    "last_used": k.last_used,
+                })
+            })
+            .collect();
+    }
+    v
 }
 
 /// One account for people, times in UTC.
