@@ -10,7 +10,7 @@ use twofold_daemon::factors::fido2::soft::{Alg, Fault, SoftAuthenticator, SoftKe
 use twofold_daemon::factors::fido2::{Fido2, CUE};
 use twofold_daemon::factors::Registry;
 use twofold_proto::{Client, Method, Request, Response, Secret};
-use twofold_tests::daemon::{failed_kind, TestDaemon};
+use twofold_tests::daemon::{failed_kind, DaemonProcess, TestDaemon};
 use twofold_tests::pam::*;
 
 /// The daemon's wait for a touch in these tests.
@@ -457,5 +457,53 @@ fn the_default_hid_backend_finds_no_key_here_and_the_code_prompt_follows_at_once
         start.elapsed() < Duration::from_secs(1),
         "{:?}",
         start.elapsed()
+    );
+}
+
+#[test]
+fn the_twofoldd_binary_with_the_hid_backend_prints_nothing_on_stdout_and_prompts_at_once() {
+    let (bed, codes) = enrolled_with(false, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = bed.d.config().clone();
+    config.daemon.socket = dir.path().join("twofoldd.sock");
+    let stdout = dir.path().join("stdout");
+    let out = stdout.clone();
+    let child = DaemonProcess::start_with(dir.path(), &config, move |twofoldd, file| {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c")
+            .arg(r#"exec "$0" --config "$1" >"$2""#)
+            .arg(twofoldd)
+            .arg(file)
+            .arg(&out);
+        c
+    });
+    let pam = twofold_tests::PamConfig::new().unwrap();
+    pam.twofold(
+        "tf",
+        &[
+            &format!("socket={}", config.daemon.socket.display()),
+            "timeout=2",
+        ],
+    )
+    .unwrap();
+    let start = Instant::now();
+    let (rc, t) = PamLogin::new(pam.dir(), "tf", "alice")
+        .unwrap()
+        .tty("tty1")
+        .authenticate(answers(&[&codes[0]]))
+        .unwrap();
+    assert_eq!(rc, PAM_SUCCESS, "{t:?}");
+    assert!(t.infos().is_empty(), "no key here, no cue: {t:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(child);
+    let printed = std::fs::read(&stdout).unwrap();
+    assert!(
+        printed.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&printed)
     );
 }
