@@ -96,6 +96,41 @@ pub enum Command {
         #[command(flatten)]
         format: StatsFormat,
     },
+    /// List the remembered devices (SSH keys, login sessions) that log in
+    /// without a second factor until they expire, or forget them.
+    #[command(args_conflicts_with_subcommands = true)]
+    Devices {
+        /// `forget` takes a device's trust away.
+        #[command(subcommand)]
+        forget: Option<DevicesCmd>,
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+/// `twofold devices forget`.
+#[derive(Debug, Subcommand)]
+pub enum DevicesCmd {
+    /// Forget a remembered device (its next login asks for the second factor again).
+    Forget {
+        /// The device's id, as `twofold devices` lists it.
+        #[arg(
+            value_name = "ID",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        id: Option<i64>,
+        /// Forget every remembered device of the account.
+        #[arg(long)]
+        all: bool,
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+    },
 }
 
 /// `twofold audit verify`.
@@ -118,7 +153,7 @@ pub struct AuditFilterArgs {
     /// Only this event (login_success, login_failure, login_denied, login_locked,
     /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
     /// codes_regenerated, grace_started, admin, config_loaded, config_reloaded,
-    /// config_reload_refused, audit_pruned).
+    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten).
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Only rows of this PAM service.

@@ -12,6 +12,7 @@ mod admin;
 mod args;
 mod audit;
 mod daemon;
+mod devices;
 mod doctor;
 mod enroll;
 mod error;
@@ -27,7 +28,7 @@ pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;
 pub use args::{
     parse_user, Admin, AdminEnroll, AdminImport, AuditCmd, AuditFilterArgs, BackupCodes, Cli,
-    CodeArg, Command, ConfigCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
+    CodeArg, Command, ConfigCmd, DevicesCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
 };
 pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
@@ -222,6 +223,15 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             };
             stats::stats(&daemon()?, out, io)
         }
+        Command::Devices {
+            forget: Some(DevicesCmd::Forget { id, all, user }),
+            ..
+        } => devices::forget(&daemon()?, user.user.as_deref(), *id, *all, io),
+        Command::Devices {
+            forget: None,
+            user,
+            json,
+        } => devices::list(&daemon()?, user.user.as_deref(), json.json, io),
         Command::Config(ConfigCmd::Check {
             file,
             print,

@@ -4,7 +4,7 @@
 
 use crate::error::CliError;
 use twofold_config::groups::user_groups;
-use twofold_config::{Config, Decision, Subject, Unenrolled};
+use twofold_config::{Config, Decision, Remember, Subject, Unenrolled};
 
 /// Explains the policy for a login of `user` to `service` from `rhost`.
 pub fn explain(
@@ -67,9 +67,24 @@ pub fn explain(
                 "  unenrolled:  {action}   (decided by {})\n",
                 e.unenrolled_from
             ));
+            s.push_str(&remember_line(config, service, &groups));
         }
     }
     Ok(s)
+}
+
+/// The `remember:` line: what a second factor on this service remembers,
+/// for how long, or why nothing.
+fn remember_line(config: &Config, service: &str, groups: &[String]) -> String {
+    match config.remember.decide(service, groups) {
+        Remember::Off(why) => format!("  remember:    nothing   ({why})\n"),
+        Remember::SshKey(ttl) => format!(
+            "  remember:    the SSH key sshd verified, for {ttl}   (remember.ssh_services, remember.ssh_key)\n"
+        ),
+        Remember::Session(ttl) => format!(
+            "  remember:    the login session, for {ttl}   (remember.session_services, remember.session)\n"
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -101,9 +116,35 @@ mod tests {
         assert!(t.contains("unknown to the passwd database"), "{t}");
         assert!(t.contains("trusted network 10.0.0.0/8"), "{t}");
         let t = explain(&c, "no-such-user-twofold", "login", Some("host.example")).unwrap();
+        assert!(
+            t.contains("remember:    nothing   (login is in neither remember.ssh_services"),
+            "{t}"
+        );
         assert!(t.contains("not an IP address"), "{t}");
         assert!(
             t.contains("unenrolled:  allow   (decided by policy.unenrolled)"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn shows_what_a_service_remembers() {
+        let c = Config::parse(
+            "[remember]\nssh_services = [\"sshd\"]\nsession_services = [\"sudo\"]\n\
+             forbid_groups = [\"root\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let t = explain(&c, "no-such-user-twofold", "sshd", None).unwrap();
+        assert!(
+            t.contains("remember:    the SSH key sshd verified, for 30d"),
+            "{t}"
+        );
+        let t = explain(&c, "no-such-user-twofold", "sudo", None).unwrap();
+        assert!(t.contains("remember:    the login session, for 5m"), "{t}");
+        let t = explain(&c, "root", "sshd", None).unwrap();
+        assert!(
+            t.contains("remember:    nothing   (group root is in remember.forbid_groups)"),
             "{t}"
         );
     }

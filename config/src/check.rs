@@ -7,7 +7,7 @@ use crate::{Config, ConfigError, Method};
 use std::collections::HashMap;
 
 /// A refused value: its path in the file and what is wrong.
-struct Problem {
+pub(crate) struct Problem {
     path: Vec<Seg<'static>>,
     message: String,
 }
@@ -30,7 +30,9 @@ fn key_name(path: &[Seg<'_>]) -> String {
 
 /// Runs every cross-key check; the first problem is reported.
 pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
-    let problem = policy(config).or_else(|| limits(config));
+    let problem = policy(config)
+        .or_else(|| limits(config))
+        .or_else(|| crate::remember::check(&config.remember));
     match problem {
         None => Ok(()),
         Some(p) => Err(ConfigError::Invalid {
@@ -42,14 +44,14 @@ pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), Con
     }
 }
 
-fn at(path: &[Seg<'static>], message: impl Into<String>) -> Option<Problem> {
+pub(crate) fn at(path: &[Seg<'static>], message: impl Into<String>) -> Option<Problem> {
     Some(Problem {
         path: path.to_vec(),
         message: message.into(),
     })
 }
 
-fn name_ok(kind: &str, name: &str) -> Result<(), String> {
+pub(crate) fn name_ok(kind: &str, name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(format!(
             "{kind} name {name:?} must be 1 to 64 printable characters without spaces"

@@ -10,6 +10,7 @@ pub mod groups;
 mod locate;
 mod net;
 pub mod policy;
+pub mod remember;
 mod tables;
 pub mod time;
 
@@ -17,6 +18,7 @@ pub use duration::{format_duration, parse_duration, Seconds};
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
+pub use remember::{Remember, RememberConfig};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +46,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Devices remembered after a second factor (off unless services are named).
+    pub remember: RememberConfig,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

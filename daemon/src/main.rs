@@ -135,6 +135,7 @@ fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
     let listener =
         bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
     say(format_args!("twofoldd: listening on {}", socket.display()));
+    twofold_daemon::notify::ready();
     let result = daemon.serve(listener, shutdown);
     let _ = std::fs::remove_file(&socket);
     result?;

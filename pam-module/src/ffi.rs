@@ -122,6 +122,7 @@ extern "C" {
     fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
         -> c_int;
     fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
     fn pam_set_data(
@@ -297,6 +298,21 @@ impl Pam {
                 Ok(None)
             }
         }
+    }
+
+    /// The `publickey` lines of `SSH_AUTH_INFO_0` in the PAM environment
+    /// (see [`crate::authinfo`]); `Err` (for the log) when the value
+    /// cannot be used, which the caller treats as unset.
+    pub fn ssh_auth_info(&self) -> Result<Option<String>, &'static str> {
+        // SAFETY: h is live; the name is a NUL-terminated string.
+        let p = unsafe { pam_getenv(self.h, crate::authinfo::SSH_AUTH_INFO.as_ptr()) };
+        if p.is_null() {
+            return crate::authinfo::ssh_key_lines(None);
+        }
+        // SAFETY: a non-null result is a NUL-terminated string owned by
+        // libpam, valid until the environment changes (not during this call).
+        let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+        crate::authinfo::ssh_key_lines(Some(bytes))
     }
 
     /// The single-prompt stash: this handle's PAM data.

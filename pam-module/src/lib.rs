@@ -17,6 +17,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod authinfo;
 pub mod ffi;
 pub mod link;
 pub mod login;
@@ -157,12 +158,18 @@ fn login(pam: &Pam, opts: &Options, silent: bool, watch: Watch) -> Result<c_int,
 }
 
 fn login_items(pam: &Pam) -> Result<LoginItems, ffi::ItemError> {
+    let ssh_auth_info = pam.ssh_auth_info().unwrap_or_else(|why| {
+        // Without it nothing is remembered: the code is asked as usual.
+        pam.logger().log(Level::Notice, why);
+        None
+    });
     Ok(LoginItems {
         user: pam.user()?,
         service: pam.service()?,
         rhost: pam.rhost()?,
         tty: pam.tty()?,
         ruser: pam.ruser()?,
+        ssh_auth_info,
     })
 }
 

@@ -378,6 +378,7 @@ mod tests {
             rhost: None,
             tty: None,
             ruser: None,
+            ssh_auth_info: None,
         }
     }
 

@@ -88,6 +88,8 @@ pub struct LoginItems {
     pub tty: Option<String>,
     /// PAM_RUSER, when the application set it.
     pub ruser: Option<String>,
+    /// The `publickey` lines of `SSH_AUTH_INFO_0`, when sshd set it.
+    pub ssh_auth_info: Option<String>,
 }
 
 /// The connection to the daemon for one login.
@@ -324,6 +326,7 @@ impl<L: Log> Relay<'_, L> {
             rhost: items.rhost.clone(),
             tty: items.tty.clone(),
             ruser: items.ruser.clone(),
+            ssh_auth_info: items.ssh_auth_info.clone(),
         };
         if let Err(e) = daemon.send(&begin) {
             return self.link_error(e);

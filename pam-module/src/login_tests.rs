@@ -113,6 +113,7 @@ fn items() -> LoginItems {
         rhost: Some("192.0.2.7".into()),
         tty: None,
         ruser: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -170,6 +171,7 @@ fn begin_carries_the_login_items() {
             rhost: Some("192.0.2.7".into()),
             tty: None,
             ruser: None,
+            ssh_auth_info: None,
         }]
     );
 }

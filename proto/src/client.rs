@@ -172,6 +172,7 @@ pub fn response_name(r: &Response) -> &'static str {
         Response::AuditVerified(_) => "audit_verified",
         Response::StatsReport(_) => "stats_report",
         Response::TempCode { .. } => "temp_code",
+        Response::DeviceList { .. } => "device_list",
     }
 }
 

@@ -32,6 +32,12 @@ pub enum Request {
         /// PAM_RUSER: the requesting user (sudo, su).
         #[serde(default)]
         ruser: Option<String>,
+        /// The `publickey` lines of `SSH_AUTH_INFO_0` from the PAM
+        /// environment (`publickey ssh-ed25519 AAAA…`, one a line): the
+        /// keys sshd verified before PAM ran. The daemon honours them only
+        /// from a root peer on a service `[remember]` names.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ssh_auth_info: Option<String>,
     },
     /// The person's answer to the last [`Response::Prompt`].
     Answer {
@@ -287,6 +293,26 @@ pub enum Request {
         /// The code of the press after it.
         second: Secret,
     },
+    /// The devices remembered for an account (SSH keys, login sessions)
+    /// that still let it in.
+    Devices {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+    },
+    /// Forgets remembered devices of an account: the next login from them
+    /// asks for the second factor again.
+    DevicesForget {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// The device (its id in [`Response::DeviceList`]); `None` with `all`.
+        #[serde(default)]
+        id: Option<i64>,
+        /// Every device of the account.
+        #[serde(default)]
+        all: bool,
+    },
     /// Starts a pending enrollment of a factor a person may hold several
     /// of (a FIDO2 security key: the daemon talks to the key, which is
     /// touched), under a name.
@@ -362,6 +388,8 @@ impl Request {
             Request::EnrollStartNamed { .. } => "enroll_start_named",
             Request::RemoveCredential { .. } => "remove_credential",
             Request::AdminImport { .. } => "admin_import",
+            Request::Devices { .. } => "devices",
+            Request::DevicesForget { .. } => "devices_forget",
         }
     }
 
@@ -544,6 +572,13 @@ pub enum Response {
         expires_at: u64,
         /// Logins it opens.
         uses: u32,
+    },
+    /// The remembered devices of an account.
+    DeviceList {
+        /// The account.
+        user: String,
+        /// Its devices, oldest first.
+        devices: Vec<DeviceInfo>,
     },
 }
 
@@ -798,6 +833,27 @@ pub struct TempCodeInfo {
     pub expires_at: u64,
 }
 
+/// A remembered device: what `twofold devices` shows of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// Its id, for `twofold devices forget ID`.
+    pub id: i64,
+    /// `ssh_key` or `session`.
+    pub kind: String,
+    /// What was proven: `ssh-ed25519 SHA256:…` for a key, `session 1234
+    /// on pts/3` for a login session.
+    pub what: String,
+    /// The service where the second factor remembered it.
+    pub service: String,
+    /// When it was remembered (Unix seconds).
+    pub since: u64,
+    /// When it last let a login through without a prompt.
+    #[serde(default)]
+    pub last_used: Option<u64>,
+    /// When it stops letting logins through (Unix seconds).
+    pub expires_at: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -884,7 +940,8 @@ mod tests {
                 service: "sshd".into(),
                 rhost: None,
                 tty: None,
-                ruser: None
+                ruser: None,
+                ssh_auth_info: None,
             }
         );
     }

@@ -272,6 +272,7 @@ impl TestDaemon {
                 rhost: None,
                 tty: Some("pts/0".into()),
                 ruser: Some("root".into()),
+                ssh_auth_info: None,
             })
             .expect("begin");
         loop {

@@ -163,6 +163,8 @@ pub struct PamLogin {
     user: Option<CString>,
     items: Vec<(Item, Vec<u8>)>,
     flags: c_int,
+    /// `NAME=value` entries put into the PAM environment (`pam_putenv`).
+    env: Vec<Vec<u8>>,
 }
 
 impl PamLogin {
@@ -175,7 +177,15 @@ impl PamLogin {
             user: Some(CString::new(user).map_err(|_| PamError::Nul("user"))?),
             items: Vec::new(),
             flags: 0,
+            env: Vec::new(),
         })
+    }
+
+    /// Puts `NAME=value` (any bytes but NUL) into the PAM environment after
+    /// `pam_start`, as sshd puts `SSH_AUTH_INFO_0` there.
+    pub fn env(mut self, entry: &[u8]) -> Self {
+        self.env.push(entry.to_vec());
+        self
     }
 
     /// Starts without PAM_USER, so a module's `pam_get_user` must ask for it.
@@ -247,6 +257,15 @@ impl PamLogin {
         };
         for (item, value) in &self.items {
             session.set_item(*item, value)?;
+        }
+        for entry in &self.env {
+            let entry =
+                CString::new(entry.as_slice()).map_err(|_| PamError::Nul("an env entry"))?;
+            // SAFETY: handle is open; libpam copies the entry.
+            let rc = unsafe { pam_putenv(session.handle, entry.as_ptr()) };
+            if rc != 0 {
+                return Err(PamError::Start(PamCode(rc)));
+            }
         }
         Ok(session)
     }
@@ -379,6 +398,7 @@ extern "C" {
         pamh: *mut *mut PamHandle,
     ) -> c_int;
     fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
+    fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
     fn pam_setcred(pamh: *mut PamHandle, flags: c_int) -> c_int;
     fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
     fn pam_get_item(pamh: *const PamHandle, item_type: c_int, item: *mut *const c_void) -> c_int;

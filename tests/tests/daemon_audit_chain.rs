@@ -91,6 +91,7 @@ fn write_history(d: &TestDaemon) {
             rhost: Some("198.51.100.7".into()),
             tty: Some("pts/3".into()),
             ruser: Some(RUSER.into()),
+            ssh_auth_info: None,
         })
         .unwrap();
     assert!(matches!(begin, Response::Prompt { .. }), "{begin:?}");

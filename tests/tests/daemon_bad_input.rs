@@ -197,6 +197,7 @@ fn begin_with_bad_service_or_items_is_a_bad_request() {
                 rhost: rhost.map(Into::into),
                 tty: None,
                 ruser: None,
+                ssh_auth_info: None,
             })
             .unwrap();
         assert_eq!(

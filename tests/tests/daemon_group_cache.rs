@@ -51,6 +51,7 @@ fn child_in_namespace() {
                 rhost: None,
                 tty: None,
                 ruser: None,
+                ssh_auth_info: None,
             })
             .unwrap()
     };

@@ -146,6 +146,7 @@ fn begin(user: &str) -> Request {
         rhost: None,
         tty: None,
         ruser: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -325,6 +326,7 @@ fn concurrent_logins_with_one_code_exactly_one_wins() {
                             rhost: None,
                             tty: None,
                             ruser: None,
+                            ssh_auth_info: None,
                         })
                         .unwrap();
                     assert!(matches!(r, Response::Prompt { .. }), "{r:?}");

@@ -65,6 +65,7 @@ fn child_as_nobody() {
                 rhost: None,
                 tty: None,
                 ruser: None,
+                ssh_auth_info: None,
             })
             .unwrap()
     };

@@ -85,6 +85,7 @@ fn begin(socket: &Path, user: &str, service: &str) -> (Client, Response) {
             rhost: None,
             tty: Some("pts/0".into()),
             ruser: Some("root".into()),
+            ssh_auth_info: None,
         })
         .expect("begin");
     (c, first)

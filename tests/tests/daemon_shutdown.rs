@@ -19,6 +19,7 @@ fn in_flight_login_finishes_after_shutdown_is_triggered() {
             rhost: None,
             tty: Some("tty1".into()),
             ruser: None,
+            ssh_auth_info: None,
         })
         .unwrap();
     assert!(matches!(r, Response::Prompt { .. }), "{r:?}");

@@ -93,6 +93,7 @@ fn child_logins_as_nobody() {
                 rhost: None,
                 tty: None,
                 ruser: None,
+                ssh_auth_info: None,
             })
             .unwrap();
         if i < allowed {

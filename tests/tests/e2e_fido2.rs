@@ -379,6 +379,7 @@ fn the_pam_client_going_away_mid_wait_cancels_the_operation() {
         rhost: None,
         tty: Some("tty1".into()),
         ruser: None,
+        ssh_auth_info: None,
     })
     .unwrap();
     match c.recv().unwrap() {

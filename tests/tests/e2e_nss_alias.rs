@@ -349,6 +349,7 @@ fn child_as_nobody() {
                 rhost: None,
                 tty: None,
                 ruser: None,
+                ssh_auth_info: None,
             })
             .expect("begin");
         (c, r)

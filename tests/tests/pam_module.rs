@@ -96,10 +96,46 @@ fn begin_carries_the_items_the_application_set() {
             rhost: Some("192.0.2.44".into()),
             tty: Some("pts/3".into()),
             ruser: Some("bob".into()),
+            ssh_auth_info: None,
         })
     );
     let client = s.client().unwrap();
     assert!(client.starts_with("pam_twofold/"), "{client}");
+}
+
+/// sshd puts the keys it verified into the PAM environment as
+/// `SSH_AUTH_INFO_0`; the module sends only the `publickey` lines. A value
+/// that is not UTF-8 is not sent, and the login goes on (asked as usual).
+#[test]
+fn the_publickey_lines_of_ssh_auth_info_are_sent_and_an_unreadable_value_is_not() {
+    const KEY: &str = "AAAAC3NzaC1lZDI1NTE5AAAAIEHocKj972+txk2ixzyyOXmD9uQ1vysGZ6hoKiDlejyT";
+    let cases: [(Vec<u8>, Option<String>); 3] = [
+        (
+            format!("SSH_AUTH_INFO_0=publickey ssh-ed25519 {KEY}\nkeyboard-interactive/pam\n")
+                .into_bytes(),
+            Some(format!("publickey ssh-ed25519 {KEY}")),
+        ),
+        (b"SSH_AUTH_INFO_0=keyboard-interactive/pam\n".to_vec(), None),
+        (
+            b"SSH_AUTH_INFO_0=publickey ssh-ed25519 \xff\xfe".to_vec(),
+            None,
+        ),
+    ];
+    for (entry, sent) in cases {
+        let daemon = FakeDaemon::start(Script::login().success()).unwrap();
+        let pam = config_for(&daemon, &[]);
+        let code = PamLogin::new(pam.dir(), SERVICE, "alice")
+            .unwrap()
+            .env(&entry)
+            .authenticate(Conversation::new())
+            .unwrap()
+            .0;
+        assert_eq!(code, PAM_SUCCESS);
+        match daemon.session().begin {
+            Some(Request::Begin { ssh_auth_info, .. }) => assert_eq!(ssh_auth_info, sent),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -108,8 +144,12 @@ fn unset_items_are_sent_as_none() {
     assert_eq!(code, PAM_SUCCESS);
     match daemon.session().begin {
         Some(Request::Begin {
-            rhost, tty, ruser, ..
-        }) => assert_eq!((rhost, tty, ruser), (None, None, None)),
+            rhost,
+            tty,
+            ruser,
+            ssh_auth_info,
+            ..
+        }) => assert_eq!((rhost, tty, ruser, ssh_auth_info), (None, None, None, None)),
         other => panic!("{other:?}"),
     }
 }

@@ -52,7 +52,7 @@ fn secret_file(out: &mut Vec<Finding>, path: &Path, what: &str, key: bool) {
             id: "files.missing",
             severity: Severity::Info,
             what: format!("{what} ({}) does not exist", path.display()),
-            why: "twofoldd makes it on its first start; if it is running with this configuration, it reads another path".into(),
+            why: "the package's postinst makes the master key, and twofoldd makes the database on its first start; if it is running with this configuration, it reads another path".into(),
             fix: "check `[daemon]` in the configuration (`twofold config check --print`)".into(),
         });
         return;

@@ -57,6 +57,10 @@ pub mod event {
     pub const CONFIG_RELOAD_REFUSED: &str = "config_reload_refused";
     /// Retention removed old rows (the chain continues from an anchor).
     pub const AUDIT_PRUNED: &str = "audit_pruned";
+    /// A second factor remembered a device (an SSH key, a login session).
+    pub const DEVICE_REMEMBERED: &str = "device_remembered";
+    /// A remembered device was forgotten (by its user or an admin).
+    pub const DEVICE_FORGOTTEN: &str = "device_forgotten";
 }
 
 /// One event to record. Empty fields do not apply.

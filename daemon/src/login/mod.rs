@@ -13,7 +13,9 @@
 //! nothing); the login is authorized; the policy may exempt the login
 //! (`Ignore`); a lock
 //! refuses it before any prompt; an unenrolled user is let through,
-//! refused or offered enrollment as the policy says; otherwise the person
+//! refused or offered enrollment as the policy says; a device remembered
+//! after an earlier second factor (`remember.rs`: the SSH key sshd
+//! verified, the login session) is let through; otherwise the person
 //! is prompted. A lock made while the person types refuses the answer in
 //! the transaction that would record it (no step spent, no failure added).
 //! A user the passwd database does not know gets what an unenrolled user
@@ -26,6 +28,7 @@
 //! it, and records outcomes through the store's domain operations.
 
 pub mod enroll;
+mod remember;
 
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
@@ -63,6 +66,8 @@ pub(crate) struct Begin {
     pub rhost: Option<String>,
     pub tty: Option<String>,
     pub ruser: Option<String>,
+    /// The `publickey` lines of `SSH_AUTH_INFO_0` the module sent.
+    pub ssh_auth_info: Option<String>,
 }
 
 /// One login in progress: its items, its audit template and its connection.
@@ -79,6 +84,8 @@ pub(crate) struct Login<'c, 'a> {
     pub source: String,
     /// Prompts answered with the password the stack verified.
     password_answers: u32,
+    /// What this login proved that a success remembers (see `remember.rs`).
+    remember: Vec<crate::devices::Proof>,
 }
 
 /// What the prompts are checked against.
@@ -564,7 +571,26 @@ impl Login<'_, '_> {
                 .method(method.as_str())],
             code_used,
         };
-        let recs = match self.engine.store.record_success(success) {
+        // A break-glass code lets one person in once; it never makes a
+        // device trusted for weeks.
+        let issued = factor.is_some_and(|f| f.role() == crate::factors::Role::Issued);
+        let remember = if issued {
+            Vec::new()
+        } else {
+            self.to_remember(now)
+        };
+        let recorded = if remember.is_empty() {
+            self.engine.store.record_success(success)
+        } else {
+            let remembered = self
+                .base
+                .renamed(event::DEVICE_REMEMBERED)
+                .method(method.as_str());
+            self.engine
+                .store
+                .record_success_remembering(success, remember, remembered)
+        };
+        let recs = match recorded {
             Ok(SuccessOutcome::Done(recs)) => recs,
             Ok(SuccessOutcome::Lost) => return Some(lost),
             Ok(SuccessOutcome::Locked(l)) => {
@@ -617,6 +643,7 @@ impl<'c, 'a> Login<'c, 'a> {
             base,
             source: b.rhost.clone().unwrap_or_default(),
             password_answers: 0,
+            remember: Vec::new(),
         }
     }
 }
@@ -638,7 +665,8 @@ fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<(Account, Option<Snapsh
         return None;
     }
     let peer = l.conn.peer;
-    let want_groups = engine.config.policy.uses_groups();
+    let want_groups =
+        engine.config.policy.uses_groups() || !engine.config.remember.forbid_groups.is_empty();
     // The usual login — root runs it (sshd, sudo, su), no policy names
     // groups, and factors are stored under the name as typed — takes that
     // name as its account without asking NSS: an alias has no factors of
@@ -776,6 +804,9 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
             .renamed(event::LOGIN_DENIED)
             .with("allowed", &allowed.join(","));
         return l.deny("no allowed method enrolled", Some(&shown), ev);
+    }
+    if l.remembered(&account.groups) {
+        return;
     }
     let Ok(used) = l.attend(&usable, &snap) else {
         return;

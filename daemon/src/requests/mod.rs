@@ -3,6 +3,7 @@
 //! from the peer's credentials, answered, and logged.
 
 mod admin;
+mod devices;
 mod selfservice;
 
 use crate::engine::Engine;
@@ -22,7 +23,9 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::RemoveFactor { user, .. }
         | Request::EnrollStartNamed { user, .. }
         | Request::RemoveCredential { user, .. }
-        | Request::EnrollCancel { user, .. } => user.clone().or_else(|| peer.name.clone()),
+        | Request::EnrollCancel { user, .. }
+        | Request::Devices { user }
+        | Request::DevicesForget { user, .. } => user.clone().or_else(|| peer.name.clone()),
         Request::AdminDisable { user }
         | Request::AdminUnlock { user }
         | Request::AdminGrace { user, .. }
@@ -32,8 +35,11 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::AdminImport { user, .. } => Some(user.clone()),
         _ => None,
     };
-    let result = match selfservice::answer(engine, peer, req) {
-        Err(Unhandled(req)) => admin::answer(engine, peer, *req),
+    let result = match devices::answer(engine, peer, req) {
+        Err(Unhandled(req)) => match selfservice::answer(engine, peer, *req) {
+            Err(Unhandled(req)) => admin::answer(engine, peer, *req),
+            Ok(r) => r,
+        },
         Ok(r) => r,
     };
     let uid = peer.cred.uid.to_string();

@@ -525,6 +525,14 @@ fn disable(engine: &Engine, peer: &Peer, user: &str) -> Result<Response, Failure
     changed(engine, change, None, || {
         fail(ErrorKind::NotFound, format!("no twofold account {user:?}"))
     })?;
+    // Remembered devices stand on a second factor the account no longer
+    // has: a later enrollment must not bring them back.
+    let forgotten =
+        AuditEvent::new(event::DEVICE_FORGOTTEN, user, &peer.actor()).with("reason", "disable");
+    let (_, recs) = engine
+        .store
+        .forget_devices(user, None, engine.now(), forgotten)?;
+    engine.syslog_records(&recs);
     Ok(Response::Done {
         message: format!("all factors of {user} removed"),
     })

@@ -219,6 +219,7 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                 rhost,
                 tty,
                 ruser,
+                ssh_auth_info,
             }) => {
                 let begin = login::Begin {
                     user,
@@ -226,6 +227,7 @@ pub(crate) fn serve(engine: &Engine, peer: &Peer, stream: &UnixStream) {
                     rhost,
                     tty,
                     ruser,
+                    ssh_auth_info,
                 };
                 login::run(&mut conn, &begin);
                 // One connection is one login.

@@ -503,6 +503,108 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         now: u64,
         pruned: AuditEvent,
     ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    // --- remembered devices ---
+
+    /// [`Store::record_success`], and in the same durable transaction
+    /// remembers `devices` for `s.user` (an active one of the same kind
+    /// and identity is replaced) and appends `remembered` (one row per
+    /// device; `device=ID` is added).
+    fn record_success_remembering(
+        &self,
+        s: Success,
+        devices: Vec<NewDevice>,
+        remembered: AuditEvent,
+    ) -> Result<SuccessOutcome, StoreError> {
+        if devices.is_empty() {
+            return self.record_success(s);
+        }
+        let _ = remembered;
+        Err(StoreError::Database(
+            "this store cannot remember devices".into(),
+        ))
+    }
+
+    /// A login let through by a remembered device: in one durable
+    /// transaction, refuses if a lock is in force, finds an active device
+    /// of `user` of `kind` among `whats` (not forgotten, not expired at
+    /// `now`), marks it used, forgets the source's failures and appends
+    /// `success` (with `device=ID` and `what=…` added).
+    fn remembered_login(
+        &self,
+        user: &str,
+        source: &str,
+        kind: &str,
+        whats: &[String],
+        now: u64,
+        success: AuditEvent,
+    ) -> Result<RememberedOutcome, StoreError> {
+        let _ = (user, source, kind, whats, now, success);
+        Ok(RememberedOutcome::NotFound)
+    }
+
+    /// The active devices of `user` at `now`, oldest first.
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<Device>, StoreError> {
+        let _ = (user, now);
+        Ok(Vec::new())
+    }
+
+    /// Forgets device `id` of `user` (`None`: every one) and appends
+    /// `forgotten` per device (with `device=ID` and `what=…` added), in
+    /// one durable transaction; how many were forgotten.
+    fn forget_devices(
+        &self,
+        user: &str,
+        id: Option<i64>,
+        now: u64,
+        forgotten: AuditEvent,
+    ) -> Result<(u32, Vec<AuditRecord>), StoreError> {
+        let _ = (user, id, now, forgotten);
+        Ok((0, Vec::new()))
+    }
+}
+
+/// A device to remember with a login's success.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    /// `ssh_key` or `session` (see `crate::devices`).
+    pub kind: String,
+    /// Its identity (a key's type and fingerprint, a session's numbers).
+    pub what: String,
+    /// The service of the login that remembered it.
+    pub service: String,
+    /// When it stops letting logins through.
+    pub expires_at: u64,
+}
+
+/// A remembered device.
+#[derive(Debug, Clone)]
+pub struct Device {
+    /// Row identity.
+    pub id: i64,
+    /// See [`NewDevice::kind`].
+    pub kind: String,
+    /// See [`NewDevice::what`].
+    pub what: String,
+    /// See [`NewDevice::service`].
+    pub service: String,
+    /// When it was remembered.
+    pub since: u64,
+    /// When it last let a login through.
+    pub last_used: Option<u64>,
+    /// When it stops.
+    pub expires_at: u64,
+}
+
+/// How a login by a remembered device ended.
+#[derive(Debug)]
+pub enum RememberedOutcome {
+    /// Let through: the device and the rows appended.
+    Done(Device, Vec<AuditRecord>),
+    /// No active device matches; nothing was written.
+    NotFound,
+    /// A lock is in force; nothing was written.
+    Locked(Locked),
 }
 
 /// One step of an audit walk.

@@ -310,6 +310,7 @@ pub(crate) fn login(socket: &Path, user: &str, code: &str) -> Seen {
         rhost: None,
         tty: Some("pts/0".into()),
         ruser: Some("root".into()),
+        ssh_auth_info: None,
     };
     match c.call(&begin) {
         Ok(Response::Prompt { .. }) => {}

@@ -8,6 +8,7 @@
 
 mod audit;
 mod commit;
+mod devices;
 mod grace;
 mod limits;
 mod schema;

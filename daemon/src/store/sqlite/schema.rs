@@ -127,6 +127,19 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE backup_codes;",
     // 4: codes that expire (enrollment tokens; later, codes sent by mail).
     "ALTER TABLE codes ADD COLUMN expires_at INTEGER;",
+    // 5: remembered devices (SSH keys sshd verified, login sessions).
+    "CREATE TABLE devices (
+        id            INTEGER PRIMARY KEY NOT NULL,
+        user          TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        what          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        last_used     INTEGER,
+        expires_at    INTEGER NOT NULL,
+        forgotten_at  INTEGER
+    ) STRICT;
+    CREATE INDEX devices_user ON devices(user, kind, what);",
 ];
 
 /// The schema version this build creates and understands.

@@ -4,6 +4,7 @@
 
 use super::audit::append;
 use super::commit::{CommitStats, GroupCommit};
+use super::devices;
 use super::limits::{active_lock, clear_source_failures, failure_rows};
 use super::{
     code_count, confirm_credential, credentials, has_confirmed, insert_codes, spend_counter,
@@ -11,9 +12,9 @@ use super::{
 };
 use crate::audit::AuditEvent;
 use crate::store::{
-    AuditFilter, Change, Claim, CodeRecord, Credential, Durability, Failure, FailureOutcome,
-    Locked, NewCode, NewCredential, Removal, Snapshot, Store, StoreError, Success, SuccessOutcome,
-    Walk,
+    AuditFilter, Change, Claim, CodeRecord, Credential, Device, Durability, Failure,
+    FailureOutcome, Locked, NewCode, NewCredential, NewDevice, RememberedOutcome, Removal,
+    Snapshot, Store, StoreError, Success, SuccessOutcome, Walk,
 };
 use rusqlite::Connection;
 use std::path::Path;
@@ -82,6 +83,37 @@ fn spend(conn: &Connection, claim: &Claim, now: u64, login: bool) -> Result<bool
     }
 }
 
+/// A login's success (see [`Store::record_success`]), remembering
+/// `devices` with their `remembered` rows in the same transaction.
+fn success(
+    tx: &rusqlite::Transaction<'_>,
+    s: Success,
+    devices: &[NewDevice],
+    remembered: Option<&AuditEvent>,
+) -> Result<SuccessOutcome, StoreError> {
+    let now = s.now;
+    let mut events = s.events;
+    if let Some(claim) = &s.claim {
+        // A lock made while the person typed refuses the login
+        // before the claim is spent.
+        if let Some(l) = active_lock(tx, &s.user, &s.source, now)? {
+            return Ok(SuccessOutcome::Locked(l));
+        }
+        if !spend(tx, claim, now, true)? {
+            return Ok(SuccessOutcome::Lost);
+        }
+        if let (Claim::Code { method, .. }, Some(used)) = (claim, s.code_used) {
+            let left = code_count(tx, &s.user, method)?;
+            events.push(used.with("left", &left.to_string()));
+        }
+    }
+    clear_source_failures(tx, &s.user, &s.source)?;
+    if let Some(r) = remembered {
+        events.extend(devices::remember(tx, &s.user, devices, now, r)?);
+    }
+    Ok(SuccessOutcome::Done(append(tx, now, &events)?))
+}
+
 impl Store for SqliteStore {
     fn snapshot(&self, user: &str, source: &str, now: u64) -> Result<Snapshot, StoreError> {
         self.db().read(|db| {
@@ -114,26 +146,7 @@ impl Store for SqliteStore {
     }
 
     fn record_success(&self, s: Success) -> Result<SuccessOutcome, StoreError> {
-        self.write(Durability::Durable, move |tx| {
-            let now = s.now;
-            let mut events = s.events;
-            if let Some(claim) = &s.claim {
-                // A lock made while the person typed refuses the login
-                // before the claim is spent.
-                if let Some(l) = active_lock(tx, &s.user, &s.source, now)? {
-                    return Ok(SuccessOutcome::Locked(l));
-                }
-                if !spend(tx, claim, now, true)? {
-                    return Ok(SuccessOutcome::Lost);
-                }
-                if let (Claim::Code { method, .. }, Some(used)) = (claim, s.code_used) {
-                    let left = code_count(tx, &s.user, method)?;
-                    events.push(used.with("left", &left.to_string()));
-                }
-            }
-            clear_source_failures(tx, &s.user, &s.source)?;
-            Ok(SuccessOutcome::Done(append(tx, now, &events)?))
-        })
+        self.write(Durability::Durable, move |tx| success(tx, s, &[], None))
     }
 
     fn record_failure(
@@ -454,5 +467,53 @@ impl Store for SqliteStore {
         let mut db = self.db();
         db.prune_failures(failures_before)?;
         Ok(db.prune_audit(audit_before, now, pruned)?.1)
+    }
+
+    fn record_success_remembering(
+        &self,
+        s: Success,
+        devices: Vec<NewDevice>,
+        remembered: AuditEvent,
+    ) -> Result<SuccessOutcome, StoreError> {
+        self.write(Durability::Durable, move |tx| {
+            success(tx, s, &devices, Some(&remembered))
+        })
+    }
+
+    fn remembered_login(
+        &self,
+        user: &str,
+        source: &str,
+        kind: &str,
+        whats: &[String],
+        now: u64,
+        success: AuditEvent,
+    ) -> Result<RememberedOutcome, StoreError> {
+        let (user, source, kind, whats) = (
+            user.to_owned(),
+            source.to_owned(),
+            kind.to_owned(),
+            whats.to_vec(),
+        );
+        self.write(Durability::Durable, move |tx| {
+            devices::login(tx, &user, &source, &kind, &whats, now, success)
+        })
+    }
+
+    fn devices(&self, user: &str, now: u64) -> Result<Vec<Device>, StoreError> {
+        devices::list(&self.db().conn, user, now)
+    }
+
+    fn forget_devices(
+        &self,
+        user: &str,
+        id: Option<i64>,
+        now: u64,
+        forgotten: AuditEvent,
+    ) -> Result<(u32, Vec<AuditRecord>), StoreError> {
+        let user = user.to_owned();
+        self.write(Durability::Durable, move |tx| {
+            devices::forget(tx, &user, id, now, forgotten)
+        })
     }
 }
