@@ -138,7 +138,14 @@ fn bounded<T: Send + 'static>(
             break DeviceError::Cancelled;
         }
     };
-    let _ = guarded("cancel", || key.cancel_selection());
+    // CTAPHID_CANCEL from a thread of its own: the crate holds the device
+    // while a read blocks, and a key that sends nothing would hold this
+    // login too.
+    let _ = std::thread::Builder::new()
+        .name("fido2-cancel".into())
+        .spawn(move || {
+            let _ = guarded("cancel", || key.cancel_selection());
+        });
     // Whatever it returns now is not used: the login moved on.
     let _ = rx.recv_timeout(AFTER_CANCEL);
     Err(why)
