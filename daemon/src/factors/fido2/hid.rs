@@ -168,10 +168,13 @@ impl Authenticator for Hid {
 
     fn info(&self, dev: &Device) -> Result<Info, DeviceError> {
         let key = open(dev)?;
-        let info = guarded("get_info", || key.get_info())?;
-        Ok(Info {
-            versions: info.versions.clone(),
-            pin_set: info.options.iter().any(|(k, v)| k == "clientPin" && *v),
+        let until = Instant::now() + Duration::from_secs(2);
+        bounded(dev, key, until, &super::device::Never, |k| {
+            let info = k.get_info()?;
+            Ok(Info {
+                versions: info.versions.clone(),
+                pin_set: info.options.iter().any(|(k, v)| k == "clientPin" && *v),
+            })
         })
     }
 
