@@ -113,3 +113,90 @@ pub fn signature_ok(key: &CoseKey, msg: &[u8], sig: &[u8]) -> bool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::factors::fido2::parse::UP;
+
+    const RP: &str = "pam://host";
+
+    fn auth_data(flags: u8, count: u32) -> Vec<u8> {
+        let mut ad = sha256(RP.as_bytes()).to_vec();
+        ad.push(flags);
+        ad.extend_from_slice(&count.to_be_bytes());
+        ad
+    }
+
+    fn es256(secret: &[u8; 32], msg: &[u8]) -> (CoseKey, Vec<u8>) {
+        use p256::ecdsa::signature::Signer;
+        let sk = p256::ecdsa::SigningKey::from_slice(secret).unwrap();
+        let point = sk.verifying_key().to_sec1_point(false);
+        let b = point.as_bytes();
+        let key = CoseKey::Es256 {
+            x: b[1..33].try_into().unwrap(),
+            y: b[33..65].try_into().unwrap(),
+        };
+        let sig: p256::ecdsa::Signature = sk.sign(msg);
+        (key, sig.to_der().as_bytes().to_vec())
+    }
+
+    fn ed25519(secret: &[u8; 32], msg: &[u8]) -> (CoseKey, Vec<u8>) {
+        use ed25519_dalek::Signer;
+        let sk = ed25519_dalek::SigningKey::from_bytes(secret);
+        let key = CoseKey::Ed25519 {
+            x: sk.verifying_key().to_bytes(),
+        };
+        (key, sk.sign(msg).to_bytes().to_vec())
+    }
+
+    fn check(
+        sign: fn(&[u8; 32], &[u8]) -> (CoseKey, Vec<u8>),
+        flags: u8,
+        count: u32,
+        stored: Option<u64>,
+    ) -> Result<u64, Refused> {
+        let cdh = sha256(b"client data");
+        let ad = auth_data(flags, count);
+        let mut msg = ad.clone();
+        msg.extend_from_slice(&cdh);
+        let (key, sig) = sign(&[7; 32], &msg);
+        let e = Expect {
+            rp_id: RP,
+            key: &key,
+            counter: stored,
+            uv: false,
+            client_data_hash: &cdh,
+        };
+        assertion(&e, &ad, &sig)
+    }
+
+    #[test]
+    fn es256_and_ed25519_signatures_verify_and_counters_must_grow() {
+        for sign in [es256 as fn(&[u8; 32], &[u8]) -> _, ed25519] {
+            assert_eq!(check(sign, UP, 5, Some(4)), Ok(5));
+            assert_eq!(check(sign, UP, 5, Some(5)), Err(Refused::Counter));
+            assert_eq!(check(sign, UP, 3, Some(5)), Err(Refused::Counter));
+            // A key without a counter: 0 after 0 (or nothing) is accepted.
+            assert_eq!(check(sign, UP, 0, Some(0)), Ok(0));
+            assert_eq!(check(sign, UP, 0, None), Ok(0));
+            assert_eq!(check(sign, 0, 6, Some(5)), Err(Refused::NotPresent));
+        }
+    }
+
+    #[test]
+    fn a_signature_over_other_bytes_is_refused_before_anything_else() {
+        let cdh = sha256(b"client data");
+        let ad = auth_data(UP, 9);
+        let (key, sig) = ed25519(&[7; 32], b"something else");
+        let e = Expect {
+            rp_id: "pam://elsewhere",
+            key: &key,
+            counter: None,
+            uv: true,
+            client_data_hash: &cdh,
+        };
+        assert_eq!(assertion(&e, &ad, &sig), Err(Refused::Signature));
+        assert_eq!(assertion(&e, &ad[..36], &sig), Err(Refused::Malformed));
+    }
+}
