@@ -121,6 +121,9 @@ mod tests {
 
     const RP: &str = "pam://host";
 
+    /// Makes a key from a secret and signs a message with it.
+    type Sign = fn(&[u8; 32], &[u8]) -> (CoseKey, Vec<u8>);
+
     fn auth_data(flags: u8, count: u32) -> Vec<u8> {
         let mut ad = sha256(RP.as_bytes()).to_vec();
         ad.push(flags);
@@ -150,12 +153,7 @@ mod tests {
         (key, sk.sign(msg).to_bytes().to_vec())
     }
 
-    fn check(
-        sign: fn(&[u8; 32], &[u8]) -> (CoseKey, Vec<u8>),
-        flags: u8,
-        count: u32,
-        stored: Option<u64>,
-    ) -> Result<u64, Refused> {
+    fn check(sign: Sign, flags: u8, count: u32, stored: Option<u64>) -> Result<u64, Refused> {
         let cdh = sha256(b"client data");
         let ad = auth_data(flags, count);
         let mut msg = ad.clone();
@@ -173,7 +171,7 @@ mod tests {
 
     #[test]
     fn es256_and_ed25519_signatures_verify_and_counters_must_grow() {
-        for sign in [es256 as fn(&[u8; 32], &[u8]) -> _, ed25519] {
+        for sign in [es256 as Sign, ed25519] {
             assert_eq!(check(sign, UP, 5, Some(4)), Ok(5));
             assert_eq!(check(sign, UP, 5, Some(5)), Err(Refused::Counter));
             assert_eq!(check(sign, UP, 3, Some(5)), Err(Refused::Counter));
