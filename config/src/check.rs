@@ -32,7 +32,8 @@ fn key_name(path: &[Seg<'_>]) -> String {
 pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), ConfigError> {
     let problem = policy(config)
         .or_else(|| limits(config))
-        .or_else(|| crate::remember::check(&config.remember));
+        .or_else(|| crate::remember::check(&config.remember))
+        .or_else(|| crate::fido2::check(&config.fido2));
     match problem {
         None => Ok(()),
         Some(p) => Err(ConfigError::Invalid {

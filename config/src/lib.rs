@@ -6,6 +6,7 @@
 
 mod check;
 mod duration;
+pub mod fido2;
 pub mod groups;
 mod locate;
 mod net;
@@ -15,6 +16,7 @@ mod tables;
 pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
+pub use fido2::Fido2Config;
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
@@ -48,6 +50,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Devices remembered after a second factor (off unless services are named).
     pub remember: RememberConfig,
+    /// FIDO2 security keys: the wait for a touch, where a PIN is needed.
+    pub fido2: Fido2Config,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

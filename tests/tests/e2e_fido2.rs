@@ -319,6 +319,43 @@ fn an_assertion_without_user_verification_is_refused_when_required() {
 }
 
 #[test]
+fn verify_services_require_user_verification_on_the_services_named_only() {
+    let keys = SoftAuthenticator::new();
+    let a = SoftKey::new("key-a", Alg::Es256, true);
+    keys.plug(&a);
+    let mut r = Registry::builtin();
+    // Neither override: the wait and the verification come from [fido2].
+    r.register(Arc::new(Fido2::new(keys.clone())));
+    let d = TestDaemon::start_with_factors(
+        |c| {
+            c.login.max_tries = 1;
+            c.fido2.verify_services = vec!["tf".into()];
+        },
+        r,
+    );
+    assert!(matches!(enroll(&d), Response::BackupCodes { .. }));
+    a.set_fault(Fault::NoVerification);
+    let pam = d.pam();
+    pam.twofold(
+        "other",
+        &[&format!("socket={}", d.socket().display()), "timeout=2"],
+    )
+    .unwrap();
+    let (rc, t) = PamLogin::new(pam.dir(), "other", "alice")
+        .unwrap()
+        .authenticate(Conversation::new())
+        .unwrap();
+    assert_eq!(rc, PAM_SUCCESS, "touch only: {t:?}");
+    let (rc, t) = login(&d, Conversation::new());
+    assert_eq!(rc, PAM_AUTH_ERR, "{t:?}");
+    let failures = audit(&d, "login_failure");
+    assert!(
+        failures[0].contains("reason=user_not_verified"),
+        "{failures:?}"
+    );
+}
+
+#[test]
 fn user_verification_when_required_and_given_opens_the_login() {
     let (bed, _) = enrolled_with(true, 1);
     assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);

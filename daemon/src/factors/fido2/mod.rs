@@ -35,9 +35,6 @@ use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Response, S
 /// What the person is shown before the daemon waits for the touch.
 pub const CUE: &str = "Touch your security key";
 
-/// The default wait for a touch.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
-
 /// Security keys one account may hold.
 pub const MAX_KEYS: usize = 16;
 
@@ -65,8 +62,10 @@ const CHALLENGE_SLACK: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Fido2 {
     dev: Arc<dyn Authenticator>,
-    deadline: Duration,
-    require_uv: bool,
+    /// The wait for a touch; `None`: `[fido2] touch_timeout`.
+    deadline: Option<Duration>,
+    /// Whether to require user verification; `None`: `[fido2] verify_services`.
+    require_uv: Option<bool>,
     /// Outstanding challenges by conversation: each used once, briefly.
     challenges: Mutex<HashMap<u64, Outstanding>>,
 }
@@ -75,6 +74,8 @@ pub struct Fido2 {
 struct Outstanding {
     challenge: [u8; 32],
     issued: Instant,
+    /// How long it is good for.
+    ttl: Duration,
 }
 
 /// A stored credential's parameters, read.
@@ -173,13 +174,13 @@ fn random<const N: usize>() -> Result<[u8; N], Failure> {
 }
 
 impl Fido2 {
-    /// The factor over `dev`, waiting [`DEFAULT_DEADLINE`] for a touch,
-    /// asking for presence only.
+    /// The factor over `dev`, waiting for a touch and asking for user
+    /// verification as `[fido2]` says.
     pub fn new(dev: Arc<dyn Authenticator>) -> Fido2 {
         Fido2 {
             dev,
-            deadline: DEFAULT_DEADLINE,
-            require_uv: false,
+            deadline: None,
+            require_uv: None,
             challenges: Mutex::new(HashMap::new()),
         }
     }
@@ -189,16 +190,22 @@ impl Fido2 {
         Fido2::new(Arc::new(hid::Hid))
     }
 
-    /// Waits at most `d` for a touch.
+    /// Waits at most `d` for a touch, whatever `[fido2]` says.
     pub fn deadline(mut self, d: Duration) -> Fido2 {
-        self.deadline = d;
+        self.deadline = Some(d);
         self
     }
 
-    /// Requires user verification (PIN or built-in UV) in every assertion.
+    /// Requires user verification (PIN or built-in UV) in every assertion,
+    /// or never, whatever `[fido2]` says.
     pub fn require_uv(mut self, yes: bool) -> Fido2 {
-        self.require_uv = yes;
+        self.require_uv = Some(yes);
         self
+    }
+
+    fn deadline_in(&self, cx: &Ctx<'_>) -> Duration {
+        self.deadline
+            .unwrap_or_else(|| cx.config.fido2.touch_timeout.duration())
     }
 
     fn mine(creds: &[Credential], confirmed: bool) -> Vec<Stored> {
@@ -209,16 +216,17 @@ impl Fido2 {
             .collect()
     }
 
-    /// A fresh challenge for conversation `conv` (which replaces one it had).
-    fn issue(&self, conv: u64, challenge: [u8; 32]) {
+    /// A fresh challenge for conversation `conv`, good for a wait of
+    /// `deadline` (and a few seconds more).
+    fn issue(&self, conv: u64, challenge: [u8; 32], deadline: Duration) {
         let mut map = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
-        let ttl = self.deadline + CHALLENGE_SLACK;
-        map.retain(|_, o| o.issued.elapsed() <= ttl);
+        map.retain(|_, o| o.issued.elapsed() <= o.ttl);
         map.insert(
             conv,
             Outstanding {
                 challenge,
                 issued: Instant::now(),
+                ttl: deadline + CHALLENGE_SLACK,
             },
         );
     }
@@ -227,7 +235,7 @@ impl Fido2 {
     fn take(&self, conv: u64) -> Option<[u8; 32]> {
         let mut map = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
         let o = map.remove(&conv)?;
-        (o.issued.elapsed() <= self.deadline + CHALLENGE_SLACK).then_some(o.challenge)
+        (o.issued.elapsed() <= o.ttl).then_some(o.challenge)
     }
 
     /// The plugged-in key holding one of `creds` (a silent check, no
@@ -264,12 +272,18 @@ impl Fido2 {
 
     /// Asks `dev` for an assertion of one of `creds` over a fresh
     /// challenge of a new conversation and verifies it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call per use, each argument named there"
+    )]
     fn assert(
         &self,
         dev: &Device,
         rp_id: &str,
         creds: &[Stored],
         conv: u64,
+        deadline: Duration,
+        uv: bool,
         stop: &dyn Stop,
     ) -> Result<Option<(i64, u64)>, &'static str> {
         let Some(challenge) = self.challenges_peek(conv) else {
@@ -284,10 +298,10 @@ impl Fido2 {
                 .filter(|c| c.rp_id == rp_id)
                 .map(|c| c.credential_id.clone())
                 .collect(),
-            uv: self.require_uv,
+            uv,
             up: true,
         };
-        let until = Instant::now() + self.deadline;
+        let until = Instant::now() + deadline;
         let got = self.dev.get_assertion(dev, &req, until, stop);
         // Used or not, the challenge is spent now.
         let fresh = self.take(conv);
@@ -309,7 +323,7 @@ impl Fido2 {
             rp_id: &cred.rp_id,
             key: &cred.key,
             counter: cred.counter,
-            uv: self.require_uv,
+            uv,
             client_data_hash: &cdh,
         };
         match verify::assertion(&e, &a.auth_data, &a.signature) {
@@ -323,9 +337,9 @@ impl Fido2 {
         map.get(&conv).map(|o| o.challenge)
     }
 
-    fn new_conversation(&self) -> Result<u64, Failure> {
+    fn new_conversation(&self, deadline: Duration) -> Result<u64, Failure> {
         let conv = u64::from_be_bytes(random()?);
-        self.issue(conv, random()?);
+        self.issue(conv, random()?, deadline);
         Ok(conv)
     }
 }
@@ -337,6 +351,8 @@ struct Touch<'f> {
     rp_id: String,
     creds: Vec<Stored>,
     conv: u64,
+    deadline: Duration,
+    uv: bool,
 }
 
 impl std::fmt::Debug for Touch<'_> {
@@ -353,7 +369,15 @@ impl Attend for Touch<'_> {
     fn wait(&self, _cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError> {
         let f = self.factor;
         Ok(
-            match f.assert(&self.dev, &self.rp_id, &self.creds, self.conv, stop) {
+            match f.assert(
+                &self.dev,
+                &self.rp_id,
+                &self.creds,
+                self.conv,
+                self.deadline,
+                self.uv,
+                stop,
+            ) {
                 Ok(Some((row, 0))) => Some(Found::Claim(Claim::Unmetered { credential: row })),
                 Ok(Some((row, n))) => Some(Found::Claim(Claim::Counter {
                     credential: row,
@@ -421,7 +445,7 @@ impl Factor for Fido2 {
 
     fn attend<'s>(
         &'s self,
-        _cx: &Ctx<'_>,
+        cx: &Ctx<'_>,
         _who: &Who<'_>,
         snap: &Snapshot,
         place: &Place<'_>,
@@ -437,7 +461,11 @@ impl Factor for Fido2 {
         let Some((dev, rp_id)) = self.find(&creds) else {
             return Ok(None);
         };
-        let Ok(conv) = self.new_conversation() else {
+        let deadline = self.deadline_in(cx);
+        let uv = self
+            .require_uv
+            .unwrap_or_else(|| cx.config.fido2.verify(place.service));
+        let Ok(conv) = self.new_conversation(deadline) else {
             return Ok(None);
         };
         Ok(Some(Box::new(Touch {
@@ -446,6 +474,8 @@ impl Factor for Fido2 {
             rp_id,
             creds,
             conv,
+            deadline,
+            uv,
         })))
     }
 }
@@ -503,7 +533,7 @@ impl Enroll for Fido2 {
             user_name: user.to_owned(),
             exclude,
         };
-        let until = Instant::now() + self.deadline;
+        let until = Instant::now() + self.deadline_in(cx);
         let att = self
             .dev
             .make_credential(&dev, &req, until, &device::Never)
@@ -563,14 +593,10 @@ impl Enroll for Fido2 {
                 "the security key being enrolled is not plugged in",
             ));
         };
-        let conv = self.new_conversation()?;
-        match self.assert(
-            &dev,
-            &rp_id,
-            std::slice::from_ref(&pending),
-            conv,
-            &device::Never,
-        ) {
+        let deadline = self.deadline_in(cx);
+        let conv = self.new_conversation(deadline)?;
+        let one = std::slice::from_ref(&pending);
+        match self.assert(&dev, &rp_id, one, conv, deadline, false, &device::Never) {
             Ok(Some((id, n))) => Ok(Confirmation {
                 id,
                 counter: Some(n),
