@@ -165,7 +165,7 @@ fn authorization(
     totp_code(&raw).map(Some)
 }
 
-fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
+pub(crate) fn done(resp: Response, io: &mut Io<'_>) -> Result<(), CliError> {
     match resp {
         Response::Done { message } => {
             writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
@@ -184,11 +184,18 @@ fn pretty(v: &Value) -> String {
 pub fn status_json(st: &UserStatus) -> Value {
     let mut v = json!({
         "user": st.user,
-        "methods": st.factors.iter().map(|f| json!({
-            "method": f.method,
-            "enrolled_at": f.enrolled_at,
-            "last_used": f.last_used,
-        })).collect::<Vec<_>>(),
+        "methods": st.factors.iter().map(|f| {
+            let mut m = json!({
+                "method": f.method,
+                "enrolled_at": f.enrolled_at,
+                "last_used": f.last_used,
+            });
+            // Only a factor that sends codes has a (masked) destination.
+            if let Some(d) = &f.destination {
+                m["destination"] = json!(d);
+            }
+            m
+        }).collect::<Vec<_>>(),
         "backup_codes_left": st.backup_codes_left,
         "pending_enrollment": st.pending_enrollment,
         "grace_deadline": st.grace_deadline,
@@ -225,8 +232,13 @@ pub fn status_text(st: &UserStatus) -> String {
             .last_used
             .map(|t| format!("{} UTC", utc(t)))
             .unwrap_or_else(|| "never".into());
+        let to = f
+            .destination
+            .as_deref()
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
         s.push_str(&format!(
-            "{label:<20}{} (enrolled {} UTC, last used {last})\n",
+            "{label:<20}{}{to} (enrolled {} UTC, last used {last})\n",
             f.method,
             utc(f.enrolled_at)
         ));
@@ -345,6 +357,7 @@ mod tests {
                 method: twofold_proto::Method::TOTP,
                 enrolled_at: 1_700_000_000,
                 last_used: Some(1_709_251_200),
+                destination: None,
             }],
             backup_codes_left: 7,
             pending_enrollment: false,

@@ -247,6 +247,25 @@ pub enum Enroll {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Enroll an email address: the daemon mails a code to it, and the
+    /// address counts once that code is typed back.
+    #[command(
+        after_help = "Without --address, confirms the pending address with the code from the mail."
+    )]
+    Email {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// The address codes are sent to (a code is mailed to it now).
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<String>,
+        /// The code from the mail.
+        #[command(flatten)]
+        code: CodeArg,
+        /// Only send the code; confirm later with `twofold enroll email`.
+        #[arg(long)]
+        no_confirm: bool,
+    },
 }
 
 /// `twofold backup-codes ...`.
@@ -271,6 +290,15 @@ pub enum BackupCodes {
 pub enum Remove {
     /// Remove the TOTP authenticator and the backup codes tied to it.
     Totp {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+    },
+    /// Remove the email address codes are sent to.
+    Email {
         /// Whose account.
         #[command(flatten)]
         user: UserArg,

@@ -14,6 +14,7 @@ mod audit;
 mod daemon;
 mod devices;
 mod doctor;
+mod email;
 mod enroll;
 mod error;
 mod format;
@@ -142,6 +143,22 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         ),
         Command::Remove(Remove::Totp { user, code }) => {
             account::remove_totp(&daemon()?, user.user.as_deref(), code.code.as_deref(), io)
+        }
+        Command::Enroll(Enroll::Email {
+            user,
+            address,
+            code,
+            no_confirm,
+        }) => email::enroll(
+            &daemon()?,
+            user.user.as_deref(),
+            address.as_deref(),
+            code.code.as_deref(),
+            !no_confirm,
+            io,
+        ),
+        Command::Remove(Remove::Email { user, code }) => {
+            email::remove(&daemon()?, user.user.as_deref(), code.code.as_deref(), io)
         }
         Command::Admin(Admin::Disable { user }) => account::disable(&daemon()?, user, io),
         Command::Admin(Admin::List { json }) => account::list(&daemon()?, json.json, io),

@@ -20,6 +20,7 @@ fn alice() -> UserStatus {
             method: twofold_proto::Method::TOTP,
             enrolled_at: 1_700_000_000,
             last_used: Some(1_709_251_200),
+            destination: None,
         }],
         backup_codes_left: 7,
         pending_enrollment: false,

@@ -6,6 +6,7 @@
 
 mod check;
 mod duration;
+pub mod email;
 pub mod fido2;
 pub mod groups;
 mod locate;
@@ -16,6 +17,7 @@ mod tables;
 pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
+pub use email::{EmailConfig, SmtpTls};
 pub use fido2::Fido2Config;
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
@@ -50,6 +52,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Devices remembered after a second factor (off unless services are named).
     pub remember: RememberConfig,
+    /// Codes sent by mail and security notifications.
+    pub email: EmailConfig,
     /// FIDO2 security keys: the wait for a touch, where a PIN is needed.
     pub fido2: Fido2Config,
 }

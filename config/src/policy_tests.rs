@@ -26,6 +26,8 @@ fn mfa(d: Decision) -> Effective {
 fn defaults_keep_todays_behaviour() {
     let p = PolicyConfig::default();
     let e = mfa(decide(&p, &["alice"], "sshd", None));
+    // Every method this build knows; email is inert until `[email] host`
+    // names a relay (nobody can enroll an address before that).
     assert_eq!(
         e.methods,
         vec![
@@ -33,6 +35,7 @@ fn defaults_keep_todays_behaviour() {
             Method::HOTP,
             Method::BACKUP_CODE,
             Method::TEMP_CODE,
+            Method::EMAIL,
             Method::FIDO2
         ]
     );

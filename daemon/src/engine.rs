@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// configuration when a reload changes it.
     syslog: RwLock<Arc<Syslog>>,
     next_prune: AtomicU64,
+    /// The channels codes and notices are sent through.
+    pub channels: crate::dispatch::Channels,
 }
 
 impl std::fmt::Debug for Shared {
@@ -121,7 +123,7 @@ impl Shared {
         let syslog = Syslog::new(config.audit.syslog_socket.clone());
         Shared {
             config: RwLock::new(Arc::new(config)),
-            clock,
+            clock: clock.clone(),
             keys,
             store,
             factors,
@@ -131,6 +133,7 @@ impl Shared {
             budget: WriteBudget::default(),
             syslog: RwLock::new(Arc::new(syslog)),
             next_prune: AtomicU64::new(0),
+            channels: crate::dispatch::Channels::new(clock),
         }
     }
 
@@ -284,6 +287,7 @@ impl Engine {
             store: self.store.as_ref(),
             clock: self.clock.as_ref(),
             argon2_runs: &self.stats.argon2_verifications,
+            channels: &self.channels,
         }
     }
 

@@ -20,6 +20,7 @@ mod budget;
 mod clock;
 mod crypto;
 mod devices;
+pub mod dispatch;
 mod engine;
 pub mod factors;
 mod failure;

@@ -100,11 +100,17 @@ _twofold() {
             twofold__subcmd__enroll,confirm)
                 cmd="twofold__subcmd__enroll__subcmd__confirm"
                 ;;
+            twofold__subcmd__enroll,email)
+                cmd="twofold__subcmd__enroll__subcmd__email"
+                ;;
             twofold__subcmd__enroll,fido2)
                 cmd="twofold__subcmd__enroll__subcmd__fido2"
                 ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
+                ;;
+            twofold__subcmd__remove,email)
+                cmd="twofold__subcmd__remove__subcmd__email"
                 ;;
             twofold__subcmd__remove,fido2)
                 cmd="twofold__subcmd__remove__subcmd__fido2"
@@ -875,7 +881,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm"
+            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm email"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -908,6 +914,44 @@ _twofold() {
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__enroll__subcmd__email)
+            opts="-h -V --user --address --code --no-confirm --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1007,12 +1051,46 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp fido2"
+            opts="-h -V --socket --config --timeout --help --version totp email fido2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__remove__subcmd__email)
+            opts="-h -V --user --code --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -88,6 +88,13 @@ pub enum Request {
         /// Code length (TOTP); `None` takes the configured default.
         #[serde(default)]
         digits: Option<u32>,
+        /// The address codes are sent to (email).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<String>,
+        /// A current code of another factor, when the factor asks for one
+        /// to be added beside it ([`Request::RemoveFactor`]'s rule).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<Secret>,
     },
     /// Confirms the pending enrollment of a factor with a fresh answer;
     /// answered with the new backup codes.
@@ -778,6 +785,9 @@ pub struct FactorStatus {
     /// When it last opened a login (Unix seconds).
     #[serde(default)]
     pub last_used: Option<u64>,
+    /// Where its codes go, masked (`a•••@e•••.org`), for a factor that sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// What is enrolled for an account.

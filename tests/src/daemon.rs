@@ -139,6 +139,13 @@ impl TestDaemon {
         }
     }
 
+    /// Stops, changes the configuration with `edit`, and serves again on
+    /// the same database, key, clock and socket.
+    pub fn restart_with(&mut self, edit: impl FnOnce(&mut Config)) {
+        edit(&mut self.config);
+        self.restart();
+    }
+
     /// (Re)starts serving on the same database, key, clock and socket.
     pub fn restart(&mut self) {
         self.stop();

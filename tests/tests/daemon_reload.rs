@@ -279,6 +279,18 @@ fn regression_sighup_killed_the_daemon_a_burst_of_twenty_neither_stops_it_nor_pi
     let socket = allow.daemon.socket.clone();
     let d = DaemonProcess::start(dir.path(), &allow);
     let pid = d.pid();
+    // A thread names itself once it runs: under load the socket can answer
+    // before the reload thread (or the outbox's) has, so wait for it.
+    let named = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while fixed_threads(pid)
+        .iter()
+        .filter(|n| *n == "twofoldd")
+        .count()
+        > 1
+        && std::time::Instant::now() < named
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let before = fixed_threads(pid);
     assert_eq!(
         before.iter().filter(|n| *n == "twofoldd-reload").count(),

@@ -167,6 +167,7 @@ fn enroll_token_is_admin_only_and_bounded() {
     match d.call(&Request::Stats) {
         Response::StatsReport(s) => {
             assert!(s.enrolled.iter().all(|m| m.users == 0), "{s:?}");
+            // One row per method this build knows (tokens are none).
             assert_eq!(
                 s.enrolled.len(),
                 twofold_proto::Method::KNOWN.len(),

@@ -103,6 +103,7 @@ impl Factor for Fixed {
                     method: fixed(),
                     enrolled_at: at,
                     last_used: c.last_used,
+                    destination: None,
                 }),
                 None => r.pending = true,
             }
@@ -196,6 +197,8 @@ fn enroll_alice(d: &TestDaemon) -> Vec<String> {
         method: fixed(),
         algorithm: None,
         digits: None,
+        address: None,
+        code: None,
     }) {
         Response::Done { message } => assert!(message.contains("fixed_code"), "{message}"),
         other => panic!("enroll start: {other:?}"),
@@ -256,6 +259,8 @@ fn a_registered_factor_enrolls_through_the_generic_requests_and_gets_backup_code
         method: fixed(),
         algorithm: None,
         digits: None,
+        address: None,
+        code: None,
     }) {
         Response::Done { .. } => {}
         other => panic!("enroll start: {other:?}"),
@@ -290,7 +295,8 @@ fn a_registered_factor_enrolls_through_the_generic_requests_and_gets_backup_code
         [FactorStatus {
             method: fixed(),
             enrolled_at: T0,
-            last_used: None
+            last_used: None,
+            destination: None,
         }]
     );
     assert_eq!(s.backup_codes_left, 10);
@@ -365,6 +371,7 @@ fn backup_codes_still_log_in_beside_a_registered_factor_and_status_lists_it() {
             method: fixed(),
             enrolled_at: T0,
             last_used: Some(T0 + 1),
+            destination: None,
         }]
     );
     assert_eq!(s.backup_codes_left, 9);
@@ -429,6 +436,8 @@ fn a_factor_not_registered_cannot_be_enrolled() {
         method: fixed(),
         algorithm: None,
         digits: None,
+        address: None,
+        code: None,
     });
     assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
 }

@@ -144,11 +144,10 @@ fn a_key_enrolls_and_a_touch_opens_a_console_login() {
 fn a_second_key_logs_in_and_the_first_is_not_registered_twice() {
     let bed = enrolled();
     // The first key again: its credential is excluded.
-    let again = bed.d.call(&Request::EnrollStart {
+    let again = bed.d.call(&Request::EnrollStartNamed {
         user: Some("alice".into()),
         method: Method::FIDO2,
-        algorithm: None,
-        digits: None,
+        name: Some("again".into()),
     });
     assert!(failed_kind(&again).is_some(), "{again:?}");
     bed.keys.unplug("key-a");

@@ -61,6 +61,8 @@ pub mod event {
     pub const DEVICE_REMEMBERED: &str = "device_remembered";
     /// A remembered device was forgotten (by its user or an admin).
     pub const DEVICE_FORGOTTEN: &str = "device_forgotten";
+    /// A fresh code authorized adding a factor beside a confirmed one.
+    pub const ENROLL_AUTHORIZED: &str = "enroll_authorized";
 }
 
 /// One event to record. Empty fields do not apply.

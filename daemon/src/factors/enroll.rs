@@ -88,7 +88,7 @@ pub fn confirm(
     let mut codes = Vec::new();
     let mut heading = "";
     let mut rows = None;
-    if let Some(r) = registry.recovery() {
+    if let Some(r) = registry.recovery().filter(|_| enroll.issues_recovery()) {
         if let Some(issued) = r.issue(cx, user)? {
             heading = issued.heading;
             codes = issued.shown;

@@ -8,12 +8,14 @@
 //! code once.
 
 pub mod backup;
+pub mod email;
 pub mod enroll;
 pub mod fido2;
 pub mod hotp;
 pub mod temp;
 pub mod totp;
 
+use crate::audit::AuditEvent;
 use crate::clock::Clock;
 use crate::crypto::keys::{Keys, SealError};
 use crate::failure::Failure;
@@ -36,6 +38,8 @@ pub struct Ctx<'a> {
     pub clock: &'a dyn Clock,
     /// Counts argon2 verifications (`Stats`).
     pub argon2_runs: &'a AtomicU64,
+    /// Where codes are sent through.
+    pub channels: &'a crate::dispatch::Channels,
 }
 
 impl std::fmt::Debug for Ctx<'_> {
@@ -58,6 +62,9 @@ pub struct Who<'a> {
     pub user: &'a str,
     /// The rate-limit source (PAM_RHOST, `""` when local).
     pub source: &'a str,
+    /// The login conversation's id (`""` outside a login): codes sent
+    /// for one login are refused in another.
+    pub login: &'a str,
 }
 
 /// What checking an answer found.
@@ -172,6 +179,27 @@ pub trait Factor: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// The word typed at the prompt to have a code of this factor sent
+    /// (`email`), for a factor that sends its codes.
+    fn keyword(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Sends a fresh code bound to login `who.login`, waiting at most the
+    /// configured short wait for the result; `audit` is the login's
+    /// template for the rows it writes. Never counts as a failed try.
+    fn send(&self, _cx: &Ctx<'_>, _who: &Who<'_>, _audit: &AuditEvent) -> Sent {
+        Sent {
+            told: "This method cannot send codes.".into(),
+            sent: false,
+            records: Vec::new(),
+        }
+    }
+
+    /// An answer of login `who` was refused after it asked this factor
+    /// for codes: each of them counts a wrong try.
+    fn missed(&self, _cx: &Ctx<'_>, _who: &Who<'_>) {}
+
     /// For a factor the daemon answers itself by talking to a device (a
     /// security key): the wait to run before the code prompt, when the
     /// device is there and holds one of `snap`'s credentials. `None`: the
@@ -185,6 +213,17 @@ pub trait Factor: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Box<dyn Attend + 's>>, VerifyError> {
         Ok(None)
     }
+}
+
+/// What became of a send a person asked for.
+#[derive(Debug)]
+pub struct Sent {
+    /// The line to show (`Code sent to a•••@e•••.org (valid 10 minutes).`).
+    pub told: String,
+    /// Whether the provider took the message.
+    pub sent: bool,
+    /// The audit rows written (for syslog).
+    pub records: Vec<twofold_proto::AuditRecord>,
 }
 
 /// Where a login runs, for [`Factor::attend`].
@@ -231,6 +270,8 @@ pub struct EnrollOptions {
     pub algorithm: Option<twofold_proto::Algorithm>,
     /// Code length (TOTP).
     pub digits: Option<u32>,
+    /// Where codes are sent (email).
+    pub address: Option<String>,
     /// The credential's name (security keys).
     pub name: Option<String>,
 }
@@ -263,6 +304,19 @@ pub trait Enroll: Send + Sync {
     /// Checks `answer` against the user's pending credential. Stores
     /// nothing (the caller confirms with the audit row and codes).
     fn confirm(&self, cx: &Ctx<'_>, user: &str, answer: &Secret) -> Result<Confirmation, Failure>;
+
+    /// Whether confirming it issues a fresh set of recovery codes (a
+    /// factor added beside others leaves the printed ones valid).
+    fn issues_recovery(&self) -> bool {
+        true
+    }
+
+    /// Whether starting it for a user who has a confirmed factor needs a
+    /// current code of one (a process running as the user must not add a
+    /// destination of its own choosing and receive the codes there).
+    fn start_needs_authorization(&self) -> bool {
+        false
+    }
 }
 
 /// The factors this daemon offers, in the order a login tries them.
@@ -279,7 +333,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The factors built in: TOTP, HOTP, backup codes, break-glass codes,
-    /// FIDO2 security keys (over USB HID).
+    /// then email codes, then FIDO2 security keys (over USB HID).
     pub fn builtin() -> Registry {
         Registry {
             factors: vec![
@@ -287,6 +341,7 @@ impl Registry {
                 Arc::new(hotp::Hotp),
                 Arc::new(backup::BackupCodes),
                 Arc::new(temp::TempCode),
+                Arc::new(email::Email),
                 Arc::new(fido2::Fido2::hid()),
             ],
         }
@@ -335,11 +390,14 @@ impl Registry {
             .collect()
     }
 
-    /// Checks `typed` against each factor of `allowed` in order. A match
-    /// or a lock decides at once; a factor that recognises the shape but
-    /// not the answer hands it on (a six-digit code may be a TOTP or an
-    /// HOTP code), and its refusal stands when no later factor matches.
-    /// `None` when none recognises the shape.
+    /// Checks `typed` against each factor of `allowed` in order — those
+    /// that send codes first (their codes exist only once asked for, and
+    /// have the shape of others', so their refusal, e.g. an expired code,
+    /// is the one that stands). A match or a lock decides at once; a
+    /// factor that recognises the shape but not the answer hands it on (a
+    /// six-digit code may be a TOTP or an HOTP code), and its refusal
+    /// stands when no later factor matches. `None` when none recognises
+    /// the shape.
     pub fn check(
         &self,
         cx: &Ctx<'_>,
@@ -349,7 +407,12 @@ impl Registry {
         typed: &str,
     ) -> Result<Option<(Method, Found)>, VerifyError> {
         let mut refused = None;
-        for f in self.all().filter(|f| allowed.contains(&f.method())) {
+        let senders = self.all().filter(|f| f.keyword().is_some());
+        let others = self.all().filter(|f| f.keyword().is_none());
+        for f in senders
+            .chain(others)
+            .filter(|f| allowed.contains(&f.method()))
+        {
             match f.check(cx, who, snap, typed)? {
                 Some(Found::Rejected(why)) => {
                     refused.get_or_insert((f.method(), Found::Rejected(why)));

@@ -45,6 +45,7 @@ fn ask_token(l: &mut Login<'_, '_>) -> Option<Claim> {
             return None;
         }
         let who = Who {
+            login: "",
             user: &l.b.user,
             source: &l.source,
         };

@@ -29,6 +29,7 @@
 
 pub mod enroll;
 mod remember;
+mod send;
 
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
@@ -86,6 +87,8 @@ pub(crate) struct Login<'c, 'a> {
     password_answers: u32,
     /// What this login proved that a success remembers (see `remember.rs`).
     remember: Vec<crate::devices::Proof>,
+    /// Codes this login asked to have sent (`send.rs`).
+    sends: send::Sends,
 }
 
 /// What the prompts are checked against.
@@ -326,6 +329,7 @@ impl Login<'_, '_> {
         let who = Who {
             user: &self.b.user,
             source: &self.source,
+            login: &self.sends.id,
         };
         match self
             .engine
@@ -368,6 +372,7 @@ impl Login<'_, '_> {
         let who = Who {
             user: &self.b.user,
             source: &self.source,
+            login: &self.sends.id,
         };
         let place = Place {
             service: &self.b.service,
@@ -454,11 +459,18 @@ impl Login<'_, '_> {
     /// Prompts from try `first` to `max_tries`.
     fn prompts_from(&mut self, check: Check, first: u32) {
         let max = self.engine.config.login.max_tries;
-        for attempt in first..=max {
-            let prompt = self.engine.config.login.prompt.clone();
+        let mut attempt = first.saturating_sub(1);
+        while attempt < max {
+            let prompt = self.prompt_for(&check);
             let Some(answer) = self.ask(&prompt) else {
                 return;
             };
+            // A factor's keyword has a code sent: no try is counted.
+            match self.send_asked(&check, answer.expose()) {
+                Some(true) => continue,
+                Some(false) => return,
+                None => attempt += 1,
+            }
             let checked = self.check(&check, &answer);
             drop(answer);
             let Ok((method, found)) = checked else {
@@ -472,6 +484,7 @@ impl Login<'_, '_> {
                 },
                 Found::Rejected(why) => why,
             };
+            self.sent_missed();
             if !self.fail(attempt, attempt == max, why) {
                 return;
             }
@@ -644,6 +657,7 @@ impl<'c, 'a> Login<'c, 'a> {
             source: b.rhost.clone().unwrap_or_default(),
             password_answers: 0,
             remember: Vec::new(),
+            sends: send::Sends::new(),
         }
     }
 }

@@ -26,14 +26,15 @@ struct Target {
 
 /// Answers the requests of this part; hands the others back.
 pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answer, Unhandled> {
-    let start = |user, method, algorithm, digits| {
+    let start = |user, method, algorithm, digits, address, code: Option<Secret>| {
         let t = target(peer, user)?;
         let options = EnrollOptions {
             algorithm,
             digits,
+            address,
             name: None,
         };
-        enroll_start(engine, &t, &method, options)
+        enroll_start(engine, peer, &t, &method, options, code.as_ref())
     };
     let confirm = |user, method: Method, code: &Secret| {
         let t = target(peer, user)?;
@@ -45,12 +46,14 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
             method,
             algorithm,
             digits,
-        } => start(user, method, algorithm, digits),
+            address,
+            code,
+        } => start(user, method, algorithm, digits, address, code),
         Request::TotpEnrollStart {
             user,
             algorithm,
             digits,
-        } => start(user, Method::TOTP, algorithm, digits),
+        } => start(user, Method::TOTP, algorithm, digits, None, None),
         Request::EnrollConfirm { user, method, code } => confirm(user, method, &code),
         Request::TotpEnrollConfirm { user, code } => confirm(user, Method::TOTP, &code),
         Request::EnrollCancel { user, method } => {
@@ -72,7 +75,7 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
                 name,
                 ..EnrollOptions::default()
             };
-            enroll_start(engine, &t, &method, options)
+            enroll_start(engine, peer, &t, &method, options, None)
         }),
         Request::RemoveCredential {
             user,
@@ -136,11 +139,33 @@ fn enrollable<'e>(
 
 fn enroll_start(
     engine: &Engine,
+    peer: &Peer,
     t: &Target,
     method: &Method,
     options: EnrollOptions,
+    code: Option<&Secret>,
 ) -> Result<Response, Failure> {
     let e = enrollable(engine, method)?;
+    // A factor added beside a confirmed one needs a fresh answer of it in
+    // self-service, spent (and audited) before anything is sent.
+    if e.start_needs_authorization()
+        && !t.admin_other
+        && engine
+            .store
+            .credentials(&t.user)?
+            .iter()
+            .any(|c| c.confirmed_at.is_some())
+    {
+        let (claim, by) = authorize(engine, peer, t, "enroll_start", code)?;
+        if let (Some(claim), Some(sends)) = (claim, engine.store.sends()) {
+            let ev = AuditEvent::new(event::ENROLL_AUTHORIZED, &t.user, &peer.actor())
+                .method(method.as_str());
+            let change = sends.spend_authorization(claim, engine.now(), vec![ev])?;
+            changed(engine, change, by.as_ref(), || {
+                fail(ErrorKind::InvalidCode, "invalid verification code")
+            })?;
+        }
+    }
     Ok(e.start(&engine.ctx(), &t.user, &options)?.response)
 }
 
@@ -302,6 +327,7 @@ fn authorize<'a>(
         .map(|f| f.method())
         .collect();
     let who = Who {
+        login: "",
         user: &t.user,
         source: SOURCE,
     };

@@ -144,6 +144,18 @@ impl Daemon {
             stats,
             directory,
         );
+        // A relay setting that cannot work (an unreadable CA or password
+        // file, a password file others can read) is said at start, not at
+        // the first login that asks for a code (which is then told it
+        // could not be sent, and audited).
+        let email = &shared.current_config().email;
+        if email.enabled() {
+            if let Err(why) = shared.channels.email(email) {
+                shared
+                    .log
+                    .event("email", &[("result", "unusable"), ("error", &why)]);
+            }
+        }
         shared.audit(&[AuditEvent::new(event::CONFIG_LOADED, "", "twofoldd")
             .with("source", origin)
             .with("sha256", &digest)])?;
@@ -184,6 +196,7 @@ impl Daemon {
         if let Some((requests, source)) = self.reload {
             crate::reload::start(&shared, requests, source, shutdown.clone())?;
         }
+        let outbox = crate::dispatch::outbox::start(&shared, shutdown.clone())?;
         let pool = Arc::new(Pool {
             shared: shared.clone(),
             listener,
@@ -224,6 +237,7 @@ impl Daemon {
             pool.lingering.tick();
             pool.refusals.report(&shared.log, Instant::now(), false);
         }
+        shared.channels.stop();
         pool.lingering.close_all();
         pool.refusals.report(&shared.log, Instant::now(), true);
         // Every worker blocked in accept(2) wakes with EINVAL and ends; new
@@ -245,6 +259,9 @@ impl Daemon {
             }
             pool.workers.wait_idle(Duration::from_secs(1));
         }
+        // The outbox's drainer holds the store: it ends within a poll
+        // (its waits on a send are sliced), before the store is closed.
+        let _ = outbox.join();
         shared.sync_deferred();
         shared.log.event("stopped", &[]);
         Ok(())

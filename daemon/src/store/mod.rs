@@ -562,6 +562,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         let _ = (user, id, now, forgotten);
         Ok((0, Vec::new()))
     }
+
+    // --- sent codes and notifications ---
+
+    /// Email codes and the notification outbox; `None` when this store
+    /// keeps none.
+    fn sends(&self) -> Option<&dyn Sends> {
+        None
+    }
 }
 
 /// A device to remember with a login's success.
@@ -617,4 +625,98 @@ pub enum Walk<'a> {
     Row(&'a ChainRow),
     /// Last: the stored head (last id and hash), `None` for an empty chain.
     Head(Option<(u64, &'a [u8])>),
+}
+
+/// A code to send, with the limits its send must stay within.
+#[derive(Debug)]
+pub struct CodeSend {
+    /// The account.
+    pub user: String,
+    /// The factor that sends it.
+    pub method: Method,
+    /// What it belongs to (a login, an enrollment); counted per bound.
+    pub bound: String,
+    /// Where it goes.
+    pub destination: String,
+    /// Keyed MAC of the code with its bound (never the code).
+    pub lookup: [u8; 32],
+    /// Now.
+    pub now: u64,
+    /// When it stops working.
+    pub expires_at: u64,
+    /// Sends to this user of this method within the last hour.
+    pub per_user_hour: u32,
+    /// Sends for this bound.
+    pub per_bound: u32,
+    /// Sends to this destination within the last hour.
+    pub per_destination_hour: u32,
+    /// Sends of this method in all within the last hour.
+    pub global_hour: u32,
+    /// Appended when the code is stored.
+    pub sent: AuditEvent,
+    /// Appended (with `limit=`) when a limit refuses the send.
+    pub refused: AuditEvent,
+}
+
+/// How storing a code to send ended.
+#[derive(Debug)]
+pub enum CodeSendOutcome {
+    /// Stored and audited: send it.
+    Stored(Vec<AuditRecord>),
+    /// A limit refused it (its name: `user`, `login`, `destination`,
+    /// `global`); audited, nothing stored.
+    Limited(&'static str, Vec<AuditRecord>),
+}
+
+/// A security notification waiting in the outbox.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// Outbox row.
+    pub id: i64,
+    /// Where it goes.
+    pub address: String,
+    /// Retries so far.
+    pub attempts: u32,
+    /// The audit row it tells of (`None` if retention removed it).
+    pub record: Option<AuditRecord>,
+}
+
+/// Email codes and the notification outbox (schema 5). Its own trait, so
+/// the lead's additions to [`Store`] and these never touch one another;
+/// every `Store` is one ([`Store::sends`]).
+pub trait Sends: Send + Sync {
+    /// In one durable transaction: refuses (audited) when a limit of `c`
+    /// is reached, else stores the code row and appends `c.sent`.
+    fn store_sent_code(&self, c: CodeSend) -> Result<CodeSendOutcome, StoreError>;
+
+    /// A wrong answer where `user`'s unused `method` codes bound to
+    /// `bound` could have been typed: each counts a try, and those that
+    /// reach `max_tries` stop working.
+    fn sent_code_missed(
+        &self,
+        user: &str,
+        method: &Method,
+        bound: &str,
+        max_tries: u32,
+        now: u64,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` notifications due at `now`, oldest first.
+    fn notices_due(&self, now: u64, limit: u32) -> Result<Vec<Notice>, StoreError>;
+
+    /// Notification `id` was sent (or dropped, with why).
+    fn notice_done(&self, id: i64, now: u64, error: &str) -> Result<(), StoreError>;
+
+    /// Notification `id` failed; tried again at `next_at`.
+    fn notice_retry(&self, id: i64, next_at: u64, error: &str) -> Result<(), StoreError>;
+
+    /// Spends `claim` (a fresh answer that authorizes a change not yet
+    /// stored, e.g. starting an enrollment) and appends `events`, in one
+    /// durable transaction; `Lost` when it was spent first.
+    fn spend_authorization(
+        &self,
+        claim: Claim,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError>;
 }

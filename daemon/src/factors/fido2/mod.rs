@@ -424,6 +424,7 @@ impl Factor for Fido2 {
                         method: Method::FIDO2,
                         enrolled_at: at,
                         last_used: c.last_used,
+                        destination: None,
                     });
                     r.credentials.push(CredentialInfo {
                         method: Method::FIDO2,

@@ -133,6 +133,7 @@ impl Factor for Hotp {
                     method: Method::HOTP,
                     enrolled_at: c.confirmed_at.unwrap_or(c.created_at),
                     last_used: c.last_used,
+                    destination: None,
                 })
                 .collect(),
             ..Report::default()

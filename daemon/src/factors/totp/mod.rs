@@ -147,6 +147,7 @@ impl Factor for Totp {
                     method: Method::TOTP,
                     enrolled_at: at,
                     last_used: c.last_used,
+                    destination: None,
                 }),
                 None => {
                     r.pending =

@@ -55,6 +55,7 @@ pub(crate) fn append(
          ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
     )?
     .execute(params![to_db(last), prev])?;
+    super::sends::queue_notices(tx, at, &out)?;
     Ok(out)
 }
 

@@ -12,6 +12,7 @@ mod devices;
 mod grace;
 mod limits;
 mod schema;
+mod sends;
 mod store;
 
 pub use commit::CommitStats;
@@ -117,6 +118,7 @@ impl Db {
         // Every query here is by an indexed key; one plan serves all values.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&mut conn)?;
+        sends::on_open(&conn)?;
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
         Ok(Db {
@@ -171,6 +173,11 @@ impl Db {
         let out = f(self)?;
         snapshot.end()?;
         Ok(out)
+    }
+
+    /// The connection itself.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     /// Every credential of `user`, pending or confirmed.

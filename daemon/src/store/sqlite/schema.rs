@@ -127,7 +127,31 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE backup_codes;",
     // 4: codes that expire (enrollment tokens; later, codes sent by mail).
     "ALTER TABLE codes ADD COLUMN expires_at INTEGER;",
-    // 5: remembered devices (SSH keys sshd verified, login sessions).
+    // 5: codes sent by mail (bound to the login or enrollment that asked,
+    // with their wrong tries and where they went, which the send limits
+    // count), and the outbox of security notifications, written in the
+    // transaction of the event it tells of.
+    "ALTER TABLE codes ADD COLUMN bound TEXT;
+    ALTER TABLE codes ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE codes ADD COLUMN destination TEXT;
+    CREATE INDEX codes_sent ON codes(method, created_at) WHERE destination IS NOT NULL;
+    CREATE INDEX codes_destination ON codes(destination, created_at)
+        WHERE destination IS NOT NULL;
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY NOT NULL,
+        user        TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        audit_id    INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     INTEGER NOT NULL,
+        sent_at     INTEGER,
+        error       TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE INDEX outbox_due ON outbox(next_at) WHERE sent_at IS NULL;
+    CREATE INDEX outbox_user ON outbox(user, event, created_at);",
+    // 6: remembered devices (SSH keys sshd verified, login sessions).
     "CREATE TABLE devices (
         id            INTEGER PRIMARY KEY NOT NULL,
         user          TEXT NOT NULL,

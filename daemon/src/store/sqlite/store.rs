@@ -50,7 +50,7 @@ impl SqliteStore {
 
     /// The connection. A panic elsewhere cannot leave a transaction open
     /// (it rolls back on drop), so a poisoned lock is safe to reuse.
-    fn db(&self) -> MutexGuard<'_, Db> {
+    pub(super) fn db(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -58,7 +58,7 @@ impl SqliteStore {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
+    pub(super) fn write<T, F>(&self, durability: Durability, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -71,7 +71,12 @@ impl SqliteStore {
 }
 
 /// Spends `claim` inside a transaction; `false` when someone spent it first.
-fn spend(conn: &Connection, claim: &Claim, now: u64, login: bool) -> Result<bool, StoreError> {
+pub(super) fn spend(
+    conn: &Connection,
+    claim: &Claim,
+    now: u64,
+    login: bool,
+) -> Result<bool, StoreError> {
     match claim {
         Claim::Counter { credential, value } => {
             spend_counter(conn, *credential, *value, login.then_some(now))
@@ -515,5 +520,9 @@ impl Store for SqliteStore {
         self.write(Durability::Durable, move |tx| {
             devices::forget(tx, &user, id, now, forgotten)
         })
+    }
+
+    fn sends(&self) -> Option<&dyn crate::store::Sends> {
+        Some(self)
     }
 }
