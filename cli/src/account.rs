@@ -14,7 +14,7 @@ pub const AUTH_PROMPT: &str = "Enter a code from your authenticator app to autho
 
 /// What `remove fido2` asks for.
 pub const AUTH_PROMPT_ANY: &str =
-    "Enter a code from your authenticator app (or a backup code) to authorize this: ";
+    "Enter a code from your authenticator app or token to authorize this: ";
 
 /// `twofold status`.
 pub fn status(
@@ -135,7 +135,8 @@ pub fn remove_fido2(
     code: Option<&str>,
     io: &mut Io<'_>,
 ) -> Result<(), CliError> {
-    // Any current code authorizes it: an app's, or a backup code.
+    // A current code of a factor that authorizes changes (an app's, a
+    // token's); backup codes do not.
     let code = if code.is_none() && !is_self(user) {
         None
     } else {

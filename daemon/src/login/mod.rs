@@ -362,10 +362,11 @@ impl Login<'_, '_> {
         self.prompts_from(check, 1);
     }
 
-    /// Runs the wait of the first allowed factor that has one (a security
-    /// key's touch: the cue as `Wait`, then the factor's own deadline),
-    /// before any prompt. `Ok(tries)`: the tries it used (a refused
-    /// assertion is a wrong answer, counted); `Err(())`: the login is over.
+    /// Runs the wait of the first allowed factor that has one (a device
+    /// the daemon talks to: the cue as `Wait`, then the factor's own
+    /// deadline), before any prompt. `Ok(tries)`: the tries it used (a
+    /// refused answer is a wrong answer, counted); `Err(())`: the login is
+    /// over.
     fn attend(&mut self, methods: &[Method], snap: &Snapshot) -> Result<u32, ()> {
         let engine = self.engine;
         let cx = engine.ctx();
@@ -415,7 +416,7 @@ impl Login<'_, '_> {
         let max = engine.config.login.max_tries;
         let why = match got {
             Ok(None) => {
-                self.log("no_touch", &[("method", method.as_str())]);
+                self.log("no_device_answer", &[("method", method.as_str())]);
                 return Ok(0);
             }
             Ok(Some(Found::Locked(l))) => {
