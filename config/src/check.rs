@@ -35,7 +35,8 @@ pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), Con
         .or_else(|| crate::remember::check(&config.remember))
         .or_else(|| {
             crate::email::problem(&config.email).map(|(path, message)| Problem { path, message })
-        });
+        })
+        .or_else(|| crate::fido2::check(&config.fido2));
     match problem {
         None => Ok(()),
         Some(p) => Err(ConfigError::Invalid {

@@ -7,6 +7,7 @@
 mod check;
 mod duration;
 pub mod email;
+pub mod fido2;
 pub mod groups;
 mod locate;
 mod net;
@@ -18,6 +19,7 @@ pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
 pub use email::{EmailConfig, SmtpTls};
+pub use fido2::Fido2Config;
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
@@ -56,6 +58,8 @@ pub struct Config {
     pub remember: RememberConfig,
     /// Codes sent by mail and security notifications.
     pub email: EmailConfig,
+    /// FIDO2 security keys: the wait for a touch, where a PIN is needed.
+    pub fido2: Fido2Config,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.

@@ -35,7 +35,8 @@ fn defaults_keep_todays_behaviour() {
             Method::HOTP,
             Method::BACKUP_CODE,
             Method::TEMP_CODE,
-            Method::EMAIL
+            Method::EMAIL,
+            Method::FIDO2
         ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);

@@ -103,11 +103,17 @@ _twofold() {
             twofold__subcmd__enroll,email)
                 cmd="twofold__subcmd__enroll__subcmd__email"
                 ;;
+            twofold__subcmd__enroll,fido2)
+                cmd="twofold__subcmd__enroll__subcmd__fido2"
+                ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
                 ;;
             twofold__subcmd__remove,email)
                 cmd="twofold__subcmd__remove__subcmd__email"
+                ;;
+            twofold__subcmd__remove,fido2)
+                cmd="twofold__subcmd__remove__subcmd__fido2"
                 ;;
             twofold__subcmd__remove,totp)
                 cmd="twofold__subcmd__remove__subcmd__totp"
@@ -875,7 +881,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp confirm email"
+            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm email"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -972,6 +978,40 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        twofold__subcmd__enroll__subcmd__fido2)
+            opts="-h -V --user --name --json --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         twofold__subcmd__enroll__subcmd__totp)
             opts="-h -V --user --algorithm --digits --no-qr --qr-invert --no-confirm --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1011,7 +1051,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp email"
+            opts="-h -V --socket --config --timeout --help --version totp email fido2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1044,6 +1084,44 @@ _twofold() {
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__remove__subcmd__fido2)
+            opts="-h -V --user --name --code --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -103,12 +103,17 @@ impl TestDaemon {
     /// A second daemon on this one's database, master key and clock, with
     /// its own socket, log and syslog sink (e.g. to race two daemons).
     pub fn beside(&self) -> TestDaemon {
+        self.beside_with_factors(self.factors.clone())
+    }
+
+    /// [`TestDaemon::beside`], offering `factors` (e.g. the built-in ones
+    /// where this one has a test factor).
+    pub fn beside_with_factors(&self, factors: Registry) -> TestDaemon {
         let dir = open_tempdir();
         let mut config = self.config.clone();
         config.daemon.socket = dir.path().join("twofold.sock");
         let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
         config.audit.syslog_socket = syslog.path.clone();
-        let factors = self.factors.clone();
         TestDaemon::serve_in(dir, config, self.clock.clone(), syslog, factors)
     }
 

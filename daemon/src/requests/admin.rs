@@ -199,7 +199,7 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 )?;
                 let value = match &claim {
                     crate::store::Claim::Counter { value, .. } => *value,
-                    crate::store::Claim::Code { .. } => 0,
+                    crate::store::Claim::Code { .. } | crate::store::Claim::Unmetered { .. } => 0,
                 };
                 let ev = AuditEvent::new(event::ADMIN, &user, &peer.actor())
                     .method(Method::HOTP.as_str())

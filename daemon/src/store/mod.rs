@@ -180,6 +180,13 @@ pub enum Claim {
         /// Its method.
         method: Method,
     },
+    /// Credential `credential` opened a login without a counter (a
+    /// security key that always signs 0): spendable only while its stored
+    /// counter is 0 too (a key that once counted cannot go back to 0).
+    Unmetered {
+        /// The credential row.
+        credential: i64,
+    },
 }
 
 /// A login's success to record.
@@ -263,6 +270,14 @@ pub enum Removal {
     Method {
         /// The factor removed.
         method: Method,
+        /// Code methods removed with the last credential.
+        codes_too: Vec<Method>,
+    },
+    /// One credential (a security key of several), and the codes of
+    /// `codes_too` when no confirmed credential is left.
+    Credential {
+        /// The credential row.
+        id: i64,
         /// Code methods removed with the last credential.
         codes_too: Vec<Method>,
     },

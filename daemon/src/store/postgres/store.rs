@@ -189,8 +189,31 @@ pub(crate) fn spend(
             "UPDATE codes SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
             &[id, &to_db(now)],
         )?,
+        Claim::Unmetered { credential } => tx.execute(
+            "UPDATE credentials SET counter = 0, last_used = COALESCE($2, last_used)
+             WHERE id = $1 AND confirmed_at IS NOT NULL AND COALESCE(counter, 0) = 0",
+            &[credential, &login.then_some(to_db(now))],
+        )?,
     };
     Ok(changed == 1)
+}
+
+/// Removes the user's codes of `codes_too` when no confirmed credential is
+/// left (recovery codes hang on one).
+fn remove_codes_if_last(
+    tx: &mut Tx<'_>,
+    user: &str,
+    codes_too: &[Method],
+) -> Result<(), StoreError> {
+    if !has_confirmed(tx, user)? {
+        for m in codes_too {
+            tx.execute(
+                "DELETE FROM codes WHERE username = $1 AND method = $2",
+                &[&user, &m.as_str()],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Records one failure and makes the locks its counts call for (see the
@@ -507,6 +530,10 @@ impl Store for PgStore {
                     "SELECT EXISTS (SELECT 1 FROM credentials WHERE username = $1 AND method = $2)",
                     &[&user, &method.as_str()],
                 )?,
+                Removal::Credential { id, .. } => tx.query_one(
+                    "SELECT EXISTS (SELECT 1 FROM credentials WHERE username = $1 AND id = $2)",
+                    &[&user, id],
+                )?,
             }
             .get(0);
             if !there && always.is_empty() {
@@ -527,14 +554,14 @@ impl Store for PgStore {
                         "DELETE FROM credentials WHERE username = $1 AND method = $2",
                         &[&user, &method.as_str()],
                     )?;
-                    if !has_confirmed(tx, user)? {
-                        for m in codes_too {
-                            tx.execute(
-                                "DELETE FROM codes WHERE username = $1 AND method = $2",
-                                &[&user, &m.as_str()],
-                            )?;
-                        }
-                    }
+                    remove_codes_if_last(tx, user, codes_too)?;
+                }
+                Removal::Credential { id, codes_too } => {
+                    tx.execute(
+                        "DELETE FROM credentials WHERE username = $1 AND id = $2",
+                        &[&user, id],
+                    )?;
+                    remove_codes_if_last(tx, user, codes_too)?;
                 }
             }
             let mut events = always.clone();
