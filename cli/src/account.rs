@@ -12,6 +12,10 @@ use twofold_proto::{Request, Response, Secret, UserStatus};
 /// What `backup-codes regenerate` and `remove totp` ask for.
 pub const AUTH_PROMPT: &str = "Enter a code from your authenticator app to authorize this: ";
 
+/// What `remove fido2` asks for.
+pub const AUTH_PROMPT_ANY: &str =
+    "Enter a code from your authenticator app or token to authorize this: ";
+
 /// `twofold status`.
 pub fn status(
     daemon: &Daemon,
@@ -123,6 +127,31 @@ pub fn remove_totp(
     done(daemon.call(&req)?, io)
 }
 
+/// `twofold remove fido2 --name NAME`.
+pub fn remove_fido2(
+    daemon: &Daemon,
+    user: Option<&str>,
+    name: &str,
+    code: Option<&str>,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    // A current code of a factor that authorizes changes (an app's, a
+    // token's); backup codes do not.
+    let code = if code.is_none() && !is_self(user) {
+        None
+    } else {
+        let raw = read_code(code, AUTH_PROMPT_ANY, io)?;
+        Some(Secret::new(raw.expose().trim().to_owned()))
+    };
+    let req = Request::RemoveCredential {
+        user: user.map(str::to_owned),
+        method: twofold_proto::Method::FIDO2,
+        name: name.to_owned(),
+        code,
+    };
+    done(daemon.call(&req)?, io)
+}
+
 /// The TOTP code that authorizes a change: always in self-service, where the
 /// daemon demands one; for an admin acting on another account only if given.
 fn authorization(
@@ -154,7 +183,7 @@ fn pretty(v: &Value) -> String {
 
 /// The JSON shape of one account, times as Unix seconds.
 pub fn status_json(st: &UserStatus) -> Value {
-    json!({
+    let mut v = json!({
         "user": st.user,
         "methods": st.factors.iter().map(|f| {
             let mut m = json!({
@@ -172,7 +201,24 @@ pub fn status_json(st: &UserStatus) -> Value {
         "pending_enrollment": st.pending_enrollment,
         "grace_deadline": st.grace_deadline,
         "locked_until": st.locked_until,
-    })
+    });
+    // Only when there are any: the shape scripts know stays as it was.
+    if !st.credentials.is_empty() {
+        v["security_keys"] = st
+            .credentials
+            .iter()
+            .map(|k| {
+                json!({
+                    "name": k.name,
+                    "method": k.method,
+                    "rp_id": k.detail,
+                    "created_at": k.created_at,
+                    "last_used": k.last_used,
+                })
+            })
+            .collect();
+    }
+    v
 }
 
 /// One account for people, times in UTC.
@@ -196,6 +242,20 @@ pub fn status_text(st: &UserStatus) -> String {
             "{label:<20}{}{to} (enrolled {} UTC, last used {last})\n",
             f.method,
             utc(f.enrolled_at)
+        ));
+    }
+    for (i, k) in st.credentials.iter().enumerate() {
+        let label = if i == 0 { "Security keys:" } else { "" };
+        let last = k
+            .last_used
+            .map(|t| format!("{} UTC", utc(t)))
+            .unwrap_or_else(|| "never".into());
+        s.push_str(&format!(
+            "{label:<20}{:?} ({}, {}, created {} UTC, last used {last})\n",
+            k.name,
+            k.method,
+            k.detail,
+            utc(k.created_at)
         ));
     }
     if let Some(d) = st.grace_deadline {
@@ -305,6 +365,7 @@ mod tests {
             grace_deadline: None,
             locked_until: None,
             temp_code: None,
+            credentials: Vec::new(),
         }
     }
 
@@ -332,6 +393,7 @@ mod tests {
             grace_deadline: None,
             locked_until: None,
             temp_code: None,
+            credentials: Vec::new(),
         };
         let t = status_text(&st);
         assert!(t.contains("Methods:            none\n"), "{t}");

@@ -217,6 +217,24 @@ pub enum Enroll {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Enroll a FIDO2 security key plugged into this machine: touch it
+    /// twice (register, confirm). For console, sudo, desktop and screen
+    /// locker logins on this machine; never offered over SSH.
+    #[command(
+        after_help = "twofoldd talks to the key, so run this where the key is plugged in. \
+        Several keys may be enrolled; each has a name (`twofold status` lists them)."
+    )]
+    Fido2 {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// A name for the key, e.g. "YubiKey 5" [default: key-N].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// Output format.
+        #[command(flatten)]
+        json: JsonArg,
+    },
     /// Confirm a pending TOTP enrollment with a code from the app.
     Confirm {
         /// Whose account.
@@ -314,6 +332,18 @@ pub enum Remove {
         #[command(flatten)]
         user: UserArg,
         /// Where the code comes from.
+        #[command(flatten)]
+        code: CodeArg,
+    },
+    /// Remove one FIDO2 security key (the backup codes go with the last factor).
+    Fido2 {
+        /// Whose account.
+        #[command(flatten)]
+        user: UserArg,
+        /// The key's name, as `twofold status` lists it.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Where the code comes from (a current code authorizes the removal).
         #[command(flatten)]
         code: CodeArg,
     },

@@ -34,6 +34,58 @@ pub struct TotpOptions {
     pub json: bool,
 }
 
+/// `twofold enroll fido2`: the daemon registers the key plugged in here
+/// (first touch) and confirms it with a login-like assertion (second
+/// touch); each request waits for a touch, so it gets more time.
+pub fn fido2(
+    daemon: &Daemon,
+    user: Option<&str>,
+    name: Option<&str>,
+    json: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let patient = Daemon {
+        timeout: daemon
+            .timeout
+            .max(std::time::Duration::from_secs(FIDO2_WAIT_SECS)),
+        ..daemon.clone()
+    };
+    writeln!(io.err, "Touch your security key to register it.")
+        .map_err(CliError::io("writing output"))?;
+    let req = Request::EnrollStartNamed {
+        user: user.map(str::to_owned),
+        method: twofold_proto::Method::FIDO2,
+        name: name.map(str::to_owned),
+    };
+    match patient.call(&req)? {
+        Response::Done { message } => {
+            writeln!(io.err, "{message}").map_err(CliError::io("writing output"))?
+        }
+        other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+    writeln!(io.err, "Touch your security key again to confirm.")
+        .map_err(CliError::io("writing output"))?;
+    let req = Request::EnrollConfirm {
+        user: user.map(str::to_owned),
+        method: twofold_proto::Method::FIDO2,
+        code: Secret::from(""),
+    };
+    match patient.call(&req)? {
+        Response::BackupCodes { codes } if !codes.is_empty() => {
+            writeln!(io.err, "Security key enrolled.").map_err(CliError::io("writing output"))?;
+            print_backup_codes(&codes, json, io)
+        }
+        Response::BackupCodes { .. } | Response::Done { .. } => {
+            writeln!(io.out, "Security key enrolled.").map_err(CliError::io("writing output"))
+        }
+        other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+    }
+}
+
+/// How long `enroll fido2` waits for each answer: longer than the
+/// daemon's wait for a touch (30 s).
+pub const FIDO2_WAIT_SECS: u64 = 40;
+
 /// Starts a TOTP enrollment, shows it, and (unless told not to) confirms it.
 pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), CliError> {
     let req = Request::TotpEnrollStart {

@@ -127,6 +127,20 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             json.json,
             io,
         ),
+        Command::Enroll(Enroll::Fido2 { user, name, json }) => enroll::fido2(
+            &daemon()?,
+            user.user.as_deref(),
+            name.as_deref(),
+            json.json,
+            io,
+        ),
+        Command::Remove(Remove::Fido2 { user, name, code }) => account::remove_fido2(
+            &daemon()?,
+            user.user.as_deref(),
+            name,
+            code.code.as_deref(),
+            io,
+        ),
         Command::Remove(Remove::Totp { user, code }) => {
             account::remove_totp(&daemon()?, user.user.as_deref(), code.code.as_deref(), io)
         }

@@ -27,6 +27,7 @@ fn alice() -> UserStatus {
         grace_deadline: None,
         locked_until: None,
         temp_code: None,
+        credentials: Vec::new(),
     }
 }
 

@@ -38,7 +38,8 @@ pub(crate) fn check(config: &Config, text: &str, origin: &str) -> Result<(), Con
         })
         .or_else(|| {
             crate::sms::problem(&config.sms).map(|(path, message)| Problem { path, message })
-        });
+        })
+        .or_else(|| crate::fido2::check(&config.fido2));
     match problem {
         None => Ok(()),
         Some(p) => Err(ConfigError::Invalid {

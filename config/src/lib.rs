@@ -7,22 +7,26 @@
 mod check;
 mod duration;
 pub mod email;
+pub mod fido2;
 pub mod groups;
 mod locate;
 mod net;
 pub mod policy;
 pub mod remember;
 pub mod sms;
+mod store;
 mod tables;
 pub mod time;
 
 pub use duration::{format_duration, parse_duration, Seconds};
 pub use email::{EmailConfig, SmtpTls};
+pub use fido2::Fido2Config;
 pub use locate::{line_of_path, Seg};
 pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
 pub use remember::{Remember, RememberConfig};
 pub use sms::{SmsConfig, SmsProvider};
+pub use store::{Backend, StoreConfig};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -50,12 +54,16 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Where the state is kept: SQLite (one host) or PostgreSQL (a fleet).
+    pub store: StoreConfig,
     /// Devices remembered after a second factor (off unless services are named).
     pub remember: RememberConfig,
     /// Codes sent by mail and security notifications.
     pub email: EmailConfig,
     /// Codes sent by text message.
     pub sms: SmsConfig,
+    /// FIDO2 security keys: the wait for a touch, where a PIN is needed.
+    pub fido2: Fido2Config,
 }
 
 /// `[daemon]`: paths, access and limits of `twofoldd`.
@@ -354,6 +362,14 @@ impl Config {
                 });
             }
         }
+        if let Some((key, message)) = self.store.problem() {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                line: key_line(text, "store", key),
+                key: format!("store.{key}"),
+                message: message.to_owned(),
+            });
+        }
         if self.totp.issuer.is_empty() || self.totp.issuer.contains(':') {
             return Err(ConfigError::Invalid {
                 path: origin.to_owned(),
@@ -523,6 +539,38 @@ mod tests {
             ["daemon.admin_group", "daemon.socket", "policy.unenrolled"]
         );
         assert_eq!(new.changed_keys(&old), old.changed_keys(&new));
+    }
+
+    #[test]
+    fn the_store_section_selects_postgres_and_checks_its_values() {
+        let c = Config::parse(
+            "[store]\nbackend = \"postgres\"\nhost = \"/run/pg\"\ndbname = \"fleet\"\npassword_file = \"/etc/twofold/pg.pass\"\nstatement_timeout = \"5s\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.store.backend, Backend::Postgres);
+        assert_eq!(c.store.dbname, "fleet");
+        assert_eq!(c.store.statement_timeout, Seconds(5));
+        assert_eq!(Config::parse(&c.to_toml(), "again").unwrap(), c);
+        for (bad, shown) in [
+            ("backend = \"mysql\"", "t.toml:2:"),
+            (
+                "backend = \"postgres\"\nconnect_timeout = \"0s\"",
+                "t.toml:3: store.connect_timeout:",
+            ),
+            (
+                "backend = \"postgres\"\npassword_file = \"pg.pass\"",
+                "t.toml:3: store.password_file:",
+            ),
+            (
+                "backend = \"postgres\"\ndbname = \"\"",
+                "t.toml:3: store.dbname:",
+            ),
+            ("hostname = \"x\"", "t.toml:2:"),
+        ] {
+            let err = Config::parse(&format!("[store]\n{bad}\n"), "t.toml").unwrap_err();
+            assert!(err.to_string().starts_with(shown), "{bad}: {err}");
+        }
     }
 
     #[test]

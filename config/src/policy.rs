@@ -91,9 +91,10 @@ impl EnrollAtLogin {
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     /// Methods a login accepts unless a rule says otherwise. Default
-    /// `["totp", "hotp", "backup_code", "temp_code", "email", "sms"]` (every
-    /// method this build knows; email is inert until `[email] host` names a
-    /// relay, sms until `[sms] provider` names one).
+    /// `["totp", "hotp", "backup_code", "temp_code", "email", "sms", "fido2"]`
+    /// (every method this build knows; email is inert until `[email] host`
+    /// names a relay, sms until `[sms] provider` names one; FIDO2 is offered
+    /// only at local logins, never with PAM_RHOST or to sshd).
     pub methods: Vec<Method>,
     /// What happens to an unenrolled user unless a rule says otherwise.
     /// Default `allow` (twofold is opt-in).

@@ -36,7 +36,8 @@ fn defaults_keep_todays_behaviour() {
             Method::BACKUP_CODE,
             Method::TEMP_CODE,
             Method::EMAIL,
-            Method::SMS
+            Method::SMS,
+            Method::FIDO2
         ]
     );
     assert_eq!(e.unenrolled, Unenrolled::Allow);

@@ -10,9 +10,14 @@ use twofold_config::{Config, DEFAULT_CONFIG};
 use twofold_daemon::{bind, ConfigSource, Daemon, Logger, Reload, Shutdown, SystemClock};
 
 const USAGE: &str = "usage: twofoldd [--config FILE]\n\
+       twofoldd [--config FILE] --migrate-from-sqlite [--apply]\n\
 \n\
   -c, --config FILE   configuration file (default /etc/twofold/twofold.toml;\n\
                       if that file is absent, built-in defaults are used)\n\
+      --migrate-from-sqlite  move this host's SQLite state ([daemon]\n\
+                      database) into the PostgreSQL database of [store] (twofoldd stopped,\n\
+                      same master key), once per host; without --apply a dry run\n\
+      --apply         with --migrate-from-sqlite, write it\n\
   -h, --help          show this help\n\
   -V, --version       show the version\n\
 \n\
@@ -24,14 +29,19 @@ const EXIT_USAGE: u8 = 2;
 
 enum Args {
     Run(Option<PathBuf>),
+    /// `--migrate-from-sqlite`: the configuration and `--apply`.
+    Migrate(Option<PathBuf>, bool),
     Help,
     Version,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut config = None;
+    let (mut migrate, mut apply) = (false, false);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--migrate-from-sqlite" => migrate = true,
+            "--apply" => apply = true,
             "-h" | "--help" => return Ok(Args::Help),
             "-V" | "--version" => return Ok(Args::Version),
             "-c" | "--config" => {
@@ -43,6 +53,12 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 None => return Err(format!("unknown argument {other:?}")),
             },
         }
+    }
+    if apply && !migrate {
+        return Err("--apply goes with --migrate-from-sqlite".into());
+    }
+    if migrate {
+        return Ok(Args::Migrate(config, apply));
     }
     Ok(Args::Run(config))
 }
@@ -145,6 +161,7 @@ fn serve(config: Config, source: ConfigSource) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let explicit = match parse_args(std::env::args().skip(1)) {
         Ok(Args::Run(c)) => c,
+        Ok(Args::Migrate(c, apply)) => return migrate(c, apply),
         Ok(Args::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -170,6 +187,27 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             say(format_args!("twofoldd: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn migrate(explicit: Option<PathBuf>, apply: bool) -> ExitCode {
+    let (config, _) = match load_config(explicit) {
+        Ok(c) => c,
+        Err(e) => {
+            say(format_args!("twofoldd: {e}"));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let now = twofold_daemon::Clock::now(&SystemClock);
+    match twofold_daemon::migrate_from_sqlite(&config, now, apply) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            say(format_args!("twofoldd: {e}"));
             ExitCode::FAILURE
         }
     }

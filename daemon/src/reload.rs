@@ -33,10 +33,10 @@ pub type Keep = fn(&Config, &mut Config);
 
 /// The settings twofoldd reads once, at start: the socket it is bound to,
 /// the database it opened, the master key it loaded and the sizes of its
-/// worker pool and connection limits. A reload keeps each one's running
-/// value (the second item copies it back) and names it as needing a
-/// restart.
-pub const FIXED_AT_START: [(&str, Keep); 5] = [
+/// worker pool and connection limits, and the whole `[store]` (the backend
+/// it connected to). A reload keeps each one's running value (the second
+/// item copies it back) and names it as needing a restart.
+pub const FIXED_AT_START: [(&str, Keep); 6] = [
     ("daemon.socket", |from, to| {
         to.daemon.socket.clone_from(&from.daemon.socket)
     }),
@@ -52,6 +52,7 @@ pub const FIXED_AT_START: [(&str, Keep); 5] = [
     ("daemon.max_connections_per_user", |from, to| {
         to.daemon.max_connections_per_user = from.daemon.max_connections_per_user
     }),
+    ("store", |from, to| to.store.clone_from(&from.store)),
 ];
 
 /// Where twofoldd's configuration comes from; read again at each reload.
@@ -193,7 +194,9 @@ impl Reloaded {
         let differs = running.changed_keys(&new);
         let mut restart_needed = Vec::new();
         for (key, keep) in FIXED_AT_START {
-            if differs.iter().any(|k| k == key) {
+            // A key, or (`store`) every key of a table.
+            let under = |k: &str| k.strip_prefix(key).is_some_and(|r| r.starts_with('.'));
+            if differs.iter().any(|k| k == key || under(k)) {
                 keep(running, &mut new);
                 restart_needed.push(key);
             }
@@ -314,6 +317,8 @@ mod tests {
             c.daemon.master_key = "/elsewhere.key".into();
             c.daemon.max_connections = 8;
             c.daemon.max_connections_per_user = 2;
+            c.store.backend = twofold_config::Backend::Postgres;
+            c.store.dbname = "fleet".into();
         });
         let r = Reloaded::of(&running, new);
         assert_eq!(r.config, running);

@@ -103,8 +103,8 @@ _twofold() {
             twofold__subcmd__enroll,email)
                 cmd="twofold__subcmd__enroll__subcmd__email"
                 ;;
-            twofold__subcmd__enroll,sms)
-                cmd="twofold__subcmd__enroll__subcmd__sms"
+            twofold__subcmd__enroll,fido2)
+                cmd="twofold__subcmd__enroll__subcmd__fido2"
                 ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
@@ -112,8 +112,8 @@ _twofold() {
             twofold__subcmd__remove,email)
                 cmd="twofold__subcmd__remove__subcmd__email"
                 ;;
-            twofold__subcmd__remove,sms)
-                cmd="twofold__subcmd__remove__subcmd__sms"
+            twofold__subcmd__remove,fido2)
+                cmd="twofold__subcmd__remove__subcmd__fido2"
                 ;;
             twofold__subcmd__remove,totp)
                 cmd="twofold__subcmd__remove__subcmd__totp"
@@ -881,7 +881,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp confirm email sms"
+            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm email"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -978,8 +978,8 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        twofold__subcmd__enroll__subcmd__sms)
-            opts="-h -V --user --phone --code --no-confirm --socket --config --timeout --help --version"
+        twofold__subcmd__enroll__subcmd__fido2)
+            opts="-h -V --user --name --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -989,11 +989,7 @@ _twofold() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --phone)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --code)
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1055,7 +1051,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp email sms"
+            opts="-h -V --socket --config --timeout --help --version totp email fido2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1114,14 +1110,18 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        twofold__subcmd__remove__subcmd__sms)
-            opts="-h -V --user --code --socket --config --timeout --help --version"
+        twofold__subcmd__remove__subcmd__fido2)
+            opts="-h -V --user --name --code --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -141,6 +141,10 @@ impl Link {
 }
 
 impl Daemon for Link {
+    fn grant(&mut self, extra: Duration) {
+        self.left = self.left.saturating_add(extra);
+    }
+
     /// One frame, one `sendto` (see [`Bounded::write`]); the first one
     /// behind the `Hello`, in the same `sendto`.
     fn send(&mut self, req: &Request) -> Result<(), ClientError> {

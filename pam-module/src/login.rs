@@ -103,7 +103,15 @@ pub trait Daemon {
     fn proto(&self) -> u32 {
         twofold_proto::PROTO_VERSION
     }
+    /// Adds `extra` to the time budget: the daemon announced (`Wait`) that
+    /// it waits on the person (a security key's touch), which is not the
+    /// daemon's slowness.
+    fn grant(&mut self, _extra: std::time::Duration) {}
 }
+
+/// What a `Wait` adds to the module's time budget: more than the daemon's
+/// longest wait for a security key's touch (30 s by default).
+pub const WAIT_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Daemon for Client {
     fn send(&mut self, req: &Request) -> Result<(), ClientError> {
@@ -353,6 +361,7 @@ impl<L: Log> Relay<'_, L> {
                 Response::Wait { text } => {
                     // The person must see this now, before the daemon waits.
                     self.flush(conv);
+                    daemon.grant(WAIT_ALLOWANCE);
                     show(conv, Notice::Info, &text, &|m| self.debug(m))
                 }
                 Response::Success => return Outcome::Success,

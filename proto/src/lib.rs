@@ -23,9 +23,9 @@ pub use frame::{
     TimedRead,
 };
 pub use messages::{
-    Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, DecodeError, DeviceInfo, ErrorKind,
-    FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response, StatsReport, TempCodeInfo,
-    TimeRef, TotpEnrollment, UserStatus,
+    Algorithm, AuditRecord, AuditReport, BackupLow, ChainBreak, CredentialInfo, DecodeError,
+    DeviceInfo, ErrorKind, FactorStatus, GraceInfo, LockInfo, MethodCount, Request, Response,
+    StatsReport, TempCodeInfo, TimeRef, TotpEnrollment, UserStatus,
 };
 pub use method::Method;
 pub use secret::Secret;

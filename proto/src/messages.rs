@@ -320,6 +320,33 @@ pub enum Request {
         #[serde(default)]
         all: bool,
     },
+    /// Starts a pending enrollment of a factor a person may hold several
+    /// of (a FIDO2 security key: the daemon talks to the key, which is
+    /// touched), under a name.
+    EnrollStartNamed {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+        /// The credential's name; `None`: the daemon picks one (`key-N`).
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Removes one named credential of a factor (one security key); the
+    /// recovery codes go with the last credential of all.
+    RemoveCredential {
+        /// The account; `None` means the caller's own.
+        #[serde(default)]
+        user: Option<String>,
+        /// Which factor.
+        method: Method,
+        /// The credential's name (as `twofold status` lists it).
+        name: String,
+        /// A current second factor; required in self-service.
+        #[serde(default)]
+        code: Option<Secret>,
+    },
 }
 
 /// A point in time given to the daemon, which reads its own clock for
@@ -365,6 +392,8 @@ impl Request {
             Request::AdminTempCode { .. } => "admin_temp_code",
             Request::AdminEnrollHotp { .. } => "admin_enroll_hotp",
             Request::AdminHotpResync { .. } => "admin_hotp_resync",
+            Request::EnrollStartNamed { .. } => "enroll_start_named",
+            Request::RemoveCredential { .. } => "remove_credential",
             Request::AdminImport { .. } => "admin_import",
             Request::Devices { .. } => "devices",
             Request::DevicesForget { .. } => "devices_forget",
@@ -782,6 +811,27 @@ pub struct UserStatus {
     /// An outstanding break-glass code (issued by an admin), if any.
     #[serde(default)]
     pub temp_code: Option<TempCodeInfo>,
+    /// The named credentials of factors a person may hold several of
+    /// (security keys), one each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<CredentialInfo>,
+}
+
+/// One named credential (a security key) of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    /// Which factor.
+    pub method: Method,
+    /// Its name.
+    pub name: String,
+    /// What it is bound to (a security key's RP ID, e.g. `pam://host`).
+    #[serde(default)]
+    pub detail: String,
+    /// When it was confirmed (Unix seconds).
+    pub created_at: u64,
+    /// When it last opened a login (Unix seconds).
+    #[serde(default)]
+    pub last_used: Option<u64>,
 }
 
 /// An outstanding break-glass code: what `twofold status` shows of it.

@@ -24,6 +24,8 @@ impl Method {
     pub const TEMP_CODE: Method = Method(Cow::Borrowed("temp_code"));
     /// A code from a hardware OATH token (RFC 4226 HOTP).
     pub const HOTP: Method = Method(Cow::Borrowed("hotp"));
+    /// A FIDO2 security key touched at the machine that runs the login.
+    pub const FIDO2: Method = Method(Cow::Borrowed("fido2"));
     /// Every method this build implements, in display order.
     pub const KNOWN: &'static [Method] = &[
         Method::TOTP,
@@ -32,6 +34,7 @@ impl Method {
         Method::TEMP_CODE,
         Method::EMAIL,
         Method::SMS,
+        Method::FIDO2,
     ];
     /// Codes sent by mail to a confirmed address.
     pub const EMAIL: Method = Method(Cow::Borrowed("email"));

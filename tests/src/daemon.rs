@@ -103,12 +103,17 @@ impl TestDaemon {
     /// A second daemon on this one's database, master key and clock, with
     /// its own socket, log and syslog sink (e.g. to race two daemons).
     pub fn beside(&self) -> TestDaemon {
+        self.beside_with_factors(self.factors.clone())
+    }
+
+    /// [`TestDaemon::beside`], offering `factors` (e.g. the built-in ones
+    /// where this one has a test factor).
+    pub fn beside_with_factors(&self, factors: Registry) -> TestDaemon {
         let dir = open_tempdir();
         let mut config = self.config.clone();
         config.daemon.socket = dir.path().join("twofold.sock");
         let syslog = SyslogSink::bind(&dir.path().join("syslog.sock"));
         config.audit.syslog_socket = syslog.path.clone();
-        let factors = self.factors.clone();
         TestDaemon::serve_in(dir, config, self.clock.clone(), syslog, factors)
     }
 
@@ -264,33 +269,7 @@ impl TestDaemon {
     /// protocol with `answers`, acknowledging errors; returns every response
     /// the daemon sent after `Begin`, up to its end or an unanswered prompt.
     pub fn login(&self, user: &str, answers: &[&str]) -> Vec<Response> {
-        let mut c = self.client();
-        let mut seen = Vec::new();
-        let mut answers = answers.iter();
-        let mut resp = c
-            .call(&Request::Begin {
-                user: user.into(),
-                service: "sudo".into(),
-                rhost: None,
-                tty: Some("pts/0".into()),
-                ruser: Some("root".into()),
-                ssh_auth_info: None,
-            })
-            .expect("begin");
-        loop {
-            seen.push(resp.clone());
-            let next = match &resp {
-                Response::Prompt { .. } => match answers.next() {
-                    Some(a) => Request::Answer {
-                        text: Secret::from(*a),
-                    },
-                    None => return seen,
-                },
-                Response::Error { .. } | Response::Info { .. } => Request::Ack,
-                _ => return seen,
-            };
-            resp = c.call(&next).expect("answer");
-        }
+        login_at(self.socket(), user, answers)
     }
 
     /// A PAM config dir with service `tf` = `auth required pam_twofold.so socket=… timeout=2`.
@@ -474,6 +453,38 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
+/// [`TestDaemon::login`] on the daemon at `socket` (any daemon, e.g. a
+/// [`DaemonProcess`]).
+pub fn login_at(socket: &Path, user: &str, answers: &[&str]) -> Vec<Response> {
+    let mut c = Client::connect(socket, Duration::from_secs(10), "test").expect("connect");
+    let mut seen = Vec::new();
+    let mut answers = answers.iter();
+    let mut resp = c
+        .call(&Request::Begin {
+            user: user.into(),
+            service: "sudo".into(),
+            rhost: None,
+            tty: Some("pts/0".into()),
+            ruser: Some("root".into()),
+            ssh_auth_info: None,
+        })
+        .expect("begin");
+    loop {
+        seen.push(resp.clone());
+        let next = match &resp {
+            Response::Prompt { .. } => match answers.next() {
+                Some(a) => Request::Answer {
+                    text: Secret::from(*a),
+                },
+                None => return seen,
+            },
+            Response::Error { .. } | Response::Info { .. } => Request::Ack,
+            _ => return seen,
+        };
+        resp = c.call(&next).expect("answer");
+    }
+}
+
 /// The built `twofoldd` running as a child process, stderr captured to a file.
 #[derive(Debug)]
 pub struct DaemonProcess {
@@ -540,6 +551,11 @@ impl DaemonProcess {
     /// Process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Its socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
     }
 
     /// One request on a fresh connection.

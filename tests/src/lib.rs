@@ -22,6 +22,7 @@ mod module;
 pub mod otp;
 pub mod pam;
 pub mod peers;
+pub mod postgres;
 pub mod readme;
 mod require;
 pub mod smtp;

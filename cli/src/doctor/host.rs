@@ -2,10 +2,12 @@
 
 use super::{Finding, Host, Severity};
 use crate::daemon::Daemon;
+use crate::error::CliError;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
-use twofold_proto::{Client, Request, Response};
+use twofold_config::{Backend, StoreConfig};
+use twofold_proto::{Client, ErrorKind, Request, Response};
 
 /// The findings about twofoldd and the machine it runs on.
 pub fn check(daemon: &Daemon, host: &Host<'_>) -> Vec<Finding> {
@@ -22,7 +24,17 @@ pub fn check(daemon: &Daemon, host: &Host<'_>) -> Vec<Finding> {
     }
     let d = &host.config.daemon;
     secret_file(&mut out, &d.master_key, "the master key", true);
-    secret_file(&mut out, &d.database, "the database", false);
+    let store = &host.config.store;
+    if store.backend == Backend::Postgres {
+        if let Some(p) = &store.password_file {
+            secret_file(&mut out, p, "the PostgreSQL password file", true);
+        }
+        if reachable {
+            out.extend(fleet_store(daemon, store));
+        }
+    } else {
+        secret_file(&mut out, &d.database, "the database", false);
+    }
     if let Some(dir) = d.socket.parent() {
         if let Ok(m) = std::fs::metadata(dir) {
             let mode = m.permissions().mode();
@@ -132,6 +144,30 @@ fn clock() -> Vec<Finding> {
 
 /// The admin who runs doctor through sudo should have a factor before
 /// twofold guards sudo.
+/// Fleet mode: whether twofoldd reaches its PostgreSQL database (root's
+/// own status reads it).
+fn fleet_store(daemon: &Daemon, store: &StoreConfig) -> Vec<Finding> {
+    match daemon.call(&Request::Status { user: None }) {
+        Err(CliError::Failed {
+            kind: ErrorKind::Internal,
+            message,
+        }) if message.contains("storage") => vec![Finding {
+            id: "store.unreachable",
+            severity: Severity::Error,
+            what: format!(
+                "twofoldd cannot use its PostgreSQL database ({} on {}, port {}): {message}",
+                store.dbname, store.host, store.port
+            ),
+            why: "every login is answered Unavailable (denied) until the database is back; twofoldd reconnects by itself".into(),
+            fix: format!(
+                "check the server (`pg_isready -h {} -p {}`) and `[store]`; `journalctl -u twofoldd` shows `store_unreachable` or `store_connection_lost`",
+                store.host, store.port
+            ),
+        }],
+        _ => Vec::new(),
+    }
+}
+
 fn admin_enrolled(daemon: &Daemon) -> Vec<Finding> {
     let Some(me) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()) else {
         return Vec::new();

@@ -10,6 +10,7 @@
 pub mod backup;
 pub mod email;
 pub mod enroll;
+pub mod fido2;
 pub mod hotp;
 pub mod temp;
 pub mod totp;
@@ -111,6 +112,9 @@ pub struct Report {
     pub pending: bool,
     /// Unused codes, for a factor of codes.
     pub codes_left: Option<u32>,
+    /// Named credentials (security keys), for a factor a person holds
+    /// several of.
+    pub credentials: Vec<twofold_proto::CredentialInfo>,
 }
 
 /// A second factor.
@@ -195,6 +199,20 @@ pub trait Factor: Send + Sync + std::fmt::Debug {
     /// An answer of login `who` was refused after it asked this factor
     /// for codes: each of them counts a wrong try.
     fn missed(&self, _cx: &Ctx<'_>, _who: &Who<'_>) {}
+
+    /// For a factor the daemon answers itself by talking to a device (a
+    /// security key): the wait to run before the code prompt, when the
+    /// device is there and holds one of `snap`'s credentials. `None`: the
+    /// code prompt follows at once.
+    fn attend<'s>(
+        &'s self,
+        _cx: &Ctx<'_>,
+        _who: &Who<'_>,
+        _snap: &Snapshot,
+        _place: &Place<'_>,
+    ) -> Result<Option<Box<dyn Attend + 's>>, VerifyError> {
+        Ok(None)
+    }
 }
 
 /// What became of a send a person asked for.
@@ -206,6 +224,32 @@ pub struct Sent {
     pub sent: bool,
     /// The audit rows written (for syslog).
     pub records: Vec<twofold_proto::AuditRecord>,
+}
+
+/// Where a login runs, for [`Factor::attend`].
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The PAM service.
+    pub service: &'a str,
+    /// PAM_RHOST, when set.
+    pub rhost: Option<&'a str>,
+}
+
+/// Tells a wait on a device when to give up early.
+pub trait Stop: Sync {
+    /// Whether to stop now (the PAM client went away).
+    fn stop(&self) -> bool;
+}
+
+/// A wait the daemon does itself (a security key's touch).
+pub trait Attend: std::fmt::Debug {
+    /// What the person is shown (as `Wait`) before the wait.
+    fn cue(&self) -> &str;
+
+    /// Waits for the device, within the factor's own deadline, and checks
+    /// what it returned. `None`: nothing came (no touch, cancelled), so
+    /// the code prompt follows and nothing is counted.
+    fn wait(&self, cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError>;
 }
 
 /// Codes just made: shown once, stored hashed.
@@ -228,6 +272,8 @@ pub struct EnrollOptions {
     pub digits: Option<u32>,
     /// Where codes are sent: an address (email) or an E.164 number (sms).
     pub address: Option<String>,
+    /// The credential's name (security keys).
+    pub name: Option<String>,
 }
 
 /// A pending enrollment: what the person is shown to set it up.
@@ -287,7 +333,7 @@ impl Default for Registry {
 
 impl Registry {
     /// The factors built in: TOTP, HOTP, backup codes, break-glass codes,
-    /// then email and SMS codes.
+    /// then email and SMS codes, then FIDO2 security keys (over USB HID).
     pub fn builtin() -> Registry {
         Registry {
             factors: vec![
@@ -297,6 +343,7 @@ impl Registry {
                 Arc::new(temp::TempCode),
                 Arc::new(email::SentCodes::email()),
                 Arc::new(email::SentCodes::sms()),
+                Arc::new(fido2::Fido2::hid()),
             ],
         }
     }

@@ -34,7 +34,7 @@ mod send;
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
 use crate::engine::Engine;
-use crate::factors::{Found, VerifyError, Who};
+use crate::factors::{Found, Place, Stop, VerifyError, Who};
 use crate::server::conn::{Conn, Incoming};
 use crate::store::{
     Claim, Durability, Failure, FailureOutcome, Locked, Snapshot, Success, SuccessOutcome,
@@ -359,8 +359,108 @@ impl Login<'_, '_> {
     /// Prompts up to `max_tries` times; each wrong answer is an audited
     /// failure that may lock the user out.
     fn prompts(&mut self, check: Check) {
+        self.prompts_from(check, 1);
+    }
+
+    /// Runs the wait of the first allowed factor that has one (a device
+    /// the daemon talks to: the cue as `Wait`, then the factor's own
+    /// deadline), before any prompt. `Ok(tries)`: the tries it used (a
+    /// refused answer is a wrong answer, counted); `Err(())`: the login is
+    /// over.
+    fn attend(&mut self, methods: &[Method], snap: &Snapshot) -> Result<u32, ()> {
+        let engine = self.engine;
+        let cx = engine.ctx();
+        let who = Who {
+            user: &self.b.user,
+            source: &self.source,
+            login: &self.sends.id,
+        };
+        let place = Place {
+            service: &self.b.service,
+            rhost: self.b.rhost.as_deref(),
+        };
+        let mut found = None;
+        for f in engine
+            .factors
+            .all()
+            .filter(|f| methods.contains(&f.method()))
+        {
+            match f.attend(&cx, &who, snap, &place) {
+                Ok(Some(w)) => {
+                    found = Some((f.method(), w));
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.verify_error(e);
+                    return Err(());
+                }
+            }
+        }
+        let Some((method, wait)) = found else {
+            return Ok(0);
+        };
+        if !self.tell(Response::Wait {
+            text: wait.cue().to_owned(),
+        }) {
+            self.log("abandoned", &[]);
+            return Err(());
+        }
+        let gone = Gone(self.conn);
+        let got = wait.wait(&cx, &gone);
+        drop(wait);
+        if self.conn.hung_up() {
+            self.log("abandoned", &[("method", method.as_str())]);
+            return Err(());
+        }
+        let max = engine.config.login.max_tries;
+        let why = match got {
+            Ok(None) => {
+                self.log("no_device_answer", &[("method", method.as_str())]);
+                return Ok(0);
+            }
+            Ok(Some(Found::Locked(l))) => {
+                self.refuse_locked(l);
+                return Err(());
+            }
+            Ok(Some(Found::Claim(claim))) => match self.succeed(method, claim) {
+                Some(lost) => lost,
+                None => return Err(()),
+            },
+            Ok(Some(Found::Rejected(why))) => why,
+            Err(e) => {
+                self.verify_error(e);
+                return Err(());
+            }
+        };
+        if self.fail(1, max <= 1, why) {
+            Ok(1)
+        } else {
+            Err(())
+        }
+    }
+
+    /// Ends the login after a check could not be completed.
+    fn verify_error(&mut self, e: VerifyError) {
+        match e {
+            VerifyError::Storage(e) => self.unavailable(&e),
+            VerifyError::Decrypt(e) => {
+                self.log("denied", &[("error", &e.to_string())]);
+                let ev = self
+                    .base
+                    .renamed(event::LOGIN_DENIED)
+                    .with("reason", "credential_cannot_be_decrypted");
+                if self.audit(&[ev]) {
+                    self.denied("the stored credential cannot be decrypted", &[]);
+                }
+            }
+        }
+    }
+
+    /// Prompts from try `first` to `max_tries`.
+    fn prompts_from(&mut self, check: Check, first: u32) {
         let max = self.engine.config.login.max_tries;
-        let mut attempt = 0;
+        let mut attempt = first.saturating_sub(1);
         while attempt < max {
             let prompt = self.prompt_for(&check);
             let Some(answer) = self.ask(&prompt) else {
@@ -723,5 +823,17 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
     if l.remembered(&account.groups) {
         return;
     }
-    l.prompts(Check::Factors(usable, snap));
+    let Ok(used) = l.attend(&usable, &snap) else {
+        return;
+    };
+    l.prompts_from(Check::Factors(usable, snap), used + 1);
+}
+
+/// Whether the PAM client went away, for a wait on a device.
+struct Gone<'c, 'a>(&'c Conn<'a>);
+
+impl Stop for Gone<'_, '_> {
+    fn stop(&self) -> bool {
+        self.0.hung_up()
+    }
 }

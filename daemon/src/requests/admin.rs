@@ -199,7 +199,7 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                 )?;
                 let value = match &claim {
                     crate::store::Claim::Counter { value, .. } => *value,
-                    crate::store::Claim::Code { .. } => 0,
+                    crate::store::Claim::Code { .. } | crate::store::Claim::Unmetered { .. } => 0,
                 };
                 let ev = AuditEvent::new(event::ADMIN, &user, &peer.actor())
                     .method(Method::HOTP.as_str())
@@ -584,29 +584,51 @@ fn grace(
     Ok(Response::Done { message })
 }
 
-/// Walks the whole chain from the retention anchor to the head.
+/// Walks the whole chain from the retention anchor to the head — or, on
+/// a store with several chains (the fleet's: one per host and connection),
+/// each of them; the report sums them, positions and breaks are within
+/// their chain, and a break names its chain.
 pub(crate) fn verify_audit(this: &Engine) -> Result<AuditReport, Failure> {
     let mut check = ChainCheck::new(0, Vec::new());
-    let mut pruned_through = 0;
+    let mut report = AuditReport {
+        rows: 0,
+        first_id: None,
+        last_id: None,
+        pruned_through: 0,
+        broken: None,
+    };
+    let mut chain = String::new();
     this.store.audit_walk(&mut |step| match step {
+        Walk::Chain(name) => {
+            chain = name.to_owned();
+            true
+        }
         Walk::Anchor(id, hash) => {
-            pruned_through = id;
+            report.pruned_through = report.pruned_through.max(id);
             check = ChainCheck::new(id, hash.to_vec());
             true
         }
         Walk::Row(row) => check.push(row),
         Walk::Head(head) => {
             check.finish(head.map(|(id, h)| (id, h.to_vec())));
+            report.rows += check.rows;
+            report.first_id = match (report.first_id, check.first_id) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            report.last_id = report.last_id.max(check.last_id());
+            if report.broken.is_none() {
+                report.broken = check.broken.clone().map(|mut b| {
+                    if !chain.is_empty() {
+                        b.reason = format!("chain {chain}: {}", b.reason);
+                    }
+                    b
+                });
+            }
             true
         }
     })?;
-    Ok(AuditReport {
-        rows: check.rows,
-        first_id: check.first_id,
-        last_id: check.last_id(),
-        pruned_through,
-        broken: check.broken.clone(),
-    })
+    Ok(report)
 }
 
 fn stats_report(this: &Engine) -> Result<StatsReport, Failure> {

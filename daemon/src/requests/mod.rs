@@ -21,6 +21,8 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::RegenerateBackupCodes { user, .. }
         | Request::RemoveTotp { user, .. }
         | Request::RemoveFactor { user, .. }
+        | Request::EnrollStartNamed { user, .. }
+        | Request::RemoveCredential { user, .. }
         | Request::EnrollCancel { user, .. }
         | Request::Devices { user }
         | Request::DevicesForget { user, .. } => user.clone().or_else(|| peer.name.clone()),

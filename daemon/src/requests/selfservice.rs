@@ -32,6 +32,7 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
             algorithm,
             digits,
             address,
+            name: None,
         };
         enroll_start(engine, peer, &t, &method, options, code.as_ref())
     };
@@ -64,12 +65,25 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         Request::RegenerateBackupCodes { user, code } => {
             target(peer, user).and_then(|t| regenerate(engine, peer, &t, code.as_ref()))
         }
-        Request::RemoveTotp { user, code } => {
-            target(peer, user).and_then(|t| remove(engine, peer, &t, &Method::TOTP, code.as_ref()))
-        }
+        Request::RemoveTotp { user, code } => target(peer, user)
+            .and_then(|t| remove(engine, peer, &t, &Method::TOTP, None, code.as_ref())),
         Request::RemoveFactor { user, method, code } => {
-            target(peer, user).and_then(|t| remove(engine, peer, &t, &method, code.as_ref()))
+            target(peer, user).and_then(|t| remove(engine, peer, &t, &method, None, code.as_ref()))
         }
+        Request::EnrollStartNamed { user, method, name } => target(peer, user).and_then(|t| {
+            let options = EnrollOptions {
+                name,
+                ..EnrollOptions::default()
+            };
+            enroll_start(engine, peer, &t, &method, options, None)
+        }),
+        Request::RemoveCredential {
+            user,
+            method,
+            name,
+            code,
+        } => target(peer, user)
+            .and_then(|t| remove(engine, peer, &t, &method, Some(&name), code.as_ref())),
         Request::AdminDisable { user } => disable(engine, peer, &user),
         Request::AdminList => list(engine, peer),
         Request::AdminListPage { after } => list_page(engine, peer, after.as_deref())
@@ -402,11 +416,14 @@ fn has_confirmed(engine: &Engine, user: &str) -> Result<bool, StoreError> {
         .any(|c| c.confirmed_at.is_some()))
 }
 
+/// Removes `t`'s credentials of `method`: all of them, or the one called
+/// `name`.
 fn remove(
     engine: &Engine,
     peer: &Peer,
     t: &Target,
     method: &Method,
+    name: Option<&str>,
     code: Option<&Secret>,
 ) -> Result<Response, Failure> {
     let Some(factor) = engine.factors.get(method) else {
@@ -424,18 +441,28 @@ fn remove(
         ));
     }
     let creds = engine.store.credentials(&t.user)?;
-    let mine = |c: &&crate::store::Credential| c.method == *method;
-    let missing = || {
-        fail(
+    let mine =
+        |c: &&crate::store::Credential| c.method == *method && name.is_none_or(|n| c.label == n);
+    let missing = || match name {
+        Some(n) => fail(
+            ErrorKind::NotFound,
+            format!("{} has no {method} credential named {n:?}", t.user),
+        ),
+        None => fail(
             ErrorKind::NotFound,
             format!("{} has no {method} credential", t.user),
-        )
+        ),
+    };
+    let one = match name {
+        Some(_) => match creds.iter().find(mine) {
+            Some(c) => Some(c.id),
+            None => return Err(missing()),
+        },
+        None => None,
     };
     let mut claim = None;
     let mut by = None;
-    let last = !creds
-        .iter()
-        .any(|c| c.method != *method && c.confirmed_at.is_some());
+    let last = !creds.iter().any(|c| !mine(&c) && c.confirmed_at.is_some());
     if !t.admin_other {
         if !creds.iter().filter(mine).any(|c| c.confirmed_at.is_some()) {
             return Err(missing());
@@ -466,11 +493,19 @@ fn remove(
         }
         (claim, by) = authorize(engine, peer, t, "remove_factor", code)?;
     }
-    let what = Removal::Method {
-        method: method.clone(),
-        codes_too: engine.factors.recovery_methods(),
+    let codes_too = engine.factors.recovery_methods();
+    let what = match one {
+        Some(id) => Removal::Credential { id, codes_too },
+        None => Removal::Method {
+            method: method.clone(),
+            codes_too,
+        },
     };
-    let ev = AuditEvent::new(event::FACTOR_REMOVED, &t.user, &peer.actor()).method(method.as_str());
+    let mut ev =
+        AuditEvent::new(event::FACTOR_REMOVED, &t.user, &peer.actor()).method(method.as_str());
+    if let Some(n) = name {
+        ev = ev.with("name", n);
+    }
     let change = engine
         .store
         .remove(&t.user, what, claim, engine.now(), Vec::new(), vec![ev])?;
@@ -479,8 +514,12 @@ fn remove(
         Some(r) if last => format!(" and the {}s", r.method().as_str().replace('_', " ")),
         _ => String::new(),
     };
+    let what = match name {
+        Some(n) => format!("{method} {n:?}"),
+        None => method.to_string(),
+    };
     Ok(Response::Done {
-        message: format!("{method}{also} of {} removed", t.user),
+        message: format!("{what}{also} of {} removed", t.user),
     })
 }
 
@@ -581,11 +620,13 @@ pub(crate) fn status_of(engine: &Engine, user: &str) -> Result<UserStatus, Store
                 expires_at,
             }),
         },
+        credentials: Vec::new(),
     };
     for f in engine.factors.all() {
         let r = f.report(&cx, user, &creds)?;
         status.factors.extend(r.factors);
         status.pending_enrollment |= r.pending;
+        status.credentials.extend(r.credentials);
         if f.role() == Role::Recovery {
             status.backup_codes_left += r.codes_left.unwrap_or(0);
         }

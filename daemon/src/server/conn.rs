@@ -50,6 +50,37 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Whether the client closed its end (or the connection broke), seen
+    /// without reading anything it sent: a wait on a device stops then.
+    pub fn hung_up(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let fd = self.stream.as_raw_fd();
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no wait.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        if n <= 0 {
+            return false;
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLRDHUP | libc::POLLERR) != 0 {
+            return true;
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: a one-byte buffer we own; MSG_PEEK leaves the data queued.
+        let got = unsafe {
+            libc::recv(
+                fd,
+                b.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        got == 0
+    }
+
     /// Logs a connection-level problem.
     pub fn log_error(&self, error: &str) {
         self.engine.log.event(

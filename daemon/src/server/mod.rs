@@ -17,7 +17,7 @@ use crate::engine::{Shared, Stats};
 use crate::factors::Registry;
 use crate::log::Logger;
 use crate::reload::{ConfigSource, Reload};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{PgStore, SqliteStore, Store, StoreError};
 use limits::{Admission, Lingering, RefusalLog};
 use nix::sys::socket::{self as sock, Shutdown as How};
 use peer::{own_euid, peer_cred, Peer};
@@ -31,7 +31,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-use twofold_config::Config;
+use twofold_config::{Backend, Config};
 
 /// How often `serve` looks at the shutdown flag (and how long a worker
 /// backs off after a failed accept).
@@ -130,20 +130,25 @@ impl Daemon {
             nss_lookups: directory.asked(),
             ..Stats::default()
         });
-        refuse_if_writable_by_others(&config.daemon.database)?;
-        let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
-        warn_if_shared(&log, "database", &config.daemon.database);
+        let store: Box<dyn Store> = match config.store.backend {
+            Backend::Sqlite => {
+                refuse_if_writable_by_others(&config.daemon.database)?;
+                let store = SqliteStore::open(&config.daemon.database, stats.commits.clone())?;
+                warn_if_shared(&log, "database", &config.daemon.database);
+                Box::new(store)
+            }
+            Backend::Postgres => {
+                // One connection per worker at most: a login never waits
+                // for another's connection.
+                let lanes = match config.store.connections {
+                    0 => config.daemon.max_connections,
+                    n => n,
+                };
+                Box::new(PgStore::open(&config.store, lanes, &keys, log.clone())?)
+            }
+        };
         let digest = crate::audit::config_digest(&config.to_toml());
-        let shared = Shared::new(
-            config,
-            clock,
-            keys,
-            Box::new(store),
-            factors,
-            log,
-            stats,
-            directory,
-        );
+        let shared = Shared::new(config, clock, keys, store, factors, log, stats, directory);
         // A relay setting that cannot work (an unreadable CA or password
         // file, a password file others can read) is said at start, not at
         // the first login that asks for a code (which is then told it

@@ -1,6 +1,6 @@
 //! Storage: every persistent fact behind one trait of domain operations.
-//! `sqlite/` is the embedded implementation; nothing outside it names SQL
-//! or a database type.
+//! `sqlite/` is the embedded implementation, `postgres/` the fleet's;
+//! nothing outside them names SQL or a database type.
 //!
 //! **Invariant:** every write a login's answer depends on (a spent claim, a
 //! failure, a lock, their audit rows) is committed before the answer is
@@ -9,9 +9,11 @@
 //! How soon a committed write is on disk is the [`Durability`] the caller
 //! asks for.
 
+pub mod postgres;
 pub mod sqlite;
 
-pub use sqlite::{CommitStats, SqliteStore, SCHEMA_VERSION};
+pub use postgres::{ImportReport, PgStore};
+pub use sqlite::{export_sqlite, CommitStats, SqliteStore, SCHEMA_VERSION};
 
 use crate::audit::{AuditEvent, ChainRow};
 use twofold_config::RateLimitConfig;
@@ -45,6 +47,10 @@ pub enum StoreError {
     /// A query was stopped at its time budget; the message says how to narrow it.
     #[error("{0}")]
     TooLong(String),
+    /// The master key cannot open the database's key check (a fleet host
+    /// with another key file): nothing it stored could be read.
+    #[error("{0}")]
+    KeyMismatch(String),
     /// A row holds a value this build cannot interpret.
     #[error("database: corrupt row: {0}")]
     Corrupt(String),
@@ -174,6 +180,13 @@ pub enum Claim {
         /// Its method.
         method: Method,
     },
+    /// Credential `credential` opened a login without a counter (a
+    /// security key that always signs 0): spendable only while its stored
+    /// counter is 0 too (a key that once counted cannot go back to 0).
+    Unmetered {
+        /// The credential row.
+        credential: i64,
+    },
 }
 
 /// A login's success to record.
@@ -257,6 +270,14 @@ pub enum Removal {
     Method {
         /// The factor removed.
         method: Method,
+        /// Code methods removed with the last credential.
+        codes_too: Vec<Method>,
+    },
+    /// One credential (a security key of several), and the codes of
+    /// `codes_too` when no confirmed credential is left.
+    Credential {
+        /// The credential row.
+        id: i64,
         /// Code methods removed with the last credential.
         codes_too: Vec<Method>,
     },
@@ -600,9 +621,75 @@ pub enum RememberedOutcome {
     Locked(Locked),
 }
 
+/// A single host's whole state, read from its SQLite file to move it
+/// into the fleet's database (`twofoldd --migrate-from-sqlite`).
+#[derive(Debug, Default)]
+pub struct Export {
+    /// Accounts and when each was first stored.
+    pub users: Vec<(String, u64)>,
+    /// Every credential, pending or confirmed (ids kept: they are sealed
+    /// into the secrets).
+    pub credentials: Vec<Credential>,
+    /// Every single-use code, used or not.
+    pub codes: Vec<ExportCode>,
+    /// Failures still stored: (user, source, at).
+    pub failures: Vec<(String, String, u64)>,
+    /// Every lock, cleared or not.
+    pub locks: Vec<ExportLock>,
+    /// Grace deadlines: (user, first seen, deadline).
+    pub grace: Vec<(String, u64, u64)>,
+    /// Remembered devices: (user, device, when forgotten).
+    pub devices: Vec<(String, Device, Option<u64>)>,
+    /// The audit chain's rows, in order, with their hashes.
+    pub audit: Vec<ChainRow>,
+    /// The chain's retention anchor (last id pruned, its hash).
+    pub anchor: (u64, Vec<u8>),
+    /// The chain's head (last id, its hash).
+    pub head: Option<(u64, Vec<u8>)>,
+}
+
+/// A single-use code as stored.
+#[derive(Debug, Clone)]
+pub struct ExportCode {
+    /// The account.
+    pub user: String,
+    /// Its method's name.
+    pub method: String,
+    /// Keyed lookup.
+    pub lookup: Vec<u8>,
+    /// argon2id PHC string.
+    pub hash: String,
+    /// When it was made.
+    pub created_at: u64,
+    /// When it was used.
+    pub used_at: Option<u64>,
+    /// When it stops working.
+    pub expires_at: Option<u64>,
+}
+
+/// A lock as stored.
+#[derive(Debug, Clone)]
+pub struct ExportLock {
+    /// The account.
+    pub user: String,
+    /// The source it locks; `None`: every source.
+    pub source: Option<String>,
+    /// When it was made.
+    pub created_at: u64,
+    /// When it ends.
+    pub until: u64,
+    /// The failures that made it.
+    pub failures: u32,
+    /// When an admin cleared it.
+    pub cleared_at: Option<u64>,
+}
+
 /// One step of an audit walk.
 #[derive(Debug)]
 pub enum Walk<'a> {
+    /// Before each chain's anchor, where the store keeps several chains
+    /// (the fleet store: one per host and connection): its name.
+    Chain(&'a str),
     /// First: the last id retention removed (0: none) and the hash the
     /// next row must chain from.
     Anchor(u64, &'a [u8]),

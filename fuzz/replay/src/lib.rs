@@ -15,9 +15,11 @@
 //! | `config_parse`    | [`config::config_parse`]   |
 //! | `import_google`   | [`import::import_google`]  |
 //! | `import_oath`     | [`import::import_oath`]    |
+//! | `fido2_auth_data` | [`fido2::fido2_auth_data`] |
 
 pub mod alloc;
 pub mod config;
+pub mod fido2;
 pub mod frames;
 pub mod import;
 pub mod request;
@@ -35,4 +37,5 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("config_parse", config::config_parse),
     ("import_google", import::import_google),
     ("import_oath", import::import_oath),
+    ("fido2_auth_data", fido2::fido2_auth_data),
 ];

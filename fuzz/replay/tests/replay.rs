@@ -56,7 +56,8 @@ fn every_target_is_replayed_here() {
             "response_decode",
             "config_parse",
             "import_google",
-            "import_oath"
+            "import_oath",
+            "fido2_auth_data"
         ]
     );
 }
@@ -114,6 +115,11 @@ fn valid_seeds_are_accepted() {
         let parsed = twofold_config::Config::parse(&text, &path.display().to_string());
         assert!(parsed.is_ok(), "{}: {parsed:?}", path.display());
     }
+    use twofold_daemon::factors::fido2::parse;
+    for (data, path) in valid("fido2_auth_data") {
+        let ok = parse::auth_data(&data).is_ok() || parse::cose_key(&data).is_ok();
+        assert!(ok, "{}", path.display());
+    }
 }
 
 #[test]
@@ -124,4 +130,9 @@ fn import_google_corpus_and_artifacts() {
 #[test]
 fn import_oath_corpus_and_artifacts() {
     replay("import_oath");
+}
+
+#[test]
+fn fido2_auth_data_corpus_and_artifacts() {
+    replay("fido2_auth_data");
 }

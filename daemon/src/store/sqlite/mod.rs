@@ -9,6 +9,7 @@
 mod audit;
 mod commit;
 mod devices;
+mod export;
 mod grace;
 mod limits;
 mod schema;
@@ -16,6 +17,7 @@ mod sends;
 mod store;
 
 pub use commit::CommitStats;
+pub use export::export_sqlite;
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 
@@ -422,6 +424,21 @@ pub(crate) fn credentials(conn: &Connection, user: &str) -> Result<Vec<Credentia
 
 /// Moves confirmed credential `id`'s counter to `value` unless that value
 /// or a later one was accepted already; `used_at` records a login.
+/// Marks an unmetered credential used (see `Claim::Unmetered`); `false`
+/// when its counter is not 0.
+pub(crate) fn spend_unmetered(
+    conn: &Connection,
+    id: i64,
+    used_at: Option<u64>,
+) -> Result<bool, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE credentials SET counter = 0, last_used = COALESCE(?2, last_used)
+         WHERE id = ?1 AND confirmed_at IS NOT NULL AND COALESCE(counter, 0) = 0",
+    )?;
+    let changed = stmt.execute(params![id, used_at.map(to_db)])?;
+    Ok(changed == 1)
+}
+
 pub(crate) fn spend_counter(
     conn: &Connection,
     id: i64,

@@ -82,6 +82,9 @@ pub(super) fn spend(
             spend_counter(conn, *credential, *value, login.then_some(now))
         }
         Claim::Code { id, .. } => use_code(conn, *id, now),
+        Claim::Unmetered { credential } => {
+            super::spend_unmetered(conn, *credential, login.then_some(now))
+        }
     }
 }
 
@@ -310,6 +313,11 @@ impl Store for SqliteStore {
                     [user.as_str(), method.as_str()],
                     |r| r.get(0),
                 )?,
+                Removal::Credential { id, .. } => tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM credentials WHERE user = ?1 AND id = ?2)",
+                    rusqlite::params![user.as_str(), id],
+                    |r| r.get(0),
+                )?,
             };
             if !there && always.is_empty() {
                 return Ok(Change::Nothing);
@@ -320,24 +328,33 @@ impl Store for SqliteStore {
                     return Ok(Change::Lost);
                 }
             }
-            match &what {
+            let codes_too: &[Method] = match &what {
                 Removal::All => {
                     tx.execute("DELETE FROM credentials WHERE user = ?1", [&user])?;
                     tx.execute("DELETE FROM codes WHERE user = ?1", [&user])?;
+                    &[]
                 }
                 Removal::Method { method, codes_too } => {
                     tx.execute(
                         "DELETE FROM credentials WHERE user = ?1 AND method = ?2",
                         [user.as_str(), method.as_str()],
                     )?;
-                    if !has_confirmed(tx, &user)? {
-                        for m in codes_too {
-                            tx.execute(
-                                "DELETE FROM codes WHERE user = ?1 AND method = ?2",
-                                [user.as_str(), m.as_str()],
-                            )?;
-                        }
-                    }
+                    codes_too
+                }
+                Removal::Credential { id, codes_too } => {
+                    tx.execute(
+                        "DELETE FROM credentials WHERE user = ?1 AND id = ?2",
+                        rusqlite::params![user.as_str(), id],
+                    )?;
+                    codes_too
+                }
+            };
+            if !codes_too.is_empty() && !has_confirmed(tx, &user)? {
+                for m in codes_too {
+                    tx.execute(
+                        "DELETE FROM codes WHERE user = ?1 AND method = ?2",
+                        [user.as_str(), m.as_str()],
+                    )?;
                 }
             }
             let mut events = always;

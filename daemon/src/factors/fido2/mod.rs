@@ -1,0 +1,615 @@
+//! FIDO2 security keys, touched at the machine that runs the login.
+//!
+//! The daemon talks to the key (`device.rs`: the real keys over HID in
+//! `hid.rs`, the default; a software authenticator in `soft.rs` for
+//! tests), makes the challenge, and verifies every assertion itself from
+//! the raw bytes (`parse.rs`, `verify.rs`). The `.so` only shows the cue
+//! ("Touch your security key", a `Wait`) and waits.
+//!
+//! Never offered when PAM_RHOST is set or to sshd: the key would be on the
+//! client's machine (OpenSSH's own `sk-` keys cover that case). No key
+//! plugged in, or none holding an enrolled credential (a silent check,
+//! without touch): the code prompt follows at once.
+
+pub mod device;
+pub mod hid;
+pub mod parse;
+#[cfg(feature = "soft-fido2")]
+pub mod soft;
+pub mod verify;
+
+use super::{
+    random_row_id, Attend, Confirmation, Ctx, Enroll, EnrollOptions, Factor, Found, Pending, Place,
+    Report, Stop, VerifyError, Who,
+};
+use crate::failure::Failure;
+use crate::store::{Claim, Credential, NewCredential, Snapshot, StoreError};
+use device::{Authenticator, Device, DeviceError, GetAssertion, MakeCredential};
+use parse::CoseKey;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Response, Secret};
+
+/// What the person is shown before the daemon waits for the touch.
+pub const CUE: &str = "Touch your security key";
+
+/// Security keys one account may hold.
+pub const MAX_KEYS: usize = 16;
+
+/// A key's name: 1 to 64 printable characters, no quote or backslash.
+fn valid_name(n: &str) -> Result<(), Failure> {
+    let ok = (1..=64).contains(&n.chars().count())
+        && n.chars().all(|c| !c.is_control() && c != '"' && c != '\\');
+    if ok {
+        Ok(())
+    } else {
+        Err(refused(
+            ErrorKind::BadRequest,
+            "a key's name is 1 to 64 printable characters, without quotes or backslashes",
+        ))
+    }
+}
+
+/// How long the silent check (which key holds a credential) may take.
+const SILENT: Duration = Duration::from_secs(2);
+
+/// A challenge is good for the wait plus this, once.
+const CHALLENGE_SLACK: Duration = Duration::from_secs(5);
+
+/// The FIDO2 factor.
+#[derive(Debug)]
+pub struct Fido2 {
+    dev: Arc<dyn Authenticator>,
+    /// The wait for a touch; `None`: `[fido2] touch_timeout`.
+    deadline: Option<Duration>,
+    /// Whether to require user verification; `None`: `[fido2] verify_services`.
+    require_uv: Option<bool>,
+    /// Outstanding challenges by conversation: each used once, briefly.
+    challenges: Mutex<HashMap<u64, Outstanding>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    challenge: [u8; 32],
+    issued: Instant,
+    /// How long it is good for.
+    ttl: Duration,
+}
+
+/// A stored credential's parameters, read.
+#[derive(Debug, Clone)]
+struct Stored {
+    row: i64,
+    rp_id: String,
+    credential_id: Vec<u8>,
+    key: CoseKey,
+    counter: Option<u64>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// `v1 <rp id> <credential id hex> <COSE key hex>`.
+fn params(rp_id: &str, credential_id: &[u8], key: &CoseKey) -> String {
+    format!("v1 {rp_id} {} {}", hex(credential_id), hex(&key.to_cbor()))
+}
+
+fn stored(c: &Credential) -> Option<Stored> {
+    let mut it = c.params.split(' ');
+    if it.next()? != "v1" {
+        return None;
+    }
+    let rp_id = it.next()?.to_owned();
+    let credential_id = unhex(it.next()?)?;
+    let key = parse::cose_key(&unhex(it.next()?)?).ok()?;
+    Some(Stored {
+        row: c.id,
+        rp_id,
+        credential_id,
+        key,
+        counter: c.counter,
+    })
+}
+
+/// The RP ID of a new credential: `pam://<hostname>`.
+pub fn default_rp_id() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let host = if rc == 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    let host: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    format!(
+        "pam://{}",
+        if host.is_empty() { "localhost" } else { &host }
+    )
+}
+
+/// What the key signs the hash of: the challenge, bound to its
+/// conversation and relying party.
+fn client_data(kind: &str, conversation: u64, challenge: &[u8; 32], rp_id: &str) -> Vec<u8> {
+    format!(
+        "{{\"type\":\"{kind}\",\"challenge\":\"{}\",\"conversation\":\"{conversation:016x}\",\"origin\":\"{rp_id}\"}}",
+        hex(challenge)
+    )
+    .into_bytes()
+}
+
+fn refused(kind: ErrorKind, message: impl Into<String>) -> Failure {
+    Failure {
+        kind,
+        message: message.into(),
+        detail: None,
+    }
+}
+
+fn random<const N: usize>() -> Result<[u8; N], Failure> {
+    let mut b = [0u8; N];
+    crate::crypto::keys::random_bytes(&mut b)?;
+    Ok(b)
+}
+
+impl Fido2 {
+    /// The factor over `dev`, waiting for a touch and asking for user
+    /// verification as `[fido2]` says.
+    pub fn new(dev: Arc<dyn Authenticator>) -> Fido2 {
+        Fido2 {
+            dev,
+            deadline: None,
+            require_uv: None,
+            challenges: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The real keys, over USB HID.
+    pub fn hid() -> Fido2 {
+        Fido2::new(Arc::new(hid::Hid))
+    }
+
+    /// Waits at most `d` for a touch, whatever `[fido2]` says.
+    pub fn deadline(mut self, d: Duration) -> Fido2 {
+        self.deadline = Some(d);
+        self
+    }
+
+    /// Requires user verification (PIN or built-in UV) in every assertion,
+    /// or never, whatever `[fido2]` says.
+    pub fn require_uv(mut self, yes: bool) -> Fido2 {
+        self.require_uv = Some(yes);
+        self
+    }
+
+    fn deadline_in(&self, cx: &Ctx<'_>) -> Duration {
+        self.deadline
+            .unwrap_or_else(|| cx.config.fido2.touch_timeout.duration())
+    }
+
+    fn mine(creds: &[Credential], confirmed: bool) -> Vec<Stored> {
+        creds
+            .iter()
+            .filter(|c| c.method == Method::FIDO2 && c.confirmed_at.is_some() == confirmed)
+            .filter_map(stored)
+            .collect()
+    }
+
+    /// A fresh challenge for conversation `conv`, good for a wait of
+    /// `deadline` (and a few seconds more).
+    fn issue(&self, conv: u64, challenge: [u8; 32], deadline: Duration) {
+        let mut map = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, o| o.issued.elapsed() <= o.ttl);
+        map.insert(
+            conv,
+            Outstanding {
+                challenge,
+                issued: Instant::now(),
+                ttl: deadline + CHALLENGE_SLACK,
+            },
+        );
+    }
+
+    /// Takes conversation `conv`'s challenge: once, and only while fresh.
+    fn take(&self, conv: u64) -> Option<[u8; 32]> {
+        let mut map = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        let o = map.remove(&conv)?;
+        (o.issued.elapsed() <= o.ttl).then_some(o.challenge)
+    }
+
+    /// The plugged-in key holding one of `creds` (a silent check, no
+    /// touch), with the RP ID they share.
+    fn find(&self, creds: &[Stored]) -> Option<(Device, String)> {
+        let devices = self.dev.enumerate().ok()?;
+        let mut rps: Vec<&str> = creds.iter().map(|c| c.rp_id.as_str()).collect();
+        rps.dedup();
+        for d in devices {
+            for rp in &rps {
+                let req = GetAssertion {
+                    rp_id: (*rp).to_owned(),
+                    client_data: b"twofold silent check".to_vec(),
+                    allow: creds
+                        .iter()
+                        .filter(|c| c.rp_id == *rp)
+                        .map(|c| c.credential_id.clone())
+                        .collect(),
+                    uv: false,
+                    up: false,
+                };
+                let until = Instant::now() + SILENT;
+                if self
+                    .dev
+                    .get_assertion(&d, &req, until, &device::Never)
+                    .is_ok()
+                {
+                    return Some((d, (*rp).to_owned()));
+                }
+            }
+        }
+        None
+    }
+
+    /// Asks `dev` for an assertion of one of `creds` over a fresh
+    /// challenge of a new conversation and verifies it.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call per use, each argument named there"
+    )]
+    fn assert(
+        &self,
+        dev: &Device,
+        rp_id: &str,
+        creds: &[Stored],
+        conv: u64,
+        deadline: Duration,
+        uv: bool,
+        stop: &dyn Stop,
+    ) -> Result<Option<(i64, u64)>, &'static str> {
+        let Some(challenge) = self.challenges_peek(conv) else {
+            return Err("challenge expired");
+        };
+        let data = client_data("pam.get", conv, &challenge, rp_id);
+        let req = GetAssertion {
+            rp_id: rp_id.to_owned(),
+            client_data: data.clone(),
+            allow: creds
+                .iter()
+                .filter(|c| c.rp_id == rp_id)
+                .map(|c| c.credential_id.clone())
+                .collect(),
+            uv,
+            up: true,
+        };
+        let until = Instant::now() + deadline;
+        let got = self.dev.get_assertion(dev, &req, until, stop);
+        // Used or not, the challenge is spent now.
+        let fresh = self.take(conv);
+        let a = match got {
+            Ok(a) => a,
+            Err(DeviceError::Timeout | DeviceError::Cancelled | DeviceError::NoCredential) => {
+                return Ok(None)
+            }
+            Err(_) => return Ok(None),
+        };
+        if fresh != Some(challenge) {
+            return Err("challenge expired or used");
+        }
+        let Some(cred) = creds.iter().find(|c| c.credential_id == a.credential_id) else {
+            return Err("unknown credential");
+        };
+        let cdh = verify::sha256(&data);
+        let e = verify::Expect {
+            rp_id: &cred.rp_id,
+            key: &cred.key,
+            counter: cred.counter,
+            uv,
+            client_data_hash: &cdh,
+        };
+        match verify::assertion(&e, &a.auth_data, &a.signature) {
+            Ok(n) => Ok(Some((cred.row, n))),
+            Err(r) => Err(r.reason()),
+        }
+    }
+
+    fn challenges_peek(&self, conv: u64) -> Option<[u8; 32]> {
+        let map = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&conv).map(|o| o.challenge)
+    }
+
+    fn new_conversation(&self, deadline: Duration) -> Result<u64, Failure> {
+        let conv = u64::from_be_bytes(random()?);
+        self.issue(conv, random()?, deadline);
+        Ok(conv)
+    }
+}
+
+/// A login's wait for a touch of the key found.
+struct Touch<'f> {
+    factor: &'f Fido2,
+    dev: Device,
+    rp_id: String,
+    creds: Vec<Stored>,
+    conv: u64,
+    deadline: Duration,
+    uv: bool,
+}
+
+impl std::fmt::Debug for Touch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Touch")
+    }
+}
+
+impl Attend for Touch<'_> {
+    fn cue(&self) -> &str {
+        CUE
+    }
+
+    fn wait(&self, _cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError> {
+        let f = self.factor;
+        Ok(
+            match f.assert(
+                &self.dev,
+                &self.rp_id,
+                &self.creds,
+                self.conv,
+                self.deadline,
+                self.uv,
+                stop,
+            ) {
+                Ok(Some((row, 0))) => Some(Found::Claim(Claim::Unmetered { credential: row })),
+                Ok(Some((row, n))) => Some(Found::Claim(Claim::Counter {
+                    credential: row,
+                    value: n,
+                })),
+                Ok(None) => None,
+                Err(why) => Some(Found::Rejected(why)),
+            },
+        )
+    }
+}
+
+impl Factor for Fido2 {
+    fn method(&self) -> Method {
+        Method::FIDO2
+    }
+
+    fn usable(&self, snap: &Snapshot) -> bool {
+        !Fido2::mine(&snap.credentials, true).is_empty()
+    }
+
+    fn check(
+        &self,
+        _cx: &Ctx<'_>,
+        _who: &Who<'_>,
+        _snap: &Snapshot,
+        _typed: &str,
+    ) -> Result<Option<Found>, VerifyError> {
+        // A key is touched, never typed.
+        Ok(None)
+    }
+
+    fn report(
+        &self,
+        _cx: &Ctx<'_>,
+        _user: &str,
+        creds: &[Credential],
+    ) -> Result<Report, StoreError> {
+        let mut r = Report::default();
+        for c in creds.iter().filter(|c| c.method == Method::FIDO2) {
+            match c.confirmed_at {
+                Some(at) => {
+                    r.factors.push(FactorStatus {
+                        method: Method::FIDO2,
+                        enrolled_at: at,
+                        last_used: c.last_used,
+                        destination: None,
+                    });
+                    r.credentials.push(CredentialInfo {
+                        method: Method::FIDO2,
+                        name: c.label.clone(),
+                        detail: stored(c).map(|s| s.rp_id).unwrap_or_default(),
+                        created_at: at,
+                        last_used: c.last_used,
+                    });
+                }
+                None => r.pending = true,
+            }
+        }
+        Ok(r)
+    }
+
+    fn enrollment(&self) -> Option<&dyn Enroll> {
+        Some(self)
+    }
+
+    fn attend<'s>(
+        &'s self,
+        cx: &Ctx<'_>,
+        _who: &Who<'_>,
+        snap: &Snapshot,
+        place: &Place<'_>,
+    ) -> Result<Option<Box<dyn Attend + 's>>, VerifyError> {
+        // The key is where the login runs: never over the network.
+        if place.rhost.is_some_and(|r| !r.is_empty()) || place.service.starts_with("sshd") {
+            return Ok(None);
+        }
+        let creds = Fido2::mine(&snap.credentials, true);
+        if creds.is_empty() {
+            return Ok(None);
+        }
+        let Some((dev, rp_id)) = self.find(&creds) else {
+            return Ok(None);
+        };
+        let deadline = self.deadline_in(cx);
+        let uv = self
+            .require_uv
+            .unwrap_or_else(|| cx.config.fido2.verify(place.service));
+        let Ok(conv) = self.new_conversation(deadline) else {
+            return Ok(None);
+        };
+        Ok(Some(Box::new(Touch {
+            factor: self,
+            dev,
+            rp_id,
+            creds,
+            conv,
+            deadline,
+            uv,
+        })))
+    }
+}
+
+impl Enroll for Fido2 {
+    fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
+        let creds = cx.store.credentials(user)?;
+        let taken = |n: &str| {
+            creds
+                .iter()
+                .any(|c| c.method == Method::FIDO2 && c.confirmed_at.is_some() && c.label == n)
+        };
+        let name = match &options.name {
+            Some(n) => {
+                valid_name(n)?;
+                if taken(n) {
+                    return Err(refused(
+                        ErrorKind::Conflict,
+                        format!("{user} already has a security key named {n:?}"),
+                    ));
+                }
+                n.clone()
+            }
+            None => (1..)
+                .map(|i| format!("key-{i}"))
+                .find(|n| !taken(n))
+                .unwrap_or_default(),
+        };
+        if Fido2::mine(&creds, true).len() >= MAX_KEYS {
+            return Err(refused(
+                ErrorKind::Conflict,
+                format!("{user} already has {MAX_KEYS} security keys"),
+            ));
+        }
+        let devices = self
+            .dev
+            .enumerate()
+            .map_err(|e| refused(ErrorKind::NotFound, e.to_string()))?;
+        let Some(dev) = devices.into_iter().next() else {
+            return Err(refused(
+                ErrorKind::NotFound,
+                "no security key found: plug one in and try again",
+            ));
+        };
+        let exclude: Vec<Vec<u8>> = Fido2::mine(&creds, true)
+            .into_iter()
+            .map(|c| c.credential_id)
+            .collect();
+        let rp_id = default_rp_id();
+        let challenge: [u8; 32] = random()?;
+        let req = MakeCredential {
+            rp_id: rp_id.clone(),
+            client_data: client_data("pam.create", 0, &challenge, &rp_id),
+            user_id: random::<16>()?.to_vec(),
+            user_name: user.to_owned(),
+            exclude,
+        };
+        let until = Instant::now() + self.deadline_in(cx);
+        let att = self
+            .dev
+            .make_credential(&dev, &req, until, &device::Never)
+            .map_err(|e| refused(ErrorKind::Conflict, e.to_string()))?;
+        let ad = parse::auth_data(&att.auth_data)
+            .map_err(|e| refused(ErrorKind::BadRequest, e.to_string()))?;
+        let bad = |m: &str| refused(ErrorKind::BadRequest, format!("security key: {m}"));
+        if ad.rp_id_hash != verify::sha256(rp_id.as_bytes()) {
+            return Err(bad("registered for another RP ID"));
+        }
+        if !ad.user_present() {
+            return Err(bad("not touched"));
+        }
+        let Some(att) = ad.attested else {
+            return Err(bad("no credential returned"));
+        };
+        // One key is enrolled at a time: an older pending one is dropped.
+        for c in creds
+            .iter()
+            .filter(|c| c.method == Method::FIDO2 && c.confirmed_at.is_none())
+        {
+            cx.store.delete_pending(c.id)?;
+        }
+        let new = NewCredential {
+            id: random_row_id()?,
+            method: Method::FIDO2,
+            label: name.clone(),
+            sealed: Vec::new(),
+            nonce: Vec::new(),
+            params: params(&rp_id, &att.credential_id, &att.key),
+            single: false,
+        };
+        cx.store.start_pending(user, new, cx.now())?;
+        Ok(Pending {
+            response: Response::Done {
+                message: format!(
+                    "security key {name:?} registered for {user} ({rp_id}); touch it again to confirm"
+                ),
+            },
+            qr: None,
+            lines: Vec::new(),
+        })
+    }
+
+    fn confirm(&self, cx: &Ctx<'_>, user: &str, _answer: &Secret) -> Result<Confirmation, Failure> {
+        let creds = cx.store.credentials(user)?;
+        let Some(pending) = Fido2::mine(&creds, false).into_iter().last() else {
+            return Err(refused(ErrorKind::NotFound, "no pending security key"));
+        };
+        let pending = Stored {
+            counter: None,
+            ..pending
+        };
+        let Some((dev, rp_id)) = self.find(std::slice::from_ref(&pending)) else {
+            return Err(refused(
+                ErrorKind::NotFound,
+                "the security key being enrolled is not plugged in",
+            ));
+        };
+        let deadline = self.deadline_in(cx);
+        let conv = self.new_conversation(deadline)?;
+        let one = std::slice::from_ref(&pending);
+        match self.assert(&dev, &rp_id, one, conv, deadline, false, &device::Never) {
+            Ok(Some((id, n))) => Ok(Confirmation {
+                id,
+                counter: Some(n),
+            }),
+            Ok(None) => Err(refused(
+                ErrorKind::InvalidCode,
+                "the security key was not touched",
+            )),
+            Err(why) => Err(refused(
+                ErrorKind::InvalidCode,
+                format!("security key refused: {why}"),
+            )),
+        }
+    }
+}

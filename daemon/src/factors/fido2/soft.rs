@@ -1,0 +1,369 @@
+//! A software authenticator for tests (cargo feature `soft-fido2`, which
+//! release builds do not enable): real CTAP2 authenticatorData, real
+//! ES256 and Ed25519 signatures, a signature counter — and knobs that make
+//! it misbehave the ways a login must refuse ([`Fault`]).
+
+use super::device::{
+    Assertion, Attestation, Authenticator, Device, DeviceError, GetAssertion, Info, MakeCredential,
+    Stop,
+};
+use super::parse::{CoseKey, AT, UP, UV};
+use super::verify::sha256;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// The algorithm a software key makes credentials with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    /// ECDSA P-256.
+    Es256,
+    /// Ed25519.
+    Ed25519,
+}
+
+/// How a software key misbehaves at its next assertions.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Fault {
+    /// It behaves.
+    #[default]
+    None,
+    /// Signs for another RP ID.
+    WrongRpId,
+    /// Flips these bits of the flags after signing.
+    FlipFlags(u8),
+    /// Changes a byte of the counter after signing.
+    TamperAuthData,
+    /// Signs with a key that is not the credential's.
+    OtherKey,
+    /// Does not advance its counter.
+    CounterStuck,
+    /// Never sets the UP flag.
+    NoPresence,
+    /// Never sets the UV flag.
+    NoVerification,
+    /// Returns its previous assertion again.
+    Replay,
+    /// Signs the client data of its previous request (another login's).
+    ForeignChallenge,
+    /// Answers with a credential id nobody enrolled.
+    UnknownCredential,
+    /// Is never touched: waits until the deadline or a cancel.
+    NeverTouched,
+}
+
+#[derive(Debug)]
+struct Cred {
+    id: Vec<u8>,
+    rp_id: String,
+    secret: [u8; 32],
+}
+
+#[derive(Debug, Default)]
+struct State {
+    creds: Vec<Cred>,
+    counter: u32,
+    fault: Fault,
+    last: Option<Assertion>,
+    last_client_data: Option<Vec<u8>>,
+    touches: u32,
+    cancels: u32,
+    stopped_by_client: u32,
+}
+
+/// One software security key.
+#[derive(Debug)]
+pub struct SoftKey {
+    name: String,
+    alg: Alg,
+    uv: bool,
+    state: Mutex<State>,
+}
+
+impl SoftKey {
+    /// A key called `name`, making `alg` credentials; `uv`: it can verify
+    /// the user (a built-in PIN or fingerprint).
+    pub fn new(name: &str, alg: Alg, uv: bool) -> Arc<SoftKey> {
+        Arc::new(SoftKey {
+            name: name.to_owned(),
+            alg,
+            uv,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes it misbehave from now on.
+    pub fn set_fault(&self, f: Fault) {
+        self.state().fault = f;
+    }
+
+    /// Touches it took (signatures made with presence).
+    pub fn touches(&self) -> u32 {
+        self.state().touches
+    }
+
+    /// Operations that ended at the deadline (cancelled by the daemon).
+    pub fn cancels(&self) -> u32 {
+        self.state().cancels
+    }
+
+    /// Operations stopped because the PAM client went away.
+    pub fn stopped_by_client(&self) -> u32 {
+        self.state().stopped_by_client
+    }
+
+    /// Sets its signature counter (a clone would be behind).
+    pub fn set_counter(&self, n: u32) {
+        self.state().counter = n;
+    }
+
+    fn sign(&self, secret: &[u8; 32], msg: &[u8]) -> Vec<u8> {
+        match self.alg {
+            Alg::Es256 => {
+                use p256::ecdsa::signature::Signer;
+                let Ok(sk) = p256::ecdsa::SigningKey::from_slice(secret) else {
+                    return Vec::new();
+                };
+                let sig: p256::ecdsa::Signature = sk.sign(msg);
+                sig.to_der().as_bytes().to_vec()
+            }
+            Alg::Ed25519 => {
+                use ed25519_dalek::Signer;
+                ed25519_dalek::SigningKey::from_bytes(secret)
+                    .sign(msg)
+                    .to_bytes()
+                    .to_vec()
+            }
+        }
+    }
+
+    fn public(&self, secret: &[u8; 32]) -> Option<CoseKey> {
+        match self.alg {
+            Alg::Es256 => {
+                let sk = p256::ecdsa::SigningKey::from_slice(secret).ok()?;
+                let point = sk.verifying_key().to_sec1_point(false);
+                let b = point.as_bytes();
+                Some(CoseKey::Es256 {
+                    x: b.get(1..33)?.try_into().ok()?,
+                    y: b.get(33..65)?.try_into().ok()?,
+                })
+            }
+            Alg::Ed25519 => Some(CoseKey::Ed25519 {
+                x: ed25519_dalek::SigningKey::from_bytes(secret)
+                    .verifying_key()
+                    .to_bytes(),
+            }),
+        }
+    }
+}
+
+fn random<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // A test key: a failing getrandom gives a fixed key, never a panic.
+    let _ = crate::crypto::keys::random_bytes(&mut b);
+    b
+}
+
+/// A set of software keys, some plugged in.
+#[derive(Debug, Default)]
+pub struct SoftAuthenticator {
+    plugged: Mutex<Vec<Arc<SoftKey>>>,
+}
+
+impl SoftAuthenticator {
+    /// No key plugged in.
+    pub fn new() -> Arc<SoftAuthenticator> {
+        Arc::new(SoftAuthenticator::default())
+    }
+
+    /// Plugs `key` in.
+    pub fn plug(&self, key: &Arc<SoftKey>) {
+        self.keys().push(Arc::clone(key));
+    }
+
+    /// Unplugs the key called `name`.
+    pub fn unplug(&self, name: &str) {
+        self.keys().retain(|k| k.name != name);
+    }
+
+    fn keys(&self) -> MutexGuard<'_, Vec<Arc<SoftKey>>> {
+        self.plugged.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn key(&self, dev: &Device) -> Result<Arc<SoftKey>, DeviceError> {
+        self.keys()
+            .iter()
+            .find(|k| k.name == dev.path)
+            .cloned()
+            .ok_or_else(|| DeviceError::Failed("unplugged".into()))
+    }
+}
+
+/// Waits like a key nobody touches.
+fn untouched(key: &SoftKey, deadline: Instant, stop: &dyn Stop) -> DeviceError {
+    loop {
+        if Instant::now() >= deadline {
+            key.state().cancels += 1;
+            return DeviceError::Timeout;
+        }
+        if stop.stop() {
+            key.state().stopped_by_client += 1;
+            return DeviceError::Cancelled;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Authenticator for SoftAuthenticator {
+    fn enumerate(&self) -> Result<Vec<Device>, DeviceError> {
+        Ok(self
+            .keys()
+            .iter()
+            .map(|k| Device {
+                path: k.name.clone(),
+                product: format!("twofold software key {}", k.name),
+            })
+            .collect())
+    }
+
+    fn info(&self, dev: &Device) -> Result<Info, DeviceError> {
+        self.key(dev)?;
+        Ok(Info {
+            versions: vec!["FIDO_2_0".into()],
+            pin_set: false,
+        })
+    }
+
+    fn make_credential(
+        &self,
+        dev: &Device,
+        req: &MakeCredential,
+        deadline: Instant,
+        stop: &dyn Stop,
+    ) -> Result<Attestation, DeviceError> {
+        let key = self.key(dev)?;
+        if key.state().fault == Fault::NeverTouched {
+            return Err(untouched(&key, deadline, stop));
+        }
+        let mut st = key.state();
+        if st.creds.iter().any(|c| req.exclude.contains(&c.id)) {
+            return Err(DeviceError::Failed("CTAP2_ERR_CREDENTIAL_EXCLUDED".into()));
+        }
+        let (secret, public) = loop {
+            let s: [u8; 32] = random();
+            if let Some(p) = key.public(&s) {
+                break (s, p);
+            }
+        };
+        let id = random::<16>().to_vec();
+        st.counter += 1;
+        st.touches += 1;
+        let mut ad = sha256(req.rp_id.as_bytes()).to_vec();
+        ad.push(UP | AT);
+        ad.extend_from_slice(&st.counter.to_be_bytes());
+        ad.extend_from_slice(&[0x7f; 16]);
+        ad.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        ad.extend_from_slice(&id);
+        ad.extend_from_slice(&public.to_cbor());
+        st.creds.push(Cred {
+            id,
+            rp_id: req.rp_id.clone(),
+            secret,
+        });
+        Ok(Attestation { auth_data: ad })
+    }
+
+    fn get_assertion(
+        &self,
+        dev: &Device,
+        req: &GetAssertion,
+        deadline: Instant,
+        stop: &dyn Stop,
+    ) -> Result<Assertion, DeviceError> {
+        let key = self.key(dev)?;
+        let mut st = key.state();
+        let Some(ci) = st
+            .creds
+            .iter()
+            .position(|c| c.rp_id == req.rp_id && req.allow.contains(&c.id))
+        else {
+            return Err(DeviceError::NoCredential);
+        };
+        if !req.up {
+            // The silent check: which key holds a credential; no signature needed.
+            return Ok(Assertion {
+                credential_id: st.creds[ci].id.clone(),
+                auth_data: Vec::new(),
+                signature: Vec::new(),
+            });
+        }
+        let fault = st.fault.clone();
+        if fault == Fault::NeverTouched {
+            drop(st);
+            return Err(untouched(&key, deadline, stop));
+        }
+        let previous = st.last_client_data.replace(req.client_data.clone());
+        if fault == Fault::Replay {
+            if let Some(last) = st.last.clone() {
+                return Ok(last);
+            }
+        }
+        if fault != Fault::CounterStuck {
+            st.counter += 1;
+        }
+        st.touches += 1;
+        let rp = if fault == Fault::WrongRpId {
+            "pam://elsewhere"
+        } else {
+            req.rp_id.as_str()
+        };
+        let mut flags = 0;
+        if fault != Fault::NoPresence {
+            flags |= UP;
+        }
+        if req.uv && key.uv && fault != Fault::NoVerification {
+            flags |= UV;
+        }
+        let mut ad = sha256(rp.as_bytes()).to_vec();
+        ad.push(flags);
+        ad.extend_from_slice(&st.counter.to_be_bytes());
+        let client_data = match (&fault, previous) {
+            (Fault::ForeignChallenge, Some(p)) => p,
+            _ => req.client_data.clone(),
+        };
+        let mut msg = ad.clone();
+        msg.extend_from_slice(&sha256(&client_data));
+        let secret = if fault == Fault::OtherKey {
+            random()
+        } else {
+            st.creds[ci].secret
+        };
+        let signature = key.sign(&secret, &msg);
+        match fault {
+            Fault::FlipFlags(bits) => ad[32] ^= bits,
+            Fault::TamperAuthData => ad[36] ^= 0x10,
+            _ => {}
+        }
+        let credential_id = if fault == Fault::UnknownCredential {
+            random::<16>().to_vec()
+        } else {
+            st.creds[ci].id.clone()
+        };
+        let a = Assertion {
+            credential_id,
+            auth_data: ad,
+            signature,
+        };
+        st.last = Some(a.clone());
+        Ok(a)
+    }
+
+    fn cancel(&self, dev: &Device) {
+        if let Ok(k) = self.key(dev) {
+            k.state().cancels += 1;
+        }
+    }
+}

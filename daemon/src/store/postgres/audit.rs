@@ -1,0 +1,254 @@
+//! The audit trail on PostgreSQL: one hash chain per (host, lane), rows
+//! with a fleet-wide id (listing, `--follow`) and a position in their
+//! chain (`seq`, what the hash covers).
+
+use super::{from_db, to_db, Ctx, Tx};
+use crate::audit::{row_hash, AuditEvent, ChainRow};
+use crate::store::{AuditFilter, StoreError, Walk};
+use postgres::types::ToSql;
+use postgres::{Client, Row};
+use sha2::{Digest, Sha256};
+use twofold_proto::AuditRecord;
+
+/// The hash a chain starts from: its host and lane, so a chain's rows
+/// cannot be passed off as another host's.
+pub(crate) fn genesis(host: &str, lane: i32) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"twofold/audit/chain/v1");
+    h.update((host.len() as u64).to_be_bytes());
+    h.update(host.as_bytes());
+    h.update(lane.to_be_bytes());
+    h.finalize().into()
+}
+
+/// Makes sure the head of this lane's chain exists (on each new connection),
+/// so appending only ever locks and updates it.
+pub(crate) fn open_chain(c: &mut Client, host: &str, lane: i32) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (host, lane) DO NOTHING",
+        &[&host, &lane, &&genesis(host, lane)[..]],
+    )?;
+    Ok(())
+}
+
+/// Appends `events` at time `at` to the chain of `ctx`'s lane, inside `tx`.
+/// The returned records carry their fleet-wide ids.
+pub(crate) fn append(
+    tx: &mut Tx<'_>,
+    ctx: &Ctx<'_>,
+    at: u64,
+    events: &[AuditEvent],
+) -> Result<Vec<AuditRecord>, StoreError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The row lock holds only this lane's chain: one connection's own.
+    let head = tx.query_opt(
+        "SELECT last_seq, hash FROM audit_head WHERE host = $1 AND lane = $2 FOR UPDATE",
+        &[&ctx.host, &ctx.lane],
+    )?;
+    let (mut last, mut prev) = match head {
+        Some(r) => (from_db(r.get(0)), r.get::<_, Vec<u8>>(1)),
+        None => (0, genesis(ctx.host, ctx.lane).to_vec()),
+    };
+    let insert = "INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
+                                     method, actor, detail, prev_hash, hash)
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  RETURNING id";
+    let mut out = Vec::with_capacity(events.len());
+    for ev in events {
+        let mut rec = ev.record(last + 1, at);
+        let hash = row_hash(&prev, &rec);
+        let id: i64 = tx
+            .query_one(
+                insert,
+                &[
+                    &ctx.host,
+                    &ctx.lane,
+                    &to_db(rec.id),
+                    &to_db(rec.at),
+                    &rec.event,
+                    &rec.user,
+                    &rec.service,
+                    &rec.rhost,
+                    &rec.tty,
+                    &rec.method,
+                    &rec.actor,
+                    &rec.detail,
+                    &prev,
+                    &&hash[..],
+                ],
+            )?
+            .get(0);
+        last = rec.id;
+        prev = hash.to_vec();
+        rec.id = from_db(id);
+        out.push(rec);
+    }
+    tx.execute(
+        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash",
+        &[&ctx.host, &ctx.lane, &to_db(last), &prev],
+    )?;
+    Ok(out)
+}
+
+fn record(r: &Row) -> AuditRecord {
+    AuditRecord {
+        id: from_db(r.get(0)),
+        at: from_db(r.get(1)),
+        event: r.get(2),
+        user: r.get(3),
+        service: r.get(4),
+        rhost: r.get(5),
+        tty: r.get(6),
+        method: r.get(7),
+        actor: r.get(8),
+        detail: r.get(9),
+    }
+}
+
+enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+/// Up to `limit` rows matching `f`, by fleet-wide id; the statement names
+/// only the filters given.
+pub(crate) fn rows(
+    tx: &mut Tx<'_>,
+    f: &AuditFilter,
+    limit: u32,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut sql = String::from(
+        "SELECT id, at, event, username, service, rhost, tty, method, actor, detail FROM audit
+         WHERE id > $1",
+    );
+    let mut args = vec![Arg::Int(to_db(f.after_id))];
+    let mut and = |clause: &str, v: Arg| {
+        args.push(v);
+        sql.push_str(&format!(" AND {clause} ${}", args.len()));
+    };
+    if let Some(u) = &f.user {
+        and("username =", Arg::Text(u.clone()));
+    }
+    if let Some(e) = &f.event {
+        and("event =", Arg::Text(e.clone()));
+    }
+    if let Some(s) = &f.service {
+        and("service =", Arg::Text(s.clone()));
+    }
+    if let Some(t) = f.since {
+        and("at >=", Arg::Int(to_db(t)));
+    }
+    if let Some(t) = f.until {
+        and("at <=", Arg::Int(to_db(t)));
+    }
+    args.push(Arg::Int(i64::from(limit)));
+    sql.push_str(&format!(" ORDER BY id LIMIT ${}", args.len()));
+    let params: Vec<&(dyn ToSql + Sync)> = args
+        .iter()
+        .map(|a| match a {
+            Arg::Int(i) => i as &(dyn ToSql + Sync),
+            Arg::Text(t) => t as &(dyn ToSql + Sync),
+        })
+        .collect();
+    Ok(tx.query(&sql, &params)?.iter().map(record).collect())
+}
+
+/// Walks every chain in one snapshot: for each (host, lane), its name,
+/// its anchor, its rows in order (with their position as id, which the
+/// hash covers), and its head. Stops when `f` returns `false`.
+pub(crate) fn walk(tx: &mut Tx<'_>, f: &mut dyn FnMut(Walk<'_>) -> bool) -> Result<(), StoreError> {
+    let chains = tx.query(
+        "SELECT h.host, h.lane, h.last_seq, h.hash, a.last_seq, a.hash
+         FROM audit_head h LEFT JOIN audit_anchor a ON a.host = h.host AND a.lane = h.lane
+         ORDER BY h.host, h.lane",
+        &[],
+    )?;
+    for c in chains {
+        let (host, lane): (String, i32) = (c.get(0), c.get(1));
+        let name = format!("{host}#{lane}");
+        if !f(Walk::Chain(&name)) {
+            return Ok(());
+        }
+        let anchor_seq = c.get::<_, Option<i64>>(4).map(from_db).unwrap_or(0);
+        let anchor_hash = c
+            .get::<_, Option<Vec<u8>>>(5)
+            .unwrap_or_else(|| genesis(&host, lane).to_vec());
+        if !f(Walk::Anchor(anchor_seq, &anchor_hash)) {
+            return Ok(());
+        }
+        let rows = tx.query(
+            "SELECT seq, at, event, username, service, rhost, tty, method, actor, detail,
+                    prev_hash, hash FROM audit WHERE host = $1 AND lane = $2 ORDER BY seq",
+            &[&host, &lane],
+        )?;
+        let mut go_on = true;
+        for r in &rows {
+            let row = ChainRow {
+                record: record(r),
+                prev_hash: r.get(10),
+                hash: r.get(11),
+            };
+            if !f(Walk::Row(&row)) {
+                go_on = false;
+                break;
+            }
+        }
+        let last = from_db(c.get(2));
+        let hash: Vec<u8> = c.get(3);
+        f(Walk::Head((last > 0).then_some((last, hash.as_slice()))));
+        if !go_on {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Rows per event since `since`.
+pub(crate) fn counts(c: &mut Tx<'_>, since: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    Ok(c.query(
+        "SELECT event, COUNT(*) FROM audit WHERE at >= $1 GROUP BY event",
+        &[&to_db(since)],
+    )?
+    .iter()
+    .map(|r| (r.get(0), from_db(r.get(1))))
+    .collect())
+}
+
+/// Removes each chain's oldest rows written before `cutoff` (a prefix of
+/// each chain), moving its anchor to the last one removed; returns how
+/// many rows went and from how many chains.
+pub(crate) fn prune(tx: &mut Tx<'_>, cutoff: u64, now: u64) -> Result<(u64, u64), StoreError> {
+    let chains = tx.query("SELECT host, lane FROM audit_head ORDER BY host, lane", &[])?;
+    let (mut rows, mut pruned) = (0, 0);
+    for c in chains {
+        let (host, lane): (String, i32) = (c.get(0), c.get(1));
+        let last = tx.query_opt(
+            "SELECT seq, hash FROM audit
+             WHERE host = $1 AND lane = $2
+               AND seq < COALESCE((SELECT MIN(seq) FROM audit
+                                   WHERE host = $1 AND lane = $2 AND at >= $3),
+                                  9223372036854775807)
+             ORDER BY seq DESC LIMIT 1",
+            &[&host, &lane, &to_db(cutoff)],
+        )?;
+        let Some(last) = last else { continue };
+        let (seq, hash): (i64, Vec<u8>) = (last.get(0), last.get(1));
+        tx.execute(
+            "INSERT INTO audit_anchor (host, lane, last_seq, hash, pruned_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq,
+                 hash = EXCLUDED.hash, pruned_at = EXCLUDED.pruned_at",
+            &[&host, &lane, &seq, &hash, &to_db(now)],
+        )?;
+        rows += tx.execute(
+            "DELETE FROM audit WHERE host = $1 AND lane = $2 AND seq <= $3",
+            &[&host, &lane, &seq],
+        )?;
+        pruned += 1;
+    }
+    Ok((rows, pruned))
+}

@@ -1,0 +1,410 @@
+//! The fleet store: the [`Store`](crate::store::Store) operations on a
+//! PostgreSQL database shared by many hosts, behind [`PgStore`].
+//!
+//! The guarantees are the SQLite store's, made across hosts:
+//! - a counter (time step, HOTP value) is accepted once and a code spent
+//!   once by single conditional `UPDATE`s whose changed-row count decides:
+//!   at READ COMMITTED, a second `UPDATE` of the row waits for the first
+//!   transaction and re-checks its `WHERE` on the committed row, so a race
+//!   across hosts has exactly one winner;
+//! - every write that concerns an account takes that account's transaction
+//!   advisory lock first (`pg_advisory_xact_lock`), so failures are counted
+//!   and locks made atomically, and a login sees every lock committed
+//!   before it — from any host;
+//! - a change is never stored without its audit rows (one transaction);
+//! - an answer is given only after the commit: durable (the default
+//!   `synchronous_commit`) for everything but a wrong code's rows, which
+//!   use `SET LOCAL synchronous_commit = off` — committed and visible to
+//!   every host at once, on disk within three `wal_writer_delay`s (600 ms
+//!   by default), the counterpart of SQLite's deferred group.
+//!
+//! The audit trail keeps one hash chain per (host, lane): each connection
+//! slot of a host ([`pool`]) appends to its own chain, so no two logins
+//! anywhere wait on one chain head. Every row names its host; a chain
+//! starts from a hash of its host and lane, so a row moved to another
+//! host's chain breaks both.
+
+mod audit;
+mod devices;
+mod import;
+mod pool;
+mod schema;
+mod sends;
+mod store;
+
+pub use import::{ImportReport, IMPORTED_LANE};
+pub use schema::PG_SCHEMA_VERSION;
+
+use crate::crypto::keys::Keys;
+use crate::log::Logger;
+use crate::store::StoreError;
+use pool::{Conn, Lease, Pool};
+use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::{Client, IsolationLevel, Row, Transaction};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+use twofold_config::StoreConfig;
+use twofold_proto::Method;
+use zeroize::Zeroizing;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> StoreError {
+        if let Some(db) = e.as_db_error() {
+            if *db.code() == SqlState::QUERY_CANCELED {
+                return StoreError::Database(format!(
+                    "postgres: statement timed out ({})",
+                    db.message()
+                ));
+            }
+            return StoreError::Database(format!("postgres: {}", db.message()));
+        }
+        if e.is_closed() {
+            return StoreError::Database("postgres: connection lost".into());
+        }
+        StoreError::Database(format!("postgres: {e}"))
+    }
+}
+
+/// The fleet store: a pool of connections to one PostgreSQL database.
+pub struct PgStore {
+    pool: Pool,
+    /// This host's name in the audit trail.
+    host: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("host", &self.host).finish()
+    }
+}
+
+/// The key-check value's pseudo-row: no account name contains NUL, so no
+/// credential is ever sealed with this associated data.
+const KEY_CHECK_USER: &str = "\0twofold-fleet-key-check";
+const KEY_CHECK_PLAIN: &[u8] = b"twofold fleet master key check v1";
+
+fn to_db(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn from_db(t: i64) -> u64 {
+    u64::try_from(t).unwrap_or(0)
+}
+
+/// A stored method name; one that is not a method name is a corrupt row.
+fn method(name: &str) -> Result<Method, StoreError> {
+    Method::new(name).ok_or_else(|| StoreError::Corrupt(format!("method {name:?}")))
+}
+
+/// This machine's host name (the audit trail's default for `host_name`).
+pub fn system_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Reads the password file: a regular file, not a link, owned by root or
+/// by the daemon's user, that no group or other user may read.
+fn read_password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
+    let bad = |what: String| StoreError::Database(format!("{}: {what}", path.display()));
+    let meta = std::fs::symlink_metadata(path).map_err(|e| bad(e.to_string()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if !meta.is_file() {
+        return Err(bad("the password file must be a regular file".into()));
+    }
+    if meta.uid() != 0 && meta.uid() != me {
+        return Err(bad("the password file must be owned by root".into()));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(bad(format!(
+            "the password file is mode {:o}: make it 0600 (readable by root only)",
+            meta.mode() & 0o777
+        )));
+    }
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?);
+    Ok(Zeroizing::new(
+        text.lines().next().unwrap_or_default().to_owned(),
+    ))
+}
+
+/// The connection parameters of `cfg`.
+fn client_config(cfg: &StoreConfig) -> Result<postgres::Config, StoreError> {
+    let mut c = postgres::Config::new();
+    if cfg.host.starts_with('/') {
+        c.host_path(&cfg.host);
+    } else {
+        c.host(&cfg.host);
+        c.keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .tcp_user_timeout(Duration::from_secs(cfg.statement_timeout.0 + 2));
+    }
+    c.port(cfg.port)
+        .dbname(&cfg.dbname)
+        .user(&cfg.user)
+        .application_name("twofoldd")
+        .connect_timeout(Duration::from_secs(cfg.connect_timeout.0))
+        // Server-side bounds: a statement, or a wait for a row lock, that
+        // runs longer is cancelled and the login answered `Unavailable`.
+        .options(&format!(
+            "-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={idle}",
+            ms = cfg.statement_timeout.0 * 1000,
+            idle = cfg.statement_timeout.0 * 4000,
+        ));
+    if let Some(p) = &cfg.password_file {
+        let pw = read_password(p)?;
+        c.password(pw.as_bytes());
+    }
+    Ok(c)
+}
+
+impl PgStore {
+    /// Connects, migrates, and checks that `keys` open the fleet's
+    /// key-check value (storing it when this is the fleet's first host).
+    /// `lanes` is the most connections kept (one per daemon worker).
+    pub fn open(
+        cfg: &StoreConfig,
+        lanes: u32,
+        keys: &Keys,
+        log: Logger,
+    ) -> Result<PgStore, StoreError> {
+        let host = cfg.host_name.clone().unwrap_or_else(system_host_name);
+        let chain_host = host.clone();
+        let pool = Pool::new(
+            client_config(cfg)?,
+            lanes,
+            Duration::from_secs(cfg.connect_timeout.0),
+            log,
+            Box::new(move |c: &mut Client, lane| audit::open_chain(c, &chain_host, lane)),
+        );
+        let store = PgStore { pool, host };
+        {
+            let mut lease = store.pool_get_unchained()?;
+            schema::migrate(lease.client())?;
+        }
+        store.check_key(keys)?;
+        Ok(store)
+    }
+
+    /// A connection for the migration: the chain heads are made on
+    /// connect, so the schema must exist first.
+    fn pool_get_unchained(&self) -> Result<Unchained, StoreError> {
+        Ok(Unchained(self.pool_config_connect().map_err(|e| {
+            StoreError::Database(format!("postgres: cannot connect: {e}"))
+        })?))
+    }
+
+    fn pool_config_connect(&self) -> Result<Client, StoreError> {
+        self.pool.connect_raw()
+    }
+
+    fn check_key(&self, keys: &Keys) -> Result<(), StoreError> {
+        let (sealed, nonce) = keys
+            .seal(&Method::TOTP, KEY_CHECK_USER, 0, KEY_CHECK_PLAIN)
+            .map_err(|e| StoreError::Database(format!("key check: {e}")))?;
+        let stored = self.write(true, "", |tx, _| {
+            tx.execute(
+                "INSERT INTO fleet (one, key_check, nonce, created_at)
+                 VALUES (1, $1, $2, EXTRACT(EPOCH FROM now())::BIGINT)
+                 ON CONFLICT (one) DO NOTHING",
+                &[&sealed, &&nonce[..]],
+            )?;
+            let r = tx.query_one("SELECT key_check, nonce FROM fleet WHERE one = 1", &[])?;
+            Ok((r.get::<_, Vec<u8>>(0), r.get::<_, Vec<u8>>(1)))
+        })?;
+        match keys.open(&Method::TOTP, KEY_CHECK_USER, 0, &stored.1, &stored.0) {
+            Ok(plain) if plain.as_slice() == KEY_CHECK_PLAIN => Ok(()),
+            _ => Err(StoreError::KeyMismatch(
+                "the master key does not open the fleet database's key check: this host's \
+                 master key file differs from the one the fleet's data was sealed under \
+                 (copy the fleet's key to every host)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Runs `work` in one read-write transaction on a lane, after taking
+    /// the advisory lock of `user` (when not empty), and commits it before
+    /// returning; `durable: false` commits with `synchronous_commit = off`.
+    /// A connection found broken at its first use is replaced once.
+    fn write<T>(
+        &self,
+        durable: bool,
+        user: &str,
+        mut work: impl FnMut(&mut Tx<'_>, &Ctx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_lease(|conn, lane| {
+            let Conn { client, cache } = conn;
+            let mut tx = Tx {
+                tx: client.transaction()?,
+                cache,
+            };
+            if !durable {
+                tx.batch_execute("SET LOCAL synchronous_commit = off")?;
+            }
+            if !user.is_empty() {
+                lock_user(&mut tx, user)?;
+            }
+            let ctx = Ctx {
+                host: &self.host,
+                lane,
+            };
+            let out = work(&mut tx, &ctx)?;
+            tx.tx
+                .commit()
+                .map_err(|e| StoreError::Commit(StoreError::from(e).to_string()))?;
+            Ok(out)
+        })
+    }
+
+    /// Runs `work` in one read-only REPEATABLE READ transaction: one snapshot.
+    fn read<T>(
+        &self,
+        mut work: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_lease(|conn, _| {
+            let Conn { client, cache } = conn;
+            let mut tx = Tx {
+                tx: client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::RepeatableRead)
+                    .read_only(true)
+                    .start()?,
+                cache,
+            };
+            let out = work(&mut tx)?;
+            tx.tx.commit()?;
+            Ok(out)
+        })
+    }
+
+    fn with_lease<T>(
+        &self,
+        mut f: impl FnMut(&mut Conn, i32) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        for attempt in 0..2 {
+            let mut lease: Lease<'_> = self.pool.get()?;
+            let fresh = lease.fresh;
+            let lane = lease.lane;
+            let out = lease.conn().and_then(|c| f(c, lane));
+            lease.after(&out);
+            match out {
+                // A connection that broke while it sat in the pool (the
+                // server restarted) fails its first statement: nothing was
+                // done on it, so the work is tried once on a new one.
+                Err(_) if attempt == 0 && !fresh && lease.broken() => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Database("postgres: connection lost".into()))
+    }
+
+    /// Whether the last attempt to reach PostgreSQL failed.
+    pub fn is_down(&self) -> bool {
+        self.pool.is_down()
+    }
+}
+
+/// Where a write appends its audit rows.
+pub(crate) struct Ctx<'a> {
+    host: &'a str,
+    lane: i32,
+}
+
+/// A connection outside the pool (the migration).
+struct Unchained(Client);
+
+impl Unchained {
+    fn client(&mut self) -> &mut Client {
+        &mut self.0
+    }
+}
+
+/// A transaction whose statements are prepared once per connection.
+pub(crate) struct Tx<'a> {
+    tx: Transaction<'a>,
+    cache: &'a mut std::collections::HashMap<String, postgres::Statement>,
+}
+
+type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
+
+impl Tx<'_> {
+    fn stmt(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+        if let Some(s) = self.cache.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.tx.prepare(sql)?;
+        self.cache.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
+
+    /// Runs `sql`; the rows it changed.
+    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.execute(&s, params)
+    }
+
+    /// Runs `sql`; its rows.
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query(&s, params)
+    }
+
+    /// Runs `sql`; its one row.
+    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_one(&s, params)
+    }
+
+    /// Runs `sql`; its row, if any.
+    pub fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, postgres::Error> {
+        let s = self.stmt(sql)?;
+        self.tx.query_opt(&s, params)
+    }
+
+    /// Runs statements without parameters (not prepared).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+}
+
+/// Takes `user`'s advisory lock until the transaction ends: every write
+/// about one account, from any host, runs one at a time.
+fn lock_user(tx: &mut Tx<'_>, user: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('twofold/user/' || $1, 0))",
+        &[&user],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_password;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_password_file_is_read_only_when_no_one_else_can_read_it() {
+        let dir = std::env::temp_dir().join(format!("tf-pgpass-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("pg.pass");
+        std::fs::write(&file, "s3cret\nignored\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_password(&file).unwrap().as_str(), "s3cret");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = read_password(&file).unwrap_err().to_string();
+        assert!(err.contains("mode 640") && err.contains("0600"), "{err}");
+        let link = dir.join("link.pass");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let err = read_password(&link).unwrap_err().to_string();
+        assert!(err.contains("regular file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

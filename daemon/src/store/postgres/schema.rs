@@ -1,0 +1,178 @@
+//! Embedded, versioned schema migrations of the PostgreSQL store, tracked
+//! in `twofold_schema`. Independent of the SQLite store's numbering: this
+//! schema starts where that one is (credentials and codes of every factor).
+
+use crate::store::StoreError;
+use postgres::Client;
+
+/// Each entry moves the schema from version `i` to `i + 1`. Never edit a
+/// released entry: add a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the whole store as SQLite's schema 4 has it, plus the audit
+    // trail's chains per (host, lane) and the fleet's key check.
+    "CREATE TABLE users (
+        name        TEXT PRIMARY KEY,
+        created_at  BIGINT NOT NULL
+    );
+    CREATE TABLE credentials (
+        id            BIGINT PRIMARY KEY,
+        username      TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        method        TEXT NOT NULL,
+        label         TEXT NOT NULL DEFAULT '',
+        sealed        BYTEA NOT NULL,
+        nonce         BYTEA NOT NULL,
+        params        TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        confirmed_at  BIGINT,
+        counter       BIGINT,
+        last_used     BIGINT
+    );
+    CREATE INDEX credentials_user ON credentials(username, method);
+    CREATE TABLE codes (
+        id          BIGSERIAL PRIMARY KEY,
+        username    TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        method      TEXT NOT NULL,
+        lookup      BYTEA NOT NULL UNIQUE,
+        hash        TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        used_at     BIGINT,
+        expires_at  BIGINT
+    );
+    CREATE INDEX codes_user ON codes(username, method, used_at);
+    CREATE TABLE failures (
+        id        BIGSERIAL PRIMARY KEY,
+        username  TEXT NOT NULL,
+        source    TEXT NOT NULL,
+        at        BIGINT NOT NULL
+    );
+    CREATE INDEX failures_user_at ON failures(username, at);
+    CREATE TABLE locks (
+        id          BIGSERIAL PRIMARY KEY,
+        username    TEXT NOT NULL,
+        source      TEXT,
+        created_at  BIGINT NOT NULL,
+        until       BIGINT NOT NULL,
+        failures    INTEGER NOT NULL,
+        cleared_at  BIGINT
+    );
+    CREATE INDEX locks_user ON locks(username, until);
+    CREATE TABLE grace (
+        username    TEXT PRIMARY KEY,
+        first_seen  BIGINT NOT NULL,
+        deadline    BIGINT NOT NULL
+    );
+    CREATE TABLE audit (
+        id         BIGSERIAL PRIMARY KEY,
+        host       TEXT NOT NULL,
+        lane       INTEGER NOT NULL,
+        seq        BIGINT NOT NULL,
+        at         BIGINT NOT NULL,
+        event      TEXT NOT NULL,
+        username   TEXT NOT NULL,
+        service    TEXT NOT NULL,
+        rhost      TEXT NOT NULL,
+        tty        TEXT NOT NULL,
+        method     TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        detail     TEXT NOT NULL,
+        prev_hash  BYTEA NOT NULL,
+        hash       BYTEA NOT NULL,
+        UNIQUE (host, lane, seq)
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE INDEX audit_user ON audit(username, id);
+    CREATE TABLE audit_head (
+        host      TEXT NOT NULL,
+        lane      INTEGER NOT NULL,
+        last_seq  BIGINT NOT NULL,
+        hash      BYTEA NOT NULL,
+        PRIMARY KEY (host, lane)
+    );
+    CREATE TABLE audit_anchor (
+        host       TEXT NOT NULL,
+        lane       INTEGER NOT NULL,
+        last_seq   BIGINT NOT NULL,
+        hash       BYTEA NOT NULL,
+        pruned_at  BIGINT NOT NULL,
+        PRIMARY KEY (host, lane)
+    );
+    CREATE FUNCTION audit_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'UPDATE' THEN
+            RAISE EXCEPTION 'audit rows are append-only';
+        END IF;
+        IF OLD.seq > COALESCE((SELECT last_seq FROM audit_anchor a
+                               WHERE a.host = OLD.host AND a.lane = OLD.lane), 0) THEN
+            RAISE EXCEPTION 'audit rows are removed only by retention';
+        END IF;
+        RETURN OLD;
+    END $$;
+    CREATE TRIGGER audit_guard BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_guard();
+    CREATE TABLE fleet (
+        one         INTEGER PRIMARY KEY CHECK (one = 1),
+        key_check   BYTEA NOT NULL,
+        nonce       BYTEA NOT NULL,
+        created_at  BIGINT NOT NULL
+    );",
+    // 2: remembered devices (SSH keys sshd verified, login sessions).
+    "CREATE TABLE devices (
+        id            BIGSERIAL PRIMARY KEY,
+        username      TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        what          TEXT NOT NULL,
+        service       TEXT NOT NULL,
+        created_at    BIGINT NOT NULL,
+        last_used     BIGINT,
+        expires_at    BIGINT NOT NULL,
+        forgotten_at  BIGINT
+    );
+    CREATE INDEX devices_user ON devices(username, kind, what);",
+    // 3: single hosts whose SQLite state was moved in (once each).
+    "CREATE TABLE imports (
+        host         TEXT PRIMARY KEY,
+        imported_at  BIGINT NOT NULL
+    );",
+];
+
+/// The schema version this build creates and understands.
+pub const PG_SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Any fixed number: the advisory lock that keeps two daemons starting at
+/// once from applying the same migration twice.
+const MIGRATION_LOCK: i64 = 0x0074_776f_666f_6c64;
+
+/// Brings the database up to [`PG_SCHEMA_VERSION`]; a no-op when it is
+/// there. DDL is transactional in PostgreSQL: a failed step leaves nothing.
+pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS twofold_schema (
+            one      INTEGER PRIMARY KEY CHECK (one = 1),
+            version  INTEGER NOT NULL
+        )",
+    )?;
+    let found: i32 = tx
+        .query_opt("SELECT version FROM twofold_schema WHERE one = 1", &[])?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    let found = u32::try_from(found).unwrap_or(0);
+    if found > PG_SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: PG_SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.batch_execute(sql)?;
+        let v = i as i32 + 1;
+        tx.execute(
+            "INSERT INTO twofold_schema (one, version) VALUES (1, $1)
+             ON CONFLICT (one) DO UPDATE SET version = EXCLUDED.version",
+            &[&v],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,265 @@
+//! A real PostgreSQL server for the fleet-mode tests: Debian's
+//! `postgresql` binaries, `initdb` and `pg_ctl` run as the `postgres`
+//! user in a temp directory, listening on a Unix socket only (no TCP),
+//! with trust authentication inside that directory.
+//!
+//! [`PgServer::start`] makes one for a test (the stop-and-restart tests
+//! need their own); [`PgDatabase::new`] gives a test its own empty
+//! database, on the server `scripts/test` started (`TWOFOLD_TEST_PGHOST`,
+//! its socket directory) when there is one, else on a server of its own.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use twofold_config::{Backend, Config, Seconds};
+
+/// The directory of Debian's PostgreSQL server binaries (`initdb` and
+/// `pg_ctl` are not on the PATH in the package).
+pub fn bin_dir() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| d.flatten().map(|e| e.path().join("bin")).collect())
+        .unwrap_or_default();
+    found.retain(|p| p.join("initdb").exists());
+    found.sort();
+    found
+        .pop()
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/deps installs them)")
+}
+
+fn as_postgres(program: &Path) -> Command {
+    let mut c = Command::new("runuser");
+    c.args(["-u", "postgres", "--"]).arg(program);
+    c
+}
+
+/// A PostgreSQL server of its own, stopped and removed when dropped.
+#[derive(Debug)]
+pub struct PgServer {
+    dir: tempfile::TempDir,
+}
+
+impl PgServer {
+    /// `initdb` and start a server in a new temp directory (about 2 s).
+    pub fn start() -> PgServer {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("twofold-pg-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let status = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&data)
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown to postgres");
+        let out = as_postgres(&bin_dir().join("initdb"))
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .output()
+            .expect("initdb");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let server = PgServer { dir };
+        server.pg_ctl_start();
+        server
+    }
+
+    /// The directory holding the server's socket.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn pg_ctl_start(&self) {
+        let dir = self.dir.path();
+        let out = as_postgres(&bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(dir.join("data"))
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .arg("-o")
+            .arg(format!(
+                "-k {} -c listen_addresses='' -c max_connections=300",
+                dir.display()
+            ))
+            .args(["-w", "-t", "30", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+        );
+    }
+
+    /// Stops the server (fast shutdown: sessions are ended).
+    pub fn stop(&self) {
+        let out = as_postgres(&bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .output()
+            .expect("pg_ctl stop");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it again after [`PgServer::stop`].
+    pub fn restart(&self) {
+        self.pg_ctl_start();
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = as_postgres(&bin_dir().join("pg_ctl"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs `sql` as the superuser on the server at `socket_dir`.
+pub fn psql(socket_dir: &Path, db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg("-h")
+        .arg(socket_dir)
+        .args([
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-X",
+            "-q",
+            "-t",
+            "-A",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// An empty database of one test, on the shared server or its own.
+#[derive(Debug)]
+pub struct PgDatabase {
+    /// The server, when the test started its own.
+    pub own: Option<PgServer>,
+    /// The server's socket directory.
+    pub socket_dir: PathBuf,
+    /// The database's name.
+    pub name: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl PgDatabase {
+    /// A new empty database: on `TWOFOLD_TEST_PGHOST` (the server
+    /// `scripts/test` started) when set, else on a server of its own.
+    pub fn new() -> PgDatabase {
+        let (own, socket_dir) = match std::env::var_os("TWOFOLD_TEST_PGHOST") {
+            Some(dir) if !dir.is_empty() => (None, PathBuf::from(dir)),
+            _ => {
+                let s = PgServer::start();
+                let dir = s.socket_dir();
+                (Some(s), dir)
+            }
+        };
+        PgDatabase::on(own, socket_dir)
+    }
+
+    /// A new empty database on a server of its own (a test that stops it).
+    pub fn own_server() -> PgDatabase {
+        let s = PgServer::start();
+        let dir = s.socket_dir();
+        PgDatabase::on(Some(s), dir)
+    }
+
+    fn on(own: Option<PgServer>, socket_dir: PathBuf) -> PgDatabase {
+        let name = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        psql(&socket_dir, "postgres", &format!("CREATE DATABASE {name}"));
+        PgDatabase {
+            own,
+            socket_dir,
+            name,
+        }
+    }
+
+    /// Sets `config`'s `[store]` to this database.
+    pub fn configure(&self, config: &mut Config) {
+        config.store.backend = Backend::Postgres;
+        config.store.host = self.socket_dir.display().to_string();
+        config.store.dbname = self.name.clone();
+        config.store.user = "postgres".into();
+        config.store.connect_timeout = Seconds(2);
+        config.store.statement_timeout = Seconds(3);
+    }
+
+    /// Runs `sql` on this database as the superuser.
+    pub fn psql(&self, sql: &str) -> String {
+        psql(&self.socket_dir, &self.name, sql)
+    }
+}
+
+impl Default for PgDatabase {
+    fn default() -> Self {
+        PgDatabase::new()
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if self.own.is_none() {
+            let _ = Command::new("psql")
+                .arg("-h")
+                .arg(&self.socket_dir)
+                .args(["-U", "postgres", "-d", "postgres", "-X", "-q", "-c"])
+                .arg(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

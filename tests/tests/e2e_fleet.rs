@@ -1,0 +1,412 @@
+//! Fleet mode: two and three `twofoldd` processes, each with its own
+//! socket, configuration and host name, on one PostgreSQL database (a real
+//! server: `twofold_tests::postgres`). One enrollment, one replay ledger,
+//! one rate limit; PostgreSQL stopped mid-run fails logins closed, quickly,
+//! and restarted lets them resume without restarting a daemon.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+use twofold_config::{Config, Seconds};
+use twofold_proto::{Request, Response, Secret, TotpEnrollment};
+use twofold_tests::daemon::{config_in, login_at, open_tempdir, DaemonProcess};
+use twofold_tests::otp::oathtool_totp;
+use twofold_tests::postgres::PgDatabase;
+
+/// Daemons on one database, with one master key file (the fleet's).
+struct Fleet {
+    hosts: Vec<DaemonProcess>,
+    _dirs: Vec<tempfile::TempDir>,
+    db: PgDatabase,
+}
+
+fn fleet(n: usize, db: PgDatabase, edit: impl Fn(&mut Config)) -> Fleet {
+    let keys = open_tempdir();
+    let mut dirs = Vec::new();
+    let mut hosts = Vec::new();
+    for i in 0..n {
+        let dir = open_tempdir();
+        let mut config = config_in(dir.path());
+        db.configure(&mut config);
+        config.store.host_name = Some(format!("host-{}", (b'a' + i as u8) as char));
+        config.daemon.master_key = keys.path().join("master.key");
+        edit(&mut config);
+        hosts.push(DaemonProcess::start(dir.path(), &config));
+        dirs.push(dir);
+    }
+    dirs.push(keys);
+    Fleet {
+        hosts,
+        _dirs: dirs,
+        db,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Enrolls `user` with TOTP on `host` (confirmed by the code of now, which
+/// that spends); the enrollment and the backup codes.
+fn enroll(host: &DaemonProcess, user: &str) -> (TotpEnrollment, Vec<String>) {
+    let pending = match host.call(&Request::TotpEnrollStart {
+        user: Some(user.into()),
+        algorithm: None,
+        digits: None,
+    }) {
+        Response::TotpPending(p) => p,
+        other => panic!("enroll start: {other:?}"),
+    };
+    let code = oathtool_totp(&pending, now(), 0);
+    match host.call(&Request::TotpEnrollConfirm {
+        user: Some(user.into()),
+        code: Secret::from(code.as_str()),
+    }) {
+        Response::BackupCodes { codes } => (
+            pending,
+            codes.iter().map(|c| c.expose().to_owned()).collect(),
+        ),
+        other => panic!("enroll confirm: {other:?}"),
+    }
+}
+
+fn succeeded(seen: &[Response]) -> bool {
+    matches!(seen.last(), Some(Response::Success))
+}
+
+fn locked(seen: &[Response]) -> bool {
+    seen.iter().any(|r| match r {
+        Response::Error { text } => text.starts_with("Too many failed attempts"),
+        Response::Denied { reason, .. } => reason.starts_with("Too many failed attempts"),
+        _ => false,
+    })
+}
+
+fn login(host: &DaemonProcess, user: &str, answer: &str) -> Vec<Response> {
+    login_at(host.socket(), user, &[answer])
+}
+
+#[test]
+fn enrolled_on_a_logs_in_on_b_and_a_code_used_on_a_is_refused_on_b() {
+    let f = fleet(2, PgDatabase::new(), |_| {});
+    let (a, b) = (&f.hosts[0], &f.hosts[1]);
+    let (pending, backup) = enroll(a, "alice");
+    // The next step's code: the enrollment spent this one.
+    let code = oathtool_totp(&pending, now(), 1);
+    assert!(
+        succeeded(&login(b, "alice", &code)),
+        "enrolled on A, in on B"
+    );
+    let again = login(a, "alice", &code);
+    assert!(
+        !succeeded(&again),
+        "the code B accepted, replayed on A: {again:?}"
+    );
+    assert!(succeeded(&login(a, "alice", &backup[0])));
+    assert!(
+        !succeeded(&login(b, "alice", &backup[0])),
+        "a used backup code"
+    );
+    // Every host's rows are in one trail, each naming its host.
+    let hosts =
+        f.db.psql("SELECT string_agg(DISTINCT host, ',' ORDER BY host) FROM audit");
+    assert_eq!(hosts, "host-a,host-b");
+    // `twofold audit verify` on either host checks every host's chains.
+    let rows: u64 = f.db.psql("SELECT COUNT(*) FROM audit").parse().unwrap();
+    for h in &f.hosts {
+        match h.call(&Request::AuditVerify) {
+            Response::AuditVerified(r) => {
+                assert_eq!(r.broken, None);
+                assert_eq!(r.rows, rows, "every host's rows");
+            }
+            other => panic!("audit verify: {other:?}"),
+        }
+    }
+    // An edit of a row of host A's is found from host B, naming its chain.
+    f.db.psql(
+        "ALTER TABLE audit DISABLE TRIGGER audit_guard;
+         UPDATE audit SET detail = detail || ' x'
+         WHERE id = (SELECT MIN(id) FROM audit WHERE host = 'host-a')",
+    );
+    match b.call(&Request::AuditVerify) {
+        Response::AuditVerified(r) => {
+            let broken = r.broken.expect("the edit is found");
+            assert!(broken.reason.starts_with("chain host-a#"), "{broken:?}");
+        }
+        other => panic!("audit verify: {other:?}"),
+    }
+}
+
+#[test]
+fn the_same_backup_code_sent_to_three_daemons_at_once_opens_once() {
+    let f = fleet(3, PgDatabase::new(), |_| {});
+    let (_, backup) = enroll(&f.hosts[0], "bob");
+    for code in &backup[..5] {
+        let barrier = Barrier::new(3);
+        let wins: usize = std::thread::scope(|sc| {
+            let hs: Vec<_> = f
+                .hosts
+                .iter()
+                .map(|h| {
+                    let barrier = &barrier;
+                    sc.spawn(move || {
+                        barrier.wait();
+                        usize::from(succeeded(&login(h, "bob", code)))
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1, "code {code}");
+    }
+}
+
+#[test]
+fn five_wrong_codes_spread_over_three_daemons_lock_everywhere_and_unlock_on_c_clears_it() {
+    let f = fleet(3, PgDatabase::new(), |_| {});
+    let (_, backup) = enroll(&f.hosts[0], "carol");
+    for i in 0..5 {
+        let seen = login(&f.hosts[i % 3], "carol", "000000");
+        assert!(!succeeded(&seen));
+    }
+    for (i, h) in f.hosts.iter().enumerate() {
+        let seen = login(h, "carol", &backup[0]);
+        assert!(locked(&seen), "host {i} refuses the locked pair: {seen:?}");
+    }
+    match f.hosts[2].call(&Request::AdminUnlock {
+        user: "carol".into(),
+    }) {
+        Response::Done { message } => assert!(!message.is_empty()),
+        other => panic!("unlock on C: {other:?}"),
+    }
+    assert!(
+        succeeded(&login(&f.hosts[0], "carol", &backup[0])),
+        "unlocked on A"
+    );
+    assert!(
+        succeeded(&login(&f.hosts[1], "carol", &backup[1])),
+        "unlocked on B"
+    );
+}
+
+#[test]
+fn a_race_of_1000_logins_reusing_codes_across_three_daemons_accepts_no_code_twice() {
+    // Limits high enough that the wrong (reused) answers do not lock the
+    // race out before it ends.
+    let f = fleet(3, PgDatabase::new(), |c| {
+        c.rate_limit.source_failures = 1000;
+        c.rate_limit.user_failures = 10000;
+    });
+    let (pending, backup) = enroll(&f.hosts[0], "dave");
+    let t = now();
+    let mut codes: Vec<String> = backup.clone();
+    for step in -1..=1 {
+        codes.push(oathtool_totp(&pending, t, step));
+    }
+    let accepted: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let started = Instant::now();
+    std::thread::scope(|sc| {
+        for w in 0..24usize {
+            let (f, codes, accepted) = (&f, &codes, &accepted);
+            sc.spawn(move || {
+                for i in 0..1000 / 24 + 1 {
+                    let n = w * 1000 / 24 + i;
+                    if n >= 1000 {
+                        break;
+                    }
+                    let code = &codes[n % codes.len()];
+                    let h = &f.hosts[n % 3];
+                    let seen = login(h, "dave", code);
+                    if succeeded(&seen) {
+                        *accepted.lock().unwrap().entry(code.clone()).or_default() += 1;
+                    }
+                }
+            });
+        }
+    });
+    let accepted = accepted.lock().unwrap();
+    let twice: Vec<_> = accepted.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "accepted twice: {twice:?}");
+    assert!(
+        accepted.len() >= backup.len(),
+        "every backup code opens once: {accepted:?}"
+    );
+    eprintln!(
+        "1000 logins over 3 daemons in {:.1} s, {} accepted, 0 twice",
+        started.elapsed().as_secs_f64(),
+        accepted.len()
+    );
+}
+
+#[test]
+fn postgres_stopped_mid_run_fails_logins_closed_quickly_and_restarted_lets_them_resume() {
+    let db = PgDatabase::own_server();
+    let f = fleet(2, db, |c| {
+        c.store.connect_timeout = Seconds(1);
+        c.store.statement_timeout = Seconds(2);
+    });
+    let (_, backup) = enroll(&f.hosts[0], "erin");
+    assert!(succeeded(&login(&f.hosts[1], "erin", &backup[0])));
+    let server = f.db.own.as_ref().unwrap();
+    server.stop();
+    for h in &f.hosts {
+        let started = Instant::now();
+        let seen = login(h, "erin", &backup[1]);
+        let took = started.elapsed();
+        assert!(!succeeded(&seen), "fails closed: {seen:?}");
+        assert!(
+            matches!(seen.last(), Some(Response::Unavailable)),
+            "the daemon answers Unavailable: {seen:?}"
+        );
+        // Within the module's default budget (timeout=5 a reply).
+        assert!(took < Duration::from_secs(5), "took {took:?}");
+        eprintln!("PostgreSQL stopped: Unavailable after {took:?}");
+    }
+    server.restart();
+    for (i, h) in f.hosts.iter().enumerate() {
+        let started = Instant::now();
+        let seen = login(h, "erin", &backup[2 + i]);
+        assert!(succeeded(&seen), "host {i} resumed: {seen:?}");
+        eprintln!(
+            "PostgreSQL restarted: host {i} logs in again in {:?}",
+            started.elapsed()
+        );
+    }
+    let log = f.hosts[0].log();
+    assert!(log.contains("store_"), "the outage is logged: {log}");
+    assert!(log.contains("store_reconnected"), "{log}");
+}
+
+#[test]
+fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_again() {
+    let f = fleet(1, PgDatabase::new(), |c| {
+        c.store.statement_timeout = Seconds(2);
+    });
+    let (_, backup) = enroll(&f.hosts[0], "fay");
+    // Another session holds the credentials table for 6 s: every login's
+    // read waits on it.
+    let mut holder = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(&f.db.socket_dir)
+        .args(["-U", "postgres", "-d", &f.db.name, "-X", "-q", "-c"])
+        .arg("BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let seen = login(&f.hosts[0], "fay", &backup[0]);
+    let took = started.elapsed();
+    assert!(
+        matches!(seen.last(), Some(Response::Unavailable)),
+        "{seen:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    eprintln!("PostgreSQL slow (table locked): Unavailable after {took:?}");
+    holder.wait().unwrap();
+    assert!(
+        succeeded(&login(&f.hosts[0], "fay", &backup[0])),
+        "serves again"
+    );
+}
+
+#[test]
+fn twofold_doctor_says_when_the_fleet_database_is_unreachable() {
+    let db = PgDatabase::own_server();
+    let f = fleet(1, db, |_| {});
+    let h = &f.hosts[0];
+    let doctor = || {
+        let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))
+            .arg("--socket")
+            .arg(h.socket())
+            .arg("--config")
+            .arg(&h.config_file)
+            .args(["doctor", "--json"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(!doctor().contains("store.unreachable"), "{}", doctor());
+    f.db.own.as_ref().unwrap().stop();
+    let shown = doctor();
+    assert!(shown.contains("store.unreachable"), "{shown}");
+    f.db.own.as_ref().unwrap().restart();
+    assert!(!doctor().contains("store.unreachable"), "reconnected");
+}
+
+/// Going from one host to many: a host's SQLite state (enrollment, a spent
+/// backup code, its audit chain) moves into the fleet database with
+/// `twofoldd --migrate-from-sqlite`, a dry run first, once only; the same
+/// host, now in fleet mode, and a second host serve it.
+#[test]
+fn a_single_hosts_sqlite_state_moves_into_the_fleet_database_once() {
+    let dir = open_tempdir();
+    let single = config_in(dir.path());
+    let d = DaemonProcess::start(dir.path(), &single);
+    let (_, backup) = enroll(&d, "gus");
+    assert!(succeeded(&login(&d, "gus", &backup[0])));
+    let _ = d.terminate();
+    let db = PgDatabase::new();
+    let mut fleet_config = single.clone();
+    db.configure(&mut fleet_config);
+    fleet_config.store.host_name = Some("old-single".into());
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, fleet_config.to_toml()).unwrap();
+    let migrate = |apply: bool| {
+        let mut c = std::process::Command::new(twofold_tests::daemon::bin_path("twofoldd"));
+        c.arg("--config").arg(&file).arg("--migrate-from-sqlite");
+        if apply {
+            c.arg("--apply");
+        }
+        let out = c.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = migrate(false);
+    assert!(
+        dry.contains("dry run") && dry.contains("1 accounts"),
+        "{dry}"
+    );
+    assert_eq!(
+        db.psql("SELECT COUNT(*) FROM users"),
+        "0",
+        "a dry run writes nothing"
+    );
+    let done = migrate(true);
+    assert!(done.contains("moved into the fleet database"), "{done}");
+    assert!(migrate(true).contains("nothing to do"), "once only");
+    // The same host in fleet mode, and a new one.
+    let again = open_tempdir();
+    let mut second = config_in(again.path());
+    db.configure(&mut second);
+    second.daemon.master_key = single.daemon.master_key.clone();
+    second.store.host_name = Some("new-host".into());
+    let a = DaemonProcess::start(dir.path(), &fleet_config);
+    let b = DaemonProcess::start(again.path(), &second);
+    assert!(
+        !succeeded(&login(&b, "gus", &backup[0])),
+        "spent before the move"
+    );
+    assert!(succeeded(&login(&b, "gus", &backup[1])));
+    assert!(succeeded(&login(&a, "gus", &backup[2])));
+    // The old chain verifies as it was, beside the fleet's.
+    match b.call(&Request::AuditVerify) {
+        Response::AuditVerified(r) => assert_eq!(r.broken, None, "{r:?}"),
+        other => panic!("audit verify: {other:?}"),
+    }
+    let imported: u64 = db
+        .psql("SELECT COUNT(*) FROM audit WHERE host = 'old-single' AND lane = -1")
+        .parse()
+        .unwrap();
+    assert!(imported >= 3, "the single host's rows: {imported}");
+}
