@@ -340,7 +340,7 @@ fn bad_policy_is_refused_by_config_check_and_by_the_daemon_naming_the_line() {
     let socket = config_in(dir.path()).daemon.socket;
     let head = format!("[daemon]\nsocket = {socket:?}\n[audit]\nsyslog_socket = \"\"\n");
     let cases = [
-        ("unknown method", "[policy]\nmethods = [\"totp\", \"sms\"]\n", 6, "sms"),
+        ("unknown method", "[policy]\nmethods = [\"totp\", \"carrier_pigeon\"]\n", 6, "carrier_pigeon"),
         (
             "overlapping rules",
             "[[policy.service]]\nservices = [\"sshd\"]\nunenrolled = \"deny\"\n[[policy.service]]\nservices = [\"sshd\"]\nmethods = [\"totp\"]\n",
