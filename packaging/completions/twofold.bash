@@ -106,6 +106,9 @@ _twofold() {
             twofold__subcmd__enroll,fido2)
                 cmd="twofold__subcmd__enroll__subcmd__fido2"
                 ;;
+            twofold__subcmd__enroll,sms)
+                cmd="twofold__subcmd__enroll__subcmd__sms"
+                ;;
             twofold__subcmd__enroll,totp)
                 cmd="twofold__subcmd__enroll__subcmd__totp"
                 ;;
@@ -114,6 +117,9 @@ _twofold() {
                 ;;
             twofold__subcmd__remove,fido2)
                 cmd="twofold__subcmd__remove__subcmd__fido2"
+                ;;
+            twofold__subcmd__remove,sms)
+                cmd="twofold__subcmd__remove__subcmd__sms"
                 ;;
             twofold__subcmd__remove,totp)
                 cmd="twofold__subcmd__remove__subcmd__totp"
@@ -881,7 +887,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll)
-            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm email"
+            opts="-h -V --socket --config --timeout --help --version totp fido2 confirm email sms"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1012,6 +1018,44 @@ _twofold() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        twofold__subcmd__enroll__subcmd__sms)
+            opts="-h -V --user --phone --code --no-confirm --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --phone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         twofold__subcmd__enroll__subcmd__totp)
             opts="-h -V --user --algorithm --digits --no-qr --qr-invert --no-confirm --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1051,7 +1095,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__remove)
-            opts="-h -V --socket --config --timeout --help --version totp email fido2"
+            opts="-h -V --socket --config --timeout --help --version totp email sms fido2"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1122,6 +1166,40 @@ _twofold() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --code)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__remove__subcmd__sms)
+            opts="-h -V --user --code --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --user)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -39,15 +39,16 @@ complete -c twofold -n "__fish_twofold_needs_command" -f -a "config" -d 'Work wi
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "audit" -d 'Read the audit trail (admins: every account; others: their own), or verify it'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "stats" -d 'Enrollment, policy and login figures (admins only)'
 complete -c twofold -n "__fish_twofold_needs_command" -f -a "devices" -d 'List the remembered devices (SSH keys, login sessions) that log in without a second factor until they expire, or forget them'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -s h -l help -d 'Print help'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -s V -l version -d 'Print version'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -f -a "totp" -d 'Enroll an authenticator app (TOTP): shows a QR code, then asks for a code to confirm'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -f -a "fido2" -d 'Enroll a FIDO2 security key plugged into this machine: touch it twice (register, confirm). For console, sudo, desktop and screen locker logins on this machine; never offered over SSH'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -f -a "confirm" -d 'Confirm a pending TOTP enrollment with a code from the app'
-complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email" -f -a "email" -d 'Enroll an email address: the daemon mails a code to it, and the address counts once that code is typed back'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -f -a "totp" -d 'Enroll an authenticator app (TOTP): shows a QR code, then asks for a code to confirm'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -f -a "fido2" -d 'Enroll a FIDO2 security key plugged into this machine: touch it twice (register, confirm). For console, sudo, desktop and screen locker logins on this machine; never offered over SSH'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -f -a "confirm" -d 'Confirm a pending TOTP enrollment with a code from the app'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -f -a "email" -d 'Enroll an email address: the daemon mails a code to it, and the address counts once that code is typed back'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and not __fish_seen_subcommand_from totp fido2 confirm email sms" -f -a "sms" -d 'Enroll a phone number for SMS codes: the daemon texts a code to it, and the number counts once that code is typed back. SMS is the weakest factor (SIM swap): prefer TOTP where it matters'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from totp" -l user -d 'Act on this account instead of your own (admins only)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from totp" -l algorithm -d 'HMAC algorithm: SHA1 (works with every app), SHA256 or SHA512 [default: as configured, normally SHA1]' -r
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from totp" -l digits -d 'Code length, 6 to 8 digits [default: as configured, normally 6]' -r
@@ -85,6 +86,15 @@ complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from email" -l no-confirm -d 'Only send the code; confirm later with `twofold enroll email`'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from email" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from email" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l user -d 'Act on this account instead of your own (admins only)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l phone -d 'The number codes are sent to, in E.164 form (+14155550100)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l code -d 'The code; without it, it is read from the terminal with echo off, or as one line from stdin when stdin is not a terminal. A code on the command line is visible to other users in the process list: prefer stdin' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -l no-confirm -d 'Only send the code; confirm later with `twofold enroll sms`'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from sms" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand doctor" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
@@ -112,14 +122,15 @@ complete -c twofold -n "__fish_twofold_using_subcommand backup-codes; and __fish
 complete -c twofold -n "__fish_twofold_using_subcommand backup-codes; and __fish_seen_subcommand_from regenerate" -l json -d 'Print JSON for scripts (times as Unix seconds)'
 complete -c twofold -n "__fish_twofold_using_subcommand backup-codes; and __fish_seen_subcommand_from regenerate" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand backup-codes; and __fish_seen_subcommand_from regenerate" -s V -l version -d 'Print version'
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -s h -l help -d 'Print help'
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -s V -l version -d 'Print version'
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -f -a "totp" -d 'Remove the TOTP authenticator and the backup codes tied to it'
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -f -a "email" -d 'Remove the email address codes are sent to'
-complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email fido2" -f -a "fido2" -d 'Remove one FIDO2 security key (the backup codes go with the last factor)'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -f -a "totp" -d 'Remove the TOTP authenticator and the backup codes tied to it'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -f -a "email" -d 'Remove the email address codes are sent to'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -f -a "sms" -d 'Remove the phone number SMS codes are sent to'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and not __fish_seen_subcommand_from totp email sms fido2" -f -a "fido2" -d 'Remove one FIDO2 security key (the backup codes go with the last factor)'
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -l user -d 'Act on this account instead of your own (admins only)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -l code -d 'The code; without it, it is read from the terminal with echo off, or as one line from stdin when stdin is not a terminal. A code on the command line is visible to other users in the process list: prefer stdin' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from totp" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
@@ -134,6 +145,13 @@ complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from email" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from email" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from email" -s V -l version -d 'Print version'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -l user -d 'Act on this account instead of your own (admins only)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -l code -d 'The code; without it, it is read from the terminal with echo off, or as one line from stdin when stdin is not a terminal. A code on the command line is visible to other users in the process list: prefer stdin' -r
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -s h -l help -d 'Print help'
+complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from sms" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from fido2" -l user -d 'Act on this account instead of your own (admins only)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from fido2" -l name -d 'The key\'s name, as `twofold status` lists it' -r
 complete -c twofold -n "__fish_twofold_using_subcommand remove; and __fish_seen_subcommand_from fido2" -l code -d 'The code; without it, it is read from the terminal with echo off, or as one line from stdin when stdin is not a terminal. A code on the command line is visible to other users in the process list: prefer stdin' -r
