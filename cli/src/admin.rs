@@ -158,13 +158,13 @@ pub fn enroll_hotp(daemon: &Daemon, t: HotpToken<'_>, io: &mut Io<'_>) -> Result
     let text: zeroize::Zeroizing<String> =
         zeroize::Zeroizing::new(raw.chars().filter(|c| !c.is_whitespace()).collect());
     let hex = if t.base32 {
-        let bytes = base32_decode(&text).ok_or_else(|| {
+        let bytes = twofold_import::base32_decode(&text).ok_or_else(|| {
             CliError::Usage(format!(
                 "{}: not base32 (RFC 4648: A-Z, 2-7, optional = padding)",
                 path.display()
             ))
         })?;
-        zeroize::Zeroizing::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        twofold_import::hex_encode(&bytes)
     } else {
         if text.is_empty()
             || !text.bytes().all(|b| b.is_ascii_hexdigit())
@@ -186,24 +186,6 @@ pub fn enroll_hotp(daemon: &Daemon, t: HotpToken<'_>, io: &mut Io<'_>) -> Result
         name: t.name.map(str::to_owned),
     };
     done(daemon.call(&req)?, io)
-}
-
-/// RFC 4648 base32 (upper or lower case, `=` padding optional).
-fn base32_decode(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
-    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(text.len() * 5 / 8));
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in text.trim_end_matches('=').bytes() {
-        let v = ALPHABET.iter().position(|a| *a == c.to_ascii_uppercase())? as u32;
-        acc = (acc << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    (!out.is_empty()).then_some(out)
 }
 
 /// `twofold admin hotp-resync`.

@@ -364,17 +364,14 @@ fn hex_secret(text: &Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
             .filter(|b| !b.is_ascii_whitespace())
             .collect(),
     );
-    let bad = || fail(ErrorKind::BadRequest, "the secret is not hexadecimal");
-    if !digits.len().is_multiple_of(2) {
-        return Err(bad());
+    if digits.is_empty() {
+        // Refused by the length checks of what it is for, with their words.
+        return Ok(zeroize::Zeroizing::new(Vec::new()));
     }
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(digits.len() / 2));
-    for pair in digits.chunks(2) {
-        let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
-        let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
-        out.push((hi * 16 + lo) as u8);
-    }
-    Ok(out)
+    let digits = std::str::from_utf8(&digits)
+        .map_err(|_| fail(ErrorKind::BadRequest, "the secret is not hexadecimal"))?;
+    twofold_import::hex_decode(digits)
+        .ok_or_else(|| fail(ErrorKind::BadRequest, "the secret is not hexadecimal"))
 }
 
 /// A credential imported from another module's file.
