@@ -64,7 +64,7 @@ struct State {
     counter: u32,
     fault: Fault,
     last: Option<Assertion>,
-    last_client_data: Option<Vec<u8>>,
+    last_client_data: Option<[u8; 32]>,
     touches: u32,
     cancels: u32,
     stopped_by_client: u32,
@@ -283,6 +283,28 @@ impl Authenticator for SoftAuthenticator {
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
+        self.get_assertion_hashed(dev, req, sha256(&req.client_data), deadline, stop)
+    }
+
+    fn cancel(&self, dev: &Device) {
+        if let Ok(k) = self.key(dev) {
+            k.state().cancels += 1;
+        }
+    }
+}
+
+impl SoftAuthenticator {
+    /// [`Authenticator::get_assertion`] given the clientDataHash, which is
+    /// all a key receives over CTAP (the virtual HID key of guest/qemu);
+    /// `req.client_data` is not read.
+    pub fn get_assertion_hashed(
+        &self,
+        dev: &Device,
+        req: &GetAssertion,
+        client_data_hash: [u8; 32],
+        deadline: Instant,
+        stop: &dyn Stop,
+    ) -> Result<Assertion, DeviceError> {
         let key = self.key(dev)?;
         let mut st = key.state();
         let Some(ci) = st
@@ -305,7 +327,7 @@ impl Authenticator for SoftAuthenticator {
             drop(st);
             return Err(untouched(&key, deadline, stop));
         }
-        let previous = st.last_client_data.replace(req.client_data.clone());
+        let previous = st.last_client_data.replace(client_data_hash);
         if fault == Fault::Replay {
             if let Some(last) = st.last.clone() {
                 return Ok(last);
@@ -330,12 +352,12 @@ impl Authenticator for SoftAuthenticator {
         let mut ad = sha256(rp.as_bytes()).to_vec();
         ad.push(flags);
         ad.extend_from_slice(&st.counter.to_be_bytes());
-        let client_data = match (&fault, previous) {
+        let client_data_hash = match (&fault, previous) {
             (Fault::ForeignChallenge, Some(p)) => p,
-            _ => req.client_data.clone(),
+            _ => client_data_hash,
         };
         let mut msg = ad.clone();
-        msg.extend_from_slice(&sha256(&client_data));
+        msg.extend_from_slice(&client_data_hash);
         let secret = if fault == Fault::OtherKey {
             random()
         } else {
@@ -359,11 +381,5 @@ impl Authenticator for SoftAuthenticator {
         };
         st.last = Some(a.clone());
         Ok(a)
-    }
-
-    fn cancel(&self, dev: &Device) {
-        if let Ok(k) = self.key(dev) {
-            k.state().cancels += 1;
-        }
     }
 }
