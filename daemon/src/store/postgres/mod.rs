@@ -24,9 +24,12 @@
 //! starts from a hash of its host and lane, so a row moved to another
 //! host's chain breaks both.
 
+mod admin;
 mod audit;
+mod changes;
 mod devices;
 mod import;
+mod login;
 mod pool;
 mod schema;
 mod sends;

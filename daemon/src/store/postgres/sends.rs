@@ -5,7 +5,7 @@
 //! outbox, so no notice is queued in fleet mode yet.
 
 use super::audit::append;
-use super::store::spend;
+use super::login::spend;
 use super::PgStore;
 use crate::audit::AuditEvent;
 use crate::store::{Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError};
