@@ -37,6 +37,7 @@ mod store;
 
 pub use import::{ImportReport, IMPORTED_LANE};
 pub use schema::PG_SCHEMA_VERSION;
+pub use sends::CLAIM_LEASE;
 
 use crate::crypto::keys::Keys;
 use crate::log::Logger;
