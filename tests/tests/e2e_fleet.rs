@@ -410,3 +410,59 @@ fn a_single_hosts_sqlite_state_moves_into_the_fleet_database_once() {
         .unwrap();
     assert!(imported >= 3, "the single host's rows: {imported}");
 }
+
+/// `twofold admin migrate --to postgres` (what the admin guide names)
+/// runs the same move through the CLI: its dry run and report on stdout,
+/// exit 0, once only; a configuration still on SQLite is refused with
+/// twofoldd's reason and a non-zero exit.
+#[test]
+fn twofold_admin_migrate_to_postgres_moves_a_host_once_after_a_dry_run() {
+    let dir = open_tempdir();
+    let single = config_in(dir.path());
+    let d = DaemonProcess::start(dir.path(), &single);
+    let (_, backup) = enroll(&d, "hal");
+    let _ = d.terminate();
+    let twofold = |file: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))
+            .arg("--config")
+            .arg(file)
+            .args(["admin", "migrate", "--to", "postgres"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let sqlite_file = dir.path().join("single.toml");
+    std::fs::write(&sqlite_file, single.to_toml()).unwrap();
+    let (code, _, err) = twofold(&sqlite_file, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("backend = \"postgres\""), "{err}");
+    let db = PgDatabase::new();
+    let mut fleet_config = single.clone();
+    db.configure(&mut fleet_config);
+    fleet_config.store.host_name = Some("cli-single".into());
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, fleet_config.to_toml()).unwrap();
+    let (code, dry, err) = twofold(&file, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        dry.contains("dry run") && dry.contains("1 accounts"),
+        "{dry}"
+    );
+    assert_eq!(db.psql("SELECT COUNT(*) FROM users"), "0", "a dry run");
+    let (code, done, err) = twofold(&file, &["--apply"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(done.contains("moved into the fleet database"), "{done}");
+    let (code, again, _) = twofold(&file, &["--apply"]);
+    assert_eq!(code, Some(0));
+    assert!(again.contains("nothing to do"), "once only: {again}");
+    let a = DaemonProcess::start(dir.path(), &fleet_config);
+    assert!(
+        succeeded(&login(&a, "hal", &backup[0])),
+        "moved, and served"
+    );
+}
