@@ -650,6 +650,55 @@ fn the_last_send_of_the_hour_is_taken_once(fx: Fx) {
     assert_eq!(stored, 1, "one send was left");
 }
 
+/// The global hourly limit spans accounts: daemons sending at once for
+/// four different users, one send left in all: one stored.
+fn the_last_send_in_all_is_taken_once_across_accounts(fx: Fx) {
+    let a = &*fx.store;
+    let global = |mut c: CodeSend| {
+        c.global_hour = 3;
+        c
+    };
+    for (i, u) in ["g1", "g2"].iter().enumerate() {
+        let c = global(send(u, "l", "g@x.org", 1 + i as u8, 1000));
+        assert_eq!(
+            limited(&a.sends().unwrap().store_sent_code(c).unwrap()),
+            None
+        );
+    }
+    let stores: Vec<Box<dyn Store>> = (0..4).map(|i| (fx.other)(&format!("host-{i}"))).collect();
+    let barrier = Barrier::new(stores.len());
+    let outcomes: Vec<Option<&'static str>> = std::thread::scope(|t| {
+        let hs: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let barrier = &barrier;
+                t.spawn(move || {
+                    barrier.wait();
+                    let c = global(send(
+                        &format!("h{i}"),
+                        "l",
+                        &format!("h{i}@x.org"),
+                        10 + i as u8,
+                        1001,
+                    ));
+                    limited(&s.sends().unwrap().store_sent_code(c).unwrap())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_none()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().flatten().all(|l| *l == "global"),
+        "{outcomes:?}"
+    );
+}
+
 /// A sent code is found by its keyed lookup, stops working after its
 /// tries, and a working one is spent once across daemons.
 fn a_sent_code_counts_tries_and_is_spent_once(fx: Fx) {
@@ -814,6 +863,7 @@ both!(
     an_authorization_is_spent_once,
     send_limits_count_every_daemons_sends,
     the_last_send_of_the_hour_is_taken_once,
+    the_last_send_in_all_is_taken_once_across_accounts,
     a_sent_code_counts_tries_and_is_spent_once,
     notices_are_queued_with_their_event_and_settled_once,
 );
