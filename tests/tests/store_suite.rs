@@ -1079,3 +1079,47 @@ fn postgres_hosts_draining_one_outbox_each_claim_a_notice_once() {
         60
     );
 }
+
+/// Moving a single host's SQLite file into the fleet database moves its
+/// backup codes but not the codes it mailed (bound to logins on that
+/// host, over by then), nor does it queue old notices again.
+#[test]
+fn postgres_an_imported_host_brings_its_backup_codes_not_its_sent_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/twofold.db");
+    let single = SqliteStore::open(&path, Arc::new(CommitStats::default())).unwrap();
+    confirmed(&single, "zed", 50);
+    single
+        .replace_codes(
+            "zed",
+            &Method::BACKUP_CODE,
+            vec![code(1), code(2)],
+            None,
+            200,
+            Vec::new(),
+        )
+        .unwrap();
+    email_credential(&single, "zed", 51, "zed@x.org");
+    single
+        .sends()
+        .unwrap()
+        .store_sent_code(send("zed", "login-9", "zed@x.org", 9, 300))
+        .unwrap();
+    assert_eq!(single.code_count("zed", &Method::EMAIL).unwrap(), 1);
+    drop(single);
+    let export = twofold_daemon::store::export_sqlite(&path).unwrap();
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let fleet = PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap();
+    let report = fleet.import(&export, "single", 400, true).unwrap();
+    assert_eq!(report.codes, 2, "{report}");
+    assert_eq!(fleet.code_count("zed", &Method::BACKUP_CODE).unwrap(), 2);
+    assert_eq!(fleet.code_count("zed", &Method::EMAIL).unwrap(), 0);
+    assert!(fleet
+        .sends()
+        .unwrap()
+        .notices_due(100_000, 16)
+        .unwrap()
+        .is_empty());
+}
