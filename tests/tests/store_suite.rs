@@ -1070,13 +1070,22 @@ fn postgres_hosts_draining_one_outbox_each_claim_a_notice_once() {
         .notices_due(1000 + lease - 1, 100)
         .unwrap()
         .is_empty());
+    let again = s.sends().unwrap().notices_due(1000 + lease, 100).unwrap();
+    assert_eq!(again.len(), 60);
+    // One released by a stopping host is due again at once, for another.
+    s.sends()
+        .unwrap()
+        .notice_release(again[0].id, 1001 + lease)
+        .unwrap();
+    let other = (fx.other)("drain-after");
+    let due = other
+        .sends()
+        .unwrap()
+        .notices_due(1001 + lease, 100)
+        .unwrap();
     assert_eq!(
-        s.sends()
-            .unwrap()
-            .notices_due(1000 + lease, 100)
-            .unwrap()
-            .len(),
-        60
+        due.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![again[0].id]
     );
 }
 

@@ -298,6 +298,17 @@ impl Sends for PgStore {
         })
     }
 
+    fn notice_release(&self, id: i64, now: u64) -> Result<(), StoreError> {
+        self.write(true, "", |tx, _| {
+            tx.execute(
+                "UPDATE outbox SET next_at = LEAST(next_at, $2), claimed_by = NULL
+                 WHERE id = $1 AND sent_at IS NULL",
+                &[&id, &to_db(now)],
+            )?;
+            Ok(())
+        })
+    }
+
     fn spend_authorization(
         &self,
         claim: Claim,
