@@ -430,6 +430,19 @@ pub enum Admin {
     /// --apply; the files are only read).
     #[command(subcommand)]
     Import(AdminImport),
+    /// Move this host's SQLite state (enrollments, backup codes, replay
+    /// ledger, locks, audit trail with its chain) into the fleet's
+    /// PostgreSQL database named in [store]: a dry run unless --apply, once
+    /// per host. Run as root with twofoldd stopped; it runs `twofoldd
+    /// --migrate-from-sqlite` on the same configuration file.
+    Migrate {
+        /// Where to: `postgres` ([store] of the configuration).
+        #[arg(long, value_enum, value_name = "BACKEND")]
+        to: MigrateTo,
+        /// Write: move what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
     /// Bring a hardware OATH token back in step from two consecutive codes
     /// (press it twice), when it was pressed far beyond the login window.
     HotpResync {
@@ -444,6 +457,13 @@ pub enum Admin {
         /// The code of the next press.
         second: String,
     },
+}
+
+/// Where `twofold admin migrate` moves a host's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MigrateTo {
+    /// The fleet's PostgreSQL database ([store] backend = "postgres").
+    Postgres,
 }
 
 /// `twofold admin import ...`.

@@ -20,6 +20,7 @@ mod error;
 mod format;
 mod import;
 mod input;
+mod migrate;
 mod policy;
 mod stats;
 
@@ -29,7 +30,8 @@ pub use account::{list_text, status_json, status_text, AUTH_PROMPT};
 pub use admin::locks_text;
 pub use args::{
     parse_user, Admin, AdminEnroll, AdminImport, AuditCmd, AuditFilterArgs, BackupCodes, Cli,
-    CodeArg, Command, ConfigCmd, DevicesCmd, Enroll, JsonArg, Remove, StatsFormat, UserArg,
+    CodeArg, Command, ConfigCmd, DevicesCmd, Enroll, JsonArg, MigrateTo, Remove, StatsFormat,
+    UserArg,
 };
 pub use audit::{parse_time, record_json, record_text, FOLLOW_EVERY};
 pub use daemon::{is_self, own_user_name, resolve_socket, Daemon, CLIENT_NAME};
@@ -239,6 +241,10 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         ),
         Command::Admin(Admin::Import(AdminImport::Oath { from, apply })) => {
             import::oath_file(&daemon()?, from, *apply, io)
+        }
+        Command::Admin(Admin::Migrate { to, apply }) => {
+            let file = cli.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
+            migrate::to(*to, file, *apply, io)
         }
         Command::Admin(Admin::HotpResync {
             user,

@@ -26,7 +26,7 @@ pub use net::Cidr;
 pub use policy::{Decision, Effective, EnrollAtLogin, Method, PolicyConfig, Subject, Unenrolled};
 pub use remember::{Remember, RememberConfig};
 pub use sms::{SmsConfig, SmsProvider};
-pub use store::{Backend, StoreConfig};
+pub use store::{Backend, StoreConfig, StoreTls};
 pub use tables::{AuditConfig, RateLimitConfig};
 
 use serde::{Deserialize, Serialize};
@@ -552,6 +552,21 @@ mod tests {
         assert_eq!(c.store.dbname, "fleet");
         assert_eq!(c.store.statement_timeout, Seconds(5));
         assert_eq!(Config::parse(&c.to_toml(), "again").unwrap(), c);
+        // TLS: none on a socket; required over TCP but to loopback.
+        assert_eq!(c.store.tls_mode(), None);
+        let tcp = |host: &str, tls: &str| {
+            Config::parse(
+                &format!("[store]\nbackend = \"postgres\"\nhost = \"{host}\"\ntls = \"{tls}\"\n"),
+                "t.toml",
+            )
+            .unwrap()
+            .store
+            .tls_mode()
+        };
+        assert_eq!(tcp("db.example.net", "auto"), Some(true));
+        assert_eq!(tcp("127.0.0.1", "auto"), Some(false));
+        assert_eq!(tcp("localhost", "require"), Some(true));
+        assert_eq!(tcp("::1", "off"), None);
         for (bad, shown) in [
             ("backend = \"mysql\"", "t.toml:2:"),
             (
@@ -567,6 +582,18 @@ mod tests {
                 "t.toml:3: store.dbname:",
             ),
             ("hostname = \"x\"", "t.toml:2:"),
+            (
+                "backend = \"postgres\"\nhost = \"db.example.net\"\ntls = \"off\"",
+                "t.toml:4: store.tls: \"off\" is allowed only to a loopback address",
+            ),
+            (
+                "backend = \"postgres\"\ntls = \"require\"",
+                "t.toml:3: store.tls: \"require\" needs a TCP host",
+            ),
+            (
+                "backend = \"postgres\"\nca_file = \"ca.pem\"",
+                "t.toml:3: store.ca_file:",
+            ),
         ] {
             let err = Config::parse(&format!("[store]\n{bad}\n"), "t.toml").unwrap_err();
             assert!(err.to_string().starts_with(shown), "{bad}: {err}");

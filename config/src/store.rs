@@ -17,6 +17,21 @@ pub enum Backend {
     Postgres,
 }
 
+/// How a TCP connection to PostgreSQL is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreTls {
+    /// TLS (certificate checked against `ca_file` or the system's CAs, and
+    /// the host name) required to any host but loopback; to a loopback
+    /// address, used when the server offers it. Nothing on a Unix socket.
+    #[default]
+    Auto,
+    /// TLS required, also to a loopback address (refused with a Unix socket).
+    Require,
+    /// No TLS: allowed only to a loopback address.
+    Off,
+}
+
 /// `[store]`: the backend and, for `postgres`, how to reach the database.
 ///
 /// Every host of a fleet names the same database and holds the same
@@ -41,6 +56,12 @@ pub struct StoreConfig {
     /// File holding the role's password (first line), readable by root
     /// only. Default: none (peer or trust authentication on a Unix socket).
     pub password_file: Option<PathBuf>,
+    /// TLS over TCP: `auto` (default: required unless `host` is a loopback
+    /// address), `require`, or `off` (loopback only).
+    pub tls: StoreTls,
+    /// A PEM file of the CA certificates the server's certificate must
+    /// chain to, instead of the system's. Default: the system's.
+    pub ca_file: Option<PathBuf>,
     /// How long opening a connection may take, 1s to 1m. Default `2s`.
     pub connect_timeout: Seconds,
     /// How long one statement may run on the server, 1s to 1m. Default `3s`.
@@ -62,6 +83,8 @@ impl Default for StoreConfig {
             dbname: "twofold".into(),
             user: "twofold".into(),
             password_file: None,
+            tls: StoreTls::Auto,
+            ca_file: None,
             connect_timeout: Seconds(2),
             statement_timeout: Seconds(3),
             connections: 0,
@@ -71,6 +94,19 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// Whether a connection uses TLS: `Some(true)` required, `Some(false)`
+    /// used when the server offers it, `None` never.
+    pub fn tls_mode(&self) -> Option<bool> {
+        if self.host.starts_with('/') {
+            return None;
+        }
+        match self.tls {
+            StoreTls::Off => None,
+            StoreTls::Require => Some(true),
+            StoreTls::Auto => Some(!crate::email::is_loopback(&self.host)),
+        }
+    }
+
     /// The problem with a value, as (key, message), if any.
     pub(crate) fn problem(&self) -> Option<(&'static str, &'static str)> {
         if self.backend != Backend::Postgres {
@@ -99,6 +135,27 @@ impl StoreConfig {
             if !p.is_absolute() {
                 return Some(("password_file", "must be an absolute path"));
             }
+        }
+        if let Some(p) = &self.ca_file {
+            if !p.is_absolute() {
+                return Some(("ca_file", "must be an absolute path"));
+            }
+        }
+        let socket = self.host.starts_with('/');
+        match self.tls {
+            StoreTls::Require if socket => {
+                return Some((
+                    "tls",
+                    "\"require\" needs a TCP host: PostgreSQL has no TLS on a Unix socket",
+                ))
+            }
+            StoreTls::Off if !socket && !crate::email::is_loopback(&self.host) => {
+                return Some((
+                    "tls",
+                    "\"off\" is allowed only to a loopback address: the password and every sealed secret would cross the network in clear",
+                ))
+            }
+            _ => {}
         }
         if let Some(h) = &self.host_name {
             if h.is_empty() || h.len() > 64 || !h.bytes().all(|b| b.is_ascii_graphic()) {

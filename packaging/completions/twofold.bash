@@ -70,6 +70,9 @@ _twofold() {
             twofold__subcmd__admin,locks)
                 cmd="twofold__subcmd__admin__subcmd__locks"
                 ;;
+            twofold__subcmd__admin,migrate)
+                cmd="twofold__subcmd__admin__subcmd__migrate"
+                ;;
             twofold__subcmd__admin,temp-code)
                 cmd="twofold__subcmd__admin__subcmd__temp__subcmd__code"
                 ;;
@@ -157,7 +160,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__admin)
-            opts="-h -V --socket --config --timeout --help --version disable list unlock locks grace enroll-token temp-code enroll import hotp-resync"
+            opts="-h -V --socket --config --timeout --help --version disable list unlock locks grace enroll-token temp-code enroll import migrate hotp-resync"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -513,6 +516,36 @@ _twofold() {
                 return 0
             fi
             case "${prev}" in
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__migrate)
+            opts="-h -V --to --apply --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -W "postgres" -- "${cur}"))
+                    return 0
+                    ;;
                 --socket)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

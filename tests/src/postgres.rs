@@ -36,11 +36,66 @@ fn as_postgres(program: &Path) -> Command {
 #[derive(Debug)]
 pub struct PgServer {
     dir: tempfile::TempDir,
+    /// The TCP port of a server that listens on 127.0.0.1 (with TLS).
+    tcp_port: Option<u16>,
 }
 
 impl PgServer {
     /// `initdb` and start a server in a new temp directory (about 2 s).
     pub fn start() -> PgServer {
+        let server = PgServer::init();
+        server.pg_ctl_start();
+        server
+    }
+
+    /// A server that also listens on 127.0.0.1 at a free port with TLS
+    /// on (`ssl=on`, the certificate and key of `cert`/`key`), where
+    /// `pg_hba.conf` admits TCP connections over TLS only, with a password
+    /// (`scram-sha-256`; the superuser's is `password`). The Unix socket
+    /// stays `trust` for the test's own psql.
+    pub fn start_tls(cert: &Path, key: &Path, password: &str) -> PgServer {
+        let mut server = PgServer::init();
+        let data = server.dir.path().join("data");
+        for (from, to) in [(cert, "server.crt"), (key, "server.key")] {
+            std::fs::copy(from, data.join(to)).expect("copy the server's certificate");
+            let status = Command::new("chown")
+                .arg("postgres:postgres")
+                .arg(data.join(to))
+                .status()
+                .unwrap();
+            assert!(status.success());
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data.join(to), std::fs::Permissions::from_mode(0o600))
+                .unwrap();
+        }
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("pg_hba.conf");
+        let port = crate::smtp::free_port();
+        server.tcp_port = Some(port);
+        server.pg_ctl_start();
+        psql_at(
+            &server.socket_dir(),
+            port,
+            "postgres",
+            &format!("ALTER ROLE postgres PASSWORD '{password}'"),
+        );
+        server
+    }
+
+    /// The TCP port of a [`PgServer::start_tls`] server.
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.tcp_port
+    }
+
+    /// The port (TCP, and the name of the socket file).
+    pub fn port(&self) -> u16 {
+        self.tcp_port.unwrap_or(5432)
+    }
+
+    fn init() -> PgServer {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix("twofold-pg-")
@@ -74,9 +129,10 @@ impl PgServer {
             "initdb: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let server = PgServer { dir };
-        server.pg_ctl_start();
-        server
+        PgServer {
+            dir,
+            tcp_port: None,
+        }
     }
 
     /// The directory holding the server's socket.
@@ -92,10 +148,17 @@ impl PgServer {
             .arg("-l")
             .arg(dir.join("server.log"))
             .arg("-o")
-            .arg(format!(
-                "-k {} -c listen_addresses='' -c max_connections=300",
-                dir.display()
-            ))
+            .arg(match self.tcp_port {
+                None => format!(
+                    "-k {} -c listen_addresses='' -c max_connections=300",
+                    dir.display()
+                ),
+                Some(port) => format!(
+                    "-k {} -p {port} -c listen_addresses='127.0.0.1' -c max_connections=300 \
+                     -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key",
+                    dir.display()
+                ),
+            })
             .args(["-w", "-t", "30", "start"])
             .stdout(Stdio::null())
             .output()
@@ -144,9 +207,16 @@ impl Drop for PgServer {
 
 /// Runs `sql` as the superuser on the server at `socket_dir`.
 pub fn psql(socket_dir: &Path, db: &str, sql: &str) -> String {
+    psql_at(socket_dir, 5432, db, sql)
+}
+
+/// [`psql`] on the server whose port (socket file) is `port`.
+pub fn psql_at(socket_dir: &Path, port: u16, db: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .arg("-h")
         .arg(socket_dir)
+        .arg("-p")
+        .arg(port.to_string())
         .args([
             "-U",
             "postgres",

@@ -316,28 +316,59 @@ fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_a
     );
 }
 
+/// `twofold doctor` says when the fleet's database is unreachable, as an
+/// error (exit 10): with twofoldd running (it answers Unavailable), and
+/// with twofoldd stopped too (the server itself is probed, so a daemon
+/// that could not start for it is explained); and no more once it is back.
 #[test]
 fn twofold_doctor_says_when_the_fleet_database_is_unreachable() {
     let db = PgDatabase::own_server();
     let f = fleet(1, db, |_| {});
     let h = &f.hosts[0];
-    let doctor = || {
+    let stopped = h.socket().with_file_name("no-daemon-here.sock");
+    let doctor_at = |socket: &std::path::Path| {
         let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))
             .arg("--socket")
-            .arg(h.socket())
+            .arg(socket)
             .arg("--config")
             .arg(&h.config_file)
             .args(["doctor", "--json"])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "doctor --json: {e}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        let store = json["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["id"] == "store.unreachable")
+            .cloned();
+        (out.status.code(), store)
     };
-    assert!(!doctor().contains("store.unreachable"), "{}", doctor());
+    let doctor = || doctor_at(h.socket());
+    let (_, found) = doctor();
+    assert!(found.is_none(), "{found:?}");
     f.db.own.as_ref().unwrap().stop();
-    let shown = doctor();
-    assert!(shown.contains("store.unreachable"), "{shown}");
+    let (code, found) = doctor();
+    let found = found.expect("store.unreachable while PostgreSQL is down");
+    assert_eq!(found["severity"], "error", "{found}");
+    assert!(
+        found["what"].as_str().unwrap().contains(".s.PGSQL.5432"),
+        "names what it could not reach: {found}"
+    );
+    assert_eq!(code, Some(10), "an error: exit 10");
+    // twofoldd not running (as after a start refused for the database):
+    // the server is named all the same.
+    let (code, found) = doctor_at(&stopped);
+    assert!(found.is_some(), "store.unreachable without a daemon");
+    assert_eq!(code, Some(10));
     f.db.own.as_ref().unwrap().restart();
-    assert!(!doctor().contains("store.unreachable"), "reconnected");
+    let (_, found) = doctor();
+    assert!(found.is_none(), "reconnected: {found:?}");
 }
 
 /// Going from one host to many: a host's SQLite state (enrollment, a spent
@@ -409,4 +440,60 @@ fn a_single_hosts_sqlite_state_moves_into_the_fleet_database_once() {
         .parse()
         .unwrap();
     assert!(imported >= 3, "the single host's rows: {imported}");
+}
+
+/// `twofold admin migrate --to postgres` (what the admin guide names)
+/// runs the same move through the CLI: its dry run and report on stdout,
+/// exit 0, once only; a configuration still on SQLite is refused with
+/// twofoldd's reason and a non-zero exit.
+#[test]
+fn twofold_admin_migrate_to_postgres_moves_a_host_once_after_a_dry_run() {
+    let dir = open_tempdir();
+    let single = config_in(dir.path());
+    let d = DaemonProcess::start(dir.path(), &single);
+    let (_, backup) = enroll(&d, "hal");
+    let _ = d.terminate();
+    let twofold = |file: &std::path::Path, args: &[&str]| {
+        let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))
+            .arg("--config")
+            .arg(file)
+            .args(["admin", "migrate", "--to", "postgres"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let sqlite_file = dir.path().join("single.toml");
+    std::fs::write(&sqlite_file, single.to_toml()).unwrap();
+    let (code, _, err) = twofold(&sqlite_file, &[]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("backend = \"postgres\""), "{err}");
+    let db = PgDatabase::new();
+    let mut fleet_config = single.clone();
+    db.configure(&mut fleet_config);
+    fleet_config.store.host_name = Some("cli-single".into());
+    let file = dir.path().join("fleet.toml");
+    std::fs::write(&file, fleet_config.to_toml()).unwrap();
+    let (code, dry, err) = twofold(&file, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        dry.contains("dry run") && dry.contains("1 accounts"),
+        "{dry}"
+    );
+    assert_eq!(db.psql("SELECT COUNT(*) FROM users"), "0", "a dry run");
+    let (code, done, err) = twofold(&file, &["--apply"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(done.contains("moved into the fleet database"), "{done}");
+    let (code, again, _) = twofold(&file, &["--apply"]);
+    assert_eq!(code, Some(0));
+    assert!(again.contains("nothing to do"), "once only: {again}");
+    let a = DaemonProcess::start(dir.path(), &fleet_config);
+    assert!(
+        succeeded(&login(&a, "hal", &backup[0])),
+        "moved, and served"
+    );
 }

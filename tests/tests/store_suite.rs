@@ -9,9 +9,9 @@ use std::sync::{Arc, Barrier};
 use twofold_config::{Config, RateLimitConfig};
 use twofold_daemon::audit::{event, AuditEvent, ChainCheck};
 use twofold_daemon::store::{
-    AuditFilter, Change, Claim, Durability, Failure, FailureOutcome, NewCode, NewCredential,
-    NewDevice, PgStore, RememberedOutcome, Removal, SqliteStore, Store, StoreError, Success,
-    SuccessOutcome, Walk,
+    AuditFilter, Change, Claim, CodeSend, CodeSendOutcome, Durability, Failure, FailureOutcome,
+    NewCode, NewCredential, NewDevice, PgStore, RememberedOutcome, Removal, SqliteStore, Store,
+    StoreError, Success, SuccessOutcome, Walk,
 };
 use twofold_daemon::{CommitStats, Keys, Logger};
 use twofold_proto::Method;
@@ -538,6 +538,294 @@ fn an_authorization_is_spent_once(fx: Fx) {
     assert!(matches!(spend(&*(fx.other)("host-b")), Change::Lost));
 }
 
+/// A code to send to `user` for login `bound` with the daemon's default
+/// limits (3 an hour per user, 3 a login).
+fn send(user: &str, bound: &str, to: &str, lookup: u8, now: u64) -> CodeSend {
+    CodeSend {
+        user: user.into(),
+        method: Method::EMAIL,
+        bound: bound.into(),
+        destination: to.into(),
+        lookup: [lookup; 32],
+        now,
+        expires_at: now + 600,
+        per_user_hour: 3,
+        per_bound: 3,
+        per_destination_hour: 10,
+        global_hour: 100,
+        sent: ev("code_sent", user),
+        refused: ev("code_send_refused", user),
+    }
+}
+
+fn limited(o: &CodeSendOutcome) -> Option<&'static str> {
+    match o {
+        CodeSendOutcome::Stored(r) => {
+            assert_eq!(r.len(), 1, "the code_sent row");
+            None
+        }
+        CodeSendOutcome::Limited(name, r) => {
+            assert!(r[0].detail.contains(&format!("limit={name}")), "{r:?}");
+            Some(name)
+        }
+    }
+}
+
+/// The hourly per-user limit counts the sends of every daemon on the
+/// database; an hour later it is free again.
+fn send_limits_count_every_daemons_sends(fx: Fx) {
+    let (a, b) = (&*fx.store, (fx.other)("host-b"));
+    let sends = |s: &dyn Store, c| {
+        s.sends()
+            .expect("a store that keeps sent codes")
+            .store_sent_code(c)
+            .unwrap()
+    };
+    assert_eq!(
+        limited(&sends(a, send("ona", "l1", "o@x.org", 1, 1000))),
+        None
+    );
+    assert_eq!(
+        limited(&sends(&*b, send("ona", "l2", "o@x.org", 2, 1001))),
+        None
+    );
+    assert_eq!(
+        limited(&sends(a, send("ona", "l3", "o@x.org", 3, 1002))),
+        None
+    );
+    assert_eq!(
+        limited(&sends(&*b, send("ona", "l4", "o@x.org", 4, 1003))),
+        Some("user"),
+        "the fourth send of the hour, on another daemon"
+    );
+    // Per login: 2 allowed, the third of one login refused.
+    let mut c = send("pia", "l9", "p@x.org", 5, 1000);
+    c.per_bound = 2;
+    assert_eq!(limited(&sends(a, c)), None);
+    let mut c = send("pia", "l9", "p@x.org", 6, 1001);
+    c.per_bound = 2;
+    assert_eq!(limited(&sends(&*b, c)), None);
+    let mut c = send("pia", "l9", "p@x.org", 7, 1002);
+    c.per_bound = 2;
+    assert_eq!(limited(&sends(a, c)), Some("login"));
+    // The refused send stored nothing: ona's hour ends, she may ask again.
+    assert_eq!(
+        limited(&sends(&*b, send("ona", "l5", "o@x.org", 8, 4700))),
+        None
+    );
+    assert_eq!(a.code_count("ona", &Method::EMAIL).unwrap(), 4);
+}
+
+/// Two daemons sending at once for one user, one send left: one stored.
+fn the_last_send_of_the_hour_is_taken_once(fx: Fx) {
+    let a = &*fx.store;
+    a.sends()
+        .unwrap()
+        .store_sent_code(send("rae", "l1", "r@x.org", 1, 1000))
+        .unwrap();
+    a.sends()
+        .unwrap()
+        .store_sent_code(send("rae", "l2", "r@x.org", 2, 1000))
+        .unwrap();
+    let stores: Vec<Box<dyn Store>> = (0..4).map(|i| (fx.other)(&format!("host-{i}"))).collect();
+    let barrier = Barrier::new(stores.len());
+    let stored = std::thread::scope(|t| {
+        let hs: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let barrier = &barrier;
+                t.spawn(move || {
+                    barrier.wait();
+                    let c = send("rae", &format!("x{i}"), "r@x.org", 10 + i as u8, 1001);
+                    limited(&s.sends().unwrap().store_sent_code(c).unwrap()).is_none()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|w| *w)
+            .count()
+    });
+    assert_eq!(stored, 1, "one send was left");
+}
+
+/// The global hourly limit spans accounts: daemons sending at once for
+/// four different users, one send left in all: one stored.
+fn the_last_send_in_all_is_taken_once_across_accounts(fx: Fx) {
+    let a = &*fx.store;
+    let global = |mut c: CodeSend| {
+        c.global_hour = 3;
+        c
+    };
+    for (i, u) in ["g1", "g2"].iter().enumerate() {
+        let c = global(send(u, "l", "g@x.org", 1 + i as u8, 1000));
+        assert_eq!(
+            limited(&a.sends().unwrap().store_sent_code(c).unwrap()),
+            None
+        );
+    }
+    let stores: Vec<Box<dyn Store>> = (0..4).map(|i| (fx.other)(&format!("host-{i}"))).collect();
+    let barrier = Barrier::new(stores.len());
+    let outcomes: Vec<Option<&'static str>> = std::thread::scope(|t| {
+        let hs: Vec<_> = stores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let barrier = &barrier;
+                t.spawn(move || {
+                    barrier.wait();
+                    let c = global(send(
+                        &format!("h{i}"),
+                        "l",
+                        &format!("h{i}@x.org"),
+                        10 + i as u8,
+                        1001,
+                    ));
+                    limited(&s.sends().unwrap().store_sent_code(c).unwrap())
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_none()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().flatten().all(|l| *l == "global"),
+        "{outcomes:?}"
+    );
+}
+
+/// A sent code is found by its keyed lookup, stops working after its
+/// tries, and a working one is spent once across daemons.
+fn a_sent_code_counts_tries_and_is_spent_once(fx: Fx) {
+    let (a, b) = (&*fx.store, (fx.other)("host-b"));
+    let sa = a.sends().unwrap();
+    sa.store_sent_code(send("una", "login-1", "u@x.org", 1, 1000))
+        .unwrap();
+    sa.store_sent_code(send("una", "login-2", "u@x.org", 2, 1000))
+        .unwrap();
+    // Two wrong answers in login-1 (max 2 tries): its code stops working.
+    for _ in 0..2 {
+        b.sends()
+            .unwrap()
+            .sent_code_missed("una", &Method::EMAIL, "login-1", 2, 1010)
+            .unwrap();
+    }
+    let (_, code) = a
+        .find_code("una", "", &Method::EMAIL, &[1; 32], 1011)
+        .unwrap();
+    let code = code.expect("found by its lookup");
+    assert!(
+        code.expires_at.unwrap() <= 1011,
+        "spent its tries: {code:?}"
+    );
+    // login-2's code still works until its expiry, and opens once.
+    let (_, code) = b
+        .find_code("una", "", &Method::EMAIL, &[2; 32], 1011)
+        .unwrap();
+    let code = code.expect("found");
+    assert_eq!(code.expires_at, Some(1600));
+    let claim = Claim::Code {
+        id: code.id,
+        method: Method::EMAIL,
+    };
+    assert!(won(&login(&*b, "una", claim.clone(), 1012)));
+    assert!(matches!(login(a, "una", claim, 1013), SuccessOutcome::Lost));
+}
+
+fn email_credential(s: &dyn Store, user: &str, id: i64, address: &str) {
+    let new = NewCredential {
+        id,
+        method: Method::EMAIL,
+        label: String::new(),
+        sealed: Vec::new(),
+        nonce: Vec::new(),
+        params: address.into(),
+        single: true,
+    };
+    assert!(s.start_pending(user, new, 100).unwrap());
+    let done = s
+        .confirm(
+            id,
+            None,
+            None,
+            None,
+            100,
+            vec![ev(event::ENROLL, user).method("email")],
+        )
+        .unwrap();
+    assert!(matches!(done, Change::Done(_)), "{done:?}");
+}
+
+/// A notified event queues its notice in its own transaction, to each
+/// confirmed address (and the one its removal deleted); the notice is
+/// retried later, then settled, and never handed out again.
+fn notices_are_queued_with_their_event_and_settled_once(fx: Fx) {
+    let s = &*fx.store;
+    let sends = s.sends().unwrap();
+    email_credential(s, "vic", 30, "vic@x.org");
+    let due = sends.notices_due(200, 16).unwrap();
+    assert_eq!(due.len(), 1, "the enrollment's notice: {due:?}");
+    let n = &due[0];
+    assert_eq!(n.address, "vic@x.org");
+    assert_eq!(n.attempts, 0);
+    let rec = n.record.as_ref().expect("its audit row");
+    assert_eq!(rec.event, event::ENROLL);
+    assert_eq!(rec.user, "vic");
+    sends.notice_retry(n.id, 300, "relay said 451").unwrap();
+    assert!(
+        sends.notices_due(299, 16).unwrap().is_empty(),
+        "not before its retry"
+    );
+    let again = sends.notices_due(300, 16).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    sends.notice_done(n.id, 301, "").unwrap();
+    assert!(sends.notices_due(100_000, 16).unwrap().is_empty(), "sent");
+    // Unnotified events queue nothing; a user without an address neither.
+    s.append_audit(
+        400,
+        vec![ev(event::LOGIN_SUCCESS, "vic")],
+        Durability::Durable,
+    )
+    .unwrap();
+    s.append_audit(
+        400,
+        vec![ev(event::ADMIN, "nobody-here")],
+        Durability::Durable,
+    )
+    .unwrap();
+    assert!(sends.notices_due(100_000, 16).unwrap().is_empty());
+    // Removing the address still tells it of the removal.
+    let removed = s
+        .remove(
+            "vic",
+            Removal::Method {
+                method: Method::EMAIL,
+                codes_too: Vec::new(),
+            },
+            None,
+            500,
+            Vec::new(),
+            vec![ev(event::FACTOR_REMOVED, "vic").method("email")],
+        )
+        .unwrap();
+    assert!(matches!(removed, Change::Done(_)), "{removed:?}");
+    let due = sends.notices_due(600, 16).unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].address, "vic@x.org");
+    assert_eq!(due[0].record.as_ref().unwrap().event, event::FACTOR_REMOVED);
+    sends.notice_done(due[0].id, 601, "").unwrap();
+    // With the address gone, nothing more is queued.
+    s.append_audit(700, vec![ev(event::ADMIN, "vic")], Durability::Durable)
+        .unwrap();
+    assert!(sends.notices_due(100_000, 16).unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($backend:ident: $($test:ident),* $(,)?) => {
         mod $backend {
@@ -573,6 +861,11 @@ both!(
     removal_grace_and_figures,
     a_device_remembered_on_one_daemon_lets_in_on_another_until_forgotten,
     an_authorization_is_spent_once,
+    send_limits_count_every_daemons_sends,
+    the_last_send_of_the_hour_is_taken_once,
+    the_last_send_in_all_is_taken_once_across_accounts,
+    a_sent_code_counts_tries_and_is_spent_once,
+    notices_are_queued_with_their_event_and_settled_once,
 );
 
 /// A host whose master key differs from the fleet's refuses to start,
@@ -721,4 +1014,121 @@ fn postgres_a_newer_schema_is_refused() {
     db.psql("UPDATE twofold_schema SET version = 99");
     let err = PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap_err();
     assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+}
+
+/// Several hosts draining one outbox at once: each notice is handed to
+/// exactly one host (the claim is one `UPDATE ... FOR UPDATE SKIP
+/// LOCKED`), and a claim that is never settled (its host died) is taken
+/// by another host only after the lease.
+#[test]
+fn postgres_hosts_draining_one_outbox_each_claim_a_notice_once() {
+    let fx = postgres();
+    let s = &*fx.store;
+    email_credential(s, "wes", 40, "wes@x.org");
+    for i in 0..59 {
+        s.append_audit(
+            300 + i,
+            vec![ev(event::BACKUP_CODE_USED, "wes")],
+            Durability::Durable,
+        )
+        .unwrap();
+    }
+    let hosts: Vec<Box<dyn Store>> = (0..4).map(|i| (fx.other)(&format!("drain-{i}"))).collect();
+    let barrier = Barrier::new(hosts.len());
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|t| {
+        let hs: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                let barrier = &barrier;
+                t.spawn(move || {
+                    barrier.wait();
+                    let mut mine = Vec::new();
+                    loop {
+                        let due = h.sends().unwrap().notices_due(1000, 4).unwrap();
+                        if due.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(due.iter().map(|n| n.id));
+                    }
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<i64> = claimed.iter().flatten().copied().collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(n, all.len(), "a notice handed to two hosts: {claimed:?}");
+    assert_eq!(all.len(), 60, "every notice handed out");
+    // Settled by nobody: nothing is due again until the lease ends, then
+    // every one is, once.
+    let lease = twofold_daemon::store::postgres::CLAIM_LEASE;
+    assert!(s
+        .sends()
+        .unwrap()
+        .notices_due(1000 + lease - 1, 100)
+        .unwrap()
+        .is_empty());
+    let again = s.sends().unwrap().notices_due(1000 + lease, 100).unwrap();
+    assert_eq!(again.len(), 60);
+    // One released by a stopping host is due again at once, for another.
+    s.sends()
+        .unwrap()
+        .notice_release(again[0].id, 1001 + lease)
+        .unwrap();
+    let other = (fx.other)("drain-after");
+    let due = other
+        .sends()
+        .unwrap()
+        .notices_due(1001 + lease, 100)
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![again[0].id]
+    );
+}
+
+/// Moving a single host's SQLite file into the fleet database moves its
+/// backup codes but not the codes it mailed (bound to logins on that
+/// host, over by then), nor does it queue old notices again.
+#[test]
+fn postgres_an_imported_host_brings_its_backup_codes_not_its_sent_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db/twofold.db");
+    let single = SqliteStore::open(&path, Arc::new(CommitStats::default())).unwrap();
+    confirmed(&single, "zed", 50);
+    single
+        .replace_codes(
+            "zed",
+            &Method::BACKUP_CODE,
+            vec![code(1), code(2)],
+            None,
+            200,
+            Vec::new(),
+        )
+        .unwrap();
+    email_credential(&single, "zed", 51, "zed@x.org");
+    single
+        .sends()
+        .unwrap()
+        .store_sent_code(send("zed", "login-9", "zed@x.org", 9, 300))
+        .unwrap();
+    assert_eq!(single.code_count("zed", &Method::EMAIL).unwrap(), 1);
+    drop(single);
+    let export = twofold_daemon::store::export_sqlite(&path).unwrap();
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let fleet = PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap();
+    let report = fleet.import(&export, "single", 400, true).unwrap();
+    assert_eq!(report.codes, 2, "{report}");
+    assert_eq!(fleet.code_count("zed", &Method::BACKUP_CODE).unwrap(), 2);
+    assert_eq!(fleet.code_count("zed", &Method::EMAIL).unwrap(), 0);
+    assert!(fleet
+        .sends()
+        .unwrap()
+        .notices_due(100_000, 16)
+        .unwrap()
+        .is_empty());
 }

@@ -3,9 +3,11 @@
 use super::{Finding, Host, Severity};
 use crate::daemon::Daemon;
 use crate::error::CliError;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 use twofold_config::{Backend, StoreConfig};
 use twofold_proto::{Client, ErrorKind, Request, Response};
 
@@ -29,7 +31,11 @@ pub fn check(daemon: &Daemon, host: &Host<'_>) -> Vec<Finding> {
         if let Some(p) = &store.password_file {
             secret_file(&mut out, p, "the PostgreSQL password file", true);
         }
-        if reachable {
+        // The server itself first: a daemon that could not start because
+        // of it is explained too.
+        if let Err(why) = server_listens(store, daemon.timeout) {
+            out.push(unreachable(store, &why));
+        } else if reachable {
             out.extend(fleet_store(daemon, store));
         }
     } else {
@@ -142,32 +148,62 @@ fn clock() -> Vec<Finding> {
     }
 }
 
-/// The admin who runs doctor through sudo should have a factor before
-/// twofold guards sudo.
-/// Fleet mode: whether twofoldd reaches its PostgreSQL database (root's
-/// own status reads it).
+/// Fleet mode: whether the PostgreSQL server accepts a connection at all
+/// (its socket file, or its TCP port), within `timeout`; why not.
+fn server_listens(store: &StoreConfig, timeout: Duration) -> Result<(), String> {
+    if store.host.starts_with('/') {
+        let socket = Path::new(&store.host).join(format!(".s.PGSQL.{}", store.port));
+        return twofold_proto::connect_unix(&socket, timeout)
+            .map(drop)
+            .map_err(|e| format!("{}: {e}", socket.display()));
+    }
+    let addrs = (store.host.as_str(), store.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{}: {e}", store.host))?;
+    let mut last = format!("{}: no address", store.host);
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = format!("{a}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+/// The finding of a database twofoldd cannot use.
+fn unreachable(store: &StoreConfig, why: &str) -> Finding {
+    Finding {
+        id: "store.unreachable",
+        severity: Severity::Error,
+        what: format!(
+            "the fleet's PostgreSQL database ({} on {}, port {}) cannot be used: {why}",
+            store.dbname, store.host, store.port
+        ),
+        why: "every login is answered Unavailable (denied) until the database is back; a running twofoldd reconnects by itself, and one that was starting refused to start".into(),
+        fix: format!(
+            "check the server (`pg_isready -h {} -p {}`) and `[store]`; `journalctl -u twofoldd` shows `store_unreachable` or `store_connection_lost`",
+            store.host, store.port
+        ),
+    }
+}
+
+/// Fleet mode: whether twofoldd itself uses its PostgreSQL database
+/// (root's own status reads it): the server may listen and still refuse
+/// twofoldd (authentication, TLS, a full server).
 fn fleet_store(daemon: &Daemon, store: &StoreConfig) -> Vec<Finding> {
     match daemon.call(&Request::Status { user: None }) {
         Err(CliError::Failed {
             kind: ErrorKind::Internal,
             message,
-        }) if message.contains("storage") => vec![Finding {
-            id: "store.unreachable",
-            severity: Severity::Error,
-            what: format!(
-                "twofoldd cannot use its PostgreSQL database ({} on {}, port {}): {message}",
-                store.dbname, store.host, store.port
-            ),
-            why: "every login is answered Unavailable (denied) until the database is back; twofoldd reconnects by itself".into(),
-            fix: format!(
-                "check the server (`pg_isready -h {} -p {}`) and `[store]`; `journalctl -u twofoldd` shows `store_unreachable` or `store_connection_lost`",
-                store.host, store.port
-            ),
-        }],
+        }) if message.contains("storage") => {
+            vec![unreachable(store, &format!("twofoldd says: {message}"))]
+        }
         _ => Vec::new(),
     }
 }
 
+/// The admin who runs doctor through sudo should have a factor before
+/// twofold guards sudo.
 fn admin_enrolled(daemon: &Daemon) -> Vec<Finding> {
     let Some(me) = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty()) else {
         return Vec::new();

@@ -77,8 +77,14 @@ fn drain(shared: &Arc<Shared>, shutdown: &Shutdown) -> bool {
         }
     };
     let full = due.len() as u32 == BATCH;
-    for n in due {
+    let mut due = due.into_iter();
+    while let Some(n) = due.next() {
         if shutdown.is_triggered() {
+            // Handed to this daemon and not tried: due again for any (a
+            // fleet store would otherwise hold them until the claim lapses).
+            for left in std::iter::once(n).chain(due) {
+                let _ = sends.notice_release(left.id, now);
+            }
             return false;
         }
         let masked = crate::factors::email::send::mask(&n.address);

@@ -782,6 +782,14 @@ pub trait Sends: Send + Sync {
     /// Notification `id` failed; tried again at `next_at`.
     fn notice_retry(&self, id: i64, next_at: u64, error: &str) -> Result<(), StoreError>;
 
+    /// Notification `id`, handed out by [`Sends::notices_due`], was not
+    /// tried (the daemon is stopping): due again at `now`, for any daemon.
+    /// A store that does not claim what it hands out has nothing to do.
+    fn notice_release(&self, id: i64, now: u64) -> Result<(), StoreError> {
+        let _ = (id, now);
+        Ok(())
+    }
+
     /// Spends `claim` (a fresh answer that authorizes a change not yet
     /// stored, e.g. starting an enrollment) and appends `events`, in one
     /// durable transaction; `Lost` when it was spent first.

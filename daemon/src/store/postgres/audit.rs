@@ -91,6 +91,7 @@ pub(crate) fn append(
          ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash",
         &[&ctx.host, &ctx.lane, &to_db(last), &prev],
     )?;
+    super::sends::queue_notices(tx, at, &out)?;
     Ok(out)
 }
 

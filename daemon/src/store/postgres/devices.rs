@@ -3,7 +3,7 @@
 //! transaction, forgotten (never deleted).
 
 use super::audit::append;
-use super::store::{active_lock, clear_source_failures};
+use super::login::{active_lock, clear_source_failures};
 use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::AuditEvent;
 use crate::store::{Device, NewDevice, RememberedOutcome, StoreError};

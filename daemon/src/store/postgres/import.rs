@@ -170,7 +170,13 @@ fn move_in(
             ],
         )?;
     }
-    for c in e.codes.iter().filter(|c| !kept.contains(&c.user)) {
+    // Codes sent by mail or SMS (an empty hash: their keyed lookup is the
+    // check) belong to a login on this host that is over: not moved.
+    for c in e
+        .codes
+        .iter()
+        .filter(|c| !kept.contains(&c.user) && !c.hash.is_empty())
+    {
         r.codes += tx.execute(
             "INSERT INTO codes (username, method, lookup, hash, created_at, used_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

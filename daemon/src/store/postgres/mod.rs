@@ -24,16 +24,21 @@
 //! starts from a hash of its host and lane, so a row moved to another
 //! host's chain breaks both.
 
+mod admin;
 mod audit;
+mod changes;
 mod devices;
 mod import;
+mod login;
 mod pool;
 mod schema;
 mod sends;
 mod store;
+mod tls;
 
 pub use import::{ImportReport, IMPORTED_LANE};
 pub use schema::PG_SCHEMA_VERSION;
+pub use sends::CLAIM_LEASE;
 
 use crate::crypto::keys::Keys;
 use crate::log::Logger;
@@ -131,8 +136,8 @@ fn read_password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
     ))
 }
 
-/// The connection parameters of `cfg`.
-fn client_config(cfg: &StoreConfig) -> Result<postgres::Config, StoreError> {
+/// The connection parameters of `cfg`, and how to make them (TLS or not).
+fn client_config(cfg: &StoreConfig) -> Result<(postgres::Config, tls::Connector), StoreError> {
     let mut c = postgres::Config::new();
     if cfg.host.starts_with('/') {
         c.host_path(&cfg.host);
@@ -158,7 +163,8 @@ fn client_config(cfg: &StoreConfig) -> Result<postgres::Config, StoreError> {
         let pw = read_password(p)?;
         c.password(pw.as_bytes());
     }
-    Ok(c)
+    let connector = tls::Connector::new(cfg, &mut c)?;
+    Ok((c, connector))
 }
 
 impl PgStore {
@@ -173,8 +179,10 @@ impl PgStore {
     ) -> Result<PgStore, StoreError> {
         let host = cfg.host_name.clone().unwrap_or_else(system_host_name);
         let chain_host = host.clone();
+        let (config, connector) = client_config(cfg)?;
         let pool = Pool::new(
-            client_config(cfg)?,
+            config,
+            connector,
             lanes,
             Duration::from_secs(cfg.connect_timeout.0),
             log,
@@ -192,9 +200,12 @@ impl PgStore {
     /// A connection for the migration: the chain heads are made on
     /// connect, so the schema must exist first.
     fn pool_get_unchained(&self) -> Result<Unchained, StoreError> {
-        Ok(Unchained(self.pool_config_connect().map_err(|e| {
-            StoreError::Database(format!("postgres: cannot connect: {e}"))
-        })?))
+        Ok(Unchained(self.pool_config_connect().map_err(
+            |e| match e {
+                StoreError::Database(m) => StoreError::Database(format!("cannot connect: {m}")),
+                other => other,
+            },
+        )?))
     }
 
     fn pool_config_connect(&self) -> Result<Client, StoreError> {

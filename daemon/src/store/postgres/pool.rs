@@ -9,9 +9,10 @@
 //! fails within those bounds (the daemon answers `Unavailable`), and the
 //! next call after it is back reconnects: nothing needs a restart.
 
+use super::tls::Connector;
 use crate::log::Logger;
 use crate::store::StoreError;
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -30,6 +31,8 @@ pub(crate) type OnConnect = Box<dyn Fn(&mut Client, i32) -> Result<(), StoreErro
 /// The connection slots of one host.
 pub(crate) struct Pool {
     config: postgres::Config,
+    /// In the clear or through rustls (`tls.rs`).
+    tls: Connector,
     free: Mutex<Vec<(i32, Option<Conn>)>>,
     freed: Condvar,
     /// How long a call waits for a free lane.
@@ -63,6 +66,7 @@ pub(crate) struct Lease<'p> {
 impl Pool {
     pub fn new(
         config: postgres::Config,
+        tls: Connector,
         lanes: u32,
         wait: Duration,
         log: Logger,
@@ -73,6 +77,7 @@ impl Pool {
         let free = (0..lanes.max(1) as i32).rev().map(|l| (l, None)).collect();
         Pool {
             config,
+            tls,
             free: Mutex::new(free),
             freed: Condvar::new(),
             wait,
@@ -127,14 +132,13 @@ impl Pool {
 
     /// A connection outside the lanes (the migration at start).
     pub fn connect_raw(&self) -> Result<Client, StoreError> {
-        Ok(self.config.connect(NoTls)?)
+        self.tls.connect(&self.config)
     }
 
     fn connect(&self, lane: i32) -> Result<Conn, StoreError> {
         let opened = self
-            .config
-            .connect(NoTls)
-            .map_err(StoreError::from)
+            .tls
+            .connect(&self.config)
             .and_then(|mut c| (self.on_connect)(&mut c, lane).map(|()| c));
         match opened {
             Ok(client) => {

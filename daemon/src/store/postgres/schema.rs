@@ -133,6 +133,50 @@ const MIGRATIONS: &[&str] = &[
         host         TEXT PRIMARY KEY,
         imported_at  BIGINT NOT NULL
     );",
+    // 4: codes sent by mail or SMS (bound to the login or enrollment that
+    // asked, with their wrong tries and where they went, which the send
+    // limits count), the outbox of security notifications (written in the
+    // transaction of the event it tells of, claimed by one host at a time),
+    // and the confirmed addresses a transaction deleted, so the notice of
+    // that very removal still reaches the old address.
+    "ALTER TABLE codes ADD COLUMN bound TEXT;
+    ALTER TABLE codes ADD COLUMN tries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE codes ADD COLUMN destination TEXT;
+    CREATE INDEX codes_sent ON codes(method, created_at) WHERE destination IS NOT NULL;
+    CREATE INDEX codes_destination ON codes(destination, created_at)
+        WHERE destination IS NOT NULL;
+    CREATE INDEX codes_bound ON codes(username, method, bound) WHERE bound IS NOT NULL;
+    CREATE TABLE outbox (
+        id          BIGSERIAL PRIMARY KEY,
+        username    TEXT NOT NULL,
+        address     TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        audit_id    BIGINT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        next_at     BIGINT NOT NULL,
+        sent_at     BIGINT,
+        error       TEXT NOT NULL DEFAULT '',
+        claimed_by  TEXT
+    );
+    CREATE INDEX outbox_due ON outbox(next_at) WHERE sent_at IS NULL;
+    CREATE INDEX outbox_user ON outbox(username, event, created_at);
+    CREATE TABLE gone_addresses (
+        xact      xid8 NOT NULL,
+        username  TEXT NOT NULL,
+        address   TEXT NOT NULL
+    );
+    CREATE INDEX gone_addresses_xact ON gone_addresses(xact);
+    CREATE FUNCTION email_gone() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF OLD.method = 'email' AND OLD.confirmed_at IS NOT NULL THEN
+            INSERT INTO gone_addresses (xact, username, address)
+            VALUES (pg_current_xact_id(), OLD.username, OLD.params);
+        END IF;
+        RETURN OLD;
+    END $$;
+    CREATE TRIGGER email_gone AFTER DELETE ON credentials
+        FOR EACH ROW EXECUTE FUNCTION email_gone();",
 ];
 
 /// The schema version this build creates and understands.
