@@ -17,13 +17,14 @@ pub mod parse;
 #[cfg(feature = "soft-fido2")]
 pub mod soft;
 pub mod verify;
+mod wait;
 
 use super::{
     random_row_id, Attend, Confirmation, Ctx, Enroll, EnrollOptions, Factor, Found, Pending, Place,
     Report, Stop, VerifyError, Who,
 };
 use crate::failure::Failure;
-use crate::store::{Claim, Credential, NewCredential, Snapshot, StoreError};
+use crate::store::{Credential, NewCredential, Snapshot, StoreError};
 use device::{Authenticator, Device, DeviceError, GetAssertion, MakeCredential};
 use parse::CoseKey;
 use std::collections::HashMap;
@@ -31,6 +32,10 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Response, Secret};
+use wait::Touch;
+pub use wait::{
+    BUSY, CUE_PROMPT, NO_VERIFICATION, PIN_ASKED, PIN_AUTH_BLOCKED, PIN_BLOCKED, PIN_PROMPT,
+};
 
 /// What the person is shown before the daemon waits for the touch.
 pub const CUE: &str = "Touch your security key";
@@ -239,11 +244,14 @@ impl Fido2 {
     }
 
     /// The plugged-in key holding one of `creds` (a silent check, no
-    /// touch), with the RP ID they share.
-    fn find(&self, creds: &[Stored]) -> Option<(Device, String)> {
-        let devices = self.dev.enumerate().ok()?;
+    /// touch), with the RP ID they share; [`Miss::Busy`] when none was
+    /// found but a key was busy with another login.
+    fn find(&self, creds: &[Stored]) -> Result<(Device, String), Miss> {
+        let devices = self.dev.enumerate().map_err(|_| Miss::Device)?;
         let mut rps: Vec<&str> = creds.iter().map(|c| c.rp_id.as_str()).collect();
+        rps.sort_unstable();
         rps.dedup();
+        let mut busy = false;
         for d in devices {
             for rp in &rps {
                 let req = GetAssertion {
@@ -258,20 +266,22 @@ impl Fido2 {
                     up: false,
                 };
                 let until = Instant::now() + SILENT;
-                if self
+                match self
                     .dev
-                    .get_assertion(&d, &req, until, &device::Never)
-                    .is_ok()
+                    .get_assertion(&d, &req, None, until, &device::Never)
                 {
-                    return Some((d, (*rp).to_owned()));
+                    Ok(_) => return Ok((d, (*rp).to_owned())),
+                    Err(DeviceError::Busy) => busy = true,
+                    Err(_) => {}
                 }
             }
         }
-        None
+        Err(if busy { Miss::Busy } else { Miss::Device })
     }
 
-    /// Asks `dev` for an assertion of one of `creds` over a fresh
-    /// challenge of a new conversation and verifies it.
+    /// Asks `dev` for an assertion of one of `creds` over conversation
+    /// `conv`'s challenge (with `pin`, verified by the key) and verifies it:
+    /// the credential row and its new counter.
     #[allow(
         clippy::too_many_arguments,
         reason = "one call per use, each argument named there"
@@ -284,10 +294,11 @@ impl Fido2 {
         conv: u64,
         deadline: Duration,
         uv: bool,
+        pin: Option<&Secret>,
         stop: &dyn Stop,
-    ) -> Result<Option<(i64, u64)>, &'static str> {
+    ) -> Result<(i64, u64), Miss> {
         let Some(challenge) = self.challenges_peek(conv) else {
-            return Err("challenge expired");
+            return Err(Miss::Refused("challenge expired"));
         };
         let data = client_data("pam.get", conv, &challenge, rp_id);
         let req = GetAssertion {
@@ -302,21 +313,18 @@ impl Fido2 {
             up: true,
         };
         let until = Instant::now() + deadline;
-        let got = self.dev.get_assertion(dev, &req, until, stop);
+        let got = self.dev.get_assertion(dev, &req, pin, until, stop);
         // Used or not, the challenge is spent now.
         let fresh = self.take(conv);
-        let a = match got {
-            Ok(a) => a,
-            Err(DeviceError::Timeout | DeviceError::Cancelled | DeviceError::NoCredential) => {
-                return Ok(None)
-            }
-            Err(_) => return Ok(None),
-        };
+        let a = got.map_err(|e| match e {
+            DeviceError::Busy => Miss::Busy,
+            _ => Miss::Device,
+        })?;
         if fresh != Some(challenge) {
-            return Err("challenge expired or used");
+            return Err(Miss::Refused("challenge expired or used"));
         }
         let Some(cred) = creds.iter().find(|c| c.credential_id == a.credential_id) else {
-            return Err("unknown credential");
+            return Err(Miss::Refused("unknown credential"));
         };
         let cdh = verify::sha256(&data);
         let e = verify::Expect {
@@ -326,10 +334,9 @@ impl Fido2 {
             uv,
             client_data_hash: &cdh,
         };
-        match verify::assertion(&e, &a.auth_data, &a.signature) {
-            Ok(n) => Ok(Some((cred.row, n))),
-            Err(r) => Err(r.reason()),
-        }
+        verify::assertion(&e, &a.auth_data, &a.signature)
+            .map(|n| (cred.row, n))
+            .map_err(|r| Miss::Refused(r.reason()))
     }
 
     fn challenges_peek(&self, conv: u64) -> Option<[u8; 32]> {
@@ -344,50 +351,15 @@ impl Fido2 {
     }
 }
 
-/// A login's wait for a touch of the key found.
-struct Touch<'f> {
-    factor: &'f Fido2,
-    dev: Device,
-    rp_id: String,
-    creds: Vec<Stored>,
-    conv: u64,
-    deadline: Duration,
-    uv: bool,
-}
-
-impl std::fmt::Debug for Touch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Touch")
-    }
-}
-
-impl Attend for Touch<'_> {
-    fn cue(&self) -> &str {
-        CUE
-    }
-
-    fn wait(&self, _cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError> {
-        let f = self.factor;
-        Ok(
-            match f.assert(
-                &self.dev,
-                &self.rp_id,
-                &self.creds,
-                self.conv,
-                self.deadline,
-                self.uv,
-                stop,
-            ) {
-                Ok(Some((row, 0))) => Some(Found::Claim(Claim::Unmetered { credential: row })),
-                Ok(Some((row, n))) => Some(Found::Claim(Claim::Counter {
-                    credential: row,
-                    value: n,
-                })),
-                Ok(None) => None,
-                Err(why) => Some(Found::Rejected(why)),
-            },
-        )
-    }
+/// Why an assertion gave nothing to spend.
+#[derive(Debug)]
+enum Miss {
+    /// The key gave nothing: no touch, cancelled, no credential, an error.
+    Device,
+    /// Another login is using the key.
+    Busy,
+    /// The key answered and the answer is refused (for the audit trail).
+    Refused(&'static str),
 }
 
 impl Factor for Fido2 {
@@ -459,8 +431,10 @@ impl Factor for Fido2 {
         if creds.is_empty() {
             return Ok(None);
         }
-        let Some((dev, rp_id)) = self.find(&creds) else {
-            return Ok(None);
+        let found = match self.find(&creds) {
+            Ok(found) => Some(found),
+            Err(Miss::Busy) => None,
+            Err(_) => return Ok(None),
         };
         let deadline = self.deadline_in(cx);
         let uv = self
@@ -471,12 +445,12 @@ impl Factor for Fido2 {
         };
         Ok(Some(Box::new(Touch {
             factor: self,
-            dev,
-            rp_id,
+            found,
             creds,
             conv,
             deadline,
             uv,
+            prompt: cx.config.fido2.cue_prompt(place.service),
         })))
     }
 }
@@ -588,25 +562,34 @@ impl Enroll for Fido2 {
             counter: None,
             ..pending
         };
-        let Some((dev, rp_id)) = self.find(std::slice::from_ref(&pending)) else {
+        let Ok((dev, rp_id)) = self.find(std::slice::from_ref(&pending)) else {
             return Err(refused(
                 ErrorKind::NotFound,
-                "the security key being enrolled is not plugged in",
+                "the security key being enrolled is not plugged in (or busy)",
             ));
         };
         let deadline = self.deadline_in(cx);
         let conv = self.new_conversation(deadline)?;
         let one = std::slice::from_ref(&pending);
-        match self.assert(&dev, &rp_id, one, conv, deadline, false, &device::Never) {
-            Ok(Some((id, n))) => Ok(Confirmation {
+        match self.assert(
+            &dev,
+            &rp_id,
+            one,
+            conv,
+            deadline,
+            false,
+            None,
+            &device::Never,
+        ) {
+            Ok((id, n)) => Ok(Confirmation {
                 id,
                 counter: Some(n),
             }),
-            Ok(None) => Err(refused(
+            Err(Miss::Device | Miss::Busy) => Err(refused(
                 ErrorKind::InvalidCode,
                 "the security key was not touched",
             )),
-            Err(why) => Err(refused(
+            Err(Miss::Refused(why)) => Err(refused(
                 ErrorKind::InvalidCode,
                 format!("security key refused: {why}"),
             )),
