@@ -475,6 +475,25 @@ pub enum AdminImport {
         #[arg(long)]
         apply: bool,
     },
+    /// pam-u2f's u2f_keys (old and new formats): each user's security keys,
+    /// with the RP ID pam-u2f asserted them for, so the same keys log in.
+    U2fKeys {
+        /// The file (a user's ~/.config/Yubico/u2f_keys, or pam-u2f's
+        /// authfile=).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// pam-u2f's origin= (the RP ID of credentials made by pamu2fcfg
+        /// 1.1.0 and later). Default pam://<this host's name>.
+        #[arg(long, value_name = "URL")]
+        origin: Option<String>,
+        /// pam-u2f's appid= (the RP ID of old-format credentials, made by
+        /// pamu2fcfg 1.0.8 and earlier). Default: the origin.
+        #[arg(long, value_name = "URL")]
+        appid: Option<String>,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
 }
 
 /// `twofold admin enroll ...`.

@@ -240,6 +240,19 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
         Command::Admin(Admin::Import(AdminImport::Oath { from, apply })) => {
             import::oath_file(&daemon()?, from, *apply, io)
         }
+        Command::Admin(Admin::Import(AdminImport::U2fKeys {
+            from,
+            origin,
+            appid,
+            apply,
+        })) => import::u2f_keys(
+            &daemon()?,
+            from,
+            origin.as_deref(),
+            appid.as_deref(),
+            *apply,
+            io,
+        ),
         Command::Admin(Admin::HotpResync {
             user,
             name,

@@ -238,6 +238,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_s
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "google-authenticator" -d 'google-authenticator-libpam\'s ~/.google_authenticator: TOTP or HOTP secret, scratch codes (become backup codes, hashed); its window, rate-limit and reuse settings are reported'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "oath" -d 'pam_oath\'s users.oath (HOTP and TOTP lines; counters kept)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "u2f-keys" -d 'pam-u2f\'s u2f_keys (old and new formats): each user\'s security keys, with the RP ID pam-u2f asserted them for, so the same keys log in'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l user -d 'The account' -r
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l name -d 'The token, when the account has several' -r
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from hotp-resync" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F

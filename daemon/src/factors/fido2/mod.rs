@@ -13,6 +13,7 @@
 
 pub mod device;
 pub mod hid;
+pub mod import;
 pub mod parse;
 #[cfg(feature = "soft-fido2")]
 pub mod soft;
