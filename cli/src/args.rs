@@ -153,7 +153,8 @@ pub struct AuditFilterArgs {
     /// Only this event (login_success, login_failure, login_denied, login_locked,
     /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
     /// codes_regenerated, grace_started, admin, config_loaded, config_reloaded,
-    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten).
+    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten,
+    /// security_key_refused).
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Only rows of this PAM service.
