@@ -232,6 +232,10 @@ pub enum Enroll {
         /// A name for the key, e.g. "YubiKey 5" [default: key-N].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// The key has a PIN: ask it (hidden, or a line of stdin) and pass
+        /// it to the key for the registration.
+        #[arg(long)]
+        pin: bool,
         /// Output format.
         #[command(flatten)]
         json: JsonArg,

@@ -127,10 +127,16 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             json.json,
             io,
         ),
-        Command::Enroll(Enroll::Fido2 { user, name, json }) => enroll::fido2(
+        Command::Enroll(Enroll::Fido2 {
+            user,
+            name,
+            pin,
+            json,
+        }) => enroll::fido2(
             &daemon()?,
             user.user.as_deref(),
             name.as_deref(),
+            *pin,
             json.json,
             io,
         ),

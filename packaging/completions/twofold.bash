@@ -1026,7 +1026,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll__subcmd__fido2)
-            opts="-h -V --user --name --json --socket --config --timeout --help --version"
+            opts="-h -V --user --name --pin --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

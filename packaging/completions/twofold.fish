@@ -66,6 +66,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l pin -d 'The key has a PIN: ask it (hidden, or a line of stdin) and pass it to the key for the registration'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l json -d 'Print JSON for scripts (times as Unix seconds)'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -s V -l version -d 'Print version'

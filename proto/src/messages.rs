@@ -352,6 +352,10 @@ pub enum Request {
         /// The credential's name; `None`: the daemon picks one (`key-N`).
         #[serde(default)]
         name: Option<String>,
+        /// The security key's PIN, for a key that has one (wiped after
+        /// use, never logged).
+        #[serde(default)]
+        pin: Option<Secret>,
     },
     /// Removes one named credential of a factor (one security key); the
     /// recovery codes go with the last credential of all.

@@ -5,6 +5,7 @@
 //! key busy with another login — through the real libpam and the built
 //! pam_twofold.so, with the software authenticator as the key.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twofold_daemon::factors::fido2::soft::{Alg, Fault, SoftAuthenticator, SoftKey, PIN_TRIES};
@@ -13,8 +14,8 @@ use twofold_daemon::factors::fido2::{
     PIN_PROMPT,
 };
 use twofold_daemon::factors::Registry;
-use twofold_proto::{Method, Request, Response, Secret};
-use twofold_tests::daemon::TestDaemon;
+use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
+use twofold_tests::daemon::{bin_path, TestDaemon};
 use twofold_tests::pam::*;
 
 const CODE_PROMPT: &str = "Verification code: ";
@@ -30,9 +31,11 @@ struct Bed {
 }
 
 /// A daemon whose logins wait `deadline` for a touch of software `key`
-/// (plugged in, enrolled for alice), with `edit` applied to the config.
+/// (plugged in, enrolled for alice: with `pin` for a key that has one),
+/// with `edit` applied to the config.
 fn bed(
     key: Arc<SoftKey>,
+    pin: Option<&str>,
     uv: Option<bool>,
     deadline: Duration,
     edit: impl FnOnce(&mut twofold_config::Config),
@@ -50,6 +53,7 @@ fn bed(
         user: Some("alice".into()),
         method: Method::FIDO2,
         name: None,
+        pin: pin.map(Secret::from),
     }) {
         Response::Done { .. } => {}
         other => panic!("enroll start: {other:?}"),
@@ -70,6 +74,7 @@ fn bed(
 fn pin_bed(tries: u32) -> Bed {
     bed(
         SoftKey::with_pin("key-p", Alg::Es256, PIN),
+        Some(PIN),
         Some(true),
         Duration::from_secs(1),
         |c| c.login.max_tries = tries,
@@ -198,6 +203,7 @@ fn the_pin_never_reaches_the_log_the_syslog_or_the_audit_trail() {
 fn required_verification_refuses_a_key_without_pin_or_fingerprint_before_any_touch() {
     let b = bed(
         SoftKey::new("key-t", Alg::Ed25519, false),
+        None,
         Some(true),
         Duration::from_secs(1),
         |c| c.login.max_tries = 1,
@@ -218,6 +224,7 @@ fn required_verification_refuses_a_key_without_pin_or_fingerprint_before_any_tou
 fn a_service_without_required_verification_never_asks_the_pin() {
     let b = bed(
         SoftKey::with_pin("key-p", Alg::Es256, PIN),
+        Some(PIN),
         None,
         Duration::from_secs(1),
         |c| c.fido2.verify_services = vec!["gdm-password".into()],
@@ -232,6 +239,7 @@ fn a_service_without_required_verification_never_asks_the_pin() {
 fn cue_bed(deadline: Duration) -> Bed {
     bed(
         SoftKey::new("key-a", Alg::Es256, true),
+        None,
         Some(false),
         deadline,
         |c| {
@@ -273,6 +281,7 @@ fn a_key_busy_with_another_login_says_so_and_the_code_prompt_follows_at_once() {
     let deadline = Duration::from_secs(5);
     let b = bed(
         SoftKey::new("key-a", Alg::Es256, true),
+        None,
         Some(false),
         deadline,
         |c| c.login.max_tries = 1,
@@ -310,4 +319,66 @@ fn a_key_busy_with_another_login_says_so_and_the_code_prompt_follows_at_once() {
     let (rc, t) = first.join().unwrap();
     assert_eq!(rc, PAM_SUCCESS, "{t:?}");
     assert_eq!(t.infos(), [CUE], "{t:?}");
+}
+
+#[test]
+fn a_key_with_a_pin_enrolls_only_with_its_pin_and_a_wrong_one_is_told_with_the_tries_left() {
+    let keys = SoftAuthenticator::new();
+    let key = SoftKey::with_pin("key-p", Alg::Es256, PIN);
+    keys.plug(&key);
+    let mut r = Registry::builtin();
+    r.register(Arc::new(Fido2::new(keys.clone())));
+    let d = TestDaemon::start_with_factors(|_| {}, r);
+    let start = |pin: Option<&str>| {
+        d.call(&Request::EnrollStartNamed {
+            user: Some("alice".into()),
+            method: Method::FIDO2,
+            name: None,
+            pin: pin.map(Secret::from),
+        })
+    };
+    match start(None) {
+        Response::Failed { kind, message } => {
+            assert_eq!(kind, ErrorKind::BadRequest);
+            assert!(message.contains("--pin"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match start(Some(WRONG)) {
+        Response::Failed { kind, message } => {
+            assert_eq!(kind, ErrorKind::InvalidCode);
+            assert!(message.contains("7 tries left"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(key.touches(), 0);
+    // The CLI asks the PIN (a line of stdin here) and enrolls.
+    let mut cli = std::process::Command::new(bin_path("twofold"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["enroll", "fido2", "--user", "alice", "--pin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PIN}\n").as_bytes())
+        .unwrap();
+    let out = cli.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("Security key PIN: ") && !said.contains(PIN),
+        "{said}"
+    );
+    assert_eq!(key.touches(), 2, "registration and confirmation");
+    assert_eq!(key.pin_retries(), PIN_TRIES);
+    assert!(!d.log_text().contains(PIN) && !d.log_text().contains(WRONG));
 }

@@ -308,6 +308,8 @@ pub struct EnrollOptions {
     pub address: Option<String>,
     /// The credential's name (security keys).
     pub name: Option<String>,
+    /// The security key's PIN, when it has one.
+    pub pin: Option<Secret>,
 }
 
 /// A pending enrollment: what the person is shown to set it up.

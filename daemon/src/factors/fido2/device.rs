@@ -136,11 +136,13 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     /// costs one of the key's tries.
     fn check_pin(&self, dev: &Device, pin: &Secret) -> Result<(), DeviceError>;
 
-    /// Registers a credential (waits for a touch).
+    /// Registers a credential (waits for a touch); a key with a PIN set
+    /// needs it (`pin`).
     fn make_credential(
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError>;

@@ -220,11 +220,13 @@ impl Authenticator for Hid {
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError> {
         let key = open(dev)?;
         let req = req.clone();
+        let pin = pin.cloned();
         bounded(dev, key, deadline, stop, move |k| {
             let user = PublicKeyCredentialUserEntity::new(
                 Some(&req.user_id),
@@ -234,7 +236,7 @@ impl Authenticator for Hid {
             let args = MakeCredentialArgs {
                 rpid: req.rp_id.clone(),
                 challenge: req.client_data.clone(),
-                pin: None,
+                pin: pin.as_ref().map(Secret::expose),
                 key_types: vec![],
                 uv: None,
                 exclude_list: req.exclude.clone(),

@@ -349,6 +349,7 @@ impl Authenticator for SoftAuthenticator {
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError> {
@@ -357,6 +358,12 @@ impl Authenticator for SoftAuthenticator {
             return Err(untouched(&key, deadline, stop));
         }
         let mut st = idle(&key)?;
+        // A key with a PIN registers nothing without it.
+        match (pin, st.pin.is_some()) {
+            (Some(p), _) => pin_check(&mut st, p)?,
+            (None, true) => return Err(DeviceError::Failed("CTAP2_ERR_PIN_REQUIRED".into())),
+            (None, false) => {}
+        }
         if st.creds.iter().any(|c| req.exclude.contains(&c.id)) {
             return Err(DeviceError::Failed("CTAP2_ERR_CREDENTIAL_EXCLUDED".into()));
         }
