@@ -153,7 +153,8 @@ pub struct AuditFilterArgs {
     /// Only this event (login_success, login_failure, login_denied, login_locked,
     /// login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used,
     /// codes_regenerated, grace_started, admin, config_loaded, config_reloaded,
-    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten).
+    /// config_reload_refused, audit_pruned, device_remembered, device_forgotten,
+    /// security_key_refused).
     #[arg(long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Only rows of this PAM service.
@@ -231,6 +232,10 @@ pub enum Enroll {
         /// A name for the key, e.g. "YubiKey 5" [default: key-N].
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        /// The key has a PIN: ask it (hidden, or a line of stdin) and pass
+        /// it to the key for the registration.
+        #[arg(long)]
+        pin: bool,
         /// Output format.
         #[command(flatten)]
         json: JsonArg,
@@ -491,6 +496,25 @@ pub enum AdminImport {
         /// The file.
         #[arg(long, value_name = "FILE", default_value = "/etc/users.oath")]
         from: PathBuf,
+        /// Write: enroll what the dry run shows.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// pam-u2f's u2f_keys (old and new formats): each user's security keys,
+    /// with the RP ID pam-u2f asserted them for, so the same keys log in.
+    U2fKeys {
+        /// The file (a user's ~/.config/Yubico/u2f_keys, or pam-u2f's
+        /// authfile=).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+        /// pam-u2f's origin= (the RP ID of credentials made by pamu2fcfg
+        /// 1.1.0 and later). Default pam://<this host's name>.
+        #[arg(long, value_name = "URL")]
+        origin: Option<String>,
+        /// pam-u2f's appid= (the RP ID of old-format credentials, made by
+        /// pamu2fcfg 1.0.8 and earlier). Default: the origin.
+        #[arg(long, value_name = "URL")]
+        appid: Option<String>,
         /// Write: enroll what the dry run shows.
         #[arg(long)]
         apply: bool,

@@ -41,9 +41,18 @@ pub fn fido2(
     daemon: &Daemon,
     user: Option<&str>,
     name: Option<&str>,
+    pin: bool,
     json: bool,
     io: &mut Io<'_>,
 ) -> Result<(), CliError> {
+    let pin = if pin {
+        let p = io.codes.read_code(PIN_PROMPT)?.ok_or_else(|| {
+            CliError::Usage("no PIN given: the input ended before it was entered".into())
+        })?;
+        Some(p)
+    } else {
+        None
+    };
     let patient = Daemon {
         timeout: daemon
             .timeout
@@ -56,6 +65,7 @@ pub fn fido2(
         user: user.map(str::to_owned),
         method: twofold_proto::Method::FIDO2,
         name: name.map(str::to_owned),
+        pin,
     };
     match patient.call(&req)? {
         Response::Done { message } => {
@@ -81,6 +91,9 @@ pub fn fido2(
         other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
     }
 }
+
+/// What `enroll fido2 --pin` asks.
+pub const PIN_PROMPT: &str = "Security key PIN: ";
 
 /// How long `enroll fido2` waits for each answer: longer than the
 /// daemon's wait for a touch (30 s).

@@ -1,4 +1,4 @@
-//! `twofold admin import`: other modules' OTP files read (never changed),
+//! `twofold admin import`: other modules' files read (never changed),
 //! shown as a plan, and enrolled through the daemon with `--apply`. The
 //! parsing is `twofold-import`'s; this file finds the files, names their
 //! owners, prints and sends.
@@ -8,7 +8,7 @@ use crate::error::CliError;
 use crate::Io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use twofold_import::{google, hex_encode, oath, Otp, Record, MAX_FILE};
+use twofold_import::{google, hex_encode, oath, u2f, Otp, Record, MAX_FILE};
 use twofold_proto::{Method, Request, Response, Secret};
 use zeroize::Zeroizing;
 
@@ -83,6 +83,96 @@ pub fn oath_file(
             .collect(),
     };
     finish(daemon, vec![found], Vec::new(), apply, io)
+}
+
+/// `twofold admin import u2f-keys`: each user's security keys, with the
+/// RP ID pam-u2f asserted them for (`origin`, or `appid` for old-format
+/// credentials; both `pam://<host>` by default, as in pam-u2f).
+pub fn u2f_keys(
+    daemon: &Daemon,
+    from: &Path,
+    origin: Option<&str>,
+    appid: Option<&str>,
+    apply: bool,
+    io: &mut Io<'_>,
+) -> Result<(), CliError> {
+    let text = read(from).map_err(CliError::Usage)?;
+    let entries = u2f::parse(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {e}\nnothing was imported", from.display())))?;
+    let origin = origin.map_or_else(default_origin, str::to_owned);
+    let appid = appid.map_or_else(|| origin.clone(), str::to_owned);
+    let source = format!("pam-u2f:{}", from.display());
+    let mut out = String::new();
+    if entries.iter().all(|e| e.keys.is_empty()) {
+        out.push_str("Nothing to import.\n");
+    } else if !apply {
+        out.push_str("Would import (a dry run: nothing is written; add --apply):\n");
+    }
+    let mut failed = 0;
+    for e in &entries {
+        for note in &e.notes {
+            out.push_str(&format!("{}: {note} (line {})\n", e.user, e.line));
+        }
+        for k in &e.keys {
+            let rp_id = if k.old_format { &appid } else { &origin };
+            let format = if k.old_format { "old" } else { "new" };
+            out.push_str(&format!(
+                "{}: fido2 {} security key for {rp_id} from {source} line {} ({format} format)\n",
+                e.user,
+                k.alg.as_str(),
+                e.line
+            ));
+            if !apply {
+                continue;
+            }
+            let req = Request::AdminImportKey {
+                user: e.user.clone(),
+                name: None,
+                rp_id: rp_id.clone(),
+                credential_id_hex: hex_encode(&k.credential_id).to_string(),
+                algorithm: k.alg.as_str().to_owned(),
+                public_key_hex: hex_encode(&k.public).to_string(),
+                source: source.clone(),
+            };
+            match daemon.call(&req) {
+                Ok(Response::Done { message }) => out.push_str(&format!("  imported: {message}\n")),
+                Ok(other) => {
+                    return Err(CliError::Unexpected(twofold_proto::response_name(&other)))
+                }
+                Err(CliError::Failed { message, .. }) => {
+                    failed += 1;
+                    out.push_str(&format!("  NOT imported: {message}\n"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    io.out
+        .write_all(out.as_bytes())
+        .map_err(CliError::io("writing output"))?;
+    if failed > 0 {
+        return Err(CliError::Usage(format!(
+            "{failed} not imported (see above)"
+        )));
+    }
+    Ok(())
+}
+
+/// pam-u2f's default origin: `pam://` and this host's name.
+fn default_origin() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let host = if rc == 0 {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    format!(
+        "pam://{}",
+        if host.is_empty() { "localhost" } else { &host }
+    )
 }
 
 /// Prints the plan (and with `apply` enrolls each record); a malformed

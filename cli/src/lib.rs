@@ -129,10 +129,16 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             json.json,
             io,
         ),
-        Command::Enroll(Enroll::Fido2 { user, name, json }) => enroll::fido2(
+        Command::Enroll(Enroll::Fido2 {
+            user,
+            name,
+            pin,
+            json,
+        }) => enroll::fido2(
             &daemon()?,
             user.user.as_deref(),
             name.as_deref(),
+            *pin,
             json.json,
             io,
         ),
@@ -246,6 +252,19 @@ pub fn run(cli: &Cli, io: &mut Io<'_>) -> Result<(), CliError> {
             let file = cli.config.as_deref().unwrap_or(Path::new(DEFAULT_CONFIG));
             migrate::to(*to, file, *apply, io)
         }
+        Command::Admin(Admin::Import(AdminImport::U2fKeys {
+            from,
+            origin,
+            appid,
+            apply,
+        })) => import::u2f_keys(
+            &daemon()?,
+            from,
+            origin.as_deref(),
+            appid.as_deref(),
+            *apply,
+            io,
+        ),
         Command::Admin(Admin::HotpResync {
             user,
             name,

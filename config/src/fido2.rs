@@ -18,6 +18,12 @@ pub struct Fido2Config {
     /// PIN or fingerprint, as the key asks for it), not only a touch.
     /// Default: none.
     pub verify_services: Vec<String>,
+    /// PAM services (greeters, screen lockers that show information lines
+    /// late or not at all) where the cue is a prompt, "Touch your security
+    /// key, then press Enter": the key waits for its touch while the
+    /// prompt is shown, and an answer without a touch goes to the code
+    /// prompt at once. Default: none (the cue is an information line).
+    pub cue_prompt_services: Vec<String>,
 }
 
 impl Default for Fido2Config {
@@ -25,6 +31,7 @@ impl Default for Fido2Config {
         Fido2Config {
             touch_timeout: Seconds(30),
             verify_services: Vec::new(),
+            cue_prompt_services: Vec::new(),
         }
     }
 }
@@ -33,6 +40,11 @@ impl Fido2Config {
     /// Whether logins of `service` need user verification.
     pub fn verify(&self, service: &str) -> bool {
         self.verify_services.iter().any(|s| s == service)
+    }
+
+    /// Whether logins of `service` show the cue as a prompt answered by Enter.
+    pub fn cue_prompt(&self, service: &str) -> bool {
+        self.cue_prompt_services.iter().any(|s| s == service)
     }
 }
 
@@ -44,9 +56,14 @@ pub(crate) fn check(f: &Fido2Config) -> Option<Problem> {
             "must be between 5s and 50s",
         );
     }
-    for (i, s) in f.verify_services.iter().enumerate() {
-        if let Err(e) = name_ok("service", s) {
-            return at(&[F, Seg::Key("verify_services"), Seg::Index(i)], e);
+    for (key, list) in [
+        ("verify_services", &f.verify_services),
+        ("cue_prompt_services", &f.cue_prompt_services),
+    ] {
+        for (i, s) in list.iter().enumerate() {
+            if let Err(e) = name_ok("service", s) {
+                return at(&[F, Seg::Key(key), Seg::Index(i)], e);
+            }
         }
     }
     None
@@ -71,5 +88,24 @@ mod tests {
         assert!(e.to_string().contains("touch_timeout"), "{e}");
         let e = Config::parse("[fido2]\nverify_services = [\"a b\"]\n", "t.toml").unwrap_err();
         assert!(e.to_string().contains("verify_services"), "{e}");
+    }
+
+    #[test]
+    fn cue_prompt_services_name_services_and_are_checked_like_verify_services() {
+        assert!(!Config::default().fido2.cue_prompt("lightdm"));
+        let c = Config::parse(
+            "[fido2]\ncue_prompt_services = [\"lightdm\", \"xscreensaver\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.fido2.cue_prompt("lightdm") && c.fido2.cue_prompt("xscreensaver"));
+        assert!(!c.fido2.cue_prompt("sudo") && !c.fido2.verify("lightdm"));
+        let e = Config::parse(
+            "[fido2]\ncue_prompt_services = [\"ok\", \"bad name\"]\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("cue_prompt_services") && e.contains('1'), "{e}");
     }
 }

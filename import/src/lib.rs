@@ -1,6 +1,7 @@
-//! Parsers of the files other PAM OTP modules keep, for `twofold admin
+//! Parsers of the files other PAM modules keep, for `twofold admin
 //! import`: google-authenticator's `~/.google_authenticator`
-//! ([`google`]) and pam_oath's `users.oath` ([`oath`]). They read text and
+//! ([`google`]), pam_oath's `users.oath` ([`oath`]) and pam-u2f's
+//! `u2f_keys` ([`u2f`]: security keys' public credentials). They read text and
 //! return what to enroll; they open no file and contact nothing, so they
 //! are fuzzed as they are (`fuzz/`).
 //!
@@ -9,6 +10,7 @@
 
 pub mod google;
 pub mod oath;
+pub mod u2f;
 
 use std::fmt;
 use zeroize::Zeroizing;

@@ -88,6 +88,9 @@ _twofold() {
             twofold__subcmd__admin__subcmd__import,oath)
                 cmd="twofold__subcmd__admin__subcmd__import__subcmd__oath"
                 ;;
+            twofold__subcmd__admin__subcmd__import,u2f-keys)
+                cmd="twofold__subcmd__admin__subcmd__import__subcmd__u2f__subcmd__keys"
+                ;;
             twofold__subcmd__audit,verify)
                 cmd="twofold__subcmd__audit__subcmd__verify"
                 ;;
@@ -394,7 +397,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__admin__subcmd__import)
-            opts="-h -V --socket --config --timeout --help --version google-authenticator oath"
+            opts="-h -V --socket --config --timeout --help --version google-authenticator oath u2f-keys"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -461,6 +464,44 @@ _twofold() {
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        twofold__subcmd__admin__subcmd__import__subcmd__u2f__subcmd__keys)
+            opts="-h -V --from --origin --appid --apply --socket --config --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --origin)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --appid)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1018,7 +1059,7 @@ _twofold() {
             return 0
             ;;
         twofold__subcmd__enroll__subcmd__fido2)
-            opts="-h -V --user --name --json --socket --config --timeout --help --version"
+            opts="-h -V --user --name --pin --json --socket --config --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -66,6 +66,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l timeout -d 'Seconds to wait for the daemon to connect and to answer each request' -r
+complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l pin -d 'The key has a PIN: ask it (hidden, or a line of stdin) and pass it to the key for the registration'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -l json -d 'Print JSON for scripts (times as Unix seconds)'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand enroll; and __fish_seen_subcommand_from fido2" -s V -l version -d 'Print version'
@@ -239,6 +240,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_s
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "google-authenticator" -d 'google-authenticator-libpam\'s ~/.google_authenticator: TOTP or HOTP secret, scratch codes (become backup codes, hashed); its window, rate-limit and reuse settings are reported'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "oath" -d 'pam_oath\'s users.oath (HOTP and TOTP lines; counters kept)'
+complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from import" -f -a "u2f-keys" -d 'pam-u2f\'s u2f_keys (old and new formats): each user\'s security keys, with the RP ID pam-u2f asserted them for, so the same keys log in'
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from migrate" -l to -d 'Where to: `postgres` ([store] of the configuration)' -r -f -a "postgres\t'The fleet\'s PostgreSQL database ([store] backend = "postgres")'"
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from migrate" -l socket -d 'Daemon socket [default: [daemon].socket of the configuration, else /run/twofold/twofold.sock]' -r -F
 complete -c twofold -n "__fish_twofold_using_subcommand admin; and __fish_seen_subcommand_from migrate" -l config -d 'Configuration file to take the socket path from [default: /etc/twofold/twofold.toml]' -r -F
@@ -270,7 +272,7 @@ complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help'
 complete -c twofold -n "__fish_twofold_using_subcommand config; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l user -d 'Only rows about this account' -r
-complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, config_reloaded, config_reload_refused, audit_pruned, device_remembered, device_forgotten)' -r
+complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l event -d 'Only this event (login_success, login_failure, login_denied, login_locked, login_skipped, lockout, unlock, enroll, factor_removed, backup_code_used, codes_regenerated, grace_started, admin, config_loaded, config_reloaded, config_reload_refused, audit_pruned, device_remembered, device_forgotten, security_key_refused)' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l service -d 'Only rows of this PAM service' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l since -d 'From: a duration ago (`1h`, `7d`), `@UNIXTIME`, or UTC `YYYY-MM-DD[THH:MM[:SS]]`' -r
 complete -c twofold -n "__fish_twofold_using_subcommand audit; and not __fish_seen_subcommand_from verify" -l until -d 'Up to (same forms as --since)' -r

@@ -287,6 +287,26 @@ pub enum Request {
         /// Where it came from (`google-authenticator:/home/alice/…`), for the audit trail.
         source: String,
     },
+    /// Admin: enrolls a security key's credential imported from another
+    /// module's file (pam-u2f's `u2f_keys`); it counts at once. Nothing in
+    /// it is secret: a key handle and a public key.
+    AdminImportKey {
+        /// The account.
+        user: String,
+        /// A name for the key; `None`: the first free `u2f-N`.
+        #[serde(default)]
+        name: Option<String>,
+        /// The RP ID the credential was made for (`pam://host`).
+        rp_id: String,
+        /// The credential id (pam-u2f's key handle), hex.
+        credential_id_hex: String,
+        /// `es256` or `eddsa`.
+        algorithm: String,
+        /// The public key, hex: ES256 `x ‖ y` (64 bytes), Ed25519 (32 bytes).
+        public_key_hex: String,
+        /// Where it came from (`pam-u2f:/home/alice/.config/Yubico/u2f_keys`), for the audit trail.
+        source: String,
+    },
     /// Admin: brings a token's counter forward to two consecutive codes
     /// (a token pressed far beyond the login window).
     AdminHotpResync {
@@ -332,6 +352,10 @@ pub enum Request {
         /// The credential's name; `None`: the daemon picks one (`key-N`).
         #[serde(default)]
         name: Option<String>,
+        /// The security key's PIN, for a key that has one (wiped after
+        /// use, never logged).
+        #[serde(default)]
+        pin: Option<Secret>,
     },
     /// Removes one named credential of a factor (one security key); the
     /// recovery codes go with the last credential of all.
@@ -395,6 +419,7 @@ impl Request {
             Request::EnrollStartNamed { .. } => "enroll_start_named",
             Request::RemoveCredential { .. } => "remove_credential",
             Request::AdminImport { .. } => "admin_import",
+            Request::AdminImportKey { .. } => "admin_import_key",
             Request::Devices { .. } => "devices",
             Request::DevicesForget { .. } => "devices_forget",
         }

@@ -54,6 +54,7 @@ fn enroll_named(d: &TestDaemon, name: Option<&str>) -> Response {
         user: Some("alice".into()),
         method: Method::FIDO2,
         name: name.map(str::to_owned),
+        pin: None,
     }) {
         Response::Done { message } => assert!(message.contains("pam://"), "{message}"),
         other => panic!("enroll start: {other:?}"),
@@ -148,6 +149,7 @@ fn a_second_key_logs_in_and_the_first_is_not_registered_twice() {
         user: Some("alice".into()),
         method: Method::FIDO2,
         name: Some("again".into()),
+        pin: None,
     });
     assert!(failed_kind(&again).is_some(), "{again:?}");
     bed.keys.unplug("key-a");
@@ -177,6 +179,7 @@ fn a_second_key_logs_in_and_the_first_is_not_registered_twice() {
         user: Some("alice".into()),
         method: Method::FIDO2,
         name: Some("YubiKey 5".into()),
+        pin: None,
     });
     assert!(failed_kind(&dup).is_some(), "{dup:?}");
 }

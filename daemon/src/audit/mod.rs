@@ -63,6 +63,10 @@ pub mod event {
     pub const DEVICE_FORGOTTEN: &str = "device_forgotten";
     /// A fresh code authorized adding a factor beside a confirmed one.
     pub const ENROLL_AUTHORIZED: &str = "enroll_authorized";
+    /// A security key was not used in a login before any touch: it cannot
+    /// verify the user where the service requires it, or its PIN is
+    /// blocked (`reason=`); the code prompt followed.
+    pub const SECURITY_KEY_REFUSED: &str = "security_key_refused";
 }
 
 /// One event to record. Empty fields do not apply.

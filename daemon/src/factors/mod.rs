@@ -241,15 +241,49 @@ pub trait Stop: Sync {
     fn stop(&self) -> bool;
 }
 
+/// The login's conversation, lent to a wait on a device: what it may show
+/// and ask before and during the wait. Every call returning `false` or
+/// `None` means the login is over (the client went away, or storage
+/// failed): the wait returns at once.
+pub trait Talk: Sync {
+    /// Shows the cue before a wait (`Wait`: the module adds the wait to
+    /// its time budget).
+    fn cue(&mut self, text: &str) -> bool;
+    /// Shows an information line.
+    fn info(&mut self, text: &str) -> bool;
+    /// Asks a question whose answer is not echoed (a PIN; an Enter). The
+    /// answer is no code: it is never checked or counted as one.
+    fn ask(&mut self, text: &str) -> Option<Secret>;
+    /// Appends audit row `event` of this login, for this factor, with
+    /// `detail` (`key=value` pairs; never a secret).
+    fn audit(&mut self, event: &'static str, detail: &[(&str, &str)]) -> bool;
+    /// Whether the PAM client went away.
+    fn gone(&self) -> bool;
+}
+
+/// A [`Stop`] that fires when the PAM client of a [`Talk`] goes away.
+pub struct Hangup<'t>(pub &'t dyn Talk);
+
+impl std::fmt::Debug for Hangup<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hangup")
+    }
+}
+
+impl Stop for Hangup<'_> {
+    fn stop(&self) -> bool {
+        self.0.gone()
+    }
+}
+
 /// A wait the daemon does itself (a security key's touch).
 pub trait Attend: std::fmt::Debug {
-    /// What the person is shown (as `Wait`) before the wait.
-    fn cue(&self) -> &str;
-
-    /// Waits for the device, within the factor's own deadline, and checks
-    /// what it returned. `None`: nothing came (no touch, cancelled), so
+    /// Shows its cue (and asks what the device needs first, e.g. a PIN)
+    /// through `talk`, waits for the device within the factor's own
+    /// deadline, and checks what it returned. `None`: nothing came (no
+    /// touch, cancelled, the device busy or refused before any touch), so
     /// the code prompt follows and nothing is counted.
-    fn wait(&self, cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError>;
+    fn wait(&self, cx: &Ctx<'_>, talk: &mut dyn Talk) -> Result<Option<Found>, VerifyError>;
 }
 
 /// Codes just made: shown once, stored hashed.
@@ -274,6 +308,8 @@ pub struct EnrollOptions {
     pub address: Option<String>,
     /// The credential's name (security keys).
     pub name: Option<String>,
+    /// The security key's PIN, when it has one.
+    pub pin: Option<Secret>,
 }
 
 /// A pending enrollment: what the person is shown to set it up.

@@ -34,7 +34,7 @@ mod send;
 use crate::accounts::Account;
 use crate::audit::{event, AuditEvent};
 use crate::engine::Engine;
-use crate::factors::{Found, Place, Stop, VerifyError, Who};
+use crate::factors::{Found, Place, Talk, VerifyError, Who};
 use crate::server::conn::{Conn, Incoming};
 use crate::store::{
     Claim, Durability, Failure, FailureOutcome, Locked, Snapshot, Success, SuccessOutcome,
@@ -400,15 +400,17 @@ impl Login<'_, '_> {
         let Some((method, wait)) = found else {
             return Ok(0);
         };
-        if !self.tell(Response::Wait {
-            text: wait.cue().to_owned(),
-        }) {
-            self.log("abandoned", &[]);
+        let mut talk = Talking {
+            login: self,
+            method: method.clone(),
+            over: false,
+        };
+        let got = wait.wait(&cx, &mut talk);
+        let over = talk.over;
+        drop(wait);
+        if over {
             return Err(());
         }
-        let gone = Gone(self.conn);
-        let got = wait.wait(&cx, &gone);
-        drop(wait);
         if self.conn.hung_up() {
             self.log("abandoned", &[("method", method.as_str())]);
             return Err(());
@@ -829,11 +831,58 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
     l.prompts_from(Check::Factors(usable, snap), used + 1);
 }
 
-/// Whether the PAM client went away, for a wait on a device.
-struct Gone<'c, 'a>(&'c Conn<'a>);
+/// The login's conversation lent to a factor's wait on a device.
+struct Talking<'l, 'c, 'a> {
+    login: &'l mut Login<'c, 'a>,
+    method: Method,
+    /// The login ended meanwhile (logged, and answered when it could be).
+    over: bool,
+}
 
-impl Stop for Gone<'_, '_> {
-    fn stop(&self) -> bool {
-        self.0.hung_up()
+impl Talking<'_, '_, '_> {
+    fn ended(&mut self, ok: bool) -> bool {
+        if !ok && !self.over {
+            self.over = true;
+        }
+        ok
+    }
+}
+
+impl Talk for Talking<'_, '_, '_> {
+    fn cue(&mut self, text: &str) -> bool {
+        let ok = self.login.tell(Response::Wait { text: text.into() });
+        if !ok {
+            self.login
+                .log("abandoned", &[("method", self.method.as_str())]);
+        }
+        self.ended(ok)
+    }
+
+    fn info(&mut self, text: &str) -> bool {
+        let ok = self.login.tell(Response::Info { text: text.into() });
+        if !ok {
+            self.login
+                .log("abandoned", &[("method", self.method.as_str())]);
+        }
+        self.ended(ok)
+    }
+
+    fn ask(&mut self, text: &str) -> Option<Secret> {
+        let got = self.login.ask(text);
+        self.ended(got.is_some());
+        got
+    }
+
+    fn audit(&mut self, event: &'static str, detail: &[(&str, &str)]) -> bool {
+        let mut ev = self.login.base.renamed(event).method(self.method.as_str());
+        for (k, v) in detail {
+            ev = ev.with(k, v);
+        }
+        let ok = self.login.audit(&[ev]);
+        self.ended(ok)
+    }
+
+    fn gone(&self) -> bool {
+        self.login.conn.hung_up()
     }
 }

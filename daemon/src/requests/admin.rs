@@ -7,7 +7,7 @@ use crate::audit::syslog::utc_minutes;
 use crate::audit::{event, AuditEvent, ChainCheck};
 use crate::engine::Engine;
 use crate::factors::enroll::{make_token, TOKEN};
-use crate::factors::{hotp, temp};
+use crate::factors::{fido2, hotp, temp};
 use crate::failure::{fail, Failure};
 use crate::server::peer::Peer;
 use crate::store::{AuditFilter, Walk};
@@ -181,6 +181,26 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Answer {
                     source,
                 };
                 import(this, peer, &user, imported)
+            }
+            Request::AdminImportKey {
+                user,
+                name,
+                rp_id,
+                credential_id_hex,
+                algorithm,
+                public_key_hex,
+                source,
+            } => {
+                require_admin(peer)?;
+                valid_user(&user)?;
+                let key = fido2::import::ImportedKey {
+                    name: name.as_deref(),
+                    rp_id: &rp_id,
+                    credential_id_hex: &credential_id_hex,
+                    algorithm: &algorithm,
+                    public_key_hex: &public_key_hex,
+                };
+                import_key(this, peer, &user, &key, &source)
             }
             Request::AdminHotpResync {
                 user,
@@ -490,6 +510,47 @@ fn import(this: &Engine, peer: &Peer, user: &str, i: Imported) -> Result<Respons
         message: format!(
             "{user}: {} imported with {n} scratch codes as backup codes",
             i.method
+        ),
+    })
+}
+
+/// Enrolls a security key's credential imported from pam-u2f's file: the
+/// pending row, then confirmed with its audit row in one transaction.
+fn import_key(
+    this: &Engine,
+    peer: &Peer,
+    user: &str,
+    key: &fido2::import::ImportedKey<'_>,
+    source: &str,
+) -> Result<Response, Failure> {
+    if source.len() > 512 || source.chars().any(char::is_control) {
+        return Err(fail(
+            ErrorKind::BadRequest,
+            "the source is not a printable path",
+        ));
+    }
+    let (new, name) = fido2::import::imported(&this.ctx(), user, key)?;
+    let id = new.id;
+    let now = this.now();
+    this.store.start_pending(user, new, now)?;
+    let ev = AuditEvent::new(event::ENROLL, user, &peer.actor())
+        .method(Method::FIDO2.as_str())
+        .with("name", &name)
+        .with("rp_id", key.rp_id)
+        .with("imported_from", source);
+    match this.store.confirm(id, Some(0), None, None, now, vec![ev])? {
+        crate::store::Change::Done(recs) => this.syslog_records(&recs),
+        _ => {
+            return Err(fail(
+                ErrorKind::Conflict,
+                "the key was removed while it was being imported",
+            ))
+        }
+    }
+    Ok(Response::Done {
+        message: format!(
+            "{user}: security key {name:?} imported ({}, {})",
+            key.algorithm, key.rp_id
         ),
     })
 }

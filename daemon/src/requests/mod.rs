@@ -32,7 +32,8 @@ pub(crate) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Response {
         | Request::AdminTempCode { user, .. }
         | Request::AdminEnrollHotp { user, .. }
         | Request::AdminHotpResync { user, .. }
-        | Request::AdminImport { user, .. } => Some(user.clone()),
+        | Request::AdminImport { user, .. }
+        | Request::AdminImportKey { user, .. } => Some(user.clone()),
         _ => None,
     };
     let result = match devices::answer(engine, peer, req) {

@@ -32,7 +32,7 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
             algorithm,
             digits,
             address,
-            name: None,
+            ..EnrollOptions::default()
         };
         enroll_start(engine, peer, &t, &method, options, code.as_ref())
     };
@@ -70,9 +70,15 @@ pub(super) fn answer(engine: &Engine, peer: &Peer, req: Request) -> Result<Answe
         Request::RemoveFactor { user, method, code } => {
             target(peer, user).and_then(|t| remove(engine, peer, &t, &method, None, code.as_ref()))
         }
-        Request::EnrollStartNamed { user, method, name } => target(peer, user).and_then(|t| {
+        Request::EnrollStartNamed {
+            user,
+            method,
+            name,
+            pin,
+        } => target(peer, user).and_then(|t| {
             let options = EnrollOptions {
                 name,
+                pin,
                 ..EnrollOptions::default()
             };
             enroll_start(engine, peer, &t, &method, options, None)

@@ -15,6 +15,7 @@
 //! | `config_parse`    | [`config::config_parse`]   |
 //! | `import_google`   | [`import::import_google`]  |
 //! | `import_oath`     | [`import::import_oath`]    |
+//! | `import_u2f`      | [`import::import_u2f`]     |
 //! | `fido2_auth_data` | [`fido2::fido2_auth_data`] |
 
 pub mod alloc;
@@ -37,5 +38,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("config_parse", config::config_parse),
     ("import_google", import::import_google),
     ("import_oath", import::import_oath),
+    ("import_u2f", import::import_u2f),
     ("fido2_auth_data", fido2::fido2_auth_data),
 ];

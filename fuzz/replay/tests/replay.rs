@@ -57,6 +57,7 @@ fn every_target_is_replayed_here() {
             "config_parse",
             "import_google",
             "import_oath",
+            "import_u2f",
             "fido2_auth_data"
         ]
     );
@@ -115,6 +116,17 @@ fn valid_seeds_are_accepted() {
         let parsed = twofold_config::Config::parse(&text, &path.display().to_string());
         assert!(parsed.is_ok(), "{}: {parsed:?}", path.display());
     }
+    for (data, path) in valid("import_u2f") {
+        let text = String::from_utf8(data).expect("UTF-8");
+        let parsed = twofold_import::u2f::parse(&text);
+        assert!(
+            parsed
+                .as_ref()
+                .is_ok_and(|e| e.iter().any(|e| !e.keys.is_empty())),
+            "{}: {parsed:?}",
+            path.display()
+        );
+    }
     use twofold_daemon::factors::fido2::parse;
     for (data, path) in valid("fido2_auth_data") {
         let ok = parse::auth_data(&data).is_ok() || parse::cose_key(&data).is_ok();
@@ -130,6 +142,11 @@ fn import_google_corpus_and_artifacts() {
 #[test]
 fn import_oath_corpus_and_artifacts() {
     replay("import_oath");
+}
+
+#[test]
+fn import_u2f_corpus_and_artifacts() {
+    replay("import_u2f");
 }
 
 #[test]

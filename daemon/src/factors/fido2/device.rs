@@ -4,6 +4,7 @@
 //! Whatever answers, the daemon verifies the bytes itself (`verify.rs`).
 
 use std::time::Instant;
+use twofold_proto::Secret;
 
 /// One security key found by [`Authenticator::enumerate`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,8 +20,10 @@ pub struct Device {
 pub struct Info {
     /// Protocol versions (`FIDO_2_0`, …).
     pub versions: Vec<String>,
-    /// Whether a PIN is set.
+    /// Whether a PIN is set (`clientPin`: true).
     pub pin_set: bool,
+    /// Whether it verifies the user itself (`uv`: true; a fingerprint).
+    pub uv: bool,
 }
 
 /// A registration request.
@@ -86,6 +89,19 @@ pub enum DeviceError {
     /// Another login is using the key.
     #[error("security key busy")]
     Busy,
+    /// The PIN was wrong; the key allows `left` more tries.
+    #[error("security key: wrong PIN ({left} tries left)")]
+    WrongPin {
+        /// Tries the key allows before it blocks its PIN.
+        left: u32,
+    },
+    /// The key's PIN is blocked (no tries left): only a reset helps.
+    #[error("security key: PIN blocked")]
+    PinBlocked,
+    /// Too many wrong PINs in a row: the key takes no PIN until it is
+    /// plugged in again.
+    #[error("security key: PIN blocked until the key is plugged in again")]
+    PinAuthBlocked,
     /// Anything else the key or the HID stack reported (or a panic in it).
     #[error("security key: {0}")]
     Failed(String),
@@ -113,20 +129,31 @@ pub trait Authenticator: Send + Sync + std::fmt::Debug {
     /// What the key says of itself.
     fn info(&self, dev: &Device) -> Result<Info, DeviceError>;
 
-    /// Registers a credential (waits for a touch).
+    /// The PIN tries the key has left (authenticatorClientPIN getRetries).
+    fn pin_retries(&self, dev: &Device) -> Result<u32, DeviceError>;
+
+    /// Checks `pin` with the key (getPinToken; no touch): a wrong one
+    /// costs one of the key's tries.
+    fn check_pin(&self, dev: &Device, pin: &Secret) -> Result<(), DeviceError>;
+
+    /// Registers a credential (waits for a touch); a key with a PIN set
+    /// needs it (`pin`).
     fn make_credential(
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError>;
 
-    /// Signs a login's challenge (waits for a touch when `req.up`).
+    /// Signs a login's challenge (waits for a touch when `req.up`); with
+    /// `pin`, the key verifies the user with it (pinUvAuthParam).
     fn get_assertion(
         &self,
         dev: &Device,
         req: &GetAssertion,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError>;

@@ -22,11 +22,14 @@ use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
+use twofold_proto::Secret;
 
 /// How often a waiting operation looks at its deadline and its client.
 const TICK: Duration = Duration::from_millis(50);
 /// How long a cancelled operation is given to end before it is left.
 const AFTER_CANCEL: Duration = Duration::from_millis(500);
+/// How long an exchange without a touch (info, PIN) may take.
+const QUICK: Duration = Duration::from_secs(3);
 
 /// Keys with an operation in progress, by path: one at a time each.
 static BUSY: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -55,10 +58,15 @@ fn guarded<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, De
     }
 }
 
-/// The crate's errors are text; the one that matters is "no credential".
+/// The crate's errors are text (CTAP status names): "no credential" and
+/// the PIN's are told apart.
 fn classify(msg: &str) -> DeviceError {
     if msg.contains("NO_CREDENTIALS") || msg.contains("No valid credentials") {
         DeviceError::NoCredential
+    } else if msg.contains("PIN_AUTH_BLOCKED") {
+        DeviceError::PinAuthBlocked
+    } else if msg.contains("PIN_BLOCKED") {
+        DeviceError::PinBlocked
     } else if msg.contains("KEEPALIVE_CANCEL") || msg.contains("0x2D") {
         DeviceError::Cancelled
     } else {
@@ -168,25 +176,57 @@ impl Authenticator for Hid {
 
     fn info(&self, dev: &Device) -> Result<Info, DeviceError> {
         let key = open(dev)?;
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + QUICK;
         bounded(dev, key, until, &super::device::Never, |k| {
             let info = k.get_info()?;
+            let on = |name: &str| info.options.iter().any(|(k, v)| k == name && *v);
             Ok(Info {
                 versions: info.versions.clone(),
-                pin_set: info.options.iter().any(|(k, v)| k == "clientPin" && *v),
+                pin_set: on("clientPin"),
+                uv: on("uv"),
             })
         })
+    }
+
+    fn pin_retries(&self, dev: &Device) -> Result<u32, DeviceError> {
+        let key = open(dev)?;
+        let until = Instant::now() + QUICK;
+        bounded(dev, key, until, &super::device::Never, |k| {
+            Ok(u32::try_from(k.get_pin_retries()?).unwrap_or(0))
+        })
+    }
+
+    fn check_pin(&self, dev: &Device, pin: &Secret) -> Result<(), DeviceError> {
+        let key = open(dev)?;
+        let until = Instant::now() + QUICK;
+        // The thread's own copy, wiped when it ends.
+        let pin = pin.clone();
+        let checked = bounded(dev, key, until, &super::device::Never, move |k| {
+            Ok(match k.get_pin_token(pin.expose()) {
+                Ok(_) => Ok(()),
+                Err(e) if e.to_string().contains("PIN_INVALID") => {
+                    let left = k.get_pin_retries().unwrap_or(0);
+                    Err(DeviceError::WrongPin {
+                        left: u32::try_from(left).unwrap_or(0),
+                    })
+                }
+                Err(e) => Err(classify(&e.to_string())),
+            })
+        })?;
+        checked
     }
 
     fn make_credential(
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError> {
         let key = open(dev)?;
         let req = req.clone();
+        let pin = pin.cloned();
         bounded(dev, key, deadline, stop, move |k| {
             let user = PublicKeyCredentialUserEntity::new(
                 Some(&req.user_id),
@@ -196,7 +236,7 @@ impl Authenticator for Hid {
             let args = MakeCredentialArgs {
                 rpid: req.rp_id.clone(),
                 challenge: req.client_data.clone(),
-                pin: None,
+                pin: pin.as_ref().map(Secret::expose),
                 key_types: vec![],
                 uv: None,
                 exclude_list: req.exclude.clone(),
@@ -215,20 +255,24 @@ impl Authenticator for Hid {
         &self,
         dev: &Device,
         req: &GetAssertion,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
         let key = open(dev)?;
         let req = req.clone();
+        let pin = pin.cloned();
         bounded(dev, key, deadline, stop, move |k| {
             let args = GetAssertionArgs {
                 rpid: req.rp_id.clone(),
                 challenge: req.client_data.clone(),
-                pin: None,
+                // The PIN verifies the user (pinUvAuthParam) ...
+                pin: pin.as_ref().map(Secret::expose),
                 credential_ids: req.allow.clone(),
                 up: req.up,
-                // Touch-only keys refuse a UV request; ask only when needed.
-                uv: req.uv.then_some(true),
+                // ... else built-in UV, asked only when needed: touch-only
+                // keys refuse a UV request.
+                uv: (req.uv && pin.is_none()).then_some(true),
                 extensions: None,
             };
             let mut got = k.get_assertion_with_args(&args)?;

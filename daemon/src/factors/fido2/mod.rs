@@ -12,25 +12,30 @@
 //! without touch): the code prompt follows at once.
 
 pub mod device;
+mod enroll;
 pub mod hid;
+pub mod import;
 pub mod parse;
 #[cfg(feature = "soft-fido2")]
 pub mod soft;
 pub mod verify;
+mod wait;
 
-use super::{
-    random_row_id, Attend, Confirmation, Ctx, Enroll, EnrollOptions, Factor, Found, Pending, Place,
-    Report, Stop, VerifyError, Who,
-};
+use super::{Attend, Ctx, Enroll, Factor, Found, Place, Report, Stop, VerifyError, Who};
 use crate::failure::Failure;
-use crate::store::{Claim, Credential, NewCredential, Snapshot, StoreError};
-use device::{Authenticator, Device, DeviceError, GetAssertion, MakeCredential};
+use crate::store::{Credential, Snapshot, StoreError};
+use device::{Authenticator, Device, DeviceError, GetAssertion};
+pub use enroll::PIN_NEEDED;
 use parse::CoseKey;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Response, Secret};
+use twofold_proto::{CredentialInfo, ErrorKind, FactorStatus, Method, Secret};
+use wait::Touch;
+pub use wait::{
+    BUSY, CUE_PROMPT, NO_VERIFICATION, PIN_ASKED, PIN_AUTH_BLOCKED, PIN_BLOCKED, PIN_PROMPT,
+};
 
 /// What the person is shown before the daemon waits for the touch.
 pub const CUE: &str = "Touch your security key";
@@ -239,11 +244,14 @@ impl Fido2 {
     }
 
     /// The plugged-in key holding one of `creds` (a silent check, no
-    /// touch), with the RP ID they share.
-    fn find(&self, creds: &[Stored]) -> Option<(Device, String)> {
-        let devices = self.dev.enumerate().ok()?;
+    /// touch), with the RP ID they share; [`Miss::Busy`] when none was
+    /// found but a key was busy with another login.
+    fn find(&self, creds: &[Stored]) -> Result<(Device, String), Miss> {
+        let devices = self.dev.enumerate().map_err(|_| Miss::Device)?;
         let mut rps: Vec<&str> = creds.iter().map(|c| c.rp_id.as_str()).collect();
+        rps.sort_unstable();
         rps.dedup();
+        let mut busy = false;
         for d in devices {
             for rp in &rps {
                 let req = GetAssertion {
@@ -258,20 +266,22 @@ impl Fido2 {
                     up: false,
                 };
                 let until = Instant::now() + SILENT;
-                if self
+                match self
                     .dev
-                    .get_assertion(&d, &req, until, &device::Never)
-                    .is_ok()
+                    .get_assertion(&d, &req, None, until, &device::Never)
                 {
-                    return Some((d, (*rp).to_owned()));
+                    Ok(_) => return Ok((d, (*rp).to_owned())),
+                    Err(DeviceError::Busy) => busy = true,
+                    Err(_) => {}
                 }
             }
         }
-        None
+        Err(if busy { Miss::Busy } else { Miss::Device })
     }
 
-    /// Asks `dev` for an assertion of one of `creds` over a fresh
-    /// challenge of a new conversation and verifies it.
+    /// Asks `dev` for an assertion of one of `creds` over conversation
+    /// `conv`'s challenge (with `pin`, verified by the key) and verifies it:
+    /// the credential row and its new counter.
     #[allow(
         clippy::too_many_arguments,
         reason = "one call per use, each argument named there"
@@ -284,10 +294,11 @@ impl Fido2 {
         conv: u64,
         deadline: Duration,
         uv: bool,
+        pin: Option<&Secret>,
         stop: &dyn Stop,
-    ) -> Result<Option<(i64, u64)>, &'static str> {
+    ) -> Result<(i64, u64), Miss> {
         let Some(challenge) = self.challenges_peek(conv) else {
-            return Err("challenge expired");
+            return Err(Miss::Refused("challenge expired"));
         };
         let data = client_data("pam.get", conv, &challenge, rp_id);
         let req = GetAssertion {
@@ -302,21 +313,18 @@ impl Fido2 {
             up: true,
         };
         let until = Instant::now() + deadline;
-        let got = self.dev.get_assertion(dev, &req, until, stop);
+        let got = self.dev.get_assertion(dev, &req, pin, until, stop);
         // Used or not, the challenge is spent now.
         let fresh = self.take(conv);
-        let a = match got {
-            Ok(a) => a,
-            Err(DeviceError::Timeout | DeviceError::Cancelled | DeviceError::NoCredential) => {
-                return Ok(None)
-            }
-            Err(_) => return Ok(None),
-        };
+        let a = got.map_err(|e| match e {
+            DeviceError::Busy => Miss::Busy,
+            _ => Miss::Device,
+        })?;
         if fresh != Some(challenge) {
-            return Err("challenge expired or used");
+            return Err(Miss::Refused("challenge expired or used"));
         }
         let Some(cred) = creds.iter().find(|c| c.credential_id == a.credential_id) else {
-            return Err("unknown credential");
+            return Err(Miss::Refused("unknown credential"));
         };
         let cdh = verify::sha256(&data);
         let e = verify::Expect {
@@ -326,10 +334,9 @@ impl Fido2 {
             uv,
             client_data_hash: &cdh,
         };
-        match verify::assertion(&e, &a.auth_data, &a.signature) {
-            Ok(n) => Ok(Some((cred.row, n))),
-            Err(r) => Err(r.reason()),
-        }
+        verify::assertion(&e, &a.auth_data, &a.signature)
+            .map(|n| (cred.row, n))
+            .map_err(|r| Miss::Refused(r.reason()))
     }
 
     fn challenges_peek(&self, conv: u64) -> Option<[u8; 32]> {
@@ -344,50 +351,15 @@ impl Fido2 {
     }
 }
 
-/// A login's wait for a touch of the key found.
-struct Touch<'f> {
-    factor: &'f Fido2,
-    dev: Device,
-    rp_id: String,
-    creds: Vec<Stored>,
-    conv: u64,
-    deadline: Duration,
-    uv: bool,
-}
-
-impl std::fmt::Debug for Touch<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Touch")
-    }
-}
-
-impl Attend for Touch<'_> {
-    fn cue(&self) -> &str {
-        CUE
-    }
-
-    fn wait(&self, _cx: &Ctx<'_>, stop: &dyn Stop) -> Result<Option<Found>, VerifyError> {
-        let f = self.factor;
-        Ok(
-            match f.assert(
-                &self.dev,
-                &self.rp_id,
-                &self.creds,
-                self.conv,
-                self.deadline,
-                self.uv,
-                stop,
-            ) {
-                Ok(Some((row, 0))) => Some(Found::Claim(Claim::Unmetered { credential: row })),
-                Ok(Some((row, n))) => Some(Found::Claim(Claim::Counter {
-                    credential: row,
-                    value: n,
-                })),
-                Ok(None) => None,
-                Err(why) => Some(Found::Rejected(why)),
-            },
-        )
-    }
+/// Why an assertion gave nothing to spend.
+#[derive(Debug)]
+enum Miss {
+    /// The key gave nothing: no touch, cancelled, no credential, an error.
+    Device,
+    /// Another login is using the key.
+    Busy,
+    /// The key answered and the answer is refused (for the audit trail).
+    Refused(&'static str),
 }
 
 impl Factor for Fido2 {
@@ -459,8 +431,10 @@ impl Factor for Fido2 {
         if creds.is_empty() {
             return Ok(None);
         }
-        let Some((dev, rp_id)) = self.find(&creds) else {
-            return Ok(None);
+        let found = match self.find(&creds) {
+            Ok(found) => Some(found),
+            Err(Miss::Busy) => None,
+            Err(_) => return Ok(None),
         };
         let deadline = self.deadline_in(cx);
         let uv = self
@@ -471,145 +445,12 @@ impl Factor for Fido2 {
         };
         Ok(Some(Box::new(Touch {
             factor: self,
-            dev,
-            rp_id,
+            found,
             creds,
             conv,
             deadline,
             uv,
+            prompt: cx.config.fido2.cue_prompt(place.service),
         })))
-    }
-}
-
-impl Enroll for Fido2 {
-    fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
-        let creds = cx.store.credentials(user)?;
-        let taken = |n: &str| {
-            creds
-                .iter()
-                .any(|c| c.method == Method::FIDO2 && c.confirmed_at.is_some() && c.label == n)
-        };
-        let name = match &options.name {
-            Some(n) => {
-                valid_name(n)?;
-                if taken(n) {
-                    return Err(refused(
-                        ErrorKind::Conflict,
-                        format!("{user} already has a security key named {n:?}"),
-                    ));
-                }
-                n.clone()
-            }
-            None => (1..)
-                .map(|i| format!("key-{i}"))
-                .find(|n| !taken(n))
-                .unwrap_or_default(),
-        };
-        if Fido2::mine(&creds, true).len() >= MAX_KEYS {
-            return Err(refused(
-                ErrorKind::Conflict,
-                format!("{user} already has {MAX_KEYS} security keys"),
-            ));
-        }
-        let devices = self
-            .dev
-            .enumerate()
-            .map_err(|e| refused(ErrorKind::NotFound, e.to_string()))?;
-        let Some(dev) = devices.into_iter().next() else {
-            return Err(refused(
-                ErrorKind::NotFound,
-                "no security key found: plug one in and try again",
-            ));
-        };
-        let exclude: Vec<Vec<u8>> = Fido2::mine(&creds, true)
-            .into_iter()
-            .map(|c| c.credential_id)
-            .collect();
-        let rp_id = default_rp_id();
-        let challenge: [u8; 32] = random()?;
-        let req = MakeCredential {
-            rp_id: rp_id.clone(),
-            client_data: client_data("pam.create", 0, &challenge, &rp_id),
-            user_id: random::<16>()?.to_vec(),
-            user_name: user.to_owned(),
-            exclude,
-        };
-        let until = Instant::now() + self.deadline_in(cx);
-        let att = self
-            .dev
-            .make_credential(&dev, &req, until, &device::Never)
-            .map_err(|e| refused(ErrorKind::Conflict, e.to_string()))?;
-        let ad = parse::auth_data(&att.auth_data)
-            .map_err(|e| refused(ErrorKind::BadRequest, e.to_string()))?;
-        let bad = |m: &str| refused(ErrorKind::BadRequest, format!("security key: {m}"));
-        if ad.rp_id_hash != verify::sha256(rp_id.as_bytes()) {
-            return Err(bad("registered for another RP ID"));
-        }
-        if !ad.user_present() {
-            return Err(bad("not touched"));
-        }
-        let Some(att) = ad.attested else {
-            return Err(bad("no credential returned"));
-        };
-        // One key is enrolled at a time: an older pending one is dropped.
-        for c in creds
-            .iter()
-            .filter(|c| c.method == Method::FIDO2 && c.confirmed_at.is_none())
-        {
-            cx.store.delete_pending(c.id)?;
-        }
-        let new = NewCredential {
-            id: random_row_id()?,
-            method: Method::FIDO2,
-            label: name.clone(),
-            sealed: Vec::new(),
-            nonce: Vec::new(),
-            params: params(&rp_id, &att.credential_id, &att.key),
-            single: false,
-        };
-        cx.store.start_pending(user, new, cx.now())?;
-        Ok(Pending {
-            response: Response::Done {
-                message: format!(
-                    "security key {name:?} registered for {user} ({rp_id}); touch it again to confirm"
-                ),
-            },
-            qr: None,
-            lines: Vec::new(),
-        })
-    }
-
-    fn confirm(&self, cx: &Ctx<'_>, user: &str, _answer: &Secret) -> Result<Confirmation, Failure> {
-        let creds = cx.store.credentials(user)?;
-        let Some(pending) = Fido2::mine(&creds, false).into_iter().last() else {
-            return Err(refused(ErrorKind::NotFound, "no pending security key"));
-        };
-        let pending = Stored {
-            counter: None,
-            ..pending
-        };
-        let Some((dev, rp_id)) = self.find(std::slice::from_ref(&pending)) else {
-            return Err(refused(
-                ErrorKind::NotFound,
-                "the security key being enrolled is not plugged in",
-            ));
-        };
-        let deadline = self.deadline_in(cx);
-        let conv = self.new_conversation(deadline)?;
-        let one = std::slice::from_ref(&pending);
-        match self.assert(&dev, &rp_id, one, conv, deadline, false, &device::Never) {
-            Ok(Some((id, n))) => Ok(Confirmation {
-                id,
-                counter: Some(n),
-            }),
-            Ok(None) => Err(refused(
-                ErrorKind::InvalidCode,
-                "the security key was not touched",
-            )),
-            Err(why) => Err(refused(
-                ErrorKind::InvalidCode,
-                format!("security key refused: {why}"),
-            )),
-        }
     }
 }

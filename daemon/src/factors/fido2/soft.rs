@@ -1,7 +1,9 @@
 //! A software authenticator for tests (cargo feature `soft-fido2`, which
 //! release builds do not enable): real CTAP2 authenticatorData, real
-//! ES256 and Ed25519 signatures, a signature counter — and knobs that make
-//! it misbehave the ways a login must refuse ([`Fault`]).
+//! ES256 and Ed25519 signatures, a signature counter, a PIN with a retry
+//! counter (8 tries, blocked at 0; 3 wrong in a row need a replug), one
+//! operation at a time ("busy") — and knobs that make it misbehave the
+//! ways a login must refuse ([`Fault`]).
 
 use super::device::{
     Assertion, Attestation, Authenticator, Device, DeviceError, GetAssertion, Info, MakeCredential,
@@ -11,6 +13,12 @@ use super::parse::{CoseKey, AT, UP, UV};
 use super::verify::sha256;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use twofold_proto::Secret;
+
+/// PIN tries a key allows before it blocks its PIN.
+pub const PIN_TRIES: u32 = 8;
+/// Wrong PINs in a row after which a key takes none until replugged.
+const PIN_IN_A_ROW: u32 = 3;
 
 /// The algorithm a software key makes credentials with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +76,11 @@ struct State {
     touches: u32,
     cancels: u32,
     stopped_by_client: u32,
+    pin: Option<Secret>,
+    pin_retries: u32,
+    pin_wrong_in_a_row: u32,
+    /// An operation waits for a touch.
+    busy: bool,
 }
 
 /// One software security key.
@@ -93,6 +106,45 @@ impl SoftKey {
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A key with a PIN set (and no built-in user verification).
+    pub fn with_pin(name: &str, alg: Alg, pin: &str) -> Arc<SoftKey> {
+        let k = SoftKey::new(name, alg, false);
+        {
+            let mut st = k.state();
+            st.pin = Some(Secret::from(pin));
+            st.pin_retries = PIN_TRIES;
+        }
+        k
+    }
+
+    /// Whether an operation is waiting for its touch.
+    pub fn busy(&self) -> bool {
+        self.state().busy
+    }
+
+    /// Sets the PIN tries left (0: blocked).
+    pub fn set_pin_retries(&self, n: u32) {
+        self.state().pin_retries = n;
+    }
+
+    /// The PIN tries left.
+    pub fn pin_retries(&self) -> u32 {
+        self.state().pin_retries
+    }
+
+    /// Holds a credential made elsewhere (e.g. one imported from pam-u2f's
+    /// file) with private key `secret`; returns its public key, `None`
+    /// for a secret that is no key of its algorithm.
+    pub fn hold(&self, rp_id: &str, id: &[u8], secret: [u8; 32]) -> Option<CoseKey> {
+        let public = self.public(&secret)?;
+        self.state().creds.push(Cred {
+            id: id.to_vec(),
+            rp_id: rp_id.to_owned(),
+            secret,
+        });
+        Some(public)
     }
 
     /// Makes it misbehave from now on.
@@ -179,8 +231,9 @@ impl SoftAuthenticator {
         Arc::new(SoftAuthenticator::default())
     }
 
-    /// Plugs `key` in.
+    /// Plugs `key` in (a replug lets a PIN be tried again).
     pub fn plug(&self, key: &Arc<SoftKey>) {
+        key.state().pin_wrong_in_a_row = 0;
         self.keys().push(Arc::clone(key));
     }
 
@@ -202,19 +255,60 @@ impl SoftAuthenticator {
     }
 }
 
-/// Waits like a key nobody touches.
+/// Waits like a key nobody touches, busy meanwhile.
 fn untouched(key: &SoftKey, deadline: Instant, stop: &dyn Stop) -> DeviceError {
-    loop {
+    key.state().busy = true;
+    let why = loop {
         if Instant::now() >= deadline {
             key.state().cancels += 1;
-            return DeviceError::Timeout;
+            break DeviceError::Timeout;
         }
         if stop.stop() {
             key.state().stopped_by_client += 1;
-            return DeviceError::Cancelled;
+            break DeviceError::Cancelled;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    key.state().busy = false;
+    why
+}
+
+/// The key's state, unless another operation holds it.
+fn idle(key: &SoftKey) -> Result<MutexGuard<'_, State>, DeviceError> {
+    let st = key.state();
+    if st.busy {
+        return Err(DeviceError::Busy);
     }
+    Ok(st)
+}
+
+/// Checks `pin` as a key does: each wrong one costs a try.
+fn pin_check(st: &mut State, pin: &Secret) -> Result<(), DeviceError> {
+    let Some(set) = &st.pin else {
+        return Err(DeviceError::Failed("CTAP2_ERR_PIN_NOT_SET".into()));
+    };
+    if st.pin_retries == 0 {
+        return Err(DeviceError::PinBlocked);
+    }
+    if st.pin_wrong_in_a_row >= PIN_IN_A_ROW {
+        return Err(DeviceError::PinAuthBlocked);
+    }
+    if set.same_as(pin.expose().as_bytes()) {
+        st.pin_retries = PIN_TRIES;
+        st.pin_wrong_in_a_row = 0;
+        return Ok(());
+    }
+    st.pin_retries -= 1;
+    st.pin_wrong_in_a_row += 1;
+    Err(if st.pin_retries == 0 {
+        DeviceError::PinBlocked
+    } else if st.pin_wrong_in_a_row >= PIN_IN_A_ROW {
+        DeviceError::PinAuthBlocked
+    } else {
+        DeviceError::WrongPin {
+            left: st.pin_retries,
+        }
+    })
 }
 
 impl Authenticator for SoftAuthenticator {
@@ -230,25 +324,46 @@ impl Authenticator for SoftAuthenticator {
     }
 
     fn info(&self, dev: &Device) -> Result<Info, DeviceError> {
-        self.key(dev)?;
+        let key = self.key(dev)?;
+        let st = idle(&key)?;
         Ok(Info {
             versions: vec!["FIDO_2_0".into()],
-            pin_set: false,
+            pin_set: st.pin.is_some(),
+            uv: key.uv,
         })
+    }
+
+    fn pin_retries(&self, dev: &Device) -> Result<u32, DeviceError> {
+        let key = self.key(dev)?;
+        let st = idle(&key)?;
+        Ok(st.pin_retries)
+    }
+
+    fn check_pin(&self, dev: &Device, pin: &Secret) -> Result<(), DeviceError> {
+        let key = self.key(dev)?;
+        let mut st = idle(&key)?;
+        pin_check(&mut st, pin)
     }
 
     fn make_credential(
         &self,
         dev: &Device,
         req: &MakeCredential,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError> {
         let key = self.key(dev)?;
-        if key.state().fault == Fault::NeverTouched {
+        if idle(&key)?.fault == Fault::NeverTouched {
             return Err(untouched(&key, deadline, stop));
         }
-        let mut st = key.state();
+        let mut st = idle(&key)?;
+        // A key with a PIN registers nothing without it.
+        match (pin, st.pin.is_some()) {
+            (Some(p), _) => pin_check(&mut st, p)?,
+            (None, true) => return Err(DeviceError::Failed("CTAP2_ERR_PIN_REQUIRED".into())),
+            (None, false) => {}
+        }
         if st.creds.iter().any(|c| req.exclude.contains(&c.id)) {
             return Err(DeviceError::Failed("CTAP2_ERR_CREDENTIAL_EXCLUDED".into()));
         }
@@ -280,6 +395,7 @@ impl Authenticator for SoftAuthenticator {
         &self,
         dev: &Device,
         req: &GetAssertion,
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
@@ -306,7 +422,15 @@ impl SoftAuthenticator {
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
         let key = self.key(dev)?;
-        let mut st = key.state();
+        let mut st = idle(&key)?;
+        // pinUvAuthParam is checked first, as a key does.
+        let verified = match pin {
+            Some(p) => {
+                pin_check(&mut st, p)?;
+                true
+            }
+            None => req.uv && key.uv,
+        };
         let Some(ci) = st
             .creds
             .iter()
@@ -346,7 +470,7 @@ impl SoftAuthenticator {
         if fault != Fault::NoPresence {
             flags |= UP;
         }
-        if req.uv && key.uv && fault != Fault::NoVerification {
+        if verified && fault != Fault::NoVerification {
             flags |= UV;
         }
         let mut ad = sha256(rp.as_bytes()).to_vec();
