@@ -399,7 +399,7 @@ impl Authenticator for SoftAuthenticator {
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
-        self.get_assertion_hashed(dev, req, sha256(&req.client_data), deadline, stop)
+        self.get_assertion_hashed(dev, req, sha256(&req.client_data), pin, deadline, stop)
     }
 
     fn cancel(&self, dev: &Device) {
@@ -418,6 +418,7 @@ impl SoftAuthenticator {
         dev: &Device,
         req: &GetAssertion,
         client_data_hash: [u8; 32],
+        pin: Option<&Secret>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {

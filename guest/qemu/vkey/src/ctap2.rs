@@ -277,7 +277,7 @@ impl Key {
             Request::Selection => vec![status::OK],
             Request::Refused(s) => vec![s],
             Request::MakeCredential(r) => {
-                match self.soft.make_credential(&self.dev, &r, far, &Never) {
+                match self.soft.make_credential(&self.dev, &r, None, far, &Never) {
                     Ok(att) => encode(Value::Map(vec![
                         (int(1), text_v("none")),
                         (int(2), Value::Bytes(att.auth_data)),
@@ -289,7 +289,7 @@ impl Key {
             Request::GetAssertion(r, cdh) => {
                 match self
                     .soft
-                    .get_assertion_hashed(&self.dev, &r, cdh, far, &Never)
+                    .get_assertion_hashed(&self.dev, &r, cdh, None, far, &Never)
                 {
                     Ok(a) => {
                         // The software key's silent check (no presence) signs
