@@ -63,6 +63,9 @@ pub mod event {
     pub const DEVICE_FORGOTTEN: &str = "device_forgotten";
     /// A fresh code authorized adding a factor beside a confirmed one.
     pub const ENROLL_AUTHORIZED: &str = "enroll_authorized";
+    /// The address or number codes are sent to was changed in one step
+    /// (`from=` and `to=`, masked): told to the old address and the new.
+    pub const DESTINATION_CHANGED: &str = "destination_changed";
 }
 
 /// One event to record. Empty fields do not apply.
