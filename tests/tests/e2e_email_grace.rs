@@ -1,19 +1,24 @@
-//! Issue 12: an address named with the CLI (by the person, or an admin for
-//! them) counts once its code is typed back — at the CLI, or inside a login
+//! Issue 12: an address (or number) named with the CLI (by the person, or
+//! an admin for them) counts once its code is typed back — at the CLI, or inside a login
 //! during the grace period. Through the real libpam and the real SMTP
 //! server (aiosmtpd): the code read from the mail and typed at the login's
 //! prompt enrolls the address and lets the login in; a wrong code is a
 //! failed try (audited, counted toward the lockout); a code sent for a
 //! login is refused for the enrollment; the keyword has a fresh code sent
 //! to the pending address (never to one the login names); a service whose
-//! policy leaves email out gets the authenticator-app enrollment instead.
+//! policy leaves email out gets the authenticator-app enrollment instead;
+//! a pending SMS number is confirmed the same way (not while `[sms]` is
+//! off).
 
 use std::time::Duration;
 use twofold_config::{SmtpTls, Unenrolled};
 use twofold_daemon::{CONFIRM_PROMPT, INVALID_CODE};
 use twofold_proto::{Method, Request, Response, Secret};
 use twofold_tests::daemon::TestDaemon;
-use twofold_tests::mailtest::{assert_no_code_leaked, point_at, Steps};
+use twofold_tests::http::HttpRecorder;
+use twofold_tests::mailtest::{
+    assert_no_code_leaked, point_at, sms_code, start_destination, twilio_at, Steps, PHONE,
+};
 use twofold_tests::pam::*;
 use twofold_tests::smtp::{Mode, SmtpServer};
 use twofold_tests::PamConfig;
@@ -304,5 +309,58 @@ fn a_service_whose_policy_leaves_email_out_offers_the_app_instead() {
     assert!(!confirmed_email(&d));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(s.mails().len(), before, "nothing mailed for sudo");
+    assert_no_code_leaked(&d, &[c0], &[]);
+}
+
+#[test]
+fn a_pending_number_is_confirmed_the_same_way_and_a_channel_switched_off_is_not_offered() {
+    let dir = tempfile::tempdir().expect("dir");
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let mut d = TestDaemon::start_with(|c| {
+        twilio_at(c, &p, &rec);
+        c.policy.unenrolled = Unenrolled::Enroll;
+    });
+    start_destination(&d, USER, Method::SMS, PHONE);
+    let c0 = sms_code(&rec, 1);
+    // With [sms] off, the pending number is not offered (no fresh code
+    // could be sent): the app setup is.
+    d.restart_with(|c| c.sms.provider = twofold_config::SmsProvider::None);
+    let l = Steps::begin(&d, USER);
+    assert_eq!(
+        l.last(),
+        &Response::Prompt {
+            text: CONFIRM_PROMPT.into(),
+            echo: false
+        },
+        "{:?}",
+        l.seen
+    );
+    drop(l);
+    d.restart_with(|c| twilio_at(c, &p, &rec));
+    let mut l = Steps::begin(&d, USER);
+    assert_eq!(
+        l.last(),
+        &Response::Prompt {
+            text:
+                "Code sent to +1•••••••0100 (or \"sms\" to get one sent; empty to skip for now): "
+                    .into(),
+            echo: false
+        },
+        "{:?}",
+        l.seen
+    );
+    l.answer(&c0);
+    assert!(matches!(l.last(), Response::Success), "{:?}", l.seen);
+    assert!(
+        l.lines()
+            .iter()
+            .any(|t| t == "Enrolled: codes will be sent to +1•••••••0100."),
+        "{:?}",
+        l.seen
+    );
+    let rows = audit(&d);
+    assert!(rows.contains("enroll|sms|"), "{rows}");
+    assert!(rows.contains("login_success|sms|"), "{rows}");
     assert_no_code_leaked(&d, &[c0], &[]);
 }

@@ -469,6 +469,11 @@ impl SentCodes {
 
 impl ConfirmSent for SentCodes {
     fn pending(&self, cx: &Ctx<'_>, user: &str) -> Result<Option<PendingSent>, StoreError> {
+        // A channel switched off since cannot send the fresh code a login
+        // may need: the login offers what it can set up instead.
+        if !self.settings(cx).enabled {
+            return Ok(None);
+        }
         let creds = cx.store.credentials(user)?;
         // A change (beside a confirmed destination) is never confirmed in
         // a login: the person has a factor, so no grace login runs.
