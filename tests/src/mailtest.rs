@@ -98,6 +98,22 @@ pub fn enroll_phone(d: &TestDaemon, rec: &HttpRecorder, user: &str) -> String {
     code
 }
 
+/// A plain SMTP recorder (aiosmtpd) on 127.0.0.1, recording into a fresh
+/// temporary directory (kept while the pair lives).
+pub fn plain_relay() -> (tempfile::TempDir, SmtpServer) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = SmtpServer::start(dir.path(), crate::smtp::Mode::Plain, None, None);
+    (dir, s)
+}
+
+/// A daemon whose `[email]` points at `s` (plain), then edited by `edit`.
+pub fn mail_daemon(s: &SmtpServer, edit: impl FnOnce(&mut Config)) -> TestDaemon {
+    TestDaemon::start_with(|c| {
+        point_at(c, s, SmtpTls::Plain);
+        edit(c);
+    })
+}
+
 /// Points `c`'s `[email]` at `server` over `tls`.
 pub fn point_at(c: &mut Config, server: &SmtpServer, tls: SmtpTls) {
     c.email.host = "127.0.0.1".into();
@@ -210,4 +226,37 @@ pub fn holds(text: &str, code: &str) -> bool {
         let after = text[i + code.len()..].chars().next();
         !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
     })
+}
+
+/// A Tcl double-quoted word of `s`.
+pub fn tcl(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        if "\\\"$[]{}".contains(c) {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+/// An `expect` script for `ssh` (its argv follows the script's name) that
+/// types `keyword` at the first prompt ending in `to get one sent): ` and,
+/// at the second, the code that `getter` (a Python script taking
+/// `recorded`, the 1-based index 2 and a timeout) prints: the second code
+/// the recorder got, the first being the enrollment's. Exits with ssh's
+/// status (124: a prompt never came; 125: ssh ended early).
+pub fn ssh_keyword_script(keyword: &str, getter: &Path, recorded: &Path) -> String {
+    format!(
+        "set timeout 20\nlog_user 1\nspawn -noecho {{*}}$argv\n\
+         expect {{\n -exact {ask} {{ send -- \"{keyword}\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
+         expect {{\n -exact {ask} {{ set code [exec {py} {getter} {rec} 2 15]; send -- \"$code\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
+         expect {{\n eof {{}}\n timeout {{ exit 124 }}\n}}\n\
+         set r [wait]\nif {{[lindex $r 2] != 0}} {{ exit 126 }}\nexit [lindex $r 3]\n",
+        ask = tcl("to get one sent): "),
+        py = tcl(crate::smtp::PYTHON),
+        getter = tcl(&getter.display().to_string()),
+        rec = tcl(&recorded.display().to_string()),
+    )
 }

@@ -11,16 +11,17 @@
 //! off).
 
 use std::time::Duration;
-use twofold_config::{SmtpTls, Unenrolled};
+use twofold_config::Unenrolled;
 use twofold_daemon::{CONFIRM_PROMPT, INVALID_CODE};
 use twofold_proto::{Method, Request, Response, Secret};
 use twofold_tests::daemon::TestDaemon;
 use twofold_tests::http::HttpRecorder;
 use twofold_tests::mailtest::{
-    assert_no_code_leaked, point_at, sms_code, start_destination, twilio_at, Steps, PHONE,
+    assert_no_code_leaked, mail_daemon, plain_relay, sms_code, start_destination, twilio_at, Steps,
+    PHONE,
 };
 use twofold_tests::pam::*;
-use twofold_tests::smtp::{Mode, SmtpServer};
+use twofold_tests::smtp::SmtpServer;
 use twofold_tests::PamConfig;
 
 /// A user the passwd database knows (enrollment at login needs one).
@@ -30,16 +31,9 @@ const MASKED: &str = "m•••@e•••.org";
 const PROMPT: &str =
     "Code sent to m•••@e•••.org (or \"email\" to get one sent; empty to skip for now): ";
 
-fn relay() -> (tempfile::TempDir, SmtpServer) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let s = SmtpServer::start(dir.path(), Mode::Plain, None, None);
-    (dir, s)
-}
-
 /// A daemon that asks unenrolled users to enroll (grace period).
 fn daemon_for(s: &SmtpServer, edit: impl FnOnce(&mut twofold_config::Config)) -> TestDaemon {
-    TestDaemon::start_with(|c| {
-        point_at(c, s, SmtpTls::Plain);
+    mail_daemon(s, |c| {
         c.policy.unenrolled = Unenrolled::Enroll;
         edit(c);
     })
@@ -49,15 +43,7 @@ fn daemon_for(s: &SmtpServer, edit: impl FnOnce(&mut twofold_config::Config)) ->
 /// that code.
 fn admin_names(d: &TestDaemon, s: &SmtpServer, address: &str) -> String {
     let before = s.code_mails().len();
-    let r = d.call(&Request::EnrollStart {
-        user: Some(USER.into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(address.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(d, USER, Method::EMAIL, address);
     s.nth_code(before + 1).expect("the enrollment code")
 }
 
@@ -78,7 +64,7 @@ fn confirmed_email(d: &TestDaemon) -> bool {
 
 #[test]
 fn a_pending_address_is_confirmed_inside_a_grace_login_through_libpam() {
-    let (dir, s) = relay();
+    let (dir, s) = plain_relay();
     let d = daemon_for(&s, |_| {});
     // The admin names the address with the CLI, without confirming it.
     let out = d.twofold(&[
@@ -156,7 +142,7 @@ fn a_pending_address_is_confirmed_inside_a_grace_login_through_libpam() {
 
 #[test]
 fn the_keyword_renews_an_expired_code_and_wrong_codes_are_failed_tries() {
-    let (_dir, s) = relay();
+    let (_dir, s) = plain_relay();
     let d = daemon_for(&s, |c| c.login.max_tries = 4);
     let c0 = admin_names(&d, &s, ADDRESS);
     // Ten minutes later the CLI's code is void.
@@ -203,7 +189,7 @@ fn the_keyword_renews_an_expired_code_and_wrong_codes_are_failed_tries() {
 
 #[test]
 fn wrong_codes_at_the_confirmation_lock_the_user_out() {
-    let (_dir, s) = relay();
+    let (_dir, s) = plain_relay();
     let d = daemon_for(&s, |c| {
         c.login.max_tries = 10;
         c.rate_limit.source_failures = 3;
@@ -238,7 +224,7 @@ fn wrong_codes_at_the_confirmation_lock_the_user_out() {
 
 #[test]
 fn a_code_sent_for_a_login_is_refused_for_the_enrollment() {
-    let (_dir, s) = relay();
+    let (_dir, s) = plain_relay();
     let d = daemon_for(&s, |_| {});
     // The address is confirmed at the CLI; a login asks for a code.
     let c0 = admin_names(&d, &s, ADDRESS);
@@ -283,7 +269,7 @@ fn a_code_sent_for_a_login_is_refused_for_the_enrollment() {
 
 #[test]
 fn a_service_whose_policy_leaves_email_out_offers_the_app_instead() {
-    let (_dir, s) = relay();
+    let (_dir, s) = plain_relay();
     let d = daemon_for(&s, |c| {
         c.policy.service.push(twofold_config::policy::ServiceRule {
             services: vec!["sudo".into()],

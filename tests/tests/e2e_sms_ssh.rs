@@ -8,26 +8,12 @@
 use std::time::Duration;
 use twofold_tests::daemon::TestDaemon;
 use twofold_tests::http::HttpRecorder;
-use twofold_tests::mailtest::{assert_no_code_leaked, enroll_phone, sms_code, twilio_at};
-use twofold_tests::smtp::PYTHON;
+use twofold_tests::mailtest::{
+    assert_no_code_leaked, enroll_phone, sms_code, ssh_keyword_script, twilio_at,
+};
 use twofold_tests::sshd::{Sshd, SSHD};
 use twofold_tests::system::{run_bounded, HostFiles, System};
 use twofold_tests::{module_line, require_programs, require_root};
-
-const ASK: &str = "to get one sent): ";
-
-/// A Tcl double-quoted word of `s`.
-fn tcl(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        if "\\\"$[]{}".contains(c) {
-            q.push('\\');
-        }
-        q.push(c);
-    }
-    q.push('"');
-    q
-}
 
 #[test]
 fn ssh_sms_typed_at_the_prompt_then_the_texted_code_logs_in() {
@@ -58,17 +44,7 @@ fn ssh_sms_typed_at_the_prompt_then_the_texted_code_logs_in() {
     // `sms` at the first prompt; at the second, the code of the second
     // request (the first was the enrollment's), read when it is asked.
     let getter = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("http/sms_code.py");
-    let script = format!(
-        "set timeout 20\nlog_user 1\nspawn -noecho {{*}}$argv\n\
-         expect {{\n -exact {ask} {{ send -- \"sms\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n -exact {ask} {{ set code [exec {py} {getter} {rec} 2 15]; send -- \"$code\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n eof {{}}\n timeout {{ exit 124 }}\n}}\n\
-         set r [wait]\nif {{[lindex $r 2] != 0}} {{ exit 126 }}\nexit [lindex $r 3]\n",
-        ask = tcl(ASK),
-        py = tcl(PYTHON),
-        getter = tcl(&getter.display().to_string()),
-        rec = tcl(&recorded.display().to_string()),
-    );
+    let script = ssh_keyword_script("sms", &getter, &recorded);
     let file = dir.path().join("sms.exp");
     std::fs::write(&file, script).unwrap();
     let mut cmd = std::process::Command::new("expect");
