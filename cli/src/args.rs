@@ -255,7 +255,11 @@ pub enum Enroll {
     /// Enroll an email address: the daemon mails a code to it, and the
     /// address counts once that code is typed back.
     #[command(
-        after_help = "Without --address, confirms the pending address with the code from the mail."
+        after_help = "Without --address, confirms the pending address with the code from the mail. \
+                      With --address beside a confirmed address, changes it in one step: a current \
+                      code first; the old address keeps working until the new one is confirmed, and \
+                      both are told by mail. An unconfirmed address can also be confirmed inside a \
+                      login during the grace period."
     )]
     Email {
         /// Whose account.
@@ -275,7 +279,10 @@ pub enum Enroll {
     /// and the number counts once that code is typed back. SMS is the
     /// weakest factor (SIM swap): prefer TOTP where it matters.
     #[command(
-        after_help = "Without --phone, confirms the pending number with the code from the text message."
+        after_help = "Without --phone, confirms the pending number with the code from the text message. \
+                      With --phone beside a confirmed number, changes it in one step: a current code \
+                      first; the old number keeps working until the new one is confirmed. An \
+                      unconfirmed number can also be confirmed inside a login during the grace period."
     )]
     Sms {
         /// Whose account.

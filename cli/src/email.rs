@@ -1,5 +1,7 @@
 //! `twofold enroll email` and `twofold remove email`: an address that
-//! counts once the code the daemon mailed to it is typed back.
+//! counts once the code the daemon mailed to it is typed back. Beside a
+//! confirmed address, `--address` changes it in one step (a current code
+//! first; the old address works until the new one is confirmed).
 
 use crate::account::done;
 use crate::daemon::{is_self, Daemon};
@@ -105,6 +107,10 @@ fn enroll_sent(
                 crate::enroll::print_backup_codes(&codes, false, io)?;
             }
             Ok(())
+        }
+        // A confirmed destination was replaced (a change in one step).
+        Response::Done { message } => {
+            writeln!(io.out, "{message}").map_err(CliError::io("writing output"))
         }
         other => Err(CliError::Unexpected(twofold_proto::response_name(&other))),
     }

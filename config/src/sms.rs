@@ -114,6 +114,9 @@ pub struct SmsConfig {
     pub breaker_failures: u32,
     /// How long an open breaker refuses sends at once. Default `1m`.
     pub breaker_open: Seconds,
+    /// The longest wait a provider's `Retry-After` (with HTTP 429 or 503)
+    /// holds the breaker open, 1s to 1d. Default `15m`.
+    pub retry_after_max: Seconds,
     /// How long a code is valid, 1m to 1h. Default `10m`.
     pub code_lifetime: Seconds,
     /// Wrong answers after which a code is void, 1 to 10. Default 5.
@@ -146,6 +149,7 @@ impl Default for SmsConfig {
             queue: 32,
             breaker_failures: 3,
             breaker_open: Seconds(60),
+            retry_after_max: Seconds(900),
             code_lifetime: Seconds(600),
             code_tries: 5,
             sends_per_hour: 3,
@@ -194,7 +198,7 @@ fn url_ok(url: &str) -> bool {
 
 /// The first refused value of `[sms]`: its key and what is wrong.
 pub(crate) fn problem(s: &SmsConfig) -> Option<(Vec<Seg<'static>>, String)> {
-    let ranges: [(&'static str, bool, &str); 13] = [
+    let ranges: [(&'static str, bool, &str); 14] = [
         ("wait", (1..=30).contains(&s.wait.0), "must be 1s to 30s"),
         (
             "timeout",
@@ -209,6 +213,11 @@ pub(crate) fn problem(s: &SmsConfig) -> Option<(Vec<Seg<'static>>, String)> {
             "must be 1 to 100",
         ),
         ("breaker_open", s.breaker_open.0 >= 1, "must be at least 1s"),
+        (
+            "retry_after_max",
+            (1..=86_400).contains(&s.retry_after_max.0),
+            "must be 1s to 1d",
+        ),
         (
             "code_lifetime",
             (60..=3600).contains(&s.code_lifetime.0),

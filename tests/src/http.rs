@@ -1,6 +1,9 @@
 //! A real HTTP endpoint for the SMS tests: a listener on 127.0.0.1 that
 //! records every request (method, path, headers, body) and answers each
-//! with the next scripted reply (201 `{}` once the script is used up).
+//! with the next scripted reply (201 `{}` once the script is used up), or
+//! — started silent — takes each connection and never answers. Requests
+//! can also be written to a file, one JSON line each, for programs outside
+//! the test process (an `expect` script) to read.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -71,13 +74,20 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A scripted reply: status and JSON body.
-pub type Reply = (u16, String);
+/// A scripted reply: status, JSON body and extra headers.
+pub type Reply = (u16, String, Vec<(String, String)>);
 
 #[derive(Debug, Default)]
 struct Shared {
     requests: Vec<Recorded>,
     script: VecDeque<Reply>,
+    /// Connections taken so far.
+    connections: usize,
+    /// Never answer; the connections are held here.
+    silent: bool,
+    held: Vec<TcpStream>,
+    /// Where each request is appended as a JSON line.
+    log: Option<std::path::PathBuf>,
 }
 
 /// The endpoint; it serves until the test process ends.
@@ -91,9 +101,31 @@ pub struct HttpRecorder {
 impl HttpRecorder {
     /// Starts listening on a free port of 127.0.0.1.
     pub fn start() -> HttpRecorder {
+        HttpRecorder::start_with(Shared::default())
+    }
+
+    /// An endpoint that accepts each connection, reads the request and
+    /// never answers (nor closes).
+    pub fn start_silent() -> HttpRecorder {
+        HttpRecorder::start_with(Shared {
+            silent: true,
+            ..Shared::default()
+        })
+    }
+
+    /// An endpoint that also appends each request to `path` as a JSON
+    /// line (`method`, `path`, `body`).
+    pub fn start_logging(path: &std::path::Path) -> HttpRecorder {
+        HttpRecorder::start_with(Shared {
+            log: Some(path.to_owned()),
+            ..Shared::default()
+        })
+    }
+
+    fn start_with(shared: Shared) -> HttpRecorder {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind the HTTP recorder");
         let port = l.local_addr().expect("its address").port();
-        let shared = Arc::new(Mutex::new(Shared::default()));
+        let shared = Arc::new(Mutex::new(shared));
         let s2 = shared.clone();
         std::thread::spawn(move || {
             for conn in l.incoming().flatten() {
@@ -113,11 +145,26 @@ impl HttpRecorder {
 
     /// Answers the next request with `status` and `body`.
     pub fn reply_next(&self, status: u16, body: &str) {
+        self.reply_next_with(status, body, &[]);
+    }
+
+    /// Answers the next request with `status`, `body` and `headers`
+    /// (e.g. `Retry-After`).
+    pub fn reply_next_with(&self, status: u16, body: &str, headers: &[(&str, &str)]) {
+        let headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
         self.shared
             .lock()
             .unwrap()
             .script
-            .push_back((status, body.to_owned()));
+            .push_back((status, body.to_owned(), headers));
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.lock().unwrap().connections
     }
 
     /// Every request so far.
@@ -139,6 +186,7 @@ impl HttpRecorder {
 }
 
 fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
+    shared.lock().unwrap().connections += 1;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut r = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
@@ -167,21 +215,43 @@ fn serve(conn: TcpStream, shared: &Mutex<Shared>) -> std::io::Result<()> {
         .unwrap_or(0);
     let mut body = vec![0; len];
     r.read_exact(&mut body)?;
-    let (status, reply) = {
+    let (status, reply, extra) = {
         let mut s = shared.lock().unwrap();
-        s.requests.push(Recorded {
+        let rec = Recorded {
             method,
             path,
             headers,
             body: String::from_utf8_lossy(&body).into_owned(),
-        });
-        s.script.pop_front().unwrap_or((201, "{}".into()))
+        };
+        if let Some(log) = &s.log {
+            let line = serde_json::json!({
+                "method": rec.method,
+                "path": rec.path,
+                "body": rec.body,
+            });
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)?;
+            writeln!(f, "{line}")?;
+        }
+        s.requests.push(rec);
+        if s.silent {
+            s.held.push(conn);
+            return Ok(());
+        }
+        s.script
+            .pop_front()
+            .unwrap_or((201, "{}".into(), Vec::new()))
     };
     let mut w = conn;
-    write!(
-        w,
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+    let mut head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
         reply.len()
-    )?;
+    );
+    for (n, v) in extra {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    write!(w, "{head}\r\n{reply}")?;
     w.flush()
 }

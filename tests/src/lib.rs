@@ -17,6 +17,7 @@ pub mod drip;
 pub mod fake_daemon;
 pub mod faults;
 pub mod http;
+pub mod isolation;
 pub mod mailtest;
 mod module;
 pub mod otp;

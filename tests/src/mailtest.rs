@@ -1,15 +1,118 @@
-//! Helpers of the email suites: a daemon configured for a recorder, a
-//! login driven step by step over the protocol, and the check that no code
-//! sent ever shows up in a captured stream.
+//! Helpers of the email and SMS suites: a daemon configured for a
+//! recorder (SMTP, or HTTP in Twilio's format), enrollment of a
+//! destination through the requests, a login driven step by step over the
+//! protocol, and the check that no code sent ever shows up in a captured
+//! stream.
 
 use crate::daemon::TestDaemon;
+use crate::http::HttpRecorder;
 use crate::smtp::SmtpServer;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::time::Duration;
-use twofold_config::{Config, SmtpTls};
-use twofold_proto::{Client, Request, Response, Secret};
+use twofold_config::{Config, SmsProvider, SmtpTls};
+use twofold_proto::{Client, Method, Request, Response, Secret};
 
 /// The address alice enrolls.
 pub const ALICE: &str = "alice@example.org";
+
+/// The number alice enrolls, and as it is shown.
+pub const PHONE: &str = "+14155550100";
+/// [`PHONE`] masked.
+pub const PHONE_MASKED: &str = "+1•••••••0100";
+
+/// Points `c`'s `[sms]` at `rec` as a Twilio-compatible API (account
+/// `AC42`, its token in a private file in `dir`).
+pub fn twilio_at(c: &mut Config, dir: &Path, rec: &HttpRecorder) {
+    let token = dir.join("twilio-token");
+    std::fs::write(&token, "tok-e2e\n").expect("write the token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    c.sms.provider = SmsProvider::Twilio;
+    c.sms.twilio.base_url = rec.base_url();
+    c.sms.twilio.account_sid = "AC42".into();
+    c.sms.twilio.auth_token_file = Some(token);
+    c.sms.twilio.from = Some("+15005550006".into());
+}
+
+/// The code in the `n`th (1-based) Twilio request's Body (sent to [`PHONE`]).
+pub fn sms_code(rec: &HttpRecorder, n: usize) -> String {
+    let r = rec.wait_requests(n, Duration::from_secs(10));
+    assert!(r.len() >= n, "request {n} never came: {r:?}");
+    let body = r[n - 1].field("Body").expect("a Body");
+    assert_eq!(r[n - 1].field("To").as_deref(), Some(PHONE));
+    body.split_whitespace()
+        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
+        .expect("a code in the body")
+        .to_owned()
+}
+
+/// Starts `user`'s enrollment of `destination` for `method` as root (an
+/// admin acting for them: no code needed).
+pub fn start_destination(d: &TestDaemon, user: &str, method: Method, destination: &str) {
+    let r = d.call(&Request::EnrollStart {
+        user: Some(user.into()),
+        method,
+        algorithm: None,
+        digits: None,
+        address: Some(destination.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "enroll start: {r:?}");
+}
+
+/// Confirms `user`'s pending `method` destination with `code`.
+pub fn confirm_destination(d: &TestDaemon, user: &str, method: Method, code: &str) {
+    let r = d.call(&Request::EnrollConfirm {
+        user: Some(user.into()),
+        method,
+        code: Secret::from(code),
+    });
+    assert!(
+        matches!(r, Response::BackupCodes { .. }),
+        "enroll confirm: {r:?}"
+    );
+}
+
+/// Enrolls `user`'s `address` (as root), reading the code from the
+/// `n`th code mail `s` receives; returns that code.
+pub fn enroll_address(
+    d: &TestDaemon,
+    s: &SmtpServer,
+    user: &str,
+    address: &str,
+    n: usize,
+) -> String {
+    start_destination(d, user, Method::EMAIL, address);
+    let code = s.nth_code(n).expect("a code in the mail");
+    confirm_destination(d, user, Method::EMAIL, &code);
+    code
+}
+
+/// Enrolls alice's [`PHONE`] (as root), reading the code from the newest
+/// request `rec` receives; returns that code.
+pub fn enroll_phone(d: &TestDaemon, rec: &HttpRecorder, user: &str) -> String {
+    let before = rec.requests().len();
+    start_destination(d, user, Method::SMS, PHONE);
+    let code = sms_code(rec, before + 1);
+    confirm_destination(d, user, Method::SMS, &code);
+    code
+}
+
+/// A plain SMTP recorder (aiosmtpd) on 127.0.0.1, recording into a fresh
+/// temporary directory (kept while the pair lives).
+pub fn plain_relay() -> (tempfile::TempDir, SmtpServer) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = SmtpServer::start(dir.path(), crate::smtp::Mode::Plain, None, None);
+    (dir, s)
+}
+
+/// A daemon whose `[email]` points at `s` (plain), then edited by `edit`.
+pub fn mail_daemon(s: &SmtpServer, edit: impl FnOnce(&mut Config)) -> TestDaemon {
+    TestDaemon::start_with(|c| {
+        point_at(c, s, SmtpTls::Plain);
+        edit(c);
+    })
+}
 
 /// Points `c`'s `[email]` at `server` over `tls`.
 pub fn point_at(c: &mut Config, server: &SmtpServer, tls: SmtpTls) {
@@ -123,4 +226,37 @@ pub fn holds(text: &str, code: &str) -> bool {
         let after = text[i + code.len()..].chars().next();
         !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
     })
+}
+
+/// A Tcl double-quoted word of `s`.
+pub fn tcl(s: &str) -> String {
+    let mut q = String::from("\"");
+    for c in s.chars() {
+        if "\\\"$[]{}".contains(c) {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+/// An `expect` script for `ssh` (its argv follows the script's name) that
+/// types `keyword` at the first prompt ending in `to get one sent): ` and,
+/// at the second, the code that `getter` (a Python script taking
+/// `recorded`, the 1-based index 2 and a timeout) prints: the second code
+/// the recorder got, the first being the enrollment's. Exits with ssh's
+/// status (124: a prompt never came; 125: ssh ended early).
+pub fn ssh_keyword_script(keyword: &str, getter: &Path, recorded: &Path) -> String {
+    format!(
+        "set timeout 20\nlog_user 1\nspawn -noecho {{*}}$argv\n\
+         expect {{\n -exact {ask} {{ send -- \"{keyword}\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
+         expect {{\n -exact {ask} {{ set code [exec {py} {getter} {rec} 2 15]; send -- \"$code\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
+         expect {{\n eof {{}}\n timeout {{ exit 124 }}\n}}\n\
+         set r [wait]\nif {{[lindex $r 2] != 0}} {{ exit 126 }}\nexit [lindex $r 3]\n",
+        ask = tcl("to get one sent): "),
+        py = tcl(crate::smtp::PYTHON),
+        getter = tcl(&getter.display().to_string()),
+        rec = tcl(&recorded.display().to_string()),
+    )
 }

@@ -231,6 +231,7 @@ fn a_hanging_command_is_killed_at_its_deadline_and_the_login_is_told_within_the_
             timeout: Duration::from_secs(2),
             breaker_failures: 3,
             breaker_open: 60,
+            retry_after_max: 900,
         },
         Arc::new(twofold_daemon::SystemClock),
     );

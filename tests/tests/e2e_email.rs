@@ -9,28 +9,14 @@
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use twofold_config::SmtpTls;
 use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 use twofold_tests::daemon::{failed_kind, TestDaemon};
-use twofold_tests::mailtest::{assert_no_code_leaked, point_at, Steps, ALICE};
+use twofold_tests::mailtest::{assert_no_code_leaked, mail_daemon, plain_relay, Steps, ALICE};
 use twofold_tests::pam::*;
-use twofold_tests::smtp::{Mode, SmtpServer};
+use twofold_tests::smtp::SmtpServer;
 use twofold_tests::PamConfig;
 
 const PROMPT: &str = "Verification code (or \"email\" to get one sent): ";
-
-fn relay() -> (tempfile::TempDir, SmtpServer) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let s = SmtpServer::start(dir.path(), Mode::Plain, None, None);
-    (dir, s)
-}
-
-fn daemon_for(s: &SmtpServer, edit: impl FnOnce(&mut twofold_config::Config)) -> TestDaemon {
-    TestDaemon::start_with(|c| {
-        point_at(c, s, SmtpTls::Plain);
-        edit(c);
-    })
-}
 
 /// Enrolls alice with TOTP (for her backup codes) and `ALICE` through the
 /// requests; returns her backup codes and the enrollment code.
@@ -76,8 +62,8 @@ fn ask(l: &mut Steps, s: &SmtpServer) -> String {
 
 #[test]
 fn enrollment_by_the_cli_then_a_login_through_libpam_with_a_mailed_code() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     d.enroll("alice");
     let mut codes = Vec::new();
     let out = d.twofold(&[
@@ -176,8 +162,8 @@ fn enrollment_by_the_cli_then_a_login_through_libpam_with_a_mailed_code() {
 
 #[test]
 fn a_backup_code_login_mails_how_many_are_left() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (backup, code) = enroll_alice(&d, &s);
     let added = s.wait_for(|m| m.body().contains("was added"), Duration::from_secs(10));
     assert!(added.is_some(), "the enrollment notice");
@@ -205,8 +191,8 @@ fn a_backup_code_login_mails_how_many_are_left() {
 
 #[test]
 fn a_code_expires_after_ten_minutes() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (_, c0) = enroll_alice(&d, &s);
     let mut l = Steps::begin(&d, "alice");
     let code = ask(&mut l, &s);
@@ -227,8 +213,8 @@ fn a_code_expires_after_ten_minutes() {
 
 #[test]
 fn five_wrong_answers_void_the_code() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |c| {
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |c| {
         c.login.max_tries = 10;
         c.rate_limit.source_failures = 100;
         c.rate_limit.user_failures = 100;
@@ -260,8 +246,8 @@ fn five_wrong_answers_void_the_code() {
 
 #[test]
 fn a_code_opens_only_the_login_that_asked_and_only_once() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (_, c0) = enroll_alice(&d, &s);
     let mut a = Steps::begin(&d, "alice");
     let code = ask(&mut a, &s);
@@ -284,8 +270,8 @@ fn a_code_opens_only_the_login_that_asked_and_only_once() {
 
 #[test]
 fn a_login_code_does_not_confirm_an_enrollment() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (_, c0) = enroll_alice(&d, &s);
     let mut l = Steps::begin(&d, "alice");
     let code = ask(&mut l, &s);
@@ -325,8 +311,8 @@ fn a_login_code_does_not_confirm_an_enrollment() {
 
 #[test]
 fn each_send_limit_refuses_and_asking_is_no_failed_try() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |c| c.email.sends_per_hour = 4);
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |c| c.email.sends_per_hour = 4);
     let (_, c0) = enroll_alice(&d, &s);
     let mut codes = vec![c0];
     // Two per login: the third ask is refused, and no try was counted.
@@ -361,8 +347,8 @@ fn each_send_limit_refuses_and_asking_is_no_failed_try() {
 
 #[test]
 fn the_address_and_global_ceilings_refuse() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |c| {
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |c| {
         c.email.sends_per_address_per_hour = 2;
         c.email.sends_per_hour = 100;
     });
@@ -378,7 +364,7 @@ fn the_address_and_global_ceilings_refuse() {
     let rows = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_refused';");
     assert!(rows.contains("limit=destination"), "{rows}");
     drop(d);
-    let d = daemon_for(&s, |c| {
+    let d = mail_daemon(&s, |c| {
         c.email.sends_global_per_hour = 1;
     });
     d.enroll("bob");
@@ -411,8 +397,8 @@ fn the_address_and_global_ceilings_refuse() {
 /// as the user cannot point the codes at a mailbox of its own.
 #[test]
 fn adding_an_address_beside_totp_needs_a_current_code() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (e, _) = d.enroll_totp("root");
     d.clock.advance(30);
     let start = |code: Option<&str>| {
@@ -448,8 +434,8 @@ fn adding_an_address_beside_totp_needs_a_current_code() {
 /// and when it opens a login (the code itself never is).
 #[test]
 fn a_break_glass_code_is_told_by_mail_when_issued_and_when_used() {
-    let (_dir, s) = relay();
-    let d = daemon_for(&s, |_| {});
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
     let (_, enrolled) = enroll_alice(&d, &s);
     let added = s.wait_for(|m| m.body().contains("was added"), Duration::from_secs(10));
     assert!(added.is_some(), "the enrollment notice");

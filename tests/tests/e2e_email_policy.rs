@@ -7,32 +7,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::{Method as CfgMethod, SmtpTls};
-use twofold_proto::{Method, Request, Response, Secret};
+use twofold_proto::{Request, Response};
 use twofold_tests::daemon::TestDaemon;
-use twofold_tests::mailtest::{assert_no_code_leaked, point_at, Steps, ALICE};
+use twofold_tests::mailtest::{assert_no_code_leaked, enroll_address, point_at, Steps, ALICE};
 use twofold_tests::pam::*;
 use twofold_tests::smtp::{free_port, Mode, SmtpServer};
 use twofold_tests::PamConfig;
 
 fn enroll_alice(d: &TestDaemon, s: &SmtpServer) -> String {
     d.enroll("alice");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(ALICE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = s.nth_code(1).expect("code");
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        code: Secret::from(code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
-    code
+    enroll_address(d, s, "alice", ALICE, 1)
 }
 
 #[test]
@@ -124,23 +108,8 @@ fn a_relay_that_keeps_refusing_opens_the_breaker_and_asks_then_fail_at_once() {
     let c0 = enroll_alice(&d, &s);
     for (i, u) in ["bob", "carol", "dave", "erin"].into_iter().enumerate() {
         d.enroll(u);
-        let r = d.call(&Request::EnrollStart {
-            user: Some(u.into()),
-            method: Method::EMAIL,
-            algorithm: None,
-            digits: None,
-            address: Some(format!("{u}@example.org")),
-            code: None,
-        });
-        assert!(matches!(r, Response::Done { .. }), "{r:?}");
         // Code mail 1 was alice's.
-        let code = s.nth_code(i + 2).expect("code");
-        let r = d.call(&Request::EnrollConfirm {
-            user: Some(u.into()),
-            method: Method::EMAIL,
-            code: Secret::from(code.as_str()),
-        });
-        assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+        enroll_address(&d, &s, u, &format!("{u}@example.org"), i + 2);
     }
     // Nothing listens on this port: each send is refused at once.
     let closed = free_port();

@@ -7,28 +7,14 @@
 
 use std::time::Duration;
 use twofold_config::SmtpTls;
-use twofold_proto::{Method, Request, Response, Secret};
 use twofold_tests::daemon::TestDaemon;
-use twofold_tests::mailtest::{assert_no_code_leaked, point_at};
-use twofold_tests::smtp::{Mode, SmtpServer, PYTHON};
+use twofold_tests::mailtest::{
+    assert_no_code_leaked, enroll_address, point_at, ssh_keyword_script,
+};
+use twofold_tests::smtp::{Mode, SmtpServer};
 use twofold_tests::sshd::{Sshd, SSHD};
 use twofold_tests::system::{run_bounded, HostFiles, System};
 use twofold_tests::{module_line, require_programs, require_root};
-
-const ASK: &str = "to get one sent): ";
-
-/// A Tcl double-quoted word of `s`.
-fn tcl(s: &str) -> String {
-    let mut q = String::from("\"");
-    for c in s.chars() {
-        if "\\\"$[]{}".contains(c) {
-            q.push('\\');
-        }
-        q.push(c);
-    }
-    q.push('"');
-    q
-}
 
 #[test]
 fn ssh_email_typed_at_the_prompt_then_the_mailed_code_logs_in() {
@@ -41,22 +27,7 @@ fn ssh_email_typed_at_the_prompt_then_the_mailed_code_logs_in() {
     let sys = System::new().unwrap();
     let user = sys.add_user("tfuser", "correct horse 7").unwrap();
     d.enroll("tfuser");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("tfuser".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some("tfuser@example.org".into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let enroll_code = relay.nth_code(1).expect("code");
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("tfuser".into()),
-        method: Method::EMAIL,
-        code: Secret::from(enroll_code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    let enroll_code = enroll_address(&d, &relay, "tfuser", "tfuser@example.org", 1);
 
     let socket = format!("socket={}", d.socket().display());
     let stack = [
@@ -73,17 +44,7 @@ fn ssh_email_typed_at_the_prompt_then_the_mailed_code_logs_in() {
     // code mail (the first was the enrollment's), read when it is asked.
     let recorded = dir.path().join(format!("smtp-{}.jsonl", relay.port));
     let getter = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("smtp/last_code.py");
-    let script = format!(
-        "set timeout 20\nlog_user 1\nspawn -noecho {{*}}$argv\n\
-         expect {{\n -exact {ask} {{ send -- \"email\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n -exact {ask} {{ set code [exec {py} {getter} {rec} 2 15]; send -- \"$code\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n eof {{}}\n timeout {{ exit 124 }}\n}}\n\
-         set r [wait]\nif {{[lindex $r 2] != 0}} {{ exit 126 }}\nexit [lindex $r 3]\n",
-        ask = tcl(ASK),
-        py = tcl(PYTHON),
-        getter = tcl(&getter.display().to_string()),
-        rec = tcl(&recorded.display().to_string()),
-    );
+    let script = ssh_keyword_script("email", &getter, &recorded);
     let file = dir.path().join("email.exp");
     std::fs::write(&file, script).unwrap();
     let mut cmd = std::process::Command::new("expect");

@@ -9,9 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_config::SmtpTls;
-use twofold_proto::{Method, Request, Response, Secret};
+use twofold_proto::Response;
 use twofold_tests::daemon::TestDaemon;
-use twofold_tests::mailtest::{assert_no_code_leaked, point_at, Steps, ALICE};
+use twofold_tests::mailtest::{assert_no_code_leaked, enroll_address, point_at, Steps, ALICE};
 use twofold_tests::smtp::{make_ca, Mode, SmtpServer, TestCa};
 
 fn password_file(dir: &Path, password: &str) -> std::path::PathBuf {
@@ -28,23 +28,7 @@ fn tls_config(c: &mut twofold_config::Config, s: &SmtpServer, tls: SmtpTls, ca: 
 
 /// Enrolls alice's address; the code comes from the recorded mail.
 fn enroll(d: &TestDaemon, s: &SmtpServer) -> String {
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(ALICE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = s.nth_code(1).expect("a code");
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        code: Secret::from(code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
-    code
+    enroll_address(d, s, "alice", ALICE, 1)
 }
 
 #[test]

@@ -7,66 +7,27 @@
 //! transcript.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use twofold_config::{Config, SmsProvider, SmtpTls};
+use twofold_config::{SmsProvider, SmtpTls};
 use twofold_proto::{Method, Request, Response, Secret};
 use twofold_tests::daemon::TestDaemon;
 use twofold_tests::http::HttpRecorder;
-use twofold_tests::mailtest::{assert_no_code_leaked, holds, point_at, Steps, ALICE};
+use twofold_tests::mailtest::{
+    assert_no_code_leaked, enroll_phone, holds, point_at, sms_code, twilio_at, Steps, ALICE, PHONE,
+    PHONE_MASKED as MASKED,
+};
 use twofold_tests::pam::*;
 use twofold_tests::smtp::{Mode, SmtpServer};
 use twofold_tests::PamConfig;
 
-const PHONE: &str = "+14155550100";
-const MASKED: &str = "+1•••••••0100";
-
-fn twilio_at(c: &mut Config, dir: &Path, rec: &HttpRecorder) {
-    let token = dir.join("twilio-token");
-    std::fs::write(&token, "tok-e2e\n").unwrap();
-    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    c.sms.provider = SmsProvider::Twilio;
-    c.sms.twilio.base_url = rec.base_url();
-    c.sms.twilio.account_sid = "AC42".into();
-    c.sms.twilio.auth_token_file = Some(token);
-    c.sms.twilio.from = Some("+15005550006".into());
-}
-
 /// The code in the `n`th (1-based) Twilio request's Body.
 fn nth_code(rec: &HttpRecorder, n: usize) -> String {
-    let r = rec.wait_requests(n, Duration::from_secs(10));
-    assert!(r.len() >= n, "request {n} never came: {r:?}");
-    let body = r[n - 1].field("Body").expect("a Body");
-    assert_eq!(r[n - 1].field("To").as_deref(), Some(PHONE));
-    body.split_whitespace()
-        .find(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit()))
-        .expect("a code in the body")
-        .to_owned()
+    sms_code(rec, n)
 }
 
 fn enroll_sms(d: &TestDaemon, rec: &HttpRecorder) -> String {
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        algorithm: None,
-        digits: None,
-        address: Some(PHONE.into()),
-        code: None,
-    });
-    assert!(
-        matches!(&r, Response::Done { message } if message.contains(MASKED)),
-        "{r:?}"
-    );
-    let n = rec.requests().len();
-    let code = nth_code(rec, n);
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        code: Secret::from(code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
-    code
+    enroll_phone(d, rec, "alice")
 }
 
 #[test]
@@ -555,4 +516,81 @@ fn a_hanging_command_does_not_hold_the_login_past_its_wait() {
         "the command still runs: {stat:?}"
     );
     assert_no_code_leaked(&d, &[c0], &[]);
+}
+
+/// Issue 12: a provider that answers 429 or 503 with `Retry-After` is not
+/// asked again before then — the breaker opens at once for that long
+/// (audited with `retry_after=`), bounded by `[sms] retry_after_max` —
+/// all on the injected clock.
+#[test]
+fn a_429_or_503_with_retry_after_holds_the_breaker_that_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = HttpRecorder::start();
+    let p = dir.path().to_owned();
+    let d = TestDaemon::start_with(|c| {
+        twilio_at(c, &p, &rec);
+        c.sms.sends_per_hour = 100;
+        c.sms.sends_per_number_per_hour = 100;
+        c.sms.retry_after_max = twofold_config::Seconds(600);
+    });
+    d.enroll("alice");
+    let mut codes = vec![enroll_sms(&d, &rec)];
+    let not_sent = |got: &[Response]| {
+        got.iter().any(|r| matches!(r, Response::Error { text } if text == "Could not send the code; use another method."))
+    };
+    let breaker =
+        || d.sqlite3("SELECT detail FROM audit WHERE event = 'channel_breaker' ORDER BY id;");
+
+    // 429 with Retry-After: 120 opens the breaker for 120 s at once (one
+    // failure; three would open it otherwise).
+    rec.reply_next_with(
+        429,
+        r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#,
+        &[("Retry-After", "120")],
+    );
+    let t0 = d.now();
+    let mut l = Steps::begin(&d, "alice");
+    assert!(not_sent(&l.answer("sms")), "{:?}", l.seen);
+    let rows = breaker();
+    assert!(
+        rows.contains(&format!("state=open until={} retry_after=120", t0 + 120)),
+        "{rows}"
+    );
+    let failed = d.sqlite3("SELECT detail FROM audit WHERE event = 'code_send_failed';");
+    assert!(
+        failed.contains("HTTP_429") && failed.contains("retry_after_120_s"),
+        "{failed}"
+    );
+    // Until then every ask is refused at once, without a request.
+    let n = rec.requests().len();
+    d.clock.advance(119);
+    let mut l = Steps::begin(&d, "alice");
+    assert!(not_sent(&l.answer("sms")), "{:?}", l.seen);
+    assert_eq!(rec.requests().len(), n, "the provider was asked too early");
+    // At 120 s the provider is tried again, and the breaker closes.
+    d.clock.advance(1);
+    let mut l = Steps::begin(&d, "alice");
+    codes.push(ask(&mut l, &rec));
+    assert_eq!(rec.requests().len(), n + 1);
+    assert!(breaker().contains("state=closed"), "{}", breaker());
+
+    // 503 asking for a day is held to retry_after_max (10 minutes here).
+    rec.reply_next_with(503, "", &[("Retry-After", "86400")]);
+    let t1 = d.now();
+    let mut l = Steps::begin(&d, "alice");
+    assert!(not_sent(&l.answer("sms")), "{:?}", l.seen);
+    assert!(
+        breaker().contains(&format!("state=open until={} retry_after=86400", t1 + 600)),
+        "{}",
+        breaker()
+    );
+    d.clock.advance(599);
+    let n = rec.requests().len();
+    let mut l = Steps::begin(&d, "alice");
+    assert!(not_sent(&l.answer("sms")), "{:?}", l.seen);
+    assert_eq!(rec.requests().len(), n);
+    d.clock.advance(1);
+    let mut l = Steps::begin(&d, "alice");
+    codes.push(ask(&mut l, &rec));
+    assert_no_code_leaked(&d, &codes, &[]);
 }

@@ -67,6 +67,9 @@ pub mod event {
     /// verify the user where the service requires it, or its PIN is
     /// blocked (`reason=`); the code prompt followed.
     pub const SECURITY_KEY_REFUSED: &str = "security_key_refused";
+    /// The address or number codes are sent to was changed in one step
+    /// (`from=` and `to=`, masked): told to the old address and the new.
+    pub const DESTINATION_CHANGED: &str = "destination_changed";
 }
 
 /// One event to record. Empty fields do not apply.

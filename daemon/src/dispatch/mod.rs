@@ -50,6 +50,10 @@ pub enum SendError {
     /// The channel is not configured.
     #[error("not configured")]
     Off,
+    /// The provider refused for now and said when to come back
+    /// (`Retry-After`, seconds): the breaker waits at least that long.
+    #[error("{0}; retry after {1} s")]
+    Throttled(String, u64),
 }
 
 /// A channel's provider: delivers one message, blocking, within its own
@@ -129,6 +133,8 @@ pub struct Limits {
     pub breaker_failures: u32,
     /// How long it stays open, in seconds.
     pub breaker_open: u64,
+    /// The longest a provider's `Retry-After` holds it open, in seconds.
+    pub retry_after_max: u64,
 }
 
 /// What the breaker did with a result (the caller audits it).
@@ -138,6 +144,13 @@ pub enum BreakerChange {
     None,
     /// It opened, until then.
     Opened(u64),
+    /// The provider asked for a pause (`asked` seconds): open until then.
+    Throttled {
+        /// Until when (daemon clock).
+        until: u64,
+        /// The seconds the provider asked for.
+        asked: u64,
+    },
     /// A success closed it.
     Closed,
 }
@@ -256,18 +269,35 @@ impl Dispatcher {
                 self.sender.send(&job.msg)
             };
             let late = Instant::now() > job.deadline;
-            self.record(result.is_ok() && !late);
+            self.record(&result, late);
             let (lock, cv) = &*job.slot;
             lock.lock().unwrap_or_else(|e| e.into_inner()).result = Some(result);
             cv.notify_all();
         }
     }
 
-    /// Counts a result toward the breaker.
-    fn record(&self, ok: bool) {
+    /// Counts a result toward the breaker; a provider's `Retry-After`
+    /// opens it at once for that long (at most `retry_after_max`), or
+    /// longer when it is open longer already.
+    fn record(&self, result: &Result<(), SendError>, late: bool) {
         let now = self.clock.now();
         let mut s = self.state();
-        if ok {
+        if let Err(SendError::Throttled(_, asked)) = result {
+            let wait = (*asked).min(self.limits.retry_after_max);
+            if wait > 0 {
+                s.breaker.failures += 1;
+                let until = now + wait;
+                if s.breaker.open_until.is_none_or(|u| u < until) {
+                    s.breaker.open_until = Some(until);
+                    s.changes.push(BreakerChange::Throttled {
+                        until,
+                        asked: *asked,
+                    });
+                }
+                return;
+            }
+        }
+        if result.is_ok() && !late {
             let was_open = s.breaker.open_until.is_some();
             s.breaker = Breaker::default();
             if was_open {
@@ -330,6 +360,8 @@ impl Channels {
                 timeout: c.timeout.duration(),
                 breaker_failures: c.breaker_failures,
                 breaker_open: c.breaker_open.0,
+                // SMTP has no Retry-After.
+                retry_after_max: 0,
             },
             self.clock.clone(),
         );
@@ -359,6 +391,7 @@ impl Channels {
                 timeout: c.timeout.duration(),
                 breaker_failures: c.breaker_failures,
                 breaker_open: c.breaker_open.0,
+                retry_after_max: c.retry_after_max.0,
             },
             self.clock.clone(),
         );

@@ -270,6 +270,19 @@ pub fn body(r: &twofold_proto::AuditRecord) -> String {
             Some(a) => format!("An administrator changed {user} on {host} ({a})."),
             None => format!("An administrator changed {user} on {host}."),
         },
+        crate::audit::event::DESTINATION_CHANGED => {
+            let what = if r.method == "sms" {
+                "phone number"
+            } else {
+                "email address"
+            };
+            // Masked destinations are quoted in the row (not plain ASCII).
+            let from = detail(&r.detail, "from").unwrap_or("?").trim_matches('"');
+            let to = detail(&r.detail, "to").unwrap_or("?").trim_matches('"');
+            format!(
+                "The {what} that codes for {user} on {host} are sent to was changed from {from} to {to}."
+            )
+        }
         crate::audit::event::LOCKOUT => {
             format!("Logins as {user} on {host}{whence} were locked after repeated wrong codes.")
         }

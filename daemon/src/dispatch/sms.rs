@@ -82,10 +82,23 @@ fn agent(c: &SmsConfig) -> Result<ureq::Agent, SetupError> {
         .new_agent())
 }
 
-/// What a provider's answer means for the send.
-fn judge(provider: &str, status: u16, body: &str) -> Result<(), SendError> {
+/// What a provider's answer means for the send; `retry_after`: its
+/// `Retry-After` header, if any.
+fn judge(
+    provider: &str,
+    status: u16,
+    body: &str,
+    retry_after: Option<&str>,
+) -> Result<(), SendError> {
     if (200..300).contains(&status) {
         return Ok(());
+    }
+    // A provider that says when to come back is not asked before then.
+    if let (429 | 503, Some(secs)) = (status, retry_after.and_then(delta_seconds)) {
+        return Err(SendError::Throttled(
+            format!("{provider} asked for a pause (HTTP {status})"),
+            secs,
+        ));
     }
     if status == 429 {
         return Err(SendError::Provider(format!(
@@ -108,16 +121,31 @@ fn judge(provider: &str, status: u16, body: &str) -> Result<(), SendError> {
     }))
 }
 
-/// Reads at most 16 KiB of an answer.
-fn answer(resp: ureq::http::Response<ureq::Body>) -> (u16, String) {
+/// `Retry-After` as delay-seconds (RFC 9110); an HTTP-date is not used
+/// (the breaker then counts the failure as any other).
+fn delta_seconds(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > 10 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
+/// Reads at most 16 KiB of an answer, and its `Retry-After`.
+fn answer(resp: ureq::http::Response<ureq::Body>) -> (u16, String, Option<String>) {
     let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut body = String::new();
     let _ = resp
         .into_body()
         .into_reader()
         .take(16 * 1024)
         .read_to_string(&mut body);
-    (status, body)
+    (status, body, retry_after)
 }
 
 fn http_error(provider: &str, e: ureq::Error) -> SendError {
@@ -200,8 +228,8 @@ impl Sender for Twilio {
             .header("Authorization", auth.as_str())
             .send_form(form)
             .map_err(|e| http_error("the SMS provider", e))?;
-        let (status, body) = answer(resp);
-        judge("the SMS provider", status, &body)
+        let (status, body, retry) = answer(resp);
+        judge("the SMS provider", status, &body, retry.as_deref())
     }
 }
 
@@ -275,8 +303,8 @@ impl Sender for Webhook {
         let resp = req
             .send(body.as_bytes())
             .map_err(|e| http_error("the SMS webhook", e))?;
-        let (status, text) = answer(resp);
-        judge("the SMS webhook", status, &text)
+        let (status, text, retry) = answer(resp);
+        judge("the SMS webhook", status, &text, retry.as_deref())
     }
 }
 
@@ -370,13 +398,41 @@ mod tests {
             "p",
             400,
             r#"{"code": 21211, "message": "The 'To' number +1 is not valid", "status": 400}"#,
+            None,
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("HTTP 400, error 21211"), "{e}");
         assert!(!e.contains("+1"), "{e}");
-        assert!(judge("p", 429, "").unwrap_err().to_string().contains("429"));
-        assert!(judge("p", 302, "").is_err());
-        assert!(judge("p", 201, "{}").is_ok());
+        assert!(judge("p", 429, "", None)
+            .unwrap_err()
+            .to_string()
+            .contains("429"));
+        assert!(judge("p", 302, "", None).is_err());
+        assert!(judge("p", 201, "{}", None).is_ok());
+    }
+
+    #[test]
+    fn retry_after_with_429_or_503_asks_for_a_pause() {
+        assert!(matches!(
+            judge("p", 429, "", Some("120")),
+            Err(SendError::Throttled(_, 120))
+        ));
+        assert!(matches!(
+            judge("p", 503, "", Some(" 7 ")),
+            Err(SendError::Throttled(_, 7))
+        ));
+        // An HTTP-date, garbage, or another status: an ordinary failure.
+        for (status, v) in [
+            (429, "Wed, 21 Oct 2015 07:28:00 GMT"),
+            (429, "-5"),
+            (429, "99999999999"),
+            (500, "120"),
+        ] {
+            assert!(
+                matches!(judge("p", status, "", Some(v)), Err(SendError::Provider(_))),
+                "{status} {v}"
+            );
+        }
     }
 }

@@ -6,8 +6,8 @@
 //! inside a login (`enroll_at_login = "token"`).
 
 use super::backup::codes;
-use super::{Ctx, Enroll, Found, Registry, VerifyError, Who};
-use crate::audit::AuditEvent;
+use super::{Confirmation, Ctx, Enroll, Found, Registry, VerifyError, Who};
+use crate::audit::{event, AuditEvent};
 use crate::failure::{fail, Failure};
 use crate::store::{Change, Claim, NewCode};
 use std::sync::atomic::Ordering;
@@ -71,6 +71,8 @@ pub struct Confirmed {
     pub codes: Vec<Secret>,
     /// The audit rows written (for syslog).
     pub records: Vec<AuditRecord>,
+    /// Whether it replaced a confirmed destination (a change).
+    pub replaced: bool,
 }
 
 /// Confirms `user`'s pending enrollment in `enroll` with `answer`, issuing
@@ -85,6 +87,52 @@ pub fn confirm(
     enrolled: AuditEvent,
 ) -> Result<Confirmed, Failure> {
     let c = enroll.confirm(cx, user, answer)?;
+    store_confirmation(cx, registry, enroll, user, c, authorize, enrolled)
+}
+
+/// Stores confirmation `c` of `user`'s pending enrollment in `enroll` (its
+/// answer already checked), issuing the registry's recovery codes, with
+/// `enrolled` — or, when it replaces a confirmed credential (a destination
+/// changed in one step), drops that one in the same transaction and
+/// records the change instead (told by mail to the old address and the
+/// new).
+pub fn store_confirmation(
+    cx: &Ctx<'_>,
+    registry: &Registry,
+    enroll: &dyn Enroll,
+    user: &str,
+    c: Confirmation,
+    authorize: Option<Claim>,
+    enrolled: AuditEvent,
+) -> Result<Confirmed, Failure> {
+    if let Some(r) = enroll.replaces(cx, user, c.id)? {
+        let Some(sends) = cx.store.sends() else {
+            return Err(fail(
+                ErrorKind::Internal,
+                "this store cannot change a destination",
+            ));
+        };
+        let mut ev = enrolled.renamed(event::DESTINATION_CHANGED);
+        for (k, v) in &r.details {
+            ev = ev.with(k, v);
+        }
+        return match sends.confirm_replacing(c.id, r.old, authorize, cx.now(), vec![ev])? {
+            Change::Done(records) => Ok(Confirmed {
+                heading: "",
+                codes: Vec::new(),
+                records,
+                replaced: true,
+            }),
+            Change::Lost => Err(fail(
+                ErrorKind::InvalidCode,
+                "the enrollment token was used meanwhile",
+            )),
+            Change::Nothing => Err(fail(
+                ErrorKind::NotFound,
+                "no pending enrollment; start one first",
+            )),
+        };
+    }
     let mut codes = Vec::new();
     let mut heading = "";
     let mut rows = None;
@@ -103,6 +151,7 @@ pub fn confirm(
             heading,
             codes,
             records,
+            replaced: false,
         }),
         Change::Lost => Err(fail(
             ErrorKind::InvalidCode,

@@ -353,6 +353,68 @@ pub trait Enroll: Send + Sync {
     fn start_needs_authorization(&self) -> bool {
         false
     }
+
+    /// The confirmed credential that confirming pending credential `id`
+    /// replaces (a destination changed in one step), with the change's
+    /// audit details; `None` (the default): confirming adds a credential.
+    fn replaces(
+        &self,
+        _cx: &Ctx<'_>,
+        _user: &str,
+        _id: i64,
+    ) -> Result<Option<Replacement>, StoreError> {
+        Ok(None)
+    }
+
+    /// For an enrollment confirmed by a code sent to a destination named
+    /// outside the login (`twofold enroll email --address`): what a login
+    /// in the grace period can confirm. `None` (the default) otherwise.
+    fn sent(&self) -> Option<&dyn ConfirmSent> {
+        None
+    }
+}
+
+/// A confirmed credential that a confirmation replaces.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    /// Its row.
+    pub old: i64,
+    /// Audit details of the change (masked destinations only).
+    pub details: Vec<(&'static str, String)>,
+}
+
+/// A pending destination a login can confirm.
+#[derive(Debug, Clone)]
+pub struct PendingSent {
+    /// The pending credential.
+    pub id: i64,
+    /// The destination, masked for showing.
+    pub masked: String,
+    /// The word that has a fresh code sent to it.
+    pub keyword: &'static str,
+}
+
+/// An enrollment confirmed inside a login by the code sent to the
+/// destination the person (or an admin) named with the CLI: the login
+/// never chooses where a code goes.
+pub trait ConfirmSent {
+    /// `user`'s pending destination of this factor, if any.
+    fn pending(&self, cx: &Ctx<'_>, user: &str) -> Result<Option<PendingSent>, StoreError>;
+
+    /// Sends a fresh code for pending credential `id` (its keyword typed
+    /// at the login's prompt); never counts as a failed try.
+    fn send_pending(&self, cx: &Ctx<'_>, who: &Who<'_>, id: i64, audit: &AuditEvent) -> Sent;
+
+    /// Checks `answer` against the codes sent for pending credential
+    /// `id`, under the lock of `who`'s source: a claim when one matches
+    /// (the caller confirms `id`); a refusal counts a try of those codes.
+    fn confirm_pending(
+        &self,
+        cx: &Ctx<'_>,
+        who: &Who<'_>,
+        id: i64,
+        answer: &Secret,
+    ) -> Result<Found, VerifyError>;
 }
 
 /// The factors this daemon offers, in the order a login tries them.

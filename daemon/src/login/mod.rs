@@ -801,7 +801,7 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
             Unenrolled::Allow => l.skip("not enrolled"),
             Unenrolled::Deny if account.known() => l.prompts(Check::Nothing("not enrolled")),
             Unenrolled::Deny => l.prompts(Check::Nothing("unknown user")),
-            Unenrolled::Enroll => enroll::run(&mut l),
+            Unenrolled::Enroll => enroll::run(&mut l, &effective.methods),
         };
     }
     let usable: Vec<Method> = effective

@@ -196,6 +196,15 @@ fn enroll_confirm(
         enrolled,
     )?;
     engine.syslog_records(&done.records);
+    if done.replaced {
+        return Ok(Response::Done {
+            message: format!(
+                "the {method} destination of {} is changed; codes no longer go to the old one \
+                 (both were told by mail)",
+                t.user
+            ),
+        });
+    }
     Ok(Response::BackupCodes { codes: done.codes })
 }
 

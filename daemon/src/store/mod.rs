@@ -799,4 +799,24 @@ pub trait Sends: Send + Sync {
         now: u64,
         events: Vec<AuditEvent>,
     ) -> Result<Change, StoreError>;
+
+    /// A destination changed in one step: spends `authorize` (when
+    /// given), confirms pending credential `id`, deletes confirmed
+    /// credential `old` of the same user and method, and appends `events`
+    /// (their notices reach the old address too), in one durable
+    /// transaction. `Nothing` when `id` is no longer pending or `old` is
+    /// gone. The default refuses: a store that keeps no sent codes has no
+    /// destination to change.
+    fn confirm_replacing(
+        &self,
+        _id: i64,
+        _old: i64,
+        _authorize: Option<Claim>,
+        _now: u64,
+        _events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError> {
+        Err(StoreError::Database(
+            "this store cannot change a destination in one step yet".into(),
+        ))
+    }
 }

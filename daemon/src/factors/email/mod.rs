@@ -8,8 +8,8 @@
 pub mod send;
 
 use super::{
-    random_row_id, Confirmation, Ctx, Enroll, EnrollOptions, Factor, Found, Pending, Report, Sent,
-    VerifyError, Who,
+    random_row_id, ConfirmSent, Confirmation, Ctx, Enroll, EnrollOptions, Factor, Found, Pending,
+    PendingSent, Replacement, Report, Sent, VerifyError, Who,
 };
 use crate::audit::AuditEvent;
 use crate::failure::{fail, Failure};
@@ -285,6 +285,25 @@ impl Enroll for SentCodes {
                 "not an address such as a@example.org",
             ));
         }
+        // Beside a confirmed destination this is a change in one step:
+        // the new one waits beside it (the old keeps working) until its
+        // code is typed back; the caller has checked a current code.
+        let creds = cx.store.credentials(user)?;
+        let current = confirmed(&creds, &self.method);
+        if current.is_some_and(|c| c.params == address) {
+            return Err(fail(
+                ErrorKind::Conflict,
+                format!("{} is confirmed already", self.mask(address)),
+            ));
+        }
+        if current.is_some() {
+            for c in creds
+                .iter()
+                .filter(|c| c.method == self.method && c.confirmed_at.is_none())
+            {
+                cx.store.delete_pending(c.id)?;
+            }
+        }
         let id = random_row_id()?;
         let new = NewCredential {
             id,
@@ -293,13 +312,14 @@ impl Enroll for SentCodes {
             sealed: Vec::new(),
             nonce: Vec::new(),
             params: address.to_owned(),
-            single: true,
+            single: current.is_none(),
         };
         if !cx.store.start_pending(user, new, cx.now())? {
+            // A destination was confirmed meanwhile: start again.
             return Err(fail(
                 ErrorKind::Conflict,
                 format!(
-                    "a destination is confirmed already; remove it first (twofold remove {})",
+                    "a {} destination was confirmed meanwhile; run the command again",
                     self.keyword
                 ),
             ));
@@ -309,11 +329,17 @@ impl Enroll for SentCodes {
         let outcome = send_code(cx, &self.method, user, address, &enroll_bound(id), &base)?;
         match outcome {
             Outcome::Sent(_) => {
-                let text = format!(
+                let mut text = format!(
                     "Code sent to {} (valid {minutes} minutes); confirm with: twofold enroll {} (it asks for the code)",
                     self.mask(address),
                     self.keyword
                 );
+                if let Some(c) = current {
+                    text.push_str(&format!(
+                        "; codes go to {} until then",
+                        self.mask(&c.params)
+                    ));
+                }
                 Ok(Pending {
                     response: Response::Done {
                         message: text.clone(),
@@ -331,50 +357,30 @@ impl Enroll for SentCodes {
     }
 
     fn confirm(&self, cx: &Ctx<'_>, user: &str, answer: &Secret) -> Result<Confirmation, Failure> {
-        let creds = cx.store.credentials(user)?;
-        let Some(pending) = creds
-            .iter()
-            .find(|c| c.method == self.method && c.confirmed_at.is_none())
-        else {
-            return Err(fail(
-                ErrorKind::NotFound,
-                format!("no pending {} enrollment; start one first", self.keyword),
-            ));
-        };
-        let typed = answer.expose().trim();
         let who = Who {
             user,
             source: "",
             login: "",
         };
-        let bound = enroll_bound(pending.id);
-        let found = if shaped(typed) {
-            self.find(cx, &who, &bound, typed)
-                .map_err(|e| fail(ErrorKind::Internal, e.to_string()))?
-        } else {
-            None
+        let Some(pending) = self.pending_row(cx, user)? else {
+            return Err(fail(
+                ErrorKind::NotFound,
+                format!("no pending {} enrollment; start one first", self.keyword),
+            ));
         };
+        let found = self
+            .confirm_found(cx, &who, pending, answer)
+            .map_err(|e| fail(ErrorKind::Internal, e.to_string()))?;
         match found {
-            Some(Found::Claim(_)) => Ok(Confirmation {
-                id: pending.id,
+            Found::Claim(_) => Ok(Confirmation {
+                id: pending,
                 counter: None,
             }),
-            Some(Found::Locked(l)) => Err(fail(
+            Found::Locked(l) => Err(fail(
                 ErrorKind::PermissionDenied,
                 crate::login::locked_message(l.until, cx.now()),
             )),
-            _ => {
-                if let Some(s) = cx.store.sends() {
-                    s.sent_code_missed(
-                        user,
-                        &self.method,
-                        &bound,
-                        self.settings(cx).code_tries,
-                        cx.now(),
-                    )?;
-                }
-                Err(fail(ErrorKind::InvalidCode, "invalid verification code"))
-            }
+            Found::Rejected(_) => Err(fail(ErrorKind::InvalidCode, "invalid verification code")),
         }
     }
 
@@ -384,5 +390,157 @@ impl Enroll for SentCodes {
 
     fn start_needs_authorization(&self) -> bool {
         true
+    }
+
+    fn replaces(
+        &self,
+        cx: &Ctx<'_>,
+        user: &str,
+        id: i64,
+    ) -> Result<Option<Replacement>, StoreError> {
+        let creds = cx.store.credentials(user)?;
+        let Some(new) = creds.iter().find(|c| c.id == id) else {
+            return Ok(None);
+        };
+        Ok(confirmed(&creds, &self.method).map(|old| Replacement {
+            old: old.id,
+            details: vec![
+                ("from", self.mask(&old.params)),
+                ("to", self.mask(&new.params)),
+            ],
+        }))
+    }
+
+    fn sent(&self) -> Option<&dyn ConfirmSent> {
+        Some(self)
+    }
+}
+
+impl SentCodes {
+    /// The row of `user`'s pending destination of this channel (the
+    /// newest, should two starts have raced).
+    fn pending_row(&self, cx: &Ctx<'_>, user: &str) -> Result<Option<i64>, StoreError> {
+        Ok(cx
+            .store
+            .credentials(user)?
+            .iter()
+            .filter(|c| c.method == self.method && c.confirmed_at.is_none())
+            .max_by_key(|c| c.created_at)
+            .map(|c| c.id))
+    }
+
+    /// Checks `answer` against the codes sent for pending credential `id`;
+    /// a refusal counts a try of each of them (a code of any other
+    /// purpose — a login's, another enrollment's — never matches).
+    fn confirm_found(
+        &self,
+        cx: &Ctx<'_>,
+        who: &Who<'_>,
+        id: i64,
+        answer: &Secret,
+    ) -> Result<Found, VerifyError> {
+        let typed = answer.expose().trim();
+        let bound = enroll_bound(id);
+        let found = if shaped(typed) {
+            self.find(cx, who, &bound, typed)?
+        } else {
+            None
+        };
+        match found {
+            Some(f @ (Found::Claim(_) | Found::Locked(_))) => Ok(f),
+            other => {
+                if let Some(s) = cx.store.sends() {
+                    s.sent_code_missed(
+                        who.user,
+                        &self.method,
+                        &bound,
+                        self.settings(cx).code_tries,
+                        cx.now(),
+                    )?;
+                }
+                Ok(match other {
+                    Some(Found::Rejected(why)) => Found::Rejected(why),
+                    _ => Found::Rejected("wrong code"),
+                })
+            }
+        }
+    }
+}
+
+impl ConfirmSent for SentCodes {
+    fn pending(&self, cx: &Ctx<'_>, user: &str) -> Result<Option<PendingSent>, StoreError> {
+        // A channel switched off since cannot send the fresh code a login
+        // may need: the login offers what it can set up instead.
+        if !self.settings(cx).enabled {
+            return Ok(None);
+        }
+        let creds = cx.store.credentials(user)?;
+        // A change (beside a confirmed destination) is never confirmed in
+        // a login: the person has a factor, so no grace login runs.
+        if confirmed(&creds, &self.method).is_some() {
+            return Ok(None);
+        }
+        Ok(creds
+            .iter()
+            .filter(|c| c.method == self.method && c.confirmed_at.is_none())
+            .max_by_key(|c| c.created_at)
+            .map(|c| PendingSent {
+                id: c.id,
+                masked: self.mask(&c.params),
+                keyword: self.keyword,
+            }))
+    }
+
+    fn send_pending(&self, cx: &Ctx<'_>, who: &Who<'_>, id: i64, audit: &AuditEvent) -> Sent {
+        let not_sent = |records| Sent {
+            told: NOT_SENT.into(),
+            sent: false,
+            records,
+        };
+        let creds = match cx.store.credentials(who.user) {
+            Ok(c) => c,
+            Err(e) => return not_sent(fail_rows(cx, &self.method, audit, &e.to_string())),
+        };
+        let Some(c) = creds
+            .iter()
+            .find(|c| c.id == id && c.confirmed_at.is_none())
+        else {
+            return not_sent(Vec::new());
+        };
+        let minutes = self.settings(cx).code_lifetime.div_ceil(60);
+        match send_code(
+            cx,
+            &self.method,
+            who.user,
+            &c.params,
+            &enroll_bound(id),
+            audit,
+        ) {
+            Ok(Outcome::Sent(records)) => Sent {
+                told: format!(
+                    "Code sent to {} (valid {minutes} minutes).",
+                    self.mask(&c.params)
+                ),
+                sent: true,
+                records,
+            },
+            Ok(Outcome::Limited(_, records)) => Sent {
+                told: TOO_MANY.into(),
+                sent: false,
+                records,
+            },
+            Ok(Outcome::Failed(_, records)) => not_sent(records),
+            Err(e) => not_sent(fail_rows(cx, &self.method, audit, &e.to_string())),
+        }
+    }
+
+    fn confirm_pending(
+        &self,
+        cx: &Ctx<'_>,
+        who: &Who<'_>,
+        id: i64,
+        answer: &Secret,
+    ) -> Result<Found, VerifyError> {
+        self.confirm_found(cx, who, id, answer)
     }
 }

@@ -261,6 +261,11 @@ pub fn breaker_rows(
                 BreakerChange::Opened(until) => {
                     Some(ev.with("state", "open").with("until", &until.to_string()))
                 }
+                BreakerChange::Throttled { until, asked } => Some(
+                    ev.with("state", "open")
+                        .with("until", &until.to_string())
+                        .with("retry_after", &asked.to_string()),
+                ),
                 BreakerChange::Closed => Some(ev.with("state", "closed")),
                 BreakerChange::None => None,
             }

@@ -22,6 +22,7 @@ const NOTIFIED: &[&str] = &[
     event::FACTOR_REMOVED,
     event::ADMIN,
     event::LOCKOUT,
+    event::DESTINATION_CHANGED,
 ];
 
 /// Lockout notices of one user are sent at most once per this many seconds.
@@ -270,6 +271,43 @@ impl Sends for SqliteStore {
             if !super::store::spend(tx, &claim, now, false)? {
                 return Ok(Change::Lost);
             }
+            Ok(Change::Done(append(tx, now, &events)?))
+        })
+    }
+
+    fn confirm_replacing(
+        &self,
+        id: i64,
+        old: i64,
+        authorize: Option<Claim>,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError> {
+        self.write(Durability::Durable, move |tx| {
+            // The old credential must be a confirmed one of the same user
+            // and method as the pending one.
+            let same: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM credentials n JOIN credentials o
+                                ON o.user = n.user AND o.method = n.method
+                                WHERE n.id = ?1 AND n.confirmed_at IS NULL
+                                AND o.id = ?2 AND o.confirmed_at IS NOT NULL)",
+                params![id, old],
+                |r| r.get(0),
+            )?;
+            if !same {
+                return Ok(Change::Nothing);
+            }
+            if let Some(c) = &authorize {
+                if !super::store::spend(tx, c, now, false)? {
+                    return Ok(Change::Lost);
+                }
+            }
+            if super::confirm_credential(tx, id, None, now)?.is_none() {
+                return Ok(Change::Nothing);
+            }
+            // Deleted before the row is appended: the trigger keeps the old
+            // address for this transaction's notices.
+            tx.execute("DELETE FROM credentials WHERE id = ?1", [old])?;
             Ok(Change::Done(append(tx, now, &events)?))
         })
     }

@@ -561,3 +561,66 @@ fn a_query_past_its_budget_is_interrupted_with_advice() {
     // It cannot write.
     assert!(r.conn.execute("DELETE FROM failures", []).is_err());
 }
+
+fn email(id: i64, address: &str, single: bool) -> NewCredential {
+    NewCredential {
+        id,
+        method: Method::EMAIL,
+        label: String::new(),
+        sealed: Vec::new(),
+        nonce: Vec::new(),
+        params: address.into(),
+        single,
+    }
+}
+
+#[test]
+fn confirm_replacing_swaps_one_users_address_and_queues_both_notices() {
+    use crate::store::{Change, Sends, Store};
+    let t = TempDb::new("replace");
+    let s = SqliteStore::open(&t.0, Arc::new(CommitStats::default())).unwrap();
+    let ev = || {
+        vec![AuditEvent::new(
+            crate::audit::event::DESTINATION_CHANGED,
+            "alice",
+            "t",
+        )]
+    };
+    assert!(s
+        .start_pending("alice", email(1, "old@a.org", true), 100)
+        .unwrap());
+    let c = s.confirm(1, None, None, None, 100, Vec::new()).unwrap();
+    assert!(matches!(c, Change::Done(_)));
+    assert!(s
+        .start_pending("alice", email(2, "new@b.org", false), 110)
+        .unwrap());
+    assert!(s
+        .start_pending("bob", email(3, "bob@c.org", true), 110)
+        .unwrap());
+    // Another user's pending credential, or a pending "old" one: nothing.
+    assert!(matches!(
+        s.confirm_replacing(3, 1, None, 120, ev()).unwrap(),
+        Change::Nothing
+    ));
+    assert!(matches!(
+        s.confirm_replacing(1, 2, None, 120, ev()).unwrap(),
+        Change::Nothing
+    ));
+    assert!(matches!(
+        s.confirm_replacing(2, 1, None, 120, ev()).unwrap(),
+        Change::Done(_)
+    ));
+    let creds = s.credentials("alice").unwrap();
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].params, "new@b.org");
+    assert!(creds[0].confirmed_at.is_some());
+    let due = s.notices_due(130, 10).unwrap();
+    let mut to: Vec<&str> = due.iter().map(|n| n.address.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["new@b.org", "old@a.org"]);
+    // Done once: a second time finds nothing pending.
+    assert!(matches!(
+        s.confirm_replacing(2, 1, None, 140, ev()).unwrap(),
+        Change::Nothing
+    ));
+}
