@@ -839,6 +839,56 @@ macro_rules! suite {
     };
 }
 
+/// A destination changes in one step: the pending address is confirmed,
+/// the old one deleted, and the change told to both, once; another user's
+/// pending row, a pending "old" one, or a second try change nothing.
+fn a_destination_changes_in_one_step_and_both_addresses_are_told(fx: Fx) {
+    let s = &*fx.store;
+    let sends = s.sends().unwrap();
+    email_credential(s, "wes", 40, "old@a.org");
+    for n in sends.notices_due(200, 16).unwrap() {
+        sends.notice_done(n.id, 200, "").unwrap();
+    }
+    let pending = |user: &str, id: i64, address: &str| NewCredential {
+        id,
+        method: Method::EMAIL,
+        label: String::new(),
+        sealed: Vec::new(),
+        nonce: Vec::new(),
+        params: address.into(),
+        single: false,
+    };
+    assert!(s
+        .start_pending("wes", pending("wes", 41, "new@b.org"), 210)
+        .unwrap());
+    assert!(s
+        .start_pending("xia", pending("xia", 42, "xia@c.org"), 210)
+        .unwrap());
+    let changed = || vec![ev(event::DESTINATION_CHANGED, "wes").method("email")];
+    for (id, old) in [(42, 40), (40, 41), (41, 41)] {
+        let c = sends
+            .confirm_replacing(id, old, None, 220, changed())
+            .unwrap();
+        assert!(matches!(c, Change::Nothing), "{id} over {old}: {c:?}");
+    }
+    let c = sends
+        .confirm_replacing(41, 40, None, 220, changed())
+        .unwrap();
+    assert!(matches!(c, Change::Done(_)), "{c:?}");
+    let creds = s.credentials("wes").unwrap();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    assert_eq!(creds[0].params, "new@b.org");
+    assert!(creds[0].confirmed_at.is_some());
+    let due = sends.notices_due(230, 16).unwrap();
+    let mut to: Vec<&str> = due.iter().map(|n| n.address.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["new@b.org", "old@a.org"], "{due:?}");
+    let c = sends
+        .confirm_replacing(41, 40, None, 240, changed())
+        .unwrap();
+    assert!(matches!(c, Change::Nothing), "a second time: {c:?}");
+}
+
 macro_rules! both {
     ($($test:ident),* $(,)?) => {
         suite!(sqlite: $($test),*);
@@ -866,6 +916,7 @@ both!(
     the_last_send_in_all_is_taken_once_across_accounts,
     a_sent_code_counts_tries_and_is_spent_once,
     notices_are_queued_with_their_event_and_settled_once,
+    a_destination_changes_in_one_step_and_both_addresses_are_told,
 );
 
 /// A host whose master key differs from the fleet's refuses to start,

@@ -27,6 +27,7 @@ const NOTIFIED: &[&str] = &[
     event::FACTOR_REMOVED,
     event::ADMIN,
     event::LOCKOUT,
+    event::DESTINATION_CHANGED,
 ];
 
 /// Lockout notices of one user are sent at most once per this many seconds.
@@ -319,6 +320,51 @@ impl Sends for PgStore {
             if !spend(tx, &claim, now, false)? {
                 return Ok(Change::Lost);
             }
+            Ok(Change::Done(append(tx, ctx, now, &events)?))
+        })
+    }
+
+    fn confirm_replacing(
+        &self,
+        id: i64,
+        old: i64,
+        authorize: Option<Claim>,
+        now: u64,
+        events: Vec<AuditEvent>,
+    ) -> Result<Change, StoreError> {
+        self.write(true, "", |tx, ctx| {
+            // Both rows locked, in id order: another host's change of the
+            // same destination waits for this one, and then finds the
+            // pending row confirmed or the old one gone.
+            let rows = tx.query(
+                "SELECT id, username, method, confirmed_at IS NOT NULL FROM credentials
+                 WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                &[&vec![id, old]],
+            )?;
+            let row = |want: i64| rows.iter().find(|r| r.get::<_, i64>(0) == want);
+            let (Some(new), Some(prev)) = (row(id), row(old)) else {
+                return Ok(Change::Nothing);
+            };
+            let same = id != old
+                && new.get::<_, String>(1) == prev.get::<_, String>(1)
+                && new.get::<_, String>(2) == prev.get::<_, String>(2)
+                && !new.get::<_, bool>(3)
+                && prev.get::<_, bool>(3);
+            if !same {
+                return Ok(Change::Nothing);
+            }
+            if let Some(c) = &authorize {
+                if !spend(tx, c, now, false)? {
+                    return Ok(Change::Lost);
+                }
+            }
+            tx.execute(
+                "UPDATE credentials SET confirmed_at = $2, counter = NULL WHERE id = $1",
+                &[&id, &to_db(now)],
+            )?;
+            // Deleted before the row is appended: the trigger keeps the old
+            // address for this transaction's notices.
+            tx.execute("DELETE FROM credentials WHERE id = $1", &[&old])?;
             Ok(Change::Done(append(tx, ctx, now, &events)?))
         })
     }
