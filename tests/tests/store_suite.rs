@@ -849,7 +849,7 @@ fn a_destination_changes_in_one_step_and_both_addresses_are_told(fx: Fx) {
     for n in sends.notices_due(200, 16).unwrap() {
         sends.notice_done(n.id, 200, "").unwrap();
     }
-    let pending = |user: &str, id: i64, address: &str| NewCredential {
+    let pending = |id: i64, address: &str| NewCredential {
         id,
         method: Method::EMAIL,
         label: String::new(),
@@ -859,10 +859,10 @@ fn a_destination_changes_in_one_step_and_both_addresses_are_told(fx: Fx) {
         single: false,
     };
     assert!(s
-        .start_pending("wes", pending("wes", 41, "new@b.org"), 210)
+        .start_pending("wes", pending(41, "new@b.org"), 210)
         .unwrap());
     assert!(s
-        .start_pending("xia", pending("xia", 42, "xia@c.org"), 210)
+        .start_pending("xia", pending(42, "xia@c.org"), 210)
         .unwrap());
     let changed = || vec![ev(event::DESTINATION_CHANGED, "wes").method("email")];
     for (id, old) in [(42, 40), (40, 41), (41, 41)] {
