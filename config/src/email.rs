@@ -150,64 +150,26 @@ pub fn is_loopback(host: &str) -> bool {
 
 /// The first refused value of `[email]`: its key and what is wrong.
 pub(crate) fn problem(e: &EmailConfig) -> Option<(Vec<Seg<'static>>, String)> {
-    let ranges: [(&'static str, bool, &str); 13] = [
-        ("wait", (1..=30).contains(&e.wait.0), "must be 1s to 30s"),
-        (
-            "timeout",
-            (1..=300).contains(&e.timeout.0),
-            "must be 1s to 5m",
-        ),
-        ("workers", (1..=16).contains(&e.workers), "must be 1 to 16"),
-        ("queue", (1..=1024).contains(&e.queue), "must be 1 to 1024"),
-        (
-            "breaker_failures",
-            (1..=100).contains(&e.breaker_failures),
-            "must be 1 to 100",
-        ),
-        ("breaker_open", e.breaker_open.0 >= 1, "must be at least 1s"),
-        (
-            "code_lifetime",
-            (60..=3600).contains(&e.code_lifetime.0),
-            "must be 1m to 1h",
-        ),
-        (
-            "code_tries",
-            (1..=10).contains(&e.code_tries),
-            "must be 1 to 10",
-        ),
-        (
-            "sends_per_hour",
-            (1..=100).contains(&e.sends_per_hour),
-            "must be 1 to 100",
-        ),
-        (
-            "sends_per_login",
-            (1..=10).contains(&e.sends_per_login),
-            "must be 1 to 10",
-        ),
-        (
-            "sends_per_address_per_hour",
-            (1..=1000).contains(&e.sends_per_address_per_hour),
-            "must be 1 to 1000",
-        ),
-        (
-            "sends_global_per_hour",
-            (1..=1_000_000).contains(&e.sends_global_per_hour),
-            "must be 1 to 1000000",
-        ),
-        (
-            "template",
-            e.template.contains("{code}"),
-            "must contain {code}",
-        ),
-    ];
+    let shared = crate::sending::Sending {
+        wait: e.wait,
+        timeout: e.timeout,
+        workers: e.workers,
+        queue: e.queue,
+        breaker_failures: e.breaker_failures,
+        breaker_open: e.breaker_open,
+        code_lifetime: e.code_lifetime,
+        code_tries: e.code_tries,
+        sends_per_hour: e.sends_per_hour,
+        sends_per_login: e.sends_per_login,
+        per_destination: ("sends_per_address_per_hour", e.sends_per_address_per_hour),
+        sends_global_per_hour: e.sends_global_per_hour,
+        template: &e.template,
+    };
     let at = |key: &'static str, msg: &str| {
         Some((vec![Seg::Key("email"), Seg::Key(key)], msg.to_owned()))
     };
-    for (key, ok, msg) in ranges {
-        if !ok {
-            return at(key, msg);
-        }
+    if let Some((key, msg)) = crate::sending::problem(&shared) {
+        return at(key, msg);
     }
     if !e.enabled() {
         return None;
@@ -310,6 +272,10 @@ mod tests {
             ("[email]\nwait = \"45s\"\n", "email.wait"),
             ("[email]\ncode_tries = 0\n", "email.code_tries"),
             ("[email]\nsends_per_login = 11\n", "email.sends_per_login"),
+            (
+                "[email]\nsends_per_address_per_hour = 1001\n",
+                "email.sends_per_address_per_hour",
+            ),
             ("[email]\ntemplate = \"no code here\"\n", "email.template"),
             (
                 "[email]\nhost = \"h.example.org\"\nfrom = \"a@example.org\"\nusername = \"u\"\n",

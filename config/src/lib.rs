@@ -13,6 +13,7 @@ mod locate;
 mod net;
 pub mod policy;
 pub mod remember;
+mod sending;
 pub mod sms;
 mod store;
 mod tables;

@@ -198,62 +198,21 @@ fn url_ok(url: &str) -> bool {
 
 /// The first refused value of `[sms]`: its key and what is wrong.
 pub(crate) fn problem(s: &SmsConfig) -> Option<(Vec<Seg<'static>>, String)> {
-    let ranges: [(&'static str, bool, &str); 14] = [
-        ("wait", (1..=30).contains(&s.wait.0), "must be 1s to 30s"),
-        (
-            "timeout",
-            (1..=300).contains(&s.timeout.0),
-            "must be 1s to 5m",
-        ),
-        ("workers", (1..=16).contains(&s.workers), "must be 1 to 16"),
-        ("queue", (1..=1024).contains(&s.queue), "must be 1 to 1024"),
-        (
-            "breaker_failures",
-            (1..=100).contains(&s.breaker_failures),
-            "must be 1 to 100",
-        ),
-        ("breaker_open", s.breaker_open.0 >= 1, "must be at least 1s"),
-        (
-            "retry_after_max",
-            (1..=86_400).contains(&s.retry_after_max.0),
-            "must be 1s to 1d",
-        ),
-        (
-            "code_lifetime",
-            (60..=3600).contains(&s.code_lifetime.0),
-            "must be 1m to 1h",
-        ),
-        (
-            "code_tries",
-            (1..=10).contains(&s.code_tries),
-            "must be 1 to 10",
-        ),
-        (
-            "sends_per_hour",
-            (1..=100).contains(&s.sends_per_hour),
-            "must be 1 to 100",
-        ),
-        (
-            "sends_per_login",
-            (1..=10).contains(&s.sends_per_login),
-            "must be 1 to 10",
-        ),
-        (
-            "sends_per_number_per_hour",
-            (1..=1000).contains(&s.sends_per_number_per_hour),
-            "must be 1 to 1000",
-        ),
-        (
-            "sends_global_per_hour",
-            (1..=1_000_000).contains(&s.sends_global_per_hour),
-            "must be 1 to 1000000",
-        ),
-        (
-            "template",
-            s.template.contains("{code}"),
-            "must contain {code}",
-        ),
-    ];
+    let shared = crate::sending::Sending {
+        wait: s.wait,
+        timeout: s.timeout,
+        workers: s.workers,
+        queue: s.queue,
+        breaker_failures: s.breaker_failures,
+        breaker_open: s.breaker_open,
+        code_lifetime: s.code_lifetime,
+        code_tries: s.code_tries,
+        sends_per_hour: s.sends_per_hour,
+        sends_per_login: s.sends_per_login,
+        per_destination: ("sends_per_number_per_hour", s.sends_per_number_per_hour),
+        sends_global_per_hour: s.sends_global_per_hour,
+        template: &s.template,
+    };
     let at =
         |key: &'static str, msg: &str| Some((vec![Seg::Key("sms"), Seg::Key(key)], msg.to_owned()));
     let sub = |table: &'static str, key: &'static str, msg: &str| {
@@ -262,10 +221,11 @@ pub(crate) fn problem(s: &SmsConfig) -> Option<(Vec<Seg<'static>>, String)> {
             msg.to_owned(),
         ))
     };
-    for (key, ok, msg) in ranges {
-        if !ok {
-            return at(key, msg);
-        }
+    if let Some((key, msg)) = crate::sending::problem(&shared) {
+        return at(key, msg);
+    }
+    if !(1..=86_400).contains(&s.retry_after_max.0) {
+        return at("retry_after_max", "must be 1s to 1d");
     }
     match s.provider {
         SmsProvider::None => None,
@@ -417,6 +377,18 @@ mod tests {
         assert!(e.contains(": sms.command.args: "), "{e}");
         let e = err("[sms]\nprovider = \"command\"\n[sms.command]\npath = \"gammu\"\n");
         assert!(e.contains(": sms.command.path: "), "{e}");
+        for (text, key) in [
+            (
+                "[sms]\nsends_per_number_per_hour = 0\n",
+                "sms.sends_per_number_per_hour",
+            ),
+            ("[sms]\nretry_after_max = \"2d\"\n", "sms.retry_after_max"),
+            ("[sms]\ntemplate = \"no code here\"\n", "sms.template"),
+            ("[sms]\nbreaker_open = 0\n", "sms.breaker_open"),
+        ] {
+            let e = err(text);
+            assert!(e.contains(&format!(": {key}: ")), "{text:?}: {e}");
+        }
         let e = err("[sms]\nwait = \"45s\"\n");
         assert!(
             e.starts_with("/etc/twofold/twofold.toml:2: sms.wait: "),
