@@ -99,12 +99,14 @@ impl FleetReport {
             "## Fleet (PostgreSQL)\n\n\
              {} on a throwaway cluster of the run's own (on disk under /var/tmp, Unix socket, \
              default settings: `fsync` and `synchronous_commit` on). The fleet's database holds \
-             {n_fleet} users, the SQLite daemon's file {n_sqlite} (enrolled and bulk-confirmed \
-             as above, each with 10 backup-code rows), set up in {:.1} s. Three twofoldd run on \
+             {n_fleet} users, the SQLite daemon's file {n_sqlite} (enrolled by `TotpEnrollStart` \
+             and bulk-confirmed like the single-host cells' filler users, each with 10 \
+             backup-code rows), set up in {:.1} s. Three twofoldd run on \
              the fleet's database throughout, each with its own socket, configuration and audit \
              host name and one master key file; \"1 daemon\" sends every login to the first, \
              \"3 daemons\" hands them to the three in turn. Each login is a fresh user's current \
-             code through libpam, as above. Each level starts with a few unmeasured logins \
+             code through libpam (`pam_start` → `pam_authenticate` → `pam_end`, one worker \
+             process per login in flight). Each level starts with a few unmeasured logins \
              (a daemon opens its PostgreSQL connections on first use), then {} rounds, each \
              running a slice of every row in an order that rotates.\n\n\
              The floor is `pgbench -M prepared -n` on the same server (its own database) with \
@@ -124,8 +126,8 @@ impl FleetReport {
         );
         let _ = writeln!(
             s,
-            "| in flight | what | logins (transactions) | p50 ms | p99 ms | p50 ÷ floor's p50 | logins/s (tps) | CPU/login µs (harness + daemons) | PostgreSQL CPU/login µs |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| in flight | what | logins (transactions) | p50 ms | p99 ms | p50 ÷ floor's p50 | p50 − SQLite's ms | logins/s (tps) | CPU/login µs (harness + daemons) | PostgreSQL CPU/login µs |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
         );
         for row in &self.rows {
             let r = &row.r;
@@ -138,9 +140,19 @@ impl FleetReport {
             } else {
                 String::new()
             };
+            // What the fleet's store adds to a login over SQLite's.
+            let above = match (row.what, self.find(What::Sqlite, row.concurrency)) {
+                (What::Pg1 | What::Pg3, Some(sq)) => {
+                    format!(
+                        "{:.3}",
+                        (r.quantile(0.5) as f64 - sq.quantile(0.5) as f64) / 1e6
+                    )
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {}{} | {} | {} | {ratio} | {:.0} | {:.0} ({:.0} + {:.0}) | {:.0} |",
+                "| {} | {} | {}{} | {} | {} | {ratio} | {above} | {:.0} | {:.0} ({:.0} + {:.0}) | {:.0} |",
                 row.concurrency,
                 row.what.name(),
                 r.n,
@@ -228,6 +240,7 @@ mod tests {
     fn targets_are_ratios_within_the_run() {
         let report = FleetReport {
             rows: vec![
+                row(What::Sqlite, 1, 500, 2000),
                 row(What::Pg1, 1, 900, 1000),
                 row(What::Pg3, 1, 1200, 900),
                 row(What::Floor, 1, 600, 3000),
@@ -248,7 +261,7 @@ mod tests {
         report.markdown(&mut md);
         assert!(
             md.contains(
-                "| 1 | pgbench, one-row UPDATE (floor) | 3000 | 0.600 | 0.600 | 1.00× | 3000 |"
+                "| 1 | pgbench, one-row UPDATE (floor) | 3000 | 0.600 | 0.600 | 1.00× |  | 3000 |"
             ),
             "{md}"
         );

@@ -89,21 +89,35 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// What the run was asked to do, in a sentence.
+fn options(o: &Options) -> String {
+    let mut parts = Vec::new();
+    if o.host {
+        parts.push(format!(
+            "{} users (large phase), {} (small phase), at most {} logins per cell ({} backup-code), \
+             in flight {:?}",
+            o.users, o.small_users, o.logins, o.backup_logins, o.concurrency
+        ));
+    }
+    if o.fleet {
+        parts.push(format!(
+            "fleet cells: {} logins per row, in flight {:?}",
+            o.logins, o.fleet_concurrency
+        ));
+    }
+    format!(
+        "{}; {} s per cell{}",
+        parts.join("; "),
+        o.seconds.as_secs(),
+        if o.smoke { " (smoke run)" } else { "" }
+    )
+}
+
 impl Report {
     /// An empty report for a run with `o` on `machine`.
     pub fn new(o: &Options, machine: Machine) -> Report {
         Report {
-            options: format!(
-                "{} users (large phase), {} (small phase), at most {} logins per cell ({} backup-code), \
-                 {} s per cell, in flight {:?}{}",
-                o.users,
-                o.small_users,
-                o.logins,
-                o.backup_logins,
-                o.seconds.as_secs(),
-                o.concurrency,
-                if o.smoke { " (smoke run)" } else { "" }
-            ),
+            options: options(o),
             machine,
             small: o.small_users.to_string(),
             ..Report::default()
@@ -159,11 +173,13 @@ impl Report {
             "| new file + fsync + rename (median) | {} ms |",
             ms(m.replace_file_ns)
         );
-        let _ = writeln!(
-            s,
-            "| one argon2id verification (daemon parameters), CPU | {} ms |",
-            ms(self.argon2_ns)
-        );
+        if self.argon2_ns > 0 {
+            let _ = writeln!(
+                s,
+                "| one argon2id verification (daemon parameters), CPU | {} ms |",
+                ms(self.argon2_ns)
+            );
+        }
         for (k, v) in &m.versions {
             let _ = writeln!(s, "| {k} | {v} |");
         }
@@ -171,6 +187,7 @@ impl Report {
             self.host(&mut s);
         }
         if let Some(f) = &self.fleet {
+            s.push('\n');
             f.markdown(&mut s);
         }
         self.targets(&mut s);
