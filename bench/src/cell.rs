@@ -17,7 +17,8 @@ pub struct CellSpec<'a> {
     pub name: String,
     /// PAM configuration directory.
     pub confdir: &'a Path,
-    /// PAM service in `confdir`.
+    /// PAM service in `confdir`; several, comma-separated, take the logins
+    /// in turn ([`crate::worker::service_for`]).
     pub service: &'a str,
     /// Logins in flight (worker processes).
     pub concurrency: usize,

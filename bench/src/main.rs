@@ -5,6 +5,7 @@
 //! ```text
 //! twofold-bench [--smoke] [--users N] [--small-users N] [--logins N]
 //!               [--backup-logins N] [--seconds S] [--concurrency 1,4,16,64]
+//!               [--fleet-concurrency 1,16,64] [--only host|fleet]
 //!               [--twofoldd PATH] [--module PATH] [--out FILE] [--workdir DIR]
 //! twofold-bench worker ...   (internal: one process of logins in flight)
 //! ```
@@ -12,8 +13,11 @@
 mod anchors;
 mod argon2check;
 mod cell;
+mod fleet;
+mod fleetreport;
 mod items;
 mod machine;
+mod pg;
 mod plan;
 mod profile;
 mod report;
@@ -34,6 +38,12 @@ const USAGE: &str = "usage: twofold-bench [options]\n\
   --backup-logins N    backup-code logins per cell at most (default 200)\n\
   --seconds S          a cell stops starting logins after S seconds (default 5)\n\
   --concurrency LIST   logins in flight, comma-separated (default 1,4,16,64)\n\
+  --fleet-concurrency LIST\n\
+                       logins in flight of the fleet cells (default 1,16,64)\n\
+  --only host|fleet    run only the single-host cells (twofold on SQLite beside the\n\
+                       anchors, memory, sizes, argon2 count) or only the fleet cells\n\
+                       (twofoldd on PostgreSQL, 1 and 3 daemons, beside SQLite and\n\
+                       pgbench on the same server); default both\n\
   --twofoldd PATH      the twofoldd to run (default: next to this binary)\n\
   --module PATH        the pam_twofold.so to load (default: next to this binary)\n\
   --workdir DIR        where databases, secrets and users files go (default: a\n\
@@ -57,6 +67,12 @@ pub struct Options {
     pub seconds: Duration,
     /// Logins in flight.
     pub concurrency: Vec<usize>,
+    /// Logins in flight of the fleet cells.
+    pub fleet_concurrency: Vec<usize>,
+    /// Run the single-host cells.
+    pub host: bool,
+    /// Run the fleet cells.
+    pub fleet: bool,
     /// twofoldd binary.
     pub twofoldd: PathBuf,
     /// pam_twofold.so.
@@ -84,6 +100,9 @@ impl Options {
             backup_logins: 200,
             seconds: Duration::from_secs(5),
             concurrency: vec![1, 4, 16, 64],
+            fleet_concurrency: vec![1, 16, 64],
+            host: true,
+            fleet: true,
             twofoldd: here.join("twofoldd"),
             module: here.join("libpam_twofold.so"),
             workdir: None,
@@ -113,18 +132,29 @@ impl Options {
                     o.backup_logins = 20;
                     o.seconds = Duration::from_secs(3);
                     o.concurrency = vec![1, 4];
+                    o.fleet_concurrency = vec![1, 4];
                 }
                 "--users" => o.users = num(value(a)?, a)?,
                 "--small-users" => o.small_users = num(value(a)?, a)?,
                 "--logins" => o.logins = num(value(a)?, a)?,
                 "--backup-logins" => o.backup_logins = num(value(a)?, a)?,
                 "--seconds" => o.seconds = Duration::from_secs(num(value(a)?, a)? as u64),
-                "--concurrency" => {
-                    o.concurrency = value(a)?
+                "--concurrency" | "--fleet-concurrency" => {
+                    let list = value(a)?
                         .split(',')
                         .map(|s| num(s.trim().to_owned(), a))
                         .collect::<anyhow::Result<_>>()?;
+                    if a == "--concurrency" {
+                        o.concurrency = list;
+                    } else {
+                        o.fleet_concurrency = list;
+                    }
                 }
+                "--only" => match value(a)?.as_str() {
+                    "host" => (o.host, o.fleet) = (true, false),
+                    "fleet" => (o.host, o.fleet) = (false, true),
+                    other => bail!("--only takes host or fleet, not {other:?}"),
+                },
                 "--twofoldd" => o.twofoldd = value(a)?.into(),
                 "--module" => o.module = value(a)?.into(),
                 "--workdir" => o.workdir = Some(value(a)?.into()),
@@ -135,7 +165,7 @@ impl Options {
         }
         let extra = if o.profile.is_some() { 3 } else { 0 };
         let needed = o.small_users + o.logins * (o.concurrency.len() + extra);
-        if o.users < needed {
+        if o.host && o.users < needed {
             bail!(
                 "--users must be at least --small-users + --logins × levels of --concurrency ({needed}): \
                  each successful login uses a fresh user"

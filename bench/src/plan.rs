@@ -86,7 +86,26 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     };
     let mut report = Report::new(o, machine::Machine::probe(&dir, &o.module)?);
     eprintln!("bench: work directory {}", dir.display());
-    let config = twofold::config_in(&dir);
+    if o.host {
+        report = host(o, &dir, report)?;
+    }
+    if o.fleet {
+        report.fleet = Some(crate::fleet::run(o, &dir)?);
+    }
+    report.load_end = machine::load_average();
+    report.total = started.elapsed();
+    let text = report.markdown();
+    println!("{text}");
+    if let Some(out) = &o.out {
+        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// The single-host cells: twofold on SQLite beside the anchors, memory,
+/// sizes and the argon2 count.
+fn host(o: &Options, dir: &Path, mut report: Report) -> anyhow::Result<Report> {
+    let config = twofold::config_in(dir);
     let paths = Paths {
         module: o.module.clone(),
         socket: config.daemon.socket.clone(),
@@ -97,7 +116,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     };
     let confdir = dir.join("pam.d");
     anchors::write_services(&confdir, &paths)?;
-    let daemon = Daemon::start(&o.twofoldd, &dir, config)?;
+    let daemon = Daemon::start(&o.twofoldd, dir, config)?;
     report.rss_fresh = daemon.rss_kib().0;
     report.argon2_ns = twofold::argon2_cost_ns();
     let label = if o.users == 100_000 {
@@ -107,7 +126,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
     };
     let mut run = Run {
         o,
-        dir: &dir,
+        dir,
         confdir,
         paths,
         daemon,
@@ -124,14 +143,7 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
         s.stop()?;
     }
     run.report.argon2_count = Some(argon2check::run(&dir.join("argon2-count"), &o.module)?);
-    run.report.load_end = machine::load_average();
-    run.report.total = started.elapsed();
-    let text = run.report.markdown();
-    println!("{text}");
-    if let Some(out) = &o.out {
-        std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
-    }
-    Ok(())
+    Ok(run.report)
 }
 
 fn names(range: std::ops::Range<usize>) -> Vec<String> {

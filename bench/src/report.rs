@@ -1,5 +1,6 @@
 //! The Markdown report: machine, the table, memory and sizes, and each
-//! target of issue 5 checked against the anchors measured in the same run.
+//! target of issue 5 checked against the anchors measured in the same run
+//! (and the fleet cells' section, [`crate::fleetreport`]).
 
 use crate::anchors::{GOOGLE, OATH, PERMIT, TWOFOLD};
 use crate::cell::CellResult;
@@ -70,6 +71,8 @@ pub struct Report {
     pub rows: Vec<Row>,
     /// Exact count of argon2 verifications for backup-code attempts.
     pub argon2_count: Option<crate::argon2check::Argon2Count>,
+    /// The fleet cells, when run.
+    pub fleet: Option<crate::fleetreport::FleetReport>,
     /// Profiled re-runs: name, profile file, what the cell measured.
     pub profiles: Vec<(String, std::path::PathBuf, CellResult)>,
     /// Load average at the end of the run.
@@ -86,21 +89,35 @@ fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
+/// What the run was asked to do, in a sentence.
+fn options(o: &Options) -> String {
+    let mut parts = Vec::new();
+    if o.host {
+        parts.push(format!(
+            "{} users (large phase), {} (small phase), at most {} logins per cell ({} backup-code), \
+             in flight {:?}",
+            o.users, o.small_users, o.logins, o.backup_logins, o.concurrency
+        ));
+    }
+    if o.fleet {
+        parts.push(format!(
+            "fleet cells: {} logins per row, in flight {:?}",
+            o.logins, o.fleet_concurrency
+        ));
+    }
+    format!(
+        "{}; {} s per cell{}",
+        parts.join("; "),
+        o.seconds.as_secs(),
+        if o.smoke { " (smoke run)" } else { "" }
+    )
+}
+
 impl Report {
     /// An empty report for a run with `o` on `machine`.
     pub fn new(o: &Options, machine: Machine) -> Report {
         Report {
-            options: format!(
-                "{} users (large phase), {} (small phase), at most {} logins per cell ({} backup-code), \
-                 {} s per cell, in flight {:?}{}",
-                o.users,
-                o.small_users,
-                o.logins,
-                o.backup_logins,
-                o.seconds.as_secs(),
-                o.concurrency,
-                if o.smoke { " (smoke run)" } else { "" }
-            ),
+            options: options(o),
             machine,
             small: o.small_users.to_string(),
             ..Report::default()
@@ -156,29 +173,23 @@ impl Report {
             "| new file + fsync + rename (median) | {} ms |",
             ms(m.replace_file_ns)
         );
-        let _ = writeln!(
-            s,
-            "| one argon2id verification (daemon parameters), CPU | {} ms |",
-            ms(self.argon2_ns)
-        );
+        if self.argon2_ns > 0 {
+            let _ = writeln!(
+                s,
+                "| one argon2id verification (daemon parameters), CPU | {} ms |",
+                ms(self.argon2_ns)
+            );
+        }
         for (k, v) in &m.versions {
             let _ = writeln!(s, "| {k} | {v} |");
         }
-        let (n, start, confirm) = self.large_enroll;
-        let _ = writeln!(
-            s,
-            "\nEnrollment: small phase through the daemon (start + confirm, 10 argon2id backup codes each) in {:.1} s; \
-             {n} more users by admin `TotpEnrollStart` requests in {:.1} s ({:.0}/s), bulk-confirmed in {:.1} s; \
-             {} google-authenticator secret files by its CLI in {:.1} s.\n",
-            self.small_enroll.as_secs_f64(),
-            start.as_secs_f64(),
-            n as f64 / start.as_secs_f64().max(1e-9),
-            confirm.as_secs_f64(),
-            self.ga_enroll.0,
-            self.ga_enroll.1.as_secs_f64(),
-        );
-        self.table(&mut s);
-        self.memory(&mut s);
+        if !self.rows.is_empty() {
+            self.host(&mut s);
+        }
+        if let Some(f) = &self.fleet {
+            s.push('\n');
+            f.markdown(&mut s);
+        }
         self.targets(&mut s);
         if !self.profiles.is_empty() {
             let _ = writeln!(s, "## Profiles (re-runs under perf, after the table)\n");
@@ -194,6 +205,25 @@ impl Report {
             s.push('\n');
         }
         s
+    }
+
+    /// Enrollment, the table of logins, memory and sizes.
+    fn host(&self, s: &mut String) {
+        let (n, start, confirm) = self.large_enroll;
+        let _ = writeln!(
+            s,
+            "\nEnrollment: small phase through the daemon (start + confirm, 10 argon2id backup codes each) in {:.1} s; \
+             {n} more users by admin `TotpEnrollStart` requests in {:.1} s ({:.0}/s), bulk-confirmed in {:.1} s; \
+             {} google-authenticator secret files by its CLI in {:.1} s.\n",
+            self.small_enroll.as_secs_f64(),
+            start.as_secs_f64(),
+            n as f64 / start.as_secs_f64().max(1e-9),
+            confirm.as_secs_f64(),
+            self.ga_enroll.0,
+            self.ga_enroll.1.as_secs_f64(),
+        );
+        self.table(s);
+        self.memory(s);
     }
 
     fn table(&self, s: &mut String) {
@@ -365,51 +395,59 @@ impl Report {
                 );
             }
         }
-        let limit = 20 * 1024;
-        line(
+        // Memory, size and argon2: measured by the single-host part only.
+        if !self.rows.is_empty() {
+            let limit = 20 * 1024;
+            line(
             &format!("twofoldd RSS under 20 MiB at {big} users (idle / peak after success and wrong-code load)"),
             format!("{} / {}", mib(self.rss_large_idle), mib(self.rss_loaded.1)),
             Some(self.rss_large_idle < limit && self.rss_loaded.1 < limit),
         );
-        line(
-            "twofoldd RSS under 20 MiB, peak after backup-code load",
-            mib(self.rss_backup.1),
-            Some(self.rss_backup.1 < limit),
-        );
-        if let Some((_, bytes)) = self.machine.so_sizes.first() {
             line(
-                "pam_twofold.so under 1 MiB",
-                format!("{:.1} KiB", *bytes as f64 / 1024.0),
-                Some(*bytes < 1024 * 1024),
+                "twofoldd RSS under 20 MiB, peak after backup-code load",
+                mib(self.rss_backup.1),
+                Some(self.rss_backup.1 < limit),
             );
-        }
-        if let Some(n) = self.argon2_count {
-            line(
-                "at most one argon2 verification per backup-code attempt (daemon's counter)",
-                format!(
-                    "{} verifications for {} attempts: {} valid codes, {} wrong, {} reused",
-                    n.verifications,
-                    n.valid + n.wrong + n.reused,
-                    n.valid,
-                    n.wrong,
-                    n.reused
-                ),
-                Some(n.verifications <= n.valid as u64),
-            );
-        }
-        if let Some(r) = self.find(big, TWOFOLD, Route::Backup, 1) {
-            let per = r.daemon_cpu_ns as f64 / r.n.max(1) as f64;
-            let argon2 = self.argon2_ns.max(1) as f64;
-            line(
-                "the same, from twofoldd's CPU per backup-code login",
-                format!(
+            if let Some((_, bytes)) = self.machine.so_sizes.first() {
+                line(
+                    "pam_twofold.so under 1 MiB",
+                    format!("{:.1} KiB", *bytes as f64 / 1024.0),
+                    Some(*bytes < 1024 * 1024),
+                );
+            }
+            if let Some(n) = self.argon2_count {
+                line(
+                    "at most one argon2 verification per backup-code attempt (daemon's counter)",
+                    format!(
+                        "{} verifications for {} attempts: {} valid codes, {} wrong, {} reused",
+                        n.verifications,
+                        n.valid + n.wrong + n.reused,
+                        n.valid,
+                        n.wrong,
+                        n.reused
+                    ),
+                    Some(n.verifications <= n.valid as u64),
+                );
+            }
+            if let Some(r) = self.find(big, TWOFOLD, Route::Backup, 1) {
+                let per = r.daemon_cpu_ns as f64 / r.n.max(1) as f64;
+                let argon2 = self.argon2_ns.max(1) as f64;
+                line(
+                    "the same, from twofoldd's CPU per backup-code login",
+                    format!(
                     "daemon CPU {:.2} ms per attempt = {:.2}× one argon2id verification ({:.2} ms)",
                     per / 1e6,
                     per / argon2,
                     argon2 / 1e6
                 ),
-                Some(per / argon2 < 1.5),
-            );
+                    Some(per / argon2 < 1.5),
+                );
+            }
+        }
+        if let Some(f) = &self.fleet {
+            for (what, measured, met) in f.targets() {
+                line(&what, measured, met);
+            }
         }
         s.push('\n');
     }

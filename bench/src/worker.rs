@@ -20,7 +20,9 @@ use twofold_tests::pam::{Conversation, PamLogin};
 pub struct WorkerArgs {
     /// PAM configuration directory for `pam_start_confdir`.
     pub confdir: PathBuf,
-    /// PAM service (a file in `confdir`).
+    /// PAM service (a file in `confdir`); several, comma-separated, are
+    /// taken in turn by the items' positions in the cell (round-robin over
+    /// every login of the cell, e.g. one service per daemon of a fleet).
     pub service: String,
     /// The cell's items, one a line.
     pub items: PathBuf,
@@ -120,23 +122,32 @@ pub fn wrong_code(secret: &[u8], now: u64) -> String {
     format!("{c:06}")
 }
 
+/// The PAM service of the cell's `index`-th login: of several
+/// (comma-separated), each in turn.
+pub fn service_for(services: &str, index: usize) -> &str {
+    let n = services.split(',').count();
+    services.split(',').nth(index % n).unwrap_or(services)
+}
+
 /// Runs the worker: prints `ready`, waits for a line on stdin, runs, then
 /// prints the summary `done N START_NS END_NS CPU_NS`, a `codes` line and a
 /// `lat` line of per-login nanoseconds.
 pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.items)
         .with_context(|| format!("reading {}", args.items.display()))?;
-    let mine: Vec<Item> = text
+    let mine: Vec<(usize, Item)> = text
         .lines()
+        .enumerate()
         .skip(args.first)
         .step_by(args.stride)
         .take(args.count)
-        .map(Item::parse)
+        .map(|(i, line)| Ok((i, Item::parse(line)?)))
         .collect::<anyhow::Result<_>>()?;
     let logins: Vec<PamLogin> = mine
         .iter()
-        .map(|it| {
-            Ok(PamLogin::new(&args.confdir, &args.service, &it.user)?
+        .map(|(i, it)| {
+            let service = service_for(&args.service, *i);
+            Ok(PamLogin::new(&args.confdir, service, &it.user)?
                 .rhost("192.0.2.10")
                 .tty("ssh"))
         })
@@ -156,7 +167,7 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let start_ns = monotonic_ns();
     let cpu0 = self_cpu_ns();
-    for (item, login) in mine.iter().zip(&logins) {
+    for ((_, item), login) in mine.iter().zip(&logins) {
         if started.elapsed() >= args.limit {
             break;
         }
@@ -197,6 +208,13 @@ mod tests {
                 assert_ne!(wrong, totp_sha1(&secret, t, 6), "now={now}");
             }
         }
+    }
+
+    #[test]
+    fn several_services_take_the_logins_in_turn() {
+        let picked: Vec<&str> = (0..7).map(|i| service_for("a,b,c", i)).collect();
+        assert_eq!(picked, ["a", "b", "c", "a", "b", "c", "a"]);
+        assert_eq!(service_for("twofold", 5), "twofold");
     }
 
     #[test]
