@@ -10,6 +10,7 @@
 //! asks for.
 
 pub mod postgres;
+pub(crate) mod sent;
 pub mod sqlite;
 
 pub use postgres::{ImportReport, PgStore};

@@ -19,25 +19,7 @@ use crate::audit::{event, AuditEvent};
 use crate::store::{Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError};
 use twofold_proto::{AuditRecord, Method};
 
-/// The events a person with a confirmed address is told of by mail.
-const NOTIFIED: &[&str] = &[
-    event::BACKUP_CODE_USED,
-    event::TEMP_CODE_USED,
-    event::ENROLL,
-    event::FACTOR_REMOVED,
-    event::ADMIN,
-    event::LOCKOUT,
-    event::DESTINATION_CHANGED,
-];
-
-/// Lockout notices of one user are sent at most once per this many seconds.
-const LOCKOUT_DEDUP: u64 = 3600;
-
-/// Sent-code rows are kept this long (the hourly limits count them).
-const KEEP_SENT: u64 = 86_400;
-
-/// Sent (or dropped) notices are kept this long, for inspection.
-const KEEP_NOTICES: u64 = 30 * 86_400;
+use crate::store::sent::{KEEP_NOTICES, KEEP_SENT, LOCKOUT_DEDUP, NOTIFIED};
 
 /// How long a claimed notice stays with the host that claimed it before
 /// another host may take it: longer than a batch of sends can take

@@ -14,25 +14,7 @@ use crate::store::{
 use rusqlite::{params, Connection, Transaction};
 use twofold_proto::{AuditRecord, Method};
 
-/// The events a person with a confirmed address is told of by mail.
-const NOTIFIED: &[&str] = &[
-    event::BACKUP_CODE_USED,
-    event::TEMP_CODE_USED,
-    event::ENROLL,
-    event::FACTOR_REMOVED,
-    event::ADMIN,
-    event::LOCKOUT,
-    event::DESTINATION_CHANGED,
-];
-
-/// Lockout notices of one user are sent at most once per this many seconds.
-const LOCKOUT_DEDUP: i64 = 3600;
-
-/// Sent-code rows are kept this long (the hourly limits count them).
-const KEEP_SENT: u64 = 86_400;
-
-/// Sent (or dropped) notices are kept this long, for inspection.
-const KEEP_NOTICES: u64 = 30 * 86_400;
+use crate::store::sent::{KEEP_NOTICES, KEEP_SENT, LOCKOUT_DEDUP, NOTIFIED};
 
 /// Run on each connection: a confirmed address deleted in a transaction
 /// (a removal, an admin's disable) is remembered in a temporary table of
@@ -66,7 +48,7 @@ pub(crate) fn queue_notices(
                                     AND created_at > ?3)",
                 )?
                 .query_row(
-                    params![rec.user, rec.event, to_db(at) - LOCKOUT_DEDUP],
+                    params![rec.user, rec.event, to_db(at.saturating_sub(LOCKOUT_DEDUP))],
                     |r| r.get(0),
                 )?;
             if recent {
