@@ -241,6 +241,86 @@ pub fn tcl(s: &str) -> String {
     q
 }
 
+/// What an `expect` dialog types at one prompt.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer<'a> {
+    /// This text.
+    Text(&'a str),
+    /// The `n`th (1-based) code that `getter` (a Python script taking
+    /// `recorded`, `n` and a timeout) prints, read when the prompt comes.
+    Fetched {
+        /// `tests/smtp/last_code.py` or `tests/http/sms_code.py`.
+        getter: &'a Path,
+        /// The recorder's log.
+        recorded: &'a Path,
+        /// Which code.
+        n: usize,
+    },
+    /// A wrong code of the same length: `000000`, or `111111` when the
+    /// fetched code is `000000`.
+    WrongFor {
+        /// As in [`Answer::Fetched`].
+        getter: &'a Path,
+        /// As in [`Answer::Fetched`].
+        recorded: &'a Path,
+        /// As in [`Answer::Fetched`].
+        n: usize,
+    },
+}
+
+/// An `expect` script (the program's argv follows the script's name) that
+/// waits for each pattern in turn (exact text) and types its answer. Exits
+/// with the program's status (124: a prompt never came; 125: the program
+/// ended early; 127: no code came to the recorder).
+pub fn dialog_script(steps: &[(&str, Answer)]) -> String {
+    let mut s = String::from("set timeout 20\nlog_user 1\nspawn -noecho {*}$argv\n");
+    for (pattern, answer) in steps {
+        let fetch = |getter: &Path, recorded: &Path, n: usize| {
+            format!(
+                "if {{[catch {{exec {} {} {} {n} 15}} code]}} {{ puts \"\\nEXPECT: no code\"; exit 127 }}; ",
+                tcl(crate::smtp::PYTHON),
+                tcl(&getter.display().to_string()),
+                tcl(&recorded.display().to_string()),
+            )
+        };
+        let act = match answer {
+            Answer::Text(t) => format!("send -- {}; send -- \"\\r\"", tcl(t)),
+            Answer::Fetched {
+                getter,
+                recorded,
+                n,
+            } => format!("{}send -- \"$code\\r\"", fetch(getter, recorded, *n)),
+            Answer::WrongFor {
+                getter,
+                recorded,
+                n,
+            } => format!(
+                "{}if {{$code eq \"000000\"}} {{ send -- \"111111\\r\" }} else {{ send -- \"000000\\r\" }}",
+                fetch(getter, recorded, *n)
+            ),
+        };
+        s.push_str(&format!(
+            "expect {{\n -exact {} {{ {act} }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n",
+            tcl(pattern)
+        ));
+    }
+    s.push_str(
+        "expect {\n eof {}\n timeout { exit 124 }\n}\n\
+         set r [wait]\nif {[lindex $r 2] != 0} { exit 126 }\nexit [lindex $r 3]\n",
+    );
+    s
+}
+
+/// Runs `argv` under [`dialog_script`]`(steps)` (the script written into
+/// `dir`), for at most a minute.
+pub fn run_dialog(dir: &Path, argv: &[String], steps: &[(&str, Answer)]) -> crate::system::Run {
+    let file = dir.join("dialog.exp");
+    std::fs::write(&file, dialog_script(steps)).expect("write the expect script");
+    let mut cmd = std::process::Command::new("expect");
+    cmd.arg(&file).args(argv);
+    crate::system::run_bounded(&mut cmd, "", Duration::from_secs(60)).expect("run expect")
+}
+
 /// An `expect` script for `ssh` (its argv follows the script's name) that
 /// types `keyword` at the first prompt ending in `to get one sent): ` and,
 /// at the second, the code that `getter` (a Python script taking
@@ -248,15 +328,16 @@ pub fn tcl(s: &str) -> String {
 /// the recorder got, the first being the enrollment's. Exits with ssh's
 /// status (124: a prompt never came; 125: ssh ended early).
 pub fn ssh_keyword_script(keyword: &str, getter: &Path, recorded: &Path) -> String {
-    format!(
-        "set timeout 20\nlog_user 1\nspawn -noecho {{*}}$argv\n\
-         expect {{\n -exact {ask} {{ send -- \"{keyword}\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n -exact {ask} {{ set code [exec {py} {getter} {rec} 2 15]; send -- \"$code\\r\" }}\n timeout {{ exit 124 }}\n eof {{ exit 125 }}\n}}\n\
-         expect {{\n eof {{}}\n timeout {{ exit 124 }}\n}}\n\
-         set r [wait]\nif {{[lindex $r 2] != 0}} {{ exit 126 }}\nexit [lindex $r 3]\n",
-        ask = tcl("to get one sent): "),
-        py = tcl(crate::smtp::PYTHON),
-        getter = tcl(&getter.display().to_string()),
-        rec = tcl(&recorded.display().to_string()),
-    )
+    let ask = "to get one sent): ";
+    dialog_script(&[
+        (ask, Answer::Text(keyword)),
+        (
+            ask,
+            Answer::Fetched {
+                getter,
+                recorded,
+                n: 2,
+            },
+        ),
+    ])
 }

@@ -180,3 +180,43 @@ fn a_stopped_daemon_and_a_readable_key_are_reported() {
     assert!(ids.contains(&"daemon.unreachable"), "{found:?}");
     assert!(ids.contains(&"files.key_mode"), "{found:?}");
 }
+
+/// pam_env reading users' `~/.pam_environment` in a stack twofold guards
+/// is a warning (exit 9), once per line, session or auth; pam_env without
+/// it is not.
+#[test]
+fn pam_env_user_readenv_beside_twofold_is_a_warning() {
+    let s = setup();
+    s.good();
+    s.pam(
+        "sudo",
+        &[
+            "auth optional pam_env.so readenv=1 user_readenv=1".into(),
+            "@include common-auth".into(),
+            s.twofold_line("required", &[]),
+            "session required pam_env.so readenv=1 user_readenv=1".into(),
+        ],
+    );
+    let (found, code) = s.doctor(GOOD_SSHD);
+    let hits: Vec<_> = found
+        .iter()
+        .filter(|(id, _)| id == "pam.env_user_readenv")
+        .collect();
+    assert_eq!(hits.len(), 2, "{found:?}");
+    assert!(hits.iter().all(|(_, sev)| sev == "warning"), "{found:?}");
+    assert_eq!(serious(&found).len(), 2, "{found:?}");
+    assert_eq!(code, Some(9), "{found:?}");
+
+    s.pam(
+        "sudo",
+        &[
+            "auth optional pam_env.so readenv=1".into(),
+            "@include common-auth".into(),
+            s.twofold_line("required", &[]),
+            "session required pam_env.so readenv=1 envfile=/etc/default/locale".into(),
+        ],
+    );
+    let (found, code) = s.doctor(GOOD_SSHD);
+    assert!(serious(&found).is_empty(), "{found:?}");
+    assert_eq!(code, Some(0), "{found:?}");
+}

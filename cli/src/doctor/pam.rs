@@ -1,6 +1,6 @@
 //! The PAM stacks of the services twofold is used with, includes and
-//! substacks flattened into their `auth` lines, and what is wrong with
-//! where twofold sits in them.
+//! substacks flattened into their lines, and what is wrong with where
+//! twofold sits in them (and beside it: pam_env reading users' files).
 
 use super::sshd::Sshd;
 use super::{Finding, Host, Severity};
@@ -38,9 +38,11 @@ const PASSWORD_MODULES: &[&str] = &[
 /// limit is of the same order).
 const MAX_DEPTH: usize = 8;
 
-/// One `auth` line of a flattened stack.
+/// One line of a flattened stack.
 #[derive(Debug, Clone)]
 pub struct AuthLine {
+    /// Its type: `auth`, `account`, `session` or `password`.
+    pub kind: String,
     /// Where it is written: `file:line`.
     pub at: String,
     /// Its control (`required`, `[success=1 default=ignore]`, …).
@@ -61,14 +63,28 @@ impl AuthLine {
     }
 }
 
-/// The auth lines of `service` in `dir`, in order, or why not.
-pub fn auth_lines(dir: &Path, service: &str) -> Result<Vec<AuthLine>, String> {
+/// The `auth` lines of a flattened stack, in order.
+pub fn auth_only(lines: &[AuthLine]) -> Vec<AuthLine> {
+    lines.iter().filter(|l| l.kind == "auth").cloned().collect()
+}
+
+/// Every line of `service` in `dir` (all four types), in order, or why not.
+pub fn stack_lines(dir: &Path, service: &str) -> Result<Vec<AuthLine>, String> {
     let mut out = Vec::new();
-    walk(dir, service, 0, &mut out)?;
+    walk(dir, service, None, 0, &mut out)?;
     Ok(out)
 }
 
-fn walk(dir: &Path, name: &str, depth: usize, out: &mut Vec<AuthLine>) -> Result<(), String> {
+/// Appends the lines of `name` to `out`; only those of type `only` when
+/// it came in through `<type> include|substack` (libpam's own rule),
+/// every type through `@include`.
+fn walk(
+    dir: &Path,
+    name: &str,
+    only: Option<&str>,
+    depth: usize,
+    out: &mut Vec<AuthLine>,
+) -> Result<(), String> {
     if depth > MAX_DEPTH {
         return Err(format!("includes nest deeper than {MAX_DEPTH} at {name}"));
     }
@@ -81,12 +97,15 @@ fn walk(dir: &Path, name: &str, depth: usize, out: &mut Vec<AuthLine>) -> Result
         }
         let at = format!("{}:{}", path.display(), i + 1);
         if let Some(inc) = line.strip_prefix("@include") {
-            walk(dir, inc.trim(), depth + 1, out)?;
+            walk(dir, inc.trim(), only, depth + 1, out)?;
             continue;
         }
         let mut tokens = line.split_whitespace();
         let Some(kind) = tokens.next() else { continue };
-        if kind.trim_start_matches('-') != "auth" {
+        let kind = kind.trim_start_matches('-');
+        if !["auth", "account", "session", "password"].contains(&kind)
+            || only.is_some_and(|o| o != kind)
+        {
             continue;
         }
         let Some(mut control) = tokens.next().map(str::to_owned) else {
@@ -107,7 +126,7 @@ fn walk(dir: &Path, name: &str, depth: usize, out: &mut Vec<AuthLine>) -> Result
             continue;
         };
         if control == "include" || control == "substack" {
-            walk(dir, module, depth + 1, out)?;
+            walk(dir, module, Some(kind), depth + 1, out)?;
             continue;
         }
         let module = Path::new(module)
@@ -115,6 +134,7 @@ fn walk(dir: &Path, name: &str, depth: usize, out: &mut Vec<AuthLine>) -> Result
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
         out.push(AuthLine {
+            kind: kind.to_owned(),
             at,
             control,
             module,
@@ -131,8 +151,11 @@ pub fn check(host: &Host<'_>, sshd: &Sshd) -> Vec<Finding> {
         if !host.pam_d.join(service).exists() {
             continue;
         }
-        match auth_lines(host.pam_d, service) {
-            Ok(lines) => out.extend(check_stack(service, &lines, sshd)),
+        match stack_lines(host.pam_d, service) {
+            Ok(lines) => {
+                out.extend(check_stack(service, &auth_only(&lines), sshd));
+                out.extend(check_user_env(service, &lines));
+            }
             Err(why) => out.push(Finding {
                 id: "pam.unreadable",
                 severity: Severity::Warning,
@@ -235,6 +258,46 @@ pub fn check_stack(service: &str, lines: &[AuthLine], sshd: &Sshd) -> Vec<Findin
     out
 }
 
+/// `pam_env.so user_readenv=1` (any type of line) in a stack that has
+/// pam_twofold: each user's `~/.pam_environment` is read into the login's
+/// environment.
+pub fn check_user_env(service: &str, lines: &[AuthLine]) -> Vec<Finding> {
+    if !lines.iter().any(|l| l.kind == "auth" && l.is_twofold()) {
+        return Vec::new();
+    }
+    lines
+        .iter()
+        .filter(|l| l.module == "pam_env.so" && reads_user_env(l))
+        .map(|l| Finding {
+            id: "pam.env_user_readenv",
+            severity: Severity::Warning,
+            what: format!(
+                "{}: pam_env.so reads each user's ~/.pam_environment (user_readenv) in {service}, a login twofold guards",
+                l.at
+            ),
+            why: "the user being logged in then sets variables in the PAM environment that the modules after it and the session read (twofold reads SSH_AUTH_INFO_0 there to know a remembered SSH key); Linux-PAM turned it off by default after privilege escalations through it".into(),
+            fix: format!(
+                "remove user_readenv=1 from {} (pam_env's default is off); set shared variables in /etc/environment or /etc/security/pam_env.conf",
+                l.at
+            ),
+        })
+        .collect()
+}
+
+/// Whether a pam_env line turns `user_readenv` on: the last setting
+/// wins, read as pam_env does (C's `atoi`: `1` on, `0` or `yes` off).
+fn reads_user_env(l: &AuthLine) -> bool {
+    l.args
+        .iter()
+        .filter_map(|a| a.strip_prefix("user_readenv="))
+        .next_back()
+        .is_some_and(|v| {
+            let v = v.strip_prefix(['-', '+']).unwrap_or(v);
+            let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+            digits.bytes().any(|b| b != b'0')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,7 +309,7 @@ mod tests {
         for (name, text) in files {
             std::fs::write(dir.join(name), text).unwrap();
         }
-        let lines = auth_lines(&dir, service).unwrap();
+        let lines = auth_only(&stack_lines(&dir, service).unwrap());
         let ids = check_stack(service, &lines, &Sshd::default())
             .iter()
             .map(|f| f.id)
@@ -320,5 +383,74 @@ mod tests {
             "i3lock",
         );
         assert!(single.is_empty(), "{single:?}");
+    }
+
+    fn env_ids(files: &[(&str, &str)], service: &str) -> Vec<(&'static str, String)> {
+        let dir = std::env::temp_dir().join(format!("tf-doctor-env-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let lines = stack_lines(&dir, service).unwrap();
+        let found = check_user_env(service, &lines)
+            .into_iter()
+            .map(|f| (f.id, f.what))
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        found
+    }
+
+    #[test]
+    fn pam_env_user_readenv_is_flagged_only_beside_twofold() {
+        let twofold = "@include common-auth\nauth required pam_twofold.so\n";
+        let sudo = |env: &str| {
+            env_ids(
+                &[
+                    ("common-auth", COMMON),
+                    ("common-session", env),
+                    (
+                        "sudo",
+                        &format!("{twofold}session include common-session\n"),
+                    ),
+                ],
+                "sudo",
+            )
+        };
+        let found = sudo("session required pam_env.so readenv=1 user_readenv=1\n");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "pam.env_user_readenv");
+        assert!(found[0].1.contains("common-session:1"), "{found:?}");
+        for off in [
+            "session required pam_env.so readenv=1\n",
+            "session required pam_env.so user_readenv=0\n",
+            "session required pam_env.so user_readenv=yes\n",
+            "session required pam_env.so user_readenv=1 user_readenv=0\n",
+            // `session include` takes the session lines only.
+            "auth required pam_env.so user_readenv=1\n",
+        ] {
+            assert!(sudo(off).is_empty(), "{off}");
+        }
+        // An auth line too, through @include.
+        let auth = env_ids(
+            &[
+                (
+                    "common-auth",
+                    &format!("auth optional pam_env.so user_readenv=1\n{COMMON}"),
+                ),
+                ("su", twofold),
+            ],
+            "su",
+        );
+        assert_eq!(auth.len(), 1, "{auth:?}");
+        // Without twofold in the stack, not doctor's business.
+        let plain = env_ids(
+            &[(
+                "login",
+                "auth required pam_unix.so\nsession required pam_env.so user_readenv=1\n",
+            )],
+            "login",
+        );
+        assert!(plain.is_empty(), "{plain:?}");
     }
 }
