@@ -8,7 +8,13 @@
 //! built-in UV unless told "without PIN and UV"; and it has no deadline
 //! of its own (the operation runs on a thread of its own, and at the
 //! daemon's deadline, or when the PAM client goes away, the key is sent
-//! CTAPHID_CANCEL and the thread is left to end by itself).
+//! CTAPHID_CANCEL and the thread is left to end by itself). Its errors
+//! are text, `response_status err = 0x31 CTAP2_ERR_PIN_INVALID ...`,
+//! told apart by the status names (the PIN's checked over HID against a
+//! key speaking clientPIN in guest/qemu); with a PIN, it fetches a
+//! pinToken (getKeyAgreement, getPinToken, protocol one) for each
+//! operation. It prints a line on stdout for a field it does not know in
+//! a getRetries answer (CTAP 2.1's powerCycleState).
 
 use super::device::{
     Assertion, Attestation, Authenticator, Device, DeviceError, GetAssertion, Info, MakeCredential,
@@ -72,6 +78,12 @@ fn classify(msg: &str) -> DeviceError {
     } else {
         DeviceError::Failed(msg.chars().take(200).collect())
     }
+}
+
+/// Whether the crate's error is the key's CTAP2_ERR_PIN_INVALID (a wrong
+/// PIN, which costs a try; not PIN_AUTH_INVALID).
+fn wrong_pin(msg: &str) -> bool {
+    msg.contains("CTAP2_ERR_PIN_INVALID")
 }
 
 /// Holds a key for one operation; released when dropped.
@@ -204,7 +216,7 @@ impl Authenticator for Hid {
         let checked = bounded(dev, key, until, &super::device::Never, move |k| {
             Ok(match k.get_pin_token(pin.expose()) {
                 Ok(_) => Ok(()),
-                Err(e) if e.to_string().contains("PIN_INVALID") => {
+                Err(e) if wrong_pin(&e.to_string()) => {
                     let left = k.get_pin_retries().unwrap_or(0);
                     Err(DeviceError::WrongPin {
                         left: u32::try_from(left).unwrap_or(0),
@@ -291,5 +303,50 @@ impl Authenticator for Hid {
         if let Ok(key) = open(dev) {
             let _ = guarded("cancel", || key.cancel_selection());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error as the crate words it (ctaphid.rs, ctapdef.rs).
+    fn crate_error(status: &str) -> String {
+        format!("response_status err = {status}")
+    }
+
+    #[test]
+    fn the_crates_pin_errors_are_told_apart() {
+        assert_eq!(
+            classify(&crate_error("0x32 CTAP2_ERR_PIN_BLOCKED PIN Blocked.")),
+            DeviceError::PinBlocked
+        );
+        assert_eq!(
+            classify(&crate_error(
+                "0x34 CTAP2_ERR_PIN_AUTH_BLOCKED PIN authentication, pinAuth, blocked.Requires power recycle to reset."
+            )),
+            DeviceError::PinAuthBlocked
+        );
+        assert_eq!(
+            classify(&crate_error(
+                "0x2E CTAP2_ERR_NO_CREDENTIALS    No valid credentials provided."
+            )),
+            DeviceError::NoCredential
+        );
+        assert_eq!(
+            classify(&crate_error(
+                "0x2D CTAP2_ERR_KEEPALIVE_CANCEL  Pending keep alive was cancelled."
+            )),
+            DeviceError::Cancelled
+        );
+        // A pinAuth the key refuses is no blocked PIN and no wrong PIN.
+        let invalid = crate_error(
+            "0x33 CTAP2_ERR_PIN_AUTH_INVALID PIN authentication, pinAuth, verification failed.",
+        );
+        assert!(matches!(classify(&invalid), DeviceError::Failed(_)));
+        assert!(!wrong_pin(&invalid));
+        assert!(wrong_pin(&crate_error(
+            "0x31 CTAP2_ERR_PIN_INVALID   PIN Invalid."
+        )));
     }
 }

@@ -20,6 +20,24 @@ pub const PIN_TRIES: u32 = 8;
 /// Wrong PINs in a row after which a key takes none until replugged.
 const PIN_IN_A_ROW: u32 = 3;
 
+/// How the user is verified for one operation.
+#[derive(Debug, Clone, Copy)]
+pub enum Uv<'a> {
+    /// Not (presence only; or the key's built-in UV when asked for).
+    No,
+    /// With this PIN, checked now (a wrong one costs a try).
+    Pin(&'a Secret),
+    /// Already: the caller checked a pinUvAuthParam made with the key's
+    /// pinToken (the virtual HID key of guest/qemu).
+    Token,
+}
+
+impl<'a> Uv<'a> {
+    fn of(pin: Option<&'a Secret>) -> Uv<'a> {
+        pin.map_or(Uv::No, Uv::Pin)
+    }
+}
+
 /// The algorithm a software key makes credentials with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -132,6 +150,23 @@ impl SoftKey {
     /// The PIN tries left.
     pub fn pin_retries(&self) -> u32 {
         self.state().pin_retries
+    }
+
+    /// Whether a PIN is set.
+    pub fn pin_set(&self) -> bool {
+        self.state().pin.is_some()
+    }
+
+    /// Checks a PIN given as LEFT(SHA-256(PIN), 16), as CTAP's
+    /// clientPIN carries it (pinHashEnc, decrypted): compared in constant
+    /// time, and a wrong one costs a try as [`Authenticator::check_pin`]'s.
+    pub fn check_pin_hash(&self, hash: &[u8]) -> Result<(), DeviceError> {
+        use subtle::ConstantTimeEq;
+        let mut st = idle(self)?;
+        pin_check_by(&mut st, |set| {
+            let h = sha256(set.expose().as_bytes());
+            bool::from(h[..16].ct_eq(hash))
+        })
     }
 
     /// Holds a credential made elsewhere (e.g. one imported from pam-u2f's
@@ -284,6 +319,11 @@ fn idle(key: &SoftKey) -> Result<MutexGuard<'_, State>, DeviceError> {
 
 /// Checks `pin` as a key does: each wrong one costs a try.
 fn pin_check(st: &mut State, pin: &Secret) -> Result<(), DeviceError> {
+    pin_check_by(st, |set| set.same_as(pin.expose().as_bytes()))
+}
+
+/// [`pin_check`] with `same` telling whether the PIN given is the one set.
+fn pin_check_by(st: &mut State, same: impl FnOnce(&Secret) -> bool) -> Result<(), DeviceError> {
     let Some(set) = &st.pin else {
         return Err(DeviceError::Failed("CTAP2_ERR_PIN_NOT_SET".into()));
     };
@@ -293,7 +333,7 @@ fn pin_check(st: &mut State, pin: &Secret) -> Result<(), DeviceError> {
     if st.pin_wrong_in_a_row >= PIN_IN_A_ROW {
         return Err(DeviceError::PinAuthBlocked);
     }
-    if set.same_as(pin.expose().as_bytes()) {
+    if same(set) {
         st.pin_retries = PIN_TRIES;
         st.pin_wrong_in_a_row = 0;
         return Ok(());
@@ -353,17 +393,59 @@ impl Authenticator for SoftAuthenticator {
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Attestation, DeviceError> {
+        self.make_credential_uv(dev, req, Uv::of(pin), deadline, stop)
+    }
+
+    fn get_assertion(
+        &self,
+        dev: &Device,
+        req: &GetAssertion,
+        pin: Option<&Secret>,
+        deadline: Instant,
+        stop: &dyn Stop,
+    ) -> Result<Assertion, DeviceError> {
+        self.get_assertion_hashed(
+            dev,
+            req,
+            sha256(&req.client_data),
+            Uv::of(pin),
+            deadline,
+            stop,
+        )
+    }
+
+    fn cancel(&self, dev: &Device) {
+        if let Ok(k) = self.key(dev) {
+            k.state().cancels += 1;
+        }
+    }
+}
+
+impl SoftAuthenticator {
+    /// [`Authenticator::make_credential`] with the user verified as `uv` says.
+    pub fn make_credential_uv(
+        &self,
+        dev: &Device,
+        req: &MakeCredential,
+        uv: Uv<'_>,
+        deadline: Instant,
+        stop: &dyn Stop,
+    ) -> Result<Attestation, DeviceError> {
         let key = self.key(dev)?;
         if idle(&key)?.fault == Fault::NeverTouched {
             return Err(untouched(&key, deadline, stop));
         }
         let mut st = idle(&key)?;
         // A key with a PIN registers nothing without it.
-        match (pin, st.pin.is_some()) {
-            (Some(p), _) => pin_check(&mut st, p)?,
-            (None, true) => return Err(DeviceError::Failed("CTAP2_ERR_PIN_REQUIRED".into())),
-            (None, false) => {}
-        }
+        let verified = match (uv, st.pin.is_some()) {
+            (Uv::Pin(p), _) => {
+                pin_check(&mut st, p)?;
+                true
+            }
+            (Uv::Token, _) => true,
+            (Uv::No, true) => return Err(DeviceError::Failed("CTAP2_ERR_PIN_REQUIRED".into())),
+            (Uv::No, false) => false,
+        };
         if st.creds.iter().any(|c| req.exclude.contains(&c.id)) {
             return Err(DeviceError::Failed("CTAP2_ERR_CREDENTIAL_EXCLUDED".into()));
         }
@@ -377,7 +459,7 @@ impl Authenticator for SoftAuthenticator {
         st.counter += 1;
         st.touches += 1;
         let mut ad = sha256(req.rp_id.as_bytes()).to_vec();
-        ad.push(UP | AT);
+        ad.push(if verified { UP | AT | UV } else { UP | AT });
         ad.extend_from_slice(&st.counter.to_be_bytes());
         ad.extend_from_slice(&[0x7f; 16]);
         ad.extend_from_slice(&(id.len() as u16).to_be_bytes());
@@ -391,25 +473,6 @@ impl Authenticator for SoftAuthenticator {
         Ok(Attestation { auth_data: ad })
     }
 
-    fn get_assertion(
-        &self,
-        dev: &Device,
-        req: &GetAssertion,
-        pin: Option<&Secret>,
-        deadline: Instant,
-        stop: &dyn Stop,
-    ) -> Result<Assertion, DeviceError> {
-        self.get_assertion_hashed(dev, req, sha256(&req.client_data), pin, deadline, stop)
-    }
-
-    fn cancel(&self, dev: &Device) {
-        if let Ok(k) = self.key(dev) {
-            k.state().cancels += 1;
-        }
-    }
-}
-
-impl SoftAuthenticator {
     /// [`Authenticator::get_assertion`] given the clientDataHash, which is
     /// all a key receives over CTAP (the virtual HID key of guest/qemu);
     /// `req.client_data` is not read.
@@ -418,19 +481,20 @@ impl SoftAuthenticator {
         dev: &Device,
         req: &GetAssertion,
         client_data_hash: [u8; 32],
-        pin: Option<&Secret>,
+        uv: Uv<'_>,
         deadline: Instant,
         stop: &dyn Stop,
     ) -> Result<Assertion, DeviceError> {
         let key = self.key(dev)?;
         let mut st = idle(&key)?;
         // pinUvAuthParam is checked first, as a key does.
-        let verified = match pin {
-            Some(p) => {
+        let verified = match uv {
+            Uv::Pin(p) => {
                 pin_check(&mut st, p)?;
                 true
             }
-            None => req.uv && key.uv,
+            Uv::Token => true,
+            Uv::No => req.uv && key.uv,
         };
         let Some(ci) = st
             .creds

@@ -1,14 +1,16 @@
 //! The CTAP2 commands a login and an enrollment use (authenticatorGetInfo,
-//! MakeCredential, GetAssertion, Selection), decoded from CBOR and answered
-//! by the daemon's software authenticator (`soft-fido2`).
+//! MakeCredential, GetAssertion, ClientPIN, Selection), decoded from CBOR
+//! and answered by the daemon's software authenticator (`soft-fido2`);
+//! a pinAuth is checked against the key's pinToken (`pin.rs`).
 
+use crate::pin::{pin_status, ClientPin, PinSide, Xy};
 use ciborium::value::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use twofold_daemon::factors::fido2::device::{
-    Authenticator, Device, DeviceError, GetAssertion, MakeCredential, Never,
+    Device, DeviceError, GetAssertion, MakeCredential, Never,
 };
-use twofold_daemon::factors::fido2::soft::{Alg, SoftAuthenticator, SoftKey};
+use twofold_daemon::factors::fido2::soft::{Alg, SoftAuthenticator, SoftKey, Uv};
 
 /// CTAP2 status codes used here.
 pub mod status {
@@ -39,6 +41,7 @@ const MAKE_CREDENTIAL: u8 = 0x01;
 const GET_ASSERTION: u8 = 0x02;
 const GET_NEXT_ASSERTION: u8 = 0x08;
 const SELECTION: u8 = 0x0b;
+const CLIENT_PIN: u8 = 0x06;
 
 /// COSE ES256, the only algorithm this key makes credentials with.
 const ES256: i128 = -7;
@@ -46,15 +49,26 @@ const ES256: i128 = -7;
 /// The AAGUID the software key writes into attested credential data.
 const AAGUID: [u8; 16] = [0x7f; 16];
 
+/// A request's pinAuth and pinProtocol.
+#[derive(Debug)]
+pub struct PinAuth {
+    /// pinAuth: LEFT(HMAC-SHA-256(pinToken, clientDataHash), 16).
+    pub param: Vec<u8>,
+    /// pinProtocol.
+    pub protocol: i128,
+}
+
 /// A decoded request.
 #[derive(Debug)]
 pub enum Request {
     /// authenticatorGetInfo.
     GetInfo,
-    /// authenticatorMakeCredential.
-    MakeCredential(MakeCredential),
+    /// authenticatorMakeCredential, with its clientDataHash.
+    MakeCredential(MakeCredential, [u8; 32], Option<PinAuth>),
     /// authenticatorGetAssertion, with its clientDataHash.
-    GetAssertion(GetAssertion, [u8; 32]),
+    GetAssertion(GetAssertion, [u8; 32], Option<PinAuth>),
+    /// authenticatorClientPIN.
+    ClientPin(ClientPin),
     /// authenticatorSelection: a touch, nothing else.
     Selection,
     /// Known but refused here, with the status to answer.
@@ -65,9 +79,9 @@ impl Request {
     /// Whether the answer waits for a touch.
     pub fn needs_touch(&self) -> bool {
         match self {
-            Request::MakeCredential(_) | Request::Selection => true,
-            Request::GetAssertion(r, _) => r.up,
-            Request::GetInfo | Request::Refused(_) => false,
+            Request::MakeCredential(..) | Request::Selection => true,
+            Request::GetAssertion(r, ..) => r.up,
+            Request::GetInfo | Request::Refused(_) | Request::ClientPin(_) => false,
         }
     }
 
@@ -75,12 +89,53 @@ impl Request {
     pub fn name(&self) -> String {
         match self {
             Request::GetInfo => "getInfo".into(),
-            Request::MakeCredential(r) => format!("makeCredential rp={}", r.rp_id),
-            Request::GetAssertion(r, _) => format!("getAssertion rp={} up={}", r.rp_id, r.up),
+            Request::MakeCredential(r, _, a) => {
+                format!("makeCredential rp={}{}", r.rp_id, auth_name(a))
+            }
+            Request::GetAssertion(r, _, a) => {
+                format!("getAssertion rp={} up={}{}", r.rp_id, r.up, auth_name(a))
+            }
+            Request::ClientPin(p) => p.name(),
             Request::Selection => "selection".into(),
             Request::Refused(s) => format!("refused status=0x{s:02x}"),
         }
     }
+}
+
+fn auth_name(a: &Option<PinAuth>) -> &'static str {
+    if a.is_some() {
+        " pinAuth"
+    } else {
+        ""
+    }
+}
+
+/// A request's pinAuth (`param` key) and pinProtocol (`param + 1`).
+fn pin_auth(m: &[(Value, Value)], param: i128) -> Result<Option<PinAuth>, u8> {
+    let Some(v) = get(m, param) else {
+        return Ok(None);
+    };
+    let protocol = match get(m, param + 1) {
+        Some(Value::Integer(i)) => i128::from(*i),
+        Some(_) => return Err(status::INVALID_CBOR),
+        None => return Err(status::MISSING_PARAMETER),
+    };
+    Ok(Some(PinAuth {
+        param: bytes(Some(v))?,
+        protocol,
+    }))
+}
+
+/// A COSE P-256 key's x and y.
+fn cose_xy(v: Option<&Value>) -> Result<Option<Xy>, u8> {
+    let Some(v) = v else { return Ok(None) };
+    let m = map(Some(v))?;
+    let coord = |k| -> Result<[u8; 32], u8> {
+        bytes(get(m, k))?
+            .try_into()
+            .map_err(|_| status::INVALID_CBOR)
+    };
+    Ok(Some((coord(-2)?, coord(-3)?)))
 }
 
 fn get(map: &[(Value, Value)], key: i128) -> Option<&Value> {
@@ -166,7 +221,6 @@ pub fn parse(payload: &[u8]) -> Result<Request, u8> {
         GET_NEXT_ASSERTION => Ok(Request::Refused(status::NOT_ALLOWED)),
         MAKE_CREDENTIAL => {
             let m = params()?;
-            hash(get(&m, 1))?;
             let rp = map(get(&m, 2))?;
             let user = map(get(&m, 3))?;
             let algs = match get(&m, 4) {
@@ -181,15 +235,19 @@ pub fn parse(payload: &[u8]) -> Result<Request, u8> {
             if !es256 {
                 return Ok(Request::Refused(status::UNSUPPORTED_ALGORITHM));
             }
-            Ok(Request::MakeCredential(MakeCredential {
-                rp_id: text(field(rp, "id"))?,
-                // The software key signs nothing at registration
-                // (attestation "none"): the client data is not needed.
-                client_data: Vec::new(),
-                user_id: bytes(field(user, "id"))?,
-                user_name: text(field(user, "name")).unwrap_or_default(),
-                exclude: ids(get(&m, 5))?,
-            }))
+            Ok(Request::MakeCredential(
+                MakeCredential {
+                    rp_id: text(field(rp, "id"))?,
+                    // The software key signs nothing at registration
+                    // (attestation "none"): the client data is not needed.
+                    client_data: Vec::new(),
+                    user_id: bytes(field(user, "id"))?,
+                    user_name: text(field(user, "name")).unwrap_or_default(),
+                    exclude: ids(get(&m, 5))?,
+                },
+                hash(get(&m, 1))?,
+                pin_auth(&m, 8)?,
+            ))
         }
         GET_ASSERTION => {
             let m = params()?;
@@ -203,30 +261,46 @@ pub fn parse(payload: &[u8]) -> Result<Request, u8> {
                     up: option(options, "up", true)?,
                 },
                 hash(get(&m, 2))?,
+                pin_auth(&m, 6)?,
             ))
+        }
+        CLIENT_PIN => {
+            let m = params()?;
+            let protocol = match get(&m, 1) {
+                Some(Value::Integer(i)) => i128::from(*i),
+                _ => return Err(status::MISSING_PARAMETER),
+            };
+            let sub = match get(&m, 2) {
+                Some(Value::Integer(i)) => u8::try_from(i128::from(*i)).unwrap_or(0xff),
+                _ => return Err(status::MISSING_PARAMETER),
+            };
+            Ok(Request::ClientPin(ClientPin {
+                protocol,
+                sub,
+                key_agreement: cose_xy(get(&m, 3))?,
+                pin_hash_enc: match get(&m, 6) {
+                    None => None,
+                    v => Some(bytes(v)?),
+                },
+            }))
         }
         _ => Ok(Request::Refused(status::INVALID_COMMAND)),
     }
 }
 
-/// The key: one ES256 software key, touch only (no PIN, no built-in UV).
+/// The key: one ES256 software key, touch only (no built-in UV), with a
+/// PIN or not.
 #[derive(Debug)]
 pub struct Key {
     soft: Arc<SoftAuthenticator>,
+    key: Arc<SoftKey>,
     dev: Device,
+    pin: PinSide,
 }
 
 impl Default for Key {
     fn default() -> Self {
-        let soft = SoftAuthenticator::new();
-        soft.plug(&SoftKey::new("vkey", Alg::Es256, false));
-        Key {
-            soft,
-            dev: Device {
-                path: "vkey".into(),
-                product: "twofold virtual FIDO2 key".into(),
-            },
-        }
+        Key::new(None)
     }
 }
 
@@ -250,46 +324,132 @@ fn failed(e: &DeviceError) -> u8 {
     match e {
         DeviceError::NoCredential => status::NO_CREDENTIALS,
         DeviceError::Failed(m) if m.contains("EXCLUDED") => status::CREDENTIAL_EXCLUDED,
+        DeviceError::Failed(m) if m.contains("PIN_REQUIRED") => pin_status::PIN_REQUIRED,
         _ => status::OTHER,
     }
 }
 
 impl Key {
+    /// A key with `pin` set (or none).
+    pub fn new(pin: Option<&str>) -> Key {
+        let soft = SoftAuthenticator::new();
+        let key = match pin {
+            Some(p) => SoftKey::with_pin("vkey", Alg::Es256, p),
+            None => SoftKey::new("vkey", Alg::Es256, false),
+        };
+        soft.plug(&key);
+        Key {
+            soft,
+            key,
+            dev: Device {
+                path: "vkey".into(),
+                product: "twofold virtual FIDO2 key".into(),
+            },
+            pin: PinSide::default(),
+        }
+    }
+
+    /// A replug: the wrong-in-a-row count cleared (the PIN taken again),
+    /// a new key agreement and pinToken; credentials and tries kept.
+    pub fn replug(&self) {
+        self.soft.unplug("vkey");
+        self.soft.plug(&self.key);
+        self.pin.power_cycle();
+    }
+
+    /// Sets the PIN tries left (the control file `retries`).
+    pub fn set_pin_retries(&self, n: u32) {
+        self.key.set_pin_retries(n);
+    }
+
+    /// How the user is verified by `auth` over `cdh`; `Err`: the status
+    /// refusing the request before any touch (as a key checks pinAuth
+    /// first).
+    fn verified(&self, auth: Option<&PinAuth>, cdh: &[u8; 32]) -> Result<Uv<'static>, u8> {
+        match auth {
+            None => Ok(Uv::No),
+            Some(a) if a.protocol != 1 => Err(pin_status::INVALID_PARAMETER),
+            Some(_) if !self.key.pin_set() => Err(pin_status::PIN_NOT_SET),
+            Some(a) if self.pin.verifies(&a.param, cdh) => Ok(Uv::Token),
+            Some(_) => Err(pin_status::PIN_AUTH_INVALID),
+        }
+    }
+
+    /// The status refusing `req` before its touch, if any: a pinAuth that
+    /// does not verify, or a PIN required and not given.
+    pub fn refuse_early(&self, req: &Request) -> Option<u8> {
+        match req {
+            Request::MakeCredential(_, cdh, a) => match self.verified(a.as_ref(), cdh) {
+                Err(s) => Some(s),
+                Ok(Uv::No) if self.key.pin_set() => Some(pin_status::PIN_REQUIRED),
+                Ok(_) => None,
+            },
+            Request::GetAssertion(_, cdh, a) => self.verified(a.as_ref(), cdh).err(),
+            _ => None,
+        }
+    }
+
     /// Answers `req` (its touch, if it needs one, already given): a status
-    /// byte, then the CBOR response on success.
-    pub fn answer(&self, req: Request) -> Vec<u8> {
+    /// byte, then the CBOR response on success; and what happened, for
+    /// the event log.
+    pub fn answer(&self, req: Request) -> (Vec<u8>, String) {
+        if let Some(s) = self.refuse_early(&req) {
+            return (vec![s], format!("refused status=0x{s:02x}"));
+        }
         // The touch happened before: the software key itself waits for nothing.
         let far = Instant::now() + Duration::from_secs(60);
         match req {
-            Request::GetInfo => encode(Value::Map(vec![
-                (int(1), Value::Array(vec![text_v("FIDO_2_0")])),
-                (int(3), Value::Bytes(AAGUID.to_vec())),
+            Request::GetInfo => {
+                let mut options = vec![
+                    (text_v("rk"), Value::Bool(false)),
+                    (text_v("up"), Value::Bool(true)),
+                    (text_v("plat"), Value::Bool(false)),
+                ];
+                if self.key.pin_set() {
+                    options.push((text_v("clientPin"), Value::Bool(true)));
+                }
                 (
-                    int(4),
-                    Value::Map(vec![
-                        (text_v("rk"), Value::Bool(false)),
-                        (text_v("up"), Value::Bool(true)),
-                        (text_v("plat"), Value::Bool(false)),
-                    ]),
-                ),
-                (int(5), int(1200)),
-            ])),
-            Request::Selection => vec![status::OK],
-            Request::Refused(s) => vec![s],
-            Request::MakeCredential(r) => {
-                match self.soft.make_credential(&self.dev, &r, None, far, &Never) {
-                    Ok(att) => encode(Value::Map(vec![
-                        (int(1), text_v("none")),
-                        (int(2), Value::Bytes(att.auth_data)),
-                        (int(3), Value::Map(Vec::new())),
+                    encode(Value::Map(vec![
+                        (int(1), Value::Array(vec![text_v("FIDO_2_0")])),
+                        (int(3), Value::Bytes(AAGUID.to_vec())),
+                        (int(4), Value::Map(options)),
+                        (int(5), int(1200)),
+                        (int(6), Value::Array(vec![int(1)])),
                     ])),
-                    Err(e) => vec![failed(&e)],
+                    format!("info clientPin={}", self.key.pin_set()),
+                )
+            }
+            Request::Selection => (vec![status::OK], "selected".into()),
+            Request::Refused(s) => (vec![s], format!("refused status=0x{s:02x}")),
+            Request::ClientPin(p) => self.pin.answer(&self.key, &p),
+            Request::MakeCredential(r, cdh, a) => {
+                let uv = match self.verified(a.as_ref(), &cdh) {
+                    Ok(uv) => uv,
+                    Err(s) => return (vec![s], format!("refused status=0x{s:02x}")),
+                };
+                match self.soft.make_credential_uv(&self.dev, &r, uv, far, &Never) {
+                    Ok(att) => {
+                        let flags = att.auth_data.get(32).copied().unwrap_or(0);
+                        (
+                            encode(Value::Map(vec![
+                                (int(1), text_v("none")),
+                                (int(2), Value::Bytes(att.auth_data)),
+                                (int(3), Value::Map(Vec::new())),
+                            ])),
+                            format!("registered flags=0x{flags:02x}"),
+                        )
+                    }
+                    Err(e) => (vec![failed(&e)], format!("refused: {e}")),
                 }
             }
-            Request::GetAssertion(r, cdh) => {
+            Request::GetAssertion(r, cdh, a) => {
+                let uv = match self.verified(a.as_ref(), &cdh) {
+                    Ok(uv) => uv,
+                    Err(s) => return (vec![s], format!("refused status=0x{s:02x}")),
+                };
                 match self
                     .soft
-                    .get_assertion_hashed(&self.dev, &r, cdh, None, far, &Never)
+                    .get_assertion_hashed(&self.dev, &r, cdh, uv, far, &Never)
                 {
                     Ok(a) => {
                         // The software key's silent check (no presence) signs
@@ -304,19 +464,23 @@ impl Key {
                         } else {
                             a.auth_data
                         };
-                        encode(Value::Map(vec![
-                            (
-                                int(1),
-                                Value::Map(vec![
-                                    (text_v("id"), Value::Bytes(a.credential_id)),
-                                    (text_v("type"), text_v("public-key")),
-                                ]),
-                            ),
-                            (int(2), Value::Bytes(auth_data)),
-                            (int(3), Value::Bytes(a.signature)),
-                        ]))
+                        let flags = auth_data.get(32).copied().unwrap_or(0);
+                        (
+                            encode(Value::Map(vec![
+                                (
+                                    int(1),
+                                    Value::Map(vec![
+                                        (text_v("id"), Value::Bytes(a.credential_id)),
+                                        (text_v("type"), text_v("public-key")),
+                                    ]),
+                                ),
+                                (int(2), Value::Bytes(auth_data)),
+                                (int(3), Value::Bytes(a.signature)),
+                            ])),
+                            format!("asserted flags=0x{flags:02x}"),
+                        )
                     }
-                    Err(e) => vec![failed(&e)],
+                    Err(e) => (vec![failed(&e)], format!("refused: {e}")),
                 }
             }
         }
@@ -387,7 +551,7 @@ mod tests {
     #[test]
     fn a_registered_credential_signs_the_client_data_hash_it_is_given() {
         let key = Key::default();
-        let m = decode(&key.answer(parse(&make("pam://guest")).unwrap()));
+        let m = decode(&key.answer(parse(&make("pam://guest")).unwrap()).0);
         let Some(Value::Bytes(ad)) = get(&m, 2) else {
             panic!("{m:?}")
         };
@@ -396,7 +560,7 @@ mod tests {
         let cdh = verify::sha256(b"client data");
         let req = parse(&assertion("pam://guest", &att.credential_id, cdh, true)).unwrap();
         assert!(req.needs_touch());
-        let m = decode(&key.answer(req));
+        let m = decode(&key.answer(req).0);
         let (Some(Value::Bytes(ad)), Some(Value::Bytes(sig))) = (get(&m, 2), get(&m, 3)) else {
             panic!("{m:?}")
         };
@@ -420,7 +584,7 @@ mod tests {
     #[test]
     fn the_silent_check_needs_no_touch_and_an_unknown_credential_is_no_credentials() {
         let key = Key::default();
-        let m = decode(&key.answer(parse(&make("pam://guest")).unwrap()));
+        let m = decode(&key.answer(parse(&make("pam://guest")).unwrap()).0);
         let Some(Value::Bytes(ad)) = get(&m, 2) else {
             panic!()
         };
@@ -431,23 +595,95 @@ mod tests {
             .credential_id;
         let req = parse(&assertion("pam://guest", &id, [0; 32], false)).unwrap();
         assert!(!req.needs_touch());
-        let m = decode(&key.answer(req));
+        let m = decode(&key.answer(req).0);
         let Some(Value::Bytes(ad)) = get(&m, 2) else {
             panic!()
         };
         assert_eq!(ad.len(), 37);
         assert_eq!(ad[32], 0, "no presence claimed");
         let req = parse(&assertion("pam://guest", &[1, 2, 3], [0; 32], false)).unwrap();
-        assert_eq!(key.answer(req), vec![status::NO_CREDENTIALS]);
+        assert_eq!(key.answer(req).0, vec![status::NO_CREDENTIALS]);
+    }
+
+    fn with_pin_auth(mut req: Vec<u8>, key: u8, auth: &[u8]) -> Vec<u8> {
+        let mut m = match ciborium::de::from_reader::<Value, _>(&req[1..]).unwrap() {
+            Value::Map(m) => m,
+            other => panic!("{other:?}"),
+        };
+        m.push((int(key.into()), Value::Bytes(auth.to_vec())));
+        m.push((int(i64::from(key) + 1), int(1)));
+        req.truncate(1);
+        ciborium::ser::into_writer(&Value::Map(m), &mut req).unwrap();
+        req
+    }
+
+    #[test]
+    fn a_key_with_a_pin_wants_a_pin_auth_made_with_its_token_and_then_says_uv() {
+        let key = Key::new(Some("482916"));
+        let m = decode(&key.answer(parse(&[GET_INFO]).unwrap()).0);
+        let Some(Value::Map(options)) = get(&m, 4) else {
+            panic!("{m:?}")
+        };
+        assert_eq!(field(options, "clientPin"), Some(&Value::Bool(true)));
+        // No pinAuth: refused before any touch.
+        let req = parse(&make("pam://guest")).unwrap();
+        assert_eq!(key.refuse_early(&req), Some(pin_status::PIN_REQUIRED));
+        let cdh = [1u8; 32];
+        let req = parse(&with_pin_auth(
+            make("pam://guest"),
+            8,
+            &key.pin.pin_auth_for(&cdh),
+        ))
+        .unwrap();
+        assert_eq!(key.refuse_early(&req), None);
+        let m = decode(&key.answer(req).0);
+        let Some(Value::Bytes(ad)) = get(&m, 2) else {
+            panic!()
+        };
+        assert_eq!(ad[32], 0x45, "UP, UV, AT");
+        let id = fparse::auth_data(ad)
+            .unwrap()
+            .attested
+            .unwrap()
+            .credential_id;
+        let cdh = verify::sha256(b"login");
+        let good = key.pin.pin_auth_for(&cdh);
+        let req = parse(&with_pin_auth(
+            assertion("pam://guest", &id, cdh, true),
+            6,
+            &good,
+        ))
+        .unwrap();
+        let m = decode(&key.answer(req).0);
+        let Some(Value::Bytes(ad)) = get(&m, 2) else {
+            panic!()
+        };
+        assert_eq!(ad[32], 0x05, "UP, UV");
+        // Another hash's pinAuth, or none: no UV.
+        let req = parse(&with_pin_auth(
+            assertion("pam://guest", &id, verify::sha256(b"other"), true),
+            6,
+            &good,
+        ))
+        .unwrap();
+        assert_eq!(key.refuse_early(&req), Some(pin_status::PIN_AUTH_INVALID));
+        let m = decode(
+            &key.answer(parse(&assertion("pam://guest", &id, cdh, true)).unwrap())
+                .0,
+        );
+        let Some(Value::Bytes(ad)) = get(&m, 2) else {
+            panic!()
+        };
+        assert_eq!(ad[32], 0x01, "UP only");
     }
 
     #[test]
     fn get_info_and_unknown_commands() {
         let key = Key::default();
-        let m = decode(&key.answer(parse(&[GET_INFO]).unwrap()));
+        let m = decode(&key.answer(parse(&[GET_INFO]).unwrap()).0);
         assert_eq!(get(&m, 1), Some(&Value::Array(vec![text_v("FIDO_2_0")])));
         assert_eq!(
-            key.answer(parse(&[0x40]).unwrap()),
+            key.answer(parse(&[0x40]).unwrap()).0,
             vec![status::INVALID_COMMAND]
         );
         assert_eq!(

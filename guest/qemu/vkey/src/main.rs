@@ -11,9 +11,17 @@
 //! is destroyed, UHID_DESTROY, and the program ends). Each event is
 //! appended to `DIR/events` as `<CLOCK_BOOTTIME seconds> <event>`, and
 //! `DIR/ready` is written once hidraw exists.
+//!
+//! The key has a PIN when `DIR/pin` holds one at start (read, then the
+//! file removed); the PIN is never written to the events. `DIR/retries`,
+//! when it appears, sets the PIN tries left before the next CTAP2
+//! request (and is removed). `DIR/replug`, when it appears, unplugs the
+//! key and plugs it in again, its credentials and PIN tries kept (and is
+//! removed); events `replug`, then `replugged`.
 
 mod ctap2;
 mod ctaphid;
+mod pin;
 mod uhid;
 
 use ctaphid::{cmd, err, frame, Assembler, Got, Message, BROADCAST};
@@ -157,7 +165,24 @@ impl Shared {
         });
     }
 
+    /// Applies `DIR/retries`, if it is there.
+    fn set_retries(&self) {
+        let file = self.control.join("retries");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            return;
+        };
+        let _ = std::fs::remove_file(&file);
+        match text.trim().parse() {
+            Ok(n) => {
+                self.key.set_pin_retries(n);
+                self.event(&format!("pin retries set to {n}"));
+            }
+            Err(_) => self.event("pin retries: not a number"),
+        }
+    }
+
     fn cbor(self: &Arc<Self>, msg: Message) {
+        self.set_retries();
         let req = match ctap2::parse(&msg.data) {
             Ok(r) => r,
             Err(status) => {
@@ -177,8 +202,17 @@ impl Shared {
             *busy = Some((msg.cid, flag.clone()));
         }
         self.event(&format!("cbor {}", req.name()));
+        if let Some(s) = self.key.refuse_early(&req) {
+            self.event(&format!("refused status=0x{s:02x}"));
+            self.release();
+            return self.send(&Message {
+                data: vec![s],
+                ..msg
+            });
+        }
         if !req.needs_touch() {
-            let answer = self.key.answer(req);
+            let (answer, note) = self.key.answer(req);
+            self.event(&note);
             self.release();
             return self.send(&Message {
                 data: answer,
@@ -221,7 +255,9 @@ impl Shared {
                 "unplug" => {}
                 _ if waited >= AUTO_TOUCH => {
                     self.event("touched");
-                    break self.key.answer(req);
+                    let (answer, note) = self.key.answer(req);
+                    self.event(&note);
+                    break answer;
                 }
                 _ => {}
             }
@@ -241,8 +277,40 @@ impl Shared {
     }
 }
 
+/// Watches for `DIR/replug`.
+fn replugs(shared: &Shared) {
+    let file = shared.control.join("replug");
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::fs::remove_file(&file).is_err() {
+            continue;
+        }
+        shared.event("replug");
+        if let Some((_, flag)) = shared
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+        shared.key.replug();
+        match shared.uhid.replug() {
+            Ok(()) => shared.event("replugged"),
+            Err(e) => shared.event(&format!("replug failed: {e}")),
+        }
+    }
+}
+
 fn run(control: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(control)?;
+    let pin_file = control.join("pin");
+    let pin = std::fs::read_to_string(&pin_file)
+        .ok()
+        .map(|p| p.trim_end_matches('\n').to_owned());
+    if pin.is_some() {
+        std::fs::remove_file(&pin_file)?;
+    }
     let uhid = Uhid::create(
         "twofold virtual FIDO2 key",
         0x1209,
@@ -254,10 +322,18 @@ fn run(control: &Path) -> std::io::Result<()> {
         control: control.to_owned(),
         busy: Mutex::new(None),
         next_cid: AtomicU32::new(1),
-        key: ctap2::Key::default(),
+        key: ctap2::Key::new(pin.as_deref()),
         send_lock: Mutex::new(()),
     });
-    shared.event("created");
+    shared.event(if pin.is_some() {
+        "created with a PIN"
+    } else {
+        "created"
+    });
+    let watcher = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("replug".into())
+        .spawn(move || replugs(&watcher))?;
     let mut asm = Assembler::default();
     loop {
         match shared.uhid.read()? {

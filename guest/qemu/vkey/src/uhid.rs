@@ -54,6 +54,8 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Uhid {
     file: File,
+    /// The UHID_CREATE2 event, sent again at a replug.
+    created: Vec<u8>,
 }
 
 impl Uhid {
@@ -75,7 +77,7 @@ impl Uhid {
         // version (272..276) and country (276..280) zero.
         ev[280..280 + descriptor.len()].copy_from_slice(descriptor);
         (&file).write_all(&ev)?;
-        Ok(Uhid { file })
+        Ok(Uhid { file, created: ev })
     }
 
     /// Waits for the next event.
@@ -123,5 +125,11 @@ impl Uhid {
         let mut ev = vec![0u8; EVENT];
         ev[..4].copy_from_slice(&DESTROY.to_ne_bytes());
         (&self.file).write_all(&ev)
+    }
+
+    /// Unplugs it and plugs it in again (UHID_DESTROY, UHID_CREATE2).
+    pub fn replug(&self) -> io::Result<()> {
+        self.destroy()?;
+        (&self.file).write_all(&self.created)
     }
 }
