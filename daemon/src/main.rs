@@ -132,6 +132,25 @@ fn handle_signals(shutdown: Shutdown, reload: Reload) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Points standard output at /dev/null while serving: twofoldd says
+/// everything on stderr and in syslog, and a library that prints on
+/// stdout (ctap-hid-fido2 does, for a getRetries field of CTAP 2.1 it does
+/// not know) must not write into the journal or a closed pipe. Failing to
+/// open /dev/null leaves stdout as it was.
+fn silence_stdout() {
+    // SAFETY: plain open/dup2/close on descriptors this function owns;
+    // called before any other thread starts.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, libc::STDOUT_FILENO);
+            if null != libc::STDOUT_FILENO {
+                libc::close(null);
+            }
+        }
+    }
+}
+
 /// Writes a line to standard error; a closed or broken stderr is ignored
 /// (`eprintln!` would panic, and a panic here must not stop the daemon).
 fn say(line: std::fmt::Arguments<'_>) {
@@ -183,6 +202,7 @@ fn main() -> ExitCode {
         }
     };
     limit_malloc_arenas();
+    silence_stdout();
     match serve(config, source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -161,3 +161,32 @@ fn regression_sigterm_still_stops_the_daemon_when_its_stderr_is_broken() {
     drop(client);
     assert_eq!(terminate(&mut child).code(), Some(0));
 }
+
+/// While serving, twofoldd's stdout is /dev/null: a library that prints
+/// there (ctap-hid-fido2 does) writes into neither the journal nor the
+/// pipe of whoever started it.
+#[test]
+fn while_serving_stdout_points_at_dev_null() {
+    let dir = open_tempdir();
+    let config = config_in(dir.path());
+    let path = dir.path().join("twofold.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    let mut child = Command::new(twofoldd())
+        .arg("--config")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Client::connect(&config.daemon.socket, Duration::from_secs(5), "bin-test").is_err() {
+        assert!(Instant::now() < deadline, "twofoldd did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let fd1 = std::fs::read_link(format!("/proc/{}/fd/1", child.id())).unwrap();
+    assert_eq!(fd1, PathBuf::from("/dev/null"));
+    assert_eq!(terminate(&mut child).code(), Some(0));
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert_eq!(out, "", "nothing reached the pipe");
+}

@@ -1,7 +1,8 @@
 //! The real security keys: CTAP2 over USB HID through `ctap-hid-fido2`.
 //!
 //! Facts about the crate this file answers for: it prints keep-alive
-//! lines to stdout unless told not to (turned off: twofoldd's stdout is
+//! lines to stdout unless told not to (turned off; and twofoldd points its
+//! stdout at /dev/null while serving, main.rs `silence_stdout`: stdout is
 //! no place for them); it panics where hidapi cannot start (every call
 //! here runs inside `catch_unwind`, and a panic is an error); it refuses
 //! to pick among several keys (each is opened by its path); it asks for
