@@ -96,38 +96,45 @@ pub fn record_json(r: &AuditRecord) -> String {
 
 /// `twofold audit [filters] [--json] [--follow]`.
 pub fn list(daemon: &Daemon, f: &AuditFilterArgs, io: &mut Io<'_>) -> Result<(), CliError> {
-    let mut after = 0;
+    let mut follow = Follow::default();
     let mut printed = 0usize;
     loop {
-        let req = Request::AuditQuery {
-            user: f.user.clone(),
-            event: f.event.clone(),
-            service: f.service.clone(),
-            since: f.since,
-            until: f.until,
-            after_id: Some(after),
-            limit: None,
-        };
-        let (records, more) = match daemon.call(&req)? {
-            Response::AuditRecords { records, more } => (records, more),
-            other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
-        };
-        for r in &records {
-            let line = if f.json {
-                record_json(r)
-            } else {
-                record_text(r)
+        let mut cursor = follow.after();
+        loop {
+            let req = Request::AuditQuery {
+                user: f.user.clone(),
+                event: f.event.clone(),
+                service: f.service.clone(),
+                since: f.since,
+                until: f.until,
+                after_id: Some(cursor),
+                limit: None,
             };
-            writeln!(io.out, "{line}").map_err(CliError::io("writing output"))?;
-            after = r.id;
-            printed += 1;
-        }
-        if more {
-            continue;
+            let (records, more) = match daemon.call(&req)? {
+                Response::AuditRecords { records, more } => (records, more),
+                other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
+            };
+            for r in &records {
+                cursor = cursor.max(r.id);
+                if !follow.fresh(r.id) {
+                    continue;
+                }
+                let line = if f.json {
+                    record_json(r)
+                } else {
+                    record_text(r)
+                };
+                writeln!(io.out, "{line}").map_err(CliError::io("writing output"))?;
+                printed += 1;
+            }
+            if !more {
+                break;
+            }
         }
         if !f.follow {
             break;
         }
+        follow.polled();
         io.out.flush().map_err(CliError::io("writing output"))?;
         std::thread::sleep(FOLLOW_EVERY);
     }
@@ -135,6 +142,49 @@ pub fn list(daemon: &Daemon, f: &AuditFilterArgs, io: &mut Io<'_>) -> Result<(),
         writeln!(io.err, "twofold: no audit rows match").map_err(CliError::io("writing"))?;
     }
     Ok(())
+}
+
+/// Polls after which `--follow` takes a row as settled: 10 s.
+const SETTLE_POLLS: usize = 20;
+
+/// What `--follow` has shown. In a fleet, hosts' rows can commit out of id
+/// order (ids come from one sequence, drawn before each commit), so a row
+/// may appear below one already shown. Each poll asks again from the
+/// highest id shown [`SETTLE_POLLS`] polls ago and skips the ids shown
+/// since: a row committed up to that late is shown, once. (A transaction
+/// of twofoldd's lasts at most a few seconds: its statement and
+/// idle-in-transaction timeouts.)
+#[derive(Debug, Default)]
+struct Follow {
+    /// Ids shown above `settled`.
+    shown: std::collections::BTreeSet<u64>,
+    /// The highest id shown at each of the last polls, oldest first.
+    marks: std::collections::VecDeque<u64>,
+    /// Every row up to this id has been shown or will never come.
+    settled: u64,
+}
+
+impl Follow {
+    /// Where the next poll starts.
+    fn after(&self) -> u64 {
+        self.settled
+    }
+
+    /// Whether row `id` is to be shown (and remembers that it was).
+    fn fresh(&mut self, id: u64) -> bool {
+        id > self.settled && self.shown.insert(id)
+    }
+
+    /// A poll is over: what was highest [`SETTLE_POLLS`] polls ago settles.
+    fn polled(&mut self) {
+        let top = self.shown.last().copied().unwrap_or(self.settled);
+        self.marks.push_back(top);
+        if self.marks.len() > SETTLE_POLLS {
+            let mark = self.marks.pop_front().unwrap_or(0);
+            self.settled = self.settled.max(mark);
+            self.shown = self.shown.split_off(&(self.settled + 1));
+        }
+    }
 }
 
 /// `twofold audit verify`: exit 0 when intact, 8 naming the first bad row.
@@ -186,6 +236,37 @@ pub fn verify(daemon: &Daemon, json: bool, io: &mut Io<'_>) -> Result<(), CliErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fleet's rows committing out of id order: a late row below the
+    /// highest shown is still shown once, nothing twice, and memory stays
+    /// bounded once rows settle.
+    #[test]
+    fn follow_shows_a_late_lower_id_once_and_nothing_twice() {
+        let mut f = Follow::default();
+        let poll = |f: &mut Follow, committed: &[u64]| -> Vec<u64> {
+            let after = f.after();
+            let shown = committed
+                .iter()
+                .copied()
+                .filter(|&id| id > after)
+                .filter(|&id| f.fresh(id))
+                .collect();
+            f.polled();
+            shown
+        };
+        // Host A's row 2 commits after host B's row 3.
+        assert_eq!(poll(&mut f, &[1, 3]), [1, 3]);
+        assert_eq!(poll(&mut f, &[1, 2, 3, 4]), [2, 4]);
+        assert_eq!(poll(&mut f, &[1, 2, 3, 4]), Vec::<u64>::new());
+        // Quiet polls settle what is old; a row later still below the
+        // settled mark is given up on, as it can no longer come.
+        for _ in 0..SETTLE_POLLS {
+            assert!(poll(&mut f, &[1, 2, 3, 4]).is_empty());
+        }
+        assert_eq!(f.after(), 4);
+        assert!(f.shown.is_empty(), "{:?}", f.shown);
+        assert_eq!(poll(&mut f, &[1, 2, 3, 4, 5]), [5]);
+    }
 
     #[test]
     fn times_parse_in_every_form() {
