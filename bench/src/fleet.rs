@@ -5,10 +5,13 @@
 //!
 //! The three fleet daemons run throughout (each its own socket, configuration
 //! and audit host name, one master key file); the one-daemon cells use the
-//! first only, the three-daemon cells hand the logins to them in turn.
+//! first only, the three-daemon cells hand the logins to them in turn. Each
+//! also sits in its own cgroup whose CPU cap is on only for the capped
+//! cells ([`crate::cgroup`]), one host's CPU each.
 
 use crate::cell::{self, CellResult, CellSpec};
-use crate::fleetreport::{FleetReport, FleetRow, What};
+use crate::cgroup::{self, Cap, CpuGroup};
+use crate::fleetreport::{Capping, FleetReport, FleetRow, What};
 use crate::items::{Answer, Item};
 use crate::pg::PgCluster;
 use crate::twofold::{self, Daemon, TfUser};
@@ -39,6 +42,9 @@ struct Fleet<'a> {
     script: PathBuf,
     sqlite: Daemon,
     hosts: Vec<Daemon>,
+    /// One cgroup per host, when they could be made.
+    groups: Vec<CpuGroup>,
+    capping: Capping,
     /// Users of the SQLite daemon and of the fleet; the next fresh one of each.
     su: (Vec<TfUser>, usize),
     pu: (Vec<TfUser>, usize),
@@ -69,10 +75,23 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
     // Users: one per login (a code's step is accepted once per credential),
     // including each level's warm-up.
     let n_sqlite: usize = o.fleet_concurrency.iter().map(|&c| o.logins + c).sum();
+    // The cgroups first, so the capped cells' users are enrolled too.
+    let (mut groups, mut capping) = match make_groups(o) {
+        Ok(g) => g,
+        Err(e) => (Vec::new(), Capping::Off(format!("{e:#}"))),
+    };
+    let capped = matches!(capping, Capping::On { .. });
     let n_fleet: usize = o
         .fleet_concurrency
         .iter()
-        .map(|&c| 2 * o.logins + c + warm_up(What::Pg3, c))
+        .map(|&c| {
+            let caps = if capped && c > 1 {
+                2 * capped_logins(o)
+            } else {
+                0
+            };
+            2 * o.logins + c + warm_up(What::Pg3, c) + caps
+        })
         .sum();
     let t = Instant::now();
     let mut configs = configs.into_iter().map(|(_, c)| c);
@@ -98,6 +117,15 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
     }
     let enrolled = t.elapsed();
     eprintln!("bench: fleet: {n_sqlite} users on SQLite, {n_fleet} on PostgreSQL");
+    if let Err(e) = groups
+        .iter()
+        .zip(&hosts)
+        .try_for_each(|(g, h)| g.add(h.pid()))
+    {
+        groups.clear();
+        capping = Capping::Off(format!("{e:#}"));
+    }
+    eprintln!("bench: fleet: CPU cap {}", capping.describe());
     let mut f = Fleet {
         o,
         dir,
@@ -106,6 +134,8 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
         script,
         sqlite,
         hosts,
+        groups,
+        capping: capping.clone(),
         su: (su, 1),
         pu: (pu, 1),
     };
@@ -117,6 +147,7 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
         pgbench_seconds: pgbench_seconds(o),
         rows: Vec::new(),
         audit_hosts: Vec::new(),
+        capping,
     };
     for &c in &o.fleet_concurrency {
         report.rows.extend(f.level(c)?);
@@ -126,7 +157,44 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
     for h in &mut f.hosts {
         h.stop()?;
     }
+    // Dropping `f` removes the (now empty) cgroups.
     Ok(report)
+}
+
+/// One cgroup per fleet host, uncapped for now, and the cap of the capped
+/// cells; an error says why capped cells cannot run here.
+fn make_groups(o: &Options) -> anyhow::Result<(Vec<CpuGroup>, Capping)> {
+    let (root, version) = cgroup::find()?;
+    cgroup::remove_stale(&root);
+    let groups = HOSTS
+        .iter()
+        .map(|h| CpuGroup::create(&root, version, &format!("fleet-{h}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cap = Cap::percent(o.fleet_cap);
+    // Setting it once checks the kernel takes it; off until a capped cell.
+    for g in &groups {
+        g.set(Some(cap))?;
+        g.set(None)?;
+    }
+    let how = match version {
+        cgroup::Version::V2 => format!("cgroup v2 `cpu.max` under {}", root.display()),
+        cgroup::Version::V1 => format!(
+            "cgroup v1 `cpu.cfs_quota_us` and `cpu.cfs_period_us` under {}, where this machine \
+             mounts the cpu controller (the same CFS bandwidth limit as v2's `cpu.max`)",
+            root.display()
+        ),
+    };
+    Ok((groups, Capping::On { cap, how }))
+}
+
+/// Logins per capped cell: fewer in the smoke run (a debug daemon under a
+/// cap is slow, and the smoke run only checks the cells work).
+fn capped_logins(o: &Options) -> usize {
+    if o.smoke {
+        (o.logins / 4).max(1)
+    } else {
+        o.logins
+    }
 }
 
 /// Logins of a level's warm-up: one per worker, and one per daemon.
@@ -242,7 +310,10 @@ impl Fleet<'_> {
     fn level(&mut self, c: usize) -> anyhow::Result<Vec<FleetRow>> {
         let o = self.o;
         let rounds = rounds(o);
-        let whats = [What::Sqlite, What::Pg1, What::Pg3, What::Floor];
+        let mut whats = vec![What::Sqlite, What::Pg1, What::Pg3, What::Floor];
+        if matches!(self.capping, Capping::On { .. }) && c > 1 {
+            whats.extend([What::Pg1Capped, What::Pg3Capped]);
+        }
         // A few logins first, unmeasured: each daemon opens its PostgreSQL
         // connections (and prepares statements) on first use.
         for what in [What::Sqlite, What::Pg1, What::Pg3] {
@@ -251,12 +322,10 @@ impl Fleet<'_> {
         }
         let items: Vec<Vec<Item>> = whats
             .iter()
-            .map(|&w| {
-                if w == What::Floor {
-                    Vec::new()
-                } else {
-                    self.items(w, o.logins)
-                }
+            .map(|&w| match w {
+                What::Floor => Vec::new(),
+                What::Pg1Capped | What::Pg3Capped => self.items(w, capped_logins(o)),
+                _ => self.items(w, o.logins),
             })
             .collect();
         let mut rows: Vec<FleetRow> = whats
@@ -272,6 +341,7 @@ impl Fleet<'_> {
         for round in 0..rounds {
             for k in 0..whats.len() {
                 let i = (k + round) % whats.len();
+                self.cap(whats[i].capped_daemons() > 0)?;
                 let pg0 = self.pg.cpu_ns();
                 let r = if whats[i] == What::Floor {
                     let prefix = self.dir.join(format!("pgbench-{c}-{round}"));
@@ -294,6 +364,7 @@ impl Fleet<'_> {
                 rows[i].r.merge(r);
             }
         }
+        self.cap(false)?;
         for row in &rows {
             let r = &row.r;
             eprintln!(
@@ -306,6 +377,16 @@ impl Fleet<'_> {
             );
         }
         Ok(rows)
+    }
+
+    /// Turns the hosts' CPU cap on or off.
+    fn cap(&self, on: bool) -> anyhow::Result<()> {
+        let Capping::On { cap, .. } = self.capping else {
+            return Ok(());
+        };
+        self.groups
+            .iter()
+            .try_for_each(|g| g.set(on.then_some(cap)))
     }
 
     /// The next `count` fresh users of `what`'s store, each typing the
@@ -333,7 +414,7 @@ impl Fleet<'_> {
     ) -> anyhow::Result<CellResult> {
         let (services, daemons): (Vec<String>, Vec<&Daemon>) = match what {
             What::Sqlite => (vec![SQLITE_SERVICE.to_owned()], vec![&self.sqlite]),
-            What::Pg1 => (vec![service(HOSTS[0])], vec![&self.hosts[0]]),
+            What::Pg1 | What::Pg1Capped => (vec![service(HOSTS[0])], vec![&self.hosts[0]]),
             _ => (
                 HOSTS.iter().map(|h| service(h)).collect(),
                 self.hosts.iter().collect(),

@@ -5,7 +5,7 @@
 //! ```text
 //! twofold-bench [--smoke] [--users N] [--small-users N] [--logins N]
 //!               [--backup-logins N] [--seconds S] [--concurrency 1,4,16,64]
-//!               [--fleet-concurrency 1,16,64] [--only host|fleet]
+//!               [--fleet-concurrency 1,16,64] [--fleet-cap PERCENT] [--only host|fleet]
 //!               [--twofoldd PATH] [--module PATH] [--out FILE] [--workdir DIR]
 //! twofold-bench worker ...   (internal: one process of logins in flight)
 //! ```
@@ -13,6 +13,7 @@
 mod anchors;
 mod argon2check;
 mod cell;
+mod cgroup;
 mod fleet;
 mod fleetreport;
 mod items;
@@ -40,6 +41,8 @@ const USAGE: &str = "usage: twofold-bench [options]\n\
   --concurrency LIST   logins in flight, comma-separated (default 1,4,16,64)\n\
   --fleet-concurrency LIST\n\
                        logins in flight of the fleet cells (default 1,16,64)\n\
+  --fleet-cap PERCENT  CPU cap of each fleet daemon in the capped cells, percent of\n\
+                       one core (default 5; a cgroup per daemon, one host's CPU)\n\
   --only host|fleet    run only the single-host cells (twofold on SQLite beside the\n\
                        anchors, memory, sizes, argon2 count) or only the fleet cells\n\
                        (twofoldd on PostgreSQL, 1 and 3 daemons, beside SQLite and\n\
@@ -69,6 +72,8 @@ pub struct Options {
     pub concurrency: Vec<usize>,
     /// Logins in flight of the fleet cells.
     pub fleet_concurrency: Vec<usize>,
+    /// CPU cap per daemon in the capped fleet cells, percent of one core.
+    pub fleet_cap: u64,
     /// Run the single-host cells.
     pub host: bool,
     /// Run the fleet cells.
@@ -101,6 +106,7 @@ impl Options {
             seconds: Duration::from_secs(5),
             concurrency: vec![1, 4, 16, 64],
             fleet_concurrency: vec![1, 16, 64],
+            fleet_cap: 5,
             host: true,
             fleet: true,
             twofoldd: here.join("twofoldd"),
@@ -135,6 +141,10 @@ impl Options {
                     o.fleet_concurrency = vec![1, 4];
                 }
                 "--users" => o.users = num(value(a)?, a)?,
+                "--fleet-cap" => match num(value(a)?, a)? {
+                    p @ 1..=100 => o.fleet_cap = p as u64,
+                    p => bail!("--fleet-cap is a percent of one core, 1 to 100, not {p}"),
+                },
                 "--small-users" => o.small_users = num(value(a)?, a)?,
                 "--logins" => o.logins = num(value(a)?, a)?,
                 "--backup-logins" => o.backup_logins = num(value(a)?, a)?,
