@@ -2,6 +2,7 @@
 //! with a fleet-wide id (listing, `--follow`) and a position in their
 //! chain (`seq`, what the hash covers).
 
+use super::pool::Head;
 use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::{row_hash, AuditEvent, ChainRow};
 use crate::store::{AuditFilter, StoreError, Walk};
@@ -34,6 +35,13 @@ pub(crate) fn open_chain(c: &mut Client, host: &str, lane: i32) -> Result<(), St
 
 /// Appends `events` at time `at` to the chain of `ctx`'s lane, inside `tx`.
 /// The returned records carry their fleet-wide ids.
+///
+/// One statement moves the head and inserts the rows. The head the last
+/// commit on this connection left is used when known; the head's `UPDATE`
+/// is conditional on it (and takes the head's row lock), so a head moved
+/// meanwhile (another process with this host's name and lane) inserts
+/// nothing, and the head is then read under its row lock and the rows
+/// hashed again.
 pub(crate) fn append(
     tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
@@ -43,56 +51,141 @@ pub(crate) fn append(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    // The row lock holds only this lane's chain: one connection's own.
-    let head = tx.query_opt(
+    let mut cached = tx.head(ctx.lane).cloned();
+    for _ in 0..2 {
+        let head = match cached.take() {
+            Some(h) => h,
+            None => read_head(tx, ctx)?,
+        };
+        if let Some(out) = try_append(tx, ctx, at, events, &head)? {
+            super::sends::queue_notices(tx, at, &out)?;
+            return Ok(out);
+        }
+        tx.set_head(None);
+    }
+    Err(StoreError::Corrupt(format!(
+        "audit chain {}#{}: its head moved under its row lock",
+        ctx.host, ctx.lane
+    )))
+}
+
+/// The head of `ctx`'s chain, locked until the transaction ends.
+fn read_head(tx: &mut Tx<'_>, ctx: &Ctx<'_>) -> Result<Head, StoreError> {
+    tx.set_head(None);
+    tx.execute(
+        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (host, lane) DO NOTHING",
+        &[&ctx.host, &ctx.lane, &&genesis(ctx.host, ctx.lane)[..]],
+    )?;
+    let r = tx.query_one(
         "SELECT last_seq, hash FROM audit_head WHERE host = $1 AND lane = $2 FOR UPDATE",
         &[&ctx.host, &ctx.lane],
     )?;
-    let (mut last, mut prev) = match head {
-        Some(r) => (from_db(r.get(0)), r.get::<_, Vec<u8>>(1)),
-        None => (0, genesis(ctx.host, ctx.lane).to_vec()),
-    };
-    let insert = "INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
-                                     method, actor, detail, prev_hash, hash)
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                  RETURNING id";
-    let mut out = Vec::with_capacity(events.len());
+    Ok(Head {
+        lane: ctx.lane,
+        seq: from_db(r.get(0)),
+        hash: r.get(1),
+    })
+}
+
+/// Appends `events` after `head`; `None` (nothing written) when the
+/// stored head is not `head`.
+fn try_append(
+    tx: &mut Tx<'_>,
+    ctx: &Ctx<'_>,
+    at: u64,
+    events: &[AuditEvent],
+    head: &Head,
+) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+    let (mut last, mut prev) = (head.seq, head.hash.clone());
+    let n = events.len();
+    let mut recs = Vec::with_capacity(n);
+    let (mut seqs, mut prevs, mut hashes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let mut cols: [Vec<&str>; 8] = Default::default();
     for ev in events {
-        let mut rec = ev.record(last + 1, at);
+        let rec = ev.record(last + 1, at);
         let hash = row_hash(&prev, &rec);
-        let id: i64 = tx
-            .query_one(
-                insert,
-                &[
-                    &ctx.host,
-                    &ctx.lane,
-                    &to_db(rec.id),
-                    &to_db(rec.at),
-                    &rec.event,
-                    &rec.user,
-                    &rec.service,
-                    &rec.rhost,
-                    &rec.tty,
-                    &rec.method,
-                    &rec.actor,
-                    &rec.detail,
-                    &prev,
-                    &&hash[..],
-                ],
-            )?
-            .get(0);
+        seqs.push(to_db(rec.id));
+        prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+        hashes.push(hash.to_vec());
         last = rec.id;
-        prev = hash.to_vec();
-        rec.id = from_db(id);
-        out.push(rec);
+        recs.push(rec);
     }
-    tx.execute(
-        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash",
-        &[&ctx.host, &ctx.lane, &to_db(last), &prev],
+    for rec in &recs {
+        for (col, v) in cols.iter_mut().zip([
+            &rec.event,
+            &rec.user,
+            &rec.service,
+            &rec.rhost,
+            &rec.tty,
+            &rec.method,
+            &rec.actor,
+            &rec.detail,
+        ]) {
+            col.push(v.as_str());
+        }
+    }
+    let ids = tx.query(
+        "WITH h AS (UPDATE audit_head SET last_seq = $5, hash = $6
+                    WHERE host = $1 AND lane = $2 AND last_seq = $3 AND hash = $4
+                    RETURNING 1)
+         INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
+                            method, actor, detail, prev_hash, hash)
+         SELECT $1, $2, r.seq, $7, r.event, r.username, r.service, r.rhost, r.tty,
+                r.method, r.actor, r.detail, r.prev_hash, r.hash
+         FROM unnest($8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
+                     $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::BYTEA[],
+                     $18::BYTEA[])
+              AS r(seq, event, username, service, rhost, tty, method, actor, detail,
+                   prev_hash, hash)
+         WHERE EXISTS (SELECT 1 FROM h)
+         ORDER BY r.seq
+         RETURNING seq, id",
+        &[
+            &ctx.host,
+            &ctx.lane,
+            &to_db(head.seq),
+            &head.hash,
+            &to_db(last),
+            &prev,
+            &to_db(at),
+            &seqs,
+            &cols[0],
+            &cols[1],
+            &cols[2],
+            &cols[3],
+            &cols[4],
+            &cols[5],
+            &cols[6],
+            &cols[7],
+            &prevs,
+            &hashes,
+        ],
     )?;
-    super::sends::queue_notices(tx, at, &out)?;
-    Ok(out)
+    if ids.len() != n {
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        return Err(StoreError::Corrupt("audit rows not all written".into()));
+    }
+    for r in &ids {
+        let (seq, id): (i64, i64) = (r.get(0), r.get(1));
+        let rec = recs
+            .iter_mut()
+            .find(|rec| to_db(rec.id) == seq)
+            .ok_or_else(|| StoreError::Corrupt("audit row position".into()))?;
+        rec.id = from_db(id);
+    }
+    tx.set_head(Some(Head {
+        lane: ctx.lane,
+        seq: last,
+        hash: prev,
+    }));
+    Ok(Some(recs))
 }
 
 fn record(r: &Row) -> AuditRecord {
