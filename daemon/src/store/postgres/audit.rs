@@ -97,95 +97,168 @@ fn try_append(
     events: &[AuditEvent],
     head: &Head,
 ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
-    let (mut last, mut prev) = (head.seq, head.hash.clone());
-    let n = events.len();
-    let mut recs = Vec::with_capacity(n);
-    let (mut seqs, mut prevs, mut hashes) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let mut cols: [Vec<&str>; 8] = Default::default();
-    for ev in events {
-        let rec = ev.record(last + 1, at);
-        let hash = row_hash(&prev, &rec);
-        seqs.push(to_db(rec.id));
-        prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
-        hashes.push(hash.to_vec());
-        last = rec.id;
-        recs.push(rec);
-    }
-    for rec in &recs {
-        for (col, v) in cols.iter_mut().zip([
-            &rec.event,
-            &rec.user,
-            &rec.service,
-            &rec.rhost,
-            &rec.tty,
-            &rec.method,
-            &rec.actor,
-            &rec.detail,
-        ]) {
-            col.push(v.as_str());
+    let rows = Chained::new(ctx, at, events, head);
+    let sql = format!("WITH {} SELECT seq, id FROM a", Chained::ctes(1, ""));
+    let ids: Vec<(i64, i64)> = tx
+        .query(&sql, &rows.params())?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    rows.written(tx, &ids)
+}
+
+/// Audit rows hashed after a chain head, for the statement of
+/// [`Chained::ctes`] (alone, or after the spend they tell of).
+pub(crate) struct Chained {
+    recs: Vec<AuditRecord>,
+    host: String,
+    old: Head,
+    new: Head,
+    /// `old.seq` and `new.seq` as stored.
+    old_seq: i64,
+    new_seq: i64,
+    at: i64,
+    seqs: Vec<i64>,
+    cols: [Vec<String>; 8],
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Chained {
+    /// `events` at `at` after `head`, on `ctx`'s chain.
+    pub(crate) fn new(ctx: &Ctx<'_>, at: u64, events: &[AuditEvent], head: &Head) -> Chained {
+        let (mut last, mut prev) = (head.seq, head.hash.clone());
+        let n = events.len();
+        let mut c = Chained {
+            recs: Vec::with_capacity(n),
+            host: ctx.host.to_owned(),
+            old: head.clone(),
+            new: head.clone(),
+            old_seq: to_db(head.seq),
+            new_seq: 0,
+            at: to_db(at),
+            seqs: Vec::with_capacity(n),
+            cols: Default::default(),
+            prevs: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        };
+        for ev in events {
+            let rec = ev.record(last + 1, at);
+            let hash = row_hash(&prev, &rec);
+            c.seqs.push(to_db(rec.id));
+            c.prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+            c.hashes.push(hash.to_vec());
+            for (col, v) in c.cols.iter_mut().zip([
+                &rec.event,
+                &rec.user,
+                &rec.service,
+                &rec.rhost,
+                &rec.tty,
+                &rec.method,
+                &rec.actor,
+                &rec.detail,
+            ]) {
+                col.push(v.clone());
+            }
+            last = rec.id;
+            c.recs.push(rec);
         }
+        c.new_seq = to_db(last);
+        c.new = Head {
+            lane: ctx.lane,
+            seq: last,
+            hash: prev,
+        };
+        c
     }
-    let ids = tx.query(
-        "WITH h AS (UPDATE audit_head SET last_seq = $5, hash = $6
-                    WHERE host = $1 AND lane = $2 AND last_seq = $3 AND hash = $4
-                    RETURNING 1)
-         INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
-                            method, actor, detail, prev_hash, hash)
-         SELECT $1, $2, r.seq, $7, r.event, r.username, r.service, r.rhost, r.tty,
-                r.method, r.actor, r.detail, r.prev_hash, r.hash
-         FROM unnest($8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[],
-                     $13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::BYTEA[],
-                     $18::BYTEA[])
-              AS r(seq, event, username, service, rhost, tty, method, actor, detail,
-                   prev_hash, hash)
-         WHERE EXISTS (SELECT 1 FROM h)
-         ORDER BY r.seq
-         RETURNING seq, id",
-        &[
-            &ctx.host,
-            &ctx.lane,
-            &to_db(head.seq),
-            &head.hash,
-            &to_db(last),
-            &prev,
-            &to_db(at),
-            &seqs,
-            &cols[0],
-            &cols[1],
-            &cols[2],
-            &cols[3],
-            &cols[4],
-            &cols[5],
-            &cols[6],
-            &cols[7],
-            &prevs,
-            &hashes,
-        ],
-    )?;
-    if ids.len() != n {
-        if ids.is_empty() {
-            return Ok(None);
+
+    /// The CTEs `h` (the head moved, only if it is the one the rows were
+    /// hashed after, and `when`) and `a` (the rows, only if `h` moved it;
+    /// `RETURNING seq, id`), with [`Chained::params`] from `$first` on.
+    pub(crate) fn ctes(first: usize, when: &str) -> String {
+        let p: Vec<String> = (first..first + 18).map(|i| format!("${i}")).collect();
+        format!(
+            "h AS (UPDATE audit_head SET last_seq = {p4}, hash = {p5}
+                   WHERE host = {p0} AND lane = {p1} AND last_seq = {p2} AND hash = {p3} {when}
+                   RETURNING 1),
+             a AS (INSERT INTO audit (host, lane, seq, at, event, username, service, rhost,
+                                      tty, method, actor, detail, prev_hash, hash)
+                   SELECT {p0}, {p1}, r.seq, {p6}, r.event, r.username, r.service, r.rhost,
+                          r.tty, r.method, r.actor, r.detail, r.prev_hash, r.hash
+                   FROM unnest({p7}::BIGINT[], {p8}::TEXT[], {p9}::TEXT[], {p10}::TEXT[],
+                               {p11}::TEXT[], {p12}::TEXT[], {p13}::TEXT[], {p14}::TEXT[],
+                               {p15}::TEXT[], {p16}::BYTEA[], {p17}::BYTEA[])
+                        AS r(seq, event, username, service, rhost, tty, method, actor, detail,
+                             prev_hash, hash)
+                   WHERE EXISTS (SELECT 1 FROM h)
+                   ORDER BY r.seq
+                   RETURNING seq, id)",
+            p0 = p[0],
+            p1 = p[1],
+            p2 = p[2],
+            p3 = p[3],
+            p4 = p[4],
+            p5 = p[5],
+            p6 = p[6],
+            p7 = p[7],
+            p8 = p[8],
+            p9 = p[9],
+            p10 = p[10],
+            p11 = p[11],
+            p12 = p[12],
+            p13 = p[13],
+            p14 = p[14],
+            p15 = p[15],
+            p16 = p[16],
+            p17 = p[17],
+        )
+    }
+
+    /// The 18 parameters of [`Chained::ctes`], in order.
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut v: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.host,
+            &self.old.lane,
+            &self.old_seq,
+            &self.old.hash,
+            &self.new_seq,
+            &self.new.hash,
+            &self.at,
+            &self.seqs,
+        ];
+        for c in &self.cols {
+            v.push(c);
         }
-        return Err(StoreError::Corrupt("audit rows not all written".into()));
+        v.push(&self.prevs);
+        v.push(&self.hashes);
+        v
     }
-    for r in &ids {
-        let (seq, id): (i64, i64) = (r.get(0), r.get(1));
-        let rec = recs
-            .iter_mut()
-            .find(|rec| to_db(rec.id) == seq)
-            .ok_or_else(|| StoreError::Corrupt("audit row position".into()))?;
-        rec.id = from_db(id);
+
+    /// The records with their fleet-wide ids from the `(seq, id)` the
+    /// statement returned, the head kept in `tx`; `None` when nothing was
+    /// written (the stored head was another).
+    pub(crate) fn written(
+        mut self,
+        tx: &mut Tx<'_>,
+        ids: &[(i64, i64)],
+    ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        if ids.len() != self.recs.len() {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            return Err(StoreError::Corrupt("audit rows not all written".into()));
+        }
+        for &(seq, id) in ids {
+            let rec = self
+                .recs
+                .iter_mut()
+                .find(|rec| to_db(rec.id) == seq)
+                .ok_or_else(|| StoreError::Corrupt("audit row position".into()))?;
+            rec.id = from_db(id);
+        }
+        tx.set_head(Some(self.new));
+        Ok(Some(self.recs))
     }
-    tx.set_head(Some(Head {
-        lane: ctx.lane,
-        seq: last,
-        hash: prev,
-    }));
-    Ok(Some(recs))
 }
 
 fn record(r: &Row) -> AuditRecord {

@@ -2,13 +2,15 @@
 //! prompt, a code found by its lookup, the spend of a claim, and a
 //! failure counted into the locks, each under the account's advisory lock.
 
-use super::audit::append;
+use super::audit::{append, Chained};
+use super::sends::queue_notices;
 use super::{devices, from_db, method, to_db, Ctx, Tx};
 use crate::audit::{event, AuditEvent};
 use crate::store::{
     Claim, CodeRecord, Credential, Failure, FailureOutcome, Locked, NewDevice, Snapshot,
     StoreError, Success, SuccessOutcome,
 };
+use postgres::types::ToSql;
 use postgres::Row;
 use twofold_config::RateLimitConfig;
 use twofold_proto::Method;
@@ -55,14 +57,16 @@ enum Spent {
 
 /// A login's spend in one statement: the lock check, the conditional
 /// `UPDATE` whose changed-row count decides (only when no lock refuses),
-/// and the source's failures forgotten (only when it won).
+/// the source's failures forgotten and `audit`'s rows appended (only when
+/// it won); the `(seq, id)` of the audit rows written.
 fn lock_and_spend(
     tx: &mut Tx<'_>,
     user: &str,
     source: &str,
     claim: &Claim,
     now: u64,
-) -> Result<Spent, StoreError> {
+    audit: Option<&Chained>,
+) -> Result<(Spent, Vec<(i64, i64)>), StoreError> {
     let (spend, left) = match claim {
         Claim::Counter { .. } => (
             "UPDATE credentials SET counter = $5::BIGINT, last_used = $3
@@ -85,33 +89,60 @@ fn lock_and_spend(
             "0::BIGINT",
         ),
     };
+    let (user, source, now) = (&user, &source, &to_db(now));
+    let (id, fifth) = match claim {
+        Claim::Counter { credential, value } => (credential, Some(Fifth::Value(to_db(*value)))),
+        Claim::Code { id, method } => (id, Some(Fifth::Method(method.as_str()))),
+        Claim::Unmetered { credential } => (credential, None),
+    };
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![user, source, now, id];
+    match &fifth {
+        Some(Fifth::Value(v)) => params.push(v),
+        Some(Fifth::Method(m)) => params.push(m),
+        None => {}
+    }
+    let (ctes, cols) = match audit {
+        Some(_) => (
+            format!(
+                ", {}",
+                Chained::ctes(params.len() + 1, "AND EXISTS (SELECT 1 FROM s)")
+            ),
+            ", ARRAY(SELECT seq FROM a), ARRAY(SELECT id FROM a)",
+        ),
+        None => (String::new(), ""),
+    };
     let sql = format!(
         "WITH l AS ({LOCK}),
               s AS ({spend}),
               d AS (DELETE FROM failures WHERE username = $1 AND source = $2
-                    AND EXISTS (SELECT 1 FROM s))
+                    AND EXISTS (SELECT 1 FROM s)){ctes}
          SELECT (SELECT until FROM l), (SELECT user_wide FROM l), EXISTS (SELECT 1 FROM s),
-                {left}"
+                {left}{cols}"
     );
-    let (user, source, now) = (&user, &source, &to_db(now));
-    let r = match claim {
-        Claim::Counter { credential, value } => {
-            tx.query_one(&sql, &[user, source, now, credential, &to_db(*value)])?
-        }
-        Claim::Code { id, method } => {
-            tx.query_one(&sql, &[user, source, now, id, &method.as_str()])?
-        }
-        Claim::Unmetered { credential } => tx.query_one(&sql, &[user, source, now, credential])?,
-    };
+    let audit_params = audit.map(Chained::params).unwrap_or_default();
+    params.extend(audit_params);
+    let r = tx.query_one(&sql, &params)?;
     if let Some(l) = lock_at(&r, 0) {
-        return Ok(Spent::Locked(l));
+        return Ok((Spent::Locked(l), Vec::new()));
     }
     if !r.get::<_, bool>(2) {
-        return Ok(Spent::Lost);
+        return Ok((Spent::Lost, Vec::new()));
     }
-    Ok(Spent::Won {
-        left: u32::try_from(r.get::<_, i64>(3)).unwrap_or(u32::MAX),
-    })
+    let ids = match audit {
+        Some(_) => {
+            let (seqs, ids): (Vec<i64>, Vec<i64>) = (r.get(4), r.get(5));
+            seqs.into_iter().zip(ids).collect()
+        }
+        None => Vec::new(),
+    };
+    let left = u32::try_from(r.get::<_, i64>(3)).unwrap_or(u32::MAX);
+    Ok((Spent::Won { left }, ids))
+}
+
+/// The fifth parameter of [`lock_and_spend`]'s statement.
+enum Fifth<'a> {
+    Value(i64),
+    Method(&'a str),
 }
 
 /// Forgets the failures of `user` from `source` (after a login there).
@@ -139,14 +170,30 @@ pub(crate) fn success(
     let now = s.now;
     let mut events = s.events.clone();
     if let Some(claim) = &s.claim {
+        // A TOTP or security key login's audit rows are known before the
+        // spend: they go in its statement, written only if it wins (from
+        // the chain head the connection knows; else by `append` below).
+        let fold = remembered.is_none() && !matches!(claim, Claim::Code { .. });
+        let chained = match tx.head(ctx.lane) {
+            Some(h) if fold && !events.is_empty() => Some(Chained::new(ctx, now, &events, h)),
+            _ => None,
+        };
         // A lock made while the person typed (on any host) refuses the
         // login before the claim is spent.
-        let won = lock_and_spend(tx, &s.user, &s.source, claim, now)?;
+        let (won, ids) = lock_and_spend(tx, &s.user, &s.source, claim, now, chained.as_ref())?;
         let left = match won {
             Spent::Locked(l) => return Ok(SuccessOutcome::Locked(l)),
             Spent::Lost => return Ok(SuccessOutcome::Lost),
             Spent::Won { left } => left,
         };
+        if let Some(c) = chained {
+            if let Some(recs) = c.written(tx, &ids)? {
+                queue_notices(tx, now, &recs)?;
+                return Ok(SuccessOutcome::Done(recs));
+            }
+            // The stored head was another: `append` reads it.
+            tx.set_head(None);
+        }
         if let (Claim::Code { .. }, Some(used)) = (claim, &s.code_used) {
             events.push(used.clone().with("left", &left.to_string()));
         }
