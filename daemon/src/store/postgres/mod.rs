@@ -18,6 +18,13 @@
 //!   every host at once, on disk within three `wal_writer_delay`s (600 ms
 //!   by default), the counterpart of SQLite's deferred group.
 //!
+//! A login costs few round trips: its reads are one statement each (one
+//! statement sees one snapshot); its write is `BEGIN`, the setting and the
+//! advisory lock in one simple query, one statement of data-modifying CTEs
+//! for the lock check and the spend (or the failure and its counts), the
+//! audit rows in that statement or one of their own (`audit.rs`), and
+//! `COMMIT`.
+//!
 //! The audit trail keeps one hash chain per (host, lane): each connection
 //! slot of a host ([`pool`]) appends to its own chain, so no two logins
 //! anywhere wait on one chain head. Every row names its host; a chain
