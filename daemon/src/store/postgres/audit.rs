@@ -2,6 +2,7 @@
 //! with a fleet-wide id (listing, `--follow`) and a position in their
 //! chain (`seq`, what the hash covers).
 
+use super::pool::Head;
 use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::{row_hash, AuditEvent, ChainRow};
 use crate::store::{AuditFilter, StoreError, Walk};
@@ -34,6 +35,13 @@ pub(crate) fn open_chain(c: &mut Client, host: &str, lane: i32) -> Result<(), St
 
 /// Appends `events` at time `at` to the chain of `ctx`'s lane, inside `tx`.
 /// The returned records carry their fleet-wide ids.
+///
+/// One statement moves the head and inserts the rows. The head the last
+/// commit on this connection left is used when known; the head's `UPDATE`
+/// is conditional on it (and takes the head's row lock), so a head moved
+/// meanwhile (another process with this host's name and lane) inserts
+/// nothing, and the head is then read under its row lock and the rows
+/// hashed again.
 pub(crate) fn append(
     tx: &mut Tx<'_>,
     ctx: &Ctx<'_>,
@@ -43,56 +51,214 @@ pub(crate) fn append(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    // The row lock holds only this lane's chain: one connection's own.
-    let head = tx.query_opt(
+    let mut cached = tx.head(ctx.lane).cloned();
+    for _ in 0..2 {
+        let head = match cached.take() {
+            Some(h) => h,
+            None => read_head(tx, ctx)?,
+        };
+        if let Some(out) = try_append(tx, ctx, at, events, &head)? {
+            super::sends::queue_notices(tx, at, &out)?;
+            return Ok(out);
+        }
+        tx.set_head(None);
+    }
+    Err(StoreError::Corrupt(format!(
+        "audit chain {}#{}: its head moved under its row lock",
+        ctx.host, ctx.lane
+    )))
+}
+
+/// The head of `ctx`'s chain, locked until the transaction ends.
+fn read_head(tx: &mut Tx<'_>, ctx: &Ctx<'_>) -> Result<Head, StoreError> {
+    tx.set_head(None);
+    tx.execute(
+        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, 0, $3)
+         ON CONFLICT (host, lane) DO NOTHING",
+        &[&ctx.host, &ctx.lane, &&genesis(ctx.host, ctx.lane)[..]],
+    )?;
+    let r = tx.query_one(
         "SELECT last_seq, hash FROM audit_head WHERE host = $1 AND lane = $2 FOR UPDATE",
         &[&ctx.host, &ctx.lane],
     )?;
-    let (mut last, mut prev) = match head {
-        Some(r) => (from_db(r.get(0)), r.get::<_, Vec<u8>>(1)),
-        None => (0, genesis(ctx.host, ctx.lane).to_vec()),
-    };
-    let insert = "INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
-                                     method, actor, detail, prev_hash, hash)
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                  RETURNING id";
-    let mut out = Vec::with_capacity(events.len());
-    for ev in events {
-        let mut rec = ev.record(last + 1, at);
-        let hash = row_hash(&prev, &rec);
-        let id: i64 = tx
-            .query_one(
-                insert,
-                &[
-                    &ctx.host,
-                    &ctx.lane,
-                    &to_db(rec.id),
-                    &to_db(rec.at),
-                    &rec.event,
-                    &rec.user,
-                    &rec.service,
-                    &rec.rhost,
-                    &rec.tty,
-                    &rec.method,
-                    &rec.actor,
-                    &rec.detail,
-                    &prev,
-                    &&hash[..],
-                ],
-            )?
-            .get(0);
-        last = rec.id;
-        prev = hash.to_vec();
-        rec.id = from_db(id);
-        out.push(rec);
+    Ok(Head {
+        lane: ctx.lane,
+        seq: from_db(r.get(0)),
+        hash: r.get(1),
+    })
+}
+
+/// Appends `events` after `head`; `None` (nothing written) when the
+/// stored head is not `head`.
+fn try_append(
+    tx: &mut Tx<'_>,
+    ctx: &Ctx<'_>,
+    at: u64,
+    events: &[AuditEvent],
+    head: &Head,
+) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+    let rows = Chained::new(ctx, at, events, head);
+    let sql = format!("WITH {} SELECT seq, id FROM a", Chained::ctes(1, ""));
+    let ids: Vec<(i64, i64)> = tx
+        .query(&sql, &rows.params())?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    rows.written(tx, &ids)
+}
+
+/// Audit rows hashed after a chain head, for the statement of
+/// [`Chained::ctes`] (alone, or after the spend they tell of).
+pub(crate) struct Chained {
+    recs: Vec<AuditRecord>,
+    host: String,
+    old: Head,
+    new: Head,
+    /// `old.seq` and `new.seq` as stored.
+    old_seq: i64,
+    new_seq: i64,
+    at: i64,
+    seqs: Vec<i64>,
+    cols: [Vec<String>; 8],
+    prevs: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl Chained {
+    /// `events` at `at` after `head`, on `ctx`'s chain.
+    pub(crate) fn new(ctx: &Ctx<'_>, at: u64, events: &[AuditEvent], head: &Head) -> Chained {
+        let (mut last, mut prev) = (head.seq, head.hash.clone());
+        let n = events.len();
+        let mut c = Chained {
+            recs: Vec::with_capacity(n),
+            host: ctx.host.to_owned(),
+            old: head.clone(),
+            new: head.clone(),
+            old_seq: to_db(head.seq),
+            new_seq: 0,
+            at: to_db(at),
+            seqs: Vec::with_capacity(n),
+            cols: Default::default(),
+            prevs: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+        };
+        for ev in events {
+            let rec = ev.record(last + 1, at);
+            let hash = row_hash(&prev, &rec);
+            c.seqs.push(to_db(rec.id));
+            c.prevs.push(std::mem::replace(&mut prev, hash.to_vec()));
+            c.hashes.push(hash.to_vec());
+            for (col, v) in c.cols.iter_mut().zip([
+                &rec.event,
+                &rec.user,
+                &rec.service,
+                &rec.rhost,
+                &rec.tty,
+                &rec.method,
+                &rec.actor,
+                &rec.detail,
+            ]) {
+                col.push(v.clone());
+            }
+            last = rec.id;
+            c.recs.push(rec);
+        }
+        c.new_seq = to_db(last);
+        c.new = Head {
+            lane: ctx.lane,
+            seq: last,
+            hash: prev,
+        };
+        c
     }
-    tx.execute(
-        "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq, hash = EXCLUDED.hash",
-        &[&ctx.host, &ctx.lane, &to_db(last), &prev],
-    )?;
-    super::sends::queue_notices(tx, at, &out)?;
-    Ok(out)
+
+    /// The CTEs `h` (the head moved, only if it is the one the rows were
+    /// hashed after, and `when`) and `a` (the rows, only if `h` moved it;
+    /// `RETURNING seq, id`), with [`Chained::params`] from `$first` on.
+    pub(crate) fn ctes(first: usize, when: &str) -> String {
+        let p: Vec<String> = (first..first + 18).map(|i| format!("${i}")).collect();
+        format!(
+            "h AS (UPDATE audit_head SET last_seq = {p4}, hash = {p5}
+                   WHERE host = {p0} AND lane = {p1} AND last_seq = {p2} AND hash = {p3} {when}
+                   RETURNING 1),
+             a AS (INSERT INTO audit (host, lane, seq, at, event, username, service, rhost,
+                                      tty, method, actor, detail, prev_hash, hash)
+                   SELECT {p0}, {p1}, r.seq, {p6}, r.event, r.username, r.service, r.rhost,
+                          r.tty, r.method, r.actor, r.detail, r.prev_hash, r.hash
+                   FROM unnest({p7}::BIGINT[], {p8}::TEXT[], {p9}::TEXT[], {p10}::TEXT[],
+                               {p11}::TEXT[], {p12}::TEXT[], {p13}::TEXT[], {p14}::TEXT[],
+                               {p15}::TEXT[], {p16}::BYTEA[], {p17}::BYTEA[])
+                        AS r(seq, event, username, service, rhost, tty, method, actor, detail,
+                             prev_hash, hash)
+                   WHERE EXISTS (SELECT 1 FROM h)
+                   ORDER BY r.seq
+                   RETURNING seq, id)",
+            p0 = p[0],
+            p1 = p[1],
+            p2 = p[2],
+            p3 = p[3],
+            p4 = p[4],
+            p5 = p[5],
+            p6 = p[6],
+            p7 = p[7],
+            p8 = p[8],
+            p9 = p[9],
+            p10 = p[10],
+            p11 = p[11],
+            p12 = p[12],
+            p13 = p[13],
+            p14 = p[14],
+            p15 = p[15],
+            p16 = p[16],
+            p17 = p[17],
+        )
+    }
+
+    /// The 18 parameters of [`Chained::ctes`], in order.
+    pub(crate) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut v: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.host,
+            &self.old.lane,
+            &self.old_seq,
+            &self.old.hash,
+            &self.new_seq,
+            &self.new.hash,
+            &self.at,
+            &self.seqs,
+        ];
+        for c in &self.cols {
+            v.push(c);
+        }
+        v.push(&self.prevs);
+        v.push(&self.hashes);
+        v
+    }
+
+    /// The records with their fleet-wide ids from the `(seq, id)` the
+    /// statement returned, the head kept in `tx`; `None` when nothing was
+    /// written (the stored head was another).
+    pub(crate) fn written(
+        mut self,
+        tx: &mut Tx<'_>,
+        ids: &[(i64, i64)],
+    ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        if ids.len() != self.recs.len() {
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            return Err(StoreError::Corrupt("audit rows not all written".into()));
+        }
+        for &(seq, id) in ids {
+            let rec = self
+                .recs
+                .iter_mut()
+                .find(|rec| to_db(rec.id) == seq)
+                .ok_or_else(|| StoreError::Corrupt("audit row position".into()))?;
+            rec.id = from_db(id);
+        }
+        tx.set_head(Some(self.new));
+        Ok(Some(self.recs))
+    }
 }
 
 fn record(r: &Row) -> AuditRecord {

@@ -9,7 +9,7 @@
 //! host's audit chain becomes the chain (host, lane -1), rows, hashes,
 //! anchor and head as they were, so `audit verify` checks it unchanged.
 
-use super::{to_db, Conn, PgStore, Tx};
+use super::{to_db, PgStore, Tx};
 use crate::store::{Export, StoreError};
 use std::collections::BTreeSet;
 
@@ -89,11 +89,7 @@ impl PgStore {
         apply: bool,
     ) -> Result<ImportReport, StoreError> {
         self.with_lease(|conn, _| {
-            let Conn { client, cache } = conn;
-            let mut tx = Tx {
-                tx: client.transaction()?,
-                cache,
-            };
+            let mut tx = Tx::begin(conn, "BEGIN")?;
             // One migration at a time, fleet-wide.
             tx.execute(
                 "SELECT pg_advisory_xact_lock(hashtextextended('twofold/import', 0))",
@@ -117,7 +113,7 @@ impl PgStore {
                 &[&host, &to_db(now)],
             )?;
             if apply {
-                tx.tx.commit()?;
+                tx.commit()?;
             }
             Ok(report)
         })

@@ -18,6 +18,13 @@
 //!   every host at once, on disk within three `wal_writer_delay`s (600 ms
 //!   by default), the counterpart of SQLite's deferred group.
 //!
+//! A login costs few round trips: its reads are one statement each (one
+//! statement sees one snapshot); its write is `BEGIN`, the setting and the
+//! advisory lock in one simple query, one statement of data-modifying CTEs
+//! for the lock check and the spend (or the failure and its counts), the
+//! audit rows in that statement or one of their own (`audit.rs`), and
+//! `COMMIT`.
+//!
 //! The audit trail keeps one hash chain per (host, lane): each connection
 //! slot of a host ([`pool`]) appends to its own chain, so no two logins
 //! anywhere wait on one chain head. Every row names its host; a chain
@@ -46,7 +53,7 @@ use crate::store::StoreError;
 use pool::{Conn, Lease, Pool};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Client, IsolationLevel, Row, Transaction};
+use postgres::{Client, Row};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -240,32 +247,30 @@ impl PgStore {
     /// Runs `work` in one read-write transaction on a lane, after taking
     /// the advisory lock of `user` (when not empty), and commits it before
     /// returning; `durable: false` commits with `synchronous_commit = off`.
-    /// A connection found broken at its first use is replaced once.
+    /// `BEGIN`, the setting and the lock are one round trip (one simple
+    /// query). A connection found broken at its first use is replaced once.
     fn write<T>(
         &self,
         durable: bool,
         user: &str,
         mut work: impl FnMut(&mut Tx<'_>, &Ctx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let mut begin = String::from("BEGIN");
+        if !durable {
+            begin.push_str("; SET LOCAL synchronous_commit = off");
+        }
+        if !user.is_empty() {
+            begin.push_str("; ");
+            begin.push_str(&lock_user_sql(user));
+        }
         self.with_lease(|conn, lane| {
-            let Conn { client, cache } = conn;
-            let mut tx = Tx {
-                tx: client.transaction()?,
-                cache,
-            };
-            if !durable {
-                tx.batch_execute("SET LOCAL synchronous_commit = off")?;
-            }
-            if !user.is_empty() {
-                lock_user(&mut tx, user)?;
-            }
+            let mut tx = Tx::begin(conn, &begin)?;
             let ctx = Ctx {
                 host: &self.host,
                 lane,
             };
             let out = work(&mut tx, &ctx)?;
-            tx.tx
-                .commit()
+            tx.commit()
                 .map_err(|e| StoreError::Commit(StoreError::from(e).to_string()))?;
             Ok(out)
         })
@@ -277,18 +282,26 @@ impl PgStore {
         mut work: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.with_lease(|conn, _| {
-            let Conn { client, cache } = conn;
-            let mut tx = Tx {
-                tx: client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()?,
-                cache,
-            };
+            let mut tx = Tx::begin(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
             let out = work(&mut tx)?;
-            tx.tx.commit()?;
+            tx.commit()?;
             Ok(out)
+        })
+    }
+
+    /// Runs one statement on its own (its own snapshot, no transaction
+    /// around it): one round trip. Its rows.
+    fn read_one(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+        self.with_lease(|conn, _| {
+            let s = match conn.cache.get(sql) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = conn.client.prepare(sql)?;
+                    conn.cache.insert(sql.to_owned(), s.clone());
+                    s
+                }
+            };
+            Ok(conn.client.query(&s, params)?)
         })
     }
 
@@ -334,10 +347,71 @@ impl Unchained {
     }
 }
 
-/// A transaction whose statements are prepared once per connection.
+/// A transaction whose statements are prepared once per connection. It
+/// holds its lane's audit chain head (`head`), taken from the connection
+/// when it begins and given back only by a commit: after a rollback or any
+/// error the next transaction reads the head from the database again.
 pub(crate) struct Tx<'a> {
-    tx: Transaction<'a>,
+    client: &'a mut Client,
     cache: &'a mut std::collections::HashMap<String, postgres::Statement>,
+    saved: &'a mut Option<pool::Head>,
+    head: Option<pool::Head>,
+    open: bool,
+}
+
+impl<'a> Tx<'a> {
+    /// Starts a transaction on `conn` with `begin` (a simple query that
+    /// starts with `BEGIN`: one round trip).
+    fn begin(conn: &'a mut Conn, begin: &str) -> Result<Tx<'a>, postgres::Error> {
+        let Conn {
+            client,
+            cache,
+            head,
+        } = conn;
+        let taken = head.take();
+        if let Err(e) = client.batch_execute(begin) {
+            // A statement after `BEGIN` failed (the lock timed out): the
+            // transaction is open and aborted.
+            if !client.is_closed() {
+                let _ = client.batch_execute("ROLLBACK");
+            }
+            return Err(e);
+        }
+        Ok(Tx {
+            client,
+            cache,
+            saved: head,
+            head: taken,
+            open: true,
+        })
+    }
+
+    /// Commits; the chain head this transaction leaves is kept for the next.
+    fn commit(mut self) -> Result<(), postgres::Error> {
+        self.client.batch_execute("COMMIT")?;
+        self.open = false;
+        *self.saved = self.head.take();
+        Ok(())
+    }
+
+    /// The chain head of `lane` as this transaction knows it, if it does.
+    pub(crate) fn head(&self, lane: i32) -> Option<&pool::Head> {
+        self.head.as_ref().filter(|h| h.lane == lane)
+    }
+
+    /// Notes the chain head this transaction leaves (`None`: unknown).
+    pub(crate) fn set_head(&mut self, head: Option<pool::Head>) {
+        self.head = head;
+    }
+}
+
+impl Drop for Tx<'_> {
+    /// A transaction not committed is rolled back (and its head forgotten).
+    fn drop(&mut self) {
+        if self.open && !self.client.is_closed() {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
 }
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -347,7 +421,7 @@ impl Tx<'_> {
         if let Some(s) = self.cache.get(sql) {
             return Ok(s.clone());
         }
-        let s = self.tx.prepare(sql)?;
+        let s = self.client.prepare(sql)?;
         self.cache.insert(sql.to_owned(), s.clone());
         Ok(s)
     }
@@ -355,19 +429,19 @@ impl Tx<'_> {
     /// Runs `sql`; the rows it changed.
     pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, postgres::Error> {
         let s = self.stmt(sql)?;
-        self.tx.execute(&s, params)
+        self.client.execute(&s, params)
     }
 
     /// Runs `sql`; its rows.
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, postgres::Error> {
         let s = self.stmt(sql)?;
-        self.tx.query(&s, params)
+        self.client.query(&s, params)
     }
 
     /// Runs `sql`; its one row.
     pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, postgres::Error> {
         let s = self.stmt(sql)?;
-        self.tx.query_one(&s, params)
+        self.client.query_one(&s, params)
     }
 
     /// Runs `sql`; its row, if any.
@@ -377,23 +451,26 @@ impl Tx<'_> {
         params: Params<'_>,
     ) -> Result<Option<Row>, postgres::Error> {
         let s = self.stmt(sql)?;
-        self.tx.query_opt(&s, params)
+        self.client.query_opt(&s, params)
     }
 
     /// Runs statements without parameters (not prepared).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
-        self.tx.batch_execute(sql)
+        self.client.batch_execute(sql)
     }
 }
 
-/// Takes `user`'s advisory lock until the transaction ends: every write
-/// about one account, from any host, runs one at a time.
-fn lock_user(tx: &mut Tx<'_>, user: &str) -> Result<(), StoreError> {
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('twofold/user/' || $1, 0))",
-        &[&user],
-    )?;
-    Ok(())
+/// The statement that takes `user`'s advisory lock until the transaction
+/// ends: every write about one account, from any host, runs one at a time.
+/// It goes in the `BEGIN` query, which has no parameters, so the name is
+/// spelled in hex (no quoting to get wrong); the key is the one
+/// `hashtextextended('twofold/user/' || $1, 0)` gives.
+fn lock_user_sql(user: &str) -> String {
+    let hex: String = user.bytes().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended( \
+         'twofold/user/' || convert_from(decode('{hex}', 'hex'), 'UTF8'), 0))"
+    )
 }
 
 #[cfg(test)]

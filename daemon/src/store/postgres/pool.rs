@@ -23,6 +23,17 @@ use std::time::{Duration, Instant};
 pub(crate) struct Conn {
     pub client: Client,
     pub cache: HashMap<String, Statement>,
+    /// The head of this lane's audit chain as the last commit on this
+    /// connection left it (`None`: read it from the database).
+    pub head: Option<Head>,
+}
+
+/// An audit chain head: the lane's last position and hash.
+#[derive(Clone, Debug)]
+pub(crate) struct Head {
+    pub lane: i32,
+    pub seq: u64,
+    pub hash: Vec<u8>,
 }
 
 /// Runs on each new connection of a lane before it is used.
@@ -149,6 +160,7 @@ impl Pool {
                 Ok(Conn {
                     client,
                     cache: HashMap::new(),
+                    head: None,
                 })
             }
             Err(e) => {

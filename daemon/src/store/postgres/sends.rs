@@ -35,53 +35,36 @@ pub(crate) fn queue_notices(
     at: u64,
     recs: &[AuditRecord],
 ) -> Result<(), StoreError> {
-    let mut any = false;
-    for rec in recs {
-        if rec.user.is_empty() || !NOTIFIED.contains(&rec.event.as_str()) {
-            continue;
-        }
-        any = true;
-        if rec.event == event::LOCKOUT {
-            let recent: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE username = $1 AND event = $2
-                                    AND created_at > $3)",
-                    &[
-                        &rec.user,
-                        &rec.event,
-                        &to_db(at.saturating_sub(LOCKOUT_DEDUP)),
-                    ],
-                )?
-                .get(0);
-            if recent {
-                continue;
-            }
-        }
-        let mut addresses: Vec<String> = tx
-            .query(
-                "SELECT params FROM credentials
-                 WHERE username = $1 AND method = 'email' AND confirmed_at IS NOT NULL
-                 UNION SELECT address FROM gone_addresses
-                 WHERE username = $1 AND xact = pg_current_xact_id()",
-                &[&rec.user],
-            )?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        addresses.sort();
-        addresses.dedup();
-        for a in addresses {
-            tx.execute(
-                "INSERT INTO outbox (username, address, event, audit_id, created_at, next_at)
-                 VALUES ($1, $2, $3, $4, $5, $5)",
-                &[&rec.user, &a, &rec.event, &to_db(rec.id), &to_db(at)],
-            )?;
-        }
-    }
-    if any {
+    let told: Vec<&AuditRecord> = recs
+        .iter()
+        .filter(|r| !r.user.is_empty() && NOTIFIED.contains(&r.event.as_str()))
+        .collect();
+    for (i, rec) in told.iter().enumerate() {
+        // One statement a row: its addresses (a lockout's only when no
+        // lockout of the user was queued within `LOCKOUT_DEDUP`), and
+        // after the last row, the deleted addresses forgotten.
         tx.execute(
-            "DELETE FROM gone_addresses WHERE xact = pg_current_xact_id()",
-            &[],
+            "WITH a AS (SELECT params AS address FROM credentials
+                        WHERE username = $1 AND method = 'email' AND confirmed_at IS NOT NULL
+                        UNION SELECT address FROM gone_addresses
+                        WHERE username = $1 AND xact = pg_current_xact_id()),
+                  q AS (INSERT INTO outbox (username, address, event, audit_id, created_at,
+                                            next_at)
+                        SELECT $1, address, $2, $3, $4, $4 FROM a
+                        WHERE NOT ($5 AND EXISTS (SELECT 1 FROM outbox
+                                                  WHERE username = $1 AND event = $2
+                                                    AND created_at > $6))
+                        ORDER BY address)
+             DELETE FROM gone_addresses WHERE $7 AND xact = pg_current_xact_id()",
+            &[
+                &rec.user,
+                &rec.event,
+                &to_db(rec.id),
+                &to_db(at),
+                &(rec.event == event::LOCKOUT),
+                &to_db(at.saturating_sub(LOCKOUT_DEDUP)),
+                &(i + 1 == told.len()),
+            ],
         )?;
     }
     Ok(())

@@ -15,7 +15,8 @@ use twofold_proto::{AuditRecord, LockInfo, Method};
 
 impl Store for PgStore {
     fn snapshot(&self, user: &str, source: &str, now: u64) -> Result<Snapshot, StoreError> {
-        self.read(|tx| login::snapshot(tx, user, source, now))
+        let rows = self.read_one(&login::snapshot_sql(), &[&user, &source, &to_db(now)])?;
+        login::snapshot(&rows)
     }
 
     fn find_code(
@@ -26,11 +27,16 @@ impl Store for PgStore {
         lookup: &[u8; 32],
         now: u64,
     ) -> Result<(Option<Locked>, Option<CodeRecord>), StoreError> {
-        self.read(|tx| login::find_code(tx, user, source, method, lookup, now))
+        let rows = self.read_one(
+            &login::find_code_sql(),
+            &[&user, &source, &to_db(now), &method.as_str(), &&lookup[..]],
+        )?;
+        login::found_code(&rows)
     }
 
     fn lock(&self, user: &str, source: &str, now: u64) -> Result<Option<Locked>, StoreError> {
-        self.read(|tx| login::active_lock(tx, user, source, now))
+        let rows = self.read_one(login::LOCK, &[&user, &source, &to_db(now)])?;
+        Ok(rows.first().and_then(|r| login::lock_at(r, 0)))
     }
 
     fn record_success(&self, s: Success) -> Result<SuccessOutcome, StoreError> {
