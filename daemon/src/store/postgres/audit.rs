@@ -238,10 +238,26 @@ impl Chained {
     /// statement returned, the head kept in `tx`; `None` when nothing was
     /// written (the stored head was another).
     pub(crate) fn written(
-        mut self,
+        self,
         tx: &mut Tx<'_>,
         ids: &[(i64, i64)],
     ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
+        Ok(match self.finish(ids)? {
+            Some((recs, head)) => {
+                tx.set_head(Some(head));
+                Some(recs)
+            }
+            None => None,
+        })
+    }
+
+    /// The records with their fleet-wide ids from the `(seq, id)` the
+    /// statement returned, and the chain head they leave; `None` when
+    /// nothing was written.
+    pub(crate) fn finish(
+        mut self,
+        ids: &[(i64, i64)],
+    ) -> Result<Option<(Vec<AuditRecord>, Head)>, StoreError> {
         if ids.len() != self.recs.len() {
             if ids.is_empty() {
                 return Ok(None);
@@ -256,8 +272,7 @@ impl Chained {
                 .ok_or_else(|| StoreError::Corrupt("audit row position".into()))?;
             rec.id = from_db(id);
         }
-        tx.set_head(Some(self.new));
-        Ok(Some(self.recs))
+        Ok(Some((self.recs, self.new)))
     }
 }
 

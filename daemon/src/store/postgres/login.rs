@@ -3,9 +3,11 @@
 //! failure counted into the locks, each under the account's advisory lock.
 
 use super::audit::{append, Chained};
+use super::pool::Conn;
 use super::sends::queue_notices;
 use super::{devices, from_db, method, to_db, Ctx, Tx};
 use crate::audit::{event, AuditEvent};
+use crate::store::sent::NOTIFIED;
 use crate::store::{
     Claim, CodeRecord, Credential, Failure, FailureOutcome, Locked, NewDevice, Snapshot,
     StoreError, Success, SuccessOutcome,
@@ -204,6 +206,83 @@ pub(crate) fn success(
         events.extend(devices::remember(tx, &s.user, devices, now, r)?);
     }
     Ok(SuccessOutcome::Done(append(tx, ctx, now, &events)?))
+}
+
+/// The call of migration 5's function: the spend of a TOTP step, its lock
+/// check and its audit rows, under the account's advisory lock, in one
+/// round trip outside any transaction.
+const SPEND_COUNTER: &str = "SELECT r_outcome, r_until, r_user_wide, r_seqs, r_ids
+     FROM twofold_spend_counter($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+
+/// A TOTP login's success (a counter's claim, with audit rows no notice is
+/// queued for, on a lane whose chain head the connection knows) in one
+/// call of [`SPEND_COUNTER`]: committed when it returns. `None`: not such
+/// a success, or the head moved (nothing done): the caller runs
+/// [`success`] in a transaction instead.
+pub(crate) fn success_at_once(
+    conn: &mut Conn,
+    ctx: &Ctx<'_>,
+    s: &Success,
+) -> Result<Option<SuccessOutcome>, StoreError> {
+    let Some(Claim::Counter { credential, value }) = &s.claim else {
+        return Ok(None);
+    };
+    if s.events.is_empty() || s.events.iter().any(|e| NOTIFIED.contains(&e.event)) {
+        return Ok(None);
+    }
+    // The head is known again only once this call is known to have
+    // left it as it says (an error leaves it unknown).
+    let head = match conn.head.take() {
+        Some(h) if h.lane == ctx.lane => h,
+        other => {
+            conn.head = other;
+            return Ok(None);
+        }
+    };
+    let chained = Chained::new(ctx, s.now, &s.events, &head);
+    let (now, value) = (to_db(s.now), to_db(*value));
+    let r = {
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&s.user, &s.source, &now, credential, &value];
+        params.extend(chained.params());
+        let stmt = match conn.cache.get(SPEND_COUNTER) {
+            Some(st) => st.clone(),
+            None => {
+                let st = conn.client.prepare(SPEND_COUNTER)?;
+                conn.cache.insert(SPEND_COUNTER.to_owned(), st.clone());
+                st
+            }
+        };
+        conn.client.query_one(&stmt, &params)?
+    };
+    let outcome: &str = r.get(0);
+    match outcome {
+        // Another process with this host's name and lane moved the head.
+        "stale" => Ok(None),
+        "locked" => {
+            conn.head = Some(head);
+            let l = lock_at(&r, 1)
+                .ok_or_else(|| StoreError::Corrupt("a lock without its end".into()))?;
+            Ok(Some(SuccessOutcome::Locked(l)))
+        }
+        "lost" => {
+            conn.head = Some(head);
+            Ok(Some(SuccessOutcome::Lost))
+        }
+        "won" => {
+            let (seqs, ids): (Vec<i64>, Vec<i64>) = (r.get(3), r.get(4));
+            let ids: Vec<(i64, i64)> = seqs.into_iter().zip(ids).collect();
+            match chained.finish(&ids)? {
+                Some((recs, new)) => {
+                    conn.head = Some(new);
+                    Ok(Some(SuccessOutcome::Done(recs)))
+                }
+                None => Err(StoreError::Corrupt("audit rows not written".into())),
+            }
+        }
+        other => Err(StoreError::Corrupt(format!("spend outcome {other:?}"))),
+    }
 }
 
 /// A credential's columns, from `c`, in the order [`credential_at`] reads.

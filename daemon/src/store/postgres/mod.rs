@@ -19,7 +19,12 @@
 //!   by default), the counterpart of SQLite's deferred group.
 //!
 //! A login costs few round trips: its reads are one statement each (one
-//! statement sees one snapshot); its write is `BEGIN`, the setting and the
+//! statement sees one snapshot). A TOTP success's write is one call of the
+//! function `twofold_spend_counter` (schema 5) outside any transaction: it
+//! takes the advisory lock, then checks the lock, spends the step and
+//! appends the audit rows, each statement with a fresh snapshot, and
+//! commits when the call ends. Any other write (and a TOTP success whose
+//! lane's chain head is not known or moved) is `BEGIN`, the setting and the
 //! advisory lock in one simple query, one statement of data-modifying CTEs
 //! for the lock check and the spend (or the failure and its counts), the
 //! audit rows in that statement or one of their own (`audit.rs`), and
@@ -273,6 +278,21 @@ impl PgStore {
             tx.commit()
                 .map_err(|e| StoreError::Commit(StoreError::from(e).to_string()))?;
             Ok(out)
+        })
+    }
+
+    /// Runs `work` on a lane outside any transaction: each statement it
+    /// runs commits when it ends (durably: the default `synchronous_commit`).
+    fn at_once<T>(
+        &self,
+        mut work: impl FnMut(&mut Conn, &Ctx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.with_lease(|conn, lane| {
+            let ctx = Ctx {
+                host: &self.host,
+                lane,
+            };
+            work(conn, &ctx)
         })
     }
 

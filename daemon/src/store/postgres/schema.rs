@@ -177,6 +177,72 @@ const MIGRATIONS: &[&str] = &[
     END $$;
     CREATE TRIGGER email_gone AFTER DELETE ON credentials
         FOR EACH ROW EXECUTE FUNCTION email_gone();",
+    // 5: a TOTP login's spend in one round trip, called outside any
+    // transaction (`login.rs`): the account's advisory lock (the key every
+    // version takes), then, each statement with a fresh snapshot (a
+    // VOLATILE function's), the chain head checked under its row lock, the
+    // lock check, the conditional spend, the source's failures forgotten,
+    // and the audit rows; all committed when the call ends. `stale`: the
+    // head moved, nothing was done.
+    "CREATE FUNCTION twofold_spend_counter(
+        p_user TEXT, p_source TEXT, p_now BIGINT, p_credential BIGINT, p_value BIGINT,
+        p_host TEXT, p_lane INTEGER, p_old_seq BIGINT, p_old_hash BYTEA,
+        p_new_seq BIGINT, p_new_hash BYTEA, p_at BIGINT, p_seqs BIGINT[],
+        p_events TEXT[], p_users TEXT[], p_services TEXT[], p_rhosts TEXT[], p_ttys TEXT[],
+        p_methods TEXT[], p_actors TEXT[], p_details TEXT[], p_prevs BYTEA[],
+        p_hashes BYTEA[])
+    RETURNS TABLE (r_outcome TEXT, r_until BIGINT, r_user_wide BOOLEAN, r_seqs BIGINT[],
+                   r_ids BIGINT[])
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE
+        v_until BIGINT;
+        v_user_wide BOOLEAN;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(hashtextextended('twofold/user/' || p_user, 0));
+        PERFORM 1 FROM audit_head h
+            WHERE h.host = p_host AND h.lane = p_lane AND h.last_seq = p_old_seq
+              AND h.hash = p_old_hash
+            FOR UPDATE;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT 'stale'::TEXT, NULL::BIGINT, NULL::BOOLEAN, NULL::BIGINT[],
+                                NULL::BIGINT[];
+            RETURN;
+        END IF;
+        SELECT l.until, l.source IS NULL INTO v_until, v_user_wide FROM locks l
+            WHERE l.username = p_user AND (l.source IS NULL OR l.source = p_source)
+              AND l.cleared_at IS NULL AND l.until > p_now
+            ORDER BY l.until DESC LIMIT 1;
+        IF FOUND THEN
+            RETURN QUERY SELECT 'locked'::TEXT, v_until, v_user_wide, NULL::BIGINT[],
+                                NULL::BIGINT[];
+            RETURN;
+        END IF;
+        UPDATE credentials c SET counter = p_value, last_used = p_now
+            WHERE c.id = p_credential AND c.confirmed_at IS NOT NULL
+              AND (c.counter IS NULL OR c.counter < p_value);
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT 'lost'::TEXT, NULL::BIGINT, NULL::BOOLEAN, NULL::BIGINT[],
+                                NULL::BIGINT[];
+            RETURN;
+        END IF;
+        DELETE FROM failures f WHERE f.username = p_user AND f.source = p_source;
+        UPDATE audit_head h SET last_seq = p_new_seq, hash = p_new_hash
+            WHERE h.host = p_host AND h.lane = p_lane;
+        RETURN QUERY
+            WITH a AS (
+                INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
+                                   method, actor, detail, prev_hash, hash)
+                SELECT p_host, p_lane, r.seq, p_at, r.event, r.username, r.service, r.rhost,
+                       r.tty, r.method, r.actor, r.detail, r.prev_hash, r.hash
+                FROM unnest(p_seqs, p_events, p_users, p_services, p_rhosts, p_ttys,
+                            p_methods, p_actors, p_details, p_prevs, p_hashes)
+                     AS r(seq, event, username, service, rhost, tty, method, actor, detail,
+                          prev_hash, hash)
+                ORDER BY r.seq
+                RETURNING audit.seq, audit.id)
+            SELECT 'won'::TEXT, NULL::BIGINT, NULL::BOOLEAN, ARRAY(SELECT a.seq FROM a),
+                   ARRAY(SELECT a.id FROM a);
+    END $$;",
 ];
 
 /// The schema version this build creates and understands.

@@ -40,6 +40,9 @@ impl Store for PgStore {
     }
 
     fn record_success(&self, s: Success) -> Result<SuccessOutcome, StoreError> {
+        if let Some(done) = self.at_once(|conn, ctx| login::success_at_once(conn, ctx, &s))? {
+            return Ok(done);
+        }
         self.write(true, &s.user, |tx, ctx| {
             login::success(tx, ctx, &s, &[], None)
         })
