@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twofold_proto::{ErrorKind, Method, Request, Response, Secret};
 use twofold_tests::daemon::{failed_kind, TestDaemon};
-use twofold_tests::mailtest::{assert_no_code_leaked, mail_daemon, plain_relay, Steps, ALICE};
+use twofold_tests::mailtest::{
+    assert_no_code_leaked, mail_daemon, plain_relay, start_destination, Steps, ALICE,
+};
 use twofold_tests::pam::*;
 use twofold_tests::smtp::SmtpServer;
 use twofold_tests::PamConfig;
@@ -282,15 +284,7 @@ fn a_login_code_does_not_confirm_an_enrollment() {
         code: None,
     });
     assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some("alice@new.example.net".into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "alice", Method::EMAIL, "alice@new.example.net");
     let r = d.call(&Request::EnrollConfirm {
         user: Some("alice".into()),
         method: Method::EMAIL,
@@ -368,15 +362,7 @@ fn the_address_and_global_ceilings_refuse() {
         c.email.sends_global_per_hour = 1;
     });
     d.enroll("bob");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("bob".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some("bob@example.org".into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "bob", Method::EMAIL, "bob@example.org");
     let r = d.call(&Request::EnrollStart {
         user: Some("carol".into()),
         method: Method::EMAIL,

@@ -10,12 +10,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use twofold_config::{SmsProvider, SmtpTls};
-use twofold_proto::{Method, Request, Response, Secret};
+use twofold_proto::{Method, Response};
 use twofold_tests::daemon::TestDaemon;
 use twofold_tests::http::HttpRecorder;
 use twofold_tests::mailtest::{
-    assert_no_code_leaked, enroll_phone, holds, point_at, sms_code, twilio_at, Steps, ALICE, PHONE,
-    PHONE_MASKED as MASKED,
+    assert_no_code_leaked, confirm_destination, enroll_phone, holds, point_at, sms_code,
+    start_destination, twilio_at, Steps, ALICE, PHONE, PHONE_MASKED as MASKED,
 };
 use twofold_tests::pam::*;
 use twofold_tests::smtp::{Mode, SmtpServer};
@@ -207,22 +207,9 @@ fn beside_email_the_prompt_names_both_and_policy_can_leave_sms_out() {
     });
     d.enroll("alice");
     let c0 = enroll_sms(&d, &rec);
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(ALICE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "alice", Method::EMAIL, ALICE);
     let c1 = s.nth_code(1).expect("mail code");
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        code: Secret::from(c1.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    confirm_destination(&d, "alice", Method::EMAIL, &c1);
 
     // Through libpam, service "tf": both named.
     let pam = PamConfig::new().expect("pam dir");
@@ -269,26 +256,13 @@ fn the_webhook_and_the_command_deliver_login_codes_and_the_code_is_never_in_argv
         c.sms.webhook.url = url.clone();
     });
     d.enroll("alice");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        algorithm: None,
-        digits: None,
-        address: Some(PHONE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "alice", Method::SMS, PHONE);
     let req = rec.wait_requests(1, Duration::from_secs(10)).pop().unwrap();
     let v: serde_json::Value = serde_json::from_str(&req.body).expect("JSON");
     assert_eq!(v["to"], PHONE);
     let text = v["message"].as_str().unwrap().to_owned();
     let c0 = text.split_whitespace().next().unwrap().to_owned();
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        code: Secret::from(c0.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    confirm_destination(&d, "alice", Method::SMS, &c0);
     assert_no_code_leaked(&d, &[c0], &[]);
     drop(d);
 
@@ -311,23 +285,10 @@ fn the_webhook_and_the_command_deliver_login_codes_and_the_code_is_never_in_argv
         c.sms.command.args = vec!["TEXT".into(), "{to}".into()];
     });
     d.enroll("alice");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        algorithm: None,
-        digits: None,
-        address: Some(PHONE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "alice", Method::SMS, PHONE);
     let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
     let c1 = stdin.split_whitespace().next().unwrap().to_owned();
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        code: Secret::from(c1.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    confirm_destination(&d, "alice", Method::SMS, &c1);
     let mut l = Steps::begin(&d, "alice");
     l.answer("sms");
     let stdin = std::fs::read_to_string(out.join("stdin")).unwrap();
@@ -478,27 +439,14 @@ fn a_hanging_command_does_not_hold_the_login_past_its_wait() {
         c.sms.timeout = twofold_config::Seconds(3);
     });
     d.enroll("alice");
-    let r = d.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        algorithm: None,
-        digits: None,
-        address: Some(PHONE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    start_destination(&d, "alice", Method::SMS, PHONE);
     let c0 = std::fs::read_to_string(&out)
         .unwrap()
         .split_whitespace()
         .next()
         .unwrap()
         .to_owned();
-    let r = d.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::SMS,
-        code: Secret::from(c0.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    confirm_destination(&d, "alice", Method::SMS, &c0);
     let mut l = Steps::begin(&d, "alice");
     let t0 = std::time::Instant::now();
     let got = l.answer("sms");
