@@ -8,6 +8,12 @@
 //! first only, the three-daemon cells hand the logins to them in turn. Each
 //! also sits in its own cgroup whose CPU cap is on only for the capped
 //! cells ([`crate::cgroup`]), one host's CPU each.
+//!
+//! Two more SQLite daemons run on copies of the first one's file (same
+//! users, secrets and master key): the three-SQLite-daemon cells hand the
+//! logins round in the same way as the three fleet daemons, so the fleet's
+//! three-daemon store part is taken against a like-for-like login that
+//! differs only in its store.
 
 use crate::cell::{self, CellResult, CellSpec};
 use crate::cgroup::{self, Cap, CpuGroup};
@@ -27,8 +33,9 @@ const FLEET_DB: &str = "twofold_fleet";
 const FLOOR_DB: &str = "pgbench_floor";
 /// The daemons of the fleet, by audit host name and PAM service.
 const HOSTS: [&str; 3] = ["a", "b", "c"];
-/// PAM service of the SQLite daemon.
-const SQLITE_SERVICE: &str = "fleet-sqlite";
+/// PAM services of the SQLite daemons: the first serves the one-daemon
+/// cells, all three the three-daemon SQLite cells.
+const SQLITE_SERVICES: [&str; 3] = ["fleet-sqlite", "fleet-sqlite-b", "fleet-sqlite-c"];
 
 fn service(host: &str) -> String {
     format!("fleet-{host}")
@@ -40,7 +47,8 @@ struct Fleet<'a> {
     confdir: PathBuf,
     pg: PgCluster,
     script: PathBuf,
-    sqlite: Daemon,
+    /// The SQLite daemon, then the two on copies of its file.
+    sqlite: Vec<Daemon>,
     hosts: Vec<Daemon>,
     /// One cgroup per host, when they could be made.
     groups: Vec<CpuGroup>,
@@ -60,7 +68,13 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
     let confdir = dir.join("pam.d");
     std::fs::create_dir_all(&confdir)?;
     let key = dir.join("keys/master.key");
-    let mut configs = vec![(SQLITE_SERVICE.to_owned(), sqlite_config(&dir))];
+    let sqlite_cfg = sqlite_config(&dir.join("sqlite"));
+    let mut configs = vec![(SQLITE_SERVICES[0].to_owned(), sqlite_cfg.clone())];
+    for svc in &SQLITE_SERVICES[1..] {
+        let mut c = sqlite_config(&dir.join(svc));
+        c.daemon.master_key = sqlite_cfg.daemon.master_key.clone();
+        configs.push((svc.to_string(), c));
+    }
     for h in HOSTS {
         configs.push((service(h), fleet_config(&dir, h, &key, pg.socket_dir())));
     }
@@ -74,7 +88,11 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
     }
     // Users: one per login (a code's step is accepted once per credential),
     // including each level's warm-up.
-    let n_sqlite: usize = o.fleet_concurrency.iter().map(|&c| o.logins + c).sum();
+    let n_sqlite: usize = o
+        .fleet_concurrency
+        .iter()
+        .map(|&c| 2 * o.logins + c + warm_up(What::Sqlite3, c))
+        .sum();
     // The cgroups first, so the capped cells' users are enrolled too.
     let (mut groups, mut capping) = match make_groups(o) {
         Ok(g) => g,
@@ -95,15 +113,25 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
         .sum();
     let t = Instant::now();
     let mut configs = configs.into_iter().map(|(_, c)| c);
-    let sqlite_cfg = configs.next().context("configs")?;
-    let mut sqlite = start(o, &dir, "sqlite", sqlite_cfg)?;
-    let su = enroll(&sqlite, "fs", n_sqlite)?;
-    sqlite.stop()?;
-    let n = twofold::bulk_confirm(&sqlite.config.daemon.database, 10)?;
+    let mut first = start(o, &dir, "sqlite", configs.next().context("configs")?)?;
+    let su = enroll(&first, "fs", n_sqlite)?;
+    first.stop()?;
+    let n = twofold::bulk_confirm(&first.config.daemon.database, 10)?;
     if n != n_sqlite {
         bail!("SQLite bulk confirmation confirmed {n} users, expected {n_sqlite}");
     }
-    sqlite.restart()?;
+    // Copied while the first is stopped: the file is whole, no log pending.
+    let mut copies = Vec::new();
+    for _ in &SQLITE_SERVICES[1..] {
+        let c = configs.next().context("configs")?;
+        copy_database(&first.config.daemon.database, &c.daemon.database)?;
+        copies.push(c);
+    }
+    first.restart()?;
+    let mut sqlite = vec![first];
+    for (svc, c) in SQLITE_SERVICES[1..].iter().zip(copies) {
+        sqlite.push(start(o, &dir, svc, c)?);
+    }
     // The first fleet daemon makes the key and the schema; the others join.
     let first = start(o, &dir, HOSTS[0], configs.next().context("configs")?)?;
     let pu = enroll(&first, "fp", n_fleet)?;
@@ -153,8 +181,7 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
         report.rows.extend(f.level(c)?);
     }
     report.audit_hosts = f.audit_hosts()?;
-    f.sqlite.stop()?;
-    for h in &mut f.hosts {
+    for h in f.sqlite.iter_mut().chain(&mut f.hosts) {
         h.stop()?;
     }
     // Dropping `f` removes the (now empty) cgroups.
@@ -200,7 +227,7 @@ fn capped_logins(o: &Options) -> usize {
 /// Logins of a level's warm-up: one per worker, and one per daemon.
 fn warm_up(what: What, c: usize) -> usize {
     match what {
-        What::Pg3 => c.max(HOSTS.len()),
+        What::Pg3 | What::Sqlite3 => c.max(HOSTS.len()),
         _ => c,
     }
 }
@@ -219,7 +246,28 @@ fn pgbench_seconds(o: &Options) -> u64 {
 }
 
 fn sqlite_config(dir: &Path) -> Config {
-    twofold::config_in(&dir.join("sqlite"))
+    twofold::config_in(dir)
+}
+
+/// Copies a stopped daemon's SQLite file (and its write-ahead log, if one
+/// is left) to `to`, making its directory with the source's mode.
+fn copy_database(from: &Path, to: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let (Some(src_dir), Some(dst_dir)) = (from.parent(), to.parent()) else {
+        bail!("database paths without a directory: {from:?}, {to:?}");
+    };
+    std::fs::create_dir_all(dst_dir)?;
+    let mode = std::fs::metadata(src_dir)?.permissions().mode();
+    std::fs::set_permissions(dst_dir, std::fs::Permissions::from_mode(mode))?;
+    for suffix in ["", "-wal"] {
+        let src = PathBuf::from(format!("{}{suffix}", from.display()));
+        if src.exists() {
+            let dst = PathBuf::from(format!("{}{suffix}", to.display()));
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn fleet_config(dir: &Path, host: &str, key: &Path, socket_dir: &Path) -> Config {
@@ -310,13 +358,19 @@ impl Fleet<'_> {
     fn level(&mut self, c: usize) -> anyhow::Result<Vec<FleetRow>> {
         let o = self.o;
         let rounds = rounds(o);
-        let mut whats = vec![What::Sqlite, What::Pg1, What::Pg3, What::Floor];
+        let mut whats = vec![
+            What::Sqlite,
+            What::Sqlite3,
+            What::Pg1,
+            What::Pg3,
+            What::Floor,
+        ];
         if matches!(self.capping, Capping::On { .. }) && c > 1 {
             whats.extend([What::Pg1Capped, What::Pg3Capped]);
         }
         // A few logins first, unmeasured: each daemon opens its PostgreSQL
         // connections (and prepares statements) on first use.
-        for what in [What::Sqlite, What::Pg1, What::Pg3] {
+        for what in [What::Sqlite, What::Sqlite3, What::Pg1, What::Pg3] {
             let items = self.items(what, warm_up(what, c));
             self.cell(what, c, items, o.seconds)?;
         }
@@ -393,7 +447,7 @@ impl Fleet<'_> {
     /// current code.
     fn items(&mut self, what: What, count: usize) -> Vec<Item> {
         let (users, next) = match what {
-            What::Sqlite => &mut self.su,
+            What::Sqlite | What::Sqlite3 => &mut self.su,
             _ => &mut self.pu,
         };
         let end = (*next + count).min(users.len());
@@ -413,7 +467,11 @@ impl Fleet<'_> {
         limit: std::time::Duration,
     ) -> anyhow::Result<CellResult> {
         let (services, daemons): (Vec<String>, Vec<&Daemon>) = match what {
-            What::Sqlite => (vec![SQLITE_SERVICE.to_owned()], vec![&self.sqlite]),
+            What::Sqlite => (vec![SQLITE_SERVICES[0].to_owned()], vec![&self.sqlite[0]]),
+            What::Sqlite3 => (
+                SQLITE_SERVICES.iter().map(|s| s.to_string()).collect(),
+                self.sqlite.iter().collect(),
+            ),
             What::Pg1 | What::Pg1Capped => (vec![service(HOSTS[0])], vec![&self.hosts[0]]),
             _ => (
                 HOSTS.iter().map(|h| service(h)).collect(),
