@@ -171,8 +171,17 @@ pub fn run(o: &Options, dir: &Path) -> anyhow::Result<FleetReport> {
         pg_version: f.pg.version.clone(),
         users: (n_sqlite, n_fleet),
         enroll: enrolled,
-        rounds: rounds(o),
-        pgbench_seconds: pgbench_seconds(o),
+        rounds: o
+            .fleet_concurrency
+            .iter()
+            .map(|&c| (c, rounds(o, c)))
+            .collect(),
+        pgbench_seconds: o
+            .fleet_concurrency
+            .iter()
+            .map(|&c| pgbench_seconds(o, c))
+            .max()
+            .unwrap_or(1),
         rows: Vec::new(),
         audit_hosts: Vec::new(),
         capping,
@@ -232,17 +241,21 @@ fn warm_up(what: What, c: usize) -> usize {
     }
 }
 
-fn rounds(o: &Options) -> usize {
-    if o.smoke {
-        2
-    } else {
-        4
+/// Rounds of a level. One login in flight takes short slices (about 60
+/// logins each), so that every row samples the same stretches of this
+/// shared VM's time: with 4 rounds a row's slice took about a quarter
+/// second, and runs of the same build put its p50 up to twice apart.
+fn rounds(o: &Options, c: usize) -> usize {
+    match (o.smoke, c) {
+        (true, _) => 2,
+        (false, 1) => 16,
+        (false, _) => 4,
     }
 }
 
 /// pgbench's `--time` per round: a login cell's time cap, at least 1 s.
-fn pgbench_seconds(o: &Options) -> u64 {
-    (o.seconds.as_secs() / rounds(o) as u64).max(1)
+fn pgbench_seconds(o: &Options, c: usize) -> u64 {
+    (o.seconds.as_secs() / rounds(o, c) as u64).max(1)
 }
 
 fn sqlite_config(dir: &Path) -> Config {
@@ -357,7 +370,7 @@ impl Fleet<'_> {
     /// running a slice of every entry in an order that rotates.
     fn level(&mut self, c: usize) -> anyhow::Result<Vec<FleetRow>> {
         let o = self.o;
-        let rounds = rounds(o);
+        let rounds = rounds(o, c);
         let mut whats = vec![
             What::Sqlite,
             What::Sqlite3,
@@ -399,7 +412,7 @@ impl Fleet<'_> {
                 let pg0 = self.pg.cpu_ns();
                 let r = if whats[i] == What::Floor {
                     let prefix = self.dir.join(format!("pgbench-{c}-{round}"));
-                    let secs = pgbench_seconds(o);
+                    let secs = pgbench_seconds(o, c);
                     self.pg.pgbench(FLOOR_DB, &self.script, c, secs, &prefix)?
                 } else {
                     let chunk = items[i].len().div_ceil(rounds);

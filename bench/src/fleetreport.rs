@@ -131,7 +131,8 @@ pub struct FleetReport {
     /// Server setup and enrollment, wall time.
     pub enroll: Duration,
     /// Rounds per level.
-    pub rounds: usize,
+    /// Rounds at each level of logins in flight.
+    pub rounds: Vec<(usize, usize)>,
     /// pgbench's `--time` per round.
     pub pgbench_seconds: u64,
     /// The rows, level by level.
@@ -192,12 +193,12 @@ impl FleetReport {
              Each login is a fresh user's current \
              code through libpam (`pam_start` → `pam_authenticate` → `pam_end`, one worker \
              process per login in flight). Each level starts with a few unmeasured logins \
-             (a daemon opens its PostgreSQL connections on first use), then {} rounds, each \
+             (a daemon opens its PostgreSQL connections on first use), then rounds ({}), each \
              running a slice of every row in an order that rotates.\n\n\
              The floor is `pgbench -M prepared -n` on the same server (its own database) with \
              one transaction: `\\set id random(1, {rows})` and `UPDATE floor SET n = n + 1 WHERE \
              id = :id;` on a {rows}-row table, `--client` = the level, `--jobs` = min(level, \
-             cores), `--time={}` per round. Its latency is pgbench's per-transaction log \
+             cores), `--time` per round the login cells' time cap ÷ the level's rounds, at least 1 s (at most {} s here). Its latency is pgbench's per-transaction log \
              (`--log`: from the transaction's start to its end, at the client); its rate is \
              pgbench's `tps` (without initial connection time), merged over rounds as \
              transactions ÷ Σ (a round's transactions ÷ its tps); its CPU is pgbench's own. \
@@ -205,7 +206,11 @@ impl FleetReport {
              checkpointer, autovacuum) over the row's cells.\n",
             self.pg_version,
             self.enroll.as_secs_f64(),
-            self.rounds,
+            self.rounds
+                .iter()
+                .map(|(c, r)| format!("{r} at {c} in flight"))
+                .collect::<Vec<_>>()
+                .join(", "),
             self.pgbench_seconds,
             rows = crate::pg::FLOOR_ROWS,
         );
