@@ -126,7 +126,7 @@ fn a_key_enrolls_and_a_touch_opens_a_console_login() {
     assert!(t.prompts().is_empty(), "{t:?}");
     assert_eq!(bed.a.touches(), touched + 1);
     assert_eq!(audit(&bed.d, "enroll"), ["fido2|via=cli"]);
-    assert_eq!(audit(&bed.d, "login_success"), ["fido2|"]);
+    assert_eq!(audit(&bed.d, "login_success"), ["fido2|uv=none"]);
     // Again: the counter grew, the challenge is new.
     assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);
     match bed.d.call(&Request::Status {
@@ -361,6 +361,8 @@ fn verify_services_require_user_verification_on_the_services_named_only() {
 fn user_verification_when_required_and_given_opens_the_login() {
     let (bed, _) = enrolled_with(true, 1);
     assert_eq!(login(&bed.d, Conversation::new()).0, PAM_SUCCESS);
+    // The key verified its user itself (no PIN asked): said in the row.
+    assert_eq!(audit(&bed.d, "login_success"), ["fido2|uv=builtin"]);
 }
 
 #[test]

@@ -105,7 +105,8 @@ fn the_keys_pin_is_asked_hidden_and_opens_the_login_with_the_touch() {
     assert_eq!(rc, PAM_SUCCESS, "{t:?}");
     assert_eq!(t.infos(), [PIN_ASKED, CUE], "{t:?}");
     assert_eq!(t.prompts(), [PIN_PROMPT], "{t:?}");
-    assert_eq!(audit(&b.d, "login_success"), ["fido2|"]);
+    // The success row says the key verified its user with the PIN.
+    assert_eq!(audit(&b.d, "login_success"), ["fido2|uv=pin"]);
     assert_eq!(b.key.pin_retries(), PIN_TRIES);
 }
 
@@ -122,6 +123,7 @@ fn a_wrong_pin_is_said_with_the_tries_left_and_asked_again_without_counting_a_fa
     );
     assert_eq!(t.prompts(), [PIN_PROMPT, PIN_PROMPT]);
     assert!(audit(&b.d, "login_failure").is_empty());
+    assert_eq!(audit(&b.d, "login_success"), ["fido2|uv=pin"]);
     // The right PIN gave the key its tries back.
     assert_eq!(b.key.pin_retries(), PIN_TRIES);
 }
@@ -256,7 +258,8 @@ fn the_cue_prompt_is_answered_by_enter_after_the_touch() {
     assert_eq!(rc, PAM_SUCCESS, "{t:?}");
     assert_eq!(t.prompts(), [CUE_PROMPT], "{t:?}");
     assert!(t.infos().is_empty(), "no information line: {t:?}");
-    assert_eq!(audit(&b.d, "login_success"), ["fido2|"]);
+    // Presence only: no PIN or built-in check was asked of the key.
+    assert_eq!(audit(&b.d, "login_success"), ["fido2|uv=none"]);
 }
 
 #[test]

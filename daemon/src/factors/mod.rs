@@ -257,6 +257,10 @@ pub trait Talk: Sync {
     /// Appends audit row `event` of this login, for this factor, with
     /// `detail` (`key=value` pairs; never a secret).
     fn audit(&mut self, event: &'static str, detail: &[(&str, &str)]) -> bool;
+    /// Adds `key=value` to this login's success row, should the answer
+    /// this wait returns be the one that lets the login in (how it was
+    /// verified; never a secret). A later note of the same key replaces it.
+    fn note(&mut self, key: &'static str, value: &'static str);
     /// Whether the PAM client went away.
     fn gone(&self) -> bool;
 }

@@ -89,6 +89,9 @@ pub(crate) struct Login<'c, 'a> {
     remember: Vec<crate::devices::Proof>,
     /// Codes this login asked to have sent (`send.rs`).
     sends: send::Sends,
+    /// What a factor said of how it verified the answer (`uv=pin`), for
+    /// the success row.
+    notes: Vec<(&'static str, &'static str)>,
 }
 
 /// What the prompts are checked against.
@@ -576,15 +579,19 @@ impl Login<'_, '_> {
             .and_then(|f| f.spent_event())
             .map(|e| self.base.renamed(e).method(method.as_str()));
         let lost = factor.map(|f| f.lost()).unwrap_or("code already used");
+        let mut row = self
+            .base
+            .renamed(event::LOGIN_SUCCESS)
+            .method(method.as_str());
+        for (k, v) in &self.notes {
+            row = row.with(k, v);
+        }
         let success = Success {
             user: self.b.user.clone(),
             source: self.source.clone(),
             now,
             claim,
-            events: vec![self
-                .base
-                .renamed(event::LOGIN_SUCCESS)
-                .method(method.as_str())],
+            events: vec![row],
             code_used,
         };
         // A break-glass code lets one person in once; it never makes a
@@ -661,6 +668,7 @@ impl<'c, 'a> Login<'c, 'a> {
             password_answers: 0,
             remember: Vec::new(),
             sends: send::Sends::new(),
+            notes: Vec::new(),
         }
     }
 }
@@ -880,6 +888,11 @@ impl Talk for Talking<'_, '_, '_> {
         }
         let ok = self.login.audit(&[ev]);
         self.ended(ok)
+    }
+
+    fn note(&mut self, key: &'static str, value: &'static str) {
+        self.login.notes.retain(|(k, _)| *k != key);
+        self.login.notes.push((key, value));
     }
 
     fn gone(&self) -> bool {

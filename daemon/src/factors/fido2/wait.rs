@@ -207,10 +207,10 @@ impl Attend for Touch<'_> {
         let Some(how) = self.verification(dev, talk) else {
             return Ok(None);
         };
-        let (uv, pin) = match &how {
-            Verify::No => (false, None),
-            Verify::BuiltIn => (true, None),
-            Verify::Pin(p) => (true, Some(p)),
+        let (uv, pin, said) = match &how {
+            Verify::No => (false, None, "none"),
+            Verify::BuiltIn => (true, None, "builtin"),
+            Verify::Pin(p) => (true, Some(p), "pin"),
         };
         let got = if self.prompt {
             self.while_prompted(dev, rp_id, uv, pin, talk)
@@ -233,6 +233,11 @@ impl Attend for Touch<'_> {
         };
         // The PIN is wiped here, whatever came of it.
         drop(how);
+        if got.is_ok() {
+            // The assertion verified with UV required when `uv`: the success
+            // row says how the key verified its user.
+            talk.note("uv", said);
+        }
         Ok(match got {
             Ok((row, 0)) => Some(Found::Claim(Claim::Unmetered { credential: row })),
             Ok((row, n)) => Some(Found::Claim(Claim::Counter {
