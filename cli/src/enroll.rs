@@ -106,7 +106,26 @@ pub fn totp(daemon: &Daemon, opts: &TotpOptions, io: &mut Io<'_>) -> Result<(), 
         algorithm: opts.algorithm,
         digits: opts.digits,
     };
-    let pending = match daemon.call(&req)? {
+    // Beside a confirmed factor, the daemon asks for a current code of one
+    // first (self-service only): asked here, then the start again with it.
+    let resp = match daemon.call(&req) {
+        Err(CliError::Failed {
+            kind: ErrorKind::BadRequest,
+            message,
+        }) if message.contains("verification code is required") => {
+            let raw = read_code(None, crate::account::AUTH_PROMPT_ANY, io)?;
+            daemon.call(&Request::EnrollStart {
+                user: opts.user.clone(),
+                method: twofold_proto::Method::TOTP,
+                algorithm: opts.algorithm,
+                digits: opts.digits,
+                address: None,
+                code: Some(totp_code(&raw)?),
+            })?
+        }
+        other => other?,
+    };
+    let pending = match resp {
         Response::TotpPending(p) => p,
         other => return Err(CliError::Unexpected(twofold_proto::response_name(&other))),
     };

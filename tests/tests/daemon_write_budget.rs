@@ -112,3 +112,78 @@ fn child_logins_as_nobody() {
     }
     println!("child ok");
 }
+
+const ENROLL_ENV: &str = "TWOFOLD_TEST_BUDGET_ENROLL";
+
+/// Regression (review, session 6): an address enrollment started by an
+/// unprivileged user with no factor was not budgeted, and once the send
+/// limit refused, every further start still wrote a durable
+/// `code_send_refused` audit row: one local user could fill the disk.
+#[test]
+fn regression_enrollment_starts_of_an_unprivileged_user_are_budgeted() {
+    require_root();
+    let (_dir, s) = twofold_tests::mailtest::plain_relay();
+    let d = twofold_tests::mailtest::mail_daemon(&s, |_| {});
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "child_enroll_starts_as_nobody",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(SOCKET_ENV, d.socket())
+        .env(ENROLL_ENV, "60")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_child_ok(&out);
+    let written = rows(&d);
+    // Served starts write a row or two each (sent, or refused by the send
+    // limit); unbudgeted, the 60 starts wrote 60 or more.
+    assert!(
+        (20..=40).contains(&written),
+        "only the burst of 20 starts writes: {written} rows"
+    );
+}
+
+/// Runs only when re-executed by the test above, as uid 65534: 60 address
+/// enrollment starts; the first 20 are served (a few sent, the rest
+/// refused by the send limit), the others refused by the budget.
+#[test]
+#[ignore = "run by regression_enrollment_starts_of_an_unprivileged_user_are_budgeted as uid 65534"]
+fn child_enroll_starts_as_nobody() {
+    let (Ok(socket), Ok(tries)) = (std::env::var(SOCKET_ENV), std::env::var(ENROLL_ENV)) else {
+        panic!(
+            "a child entry point: run by the test above, which sets {SOCKET_ENV} and {ENROLL_ENV}"
+        );
+    };
+    let tries: u32 = tries.parse().unwrap();
+    let mut denied = 0;
+    for i in 0..tries {
+        let r = Client::connect(socket.as_ref(), Duration::from_secs(10), "budget-test")
+            .unwrap()
+            .call(&Request::EnrollStart {
+                user: None,
+                method: twofold_proto::Method::EMAIL,
+                algorithm: None,
+                digits: None,
+                address: Some("nobody@example.org".into()),
+                code: None,
+            })
+            .unwrap();
+        if failed_kind(&r) == Some(ErrorKind::PermissionDenied) {
+            let Response::Failed { message, .. } = &r else {
+                unreachable!()
+            };
+            assert!(
+                message.contains("too many requests"),
+                "start {i}: {message}"
+            );
+            denied += 1;
+        }
+    }
+    assert_eq!(denied, tries - 20, "all but the burst refused");
+    println!("child ok");
+}

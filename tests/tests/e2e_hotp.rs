@@ -227,3 +227,114 @@ fn malformed_secret_files_enroll_nothing() {
     assert_eq!(login(&d, "alice", &hotp(0)), PAM_SUCCESS);
     assert!(Method::KNOWN.contains(&Method::HOTP));
 }
+
+/// Regression (review, session 6): an account whose only factor is a token
+/// (or an address, or a key) could have a TOTP authenticator added by any
+/// process running as the user, with no proof: the process holds the new
+/// secret and passes every prompt from then on. Now the start asks for a
+/// current code of a factor that authorizes, spent and audited first.
+#[test]
+fn regression_a_process_running_as_a_token_user_cannot_add_an_authenticator_of_its_own() {
+    use std::io::Write;
+    use twofold_proto::{ErrorKind, Request, Secret};
+    use twofold_tests::daemon::{bin_path, failed_kind};
+    let d = daemon();
+    // root's own account, as a process of root's would ask (self-service).
+    assert!(enroll(&d, "root", KEY, &[]).status.success());
+    let pending_totp = || {
+        d.sqlite3("SELECT count(*) FROM credentials WHERE method = 'totp'")
+            .trim()
+            .to_owned()
+    };
+    // The attack: the old request, no code.
+    let r = d.call(&Request::TotpEnrollStart {
+        user: None,
+        algorithm: None,
+        digits: None,
+    });
+    assert_eq!(failed_kind(&r), Some(ErrorKind::BadRequest), "{r:?}");
+    assert_eq!(pending_totp(), "0", "no secret handed out");
+    // A wrong code is refused, counted and audited.
+    let start = |code: &str| {
+        d.call(&Request::EnrollStart {
+            user: None,
+            method: Method::TOTP,
+            algorithm: None,
+            digits: None,
+            address: None,
+            code: Some(Secret::from(code)),
+        })
+    };
+    let r = start("000000");
+    assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
+    assert_eq!(pending_totp(), "0");
+    let failures = d.sqlite3("SELECT count(*) FROM failures WHERE user = 'root'");
+    assert_eq!(failures.trim(), "1");
+    // The token's current code authorizes it; through the CLI, which asks
+    // for that code when the daemon wants one (read from stdin here).
+    let mut cli = Command::new(bin_path("twofold"))
+        .arg("--socket")
+        .arg(d.socket())
+        .args(["enroll", "totp", "--no-confirm", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run twofold");
+    writeln!(cli.stdin.take().unwrap(), "{}", hotp(0)).unwrap();
+    let out = cli.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("otpauth://"),
+        "{out:?}"
+    );
+    assert_eq!(pending_totp(), "1");
+    let authorized = d.sqlite3("SELECT count(*) FROM audit WHERE event = 'enroll_authorized'");
+    assert_eq!(authorized.trim(), "1");
+    // The same press does not authorize twice.
+    let r = start(&hotp(0));
+    assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
+}
+
+/// Regression (review, session 6): an enrollment started while the account
+/// had no factor needed no code; confirming it later, after the person had
+/// been given a factor, needed none either. A process running as the user
+/// could start a TOTP early, keep its secret, and add it once the account
+/// was protected. Now such a pending enrollment is refused at confirmation.
+#[test]
+fn regression_an_enrollment_started_before_the_first_factor_cannot_be_confirmed_after_it() {
+    use twofold_proto::{ErrorKind, Request, Response};
+    use twofold_tests::daemon::failed_kind;
+    let d = daemon();
+    // The attacker, as root's process, while root has no factor.
+    let pending = match d.call(&Request::TotpEnrollStart {
+        user: None,
+        algorithm: None,
+        digits: None,
+    }) {
+        Response::TotpPending(p) => p,
+        other => panic!("{other:?}"),
+    };
+    // Root is given a token by the admin, a minute later.
+    d.clock.advance(60);
+    assert!(enroll(&d, "root", KEY, &[]).status.success());
+    d.clock.advance(30);
+    let code = d.code(pending.secret.expose(), 0);
+    let r = d.call(&Request::TotpEnrollConfirm {
+        user: None,
+        code: code.as_str().into(),
+    });
+    assert_eq!(failed_kind(&r), Some(ErrorKind::Conflict), "{r:?}");
+    assert_eq!(
+        d.sqlite3(
+            "SELECT count(*) FROM credentials WHERE method = 'totp' AND confirmed_at IS NOT NULL"
+        )
+        .trim(),
+        "0"
+    );
+    // The TOTP login the attacker hoped for is refused.
+    assert_eq!(
+        login(&d, "root", &d.code(pending.secret.expose(), 0)),
+        PAM_AUTH_ERR
+    );
+}

@@ -1183,3 +1183,133 @@ fn postgres_an_imported_host_brings_its_backup_codes_not_its_sent_codes() {
         .unwrap()
         .is_empty());
 }
+
+/// Regression (review, session 6): the fleet's failure counting relies on
+/// READ COMMITTED, each statement after the account's advisory lock seeing
+/// what other hosts committed while it waited. On a database whose default
+/// an admin set to REPEATABLE READ, the snapshot was taken before that
+/// wait: wrong answers queued behind one account lock each counted only
+/// themselves, and no lock was ever made. twofoldd now sets the level on
+/// its own connections.
+#[test]
+fn postgres_racing_failures_lock_where_the_database_defaults_to_repeatable_read() {
+    let db = PgDatabase::new();
+    db.psql(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET default_transaction_isolation = %L', \
+         current_database(), 'repeatable read'); END $$",
+    );
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let stores: Vec<PgStore> = (0..8)
+        .map(|i| {
+            let mut sc = config.store.clone();
+            sc.host_name = Some(format!("rr{i}"));
+            PgStore::open(&sc, 2, &keys(), Logger::stderr()).unwrap()
+        })
+        .collect();
+    // Hold rita's account lock (the key every host takes) while all eight
+    // failures start and queue behind it.
+    let held = Holder::new(
+        &db,
+        "SELECT pg_advisory_xact_lock(hashtextextended('twofold/user/rita', 0))",
+    );
+    let outcomes: Vec<FailureOutcome> = std::thread::scope(|t| {
+        let hs: Vec<_> = stores
+            .iter()
+            .map(|s| t.spawn(move || fail(s, "rita", "10.0.0.9", 700)))
+            .collect();
+        // Every failure is waiting on the lock by now (the bound is 3 s).
+        std::thread::sleep(std::time::Duration::from_millis(800));
+        drop(held);
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let locks: Vec<u64> = outcomes.iter().filter_map(locked_by).collect();
+    assert!(
+        !locks.is_empty(),
+        "eight wrong answers, limit {}: no lock ({outcomes:?})",
+        limits().source_failures
+    );
+}
+
+/// A psql session holding `sql`'s locks in an open transaction until
+/// dropped (then it commits and ends).
+struct Holder {
+    child: std::process::Child,
+    to: Option<std::process::ChildStdin>,
+}
+
+impl Holder {
+    fn new(db: &PgDatabase, sql: &str) -> Holder {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("psql")
+            .arg("-h")
+            .arg(&db.socket_dir)
+            .args(["-U", "postgres", "-d", &db.name, "-X", "-q", "-t", "-A"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let mut to = child.stdin.take().unwrap();
+        writeln!(to, "BEGIN;\n{sql};\n\\echo held").unwrap();
+        let mut from = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "held" {
+            line.clear();
+            assert!(from.read_line(&mut line).unwrap() > 0, "psql ended");
+        }
+        Holder {
+            child,
+            to: Some(to),
+        }
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        use std::io::Write;
+        if let Some(mut to) = self.to.take() {
+            let _ = writeln!(to, "COMMIT;");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Regression (review, session 6): every host prunes every chain. Two
+/// prunes at once, the slower with an earlier cutoff, could move a chain's
+/// anchor back past rows the other had already removed, and `audit verify`
+/// then reported a deleted row on a chain nobody had touched. Forced here:
+/// the anchor row is held while host A (late cutoff) and then host B
+/// (early cutoff) start their prunes.
+#[test]
+fn postgres_racing_prunes_never_move_an_anchor_back() {
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let open = |host: &str| {
+        let mut sc = config.store.clone();
+        sc.host_name = Some(host.to_owned());
+        PgStore::open(&sc, 2, &keys(), Logger::stderr()).unwrap()
+    };
+    let (a, b) = (open("pa"), open("pb"));
+    for i in 0..20 {
+        a.append_audit(100 + i, vec![ev(event::ADMIN, "ivy")], Durability::Durable)
+            .unwrap();
+    }
+    // An anchor row to hold: rows before 105 pruned first.
+    a.prune(0, 105, 200, ev(event::AUDIT_PRUNED, "")).unwrap();
+    assert_eq!(verify(&a).1, None);
+    let held = Holder::new(&db, "SELECT 1 FROM audit_anchor FOR UPDATE");
+    std::thread::scope(|t| {
+        let late = t.spawn(|| a.prune(0, 118, 300, ev(event::AUDIT_PRUNED, "")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let early = t.spawn(|| b.prune(0, 110, 300, ev(event::AUDIT_PRUNED, "")).unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(held);
+        late.join().unwrap();
+        early.join().unwrap();
+    });
+    let anchor = db.psql("SELECT last_seq FROM audit_anchor WHERE host = 'pa'");
+    assert_eq!(anchor, "18", "the later cutoff's anchor stays");
+    assert_eq!(verify(&a).1, None, "no false break");
+}

@@ -154,14 +154,22 @@ fn enroll_start(
     let e = enrollable(engine, method)?;
     // A factor added beside a confirmed one needs a fresh answer of it in
     // self-service, spent (and audited) before anything is sent.
-    if e.start_needs_authorization()
+    let authorizing = e.start_needs_authorization()
         && !t.admin_other
         && engine
             .store
             .credentials(&t.user)?
             .iter()
-            .any(|c| c.confirmed_at.is_some())
-    {
+            .any(|c| c.confirmed_at.is_some());
+    if !authorizing {
+        // A start writes (a pending row; a send, or its refusal, audited):
+        // budgeted for an unprivileged peer like any other write (the
+        // authorization below is budgeted itself).
+        engine
+            .admit_write(peer.cred.uid, "enroll_start")
+            .map_err(|why| fail(ErrorKind::PermissionDenied, why))?;
+    }
+    if authorizing {
         let (claim, by) = authorize(engine, peer, t, "enroll_start", code)?;
         if let (Some(claim), Some(sends)) = (claim, engine.store.sends()) {
             let ev = AuditEvent::new(event::ENROLL_AUTHORIZED, &t.user, &peer.actor())
@@ -183,6 +191,9 @@ fn enroll_confirm(
     code: &Secret,
 ) -> Result<Response, Failure> {
     let e = enrollable(engine, method)?;
+    if e.start_needs_authorization() && !t.admin_other {
+        refuse_started_before_a_factor(engine, &t.user, method)?;
+    }
     let enrolled = AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
         .method(method.as_str())
         .with("via", "cli");
@@ -206,6 +217,35 @@ fn enroll_confirm(
         });
     }
     Ok(Response::BackupCodes { codes: done.codes })
+}
+
+/// Refuses to confirm `user`'s pending `method` started while the account
+/// had no factor (so no code authorized it) once a factor has been
+/// confirmed since: a process running as the user could otherwise start a
+/// destination or an authenticator of its own early and confirm it after
+/// the person enrolled, with no proof.
+fn refuse_started_before_a_factor(
+    engine: &Engine,
+    user: &str,
+    method: &Method,
+) -> Result<(), Failure> {
+    let creds = engine.store.credentials(user)?;
+    let newest = creds.iter().filter_map(|c| c.confirmed_at).max();
+    let started = creds
+        .iter()
+        .filter(|c| c.confirmed_at.is_none() && c.method == *method)
+        .map(|c| c.created_at)
+        .max();
+    match (newest, started) {
+        (Some(factor), Some(start)) if start < factor => Err(fail(
+            ErrorKind::Conflict,
+            format!(
+                "this {method} enrollment was started before a factor was added to the \
+                 account; start it again (a current code of that factor is asked)"
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Drops `t`'s pending enrollment of `method` (one that was never

@@ -176,6 +176,13 @@ fn group4(s: &str) -> String {
 }
 
 impl Enroll for Totp {
+    /// The secret goes to whoever asks: beside a confirmed factor (an
+    /// address, a token, a key), a process running as the user would
+    /// otherwise add an authenticator of its own and pass every prompt.
+    fn start_needs_authorization(&self) -> bool {
+        true
+    }
+
     fn start(&self, cx: &Ctx<'_>, user: &str, options: &EnrollOptions) -> Result<Pending, Failure> {
         let cfg = &cx.config.totp;
         let params = TotpParams {

@@ -400,10 +400,19 @@ pub(crate) fn counts(c: &mut Tx<'_>, since: u64) -> Result<Vec<(String, u64)>, S
     .collect())
 }
 
+/// The advisory lock that runs the hosts' prunes one at a time (any fixed
+/// number, apart from the migrations' and the accounts' keys).
+const PRUNE_LOCK: i64 = 0x0074_776f_7072_756e;
+
 /// Removes each chain's oldest rows written before `cutoff` (a prefix of
 /// each chain), moving its anchor to the last one removed; returns how
 /// many rows went and from how many chains.
 pub(crate) fn prune(tx: &mut Tx<'_>, cutoff: u64, now: u64) -> Result<(u64, u64), StoreError> {
+    // Every host prunes every chain: one at a time, each after the last
+    // committed (READ COMMITTED: the statements below see it), so an
+    // earlier cutoff of a slower host can never move an anchor back past
+    // rows another host already removed (a false break in `audit verify`).
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PRUNE_LOCK])?;
     let chains = tx.query("SELECT host, lane FROM audit_head ORDER BY host, lane", &[])?;
     let (mut rows, mut pruned) = (0, 0);
     for c in chains {
@@ -423,7 +432,8 @@ pub(crate) fn prune(tx: &mut Tx<'_>, cutoff: u64, now: u64) -> Result<(u64, u64)
             "INSERT INTO audit_anchor (host, lane, last_seq, hash, pruned_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (host, lane) DO UPDATE SET last_seq = EXCLUDED.last_seq,
-                 hash = EXCLUDED.hash, pruned_at = EXCLUDED.pruned_at",
+                 hash = EXCLUDED.hash, pruned_at = EXCLUDED.pruned_at
+             WHERE audit_anchor.last_seq < EXCLUDED.last_seq",
             &[&host, &lane, &seq, &hash, &to_db(now)],
         )?;
         rows += tx.execute(

@@ -166,8 +166,14 @@ fn client_config(cfg: &StoreConfig) -> Result<(postgres::Config, tls::Connector)
         .connect_timeout(Duration::from_secs(cfg.connect_timeout.0))
         // Server-side bounds: a statement, or a wait for a row lock, that
         // runs longer is cancelled and the login answered `Unavailable`.
+        // READ COMMITTED whatever the database's default: every count and
+        // lock check after the account's advisory lock must see what other
+        // hosts committed while it waited (under REPEATABLE READ the
+        // snapshot is taken before that wait, and racing failures each
+        // counted only themselves).
         .options(&format!(
-            "-c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={idle}",
+            "-c default_transaction_isolation=read\\ committed \
+             -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={idle}",
             ms = cfg.statement_timeout.0 * 1000,
             idle = cfg.statement_timeout.0 * 4000,
         ));
