@@ -460,3 +460,42 @@ fn a_break_glass_code_is_told_by_mail_when_issued_and_when_used() {
     );
     assert_no_code_leaked(&d, &[code, enrolled], &[]);
 }
+
+/// Regression (review, session 6): a wrong code typed to confirm an
+/// address in self-service counted only against that code's tries; it
+/// was neither audited nor counted toward a lockout like every other
+/// code check. Now it is both (and the request is budgeted).
+#[test]
+fn a_wrong_code_confirming_an_address_is_counted_and_audited() {
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |_| {});
+    // Root's own account (self-service), no factor yet.
+    start_destination(&d, "root", Method::EMAIL, "root@example.org");
+    let sent = s.nth_code(1).expect("a code was mailed");
+    let wrong = twofold_tests::otp::wrong_code(&sent).to_owned();
+    let r = d.call(&Request::EnrollConfirm {
+        user: None,
+        method: Method::EMAIL,
+        code: Secret::from(wrong.as_str()),
+    });
+    assert_eq!(failed_kind(&r), Some(ErrorKind::InvalidCode), "{r:?}");
+    assert_eq!(
+        d.sqlite3("SELECT count(*) FROM failures WHERE user = 'root'")
+            .trim(),
+        "1"
+    );
+    let rows =
+        d.sqlite3("SELECT detail FROM audit WHERE user = 'root' AND event = 'login_failure'");
+    assert!(
+        rows.contains("request=enroll_confirm") && rows.contains("reason=wrong_code"),
+        "{rows}"
+    );
+    // The right code still confirms.
+    let r = d.call(&Request::EnrollConfirm {
+        user: None,
+        method: Method::EMAIL,
+        code: Secret::from(sent.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    assert_no_code_leaked(&d, &[sent, wrong], &[]);
+}

@@ -194,10 +194,18 @@ fn enroll_confirm(
     if e.start_needs_authorization() && !t.admin_other {
         refuse_started_before_a_factor(engine, &t.user, method)?;
     }
+    // A code that proves a destination, typed in self-service: budgeted,
+    // and a wrong one counted and audited as a login's.
+    let proves = !t.admin_other && (*method == Method::EMAIL || *method == Method::SMS);
+    if proves {
+        engine
+            .admit_write(peer.cred.uid, "enroll_confirm")
+            .map_err(|why| fail(ErrorKind::PermissionDenied, why))?;
+    }
     let enrolled = AuditEvent::new(event::ENROLL, &t.user, &peer.actor())
         .method(method.as_str())
         .with("via", "cli");
-    let done = enroll::confirm(
+    let done = match enroll::confirm(
         &engine.ctx(),
         &engine.factors,
         e,
@@ -205,7 +213,21 @@ fn enroll_confirm(
         code,
         None,
         enrolled,
-    )?;
+    ) {
+        Err(f) if proves && f.kind == ErrorKind::InvalidCode => {
+            let mut base = AuditEvent::new("", &t.user, &peer.actor())
+                .with("request", "enroll_confirm")
+                .method(method.as_str());
+            base.service = SERVICE.to_owned();
+            let a = Authorizing {
+                engine,
+                user: &t.user,
+                base,
+            };
+            return Err(a.wrong("wrong code"));
+        }
+        other => other?,
+    };
     engine.syslog_records(&done.records);
     if done.replaced {
         return Ok(Response::Done {
