@@ -453,6 +453,11 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
+/// Whether the login whose responses are `seen` ended in `Success`.
+pub fn succeeded(seen: &[Response]) -> bool {
+    matches!(seen.last(), Some(Response::Success))
+}
+
 /// [`TestDaemon::login`] on the daemon at `socket` (any daemon, e.g. a
 /// [`DaemonProcess`]).
 pub fn login_at(socket: &Path, user: &str, answers: &[&str]) -> Vec<Response> {
@@ -556,6 +561,34 @@ impl DaemonProcess {
     /// Its socket.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Enrolls `user` with TOTP (confirmed by the code of the wall clock's
+    /// now, which that spends): the enrollment and the backup codes.
+    pub fn enroll_totp(&self, user: &str) -> (TotpEnrollment, Vec<String>) {
+        let pending = match self.call(&Request::TotpEnrollStart {
+            user: Some(user.into()),
+            algorithm: None,
+            digits: None,
+        }) {
+            Response::TotpPending(p) => p,
+            other => panic!("enroll start: {other:?}"),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_secs();
+        let code = oathtool_totp(&pending, now, 0);
+        match self.call(&Request::TotpEnrollConfirm {
+            user: Some(user.into()),
+            code: Secret::from(code.as_str()),
+        }) {
+            Response::BackupCodes { codes } => (
+                pending,
+                codes.iter().map(|c| c.expose().to_owned()).collect(),
+            ),
+            other => panic!("enroll confirm: {other:?}"),
+        }
     }
 
     /// One request on a fresh connection.

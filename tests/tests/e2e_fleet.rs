@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::{Config, Seconds};
-use twofold_proto::{Request, Response, Secret, TotpEnrollment};
-use twofold_tests::daemon::{config_in, login_at, open_tempdir, DaemonProcess};
+use twofold_proto::{Request, Response};
+use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::postgres::PgDatabase;
 
@@ -49,34 +49,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-/// Enrolls `user` with TOTP on `host` (confirmed by the code of now, which
-/// that spends); the enrollment and the backup codes.
-fn enroll(host: &DaemonProcess, user: &str) -> (TotpEnrollment, Vec<String>) {
-    let pending = match host.call(&Request::TotpEnrollStart {
-        user: Some(user.into()),
-        algorithm: None,
-        digits: None,
-    }) {
-        Response::TotpPending(p) => p,
-        other => panic!("enroll start: {other:?}"),
-    };
-    let code = oathtool_totp(&pending, now(), 0);
-    match host.call(&Request::TotpEnrollConfirm {
-        user: Some(user.into()),
-        code: Secret::from(code.as_str()),
-    }) {
-        Response::BackupCodes { codes } => (
-            pending,
-            codes.iter().map(|c| c.expose().to_owned()).collect(),
-        ),
-        other => panic!("enroll confirm: {other:?}"),
-    }
-}
-
-fn succeeded(seen: &[Response]) -> bool {
-    matches!(seen.last(), Some(Response::Success))
-}
-
 fn locked(seen: &[Response]) -> bool {
     seen.iter().any(|r| match r {
         Response::Error { text } => text.starts_with("Too many failed attempts"),
@@ -93,7 +65,7 @@ fn login(host: &DaemonProcess, user: &str, answer: &str) -> Vec<Response> {
 fn enrolled_on_a_logs_in_on_b_and_a_code_used_on_a_is_refused_on_b() {
     let f = fleet(2, PgDatabase::new(), |_| {});
     let (a, b) = (&f.hosts[0], &f.hosts[1]);
-    let (pending, backup) = enroll(a, "alice");
+    let (pending, backup) = a.enroll_totp("alice");
     // The next step's code: the enrollment spent this one.
     let code = oathtool_totp(&pending, now(), 1);
     assert!(
@@ -143,7 +115,7 @@ fn enrolled_on_a_logs_in_on_b_and_a_code_used_on_a_is_refused_on_b() {
 #[test]
 fn the_same_backup_code_sent_to_three_daemons_at_once_opens_once() {
     let f = fleet(3, PgDatabase::new(), |_| {});
-    let (_, backup) = enroll(&f.hosts[0], "bob");
+    let (_, backup) = f.hosts[0].enroll_totp("bob");
     for code in &backup[..5] {
         let barrier = Barrier::new(3);
         let wins: usize = std::thread::scope(|sc| {
@@ -167,7 +139,7 @@ fn the_same_backup_code_sent_to_three_daemons_at_once_opens_once() {
 #[test]
 fn five_wrong_codes_spread_over_three_daemons_lock_everywhere_and_unlock_on_c_clears_it() {
     let f = fleet(3, PgDatabase::new(), |_| {});
-    let (_, backup) = enroll(&f.hosts[0], "carol");
+    let (_, backup) = f.hosts[0].enroll_totp("carol");
     for i in 0..5 {
         let seen = login(&f.hosts[i % 3], "carol", "000000");
         assert!(!succeeded(&seen));
@@ -200,7 +172,7 @@ fn a_race_of_1000_logins_reusing_codes_across_three_daemons_accepts_no_code_twic
         c.rate_limit.source_failures = 1000;
         c.rate_limit.user_failures = 10000;
     });
-    let (pending, backup) = enroll(&f.hosts[0], "dave");
+    let (pending, backup) = f.hosts[0].enroll_totp("dave");
     let t = now();
     let mut codes: Vec<String> = backup.clone();
     for step in -1..=1 {
@@ -248,7 +220,7 @@ fn postgres_stopped_mid_run_fails_logins_closed_quickly_and_restarted_lets_them_
         c.store.connect_timeout = Seconds(1);
         c.store.statement_timeout = Seconds(2);
     });
-    let (_, backup) = enroll(&f.hosts[0], "erin");
+    let (_, backup) = f.hosts[0].enroll_totp("erin");
     assert!(succeeded(&login(&f.hosts[1], "erin", &backup[0])));
     let server = f.db.own.as_ref().unwrap();
     server.stop();
@@ -285,7 +257,7 @@ fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_a
     let f = fleet(1, PgDatabase::new(), |c| {
         c.store.statement_timeout = Seconds(2);
     });
-    let (_, backup) = enroll(&f.hosts[0], "fay");
+    let (_, backup) = f.hosts[0].enroll_totp("fay");
     // Another session holds the credentials table for 6 s: every login's
     // read waits on it.
     let mut holder = std::process::Command::new("psql")
@@ -380,7 +352,7 @@ fn a_single_hosts_sqlite_state_moves_into_the_fleet_database_once() {
     let dir = open_tempdir();
     let single = config_in(dir.path());
     let d = DaemonProcess::start(dir.path(), &single);
-    let (_, backup) = enroll(&d, "gus");
+    let (_, backup) = d.enroll_totp("gus");
     assert!(succeeded(&login(&d, "gus", &backup[0])));
     let _ = d.terminate();
     let db = PgDatabase::new();
@@ -451,7 +423,7 @@ fn twofold_admin_migrate_to_postgres_moves_a_host_once_after_a_dry_run() {
     let dir = open_tempdir();
     let single = config_in(dir.path());
     let d = DaemonProcess::start(dir.path(), &single);
-    let (_, backup) = enroll(&d, "hal");
+    let (_, backup) = d.enroll_totp("hal");
     let _ = d.terminate();
     let twofold = |file: &std::path::Path, args: &[&str]| {
         let out = std::process::Command::new(twofold_tests::daemon::bin_path("twofold"))

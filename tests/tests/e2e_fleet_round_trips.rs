@@ -7,8 +7,8 @@
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Mutex};
-use twofold_proto::{Request, Response, Secret, TotpEnrollment};
-use twofold_tests::daemon::{config_in, login_at, open_tempdir, DaemonProcess};
+use twofold_proto::{Request, Response, TotpEnrollment};
+use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::postgres::PgDatabase;
 
@@ -104,32 +104,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn enroll(host: &DaemonProcess, user: &str) -> (TotpEnrollment, Vec<String>) {
-    let pending = match host.call(&Request::TotpEnrollStart {
-        user: Some(user.into()),
-        algorithm: None,
-        digits: None,
-    }) {
-        Response::TotpPending(p) => p,
-        other => panic!("enroll start: {other:?}"),
-    };
-    let code = oathtool_totp(&pending, now(), 0);
-    match host.call(&Request::TotpEnrollConfirm {
-        user: Some(user.into()),
-        code: Secret::from(code.as_str()),
-    }) {
-        Response::BackupCodes { codes } => (
-            pending,
-            codes.iter().map(|c| c.expose().to_owned()).collect(),
-        ),
-        other => panic!("enroll confirm: {other:?}"),
-    }
-}
-
-fn succeeded(seen: &[Response]) -> bool {
-    matches!(seen.last(), Some(Response::Success))
-}
-
 /// The login's round trips, warm (its statements prepared by a login of
 /// the same kind before it, which must also have gone `ok`).
 fn measured(
@@ -162,8 +136,8 @@ fn a_fleet_login_costs_two_round_trips_a_wrong_code_five_and_a_backup_code_seven
     config.store.host = proxy_dir.path().display().to_string();
     config.store.host_name = Some("host-a".into());
     let host = DaemonProcess::start(dir.path(), &config);
-    let (pending, backup) = enroll(&host, "alice");
-    let (bob, _) = enroll(&host, "bob");
+    let (pending, backup) = host.enroll_totp("alice");
+    let (bob, _) = host.enroll_totp("bob");
 
     // Two TOTP logins, at the next step and the one after the enrollment's.
     let base = now();
@@ -221,8 +195,8 @@ fn two_daemons_with_one_host_name_keep_one_whole_chain() {
             DaemonProcess::start(dir.path(), &config)
         })
         .collect();
-    let (pending, backup) = enroll(&hosts[0], "alice");
-    let (bob, _) = enroll(&hosts[1], "bob");
+    let (pending, backup) = hosts[0].enroll_totp("alice");
+    let (bob, _) = hosts[1].enroll_totp("bob");
     let base = now();
     // TOTP logins (the rows in the spend's statement), wrong codes and a
     // backup code (the rows in a statement of their own), host by host.
