@@ -1275,6 +1275,56 @@ impl Drop for Holder {
     }
 }
 
+/// A TOTP spend is one statement outside any transaction. Another process
+/// with this host's name and lane (a copied configuration) may move the
+/// chain head while that statement runs: forced here by a session that
+/// moves the head and writes the next row, held open until the spend is
+/// waiting on it. The spend must never commit without its audit row: the
+/// statement fails whole on the row's position, and the login is then
+/// written in a transaction after the other process's row.
+#[test]
+fn postgres_a_head_moved_during_a_spend_never_leaves_the_spend_without_its_row() {
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    config.store.host_name = Some("twin".into());
+    let a = PgStore::open(&config.store, 1, &keys(), Logger::stderr()).unwrap();
+    confirmed(&a, "uma", 21);
+    // The connection knows its head now: the next success is one statement.
+    assert!(won(&login(&a, "uma", step(21, 11), 300)));
+    let held = Holder::new(
+        &db,
+        "WITH h AS (UPDATE audit_head SET last_seq = last_seq + 1, hash = '\\x00'
+                    WHERE host = 'twin' RETURNING lane, last_seq)
+         INSERT INTO audit (host, lane, seq, at, event, username, service, rhost, tty,
+                            method, actor, detail, prev_hash, hash)
+         SELECT 'twin', lane, last_seq, 300, 'admin', 'other', '', '', '', '', '', '',
+                '\\x00', '\\x00' FROM h",
+    );
+    let outcome = std::thread::scope(|t| {
+        let spend = t.spawn(|| login(&a, "uma", step(21, 12), 301));
+        // The statement is waiting on the other session's head by now.
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        drop(held);
+        spend.join().unwrap()
+    });
+    assert!(won(&outcome), "{outcome:?}");
+    assert_eq!(a.credentials("uma").unwrap()[0].counter, Some(12));
+    let rows = db.psql(
+        "SELECT string_agg(event || '@' || seq, ' ' ORDER BY seq) FROM audit WHERE host = 'twin'",
+    );
+    assert_eq!(
+        rows, "enroll@1 login_success@2 admin@3 login_success@4",
+        "each spend with its row, after the other process's"
+    );
+    // And the head is known again: the next login is whole too.
+    assert!(won(&login(&a, "uma", step(21, 13), 302)));
+    assert_eq!(
+        db.psql("SELECT count(*) FROM audit WHERE event = 'login_success'"),
+        "3"
+    );
+}
+
 /// Regression (review, session 6): every host prunes every chain. Two
 /// prunes at once, the slower with an earlier cutoff, could move a chain's
 /// anchor back past rows the other had already removed, and `audit verify`

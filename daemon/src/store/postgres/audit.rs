@@ -98,7 +98,7 @@ fn try_append(
     head: &Head,
 ) -> Result<Option<Vec<AuditRecord>>, StoreError> {
     let rows = Chained::new(ctx, at, events, head);
-    let sql = format!("WITH {} SELECT seq, id FROM a", Chained::ctes(1, ""));
+    let sql = format!("WITH {} SELECT seq, id FROM a", Chained::ctes(1, "", MOVED));
     let ids: Vec<(i64, i64)> = tx
         .query(&sql, &rows.params())?
         .iter()
@@ -106,6 +106,10 @@ fn try_append(
         .collect();
     rows.written(tx, &ids)
 }
+
+/// The condition of [`Chained::ctes`]'s rows that writes them only if the
+/// head moved.
+pub(crate) const MOVED: &str = "EXISTS (SELECT 1 FROM h)";
 
 /// Audit rows hashed after a chain head, for the statement of
 /// [`Chained::ctes`] (alone, or after the spend they tell of).
@@ -173,9 +177,10 @@ impl Chained {
     }
 
     /// The CTEs `h` (the head moved, only if it is the one the rows were
-    /// hashed after, and `when`) and `a` (the rows, only if `h` moved it;
-    /// `RETURNING seq, id`), with [`Chained::params`] from `$first` on.
-    pub(crate) fn ctes(first: usize, when: &str) -> String {
+    /// hashed after, and `when`) and `a` (the rows, only if `rows_when`,
+    /// [`MOVED`] for "only if `h` moved it"; `RETURNING seq, id`), with
+    /// [`Chained::params`] from `$first` on.
+    pub(crate) fn ctes(first: usize, when: &str, rows_when: &str) -> String {
         let p: Vec<String> = (first..first + 18).map(|i| format!("${i}")).collect();
         format!(
             "h AS (UPDATE audit_head SET last_seq = {p4}, hash = {p5}
@@ -190,7 +195,7 @@ impl Chained {
                                {p15}::TEXT[], {p16}::BYTEA[], {p17}::BYTEA[])
                         AS r(seq, event, username, service, rhost, tty, method, actor, detail,
                              prev_hash, hash)
-                   WHERE EXISTS (SELECT 1 FROM h)
+                   WHERE {rows_when}
                    ORDER BY r.seq
                    RETURNING seq, id)",
             p0 = p[0],

@@ -2,7 +2,7 @@
 //! prompt, a code found by its lookup, the spend of a claim, and a
 //! failure counted into the locks, each under the account's advisory lock.
 
-use super::audit::{append, Chained};
+use super::audit::{append, Chained, MOVED};
 use super::pool::Conn;
 use super::sends::queue_notices;
 use super::{devices, from_db, method, to_db, Ctx, Tx};
@@ -12,6 +12,7 @@ use crate::store::{
     Claim, CodeRecord, Credential, Failure, FailureOutcome, Locked, NewDevice, Snapshot,
     StoreError, Success, SuccessOutcome,
 };
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::Row;
 use twofold_config::RateLimitConfig;
@@ -107,7 +108,7 @@ fn lock_and_spend(
         Some(_) => (
             format!(
                 ", {}",
-                Chained::ctes(params.len() + 1, "AND EXISTS (SELECT 1 FROM s)")
+                Chained::ctes(params.len() + 1, "AND EXISTS (SELECT 1 FROM s)", MOVED)
             ),
             ", ARRAY(SELECT seq FROM a), ARRAY(SELECT id FROM a)",
         ),
@@ -208,17 +209,49 @@ pub(crate) fn success(
     Ok(SuccessOutcome::Done(append(tx, ctx, now, &events)?))
 }
 
-/// The call of migration 5's function: the spend of a TOTP step, its lock
-/// check and its audit rows, under the account's advisory lock, in one
-/// round trip outside any transaction.
-const SPEND_COUNTER: &str = "SELECT r_outcome, r_until, r_user_wide, r_seqs, r_ids
-     FROM twofold_spend_counter($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                $15, $16, $17, $18, $19, $20, $21, $22, $23)";
+/// A TOTP login's spend in one statement, outside any transaction (it
+/// commits when it ends, durably): the chain head checked (`g`: still the
+/// one the rows were hashed after, else nothing is done), the lock check
+/// (`l`), the conditional spend (`s`, whose changed-row count decides),
+/// the source's failures forgotten (`d`), the head moved (`h`) and the
+/// audit rows (`a`), both only if it won. The rows are written whenever
+/// the spend is, so a process with this host's name and lane that moved
+/// the head meanwhile makes the statement fail on the rows' unique
+/// `(host, lane, seq)` (nothing is committed): a spend is never without
+/// its rows. One statement, one snapshot: a lock committed before it
+/// began refuses the login; one committed while it runs is a failure
+/// that raced the right code, and the lock stands for what follows.
+fn spend_step_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH g AS (SELECT 1 FROM audit_head
+                        WHERE host = $6 AND lane = $7 AND last_seq = $8 AND hash = $9),
+                  l AS ({LOCK}),
+                  s AS (UPDATE credentials SET counter = $5::BIGINT, last_used = $3
+                        WHERE id = $4::BIGINT AND confirmed_at IS NOT NULL
+                          AND (counter IS NULL OR counter < $5::BIGINT)
+                          AND EXISTS (SELECT 1 FROM g) AND NOT EXISTS (SELECT 1 FROM l)
+                        RETURNING id),
+                  d AS (DELETE FROM failures WHERE username = $1 AND source = $2
+                        AND EXISTS (SELECT 1 FROM s)),
+                  {ctes}
+             SELECT EXISTS (SELECT 1 FROM g), (SELECT until FROM l), (SELECT user_wide FROM l),
+                    EXISTS (SELECT 1 FROM s), EXISTS (SELECT 1 FROM h),
+                    ARRAY(SELECT seq FROM a), ARRAY(SELECT id FROM a)",
+            ctes = Chained::ctes(
+                6,
+                "AND EXISTS (SELECT 1 FROM s)",
+                "EXISTS (SELECT 1 FROM s)"
+            )
+        )
+    })
+}
 
 /// A TOTP login's success (a counter's claim, with audit rows no notice is
 /// queued for, on a lane whose chain head the connection knows) in one
-/// call of [`SPEND_COUNTER`]: committed when it returns. `None`: not such
-/// a success, or the head moved (nothing done): the caller runs
+/// round trip ([`spend_step_sql`]): committed when it returns. `None`:
+/// not such a success, or the head moved (nothing done): the caller runs
 /// [`success`] in a transaction instead.
 pub(crate) fn success_at_once(
     conn: &mut Conn,
@@ -242,46 +275,52 @@ pub(crate) fn success_at_once(
     };
     let chained = Chained::new(ctx, s.now, &s.events, &head);
     let (now, value) = (to_db(s.now), to_db(*value));
+    let sql = spend_step_sql();
     let r = {
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&s.user, &s.source, &now, credential, &value];
         params.extend(chained.params());
-        let stmt = match conn.cache.get(SPEND_COUNTER) {
+        let stmt = match conn.cache.get(sql) {
             Some(st) => st.clone(),
             None => {
-                let st = conn.client.prepare(SPEND_COUNTER)?;
-                conn.cache.insert(SPEND_COUNTER.to_owned(), st.clone());
+                let st = conn.client.prepare(sql)?;
+                conn.cache.insert(sql.to_owned(), st.clone());
                 st
             }
         };
-        conn.client.query_one(&stmt, &params)?
+        match conn.client.query_one(&stmt, &params) {
+            Ok(r) => r,
+            // Another process with this host's name and lane wrote the
+            // rows' positions first: the statement failed whole.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
     };
-    let outcome: &str = r.get(0);
-    match outcome {
-        // Another process with this host's name and lane moved the head.
-        "stale" => Ok(None),
-        "locked" => {
-            conn.head = Some(head);
-            let l = lock_at(&r, 1)
-                .ok_or_else(|| StoreError::Corrupt("a lock without its end".into()))?;
-            Ok(Some(SuccessOutcome::Locked(l)))
+    if !r.get::<_, bool>(0) {
+        // The head moved: nothing was done.
+        return Ok(None);
+    }
+    if let Some(l) = lock_at(&r, 1) {
+        conn.head = Some(head);
+        return Ok(Some(SuccessOutcome::Locked(l)));
+    }
+    if !r.get::<_, bool>(3) {
+        conn.head = Some(head);
+        return Ok(Some(SuccessOutcome::Lost));
+    }
+    if !r.get::<_, bool>(4) {
+        return Err(StoreError::Corrupt(
+            "a spend committed without moving its audit chain's head".into(),
+        ));
+    }
+    let (seqs, ids): (Vec<i64>, Vec<i64>) = (r.get(5), r.get(6));
+    let ids: Vec<(i64, i64)> = seqs.into_iter().zip(ids).collect();
+    match chained.finish(&ids)? {
+        Some((recs, new)) => {
+            conn.head = Some(new);
+            Ok(Some(SuccessOutcome::Done(recs)))
         }
-        "lost" => {
-            conn.head = Some(head);
-            Ok(Some(SuccessOutcome::Lost))
-        }
-        "won" => {
-            let (seqs, ids): (Vec<i64>, Vec<i64>) = (r.get(3), r.get(4));
-            let ids: Vec<(i64, i64)> = seqs.into_iter().zip(ids).collect();
-            match chained.finish(&ids)? {
-                Some((recs, new)) => {
-                    conn.head = Some(new);
-                    Ok(Some(SuccessOutcome::Done(recs)))
-                }
-                None => Err(StoreError::Corrupt("audit rows not written".into())),
-            }
-        }
-        other => Err(StoreError::Corrupt(format!("spend outcome {other:?}"))),
+        None => Err(StoreError::Corrupt("audit rows not written".into())),
     }
 }
 

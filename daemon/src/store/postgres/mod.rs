@@ -10,7 +10,8 @@
 //! - every write that concerns an account takes that account's transaction
 //!   advisory lock first (`pg_advisory_xact_lock`), so failures are counted
 //!   and locks made atomically, and a login sees every lock committed
-//!   before it — from any host;
+//!   before it — from any host (a TOTP success is one statement instead,
+//!   whose one snapshot sees every lock committed before it began);
 //! - a change is never stored without its audit rows (one transaction);
 //! - an answer is given only after the commit: durable (the default
 //!   `synchronous_commit`) for everything but a wrong code's rows, which
@@ -19,11 +20,10 @@
 //!   by default), the counterpart of SQLite's deferred group.
 //!
 //! A login costs few round trips: its reads are one statement each (one
-//! statement sees one snapshot). A TOTP success's write is one call of the
-//! function `twofold_spend_counter` (schema 5) outside any transaction: it
-//! takes the advisory lock, then checks the lock, spends the step and
-//! appends the audit rows, each statement with a fresh snapshot, and
-//! commits when the call ends. Any other write (and a TOTP success whose
+//! statement sees one snapshot). A TOTP success's write is one statement
+//! outside any transaction (`login.rs`, `spend_step_sql`): it checks the
+//! lock, spends the step and appends the audit rows in one snapshot, and
+//! commits when it ends (no advisory lock: see there). Any other write (and a TOTP success whose
 //! lane's chain head is not known or moved) is `BEGIN`, the setting and the
 //! advisory lock in one simple query, one statement of data-modifying CTEs
 //! for the lock check and the spend (or the failure and its counts), the
