@@ -81,7 +81,11 @@ pub struct EmailConfig {
     pub sends_per_hour: u32,
     /// Codes one login may ask for, 1 to 10. Default 2.
     pub sends_per_login: u32,
-    /// Codes sent to one address per hour (whoever asks), 1 to 1000. Default 5.
+    /// Codes sent to one address per hour, whoever asks, 1 to 1000. Default
+    /// 5. A login's code counts only logins' codes to the address (the
+    /// confirmed owner's); a code to confirm an address counts every code
+    /// to it, so another account naming the address cannot use up its
+    /// owner's login codes.
     pub sends_per_address_per_hour: u32,
     /// Codes sent in all per hour, 1 to 1000000. Default 500.
     pub sends_global_per_hour: u32,

@@ -125,7 +125,11 @@ pub struct SmsConfig {
     pub sends_per_hour: u32,
     /// Codes one login may ask for, 1 to 10. Default 2.
     pub sends_per_login: u32,
-    /// Codes sent to one number per hour (whoever asks), 1 to 1000. Default 5.
+    /// Codes sent to one number per hour, whoever asks, 1 to 1000. Default
+    /// 5. A login's code counts only logins' codes to the number (the
+    /// confirmed owner's); a code to confirm a number counts every code to
+    /// it, so another account naming the number cannot use up its owner's
+    /// login codes.
     pub sends_per_number_per_hour: u32,
     /// Codes sent in all per hour, 1 to 1000000. Default 500.
     pub sends_global_per_hour: u32,

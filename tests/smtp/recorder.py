@@ -4,7 +4,9 @@
 Usage: recorder.py PORT OUT MODE [CERT KEY] [USER:PASSWORD]
 
 MODE: plain (no STARTTLS offered), starttls (STARTTLS required before
-anything else), tls (implicit TLS), silent (accepts, never greets).
+anything else), tls (implicit TLS), silent (accepts, never greets),
+reject (plain, and every recipient refused with a 550 that quotes the
+address, as Postfix words it).
 Every command a client sends is appended to OUT.commands (one line each,
 AUTH's data elided); every accepted message to OUT as one JSON line.
 Prints READY once listening.
@@ -53,6 +55,12 @@ from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 class Recorder:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if mode == "reject":
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         rec = {
             "from": envelope.mail_from,

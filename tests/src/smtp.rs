@@ -23,6 +23,8 @@ pub enum Mode {
     Tls,
     /// Accepts connections and never says a word.
     Silent,
+    /// No TLS; every recipient refused with a 550 quoting the address.
+    Reject,
 }
 
 /// A CA and a leaf certificate for 127.0.0.1 it signed.
@@ -225,6 +227,7 @@ impl SmtpServer {
             Mode::Starttls => "starttls",
             Mode::Tls => "tls",
             Mode::Silent => "silent",
+            Mode::Reject => "reject",
         });
         if matches!(mode, Mode::Starttls | Mode::Tls) {
             let ca = ca.expect("a TLS mode needs certificates");

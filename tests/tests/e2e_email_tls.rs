@@ -219,3 +219,30 @@ fn a_password_file_others_can_read_is_refused() {
     assert!(v[1].contains("readable"), "{}", v[1]);
     assert_no_code_leaked(&d, &v[..1], &[]);
 }
+
+/// Regression (review, session 6): a relay's refusal that quotes the
+/// address (Postfix's `550 5.1.1 <alice@example.org>: Recipient address
+/// rejected`) went verbatim into the audit row's `error`, the log and
+/// syslog, where every destination is otherwise masked. The recorder in
+/// `reject` mode refuses every recipient in those words.
+#[test]
+fn a_relay_refusal_quoting_the_address_is_audited_and_logged_masked() {
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = SmtpServer::start(dir.path(), Mode::Reject, None, None);
+    let (d, v) = refused(|_| {}, &bad);
+    let rows = &v[1];
+    assert!(
+        rows.contains("Recipient_address_rejected"),
+        "the relay's words are kept: {rows}"
+    );
+    assert!(rows.contains("a•••@e•••.org"), "the address masked: {rows}");
+    let everywhere = format!("{rows}\n{}\n{}", d.log_text(), d.syslog.lines().join("\n"));
+    assert!(
+        !everywhere.to_ascii_lowercase().contains(ALICE),
+        "the whole address shown: {everywhere}"
+    );
+    assert!(
+        bad.commands().contains(&"RCPT".to_string()),
+        "the relay was asked"
+    );
+}

@@ -56,6 +56,49 @@ pub enum SendError {
     Throttled(String, u64),
 }
 
+impl SendError {
+    /// The error with every mention of `destination` in the provider's
+    /// text masked as everywhere else: a relay's refusal often quotes the
+    /// address (`550 5.1.1 <bob@example.org>: Recipient address
+    /// rejected`), and the text goes to the log and the audit trail.
+    pub fn masking(self, destination: &str) -> SendError {
+        match self {
+            SendError::Provider(t) => SendError::Provider(mask_in(&t, destination)),
+            SendError::Throttled(t, after) => SendError::Throttled(mask_in(&t, destination), after),
+            other => other,
+        }
+    }
+}
+
+/// `text` with each mention of `destination` (ASCII case ignored; a phone
+/// number also without its `+`) replaced by its masked form.
+fn mask_in(text: &str, destination: &str) -> String {
+    let masked = if destination.contains('@') {
+        crate::factors::email::send::mask(destination)
+    } else {
+        crate::factors::email::send::mask_phone(destination)
+    };
+    let mut out = text.to_owned();
+    let bare = destination.strip_prefix('+').unwrap_or(destination);
+    for form in [destination, bare] {
+        // Too short to stand for the destination alone.
+        if form.len() < 4 {
+            continue;
+        }
+        let needle = form.to_ascii_lowercase();
+        let mut done = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(i) = rest.to_ascii_lowercase().find(&needle) {
+            done.push_str(&rest[..i]);
+            done.push_str(&masked);
+            rest = &rest[i + needle.len()..];
+        }
+        done.push_str(rest);
+        out = done;
+    }
+    out
+}
+
 /// A channel's provider: delivers one message, blocking, within its own
 /// socket timeouts (the dispatcher bounds the whole send).
 pub trait Sender: Send + Sync + std::fmt::Debug {
@@ -266,7 +309,10 @@ impl Dispatcher {
             let result = if Instant::now() >= job.deadline {
                 Err(SendError::Deadline(self.limits.timeout.as_secs()))
             } else {
-                self.sender.send(&job.msg)
+                // A provider's words may quote the destination.
+                self.sender
+                    .send(&job.msg)
+                    .map_err(|e| e.masking(&job.msg.to))
             };
             let late = Instant::now() > job.deadline;
             self.record(&result, late);
@@ -409,5 +455,30 @@ impl Channels {
         if let Some((_, d)) = self.sms.lock().unwrap_or_else(|e| e.into_inner()).take() {
             d.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_in;
+
+    #[test]
+    fn a_destination_quoted_by_a_provider_is_masked_in_any_case() {
+        assert_eq!(
+            mask_in(
+                "550 5.1.1 <Bob@Example.org>: Recipient address rejected: bob@example.org",
+                "bob@example.org"
+            ),
+            "550 5.1.1 <b•••@e•••.org>: Recipient address rejected: b•••@e•••.org"
+        );
+        assert_eq!(
+            mask_in("number 14155550100 is not reachable", "+14155550100"),
+            "number +1•••••••0100 is not reachable"
+        );
+        assert_eq!(
+            mask_in("+14155550100 refused", "+14155550100"),
+            "+1•••••••0100 refused"
+        );
+        assert_eq!(mask_in("rate limited", "bob@example.org"), "rate limited");
     }
 }

@@ -721,7 +721,12 @@ pub struct CodeSend {
     pub per_user_hour: u32,
     /// Sends for this bound.
     pub per_bound: u32,
-    /// Sends to this destination within the last hour.
+    /// Sends to this destination within the last hour. A login's code
+    /// (bound [`LOGIN_BOUND`]…, to the account's confirmed destination)
+    /// counts only logins' codes to it; any other code counts every code
+    /// to it. So codes sent to confirm an address, which any account may
+    /// name, never use up the login sends of the address's owner, and the
+    /// mailbox still gets at most the limit of each kind.
     pub per_destination_hour: u32,
     /// Sends of this method in all within the last hour.
     pub global_hour: u32,
@@ -730,6 +735,10 @@ pub struct CodeSend {
     /// Appended (with `limit=`) when a limit refuses the send.
     pub refused: AuditEvent,
 }
+
+/// What a login's sent code is bound to begins with this (the rest is the
+/// login's id); the per-destination limit tells a login's codes by it.
+pub const LOGIN_BOUND: &str = "login:";
 
 /// How storing a code to send ended.
 #[derive(Debug)]

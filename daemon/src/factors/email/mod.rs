@@ -19,7 +19,7 @@ use twofold_proto::{ErrorKind, FactorStatus, Method, Response, Secret};
 
 /// What a code is bound to at login.
 fn login_bound(login: &str) -> String {
-    format!("login:{login}")
+    format!("{}{login}", crate::store::LOGIN_BOUND)
 }
 
 /// What a code is bound to at enrollment: the pending credential.

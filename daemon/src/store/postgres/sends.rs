@@ -16,7 +16,9 @@ use super::audit::append;
 use super::login::spend;
 use super::{from_db, to_db, Ctx, PgStore, Tx};
 use crate::audit::{event, AuditEvent};
-use crate::store::{Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError};
+use crate::store::{
+    Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError, LOGIN_BOUND,
+};
 use twofold_proto::{AuditRecord, Method};
 
 use crate::store::sent::{KEEP_NOTICES, KEEP_SENT, LOCKOUT_DEDUP, NOTIFIED};
@@ -70,6 +72,12 @@ pub(crate) fn queue_notices(
     Ok(())
 }
 
+/// [`LOGIN_BOUND`] when `c` is a login's code, whose per-destination
+/// count takes logins' codes only.
+fn login_only(c: &CodeSend) -> Option<&'static str> {
+    c.bound.starts_with(LOGIN_BOUND).then_some(LOGIN_BOUND)
+}
+
 fn count(tx: &mut Tx<'_>, sql: &str, p: super::Params<'_>) -> Result<u32, StoreError> {
     let n: i64 = tx.query_one(sql, p)?.get(0);
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -117,8 +125,11 @@ fn store_code(tx: &mut Tx<'_>, ctx: &Ctx<'_>, c: &CodeSend) -> Result<CodeSendOu
             "destination",
             count(
                 tx,
-                "SELECT COUNT(*) FROM codes WHERE destination = $1 AND created_at > $2",
-                &[&c.destination, &hour],
+                // A login's code counts logins' codes only (see
+                // `CodeSend::per_destination_hour`).
+                "SELECT COUNT(*) FROM codes WHERE destination = $1 AND created_at > $2
+                 AND ($3::TEXT IS NULL OR left(bound, length($3::TEXT)) = $3::TEXT)",
+                &[&c.destination, &hour, &login_only(c)],
             )?,
             c.per_destination_hour,
         ),
