@@ -175,14 +175,13 @@ impl Shared {
     }
 
     /// Appends events to the audit chain (durable) and sends their syslog
-    /// lines; runs retention when it is due.
+    /// lines.
     pub fn audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
         let now = self.now();
         let recs = self
             .store
             .append_audit(now, events.to_vec(), Durability::Durable)?;
         self.syslog_records(&recs);
-        self.prune_if_due(now);
         Ok(())
     }
 
@@ -207,7 +206,8 @@ impl Shared {
 
     /// Retention: drops audit rows older than `[audit] retain` (keeping the
     /// chain verifiable from an anchor) and failures too old to count, as
-    /// the configuration in force now says.
+    /// the configuration in force now says. Run by the daemon's retention
+    /// thread (`server::start_retention`), never inside a request.
     pub fn prune_if_due(&self, now: u64) {
         let due = self.next_prune.load(Ordering::SeqCst);
         if now < due

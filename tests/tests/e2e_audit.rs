@@ -236,7 +236,16 @@ fn retention_prunes_old_rows_and_what_remains_still_verifies() {
         login(&pam, "alice", &[&d.code(&alice.secret, 0)]),
         PAM_SUCCESS
     );
-    let rows = d.sqlite3("SELECT id, event FROM audit ORDER BY id");
+    // Retention runs on the daemon's own thread (never inside a login),
+    // within a tick of being due.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let rows = loop {
+        let rows = d.sqlite3("SELECT id, event FROM audit ORDER BY id");
+        if rows.contains("|audit_pruned") || std::time::Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert!(rows.contains("|audit_pruned"), "{rows}");
     let first: u64 = rows
         .lines()

@@ -9,7 +9,9 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 use twofold_config::{Config, Seconds};
 use twofold_proto::{Request, Response};
-use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
+use twofold_tests::daemon::{
+    config_in, login_at, open_tempdir, succeeded, DaemonProcess, TestDaemon,
+};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::postgres::PgDatabase;
 
@@ -286,6 +288,55 @@ fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_a
         succeeded(&login(&f.hosts[0], "fay", &backup[0])),
         "serves again"
     );
+}
+
+/// Regression (session 7): retention ran inside the request that found it
+/// due (then one an hour), before its answer. Fleet prunes take one lock
+/// every host shares, so the hour's first login waited on any other host's
+/// prune, up to the lock timeout (5 s here), and the PAM module's budget
+/// (2 s) ran out first: the login failed. Retention now runs on the
+/// daemon's own thread. Here an hour passes on the daemon's clock while
+/// another host's prune holds the lock, and the next login goes through
+/// libpam and the real module as usual.
+#[test]
+fn the_hours_first_login_does_not_wait_for_another_hosts_prune() {
+    use twofold_tests::pam::{answers, PamLogin, PAM_SUCCESS};
+    let db = PgDatabase::new();
+    let d = TestDaemon::start_with(|c| {
+        db.configure(c);
+        c.store.statement_timeout = Seconds(5);
+    });
+    let alice = d.enroll("alice");
+    let pam = d.pam();
+    let login = |steps: i64| {
+        PamLogin::new(pam.dir(), "tf", "alice")
+            .unwrap()
+            .authenticate(answers(&[&d.code(&alice.secret, steps)]))
+            .unwrap()
+            .0
+    };
+    assert_eq!(login(0), PAM_SUCCESS);
+    let mut holder = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(&db.socket_dir)
+        .args(["-U", "postgres", "-d", &db.name, "-X", "-q", "-c"])
+        .arg(
+            "BEGIN; SELECT pg_advisory_xact_lock(x'0074776f7072756e'::BIGINT); \
+             SELECT pg_sleep(8); COMMIT;",
+        )
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    d.clock.advance(3601);
+    let started = Instant::now();
+    assert_eq!(login(1), PAM_SUCCESS, "the hour's first login");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    holder.wait().unwrap();
 }
 
 /// `twofold doctor` says when the fleet's database is unreachable, as an

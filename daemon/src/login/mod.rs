@@ -626,7 +626,6 @@ impl Login<'_, '_> {
             }
         };
         self.engine.syslog_records(&recs);
-        self.engine.prune_if_due(now);
         self.log("success", &[("method", method.as_str())]);
         self.conn.send(&Response::Success);
         None

@@ -57,7 +57,6 @@ impl Login<'_, '_> {
             }
             Ok(RememberedOutcome::Done(d, recs)) => {
                 self.engine.syslog_records(&recs);
-                self.engine.prune_if_due(now);
                 let id = d.id.to_string();
                 self.log(
                     "success",

@@ -210,6 +210,7 @@ impl Daemon {
             crate::reload::start(&shared, requests, source, shutdown.clone())?;
         }
         let outbox = crate::dispatch::outbox::start(&shared, shutdown.clone())?;
+        let retention = start_retention(&shared, shutdown.clone())?;
         let pool = Arc::new(Pool {
             shared: shared.clone(),
             listener,
@@ -275,10 +276,31 @@ impl Daemon {
         // The outbox's drainer holds the store: it ends within a poll
         // (its waits on a send are sliced), before the store is closed.
         let _ = outbox.join();
+        let _ = retention.join();
         shared.sync_deferred();
         shared.log.event("stopped", &[]);
         Ok(())
     }
+}
+
+/// Runs retention ([`Shared::prune_if_due`]) on a thread of its own,
+/// looking every tick whether it is due (at start, then hourly): never
+/// inside a request, whose answer would wait for it — a long prune, or one
+/// waiting on another host's (fleet prunes take one lock).
+fn start_retention(
+    shared: &Arc<Shared>,
+    shutdown: Shutdown,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("twofoldd-retention".into())
+        .spawn(move || {
+            while !shutdown.is_triggered() {
+                let now = shared.clock.now();
+                let _ = catch_unwind(AssertUnwindSafe(|| shared.prune_if_due(now)));
+                std::thread::sleep(TICK);
+            }
+        })
 }
 
 /// An existing database (and its write-ahead log) that someone else may
