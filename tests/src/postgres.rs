@@ -191,6 +191,40 @@ impl PgServer {
     pub fn restart(&self) {
         self.pg_ctl_start();
     }
+
+    /// Stops every process of the server with SIGSTOP: connections stay
+    /// open and new ones queue, but nothing answers (a server whose disk
+    /// hung). [`PgServer::thaw`] lets it run again.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Undoes [`PgServer::freeze`].
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// Sends `sig` to the postmaster and each of its children.
+    fn signal(&self, sig: libc::c_int) {
+        let pidfile = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid"))
+            .expect("postmaster.pid");
+        let main: i32 = pidfile.lines().next().unwrap().trim().parse().unwrap();
+        let children = Command::new("pgrep")
+            .args(["-P", &main.to_string()])
+            .output()
+            .expect("pgrep");
+        let mut pids = vec![main];
+        pids.extend(
+            String::from_utf8_lossy(&children.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok()),
+        );
+        for pid in pids {
+            // SAFETY: kill(2) on a pid of the server this test started.
+            let r = unsafe { libc::kill(pid, sig) };
+            assert_eq!(r, 0, "signal {sig} to server process {pid}");
+        }
+    }
 }
 
 impl Drop for PgServer {

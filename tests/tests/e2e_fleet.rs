@@ -339,6 +339,56 @@ fn the_hours_first_login_does_not_wait_for_another_hosts_prune() {
     holder.wait().unwrap();
 }
 
+/// A server that stops answering altogether (every PostgreSQL process
+/// stopped: what a hung disk under it looks like) cannot cancel anything
+/// itself, and the blocking client used to wait for it without limit,
+/// holding the daemon's worker. Each call now has a deadline on the
+/// daemon's side (`statement_timeout` + 2 s, 4 s here): the login is
+/// answered `Unavailable` within it; the next one, needing a new
+/// connection, within the connect timeout (2 s); and once the server runs
+/// again, logins resume without a restart.
+#[test]
+fn a_frozen_postgres_answers_unavailable_within_the_deadline_and_then_serves_again() {
+    let f = fleet(1, PgDatabase::own_server(), |c| {
+        c.store.statement_timeout = Seconds(2);
+    });
+    let (_, backup) = f.hosts[0].enroll_totp("hal");
+    /// Lets the server run again however the test ends.
+    struct Thaw<'a>(&'a twofold_tests::postgres::PgServer);
+    impl Drop for Thaw<'_> {
+        fn drop(&mut self) {
+            self.0.thaw();
+        }
+    }
+    let server = f.db.own.as_ref().unwrap();
+    server.freeze();
+    let thaw = Thaw(server);
+    let started = Instant::now();
+    let seen = login(&f.hosts[0], "hal", &backup[0]);
+    let took = started.elapsed();
+    let seen2 = login(&f.hosts[0], "hal", &backup[0]);
+    let took2 = started.elapsed() - took;
+    drop(thaw);
+    assert!(
+        matches!(seen.last(), Some(Response::Unavailable)),
+        "{seen:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+    assert!(
+        matches!(seen2.last(), Some(Response::Unavailable)),
+        "{seen2:?}"
+    );
+    assert!(took2 < Duration::from_secs(4), "took {took2:?}");
+    eprintln!("PostgreSQL frozen: Unavailable after {took:?}, then {took2:?}");
+    assert!(
+        succeeded(&login(&f.hosts[0], "hal", &backup[0])),
+        "serves again"
+    );
+}
+
 /// `twofold doctor` says when the fleet's database is unreachable, as an
 /// error (exit 10): with twofoldd running (it answers Unavailable), and
 /// with twofoldd stopped too (the server itself is probed, so a daemon

@@ -2,13 +2,14 @@
 //! with a fleet-wide id (listing, `--follow`) and a position in their
 //! chain (`seq`, what the hash covers).
 
+use super::client::PgClient;
 use super::pool::Head;
 use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::{row_hash, AuditEvent, ChainRow};
 use crate::store::{AuditFilter, StoreError, Walk};
-use postgres::types::ToSql;
-use postgres::{Client, Row};
 use sha2::{Digest, Sha256};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use twofold_proto::AuditRecord;
 
 /// The hash a chain starts from: its host and lane, so a chain's rows
@@ -24,7 +25,7 @@ pub(crate) fn genesis(host: &str, lane: i32) -> [u8; 32] {
 
 /// Makes sure the head of this lane's chain exists (on each new connection),
 /// so appending only ever locks and updates it.
-pub(crate) fn open_chain(c: &mut Client, host: &str, lane: i32) -> Result<(), StoreError> {
+pub(crate) fn open_chain(c: &mut PgClient, host: &str, lane: i32) -> Result<(), StoreError> {
     c.execute(
         "INSERT INTO audit_head (host, lane, last_seq, hash) VALUES ($1, $2, 0, $3)
          ON CONFLICT (host, lane) DO NOTHING",

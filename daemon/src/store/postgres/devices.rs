@@ -7,7 +7,7 @@ use super::login::{active_lock, clear_source_failures};
 use super::{from_db, to_db, Ctx, Tx};
 use crate::audit::AuditEvent;
 use crate::store::{Device, NewDevice, RememberedOutcome, StoreError};
-use postgres::Row;
+use tokio_postgres::Row;
 use twofold_proto::AuditRecord;
 
 const COLUMNS: &str = "id, kind, what, service, created_at, last_used, expires_at";

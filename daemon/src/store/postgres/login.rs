@@ -12,9 +12,9 @@ use crate::store::{
     Claim, CodeRecord, Credential, Failure, FailureOutcome, Locked, NewDevice, Snapshot,
     StoreError, Success, SuccessOutcome,
 };
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use twofold_config::RateLimitConfig;
 use twofold_proto::Method;
 

@@ -39,6 +39,7 @@
 mod admin;
 mod audit;
 mod changes;
+mod client;
 mod devices;
 mod import;
 mod login;
@@ -55,19 +56,20 @@ pub use sends::CLAIM_LEASE;
 use crate::crypto::keys::Keys;
 use crate::log::Logger;
 use crate::store::StoreError;
+use client::{PgClient, PgError};
 use pool::{Conn, Lease, Pool};
-use postgres::error::SqlState;
-use postgres::types::ToSql;
-use postgres::{Client, Row};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
 use twofold_config::StoreConfig;
 use twofold_proto::Method;
 use zeroize::Zeroizing;
 
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> StoreError {
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> StoreError {
         if let Some(db) = e.as_db_error() {
             if *db.code() == SqlState::QUERY_CANCELED {
                 return StoreError::Database(format!(
@@ -81,6 +83,15 @@ impl From<postgres::Error> for StoreError {
             return StoreError::Database("postgres: connection lost".into());
         }
         StoreError::Database(format!("postgres: {e}"))
+    }
+}
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> StoreError {
+        match e {
+            PgError::Pg(e) => e.into(),
+            other => StoreError::Database(format!("postgres: {other}")),
+        }
     }
 }
 
@@ -149,8 +160,10 @@ fn read_password(path: &Path) -> Result<Zeroizing<String>, StoreError> {
 }
 
 /// The connection parameters of `cfg`, and how to make them (TLS or not).
-fn client_config(cfg: &StoreConfig) -> Result<(postgres::Config, tls::Connector), StoreError> {
-    let mut c = postgres::Config::new();
+fn client_config(
+    cfg: &StoreConfig,
+) -> Result<(tokio_postgres::Config, tls::Connector), StoreError> {
+    let mut c = tokio_postgres::Config::new();
     if cfg.host.starts_with('/') {
         c.host_path(&cfg.host);
     } else {
@@ -171,7 +184,7 @@ fn client_config(cfg: &StoreConfig) -> Result<(postgres::Config, tls::Connector)
         // hosts committed while it waited (under REPEATABLE READ the
         // snapshot is taken before that wait, and racing failures each
         // counted only themselves).
-        .options(&format!(
+        .options(format!(
             "-c default_transaction_isolation=read\\ committed \
              -c statement_timeout={ms} -c lock_timeout={ms} -c idle_in_transaction_session_timeout={idle}",
             ms = cfg.statement_timeout.0 * 1000,
@@ -203,8 +216,11 @@ impl PgStore {
             connector,
             lanes,
             Duration::from_secs(cfg.connect_timeout.0),
+            // The server cancels a statement at `statement_timeout`; a
+            // server that does not even do that is given two more seconds.
+            Duration::from_secs(cfg.statement_timeout.0 + 2),
             log,
-            Box::new(move |c: &mut Client, lane| audit::open_chain(c, &chain_host, lane)),
+            Box::new(move |c: &mut PgClient, lane| audit::open_chain(c, &chain_host, lane)),
         );
         let store = PgStore { pool, host };
         {
@@ -226,7 +242,7 @@ impl PgStore {
         )?))
     }
 
-    fn pool_config_connect(&self) -> Result<Client, StoreError> {
+    fn pool_config_connect(&self) -> Result<PgClient, StoreError> {
         self.pool.connect_raw()
     }
 
@@ -365,10 +381,10 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// A connection outside the pool (the migration).
-struct Unchained(Client);
+struct Unchained(PgClient);
 
 impl Unchained {
-    fn client(&mut self) -> &mut Client {
+    fn client(&mut self) -> &mut PgClient {
         &mut self.0
     }
 }
@@ -378,8 +394,8 @@ impl Unchained {
 /// when it begins and given back only by a commit: after a rollback or any
 /// error the next transaction reads the head from the database again.
 pub(crate) struct Tx<'a> {
-    client: &'a mut Client,
-    cache: &'a mut std::collections::HashMap<String, postgres::Statement>,
+    client: &'a mut PgClient,
+    cache: &'a mut std::collections::HashMap<String, tokio_postgres::Statement>,
     saved: &'a mut Option<pool::Head>,
     head: Option<pool::Head>,
     open: bool,
@@ -388,7 +404,7 @@ pub(crate) struct Tx<'a> {
 impl<'a> Tx<'a> {
     /// Starts a transaction on `conn` with `begin` (a simple query that
     /// starts with `BEGIN`: one round trip).
-    fn begin(conn: &'a mut Conn, begin: &str) -> Result<Tx<'a>, postgres::Error> {
+    fn begin(conn: &'a mut Conn, begin: &str) -> Result<Tx<'a>, PgError> {
         let Conn {
             client,
             cache,
@@ -413,7 +429,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Commits; the chain head this transaction leaves is kept for the next.
-    fn commit(mut self) -> Result<(), postgres::Error> {
+    fn commit(mut self) -> Result<(), PgError> {
         self.client.batch_execute("COMMIT")?;
         self.open = false;
         *self.saved = self.head.take();
@@ -443,7 +459,7 @@ impl Drop for Tx<'_> {
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 impl Tx<'_> {
-    fn stmt(&mut self, sql: &str) -> Result<postgres::Statement, postgres::Error> {
+    fn stmt(&mut self, sql: &str) -> Result<tokio_postgres::Statement, PgError> {
         if let Some(s) = self.cache.get(sql) {
             return Ok(s.clone());
         }
@@ -453,35 +469,31 @@ impl Tx<'_> {
     }
 
     /// Runs `sql`; the rows it changed.
-    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, postgres::Error> {
+    pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, PgError> {
         let s = self.stmt(sql)?;
         self.client.execute(&s, params)
     }
 
     /// Runs `sql`; its rows.
-    pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, postgres::Error> {
+    pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let s = self.stmt(sql)?;
         self.client.query(&s, params)
     }
 
     /// Runs `sql`; its one row.
-    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, postgres::Error> {
+    pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, PgError> {
         let s = self.stmt(sql)?;
         self.client.query_one(&s, params)
     }
 
     /// Runs `sql`; its row, if any.
-    pub fn query_opt(
-        &mut self,
-        sql: &str,
-        params: Params<'_>,
-    ) -> Result<Option<Row>, postgres::Error> {
+    pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, PgError> {
         let s = self.stmt(sql)?;
         self.client.query_opt(&s, params)
     }
 
     /// Runs statements without parameters (not prepared).
-    pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
         self.client.batch_execute(sql)
     }
 }

@@ -5,23 +5,25 @@
 //!
 //! Every wait is bounded: a free lane within the connect timeout, a new
 //! connection within the connect timeout, a statement within the statement
-//! timeout (on the server). When PostgreSQL is down, a login's store call
+//! timeout (on the server) and, should the server answer nothing at all,
+//! two seconds later on this side (`client.rs`). When PostgreSQL is down, a login's store call
 //! fails within those bounds (the daemon answers `Unavailable`), and the
 //! next call after it is back reconnects: nothing needs a restart.
 
+use super::client::PgClient;
 use super::tls::Connector;
 use crate::log::Logger;
 use crate::store::StoreError;
-use postgres::{Client, Statement};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio_postgres::Statement;
 
 /// An open connection and the statements prepared on it (each prepared
 /// once per connection: a statement is then one round trip, not two).
 pub(crate) struct Conn {
-    pub client: Client,
+    pub client: PgClient,
     pub cache: HashMap<String, Statement>,
     /// The head of this lane's audit chain as the last commit on this
     /// connection left it (`None`: read it from the database).
@@ -37,17 +39,22 @@ pub(crate) struct Head {
 }
 
 /// Runs on each new connection of a lane before it is used.
-pub(crate) type OnConnect = Box<dyn Fn(&mut Client, i32) -> Result<(), StoreError> + Send + Sync>;
+pub(crate) type OnConnect = Box<dyn Fn(&mut PgClient, i32) -> Result<(), StoreError> + Send + Sync>;
 
 /// The connection slots of one host.
 pub(crate) struct Pool {
-    config: postgres::Config,
+    config: tokio_postgres::Config,
     /// In the clear or through rustls (`tls.rs`).
     tls: Connector,
     free: Mutex<Vec<(i32, Option<Conn>)>>,
     freed: Condvar,
-    /// How long a call waits for a free lane.
+    /// How long a call waits for a free lane, and a new connection may
+    /// take to open (TLS and authentication included).
     wait: Duration,
+    /// How long one call on a connection may wait for the server (beyond
+    /// the server's own `statement_timeout`: a server that stops
+    /// answering altogether).
+    deadline: Duration,
     /// Whether the last attempt to reach the server failed (logged once
     /// per outage; cleared, and logged, on the next connection).
     down: AtomicBool,
@@ -72,14 +79,18 @@ pub(crate) struct Lease<'p> {
     /// the pool, and may have broken there unnoticed).
     pub fresh: bool,
     client: Option<Conn>,
+    /// Whether a call on it went past its deadline (the server may have
+    /// done it or not: it is never tried again elsewhere).
+    timed_out: bool,
 }
 
 impl Pool {
     pub fn new(
-        config: postgres::Config,
+        config: tokio_postgres::Config,
         tls: Connector,
         lanes: u32,
         wait: Duration,
+        deadline: Duration,
         log: Logger,
         on_connect: OnConnect,
     ) -> Pool {
@@ -92,6 +103,7 @@ impl Pool {
             free: Mutex::new(free),
             freed: Condvar::new(),
             wait,
+            deadline,
             down: AtomicBool::new(false),
             log,
             on_connect,
@@ -133,6 +145,7 @@ impl Pool {
             lane,
             fresh: false,
             client: client.filter(|c| !c.client.is_closed()),
+            timed_out: false,
         };
         if lease.client.is_none() {
             lease.client = Some(self.connect(lane)?);
@@ -142,14 +155,14 @@ impl Pool {
     }
 
     /// A connection outside the lanes (the migration at start).
-    pub fn connect_raw(&self) -> Result<Client, StoreError> {
-        self.tls.connect(&self.config)
+    pub fn connect_raw(&self) -> Result<PgClient, StoreError> {
+        self.tls.connect(&self.config, self.wait, self.deadline)
     }
 
     fn connect(&self, lane: i32) -> Result<Conn, StoreError> {
         let opened = self
             .tls
-            .connect(&self.config)
+            .connect(&self.config, self.wait, self.deadline)
             .and_then(|mut c| (self.on_connect)(&mut c, lane).map(|()| c));
         match opened {
             Ok(client) => {
@@ -189,15 +202,17 @@ impl Lease<'_> {
             .ok_or_else(|| StoreError::Database("postgres: connection lost".into()))
     }
 
-    /// Whether the connection broke (and was dropped).
+    /// Whether the connection broke (and was dropped) without a call on
+    /// it going past its deadline.
     pub fn broken(&self) -> bool {
-        self.client.is_none()
+        self.client.is_none() && !self.timed_out
     }
 
     /// Notes the outcome of a call: a broken connection is dropped (and
     /// logged once per outage), so the next call reconnects.
     pub fn after<T>(&mut self, r: &Result<T, StoreError>) {
         if r.is_err() && self.client.as_ref().is_none_or(|c| c.client.is_closed()) {
+            self.timed_out |= self.client.as_ref().is_some_and(|c| c.client.timed_out());
             self.client = None;
             if !self.pool.down.swap(true, Ordering::SeqCst) {
                 let e = r.as_ref().err().map(|e| e.to_string()).unwrap_or_default();

@@ -2,8 +2,8 @@
 //! in `twofold_schema`. Independent of the SQLite store's numbering: this
 //! schema starts where that one is (credentials and codes of every factor).
 
+use super::client::PgClient;
 use crate::store::StoreError;
-use postgres::Client;
 
 /// Each entry moves the schema from version `i` to `i + 1`. Never edit a
 /// released entry: add a new one.
@@ -254,8 +254,22 @@ const MIGRATION_LOCK: i64 = 0x0074_776f_666f_6c64;
 
 /// Brings the database up to [`PG_SCHEMA_VERSION`]; a no-op when it is
 /// there. DDL is transactional in PostgreSQL: a failed step leaves nothing.
-pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
-    let mut tx = client.transaction()?;
+pub(crate) fn migrate(client: &mut PgClient) -> Result<(), StoreError> {
+    client.batch_execute("BEGIN")?;
+    let done = migrate_in(client);
+    // An error leaves nothing: the transaction is rolled back (or, with
+    // the connection broken, never committed).
+    let ended = match &done {
+        Ok(()) => client.batch_execute("COMMIT"),
+        Err(_) if !client.is_closed() => client.batch_execute("ROLLBACK"),
+        Err(_) => Ok(()),
+    };
+    done?;
+    Ok(ended?)
+}
+
+/// The migration's steps, inside [`migrate`]'s transaction.
+fn migrate_in(tx: &mut PgClient) -> Result<(), StoreError> {
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS twofold_schema (
@@ -283,6 +297,5 @@ pub fn migrate(client: &mut Client) -> Result<(), StoreError> {
             &[&v],
         )?;
     }
-    tx.commit()?;
     Ok(())
 }

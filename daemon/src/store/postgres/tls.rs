@@ -3,14 +3,16 @@
 //! the system's CAs) and against `[store] host`, through tokio-postgres's
 //! TLS hook. A Unix socket, and `tls = "off"` to a loopback address, use none.
 
+use super::client::{PgClient, PgError};
 use crate::store::StoreError;
-use postgres::config::SslMode;
-use postgres::tls::NoTls;
-use postgres::{Client, Config};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::tls::NoTls;
+use tokio_postgres::Config;
 use tokio_postgres_rustls::MakeRustlsConnect;
 use twofold_config::StoreConfig;
 
@@ -66,17 +68,27 @@ impl Connector {
         Ok(Connector::Tls(MakeRustlsConnect::new(config)))
     }
 
-    /// Opens a connection with `pg`'s parameters.
-    pub fn connect(&self, pg: &Config) -> Result<Client, StoreError> {
+    /// Opens a connection with `pg`'s parameters within `within`; each
+    /// call on it may then wait `deadline` for the server.
+    pub fn connect(
+        &self,
+        pg: &Config,
+        within: Duration,
+        deadline: Duration,
+    ) -> Result<PgClient, StoreError> {
         match self {
-            Connector::Plain => pg.connect(NoTls).map_err(connect_error),
-            Connector::Tls(t) => pg.connect(t.clone()).map_err(connect_error),
+            Connector::Plain => PgClient::connect(pg, NoTls, within, deadline),
+            Connector::Tls(t) => PgClient::connect(pg, t.clone(), within, deadline),
         }
+        .map_err(connect_error)
     }
 }
 
 /// A failed connection, with what to check when it was the certificate.
-fn connect_error(e: postgres::Error) -> StoreError {
+fn connect_error(e: PgError) -> StoreError {
+    let PgError::Pg(e) = e else {
+        return StoreError::from(e);
+    };
     let mut text = e.to_string();
     let mut cause = std::error::Error::source(&e);
     while let Some(c) = cause {

@@ -1,0 +1,190 @@
+//! The daemon's PostgreSQL connection: tokio-postgres driven on a
+//! current-thread runtime of the connection's own, blocking the calling
+//! worker, with a deadline on this side for every call.
+//!
+//! The server bounds what it times itself (`statement_timeout`,
+//! `lock_timeout`), but a server that stops answering altogether (frozen,
+//! its disk hung) would hold a blocking client, and the daemon worker in
+//! it, until it came back. Here the opening of a connection (its TLS
+//! handshake and authentication included) and every call run under
+//! `tokio::time::timeout`; a call past its deadline closes the connection
+//! for good, so the pool drops it and the login is answered `Unavailable`.
+
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Row, Socket, Statement, ToStatement};
+
+/// What a call on a [`PgClient`] failed with.
+#[derive(Debug)]
+pub(crate) enum PgError {
+    /// The server's error, or the connection's.
+    Pg(tokio_postgres::Error),
+    /// No answer within the deadline: the connection is closed.
+    TimedOut(Duration),
+    /// The connection's runtime could not be made.
+    Io(std::io::Error),
+}
+
+impl PgError {
+    /// The server's SQLSTATE, if the server answered with an error.
+    pub fn code(&self) -> Option<&SqlState> {
+        match self {
+            PgError::Pg(e) => e.code(),
+            PgError::TimedOut(_) | PgError::Io(_) => None,
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> PgError {
+        PgError::Pg(e)
+    }
+}
+
+impl std::fmt::Display for PgError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PgError::Pg(e) => e.fmt(f),
+            PgError::TimedOut(d) => write!(f, "no answer within {} s", d.as_secs()),
+            PgError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Runs `$call` (a future made from the client `$c`) on the connection
+/// of `$s` within its deadline; past it, closes the connection for good.
+macro_rules! within {
+    ($s:expr, |$c:ident| $call:expr) => {{
+        let s = $s;
+        if s.timed_out {
+            Err(PgError::TimedOut(s.deadline))
+        } else {
+            let $c = &s.client;
+            let call = $call;
+            let deadline = s.deadline;
+            // The timer is made inside the runtime, which owns the clock.
+            match s
+                .rt
+                .block_on(async move { tokio::time::timeout(deadline, call).await })
+            {
+                Ok(r) => r.map_err(PgError::Pg),
+                Err(_) => {
+                    // Whatever the server does later, this connection is done.
+                    s.conn.abort();
+                    s.timed_out = true;
+                    Err(PgError::TimedOut(s.deadline))
+                }
+            }
+        }
+    }};
+}
+
+/// One open connection.
+pub(crate) struct PgClient {
+    rt: Runtime,
+    client: Client,
+    /// The task that drives the connection (aborted on a timeout).
+    conn: JoinHandle<()>,
+    /// How long one call may wait for the server.
+    deadline: Duration,
+    timed_out: bool,
+}
+
+impl PgClient {
+    /// Opens a connection with `config` over `tls`, within `within` in
+    /// all; each later call may take up to `deadline`.
+    pub fn connect<T>(
+        config: &Config,
+        tls: T,
+        within: Duration,
+        deadline: Duration,
+    ) -> Result<PgClient, PgError>
+    where
+        T: MakeTlsConnect<Socket> + Send + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send + 'static,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(PgError::Io)?;
+        let opened = rt.block_on(async { tokio::time::timeout(within, config.connect(tls)).await });
+        let (client, connection) = match opened {
+            Ok(pair) => pair?,
+            Err(_) => return Err(PgError::TimedOut(within)),
+        };
+        let conn = rt.spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(PgClient {
+            rt,
+            client,
+            conn,
+            deadline,
+            timed_out: false,
+        })
+    }
+
+    /// Whether a call went past its deadline (the connection is closed).
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Whether the connection is closed (broken, or past a deadline).
+    pub fn is_closed(&self) -> bool {
+        self.timed_out || self.client.is_closed()
+    }
+
+    pub fn prepare(&mut self, sql: &str) -> Result<Statement, PgError> {
+        within!(self, |c| c.prepare(sql))
+    }
+
+    pub fn query<S: ?Sized + ToStatement>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, PgError> {
+        within!(self, |c| c.query(statement, params))
+    }
+
+    pub fn query_one<S: ?Sized + ToStatement>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, PgError> {
+        within!(self, |c| c.query_one(statement, params))
+    }
+
+    pub fn query_opt<S: ?Sized + ToStatement>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, PgError> {
+        within!(self, |c| c.query_opt(statement, params))
+    }
+
+    pub fn execute<S: ?Sized + ToStatement>(
+        &mut self,
+        statement: &S,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, PgError> {
+        within!(self, |c| c.execute(statement, params))
+    }
+
+    /// Runs statements without parameters (the simple query protocol).
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
+        within!(self, |c| c.batch_execute(sql))
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
