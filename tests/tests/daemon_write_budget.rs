@@ -19,18 +19,30 @@ const ALLOWED_ENV: &str = "TWOFOLD_TEST_BUDGET_ALLOWED";
 /// Runs `child_logins_as_nobody` as uid 65534: `tries` logins, of which
 /// exactly the first `allowed` must be served.
 fn logins_as_nobody(d: &TestDaemon, tries: u32, allowed: u32) {
+    as_nobody(
+        d,
+        "child_logins_as_nobody",
+        &[
+            (TRIES_ENV, tries.to_string()),
+            (ALLOWED_ENV, allowed.to_string()),
+        ],
+    );
+}
+
+/// Re-runs this test binary's ignored entry point `child` as uid 65534,
+/// with the daemon's socket and `env` in its environment; it must pass.
+fn as_nobody(d: &TestDaemon, child: &str, env: &[(&str, String)]) {
     require_root();
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
             "--exact",
-            "child_logins_as_nobody",
+            child,
             "--nocapture",
             "--test-threads=1",
         ])
         .env(SOCKET_ENV, d.socket())
-        .env(TRIES_ENV, tries.to_string())
-        .env(ALLOWED_ENV, allowed.to_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .uid(65534)
         .gid(65534)
         .output()
@@ -119,23 +131,9 @@ const ADDRESS_ENV: &str = "TWOFOLD_TEST_BUDGET_ADDRESS";
 /// Runs `child_enroll_starts_as_nobody` as uid 65534: `tries` address
 /// enrollment starts of `address` (`None`: nobody's own).
 fn enroll_starts_as_nobody(d: &TestDaemon, tries: u32, address: Option<&str>) {
-    require_root();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "child_enroll_starts_as_nobody",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(SOCKET_ENV, d.socket())
-    .env(ENROLL_ENV, tries.to_string())
-    .uid(65534)
-    .gid(65534);
-    if let Some(a) = address {
-        cmd.env(ADDRESS_ENV, a);
-    }
-    assert_child_ok(&cmd.output().unwrap());
+    let mut env = vec![(ENROLL_ENV, tries.to_string())];
+    env.extend(address.map(|a| (ADDRESS_ENV, a.to_owned())));
+    as_nobody(d, "child_enroll_starts_as_nobody", &env);
 }
 
 /// Regression (review, session 6): an address enrollment started by an
