@@ -238,3 +238,41 @@ fn regression_a_stranger_cannot_use_up_the_login_codes_of_an_address() {
         "alice logs in with it: {end:?}"
     );
 }
+
+/// Regression (review, session 7): the send limits took an address as
+/// typed, so `ALICE@Example.ORG` counted apart from `alice@example.org`,
+/// and case variants put more confirmation codes into one mailbox than
+/// the per-address limit allows. The limits now key the address in
+/// lower case.
+#[test]
+fn regression_case_variants_of_an_address_share_its_send_limit() {
+    use twofold_tests::mailtest::{mail_daemon, plain_relay};
+    let (_dir, s) = plain_relay();
+    let d = mail_daemon(&s, |c| {
+        c.email.sends_per_address_per_hour = 2;
+        c.email.sends_per_hour = 10;
+    });
+    enroll_starts_as_nobody(&d, 2, Some("alice@example.org"));
+    enroll_starts_as_nobody(&d, 2, Some("ALICE@Example.ORG"));
+    let to_alice = s
+        .mails()
+        .iter()
+        .filter(|m| {
+            m.to.iter()
+                .any(|t| t.eq_ignore_ascii_case("alice@example.org"))
+        })
+        .count();
+    assert_eq!(
+        to_alice, 2,
+        "two codes an hour into alice's mailbox, however typed"
+    );
+    let refused = d.sqlite3(
+        "SELECT COUNT(*) FROM audit WHERE user = 'nobody' AND event = 'code_send_refused' \
+         AND detail LIKE '%limit=destination%';",
+    );
+    assert_eq!(
+        refused.trim(),
+        "2",
+        "the variants were refused by the address's limit"
+    );
+}

@@ -203,7 +203,8 @@ pub fn send_code(
         user: user.to_owned(),
         method: method.clone(),
         bound: bound.to_owned(),
-        destination: address.to_owned(),
+        // The limits' key: `BOB@example.org` is bob@example.org's mailbox.
+        destination: address.to_ascii_lowercase(),
         lookup: lookup(cx, method, user, bound, code.expose()),
         now,
         expires_at: now + e.code_lifetime,

@@ -65,12 +65,18 @@ macro_rules! within {
         } else {
             let $c = &s.client;
             let call = $call;
-            let deadline = s.deadline;
+            let (deadline, unbounded) = (s.deadline, s.unbounded);
+            let rt =
+                s.rt.as_ref()
+                    .expect("the runtime lives as long as the client");
             // The timer is made inside the runtime, which owns the clock.
-            match s
-                .rt
-                .block_on(async move { tokio::time::timeout(deadline, call).await })
-            {
+            match rt.block_on(async move {
+                if unbounded {
+                    Ok(call.await)
+                } else {
+                    tokio::time::timeout(deadline, call).await
+                }
+            }) {
                 Ok(r) => r.map_err(PgError::Pg),
                 Err(_) => {
                     // Whatever the server does later, this connection is done.
@@ -85,12 +91,16 @@ macro_rules! within {
 
 /// One open connection.
 pub(crate) struct PgClient {
-    rt: Runtime,
+    /// `None` only while dropping.
+    rt: Option<Runtime>,
     client: Client,
     /// The task that drives the connection (aborted on a timeout).
     conn: JoinHandle<()>,
     /// How long one call may wait for the server.
     deadline: Duration,
+    /// Calls wait for the server as long as it takes (`audit verify`'s
+    /// walk, which also lifts `statement_timeout`).
+    unbounded: bool,
     timed_out: bool,
 }
 
@@ -116,19 +126,35 @@ impl PgClient {
             .map_err(PgError::Io)?;
         let opened = rt.block_on(async { tokio::time::timeout(within, config.connect(tls)).await });
         let (client, connection) = match opened {
-            Ok(pair) => pair?,
-            Err(_) => return Err(PgError::TimedOut(within)),
+            Ok(Ok(pair)) => pair,
+            // A host name's lookup runs on a blocking thread that the
+            // timeout cannot stop: the runtime is let go without waiting.
+            Ok(Err(e)) => {
+                rt.shutdown_background();
+                return Err(PgError::Pg(e));
+            }
+            Err(_) => {
+                rt.shutdown_background();
+                return Err(PgError::TimedOut(within));
+            }
         };
         let conn = rt.spawn(async move {
             let _ = connection.await;
         });
         Ok(PgClient {
-            rt,
+            rt: Some(rt),
             client,
             conn,
             deadline,
+            unbounded: false,
             timed_out: false,
         })
+    }
+
+    /// Lets calls wait for the server without a deadline (`true`) or
+    /// bounds them again (`false`).
+    pub fn set_unbounded(&mut self, on: bool) {
+        self.unbounded = on;
     }
 
     /// Whether a call went past its deadline (the connection is closed).
@@ -186,5 +212,8 @@ impl PgClient {
 impl Drop for PgClient {
     fn drop(&mut self) {
         self.conn.abort();
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
     }
 }

@@ -428,6 +428,13 @@ impl<'a> Tx<'a> {
         })
     }
 
+    /// Lets this transaction's calls wait for the server without the
+    /// client's deadline (with `statement_timeout` lifted too: a walk of
+    /// every chain).
+    pub(crate) fn unbounded(&mut self) {
+        self.client.set_unbounded(true);
+    }
+
     /// Commits; the chain head this transaction leaves is kept for the next.
     fn commit(mut self) -> Result<(), PgError> {
         self.client.batch_execute("COMMIT")?;
@@ -450,6 +457,7 @@ impl<'a> Tx<'a> {
 impl Drop for Tx<'_> {
     /// A transaction not committed is rolled back (and its head forgotten).
     fn drop(&mut self) {
+        self.client.set_unbounded(false);
         if self.open && !self.client.is_closed() {
             let _ = self.client.batch_execute("ROLLBACK");
         }

@@ -268,6 +268,7 @@ impl Store for PgStore {
         self.read(|tx| {
             // Verification walks every chain unbounded.
             tx.batch_execute("SET LOCAL statement_timeout = 0")?;
+            tx.unbounded();
             audit::walk(tx, f)
         })
     }
