@@ -1325,6 +1325,33 @@ fn postgres_a_head_moved_during_a_spend_never_leaves_the_spend_without_its_row()
     );
 }
 
+/// `audit verify` walks every chain with `statement_timeout` lifted; the
+/// daemon's own deadline on each call (`statement_timeout` + 2 s, here 3 s)
+/// is lifted for it too, or a large fleet trail could never be verified.
+/// Forced here: `audit` is put behind a view that takes a second a row, so
+/// the walk of four rows takes four.
+#[test]
+fn postgres_a_walk_longer_than_the_call_deadline_still_verifies() {
+    let db = PgDatabase::new();
+    let mut config = Config::default();
+    db.configure(&mut config);
+    config.store.statement_timeout = twofold_config::Seconds(1);
+    let s = PgStore::open(&config.store, 2, &keys(), Logger::stderr()).unwrap();
+    for i in 0..4 {
+        s.append_audit(100 + i, vec![ev(event::ADMIN, "ivy")], Durability::Durable)
+            .unwrap();
+    }
+    db.psql(
+        "CREATE FUNCTION slow() RETURNS BOOLEAN LANGUAGE plpgsql VOLATILE AS \
+         $$ BEGIN PERFORM pg_sleep(1); RETURN true; END $$; \
+         ALTER TABLE audit RENAME TO audit_rows; \
+         CREATE VIEW audit AS SELECT * FROM audit_rows WHERE slow();",
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(verify(&s), (4, None));
+    assert!(started.elapsed() >= std::time::Duration::from_secs(4));
+}
+
 /// Regression (review, session 6): every host prunes every chain. Two
 /// prunes at once, the slower with an earlier cutoff, could move a chain's
 /// anchor back past rows the other had already removed, and `audit verify`
