@@ -346,9 +346,9 @@ fn the_hours_first_login_does_not_wait_for_another_hosts_prune() {
 /// itself, and the blocking client used to wait for it without limit,
 /// holding the daemon's worker. Each call now has a deadline on the
 /// daemon's side (`statement_timeout` + 2 s, 4 s here): the login is
-/// answered `Unavailable` within it; the next one, needing a new
-/// connection, within the connect timeout (2 s); and once the server runs
-/// again, logins resume without a restart.
+/// answered `Unavailable` within it; the next one within it too (on
+/// another pooled connection) or within the connect timeout (2 s, on a new
+/// one); and once the server runs again, logins resume without a restart.
 #[test]
 fn a_frozen_postgres_answers_unavailable_within_the_deadline_and_then_serves_again() {
     let f = fleet(1, PgDatabase::own_server(), |c| {
@@ -372,7 +372,9 @@ fn a_frozen_postgres_answers_unavailable_within_the_deadline_and_then_serves_aga
     let took2 = started.elapsed() - took;
     drop(thaw);
     unavailable_within(&seen, took, 4..6);
-    unavailable_within(&seen2, took2, 0..4);
+    // Another pooled connection waits out the deadline too; a new one
+    // gives up at the connect timeout.
+    unavailable_within(&seen2, took2, 0..5);
     eprintln!("PostgreSQL frozen: Unavailable after {took:?}, then {took2:?}");
     assert!(
         succeeded(&login(&f.hosts[0], "hal", &backup[0])),

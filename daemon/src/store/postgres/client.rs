@@ -27,6 +27,9 @@ pub(crate) enum PgError {
     TimedOut(Duration),
     /// The connection's runtime could not be made.
     Io(std::io::Error),
+    /// A statement meant to return one row returned this many (`None`:
+    /// more than one).
+    RowCount(Option<usize>),
 }
 
 impl PgError {
@@ -34,7 +37,7 @@ impl PgError {
     pub fn code(&self) -> Option<&SqlState> {
         match self {
             PgError::Pg(e) => e.code(),
-            PgError::TimedOut(_) | PgError::Io(_) => None,
+            PgError::TimedOut(_) | PgError::Io(_) | PgError::RowCount(_) => None,
         }
     }
 }
@@ -51,6 +54,8 @@ impl std::fmt::Display for PgError {
             PgError::Pg(e) => e.fmt(f),
             PgError::TimedOut(d) => write!(f, "no answer within {} s", d.as_secs()),
             PgError::Io(e) => e.fmt(f),
+            PgError::RowCount(Some(n)) => write!(f, "a query returned {n} rows, not one"),
+            PgError::RowCount(None) => write!(f, "a query returned more than one row"),
         }
     }
 }
@@ -206,6 +211,54 @@ impl PgClient {
     /// Runs statements without parameters (the simple query protocol).
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
         within!(self, |c| c.batch_execute(sql))
+    }
+}
+
+/// `first`, then `then`, their requests sent together (one round trip):
+/// `then`'s result, or `first`'s error.
+async fn after<T>(
+    first: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>,
+    then: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    // `join` polls `first` first: each sends its request when first
+    // polled, so the server gets them in this order.
+    let (a, b) = futures_util::future::join(first, then).await;
+    a?;
+    b
+}
+
+impl PgClient {
+    /// [`PgClient::query`] after the simple query `first`, if any, in one
+    /// round trip (a transaction's `BEGIN` sent with its first statement).
+    pub fn query_after(
+        &mut self,
+        first: Option<&str>,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, PgError> {
+        match first {
+            None => within!(self, |c| c.query(statement, params)),
+            Some(f) => within!(self, |c| after(
+                c.batch_execute(f),
+                c.query(statement, params)
+            )),
+        }
+    }
+
+    /// [`PgClient::execute`] after `first`, as [`PgClient::query_after`].
+    pub fn execute_after(
+        &mut self,
+        first: Option<&str>,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, PgError> {
+        match first {
+            None => within!(self, |c| c.execute(statement, params)),
+            Some(f) => within!(self, |c| after(
+                c.batch_execute(f),
+                c.execute(statement, params)
+            )),
+        }
     }
 }
 

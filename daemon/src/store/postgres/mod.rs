@@ -398,12 +398,18 @@ pub(crate) struct Tx<'a> {
     cache: &'a mut std::collections::HashMap<String, tokio_postgres::Statement>,
     saved: &'a mut Option<pool::Head>,
     head: Option<pool::Head>,
+    /// The `BEGIN` query, until it goes out with the first statement.
+    pending: Option<String>,
+    /// Whether `BEGIN` was sent (a transaction may be open on the server).
     open: bool,
 }
 
 impl<'a> Tx<'a> {
     /// Starts a transaction on `conn` with `begin` (a simple query that
-    /// starts with `BEGIN`: one round trip).
+    /// starts with `BEGIN`), sent with the transaction's first statement in
+    /// one round trip. When a statement in `begin` fails (the account's
+    /// lock timed out), that first statement fails with its error, and the
+    /// open, aborted transaction is rolled back when the `Tx` is dropped.
     fn begin(conn: &'a mut Conn, begin: &str) -> Result<Tx<'a>, PgError> {
         let Conn {
             client,
@@ -411,21 +417,22 @@ impl<'a> Tx<'a> {
             head,
         } = conn;
         let taken = head.take();
-        if let Err(e) = client.batch_execute(begin) {
-            // A statement after `BEGIN` failed (the lock timed out): the
-            // transaction is open and aborted.
-            if !client.is_closed() {
-                let _ = client.batch_execute("ROLLBACK");
-            }
-            return Err(e);
-        }
         Ok(Tx {
             client,
             cache,
             saved: head,
             head: taken,
-            open: true,
+            pending: Some(begin.to_owned()),
+            open: false,
         })
+    }
+
+    /// The `BEGIN` query if it has not gone out yet (it goes with the
+    /// statement about to be sent).
+    fn take_begin(&mut self) -> Option<String> {
+        let b = self.pending.take();
+        self.open |= b.is_some();
+        b
     }
 
     /// Lets this transaction's calls wait for the server without the
@@ -437,7 +444,10 @@ impl<'a> Tx<'a> {
 
     /// Commits; the chain head this transaction leaves is kept for the next.
     fn commit(mut self) -> Result<(), PgError> {
-        self.client.batch_execute("COMMIT")?;
+        // Nothing was sent: there is no transaction to commit.
+        if self.pending.is_none() {
+            self.client.batch_execute("COMMIT")?;
+        }
         self.open = false;
         *self.saved = self.head.take();
         Ok(())
@@ -458,7 +468,7 @@ impl Drop for Tx<'_> {
     /// A transaction not committed is rolled back (and its head forgotten).
     fn drop(&mut self) {
         self.client.set_unbounded(false);
-        if self.open && !self.client.is_closed() {
+        if self.open && self.pending.is_none() && !self.client.is_closed() {
             let _ = self.client.batch_execute("ROLLBACK");
         }
     }
@@ -479,30 +489,43 @@ impl Tx<'_> {
     /// Runs `sql`; the rows it changed.
     pub fn execute(&mut self, sql: &str, params: Params<'_>) -> Result<u64, PgError> {
         let s = self.stmt(sql)?;
-        self.client.execute(&s, params)
+        let begin = self.take_begin();
+        self.client.execute_after(begin.as_deref(), &s, params)
     }
 
     /// Runs `sql`; its rows.
     pub fn query(&mut self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, PgError> {
         let s = self.stmt(sql)?;
-        self.client.query(&s, params)
+        let begin = self.take_begin();
+        self.client.query_after(begin.as_deref(), &s, params)
     }
 
     /// Runs `sql`; its one row.
     pub fn query_one(&mut self, sql: &str, params: Params<'_>) -> Result<Row, PgError> {
-        let s = self.stmt(sql)?;
-        self.client.query_one(&s, params)
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            1 => Ok(rows.remove(0)),
+            n => Err(PgError::RowCount(Some(n))),
+        }
     }
 
     /// Runs `sql`; its row, if any.
     pub fn query_opt(&mut self, sql: &str, params: Params<'_>) -> Result<Option<Row>, PgError> {
-        let s = self.stmt(sql)?;
-        self.client.query_opt(&s, params)
+        let mut rows = self.query(sql, params)?;
+        match rows.len() {
+            0 => Ok(None),
+            1 => Ok(Some(rows.remove(0))),
+            _ => Err(PgError::RowCount(None)),
+        }
     }
 
-    /// Runs statements without parameters (not prepared).
+    /// Runs statements without parameters (not prepared), after `BEGIN`
+    /// in the same simple query when it has not gone out yet.
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
-        self.client.batch_execute(sql)
+        match self.take_begin() {
+            Some(begin) => self.client.batch_execute(&format!("{begin}; {sql}")),
+            None => self.client.batch_execute(sql),
+        }
     }
 }
 
