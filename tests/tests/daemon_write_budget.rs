@@ -215,15 +215,8 @@ fn regression_a_stranger_cannot_use_up_the_login_codes_of_an_address() {
     enroll_address(&d, &s, "alice", ALICE, 1);
     // The attack: nobody starts enrollments of alice's address.
     enroll_starts_as_nobody(&d, 4, Some(ALICE));
-    let refused = d.sqlite3(
-        "SELECT COUNT(*) FROM audit WHERE user = 'nobody' AND event = 'code_send_refused' \
-         AND detail LIKE '%limit=destination%';",
-    );
-    assert_ne!(
-        refused.trim(),
-        "0",
-        "the stranger's starts reached the limit"
-    );
+    let refused = refused_by_destination(&d);
+    assert_ne!(refused, 0, "the stranger's starts reached the limit");
     let mails = s.code_mails().len();
     let mut l = Steps::begin(&d, "alice");
     let got = l.answer("email");
@@ -266,13 +259,20 @@ fn regression_case_variants_of_an_address_share_its_send_limit() {
         to_alice, 2,
         "two codes an hour into alice's mailbox, however typed"
     );
-    let refused = d.sqlite3(
-        "SELECT COUNT(*) FROM audit WHERE user = 'nobody' AND event = 'code_send_refused' \
-         AND detail LIKE '%limit=destination%';",
-    );
+    let refused = refused_by_destination(&d);
     assert_eq!(
-        refused.trim(),
-        "2",
+        refused, 2,
         "the variants were refused by the address's limit"
     );
+}
+
+/// How many of nobody's sends the per-address limit refused (audited).
+fn refused_by_destination(d: &TestDaemon) -> u64 {
+    d.sqlite3(
+        "SELECT COUNT(*) FROM audit WHERE user = 'nobody' AND event = 'code_send_refused' \
+         AND detail LIKE '%limit=destination%';",
+    )
+    .trim()
+    .parse()
+    .unwrap()
 }
