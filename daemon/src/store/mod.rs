@@ -736,6 +736,15 @@ pub struct CodeSend {
     pub refused: AuditEvent,
 }
 
+impl CodeSend {
+    /// [`LOGIN_BOUND`] when this is a login's code, whose per-destination
+    /// count takes logins' codes only (the stores' statements take it as
+    /// a parameter: NULL counts every code).
+    pub(crate) fn login_only(&self) -> Option<&'static str> {
+        self.bound.starts_with(LOGIN_BOUND).then_some(LOGIN_BOUND)
+    }
+}
+
 /// What a login's sent code is bound to begins with this (the rest is the
 /// login's id); the per-destination limit tells a login's codes by it.
 pub const LOGIN_BOUND: &str = "login:";

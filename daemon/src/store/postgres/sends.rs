@@ -16,9 +16,7 @@ use super::audit::append;
 use super::login::spend;
 use super::{from_db, to_db, Ctx, PgStore, Tx};
 use crate::audit::{event, AuditEvent};
-use crate::store::{
-    Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError, LOGIN_BOUND,
-};
+use crate::store::{Change, Claim, CodeSend, CodeSendOutcome, Notice, Sends, StoreError};
 use twofold_proto::{AuditRecord, Method};
 
 use crate::store::sent::{KEEP_NOTICES, KEEP_SENT, LOCKOUT_DEDUP, NOTIFIED};
@@ -72,12 +70,6 @@ pub(crate) fn queue_notices(
     Ok(())
 }
 
-/// [`LOGIN_BOUND`] when `c` is a login's code, whose per-destination
-/// count takes logins' codes only.
-fn login_only(c: &CodeSend) -> Option<&'static str> {
-    c.bound.starts_with(LOGIN_BOUND).then_some(LOGIN_BOUND)
-}
-
 fn count(tx: &mut Tx<'_>, sql: &str, p: super::Params<'_>) -> Result<u32, StoreError> {
     let n: i64 = tx.query_one(sql, p)?.get(0);
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
@@ -129,7 +121,7 @@ fn store_code(tx: &mut Tx<'_>, ctx: &Ctx<'_>, c: &CodeSend) -> Result<CodeSendOu
                 // `CodeSend::per_destination_hour`).
                 "SELECT COUNT(*) FROM codes WHERE destination = $1 AND created_at > $2
                  AND ($3::TEXT IS NULL OR left(bound, length($3::TEXT)) = $3::TEXT)",
-                &[&c.destination, &hour, &login_only(c)],
+                &[&c.destination, &hour, &c.login_only()],
             )?,
             c.per_destination_hour,
         ),

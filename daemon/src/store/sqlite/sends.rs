@@ -9,7 +9,7 @@ use super::{from_db, to_db, SqliteStore};
 use crate::audit::event;
 use crate::audit::AuditEvent;
 use crate::store::{
-    Change, Claim, CodeSend, CodeSendOutcome, Durability, Notice, Sends, StoreError, LOGIN_BOUND,
+    Change, Claim, CodeSend, CodeSendOutcome, Durability, Notice, Sends, StoreError,
 };
 use rusqlite::{params, Connection, Transaction};
 use twofold_proto::{AuditRecord, Method};
@@ -78,12 +78,6 @@ pub(crate) fn queue_notices(
     Ok(())
 }
 
-/// [`LOGIN_BOUND`] when `c` is a login's code, whose per-destination
-/// count takes logins' codes only.
-fn login_only(c: &CodeSend) -> Option<&'static str> {
-    c.bound.starts_with(LOGIN_BOUND).then_some(LOGIN_BOUND)
-}
-
 fn count(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> Result<u32, StoreError> {
     Ok(tx.prepare_cached(sql)?.query_row(p, |r| r.get(0))?)
 }
@@ -125,7 +119,7 @@ impl Sends for SqliteStore {
                         // `CodeSend::per_destination_hour`).
                         "SELECT COUNT(*) FROM codes WHERE destination = ?1 AND created_at > ?2
                          AND (?3 IS NULL OR substr(bound, 1, length(?3)) = ?3)",
-                        params![c.destination, hour, login_only(&c)],
+                        params![c.destination, hour, c.login_only()],
                     )?,
                     c.per_destination_hour,
                 ),
