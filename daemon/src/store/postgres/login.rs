@@ -280,14 +280,7 @@ pub(crate) fn success_at_once(
         let mut params: Vec<&(dyn ToSql + Sync)> =
             vec![&s.user, &s.source, &now, credential, &value];
         params.extend(chained.params());
-        let stmt = match conn.cache.get(sql) {
-            Some(st) => st.clone(),
-            None => {
-                let st = conn.client.prepare(sql)?;
-                conn.cache.insert(sql.to_owned(), st.clone());
-                st
-            }
-        };
+        let stmt = super::pool::prepared(&mut conn.client, &mut conn.cache, sql)?;
         match conn.client.query_one(&stmt, &params) {
             Ok(r) => r,
             // Another process with this host's name and lane wrote the

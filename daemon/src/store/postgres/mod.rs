@@ -335,14 +335,7 @@ impl PgStore {
     /// around it): one round trip. Its rows.
     fn read_one(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
         self.with_lease(|conn, _| {
-            let s = match conn.cache.get(sql) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = conn.client.prepare(sql)?;
-                    conn.cache.insert(sql.to_owned(), s.clone());
-                    s
-                }
-            };
+            let s = pool::prepared(&mut conn.client, &mut conn.cache, sql)?;
             Ok(conn.client.query(&s, params)?)
         })
     }
@@ -478,12 +471,7 @@ type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
 
 impl Tx<'_> {
     fn stmt(&mut self, sql: &str) -> Result<tokio_postgres::Statement, PgError> {
-        if let Some(s) = self.cache.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client.prepare(sql)?;
-        self.cache.insert(sql.to_owned(), s.clone());
-        Ok(s)
+        pool::prepared(self.client, self.cache, sql)
     }
 
     /// Runs `sql`; the rows it changed.

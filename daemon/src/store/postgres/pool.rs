@@ -30,6 +30,21 @@ pub(crate) struct Conn {
     pub head: Option<Head>,
 }
 
+/// `sql` prepared on `client`: from `cache` when it was before, else
+/// prepared now (one round trip) and kept.
+pub(crate) fn prepared(
+    client: &mut PgClient,
+    cache: &mut HashMap<String, Statement>,
+    sql: &str,
+) -> Result<Statement, super::client::PgError> {
+    if let Some(s) = cache.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql)?;
+    cache.insert(sql.to_owned(), s.clone());
+    Ok(s)
+}
+
 /// An audit chain head: the lane's last position and hash.
 #[derive(Clone, Debug)]
 pub(crate) struct Head {
