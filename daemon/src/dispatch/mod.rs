@@ -85,15 +85,17 @@ fn mask_in(text: &str, destination: &str) -> String {
         if form.len() < 4 {
             continue;
         }
-        let needle = form.to_ascii_lowercase();
+        // ASCII lower-casing keeps every byte where it was, so the
+        // matches' offsets hold in `out` too.
+        let lower = out.to_ascii_lowercase();
         let mut done = String::with_capacity(out.len());
-        let mut rest = out.as_str();
-        while let Some(i) = rest.to_ascii_lowercase().find(&needle) {
-            done.push_str(&rest[..i]);
+        let mut last = 0;
+        for (i, found) in lower.match_indices(&form.to_ascii_lowercase()) {
+            done.push_str(&out[last..i]);
             done.push_str(&masked);
-            rest = &rest[i + needle.len()..];
+            last = i + found.len();
         }
-        done.push_str(rest);
+        done.push_str(&out[last..]);
         out = done;
     }
     out
