@@ -237,7 +237,7 @@ impl PgClient {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, PgError> {
         match first {
-            None => within!(self, |c| c.query(statement, params)),
+            None => self.query(statement, params),
             Some(f) => within!(self, |c| after(
                 c.batch_execute(f),
                 c.query(statement, params)
@@ -253,7 +253,7 @@ impl PgClient {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, PgError> {
         match first {
-            None => within!(self, |c| c.execute(statement, params)),
+            None => self.execute(statement, params),
             Some(f) => within!(self, |c| after(
                 c.batch_execute(f),
                 c.execute(statement, params)
