@@ -59,6 +59,21 @@ fn locked(seen: &[Response]) -> bool {
     })
 }
 
+/// Runs `sql` in a psql session of its own on `db` (a transaction that
+/// holds a lock and sleeps), given half a second to take its locks; wait
+/// on the child for it to end.
+fn hold(db: &PgDatabase, sql: &str) -> std::process::Child {
+    let child = std::process::Command::new("psql")
+        .arg("-h")
+        .arg(&db.socket_dir)
+        .args(["-U", "postgres", "-d", &db.name, "-X", "-q", "-c", sql])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
 /// Asserts that a login ended `Unavailable` after `secs` (whole seconds,
 /// end excluded).
 fn unavailable_within(seen: &[Response], took: Duration, secs: std::ops::Range<u64>) {
@@ -271,15 +286,10 @@ fn a_slow_postgres_answers_unavailable_within_the_lock_timeout_and_then_serves_a
     let (_, backup) = f.hosts[0].enroll_totp("fay");
     // Another session holds the credentials table for 6 s: every login's
     // read waits on it.
-    let mut holder = std::process::Command::new("psql")
-        .arg("-h")
-        .arg(&f.db.socket_dir)
-        .args(["-U", "postgres", "-d", &f.db.name, "-X", "-q", "-c"])
-        .arg("BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut holder = hold(
+        &f.db,
+        "BEGIN; LOCK TABLE credentials IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;",
+    );
     let started = Instant::now();
     let seen = login(&f.hosts[0], "fay", &backup[0]);
     let took = started.elapsed();
@@ -318,18 +328,11 @@ fn the_hours_first_login_does_not_wait_for_another_hosts_prune() {
             .0
     };
     assert_eq!(login(0), PAM_SUCCESS);
-    let mut holder = std::process::Command::new("psql")
-        .arg("-h")
-        .arg(&db.socket_dir)
-        .args(["-U", "postgres", "-d", &db.name, "-X", "-q", "-c"])
-        .arg(
-            "BEGIN; SELECT pg_advisory_xact_lock(x'0074776f7072756e'::BIGINT); \
-             SELECT pg_sleep(8); COMMIT;",
-        )
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let mut holder = hold(
+        &db,
+        "BEGIN; SELECT pg_advisory_xact_lock(x'0074776f7072756e'::BIGINT); \
+         SELECT pg_sleep(8); COMMIT;",
+    );
     d.clock.advance(3601);
     let started = Instant::now();
     assert_eq!(login(1), PAM_SUCCESS, "the hour's first login");
