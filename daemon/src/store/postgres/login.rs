@@ -478,9 +478,11 @@ fn failure_rows(
 /// one statement (one snapshot, no transaction around it): one row per
 /// credential, or one row of NULL credential columns when there is none,
 /// each with the lock and the methods of the codes left.
-pub(crate) fn snapshot_sql() -> String {
-    format!(
-        "SELECT l.until, l.user_wide,
+pub(crate) fn snapshot_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT l.until, l.user_wide,
                 ARRAY(SELECT DISTINCT method FROM codes WHERE username = $1 AND used_at IS NULL
                       AND (expires_at IS NULL OR expires_at > $3)),
                 {CREDENTIAL_COLUMNS}
@@ -488,7 +490,8 @@ pub(crate) fn snapshot_sql() -> String {
          LEFT JOIN LATERAL ({LOCK}) l ON true
          LEFT JOIN credentials c ON c.username = $1
          ORDER BY c.created_at, c.id"
-    )
+        )
+    })
 }
 
 /// The snapshot in the rows of [`snapshot_sql`].
@@ -515,15 +518,18 @@ pub(crate) fn snapshot(rows: &[Row]) -> Result<Snapshot, StoreError> {
 
 /// The lock in force and the `$4` code of `$1` from `$2` at `$3` with
 /// lookup `$5`, in one statement: one row.
-pub(crate) fn find_code_sql() -> String {
-    format!(
-        "SELECT l.until, l.user_wide, c.id, c.hash, c.used_at, c.expires_at
+pub(crate) fn find_code_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT l.until, l.user_wide, c.id, c.hash, c.used_at, c.expires_at
          FROM (SELECT 1) one
          LEFT JOIN LATERAL ({LOCK}) l ON true
          LEFT JOIN LATERAL (SELECT id, hash, used_at, expires_at FROM codes
                             WHERE lookup = $5 AND username = $1 AND method = $4::TEXT
                             ORDER BY used_at IS NOT NULL, id LIMIT 1) c ON true"
-    )
+        )
+    })
 }
 
 /// The lock and code in the row of [`find_code_sql`].

@@ -15,7 +15,7 @@ use twofold_proto::{AuditRecord, LockInfo, Method};
 
 impl Store for PgStore {
     fn snapshot(&self, user: &str, source: &str, now: u64) -> Result<Snapshot, StoreError> {
-        let rows = self.read_one(&login::snapshot_sql(), &[&user, &source, &to_db(now)])?;
+        let rows = self.read_one(login::snapshot_sql(), &[&user, &source, &to_db(now)])?;
         login::snapshot(&rows)
     }
 
@@ -28,7 +28,7 @@ impl Store for PgStore {
         now: u64,
     ) -> Result<(Option<Locked>, Option<CodeRecord>), StoreError> {
         let rows = self.read_one(
-            &login::find_code_sql(),
+            login::find_code_sql(),
             &[&user, &source, &to_db(now), &method.as_str(), &&lookup[..]],
         )?;
         login::found_code(&rows)
