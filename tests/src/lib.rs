@@ -23,6 +23,7 @@ mod module;
 pub mod otp;
 pub mod pam;
 pub mod peers;
+pub mod pgproxy;
 pub mod postgres;
 pub mod readme;
 mod require;

@@ -92,6 +92,8 @@ pub(crate) struct Login<'c, 'a> {
     /// What a factor said of how it verified the answer (`uv=pin`), for
     /// the success row.
     notes: Vec<(&'static str, &'static str)>,
+    /// The methods the policy allows this login (set once it is decided).
+    allowed: Vec<Method>,
 }
 
 /// What the prompts are checked against.
@@ -101,6 +103,24 @@ enum Check {
     /// Nothing can succeed (`deny` for an unenrolled or unknown user); the
     /// reason is for the audit trail only.
     Nothing(&'static str),
+}
+
+/// Whether two checks offer the same methods over the same credentials
+/// and codes (what a re-read from the database may change).
+fn same_view(a: &Check, b: &Check) -> bool {
+    match (a, b) {
+        (Check::Factors(ma, sa), Check::Factors(mb, sb)) => {
+            ma == mb
+                && sa.codes == sb.codes
+                && sa.credentials.len() == sb.credentials.len()
+                && sa
+                    .credentials
+                    .iter()
+                    .zip(&sb.credentials)
+                    .all(|(x, y)| x.id == y.id && x.confirmed_at == y.confirmed_at)
+        }
+        _ => false,
+    }
 }
 
 /// `"wrong code"` → `"wrong_code"`: reasons as single tokens in audit details.
@@ -463,33 +483,58 @@ impl Login<'_, '_> {
     }
 
     /// Prompts from try `first` to `max_tries`.
-    fn prompts_from(&mut self, check: Check, first: u32) {
+    fn prompts_from(&mut self, mut check: Check, first: u32) {
         let max = self.engine.config.login.max_tries;
         let mut attempt = first.saturating_sub(1);
-        while attempt < max {
+        'prompts: while attempt < max {
             let prompt = self.prompt_for(&check);
             let Some(answer) = self.ask(&prompt) else {
                 return;
             };
-            // A factor's keyword has a code sent: no try is counted.
-            match self.send_asked(&check, answer.expose()) {
-                Some(true) => continue,
-                Some(false) => return,
-                None => attempt += 1,
-            }
-            let checked = self.check(&check, &answer);
+            let mut counted = false;
+            let why = loop {
+                // A factor's keyword has a code sent: no try is counted.
+                match self.send_asked(&check, answer.expose()) {
+                    Some(true) => {
+                        attempt -= u32::from(counted);
+                        continue 'prompts;
+                    }
+                    Some(false) => return,
+                    None if !counted => {
+                        counted = true;
+                        attempt += 1;
+                    }
+                    None => {}
+                }
+                let Ok((method, found)) = self.check(&check, &answer) else {
+                    return;
+                };
+                let why = match found {
+                    Found::Locked(l) => return self.refuse_locked(l),
+                    Found::Claim(claim) => match method.map(|m| self.succeed(m, claim)) {
+                        Some(Some(lost)) => lost,
+                        _ => return,
+                    },
+                    Found::Rejected(why) => why,
+                };
+                // Refused on a copy that may not have heard of the last
+                // moments' changes (a factor enrolled or replaced on
+                // another host): checked once more on the database's
+                // snapshot before it counts.
+                match self.reread(&check) {
+                    Err(()) => return,
+                    Ok(Some(fresh)) => {
+                        let changed = !same_view(&check, &fresh);
+                        check = fresh;
+                        if changed {
+                            continue;
+                        }
+                    }
+                    Ok(None) => {}
+                }
+                break why;
+            };
             drop(answer);
-            let Ok((method, found)) = checked else {
-                return;
-            };
-            let why = match found {
-                Found::Locked(l) => return self.refuse_locked(l),
-                Found::Claim(claim) => match method.map(|m| self.succeed(m, claim)) {
-                    Some(Some(lost)) => lost,
-                    _ => return,
-                },
-                Found::Rejected(why) => why,
-            };
             self.sent_missed();
             if !self.fail(attempt, attempt == max, why) {
                 return;
@@ -498,6 +543,39 @@ impl Login<'_, '_> {
         // Only with max_tries = 0: no try was allowed.
         let ev = self.base.renamed(event::LOGIN_DENIED);
         self.deny("too many invalid codes", None, ev);
+    }
+
+    /// The check read again from the database when `check` came from a
+    /// copy (`None` otherwise); `Err(())` when the login ended (the
+    /// database is unavailable, or it holds a lock the copy had not heard
+    /// of: refused as a login that read it first would have been).
+    fn reread(&mut self, check: &Check) -> Result<Option<Check>, ()> {
+        let Check::Factors(_, snap) = check else {
+            return Ok(None);
+        };
+        if !snap.copy {
+            return Ok(None);
+        }
+        let now = self.engine.now();
+        let fresh = match self.engine.store.snapshot(&self.b.user, &self.source, now) {
+            Ok(s) => s,
+            Err(e) => {
+                self.unavailable(&e);
+                return Err(());
+            }
+        };
+        if let Some(l) = fresh.lock {
+            self.refuse_locked(l);
+            return Err(());
+        }
+        let factors = self.engine.factors.usable(&fresh);
+        let usable = self
+            .allowed
+            .iter()
+            .filter(|m| factors.contains(m))
+            .cloned()
+            .collect();
+        Ok(Some(Check::Factors(usable, fresh)))
     }
 
     /// Records a wrong answer — with the login's denial when this was the
@@ -668,6 +746,7 @@ impl<'c, 'a> Login<'c, 'a> {
             remember: Vec::new(),
             sends: send::Sends::new(),
             notes: Vec::new(),
+            allowed: Vec::new(),
         }
     }
 }
@@ -699,7 +778,11 @@ fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<(Account, Option<Snapsh
     let mut typed_snapshot = None;
     if peer.is_root() && !want_groups {
         let source = typed.rhost.clone().unwrap_or_default();
-        match engine.store.snapshot(&typed.user, &source, engine.now()) {
+        match engine
+            .store
+            .login_snapshot(&typed.user, &source, engine.now(), &|s| {
+                engine.factors.all().any(|f| f.usable(s))
+            }) {
             Ok(snap) if engine.factors.all().any(|f| f.usable(&snap)) => {
                 let account = Account {
                     name: typed.user.clone(),
@@ -789,11 +872,27 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
     };
     let snap = match pre {
         Some(s) => s,
-        None => match engine.store.snapshot(&b.user, &l.source, engine.now()) {
+        None => match engine
+            .store
+            .login_snapshot(&b.user, &l.source, engine.now(), &|s| {
+                engine.factors.all().any(|f| f.usable(s))
+            }) {
             Ok(s) => s,
             Err(e) => return l.unavailable(&e),
         },
     };
+    let mut snap = snap;
+    if snap.copy {
+        // A copy that allows nothing here may not have heard of a factor
+        // enrolled a moment ago: the database decides a denial.
+        let factors = engine.factors.usable(&snap);
+        if !effective.methods.iter().any(|m| factors.contains(m)) {
+            snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
+                Ok(s) => s,
+                Err(e) => return l.unavailable(&e),
+            };
+        }
+    }
     if let Some(lock) = snap.lock {
         return l.refuse_locked(lock);
     }
@@ -829,6 +928,7 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
             .with("allowed", &allowed.join(","));
         return l.deny("no allowed method enrolled", Some(&shown), ev);
     }
+    l.allowed = effective.methods.clone();
     if l.remembered(&account.groups) {
         return;
     }

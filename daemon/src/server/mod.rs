@@ -144,7 +144,9 @@ impl Daemon {
                     0 => config.daemon.max_connections,
                     n => n,
                 };
-                Box::new(PgStore::open(&config.store, lanes, &keys, log.clone())?)
+                let mut store = PgStore::open(&config.store, lanes, &keys, log.clone())?;
+                store.start_replica(&config.store, clock.clone(), log.clone())?;
+                Box::new(store)
             }
         };
         let digest = crate::audit::config_digest(&config.to_toml());

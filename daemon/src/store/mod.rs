@@ -159,6 +159,10 @@ pub struct Snapshot {
     pub credentials: Vec<Credential>,
     /// The methods of which the user holds an unused code.
     pub codes: Vec<Method>,
+    /// Whether this came from a copy that may miss the last moments'
+    /// changes ([`Store::login_snapshot`]): a login reads the database
+    /// again before it counts an answer wrong or finds nothing allowed.
+    pub copy: bool,
 }
 
 /// A matching answer, not yet spent: the store spends it (under its guard)
@@ -308,6 +312,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The lock, credentials and code methods of `user` from `source`,
     /// read in one snapshot.
     fn snapshot(&self, user: &str, source: &str, now: u64) -> Result<Snapshot, StoreError>;
+
+    /// The snapshot a login decides its prompt from: [`Store::snapshot`],
+    /// or a copy kept in memory that may miss changes of the last moments
+    /// (the fleet store's replica). A copy is given only where every
+    /// decision it leads to is made again by the write that spends the
+    /// answer (the spend is by credential row, above the stored counter,
+    /// while no lock stands) and `usable` says it shows a factor the login
+    /// can check: an account the copy does not hold, holds locked, or
+    /// shows with nothing to check (it may have enrolled a moment ago: the
+    /// login would skip or refuse without a spend) is read.
+    fn login_snapshot(
+        &self,
+        user: &str,
+        source: &str,
+        now: u64,
+        usable: &dyn Fn(&Snapshot) -> bool,
+    ) -> Result<Snapshot, StoreError> {
+        let _ = usable;
+        self.snapshot(user, source, now)
+    }
 
     /// The lock in force and the `method` code of `user` with `lookup`
     /// (used or not), read in one snapshot.

@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 use tokio::runtime::Runtime;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, Row, Socket, Statement, ToStatement};
+use tokio_postgres::{AsyncMessage, Client, Config, Row, Socket, Statement, ToStatement};
 
 /// What a call on a [`PgClient`] failed with.
 #[derive(Debug)]
@@ -124,6 +125,42 @@ impl PgClient {
         T::Stream: Send + 'static,
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
+        PgClient::open(config, tls, within, deadline, None)
+    }
+
+    /// [`PgClient::connect`], the server's notifications (`LISTEN`) sent
+    /// to `notes` as [`Heard::Changed`] under the tag `tag`, and
+    /// [`Heard::Closed`] when the connection ends. They arrive while a
+    /// call or [`PgClient::next_heard`] drives the connection.
+    pub fn connect_listening<T>(
+        config: &Config,
+        tls: T,
+        within: Duration,
+        deadline: Duration,
+        notes: (u64, UnboundedSender<Heard>),
+    ) -> Result<PgClient, PgError>
+    where
+        T: MakeTlsConnect<Socket> + Send + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send + 'static,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        PgClient::open(config, tls, within, deadline, Some(notes))
+    }
+
+    fn open<T>(
+        config: &Config,
+        tls: T,
+        within: Duration,
+        deadline: Duration,
+        notes: Option<(u64, UnboundedSender<Heard>)>,
+    ) -> Result<PgClient, PgError>
+    where
+        T: MakeTlsConnect<Socket> + Send + 'static,
+        T::TlsConnect: Send,
+        T::Stream: Send + 'static,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -143,9 +180,23 @@ impl PgClient {
                 return Err(PgError::TimedOut(within));
             }
         };
-        let conn = rt.spawn(async move {
-            let _ = connection.await;
-        });
+        let conn = match notes {
+            None => rt.spawn(async move {
+                let _ = connection.await;
+            }),
+            Some((tag, notes)) => rt.spawn(async move {
+                let mut connection = connection;
+                // Polling for messages also drives the connection's calls.
+                while let Some(Ok(m)) =
+                    futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if let AsyncMessage::Notification(n) = m {
+                        let _ = notes.send(Heard::Changed(tag, n.payload().to_owned()));
+                    }
+                }
+                let _ = notes.send(Heard::Closed(tag));
+            }),
+        };
         Ok(PgClient {
             rt: Some(rt),
             client,
@@ -212,6 +263,31 @@ impl PgClient {
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), PgError> {
         within!(self, |c| c.batch_execute(sql))
     }
+
+    /// The next of `notes` within `wait`, driving this connection (so its
+    /// notifications arrive) meanwhile; `None` when none came.
+    pub fn next_heard(
+        &mut self,
+        notes: &mut UnboundedReceiver<Heard>,
+        wait: Duration,
+    ) -> Option<Heard> {
+        let rt = self.rt.as_ref()?;
+        rt.block_on(async { tokio::time::timeout(wait, notes.recv()).await })
+            .ok()
+            .flatten()
+    }
+}
+
+/// What a listening connection (and whoever stops its listener) reports;
+/// the tag tells one connection's reports from an earlier one's.
+#[derive(Debug)]
+pub(crate) enum Heard {
+    /// A notification, with its payload.
+    Changed(u64, String),
+    /// The connection ended.
+    Closed(u64),
+    /// The listener is to stop.
+    Stop,
 }
 
 /// `first`, then `then`, their requests sent together (one round trip):

@@ -318,11 +318,12 @@ pub(crate) fn success_at_once(
 }
 
 /// A credential's columns, from `c`, in the order [`credential_at`] reads.
-const CREDENTIAL_COLUMNS: &str = "c.id, c.username, c.method, c.label, c.sealed, c.nonce, \
+pub(crate) const CREDENTIAL_COLUMNS: &str =
+    "c.id, c.username, c.method, c.label, c.sealed, c.nonce, \
      c.params, c.created_at, c.confirmed_at, c.last_used, c.counter";
 
 /// The credential in the columns of `r` from `i` on.
-fn credential_at(r: &Row, i: usize) -> Result<Credential, StoreError> {
+pub(crate) fn credential_at(r: &Row, i: usize) -> Result<Credential, StoreError> {
     Ok(Credential {
         id: r.get(i),
         user: r.get(i + 1),
@@ -513,6 +514,7 @@ pub(crate) fn snapshot(rows: &[Row]) -> Result<Snapshot, StoreError> {
             .iter()
             .map(|m| method(m))
             .collect::<Result<_, _>>()?,
+        copy: false,
     })
 }
 

@@ -44,22 +44,26 @@ mod devices;
 mod import;
 mod login;
 mod pool;
+mod replica;
 mod schema;
 mod sends;
 mod store;
 mod tls;
 
 pub use import::{ImportReport, IMPORTED_LANE};
+pub use replica::ReplicaState;
 pub use schema::PG_SCHEMA_VERSION;
 pub use sends::CLAIM_LEASE;
 
+use crate::clock::Clock;
 use crate::crypto::keys::Keys;
 use crate::log::Logger;
-use crate::store::StoreError;
+use crate::store::{Snapshot, StoreError};
 use client::{PgClient, PgError};
 use pool::{Conn, Lease, Pool};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
@@ -100,6 +104,8 @@ pub struct PgStore {
     pool: Pool,
     /// This host's name in the audit trail.
     host: String,
+    /// The daemon's copy of what logins read first (`replica.rs`).
+    replica: Option<replica::Replica>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -222,13 +228,52 @@ impl PgStore {
             log,
             Box::new(move |c: &mut PgClient, lane| audit::open_chain(c, &chain_host, lane)),
         );
-        let store = PgStore { pool, host };
+        let store = PgStore {
+            pool,
+            host,
+            replica: None,
+        };
         {
             let mut lease = store.pool_get_unchained()?;
             schema::migrate(lease.client())?;
         }
         store.check_key(keys)?;
         Ok(store)
+    }
+
+    /// Starts the replica logins read their first snapshot from
+    /// (`replica.rs`): one more connection, which listens for changes.
+    /// The daemon's store has one; a command's does not need one.
+    pub fn start_replica(
+        &mut self,
+        cfg: &StoreConfig,
+        clock: Arc<dyn Clock>,
+        log: Logger,
+    ) -> Result<(), StoreError> {
+        let (mut config, tls) = client_config(cfg)?;
+        // Told apart in `pg_stat_activity`.
+        config.application_name("twofoldd-replica");
+        let dial = replica::Dial {
+            config,
+            tls,
+            within: Duration::from_secs(cfg.connect_timeout.0),
+            deadline: Duration::from_secs(cfg.statement_timeout.0 + 2),
+        };
+        let r = replica::Replica::start(dial, clock, log)
+            .map_err(|e| StoreError::Database(format!("cannot start the replica: {e}")))?;
+        self.replica = Some(r);
+        Ok(())
+    }
+
+    /// The replica's state, if this store has one.
+    pub fn replica(&self) -> Option<ReplicaState> {
+        self.replica.as_ref().map(|r| r.status())
+    }
+
+    /// The snapshot a login of `user` from `source` at `now` takes from
+    /// the replica; `None` when it reads the database instead.
+    pub fn replica_snapshot(&self, user: &str, source: &str, now: u64) -> Option<Snapshot> {
+        self.replica.as_ref()?.snapshot(user, source, now)
     }
 
     /// A connection for the migration: the chain heads are made on

@@ -243,6 +243,31 @@ const MIGRATIONS: &[&str] = &[
             SELECT 'won'::TEXT, NULL::BIGINT, NULL::BOOLEAN, ARRAY(SELECT a.seq FROM a),
                    ARRAY(SELECT a.id FROM a);
     END $$;",
+    // 6: every change to what a login's snapshot reads (an account's
+    // credentials, its unused codes, its locks) is announced on channel
+    // `twofold_accounts` with the account's name, when it commits: each
+    // daemon's replica (`replica.rs`) reads that account again. A spend's
+    // own columns (`counter`, `last_used`) announce nothing.
+    "CREATE FUNCTION twofold_account_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM pg_notify('twofold_accounts', OLD.username);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM pg_notify('twofold_accounts', NEW.username);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER credentials_changed
+        AFTER INSERT OR DELETE
+           OR UPDATE OF username, method, label, sealed, nonce, params, created_at, confirmed_at
+        ON credentials FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER codes_changed
+        AFTER INSERT OR DELETE OR UPDATE OF username, method, used_at, expires_at
+        ON codes FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER locks_changed
+        AFTER INSERT OR DELETE OR UPDATE OF username, source, until, cleared_at
+        ON locks FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();",
 ];
 
 /// The schema version this build creates and understands.

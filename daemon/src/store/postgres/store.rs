@@ -19,6 +19,23 @@ impl Store for PgStore {
         login::snapshot(&rows)
     }
 
+    fn login_snapshot(
+        &self,
+        user: &str,
+        source: &str,
+        now: u64,
+        usable: &dyn Fn(&Snapshot) -> bool,
+    ) -> Result<Snapshot, StoreError> {
+        let copy = self
+            .replica
+            .as_ref()
+            .and_then(|r| r.snapshot(user, source, now));
+        match copy.filter(|s| usable(s)) {
+            Some(s) => Ok(s),
+            None => self.snapshot(user, source, now),
+        }
+    }
+
     fn find_code(
         &self,
         user: &str,

@@ -3,13 +3,14 @@
 //! the system's CAs) and against `[store] host`, through tokio-postgres's
 //! TLS hook. A Unix socket, and `tls = "off"` to a loopback address, use none.
 
-use super::client::{PgClient, PgError};
+use super::client::{Heard, PgClient, PgError};
 use crate::store::StoreError;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::NoTls;
 use tokio_postgres::Config;
@@ -79,6 +80,24 @@ impl Connector {
         match self {
             Connector::Plain => PgClient::connect(pg, NoTls, within, deadline),
             Connector::Tls(t) => PgClient::connect(pg, t.clone(), within, deadline),
+        }
+        .map_err(connect_error)
+    }
+
+    /// [`Connector::connect`] for a listening connection
+    /// ([`PgClient::connect_listening`]).
+    pub fn connect_listening(
+        &self,
+        pg: &Config,
+        within: Duration,
+        deadline: Duration,
+        notes: (u64, UnboundedSender<Heard>),
+    ) -> Result<PgClient, StoreError> {
+        match self {
+            Connector::Plain => PgClient::connect_listening(pg, NoTls, within, deadline, notes),
+            Connector::Tls(t) => {
+                PgClient::connect_listening(pg, t.clone(), within, deadline, notes)
+            }
         }
         .map_err(connect_error)
     }

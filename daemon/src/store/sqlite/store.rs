@@ -126,6 +126,7 @@ impl Store for SqliteStore {
                 lock: active_lock(&db.conn, user, source, now)?,
                 credentials: db.credentials(user)?,
                 codes: db.code_methods(user, now)?,
+                copy: false,
             })
         })
     }

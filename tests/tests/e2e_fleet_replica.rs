@@ -1,0 +1,131 @@
+//! A fleet daemon's replica fallen behind, on purpose: host B reaches
+//! PostgreSQL through a proxy that holds everything the server sends B's
+//! listening connection, so B's copy misses the changes host A makes
+//! while its own logins go on. Each login on B must end as one that read
+//! the database would: the copy may save a round trip, never decide.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use twofold_config::Seconds;
+use twofold_proto::{Request, Response, Secret};
+use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
+use twofold_tests::otp::oathtool_totp;
+use twofold_tests::pgproxy::proxy;
+use twofold_tests::postgres::PgDatabase;
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn prompted(seen: &[Response]) -> bool {
+    seen.iter().any(|r| matches!(r, Response::Prompt { .. }))
+}
+
+fn locked(seen: &[Response]) -> bool {
+    seen.iter().any(|r| match r {
+        Response::Error { text } => text.starts_with("Too many failed attempts"),
+        Response::Denied { reason, .. } => reason.starts_with("Too many failed attempts"),
+        _ => false,
+    })
+}
+
+#[test]
+fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_misses_a_lock() {
+    let db = PgDatabase::new();
+    let keys = open_tempdir();
+    let (dir_a, dir_b, proxy_dir) = (open_tempdir(), open_tempdir(), open_tempdir());
+    let mut config_a = config_in(dir_a.path());
+    db.configure(&mut config_a);
+    config_a.store.host_name = Some("host-a".into());
+    config_a.daemon.master_key = keys.path().join("master.key");
+    let mut config_b = config_in(dir_b.path());
+    db.configure(&mut config_b);
+    config_b.store.host_name = Some("host-b".into());
+    config_b.daemon.master_key = keys.path().join("master.key");
+    // A held answer keeps the replica's sign of life waiting this long
+    // (plus 2 s) before B gives its copy up: the test runs well within.
+    config_b.store.statement_timeout = Seconds(10);
+    let real = std::path::Path::new(&config_b.store.host)
+        .join(format!(".s.PGSQL.{}", config_b.store.port));
+    let proxy = proxy(proxy_dir.path(), real);
+    config_b.store.host = proxy_dir.path().display().to_string();
+
+    let a = DaemonProcess::start(dir_a.path(), &config_a);
+    let (alice_old, _) = a.enroll_totp("alice");
+    let (dave, _) = a.enroll_totp("dave");
+    // Carol's enrollment is started, not confirmed.
+    let carol = match a.call(&Request::TotpEnrollStart {
+        user: Some("carol".into()),
+        algorithm: None,
+        digits: None,
+    }) {
+        Response::TotpPending(p) => p,
+        other => panic!("enroll start: {other:?}"),
+    };
+    let b = DaemonProcess::start(dir_b.path(), &config_b);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !b.log().contains("store_replica state=live accounts=3") {
+        assert!(Instant::now() < end, "{}", b.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // From here B's copy hears nothing.
+    proxy.hold_replica.store(true, Ordering::SeqCst);
+    let t = now();
+
+    // Carol confirms on A; B's copy shows her enrollment pending. With
+    // `unenrolled = "allow"` (the default) a login decided from it would
+    // find nothing to check and let her in without a code.
+    match a.call(&Request::TotpEnrollConfirm {
+        user: Some("carol".into()),
+        code: Secret::from(oathtool_totp(&carol, t, 0).as_str()),
+    }) {
+        Response::BackupCodes { .. } => {}
+        other => panic!("enroll confirm: {other:?}"),
+    }
+    let seen = login_at(b.socket(), "carol", &["000000"]);
+    assert!(
+        prompted(&seen) && !succeeded(&seen),
+        "carol is asked for a code: {seen:?}"
+    );
+    let seen = login_at(b.socket(), "carol", &[&oathtool_totp(&carol, t, 1)]);
+    assert!(succeeded(&seen), "carol's code opens: {seen:?}");
+
+    // Alice replaces her authenticator on A. B's copy still holds the old
+    // secret, against which her new code is wrong: checked again on the
+    // database's snapshot before it counts, it opens.
+    match a.call(&Request::AdminDisable {
+        user: "alice".into(),
+    }) {
+        Response::Done { .. } => {}
+        other => panic!("disable: {other:?}"),
+    }
+    let (alice_new, _) = a.enroll_totp("alice");
+    let t2 = now();
+    assert_ne!(alice_old.secret, alice_new.secret);
+    let seen = login_at(b.socket(), "alice", &[&oathtool_totp(&alice_new, t2, 1)]);
+    assert!(succeeded(&seen), "alice's new code on B: {seen:?}");
+    // Her old code is refused (the copy's credential is gone).
+    let seen = login_at(b.socket(), "alice", &[&oathtool_totp(&alice_old, t2, 1)]);
+    assert!(!succeeded(&seen), "alice's old code on B: {seen:?}");
+
+    // Dave is locked out on A; B's copy has not heard: his right code on
+    // B is refused by the lock.
+    for _ in 0..5 {
+        assert!(!succeeded(&login_at(a.socket(), "dave", &["000000"])));
+    }
+    assert!(locked(&login_at(a.socket(), "dave", &["000000"])));
+    let seen = login_at(b.socket(), "dave", &[&oathtool_totp(&dave, t, 1)]);
+    assert!(locked(&seen), "dave's right code on B: {seen:?}");
+
+    // B's copy was served throughout (it was live, and holding it is
+    // what made it fall behind); released, it catches up.
+    assert!(
+        !b.log().contains("state=lost"),
+        "the copy was given up: {}",
+        b.log()
+    );
+    proxy.hold_replica.store(false, Ordering::SeqCst);
+}
