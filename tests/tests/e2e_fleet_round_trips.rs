@@ -105,6 +105,40 @@ fn a_fleet_login_costs_one_round_trip_a_wrong_code_four_and_a_backup_code_five()
     assert!(backup_code.trips <= 5, "a backup code: {backup_code:?}");
 }
 
+/// `[store] replica = false`: no listening connection, and a login reads
+/// the database before its prompt (two round trips for a TOTP login).
+#[test]
+fn without_the_replica_a_fleet_login_reads_the_database_before_its_prompt() {
+    let db = PgDatabase::new();
+    let dir = open_tempdir();
+    let proxy_dir = open_tempdir();
+    let mut config = config_in(dir.path());
+    db.configure(&mut config);
+    config.store.replica = false;
+    let real =
+        std::path::Path::new(&config.store.host).join(format!(".s.PGSQL.{}", config.store.port));
+    let counts = proxy(proxy_dir.path(), real).counts;
+    config.store.host = proxy_dir.path().display().to_string();
+    let host = DaemonProcess::start(dir.path(), &config);
+    let (alice, _) = host.enroll_totp("alice");
+    let (bob, _) = host.enroll_totp("bob");
+    let base = now();
+    let totp = measured(&counts, true, |i| {
+        let (user, p) = [("alice", &alice), ("bob", &bob)][i];
+        login_at(host.socket(), user, &[&oathtool_totp(p, base, 1)])
+    });
+    assert_eq!(totp.trips, 2, "a TOTP login: {totp:?}");
+    assert!(!host.log().contains("store_replica"), "{}", host.log());
+    assert_eq!(
+        db.psql(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE application_name = 'twofoldd-replica' AND datname = current_database()"
+        )
+        .trim(),
+        "0"
+    );
+}
+
 /// Each connection keeps the head of its lane's chain after a commit; two
 /// daemons given one host name write the same chains, so each finds the
 /// head it kept moved by the other: the statement that appends writes

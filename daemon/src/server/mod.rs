@@ -145,7 +145,9 @@ impl Daemon {
                     n => n,
                 };
                 let mut store = PgStore::open(&config.store, lanes, &keys, log.clone())?;
-                store.start_replica(&config.store, clock.clone(), log.clone())?;
+                if config.store.replica {
+                    store.start_replica(&config.store, clock.clone(), log.clone())?;
+                }
                 Box::new(store)
             }
         };

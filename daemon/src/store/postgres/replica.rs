@@ -274,7 +274,7 @@ impl Listener {
         if let Err(e) = c.batch_execute(&format!("LISTEN {CHANNEL}")) {
             return Ended::Lost(StoreError::from(e).to_string());
         }
-        let all = match load(&mut c, None, self.clock.now()) {
+        let all = match load_all(&mut c, self.clock.now()) {
             Ok(all) => all,
             Err(e) => return Ended::Lost(e.to_string()),
         };
@@ -322,7 +322,7 @@ impl Listener {
                 }
             }
             let names: Vec<String> = names.into_iter().collect();
-            match load(&mut c, Some(&names), self.clock.now()) {
+            match load(&mut c, &names, self.clock.now()) {
                 Ok(fresh) => {
                     let mut s = self.state();
                     let mut fresh = fresh;
@@ -340,24 +340,48 @@ impl Listener {
     }
 }
 
-/// The accounts named in `only` (all when `None`) that have a credential,
-/// read at `now` (a lock or code that ended before it is left out).
+/// Accounts read per query when loading everything: the rows in flight,
+/// and the memory they take while being read, stay bounded.
+const PAGE: i64 = 500;
+
+/// Every account with a credential, read at `now`, a page at a time (each
+/// page its own snapshot: what changes after a page was read is notified).
+fn load_all(c: &mut PgClient, now: u64) -> Result<HashMap<String, Account>, StoreError> {
+    let mut accounts = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let names: Vec<String> = c
+            .query(
+                "SELECT DISTINCT username FROM credentials WHERE username > $1
+                 ORDER BY username LIMIT $2",
+                &[&after, &PAGE],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let Some(last) = names.last() else {
+            return Ok(accounts);
+        };
+        after = last.clone();
+        accounts.extend(load(c, &names, now)?);
+    }
+}
+
+/// The accounts of `names` that have a credential, read at `now` (a lock
+/// or code that ended before it is left out).
 fn load(
     c: &mut PgClient,
-    only: Option<&[String]>,
+    names: &[String],
     now: u64,
 ) -> Result<HashMap<String, Account>, StoreError> {
-    let names: Vec<String> = only.map(<[String]>::to_vec).unwrap_or_default();
-    let all = only.is_none();
     let now = to_db(now);
     let mut accounts: HashMap<String, Account> = HashMap::new();
     let creds = c.query(
         &*format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c
-             WHERE $1 OR c.username = ANY($2)
+            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.username = ANY($1)
              ORDER BY c.username, c.created_at, c.id"
         ),
-        &[&all, &names],
+        &[&names],
     )?;
     for r in &creds {
         let cred = credential_at(r, 0)?;
@@ -369,10 +393,10 @@ fn load(
     }
     let codes = c.query(
         "SELECT username, method, bool_or(expires_at IS NULL), max(expires_at) FROM codes
-         WHERE ($1 OR username = ANY($2)) AND used_at IS NULL
-           AND (expires_at IS NULL OR expires_at > $3)
+         WHERE username = ANY($1) AND used_at IS NULL
+           AND (expires_at IS NULL OR expires_at > $2)
          GROUP BY username, method",
-        &[&all, &names, &now],
+        &[&names, &now],
     )?;
     for r in &codes {
         if let Some(a) = accounts.get_mut(r.get::<_, &str>(0)) {
@@ -386,9 +410,9 @@ fn load(
     }
     let locks = c.query(
         "SELECT username, source, max(until) FROM locks
-         WHERE ($1 OR username = ANY($2)) AND cleared_at IS NULL AND until > $3
+         WHERE username = ANY($1) AND cleared_at IS NULL AND until > $2
          GROUP BY username, source",
-        &[&all, &names, &now],
+        &[&names, &now],
     )?;
     for r in &locks {
         if let Some(a) = accounts.get_mut(r.get::<_, &str>(0)) {
