@@ -41,6 +41,14 @@ pub fn take(counts: &Mutex<Counts>) -> Counts {
     std::mem::take(&mut *counts.lock().unwrap())
 }
 
+/// A proxy in `dir` in front of the server `store` names (a socket
+/// directory), and `store` pointed at it.
+pub fn in_front(store: &mut twofold_config::StoreConfig, dir: &Path) -> Proxy {
+    let real = Path::new(&store.host).join(format!(".s.PGSQL.{}", store.port));
+    store.host = dir.display().to_string();
+    proxy(dir, real)
+}
+
 /// A proxy in front of the server's socket `real`, listening on the
 /// socket file of the same name in `dir` (point `[store] host` at `dir`).
 pub fn proxy(dir: &Path, real: PathBuf) -> Proxy {

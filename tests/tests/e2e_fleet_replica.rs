@@ -10,7 +10,7 @@ use twofold_config::Seconds;
 use twofold_proto::{Request, Response, Secret};
 use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
 use twofold_tests::otp::oathtool_totp;
-use twofold_tests::pgproxy::proxy;
+use twofold_tests::pgproxy::in_front;
 use twofold_tests::postgres::PgDatabase;
 
 fn now() -> u64 {
@@ -48,10 +48,7 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     // A held answer keeps the replica's sign of life waiting this long
     // (plus 2 s) before B gives its copy up: the test runs well within.
     config_b.store.statement_timeout = Seconds(10);
-    let real = std::path::Path::new(&config_b.store.host)
-        .join(format!(".s.PGSQL.{}", config_b.store.port));
-    let proxy = proxy(proxy_dir.path(), real);
-    config_b.store.host = proxy_dir.path().display().to_string();
+    let proxy = in_front(&mut config_b.store, proxy_dir.path());
 
     let a = DaemonProcess::start(dir_a.path(), &config_a);
     let (alice_old, _) = a.enroll_totp("alice");

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use twofold_proto::{Request, Response, TotpEnrollment};
 use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
 use twofold_tests::otp::oathtool_totp;
-use twofold_tests::pgproxy::{proxy, take, Counts};
+use twofold_tests::pgproxy::{in_front, take, Counts};
 use twofold_tests::postgres::PgDatabase;
 
 fn now() -> u64 {
@@ -48,10 +48,7 @@ fn a_fleet_login_costs_one_round_trip_a_wrong_code_four_and_a_backup_code_five()
     let proxy_dir = open_tempdir();
     let mut config = config_in(dir.path());
     db.configure(&mut config);
-    let real =
-        std::path::Path::new(&config.store.host).join(format!(".s.PGSQL.{}", config.store.port));
-    let counts = proxy(proxy_dir.path(), real).counts;
-    config.store.host = proxy_dir.path().display().to_string();
+    let counts = in_front(&mut config.store, proxy_dir.path()).counts;
     config.store.host_name = Some("host-a".into());
     let host = DaemonProcess::start(dir.path(), &config);
     let (pending, backup) = host.enroll_totp("alice");
@@ -115,10 +112,7 @@ fn without_the_replica_a_fleet_login_reads_the_database_before_its_prompt() {
     let mut config = config_in(dir.path());
     db.configure(&mut config);
     config.store.replica = false;
-    let real =
-        std::path::Path::new(&config.store.host).join(format!(".s.PGSQL.{}", config.store.port));
-    let counts = proxy(proxy_dir.path(), real).counts;
-    config.store.host = proxy_dir.path().display().to_string();
+    let counts = in_front(&mut config.store, proxy_dir.path()).counts;
     let host = DaemonProcess::start(dir.path(), &config);
     let (alice, _) = host.enroll_totp("alice");
     let (bob, _) = host.enroll_totp("bob");

@@ -128,27 +128,11 @@ impl PgClient {
         PgClient::open(config, tls, within, deadline, None)
     }
 
-    /// [`PgClient::connect`], the server's notifications (`LISTEN`) sent
-    /// to `notes` as [`Heard::Changed`] under the tag `tag`, and
+    /// [`PgClient::connect`]; with `notes`, the server's notifications
+    /// (`LISTEN`) are sent there as [`Heard::Changed`] under the tag, and
     /// [`Heard::Closed`] when the connection ends. They arrive while a
     /// call or [`PgClient::next_heard`] drives the connection.
-    pub fn connect_listening<T>(
-        config: &Config,
-        tls: T,
-        within: Duration,
-        deadline: Duration,
-        notes: (u64, UnboundedSender<Heard>),
-    ) -> Result<PgClient, PgError>
-    where
-        T: MakeTlsConnect<Socket> + Send + 'static,
-        T::TlsConnect: Send,
-        T::Stream: Send + 'static,
-        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-    {
-        PgClient::open(config, tls, within, deadline, Some(notes))
-    }
-
-    fn open<T>(
+    pub fn open<T>(
         config: &Config,
         tls: T,
         within: Duration,

@@ -85,7 +85,7 @@ impl Connector {
     }
 
     /// [`Connector::connect`] for a listening connection
-    /// ([`PgClient::connect_listening`]).
+    /// ([`PgClient::open`] with its notes).
     pub fn connect_listening(
         &self,
         pg: &Config,
@@ -94,10 +94,8 @@ impl Connector {
         notes: (u64, UnboundedSender<Heard>),
     ) -> Result<PgClient, StoreError> {
         match self {
-            Connector::Plain => PgClient::connect_listening(pg, NoTls, within, deadline, notes),
-            Connector::Tls(t) => {
-                PgClient::connect_listening(pg, t.clone(), within, deadline, notes)
-            }
+            Connector::Plain => PgClient::open(pg, NoTls, within, deadline, Some(notes)),
+            Connector::Tls(t) => PgClient::open(pg, t.clone(), within, deadline, Some(notes)),
         }
         .map_err(connect_error)
     }
