@@ -461,13 +461,23 @@ pub fn succeeded(seen: &[Response]) -> bool {
 /// [`TestDaemon::login`] on the daemon at `socket` (any daemon, e.g. a
 /// [`DaemonProcess`]).
 pub fn login_at(socket: &Path, user: &str, answers: &[&str]) -> Vec<Response> {
+    login_service_at(socket, "sudo", user, answers)
+}
+
+/// [`login_at`] for PAM service `service`.
+pub fn login_service_at(
+    socket: &Path,
+    service: &str,
+    user: &str,
+    answers: &[&str],
+) -> Vec<Response> {
     let mut c = Client::connect(socket, Duration::from_secs(10), "test").expect("connect");
     let mut seen = Vec::new();
     let mut answers = answers.iter();
     let mut resp = c
         .call(&Request::Begin {
             user: user.into(),
-            service: "sudo".into(),
+            service: service.into(),
             rhost: None,
             tty: Some("pts/0".into()),
             ruser: Some("root".into()),

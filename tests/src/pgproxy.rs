@@ -34,6 +34,10 @@ pub struct Proxy {
     pub counts: Arc<Mutex<Counts>>,
     /// While set, nothing the server sends reaches a replica's connection.
     pub hold_replica: Arc<AtomicBool>,
+    /// While set, the server's notifications (`NotificationResponse`) to a
+    /// replica's connection are dropped; its answers still pass (what a
+    /// connection pooler in transaction mode does to `LISTEN`).
+    pub drop_notifications: Arc<AtomicBool>,
 }
 
 /// The counts since the last call, and zero from now.
@@ -56,7 +60,12 @@ pub fn proxy(dir: &Path, real: PathBuf) -> Proxy {
     let listener = UnixListener::bind(dir.join(name)).expect("bind the proxy");
     let counts = Arc::new(Mutex::new(Counts::default()));
     let hold_replica = Arc::new(AtomicBool::new(false));
-    let (shared, hold) = (counts.clone(), hold_replica.clone());
+    let drop_notifications = Arc::new(AtomicBool::new(false));
+    let (shared, hold, dropping) = (
+        counts.clone(),
+        hold_replica.clone(),
+        drop_notifications.clone(),
+    );
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let server = UnixStream::connect(&real).expect("the real server");
@@ -70,19 +79,29 @@ pub fn proxy(dir: &Path, real: PathBuf) -> Proxy {
             // message says so, before the server says anything).
             let listening = Arc::new(AtomicBool::new(false));
             let is_replica = listening.clone();
-            let hold = hold.clone();
+            let (hold, dropping) = (hold.clone(), dropping.clone());
             std::thread::spawn(move || {
                 let mut chunk = [0u8; 16384];
+                // A replica's connection is passed on whole messages at a
+                // time (every server message is typed: no TLS on a socket).
+                let mut pending: Vec<u8> = Vec::new();
                 loop {
                     let n = match from_server.read(&mut chunk) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    while is_replica.load(Ordering::SeqCst) && hold.load(Ordering::SeqCst) {
+                    let replica = is_replica.load(Ordering::SeqCst);
+                    while replica && hold.load(Ordering::SeqCst) {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     heard.store(true, Ordering::SeqCst);
-                    if to_client.write_all(&chunk[..n]).is_err() {
+                    let out: Vec<u8> = if replica {
+                        pending.extend_from_slice(&chunk[..n]);
+                        whole_messages(&mut pending, dropping.load(Ordering::SeqCst))
+                    } else {
+                        chunk[..n].to_vec()
+                    };
+                    if to_client.write_all(&out).is_err() {
                         break;
                     }
                 }
@@ -95,7 +114,27 @@ pub fn proxy(dir: &Path, real: PathBuf) -> Proxy {
     Proxy {
         counts,
         hold_replica,
+        drop_notifications,
     }
+}
+
+/// The whole server messages at the front of `buf`, taken out of it,
+/// without the notifications (`A`) when `drop_notes`.
+fn whole_messages(buf: &mut Vec<u8>, drop_notes: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while buf.len() >= at + 5 {
+        let len = u32::from_be_bytes(buf[at + 1..at + 5].try_into().unwrap()) as usize;
+        if buf.len() < at + 1 + len {
+            break;
+        }
+        if !(drop_notes && buf[at] == b'A') {
+            out.extend_from_slice(&buf[at..at + 1 + len]);
+        }
+        at += 1 + len;
+    }
+    buf.drain(..at);
+    out
 }
 
 /// Copies the daemon's messages to the server, counting them.

@@ -8,7 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use twofold_config::Seconds;
 use twofold_proto::{Request, Response, Secret};
-use twofold_tests::daemon::{config_in, login_at, open_tempdir, succeeded, DaemonProcess};
+use twofold_tests::daemon::{
+    config_in, login_at, login_service_at, open_tempdir, succeeded, DaemonProcess,
+};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::pgproxy::in_front;
 use twofold_tests::postgres::PgDatabase;
@@ -45,14 +47,22 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     db.configure(&mut config_b);
     config_b.store.host_name = Some("host-b".into());
     config_b.daemon.master_key = keys.path().join("master.key");
-    // A held answer keeps the replica's sign of life waiting this long
-    // (plus 2 s) before B gives its copy up: the test runs well within.
+    // B's copy is served for 6 to 8 s after its listener is held (its
+    // last echo back was sent at most 2 s before): the test's logins on
+    // the copy run well within (checked below).
     config_b.store.statement_timeout = Seconds(10);
+    // A service that takes HOTP tokens only.
+    config_b.policy.service = vec![twofold_config::policy::ServiceRule {
+        services: vec!["tf-hotp".into()],
+        methods: Some(vec![twofold_config::Method::HOTP]),
+        unenrolled: None,
+    }];
     let proxy = in_front(&mut config_b.store, proxy_dir.path());
 
     let a = DaemonProcess::start(dir_a.path(), &config_a);
     let (alice_old, _) = a.enroll_totp("alice");
     let (dave, _) = a.enroll_totp("dave");
+    a.enroll_totp("erin");
     // Carol's enrollment is started, not confirmed.
     let carol = match a.call(&Request::TotpEnrollStart {
         user: Some("carol".into()),
@@ -64,12 +74,13 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     };
     let b = DaemonProcess::start(dir_b.path(), &config_b);
     let end = Instant::now() + Duration::from_secs(10);
-    while !b.log().contains("store_replica state=live accounts=3") {
+    while !b.log().contains("store_replica state=live accounts=4") {
         assert!(Instant::now() < end, "{}", b.log());
         std::thread::sleep(Duration::from_millis(10));
     }
     // From here B's copy hears nothing.
     proxy.hold_replica.store(true, Ordering::SeqCst);
+    let held = Instant::now();
     let t = now();
 
     // Carol confirms on A; B's copy shows her enrollment pending. With
@@ -89,6 +100,24 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     );
     let seen = login_at(b.socket(), "carol", &[&oathtool_totp(&carol, t, 1)]);
     assert!(succeeded(&seen), "carol's code opens: {seen:?}");
+
+    // Erin is given an HOTP token on A; B's copy shows her TOTP only,
+    // which the `tf-hotp` service does not take: a login there reads the
+    // database before it refuses for want of an allowed method.
+    match a.call(&Request::AdminEnrollHotp {
+        user: "erin".into(),
+        secret_hex: Secret::from("3132333435363738393031323334353637383930"),
+        algorithm: None,
+        digits: None,
+        counter: None,
+        name: None,
+    }) {
+        Response::Done { .. } => {}
+        other => panic!("enroll hotp: {other:?}"),
+    }
+    // RFC 4226's first code for this secret.
+    let seen = login_service_at(b.socket(), "tf-hotp", "erin", &["755224"]);
+    assert!(succeeded(&seen), "erin's token on tf-hotp: {seen:?}");
 
     // Alice replaces her authenticator on A. B's copy still holds the old
     // secret, against which her new code is wrong: checked again on the
@@ -117,12 +146,23 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     let seen = login_at(b.socket(), "dave", &[&oathtool_totp(&dave, t, 1)]);
     assert!(locked(&seen), "dave's right code on B: {seen:?}");
 
-    // B's copy was served throughout (it was live, and holding it is
-    // what made it fall behind); released, it catches up.
+    // B's copy was served throughout: it was not given up, and it could
+    // not have gone stale yet.
+    let took = held.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the logins on the held copy took {took:?}: it may have gone stale and been read past"
+    );
     assert!(
         !b.log().contains("state=lost"),
         "the copy was given up: {}",
         b.log()
     );
     proxy.hold_replica.store(false, Ordering::SeqCst);
+
+    // Carol's wrong answer, checked on the copy and again on the
+    // database, counted once.
+    let failures =
+        db.psql("SELECT count(*) FROM audit WHERE username = 'carol' AND event = 'login_failure'");
+    assert_eq!(failures.trim(), "1");
 }

@@ -6,9 +6,11 @@
 //! of a change yet, the write that spends a login's answer must refuse
 //! what the change forbids.
 
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use twofold_config::{Config, RateLimitConfig};
+use twofold_config::{Config, RateLimitConfig, StoreConfig};
 use twofold_daemon::audit::{event, AuditEvent};
 use twofold_daemon::store::{
     Change, Claim, Durability, Failure, NewCode, NewCredential, PgStore, Removal, Snapshot, Store,
@@ -16,6 +18,7 @@ use twofold_daemon::store::{
 };
 use twofold_daemon::{Keys, Logger, ManualClock};
 use twofold_proto::Method;
+use twofold_tests::pgproxy::{in_front, Proxy};
 use twofold_tests::postgres::PgDatabase;
 
 const T: u64 = 1_000_000;
@@ -26,30 +29,34 @@ fn keys() -> Keys {
 
 /// Host A with a replica (its clock at [`T`]), host B without one.
 fn hosts(db: &PgDatabase) -> (PgStore, PgStore) {
-    let mut config = Config::default();
-    db.configure(&mut config);
-    let open = |host: &str| {
-        let mut store = config.store.clone();
-        store.host_name = Some(host.to_owned());
-        PgStore::open(&store, 4, &keys(), Logger::stderr()).unwrap()
-    };
-    let mut a = open("host-a");
-    a.start_replica(
-        &config.store,
-        Arc::new(ManualClock::new(T)),
-        Logger::stderr(),
-    )
-    .unwrap();
-    let b = open("host-b");
-    until("the replica is live", || a.replica().unwrap().live);
+    let (a, b, _) = hosts_via(db, None);
     (a, b)
 }
 
-/// Waits (5 s at most) for `cond`.
+/// [`hosts`], A's connections through a proxy in `proxy_dir` when given.
+fn hosts_via(db: &PgDatabase, proxy_dir: Option<&Path>) -> (PgStore, PgStore, Option<Proxy>) {
+    let mut config = Config::default();
+    db.configure(&mut config);
+    let open = |store: &StoreConfig, host: &str| {
+        let mut store = store.clone();
+        store.host_name = Some(host.to_owned());
+        PgStore::open(&store, 4, &keys(), Logger::stderr()).unwrap()
+    };
+    let b = open(&config.store, "host-b");
+    let mut store_a = config.store.clone();
+    let proxy = proxy_dir.map(|dir| in_front(&mut store_a, dir));
+    let mut a = open(&store_a, "host-a");
+    a.start_replica(&store_a, Arc::new(ManualClock::new(T)), Logger::stderr())
+        .unwrap();
+    until("the replica is live", || a.replica().unwrap().live);
+    (a, b, proxy)
+}
+
+/// Waits (15 s at most) for `cond`.
 fn until(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(5);
+    let end = Instant::now() + Duration::from_secs(15);
     while !cond() {
-        assert!(Instant::now() < end, "not within 5 s: {what}");
+        assert!(Instant::now() < end, "not within 15 s: {what}");
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -307,15 +314,18 @@ fn a_replica_that_lost_its_connection_is_not_served_until_it_loaded_everything_a
 
 /// The exact attack on a copy that has not heard yet, where no spend
 /// would catch it: an account enrolled a moment ago on B that A's copy
-/// still shows pending. A login decided from that copy would find nothing
-/// to check and skip the second factor (`unenrolled = "allow"`) or refuse
+/// still shows pending (A's listener is held behind a proxy, so its copy
+/// hears nothing). A login decided from that copy would find nothing to
+/// check and skip the second factor (`unenrolled = "allow"`) or refuse
 /// without counting; the copy is not given, the database is read.
 #[test]
 fn an_account_the_copy_shows_with_nothing_to_check_is_read_from_the_database() {
     let db = PgDatabase::new();
-    let (a, b) = hosts(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, proxy) = hosts_via(&db, Some(dir.path()));
+    let proxy = proxy.unwrap();
     let usable = |s: &Snapshot| s.credentials.iter().any(|c| c.confirmed_at.is_some());
-    for i in 0..20 {
+    for i in 0..3 {
         let user = format!("user{i}");
         let id = 100 + i64::from(i);
         assert!(b
@@ -325,11 +335,50 @@ fn an_account_the_copy_shows_with_nothing_to_check_is_read_from_the_database() {
             a.replica_snapshot(&user, "", T)
                 .is_some_and(|s| s.credentials.len() == 1 && !usable(&s))
         });
+        proxy.hold_replica.store(true, Ordering::SeqCst);
         let done = b
             .confirm(id, Some(10), None, None, T, vec![ev(event::ENROLL, &user)])
             .unwrap();
         assert!(matches!(done, Change::Done(_)), "{done:?}");
+        let copy = a
+            .replica_snapshot(&user, "", T)
+            .expect("the copy is served");
+        assert!(!usable(&copy), "the copy has not heard: {copy:?}");
         let seen = a.login_snapshot(&user, "", T, &usable).unwrap();
         assert!(usable(&seen), "{user}: confirmed on B, shown unusable on A");
+        assert!(!seen.copy);
+        proxy.hold_replica.store(false, Ordering::SeqCst);
     }
+}
+
+/// Notifications that stop arriving while the connection answers (a
+/// pooler in transaction mode swallows them): the listener's echo does
+/// not come back, so the copy stops being served within 8 s, and a new
+/// connection loads everything again once they arrive.
+#[test]
+fn a_copy_whose_notifications_stop_arriving_is_not_served_for_long() {
+    let db = PgDatabase::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, proxy) = hosts_via(&db, Some(dir.path()));
+    let proxy = proxy.unwrap();
+    enroll(&b, "alice", 7, Method::TOTP, "SHA1:6:30");
+    serves(
+        &a,
+        "alice",
+        "",
+        Some(&b.snapshot("alice", "", T + 1).unwrap()),
+    );
+    proxy.drop_notifications.store(true, Ordering::SeqCst);
+    let dropped = Instant::now();
+    b.remove("alice", Removal::All, None, T, vec![], vec![])
+        .unwrap();
+    until("the copy is no longer served", || {
+        a.replica_snapshot("alice", "", T + 1).is_none()
+    });
+    let took = dropped.elapsed();
+    assert!(took <= Duration::from_secs(11), "served for {took:?}");
+    assert!(!a.replica().unwrap().live);
+    proxy.drop_notifications.store(false, Ordering::SeqCst);
+    until("the replica is live again", || a.replica().unwrap().live);
+    assert_eq!(a.replica().unwrap().accounts, 0);
 }

@@ -110,8 +110,13 @@ enum Check {
 fn same_view(a: &Check, b: &Check) -> bool {
     match (a, b) {
         (Check::Factors(ma, sa), Check::Factors(mb, sb)) => {
+            fn sorted(codes: &[Method]) -> Vec<&str> {
+                let mut v: Vec<&str> = codes.iter().map(Method::as_str).collect();
+                v.sort_unstable();
+                v
+            }
             ma == mb
-                && sa.codes == sb.codes
+                && sorted(&sa.codes) == sorted(&sb.codes)
                 && sa.credentials.len() == sb.credentials.len()
                 && sa
                     .credentials
@@ -884,9 +889,15 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
     let mut snap = snap;
     if snap.copy {
         // A copy that allows nothing here may not have heard of a factor
-        // enrolled a moment ago: the database decides a denial.
+        // enrolled a moment ago: the database decides a denial. And a
+        // remembered device lets a login through without any spend to
+        // check the copy's word that the account is enrolled.
         let factors = engine.factors.usable(&snap);
-        if !effective.methods.iter().any(|m| factors.contains(m)) {
+        let remembering = !matches!(
+            engine.config.remember.decide(&b.service, &account.groups),
+            twofold_config::Remember::Off(_)
+        );
+        if remembering || !effective.methods.iter().any(|m| factors.contains(m)) {
             snap = match engine.store.snapshot(&b.user, &l.source, engine.now()) {
                 Ok(s) => s,
                 Err(e) => return l.unavailable(&e),

@@ -129,7 +129,7 @@ impl PgClient {
     }
 
     /// [`PgClient::connect`]; with `notes`, the server's notifications
-    /// (`LISTEN`) are sent there as [`Heard::Changed`] under the tag, and
+    /// (`LISTEN`) are sent there as [`Heard::Notified`] under the tag, and
     /// [`Heard::Closed`] when the connection ends. They arrive while a
     /// call or [`PgClient::next_heard`] drives the connection.
     pub fn open<T>(
@@ -175,7 +175,11 @@ impl PgClient {
                     futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await
                 {
                     if let AsyncMessage::Notification(n) = m {
-                        let _ = notes.send(Heard::Changed(tag, n.payload().to_owned()));
+                        let _ = notes.send(Heard::Notified {
+                            tag,
+                            channel: n.channel().to_owned(),
+                            payload: n.payload().to_owned(),
+                        });
                     }
                 }
                 let _ = notes.send(Heard::Closed(tag));
@@ -266,8 +270,12 @@ impl PgClient {
 /// the tag tells one connection's reports from an earlier one's.
 #[derive(Debug)]
 pub(crate) enum Heard {
-    /// A notification, with its payload.
-    Changed(u64, String),
+    /// A notification on `channel`, with its payload.
+    Notified {
+        tag: u64,
+        channel: String,
+        payload: String,
+    },
     /// The connection ended.
     Closed(u64),
     /// The listener is to stop.

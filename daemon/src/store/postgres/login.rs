@@ -485,7 +485,7 @@ pub(crate) fn snapshot_sql() -> &'static str {
         format!(
             "SELECT l.until, l.user_wide,
                 ARRAY(SELECT DISTINCT method FROM codes WHERE username = $1 AND used_at IS NULL
-                      AND (expires_at IS NULL OR expires_at > $3)),
+                      AND (expires_at IS NULL OR expires_at > $3) ORDER BY method),
                 {CREDENTIAL_COLUMNS}
          FROM (SELECT 1) one
          LEFT JOIN LATERAL ({LOCK}) l ON true

@@ -5,12 +5,18 @@
 //!
 //! One thread holds a connection of its own that `LISTEN`s on
 //! `twofold_accounts` (schema 6's triggers announce, at commit, the name
-//! of every account whose credentials, codes or locks changed), loads
-//! every account after `LISTEN` took effect, and reads an account again
-//! when it is named. Between notifications it asks the server for a sign
-//! of life every [`HEARTBEAT`]; a connection that breaks or goes quiet
-//! makes the copy unusable (every login reads the database, as without
-//! a copy) until a new connection has loaded everything again.
+//! of every account whose credentials, codes or locks changed, and
+//! `/reload` when one of those tables is emptied), loads every account
+//! after `LISTEN` took effect, and reads an account again when it is
+//! named. Every [`HEARTBEAT`] it notifies a channel of its own (an echo):
+//! notifications reach a listener in commit order, so when the echo comes
+//! back every change committed before it was sent has been applied. The
+//! copy is served only while the last echo back was sent within
+//! [`FRESH`] — a connection that breaks, a server that stops answering,
+//! or notifications that stop arriving (a pooler in transaction mode
+//! swallows them) make every login read the database, as without a copy;
+//! an echo missing for [`FRESH`] ends the connection, and a new one
+//! loads everything again (after 1 s, doubling to 30 s while it fails).
 //!
 //! A copy is served only where it cannot let anyone in whom the database
 //! would refuse ([`Replica::snapshot`]): an account it does not hold (a
@@ -22,9 +28,10 @@
 //! cannot be), only above the stored counter, and only while no lock
 //! stands (`login.rs`, `spend_step_sql`) — the checks that already cover
 //! the seconds a person takes to type a code after a snapshot read from
-//! the database. HOTP accounts are always read from the database: their
-//! check searches from the stored counter, which a spend moves without a
-//! notification.
+//! the database. Accounts with an HOTP token or a security key are
+//! always read from the database: their checks read the stored counter
+//! (HOTP searches from it; a key's counter going back is reported as a
+//! cloned key), which a spend moves without a notification.
 
 use super::client::{Heard, PgClient};
 use super::login::{credential_at, CREDENTIAL_COLUMNS};
@@ -39,11 +46,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use twofold_proto::Method;
 
-/// How often a quiet listening connection is asked for a sign of life.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How often the listener sends itself an echo.
+const HEARTBEAT: Duration = Duration::from_secs(2);
 
-/// How long a broken connection waits before the next attempt.
+/// How old the last echo back may be (from when it was sent) for the
+/// copy to be served; an echo missing this long ends the connection.
+const FRESH: Duration = Duration::from_secs(8);
+
+/// How long a broken connection waits before the next attempt, at first
+/// and at most (doubling in between, plus up to half again at random, so
+/// a fleet coming back after a restart does not reload all at once).
 const RETRY: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// What the triggers send when a table was emptied (`TRUNCATE`): no
+/// account name starts with `/`.
+const RELOAD: &str = "/reload";
 
 /// The channel schema 6's triggers notify on.
 const CHANNEL: &str = "twofold_accounts";
@@ -65,7 +83,8 @@ struct State {
     /// Whether the copy is whole: loaded after `LISTEN` took effect, and
     /// every notification since applied.
     live: bool,
-    /// When the listening connection last answered.
+    /// When the last echo that came back was sent: every change committed
+    /// before then is in the copy.
     heard: Option<Instant>,
     /// Accounts with at least one credential.
     accounts: HashMap<String, Account>,
@@ -76,8 +95,8 @@ pub(crate) struct Replica {
     state: Arc<Mutex<State>>,
     stop: UnboundedSender<Heard>,
     thread: Option<std::thread::JoinHandle<()>>,
-    /// Past this since the last answer, the copy is not served.
-    stale_after: Duration,
+    /// Told when the listener thread ends.
+    ended: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 /// What the replica is: for `twofold doctor` and the tests.
@@ -103,7 +122,7 @@ impl Replica {
     pub fn start(dial: Dial, clock: Arc<dyn Clock>, log: Logger) -> std::io::Result<Replica> {
         let state = Arc::new(Mutex::new(State::default()));
         let (stop, notes) = unbounded_channel();
-        let stale_after = HEARTBEAT * 2 + dial.deadline;
+        let (end, ended) = std::sync::mpsc::channel();
         let listener = Listener {
             state: state.clone(),
             notes,
@@ -115,12 +134,15 @@ impl Replica {
         };
         let thread = std::thread::Builder::new()
             .name("twofoldd-replica".into())
-            .spawn(move || listener.run())?;
+            .spawn(move || {
+                listener.run();
+                let _ = end.send(());
+            })?;
         Ok(Replica {
             state,
             stop,
             thread: Some(thread),
-            stale_after,
+            ended: Mutex::new(ended),
         })
     }
 
@@ -138,20 +160,23 @@ impl Replica {
     }
 
     fn usable(&self, s: &State) -> bool {
-        s.live && s.heard.is_some_and(|h| h.elapsed() <= self.stale_after)
+        s.live && s.heard.is_some_and(|h| h.elapsed() <= FRESH)
     }
 
     /// `user`'s snapshot from `source` at `now` from the copy, or `None`
-    /// when it must be read from the database: the copy is not live, does
-    /// not hold the account, holds a lock on it, or the account has an
-    /// HOTP token (see the module's comment).
+    /// when it must be read from the database: the copy is not fresh,
+    /// does not hold the account, holds a lock on it, or the account has a
+    /// credential whose check reads its counter (see the module's comment).
     pub fn snapshot(&self, user: &str, source: &str, now: u64) -> Option<Snapshot> {
         let s = self.state();
         if !self.usable(&s) {
             return None;
         }
         let a = s.accounts.get(user)?;
-        if a.credentials.iter().any(|c| c.method == Method::HOTP) {
+        if a.credentials
+            .iter()
+            .any(|c| c.method == Method::HOTP || c.method == Method::FIDO2)
+        {
             return None;
         }
         let locked = a
@@ -176,10 +201,17 @@ impl Replica {
 }
 
 impl Drop for Replica {
+    /// Stops the listener; waits for it a second at most (a connection
+    /// being opened, or a call the server does not answer, may hold it up
+    /// to its deadline: it then ends by itself, and a daemon stopping does
+    /// not wait for it).
     fn drop(&mut self) {
         let _ = self.stop.send(Heard::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let ended = self.ended.get_mut().unwrap_or_else(|e| e.into_inner());
+        if ended.recv_timeout(Duration::from_secs(1)).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -220,6 +252,7 @@ impl Listener {
             return;
         };
         let mut said_lost = false;
+        let mut retry = RETRY;
         loop {
             let why = match self.session() {
                 Ended::Stopped => return,
@@ -228,8 +261,12 @@ impl Listener {
             let was_live = {
                 let mut s = self.state();
                 s.accounts = HashMap::new();
+                s.heard = None;
                 std::mem::replace(&mut s.live, false)
             };
+            if was_live {
+                retry = RETRY;
+            }
             if was_live || !said_lost {
                 said_lost = true;
                 self.log.event(
@@ -242,7 +279,8 @@ impl Listener {
                 );
             }
             // Reports of the connection that ended are old news.
-            let until = Instant::now() + RETRY;
+            let until = Instant::now() + jittered(retry);
+            retry = (retry * 2).min(RETRY_MAX);
             loop {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -258,7 +296,9 @@ impl Listener {
     }
 
     /// One connection: `LISTEN`, load everything, then apply what is
-    /// heard until the connection ends or the replica stops.
+    /// heard, and send an echo every [`HEARTBEAT`], until the connection
+    /// ends, an echo does not come back within [`FRESH`], or the replica
+    /// stops.
     fn session(&mut self) -> Ended {
         self.tag += 1;
         let tag = self.tag;
@@ -271,7 +311,14 @@ impl Listener {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e.to_string()),
         };
-        if let Err(e) = c.batch_execute(&format!("LISTEN {CHANNEL}")) {
+        // The echo's channel is this connection's alone (no other
+        // listener hears it), its payload a number in sequence.
+        let mut nonce = [0u8; 8];
+        if crate::crypto::keys::random_bytes(&mut nonce).is_err() {
+            return Ended::Lost("no random bytes for the echo's channel".into());
+        }
+        let echo_channel = format!("twofold_echo_{:016x}", u64::from_le_bytes(nonce));
+        if let Err(e) = c.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {echo_channel}")) {
             return Ended::Lost(StoreError::from(e).to_string());
         }
         let all = match load_all(&mut c, self.clock.now()) {
@@ -283,61 +330,114 @@ impl Listener {
             let mut s = self.state();
             s.accounts = all;
             s.live = true;
-            s.heard = Some(Instant::now());
         }
-        self.log.event(
-            "store_replica",
-            &[("state", "live"), ("accounts", &count.to_string())],
-        );
+        let mut said_live = false;
+        // The echo sent and not yet back: its number and when it was sent.
+        let mut seq = 0u64;
+        let mut pending: Option<(u64, Instant)> = None;
+        let mut next_echo = Instant::now();
         loop {
-            let first = match c.next_heard(&mut self.notes, HEARTBEAT) {
-                Some(Heard::Stop) => return Ended::Stopped,
-                Some(Heard::Closed(t)) if t == tag => {
-                    return Ended::Lost("postgres: connection lost".into())
+            let now = Instant::now();
+            if pending.is_none() && now >= next_echo {
+                seq += 1;
+                let sent = c.batch_execute(&format!("SELECT pg_notify('{echo_channel}', '{seq}')"));
+                if let Err(e) = sent {
+                    return Ended::Lost(StoreError::from(e).to_string());
                 }
-                Some(Heard::Changed(t, name)) if t == tag => name,
-                // An earlier connection's report.
-                Some(_) => continue,
-                None => {
-                    // Quiet: a sign of life, which also lets a lost
-                    // connection show itself.
-                    if let Err(e) = c.batch_execute("SELECT 1") {
-                        return Ended::Lost(StoreError::from(e).to_string());
-                    }
-                    self.state().heard = Some(Instant::now());
-                    continue;
+                pending = Some((seq, now));
+                next_echo = now + HEARTBEAT;
+            }
+            if let Some((_, sent)) = pending {
+                if sent.elapsed() > FRESH {
+                    return Ended::Lost(format!(
+                        "notifications do not arrive (no echo within {} s)",
+                        FRESH.as_secs()
+                    ));
                 }
+            }
+            let wait = next_echo
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100))
+                .min(HEARTBEAT);
+            let Some(first) = c.next_heard(&mut self.notes, wait) else {
+                continue;
             };
-            let mut names = BTreeSet::from([first]);
-            while let Ok(h) = self.notes.try_recv() {
+            // Everything heard so far, in order.
+            let mut names = BTreeSet::new();
+            let mut reload_all = false;
+            let mut echoed = None;
+            let mut next = Some(first);
+            while let Some(h) = next {
                 match h {
                     Heard::Stop => return Ended::Stopped,
                     Heard::Closed(t) if t == tag => {
                         return Ended::Lost("postgres: connection lost".into())
                     }
-                    Heard::Changed(t, name) if t == tag => {
-                        names.insert(name);
+                    Heard::Notified {
+                        tag: t,
+                        channel,
+                        payload,
+                    } if t == tag => {
+                        if channel == echo_channel {
+                            echoed = payload.parse::<u64>().ok();
+                        } else if payload == RELOAD {
+                            reload_all = true;
+                        } else {
+                            names.insert(payload);
+                        }
                     }
+                    // An earlier connection's report.
                     _ => {}
                 }
+                next = self.notes.try_recv().ok();
             }
-            let names: Vec<String> = names.into_iter().collect();
-            match load(&mut c, &names, self.clock.now()) {
-                Ok(fresh) => {
-                    let mut s = self.state();
-                    let mut fresh = fresh;
-                    for n in names {
-                        match fresh.remove(&n) {
-                            Some(a) => s.accounts.insert(n, a),
-                            None => s.accounts.remove(&n),
-                        };
-                    }
-                    s.heard = Some(Instant::now());
+            if reload_all {
+                match load_all(&mut c, self.clock.now()) {
+                    Ok(all) => self.state().accounts = all,
+                    Err(e) => return Ended::Lost(e.to_string()),
                 }
-                Err(e) => return Ended::Lost(e.to_string()),
+            } else if !names.is_empty() {
+                let names: Vec<String> = names.into_iter().collect();
+                match load(&mut c, &names, self.clock.now()) {
+                    Ok(mut fresh) => {
+                        let mut s = self.state();
+                        for n in names {
+                            match fresh.remove(&n) {
+                                Some(a) => s.accounts.insert(n, a),
+                                None => s.accounts.remove(&n),
+                            };
+                        }
+                    }
+                    Err(e) => return Ended::Lost(e.to_string()),
+                }
+            }
+            // Every change committed before the echo was sent came
+            // before it, and is applied now.
+            if let (Some(back), Some((want, sent))) = (echoed, pending) {
+                if back == want {
+                    self.state().heard = Some(sent);
+                    pending = None;
+                    if !said_live {
+                        said_live = true;
+                        self.log.event(
+                            "store_replica",
+                            &[("state", "live"), ("accounts", &count.to_string())],
+                        );
+                    }
+                }
             }
         }
     }
+}
+
+/// `d` plus up to half of it again, at random.
+fn jittered(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let r = match crate::crypto::keys::random_bytes(&mut b) {
+        Ok(()) => u16::from_le_bytes(b),
+        Err(_) => 0,
+    };
+    d + d.mul_f64(f64::from(r) / f64::from(u16::MAX) / 2.0)
 }
 
 /// Accounts read per query when loading everything: the rows in flight,
@@ -395,7 +495,7 @@ fn load(
         "SELECT username, method, bool_or(expires_at IS NULL), max(expires_at) FROM codes
          WHERE username = ANY($1) AND used_at IS NULL
            AND (expires_at IS NULL OR expires_at > $2)
-         GROUP BY username, method",
+         GROUP BY username, method ORDER BY username, method",
         &[&names, &now],
     )?;
     for r in &codes {

@@ -245,9 +245,11 @@ const MIGRATIONS: &[&str] = &[
     END $$;",
     // 6: every change to what a login's snapshot reads (an account's
     // credentials, its unused codes, its locks) is announced on channel
-    // `twofold_accounts` with the account's name, when it commits: each
-    // daemon's replica (`replica.rs`) reads that account again. A spend's
-    // own columns (`counter`, `last_used`) announce nothing.
+    // `twofold_accounts` with the account's name, when it commits, and
+    // `/reload` when one of those tables is emptied: each daemon's replica
+    // (`replica.rs`) reads that account (or everything) again. An update
+    // that changes none of what the snapshot reads announces nothing — a
+    // spend's own columns (`counter`, `last_used`) above all.
     "CREATE FUNCTION twofold_account_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF TG_OP <> 'INSERT' THEN
@@ -258,16 +260,38 @@ const MIGRATIONS: &[&str] = &[
         END IF;
         RETURN NULL;
     END $$;
-    CREATE TRIGGER credentials_changed
-        AFTER INSERT OR DELETE
-           OR UPDATE OF username, method, label, sealed, nonce, params, created_at, confirmed_at
-        ON credentials FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
-    CREATE TRIGGER codes_changed
-        AFTER INSERT OR DELETE OR UPDATE OF username, method, used_at, expires_at
-        ON codes FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
-    CREATE TRIGGER locks_changed
-        AFTER INSERT OR DELETE OR UPDATE OF username, source, until, cleared_at
-        ON locks FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();",
+    CREATE FUNCTION twofold_accounts_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('twofold_accounts', '/reload');
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER credentials_added_or_removed AFTER INSERT OR DELETE ON credentials
+        FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER credentials_changed AFTER UPDATE ON credentials FOR EACH ROW
+        WHEN ((OLD.username, OLD.method, OLD.label, OLD.sealed, OLD.nonce, OLD.params,
+               OLD.created_at, OLD.confirmed_at)
+              IS DISTINCT FROM
+              (NEW.username, NEW.method, NEW.label, NEW.sealed, NEW.nonce, NEW.params,
+               NEW.created_at, NEW.confirmed_at))
+        EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER codes_added_or_removed AFTER INSERT OR DELETE ON codes
+        FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER codes_changed AFTER UPDATE ON codes FOR EACH ROW
+        WHEN ((OLD.username, OLD.method, OLD.used_at, OLD.expires_at)
+              IS DISTINCT FROM (NEW.username, NEW.method, NEW.used_at, NEW.expires_at))
+        EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER locks_added_or_removed AFTER INSERT OR DELETE ON locks
+        FOR EACH ROW EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER locks_changed AFTER UPDATE ON locks FOR EACH ROW
+        WHEN ((OLD.username, OLD.source, OLD.until, OLD.cleared_at)
+              IS DISTINCT FROM (NEW.username, NEW.source, NEW.until, NEW.cleared_at))
+        EXECUTE FUNCTION twofold_account_changed();
+    CREATE TRIGGER credentials_emptied AFTER TRUNCATE ON credentials
+        FOR EACH STATEMENT EXECUTE FUNCTION twofold_accounts_emptied();
+    CREATE TRIGGER codes_emptied AFTER TRUNCATE ON codes
+        FOR EACH STATEMENT EXECUTE FUNCTION twofold_accounts_emptied();
+    CREATE TRIGGER locks_emptied AFTER TRUNCATE ON locks
+        FOR EACH STATEMENT EXECUTE FUNCTION twofold_accounts_emptied();",
 ];
 
 /// The schema version this build creates and understands.
