@@ -138,6 +138,12 @@ fn view(s: &Snapshot) -> View {
     )
 }
 
+/// Waits until A's replica serves `user` (from no source) what B reads
+/// from the database.
+fn serves_as_read(a: &PgStore, b: &PgStore, user: &str) {
+    serves(a, user, "", Some(&b.snapshot(user, "", T + 1).unwrap()));
+}
+
 /// Waits until A's replica serves `user` from `source` what the database
 /// gives (`Some`), or reads the database for it (`None`).
 fn serves(a: &PgStore, user: &str, source: &str, want: Option<&Snapshot>) {
@@ -281,12 +287,7 @@ fn a_replica_that_lost_its_connection_is_not_served_until_it_loaded_everything_a
     let db = PgDatabase::new();
     let (a, b) = hosts(&db);
     enroll(&b, "alice", 7, Method::TOTP, "SHA1:6:30");
-    serves(
-        &a,
-        "alice",
-        "",
-        Some(&b.snapshot("alice", "", T + 1).unwrap()),
-    );
+    serves_as_read(&a, &b, "alice");
     let killed = db.psql(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
          WHERE application_name = 'twofoldd-replica' AND datname = current_database()",
@@ -304,12 +305,7 @@ fn a_replica_that_lost_its_connection_is_not_served_until_it_loaded_everything_a
     assert!(a.replica_snapshot("alice", "", T + 1).is_none());
     // And it follows changes again.
     enroll(&b, "alice", 12, Method::TOTP, "SHA1:6:30");
-    serves(
-        &a,
-        "alice",
-        "",
-        Some(&b.snapshot("alice", "", T + 1).unwrap()),
-    );
+    serves_as_read(&a, &b, "alice");
 }
 
 /// The exact attack on a copy that has not heard yet, where no spend
@@ -362,12 +358,7 @@ fn a_copy_whose_notifications_stop_arriving_is_not_served_for_long() {
     let (a, b, proxy) = hosts_via(&db, Some(dir.path()));
     let proxy = proxy.unwrap();
     enroll(&b, "alice", 7, Method::TOTP, "SHA1:6:30");
-    serves(
-        &a,
-        "alice",
-        "",
-        Some(&b.snapshot("alice", "", T + 1).unwrap()),
-    );
+    serves_as_read(&a, &b, "alice");
     proxy.drop_notifications.store(true, Ordering::SeqCst);
     let dropped = Instant::now();
     b.remove("alice", Removal::All, None, T, vec![], vec![])
