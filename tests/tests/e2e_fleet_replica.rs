@@ -6,14 +6,16 @@
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use twofold_config::Seconds;
-use twofold_proto::{Request, Response, Secret};
+use twofold_config::{Seconds, SmtpTls};
+use twofold_proto::{Method, Request, Response, Secret};
 use twofold_tests::daemon::{
     config_in, login_at, login_service_at, open_tempdir, succeeded, DaemonProcess,
 };
+use twofold_tests::mailtest::{point_at, ALICE};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::pgproxy::in_front;
 use twofold_tests::postgres::PgDatabase;
+use twofold_tests::smtp::{Mode, SmtpServer};
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -165,4 +167,64 @@ fn a_copy_that_fell_behind_never_skips_a_factor_counts_a_right_code_wrong_or_mis
     let failures =
         db.psql("SELECT count(*) FROM audit WHERE username = 'carol' AND event = 'login_failure'");
     assert_eq!(failures.trim(), "1");
+}
+
+/// A lock made on A that B's copy has not heard of: a login on B that asks
+/// for a mailed code is refused, and nothing is mailed.
+#[test]
+fn a_copy_that_missed_a_lock_has_no_code_sent() {
+    let relay_dir = open_tempdir();
+    let relay = SmtpServer::start(relay_dir.path(), Mode::Plain, None, None);
+    let db = PgDatabase::new();
+    let keys = open_tempdir();
+    let (dir_a, dir_b, proxy_dir) = (open_tempdir(), open_tempdir(), open_tempdir());
+    let mut configs = Vec::new();
+    for (dir, name) in [(&dir_a, "host-a"), (&dir_b, "host-b")] {
+        let mut config = config_in(dir.path());
+        db.configure(&mut config);
+        config.store.host_name = Some(name.into());
+        config.daemon.master_key = keys.path().join("master.key");
+        point_at(&mut config, &relay, SmtpTls::Plain);
+        configs.push(config);
+    }
+    let proxy = in_front(&mut configs[1].store, proxy_dir.path());
+    let a = DaemonProcess::start(dir_a.path(), &configs[0]);
+    // Alice: TOTP, and her address confirmed by the mailed code.
+    let (_totp, _) = a.enroll_totp("alice");
+    let r = a.call(&Request::EnrollStart {
+        user: Some("alice".into()),
+        method: Method::EMAIL,
+        algorithm: None,
+        digits: None,
+        address: Some(ALICE.into()),
+        code: None,
+    });
+    assert!(matches!(r, Response::Done { .. }), "{r:?}");
+    let code = relay.nth_code(1).expect("the enrollment's code mail");
+    let r = a.call(&Request::EnrollConfirm {
+        user: Some("alice".into()),
+        method: Method::EMAIL,
+        code: Secret::from(code.as_str()),
+    });
+    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    let b = DaemonProcess::start(dir_b.path(), &configs[1]);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !b.log().contains("store_replica state=live accounts=1") {
+        assert!(Instant::now() < end, "{}", b.log());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proxy.hold_replica.store(true, Ordering::SeqCst);
+    let held = Instant::now();
+    for _ in 0..5 {
+        assert!(!succeeded(&login_at(a.socket(), "alice", &["000000"])));
+    }
+    assert!(locked(&login_at(a.socket(), "alice", &["000000"])));
+    let mails = relay.code_mails().len();
+    let seen = login_at(b.socket(), "alice", &["email"]);
+    assert!(locked(&seen), "asked for a mailed code on B: {seen:?}");
+    assert_eq!(relay.code_mails().len(), mails, "nothing mailed");
+    let took = held.elapsed();
+    assert!(took < Duration::from_secs(5), "on the held copy: {took:?}");
+    assert!(!b.log().contains("state=lost"), "{}", b.log());
+    proxy.hold_replica.store(false, Ordering::SeqCst);
 }

@@ -94,6 +94,19 @@ impl Login<'_, '_> {
         if self.sends.asks >= MAX_ASKS {
             return None;
         }
+        // A copy may not have heard of a lock made a moment ago on another
+        // host (the database's snapshot refuses a locked login before its
+        // prompt): nothing is sent to a locked account.
+        if matches!(check, Check::Factors(_, snap) if snap.copy) {
+            match self.lock_now() {
+                Ok(None) => {}
+                Ok(Some(l)) => {
+                    self.refuse_locked(l);
+                    return Some(false);
+                }
+                Err(()) => return Some(false),
+            }
+        }
         self.sends.asks += 1;
         if let Some(told) = self.sends.failed.clone() {
             self.log(
