@@ -252,6 +252,21 @@ impl PgClient {
         within!(self, |c| c.batch_execute(sql))
     }
 
+    /// Three prepared statements sent together (one round trip): their
+    /// rows, in order, or the first error.
+    pub fn query_three(
+        &mut self,
+        calls: [(&Statement, &[&(dyn ToSql + Sync)]); 3],
+    ) -> Result<[Vec<Row>; 3], PgError> {
+        let [(a, pa), (b, pb), (d, pd)] = calls;
+        within!(self, |c| async move {
+            let (ra, rb, rd) =
+                futures_util::future::try_join3(c.query(a, pa), c.query(b, pb), c.query(d, pd))
+                    .await?;
+            Ok([ra, rb, rd])
+        })
+    }
+
     /// The next of `notes` within `wait`, driving this connection (so its
     /// notifications arrive) meanwhile; `None` when none came.
     pub fn next_heard(

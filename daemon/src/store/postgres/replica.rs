@@ -44,6 +44,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio_postgres::types::ToSql;
 use twofold_proto::Method;
 
 /// How often the listener sends itself an echo.
@@ -321,7 +322,11 @@ impl Listener {
         if let Err(e) = c.batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {echo_channel}")) {
             return Ended::Lost(StoreError::from(e).to_string());
         }
-        let all = match load_all(&mut c, self.clock.now()) {
+        let loads = match Loads::prepare(&mut c) {
+            Ok(l) => l,
+            Err(e) => return Ended::Lost(e.to_string()),
+        };
+        let all = match load_all(&mut c, &loads, self.clock.now()) {
             Ok(all) => all,
             Err(e) => return Ended::Lost(e.to_string()),
         };
@@ -392,13 +397,13 @@ impl Listener {
                 next = self.notes.try_recv().ok();
             }
             if reload_all {
-                match load_all(&mut c, self.clock.now()) {
+                match load_all(&mut c, &loads, self.clock.now()) {
                     Ok(all) => self.state().accounts = all,
                     Err(e) => return Ended::Lost(e.to_string()),
                 }
             } else if !names.is_empty() {
                 let names: Vec<String> = names.into_iter().collect();
-                match load(&mut c, &names, self.clock.now()) {
+                match load(&mut c, &loads, &names, self.clock.now()) {
                     Ok(mut fresh) => {
                         let mut s = self.state();
                         for n in names {
@@ -444,9 +449,44 @@ fn jittered(d: Duration) -> Duration {
 /// and the memory they take while being read, stay bounded.
 const PAGE: i64 = 500;
 
+/// The statements that read accounts by name, prepared once per
+/// connection: a reload is then one round trip (the three sent together).
+struct Loads {
+    credentials: tokio_postgres::Statement,
+    codes: tokio_postgres::Statement,
+    locks: tokio_postgres::Statement,
+}
+
+impl Loads {
+    fn prepare(c: &mut PgClient) -> Result<Loads, StoreError> {
+        Ok(Loads {
+            credentials: c.prepare(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.username = ANY($1)
+                 ORDER BY c.username, c.created_at, c.id"
+            ))?,
+            codes: c.prepare(
+                "SELECT username, method, bool_or(expires_at IS NULL), max(expires_at)
+                 FROM codes
+                 WHERE username = ANY($1) AND used_at IS NULL
+                   AND (expires_at IS NULL OR expires_at > $2)
+                 GROUP BY username, method ORDER BY username, method",
+            )?,
+            locks: c.prepare(
+                "SELECT username, source, max(until) FROM locks
+                 WHERE username = ANY($1) AND cleared_at IS NULL AND until > $2
+                 GROUP BY username, source",
+            )?,
+        })
+    }
+}
+
 /// Every account with a credential, read at `now`, a page at a time (each
 /// page its own snapshot: what changes after a page was read is notified).
-fn load_all(c: &mut PgClient, now: u64) -> Result<HashMap<String, Account>, StoreError> {
+fn load_all(
+    c: &mut PgClient,
+    loads: &Loads,
+    now: u64,
+) -> Result<HashMap<String, Account>, StoreError> {
     let mut accounts = HashMap::new();
     let mut after = String::new();
     loop {
@@ -463,7 +503,7 @@ fn load_all(c: &mut PgClient, now: u64) -> Result<HashMap<String, Account>, Stor
             return Ok(accounts);
         };
         after = last.clone();
-        accounts.extend(load(c, &names, now)?);
+        accounts.extend(load(c, loads, &names, now)?);
     }
 }
 
@@ -471,18 +511,19 @@ fn load_all(c: &mut PgClient, now: u64) -> Result<HashMap<String, Account>, Stor
 /// or code that ended before it is left out).
 fn load(
     c: &mut PgClient,
+    loads: &Loads,
     names: &[String],
     now: u64,
 ) -> Result<HashMap<String, Account>, StoreError> {
     let now = to_db(now);
     let mut accounts: HashMap<String, Account> = HashMap::new();
-    let creds = c.query(
-        &*format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials c WHERE c.username = ANY($1)
-             ORDER BY c.username, c.created_at, c.id"
-        ),
-        &[&names],
-    )?;
+    let by_name: &[&(dyn ToSql + Sync)] = &[&names];
+    let by_name_at: &[&(dyn ToSql + Sync)] = &[&names, &now];
+    let [creds, codes, locks] = c.query_three([
+        (&loads.credentials, by_name),
+        (&loads.codes, by_name_at),
+        (&loads.locks, by_name_at),
+    ])?;
     for r in &creds {
         let cred = credential_at(r, 0)?;
         accounts
@@ -491,13 +532,6 @@ fn load(
             .credentials
             .push(cred);
     }
-    let codes = c.query(
-        "SELECT username, method, bool_or(expires_at IS NULL), max(expires_at) FROM codes
-         WHERE username = ANY($1) AND used_at IS NULL
-           AND (expires_at IS NULL OR expires_at > $2)
-         GROUP BY username, method ORDER BY username, method",
-        &[&names, &now],
-    )?;
     for r in &codes {
         if let Some(a) = accounts.get_mut(r.get::<_, &str>(0)) {
             let never: bool = r.get(2);
@@ -508,12 +542,6 @@ fn load(
             ));
         }
     }
-    let locks = c.query(
-        "SELECT username, source, max(until) FROM locks
-         WHERE username = ANY($1) AND cleared_at IS NULL AND until > $2
-         GROUP BY username, source",
-        &[&names, &now],
-    )?;
     for r in &locks {
         if let Some(a) = accounts.get_mut(r.get::<_, &str>(0)) {
             a.locks.push((r.get(1), from_db(r.get(2))));
