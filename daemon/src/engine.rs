@@ -268,7 +268,7 @@ impl Shared {
     /// Whether the user has anything a login can check.
     pub fn has_login_factor(&self, user: &str) -> Result<bool, StoreError> {
         let snap = self.store.snapshot(user, "", self.now())?;
-        Ok(self.factors.all().any(|f| f.usable(&snap)))
+        Ok(self.factors.any_usable(&snap))
     }
 }
 

@@ -453,6 +453,25 @@ pub fn bin_path(name: &str) -> PathBuf {
     p
 }
 
+/// A daemon requests can be sent to: in process ([`TestDaemon`]) or a
+/// child process ([`DaemonProcess`]).
+pub trait Calls {
+    /// One request on a fresh connection.
+    fn call(&self, req: &Request) -> Response;
+}
+
+impl Calls for TestDaemon {
+    fn call(&self, req: &Request) -> Response {
+        TestDaemon::call(self, req)
+    }
+}
+
+impl Calls for DaemonProcess {
+    fn call(&self, req: &Request) -> Response {
+        DaemonProcess::call(self, req)
+    }
+}
+
 /// Whether the login whose responses are `seen` ended in `Success`.
 pub fn succeeded(seen: &[Response]) -> bool {
     matches!(seen.last(), Some(Response::Success))

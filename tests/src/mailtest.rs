@@ -4,7 +4,7 @@
 //! protocol, and the check that no code sent ever shows up in a captured
 //! stream.
 
-use crate::daemon::TestDaemon;
+use crate::daemon::{Calls, TestDaemon};
 use crate::http::HttpRecorder;
 use crate::smtp::SmtpServer;
 use std::os::unix::fs::PermissionsExt;
@@ -48,7 +48,7 @@ pub fn sms_code(rec: &HttpRecorder, n: usize) -> String {
 
 /// Starts `user`'s enrollment of `destination` for `method` as root (an
 /// admin acting for them: no code needed).
-pub fn start_destination(d: &TestDaemon, user: &str, method: Method, destination: &str) {
+pub fn start_destination(d: &impl Calls, user: &str, method: Method, destination: &str) {
     let r = d.call(&Request::EnrollStart {
         user: Some(user.into()),
         method,
@@ -61,7 +61,7 @@ pub fn start_destination(d: &TestDaemon, user: &str, method: Method, destination
 }
 
 /// Confirms `user`'s pending `method` destination with `code`.
-pub fn confirm_destination(d: &TestDaemon, user: &str, method: Method, code: &str) {
+pub fn confirm_destination(d: &impl Calls, user: &str, method: Method, code: &str) {
     let r = d.call(&Request::EnrollConfirm {
         user: Some(user.into()),
         method,
@@ -76,7 +76,7 @@ pub fn confirm_destination(d: &TestDaemon, user: &str, method: Method, code: &st
 /// Enrolls `user`'s `address` (as root), reading the code from the
 /// `n`th code mail `s` receives; returns that code.
 pub fn enroll_address(
-    d: &TestDaemon,
+    d: &impl Calls,
     s: &SmtpServer,
     user: &str,
     address: &str,
@@ -90,7 +90,7 @@ pub fn enroll_address(
 
 /// Enrolls alice's [`PHONE`] (as root), reading the code from the newest
 /// request `rec` receives; returns that code.
-pub fn enroll_phone(d: &TestDaemon, rec: &HttpRecorder, user: &str) -> String {
+pub fn enroll_phone(d: &impl Calls, rec: &HttpRecorder, user: &str) -> String {
     let before = rec.requests().len();
     start_destination(d, user, Method::SMS, PHONE);
     let code = sms_code(rec, before + 1);

@@ -8,9 +8,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 use twofold_config::SmtpTls;
-use twofold_proto::{Client, Method, Request, Response, Secret};
+use twofold_proto::{Client, Request, Response, Secret};
 use twofold_tests::daemon::{config_in, open_tempdir, DaemonProcess};
-use twofold_tests::mailtest::{point_at, ALICE};
+use twofold_tests::mailtest::{enroll_address, point_at, ALICE};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::postgres::PgDatabase;
 use twofold_tests::smtp::{Mode, SmtpServer};
@@ -76,22 +76,7 @@ fn enroll_alice(host: &DaemonProcess, relay: &SmtpServer) -> Vec<String> {
         Response::BackupCodes { codes } => codes.iter().map(|c| c.expose().to_owned()).collect(),
         other => panic!("enroll confirm: {other:?}"),
     };
-    let r = host.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(ALICE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = relay.nth_code(1).expect("the enrollment's code mail");
-    let r = host.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        code: Secret::from(code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    enroll_address(host, relay, "alice", ALICE, 1);
     backup
 }
 

@@ -7,11 +7,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use twofold_config::{Seconds, SmtpTls};
-use twofold_proto::{Method, Request, Response, Secret};
+use twofold_proto::{Request, Response, Secret};
 use twofold_tests::daemon::{
     config_in, login_at, login_service_at, open_tempdir, succeeded, DaemonProcess,
 };
-use twofold_tests::mailtest::{point_at, ALICE};
+use twofold_tests::mailtest::{enroll_address, point_at, ALICE};
 use twofold_tests::otp::oathtool_totp;
 use twofold_tests::pgproxy::in_front;
 use twofold_tests::postgres::PgDatabase;
@@ -191,22 +191,7 @@ fn a_copy_that_missed_a_lock_has_no_code_sent() {
     let a = DaemonProcess::start(dir_a.path(), &configs[0]);
     // Alice: TOTP, and her address confirmed by the mailed code.
     let (_totp, _) = a.enroll_totp("alice");
-    let r = a.call(&Request::EnrollStart {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        algorithm: None,
-        digits: None,
-        address: Some(ALICE.into()),
-        code: None,
-    });
-    assert!(matches!(r, Response::Done { .. }), "{r:?}");
-    let code = relay.nth_code(1).expect("the enrollment's code mail");
-    let r = a.call(&Request::EnrollConfirm {
-        user: Some("alice".into()),
-        method: Method::EMAIL,
-        code: Secret::from(code.as_str()),
-    });
-    assert!(matches!(r, Response::BackupCodes { .. }), "{r:?}");
+    enroll_address(&a, &relay, "alice", ALICE, 1);
     let b = DaemonProcess::start(dir_b.path(), &configs[1]);
     let end = Instant::now() + Duration::from_secs(10);
     while !b.log().contains("store_replica state=live accounts=1") {

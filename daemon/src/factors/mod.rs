@@ -485,6 +485,11 @@ impl Registry {
         self.all().find_map(|f| f.enrollment().map(|e| (f, e)))
     }
 
+    /// Whether any factor can check a login of the account `snap` shows.
+    pub fn any_usable(&self, snap: &Snapshot) -> bool {
+        self.all().any(|f| f.usable(snap))
+    }
+
     /// The methods `snap` lets the user answer a login with.
     pub fn usable(&self, snap: &Snapshot) -> Vec<Method> {
         self.all()

@@ -786,9 +786,9 @@ fn resolve(conn: &mut Conn<'_>, typed: &Begin) -> Option<(Account, Option<Snapsh
         match engine
             .store
             .login_snapshot(&typed.user, &source, engine.now(), &|s| {
-                engine.factors.all().any(|f| f.usable(s))
+                engine.factors.any_usable(s)
             }) {
-            Ok(snap) if engine.factors.all().any(|f| f.usable(&snap)) => {
+            Ok(snap) if engine.factors.any_usable(&snap) => {
                 let account = Account {
                     name: typed.user.clone(),
                     uid: None,
@@ -850,7 +850,7 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
         (resolved, typed_snapshot)
     } else {
         let own = match &typed_snapshot {
-            Some(s) => Ok(engine.factors.all().any(|f| f.usable(s))),
+            Some(s) => Ok(engine.factors.any_usable(s)),
             None => engine.has_login_factor(&typed.user),
         };
         match own {
@@ -875,18 +875,17 @@ pub(crate) fn run(conn: &mut Conn<'_>, typed: &Begin) {
         Decision::Exempt { why } => return l.skip(&why),
         Decision::Mfa(e) => e,
     };
-    let snap = match pre {
+    let mut snap = match pre {
         Some(s) => s,
         None => match engine
             .store
             .login_snapshot(&b.user, &l.source, engine.now(), &|s| {
-                engine.factors.all().any(|f| f.usable(s))
+                engine.factors.any_usable(s)
             }) {
             Ok(s) => s,
             Err(e) => return l.unavailable(&e),
         },
     };
-    let mut snap = snap;
     if snap.copy {
         // A copy that allows nothing here may not have heard of a factor
         // enrolled a moment ago: the database decides a denial. And a
